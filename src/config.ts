@@ -1,0 +1,204 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { z } from 'zod';
+import { FaveFailure, faveError } from './errors.ts';
+
+/** The stages of the pipeline, by the key the machine uses, with their default function names. */
+export const STAGE_KEYS = ['ffmpeg0', 'librosa', 'ffmpeg1', 'ffmpeg2', 'deepspeech', 'ffmpeg3', 'detector'] as const;
+export type StageKey = (typeof STAGE_KEYS)[number];
+
+export const DEFAULT_STAGE_NAMES: Record<StageKey, string> = {
+  ffmpeg0: 'stage-ffmpeg-0',
+  librosa: 'stage-librosa',
+  ffmpeg1: 'stage-ffmpeg-1',
+  ffmpeg2: 'stage-ffmpeg-2',
+  deepspeech: 'stage-deepspeech',
+  ffmpeg3: 'stage-ffmpeg-3',
+  detector: 'stage-object-detector',
+};
+
+const STAGE_NAME_ENV: Record<StageKey, string> = {
+  ffmpeg0: 'STAGE_FFMPEG_0',
+  librosa: 'STAGE_LIBROSA',
+  ffmpeg1: 'STAGE_FFMPEG_1',
+  ffmpeg2: 'STAGE_FFMPEG_2',
+  deepspeech: 'STAGE_DEEPSPEECH',
+  ffmpeg3: 'STAGE_FFMPEG_3',
+  detector: 'STAGE_OBJECT_DETECTOR',
+};
+
+export const RetryPolicySchema = z.strictObject({
+  max_attempts: z.number().int().min(1).max(50),
+  base_delay_ms: z.number().int().min(0),
+  max_delay_ms: z.number().int().min(0),
+});
+export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+
+/** A profile: timeouts, retry policy, concurrency, tolerated failures and the replica regime. */
+export const ProfileSchema = z.strictObject({
+  stage_timeout_s: z.number().positive(),
+  stage_timeouts_s: z.partialRecord(z.enum(STAGE_KEYS), z.number().positive()),
+  request_deadline_s: z.number().positive(),
+  retry: RetryPolicySchema,
+  max_concurrency: z.number().int().min(1).max(1024),
+  tolerated_failure_pct: z.number().min(0).max(100),
+  replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }),
+});
+export type Profile = z.infer<typeof ProfileSchema>;
+
+export const PartialProfileSchema = ProfileSchema.partial().extend({
+  retry: RetryPolicySchema.partial().optional(),
+  replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }).optional(),
+});
+type PartialProfile = z.infer<typeof PartialProfileSchema>;
+
+const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
+  default: {},
+  // Scaling from zero answers 502/503 for a while: give it more attempts and longer backoff.
+  cold: { replicas: { min: 0, max: 5 }, retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000 } },
+  warm: { replicas: { min: 1, max: 5 } },
+  'burst-ready': { replicas: { min: 3, max: 10 } },
+};
+
+const envBoolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'TRUE', 'FALSE', 'True', 'False'])
+  .transform((v) => ['true', '1', 'yes'].includes(v.toLowerCase()));
+
+const envInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const EnvSchema = z.object({
+  GATEWAY_URL: z.url({ protocol: /^https?$/ }).optional(),
+  ARTIFACT_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name').default('fave-artifacts'),
+  ARTIFACT_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  ARTIFACT_REGION: z.string().min(1).default('us-east-1'),
+  ARTIFACT_ACCESS_KEY: z.string().min(1).optional(),
+  ARTIFACT_SECRET_KEY: z.string().min(1).optional(),
+  FAVE_STORE: z.enum(['fs', 's3']).optional(),
+  FAVE_DATA_DIR: z.string().min(1).default('./.fave'),
+  CONFIG_PROFILE: z.string().min(1).default('default'),
+  FAVE_PROFILES_FILE: z.string().min(1).optional(),
+  MAX_CONCURRENT_INVOCATIONS: envInt(1, 1024).default(16),
+  PROCESS_MAX_CONCURRENT_INVOCATIONS: envInt(1, 4096).default(256),
+  STAGE_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+  REQUEST_DEADLINE_SECONDS: z.coerce.number().positive().default(6 * 3600),
+  RETRY_MAX_ATTEMPTS: envInt(1, 50).default(4),
+  RETRY_BASE_DELAY_MS: envInt(0, 600_000).default(200),
+  RETRY_MAX_DELAY_MS: envInt(0, 3_600_000).default(10_000),
+  TOLERATED_FAILURE_PCT: z.coerce.number().min(0).max(100).default(0),
+  ENABLE_OBJECT_DETECTOR: envBoolean.default(true),
+  PERSIST_INTERVAL_MS: envInt(0, 3_600_000).default(1000),
+  BASIC_AUTH_USER: z.string().optional(),
+  BASIC_AUTH_PASSWORD: z.string().optional(),
+  OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
+});
+
+export interface Config {
+  gatewayUrl: string | null;
+  gatewayAuth: { user: string; password: string } | null;
+  store:
+    | { kind: 'fs'; dataDir: string; bucket: string }
+    | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
+  bucket: string;
+  profileName: string;
+  profiles: Record<string, Profile>;
+  stageNames: Record<StageKey, string>;
+  detectorEnabled: boolean;
+  processMaxConcurrency: number;
+  persistIntervalMs: number;
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+}
+
+function readSecret(dir: string, name: string): string | undefined {
+  const path = `${dir}/${name}`;
+  if (!existsSync(path)) return undefined;
+  return readFileSync(path, 'utf8').trim() || undefined;
+}
+
+function badConfig(variable: string, problem: string): FaveFailure {
+  return new FaveFailure(faveError('BAD_CONFIG', `${variable} ${problem}`));
+}
+
+function mergeProfile(base: Profile, over: PartialProfile): Profile {
+  return {
+    ...base,
+    ...over,
+    stage_timeouts_s: { ...base.stage_timeouts_s, ...over.stage_timeouts_s },
+    retry: { ...base.retry, ...over.retry },
+    replicas: over.replicas ?? base.replicas,
+  } as Profile;
+}
+
+/** Reads and validates the environment; the error names the offending variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw badConfig(String(issue.path[0] ?? 'environment'), `is invalid: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const base: Profile = {
+    stage_timeout_s: e.STAGE_TIMEOUT_SECONDS,
+    stage_timeouts_s: {},
+    request_deadline_s: e.REQUEST_DEADLINE_SECONDS,
+    retry: { max_attempts: e.RETRY_MAX_ATTEMPTS, base_delay_ms: e.RETRY_BASE_DELAY_MS, max_delay_ms: e.RETRY_MAX_DELAY_MS },
+    max_concurrency: e.MAX_CONCURRENT_INVOCATIONS,
+    tolerated_failure_pct: e.TOLERATED_FAILURE_PCT,
+    replicas: { min: 0, max: 5 },
+  };
+  const partials: Record<string, PartialProfile> = { ...BUILT_IN_PROFILES };
+  if (e.FAVE_PROFILES_FILE) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(e.FAVE_PROFILES_FILE, 'utf8'));
+    } catch (err) {
+      throw badConfig('FAVE_PROFILES_FILE', `cannot be read as JSON: ${(err as Error).message}`);
+    }
+    const file = z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), PartialProfileSchema).safeParse(raw);
+    if (!file.success) {
+      const issue = file.error.issues[0]!;
+      throw badConfig('FAVE_PROFILES_FILE', `is invalid at ${issue.path.join('.')}: ${issue.message}`);
+    }
+    Object.assign(partials, file.data);
+  }
+  const profiles = Object.fromEntries(Object.entries(partials).map(([name, p]) => [name, mergeProfile(base, p)]));
+  if (!profiles[e.CONFIG_PROFILE]) {
+    throw badConfig('CONFIG_PROFILE', `names an unknown profile "${e.CONFIG_PROFILE}" (known: ${Object.keys(profiles).join(', ')})`);
+  }
+  const stageNames = Object.fromEntries(
+    STAGE_KEYS.map((key) => [key, (e as Record<string, unknown>)[STAGE_NAME_ENV[key]] ?? DEFAULT_STAGE_NAMES[key]]),
+  ) as Record<StageKey, string>;
+
+  const secretsDir = e.OPENFAAS_SECRETS_DIR;
+  const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user');
+  const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password');
+  const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
+  return {
+    gatewayUrl: e.GATEWAY_URL ? e.GATEWAY_URL.replace(/\/+$/, '') : null,
+    gatewayAuth: user && password ? { user, password } : null,
+    store:
+      storeKind === 'fs'
+        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET }
+        : {
+            kind: 's3',
+            bucket: e.ARTIFACT_BUCKET,
+            endpoint: e.ARTIFACT_ENDPOINT ?? null,
+            region: e.ARTIFACT_REGION,
+            accessKeyId: e.ARTIFACT_ACCESS_KEY ?? readSecret(secretsDir, 'artifact-access-key') ?? null,
+            secretAccessKey: e.ARTIFACT_SECRET_KEY ?? readSecret(secretsDir, 'artifact-secret-key') ?? null,
+          },
+    bucket: e.ARTIFACT_BUCKET,
+    profileName: e.CONFIG_PROFILE,
+    profiles,
+    stageNames,
+    detectorEnabled: e.ENABLE_OBJECT_DETECTOR,
+    processMaxConcurrency: e.PROCESS_MAX_CONCURRENT_INVOCATIONS,
+    persistIntervalMs: e.PERSIST_INTERVAL_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** The timeout of one stage call under a profile, in milliseconds. */
+export function stageTimeoutMs(profile: Profile, stage: StageKey): number {
+  return (profile.stage_timeouts_s[stage] ?? profile.stage_timeout_s) * 1000;
+}

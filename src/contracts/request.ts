@@ -1,0 +1,21 @@
+import { z } from 'zod';
+
+/** DESIGN §4: anything else is rejected before a storage key is built from it. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+export const RequestIdSchema = z
+  .string()
+  .regex(REQUEST_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
+
+export const PipelineRequestSchema = z.strictObject({
+  video_uri: z.string().trim().min(1, 'must not be empty'),
+  query: z
+    .string()
+    .max(1000, 'must be at most 1000 characters')
+    .nullish()
+    .transform((q) => (q && q.trim() ? q.trim() : null)),
+  profile: z.string().min(1).nullish().transform((p) => p ?? null),
+  request_id: RequestIdSchema.nullish().transform((id) => id ?? null),
+});
+export type PipelineRequestInput = z.input<typeof PipelineRequestSchema>;
+export type PipelineRequest = z.infer<typeof PipelineRequestSchema>;

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+/** final.json and the `result` of a synchronous HTTP answer (DESIGN §5). */
+
+export const ObjectSummarySchema = z.object({
+  label: z.string(),
+  count: z.number().int(),
+  max_confidence: z.number(),
+  frames: z.array(z.number().int()),
+});
+export type ObjectSummary = z.infer<typeof ObjectSummarySchema>;
+
+export const ErrorSchema = z.looseObject({
+  code: z.string(),
+  message: z.string(),
+  stage: z.string().optional(),
+  clip_index: z.number().optional(),
+  frame_index: z.number().optional(),
+  attempts: z.number().optional(),
+  http_status: z.number().optional(),
+});
+
+export const ClipResultSchema = z.object({
+  index: z.number().int(),
+  start_s: z.number().nullable(),
+  end_s: z.number().nullable(),
+  uri: z.string(),
+  transcript: z.string().nullable(),
+  transcript_note: z.string().nullable(),
+  objects: z.array(ObjectSummarySchema),
+  objects_note: z.string().nullable(),
+  frames: z.number().int(),
+  status: z.enum(['done', 'failed']),
+  error: ErrorSchema.nullable(),
+});
+export type ClipResult = z.infer<typeof ClipResultSchema>;
+
+export const MatchReasonSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('object'), label: z.string(), confidence: z.number() }),
+  z.object({ type: z.literal('transcript'), word: z.string() }),
+]);
+export type MatchReason = z.infer<typeof MatchReasonSchema>;
+
+export const MatchSchema = z.object({
+  clip_index: z.number().int(),
+  start_s: z.number().nullable(),
+  end_s: z.number().nullable(),
+  score: z.number(),
+  reasons: z.array(MatchReasonSchema),
+});
+export type Match = z.infer<typeof MatchSchema>;
+
+export const StageSummarySchema = z.object({
+  count: z.number().int(),
+  failures: z.number().int(),
+  retries: z.number().int(),
+  p50_ms: z.number(),
+  p95_ms: z.number(),
+  max_ms: z.number(),
+  cold_starts: z.number().int(),
+  cost_units: z.number(),
+});
+export type StageSummary = z.infer<typeof StageSummarySchema>;
+
+export const MetricsSummarySchema = z.object({
+  wall_ms: z.number(),
+  invocations: z.number().int(),
+  retries: z.number().int(),
+  cold_starts: z.number().int(),
+  cost_units: z.number(),
+  stages: z.record(z.string(), StageSummarySchema),
+});
+export type MetricsSummary = z.infer<typeof MetricsSummarySchema>;
+
+export const FinalResultSchema = z.object({
+  request_id: z.string(),
+  status: z.enum(['COMPLETED', 'FAILED']),
+  video_uri: z.string(),
+  query: z.string().nullable(),
+  profile: z.string(),
+  partial: z.boolean(),
+  clips: z.array(ClipResultSchema),
+  matches: z.array(MatchSchema),
+  failed_clips: z.array(z.object({ clip_index: z.number().int(), error: ErrorSchema })),
+  error: ErrorSchema.nullable(),
+  metrics: MetricsSummarySchema,
+});
+export type FinalResult = z.infer<typeof FinalResultSchema>;

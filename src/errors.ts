@@ -1,0 +1,77 @@
+/**
+ * Errors are plain JSON values (they are persisted in state.json), with a code a program can
+ * branch on, a message a person can act on, and the stage/clip/frame they concern.
+ */
+export const ErrorCodes = [
+  'BAD_REQUEST',
+  'BAD_CONFIG',
+  'INPUT_NOT_FOUND',
+  'INPUT_IMPORT_FAILED',
+  'STAGE_NOT_FOUND',
+  'STAGE_HTTP_ERROR',
+  'STAGE_UNAVAILABLE',
+  'STAGE_TIMEOUT',
+  'STAGE_TRANSPORT',
+  'STAGE_REPORTED_ERROR',
+  'STAGE_CONTRACT',
+  'ARTIFACT_UNREADABLE',
+  'STORE_ERROR',
+  'STATE_CORRUPT',
+  'STATE_VERSION',
+  'LEASE_HELD',
+  'DEADLINE_EXCEEDED',
+  'TOO_MANY_FAILURES',
+  'CANCELLED',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export interface FaveError {
+  code: ErrorCode;
+  message: string;
+  stage?: string;
+  clip_index?: number;
+  frame_index?: number;
+  attempts?: number;
+  http_status?: number;
+  /** True when a retry may succeed (transport errors, timeouts, 408/429/5xx). */
+  transient?: boolean;
+}
+
+export function faveError(code: ErrorCode, message: string, where: Omit<FaveError, 'code' | 'message'> = {}): FaveError {
+  return { code, message, ...where };
+}
+
+/** Thrown wrapper so a FaveError can cross `throw` boundaries and come back out intact. */
+export class FaveFailure extends Error {
+  constructor(readonly error: FaveError) {
+    super(error.message);
+    this.name = `FaveFailure(${error.code})`;
+  }
+}
+
+export function isFaveError(value: unknown): value is FaveError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    typeof (value as { message?: unknown }).message === 'string'
+  );
+}
+
+/** Normalizes anything thrown into a FaveError; unknown throwables become INTERNAL. */
+export function toFaveError(value: unknown, where: Omit<FaveError, 'code' | 'message'> = {}): FaveError {
+  if (value instanceof FaveFailure) return { ...where, ...value.error };
+  if (isFaveError(value)) return { ...where, ...value };
+  const message = value instanceof Error ? value.message : String(value);
+  return { code: 'INTERNAL', message, ...where };
+}
+
+/** "stage-ffmpeg-2, clip 3, frame 7" */
+export function describeLocation(e: Pick<FaveError, 'stage' | 'clip_index' | 'frame_index'>): string {
+  const parts: string[] = [];
+  if (e.stage) parts.push(e.stage);
+  if (e.clip_index !== undefined) parts.push(`clip ${e.clip_index}`);
+  if (e.frame_index !== undefined) parts.push(`frame ${e.frame_index}`);
+  return parts.join(', ');
+}

@@ -1,0 +1,219 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { FaveFailure, faveError } from '../errors.ts';
+import {
+  notFound,
+  preconditionFailed,
+  type ObjectInfo,
+  type ObjectLocation,
+  type PutOptions,
+  type Store,
+  type StoreCapabilities,
+} from './store.ts';
+
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
+ * a temporary file that is renamed into place, so readers never see a torn object. Conditional
+ * writes are made atomic across processes with an O_EXCL lock file next to the object.
+ */
+export class FsStore implements Store {
+  readonly kind = 'fs' as const;
+  readonly root: string;
+
+  constructor(
+    root: string,
+    readonly bucket: string,
+  ) {
+    this.root = resolve(root);
+  }
+
+  async init(): Promise<StoreCapabilities> {
+    try {
+      await mkdir(join(this.root, this.bucket), { recursive: true });
+    } catch (err) {
+      throw new FaveFailure(faveError('STORE_ERROR', `FAVE_DATA_DIR ${this.root} is not writable: ${(err as Error).message}`));
+    }
+    return { conditionalWrites: true };
+  }
+
+  path(loc: ObjectLocation): string {
+    const full = resolve(this.root, loc.bucket, loc.key);
+    const rel = relative(this.root, full);
+    if (rel.startsWith('..') || rel.split(sep)[0] !== loc.bucket || loc.key.endsWith('/')) {
+      throw new FaveFailure(faveError('BAD_REQUEST', `object key escapes its bucket: ${loc.bucket}/${loc.key}`));
+    }
+    return full;
+  }
+
+  async get(loc: ObjectLocation): Promise<Buffer> {
+    try {
+      return await readFile(this.path(loc));
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
+  }
+
+  async getStream(loc: ObjectLocation): Promise<Readable> {
+    const path = this.path(loc);
+    await this.statOrThrow(loc);
+    return createReadStream(path);
+  }
+
+  async head(loc: ObjectLocation): Promise<ObjectInfo | null> {
+    try {
+      return infoOf(await stat(this.path(loc), { bigint: true }));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw this.mapError(err, loc);
+    }
+  }
+
+  async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
+    const path = this.path(loc);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = await this.writeTemp(path, body);
+    try {
+      if (options.ifNoneMatch === '*') {
+        // link() fails with EEXIST when the target exists: an atomic create-if-absent.
+        try {
+          await link(tmp, path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw preconditionFailed(loc);
+          throw err;
+        }
+        await unlink(tmp);
+        return infoOf(await stat(path, { bigint: true }));
+      }
+      if (options.ifMatch !== undefined) {
+        const ifMatch = options.ifMatch;
+        return await this.withLock(path, async () => {
+          const current = await this.head(loc);
+          if (!current || current.etag !== ifMatch) throw preconditionFailed(loc);
+          await rename(tmp, path);
+          return infoOf(await stat(path, { bigint: true }));
+        });
+      }
+      await rename(tmp, path);
+      return infoOf(await stat(path, { bigint: true }));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.mapError(err, loc);
+    }
+  }
+
+  async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {
+    const path = this.path(loc);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await pipeline(body, createWriteStream(tmp));
+      await rename(tmp, path);
+      return infoOf(await stat(path, { bigint: true }));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.mapError(err, loc);
+    }
+  }
+
+  async copy(from: ObjectLocation, to: ObjectLocation): Promise<ObjectInfo> {
+    const src = this.path(from);
+    await this.statOrThrow(from);
+    const dst = this.path(to);
+    await mkdir(dirname(dst), { recursive: true });
+    const tmp = `${dst}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await copyFile(src, tmp);
+      await rename(tmp, dst);
+      return infoOf(await stat(dst, { bigint: true }));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.mapError(err, to);
+    }
+  }
+
+  async list(bucket: string, prefix: string): Promise<string[]> {
+    const base = join(this.root, bucket);
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        const key = relative(base, full).split(sep).join('/');
+        if (entry.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
+        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock')) {
+          keys.push(key);
+        }
+      }
+    };
+    await walk(base);
+    return keys.sort();
+  }
+
+  async delete(loc: ObjectLocation): Promise<void> {
+    await rm(this.path(loc), { force: true });
+  }
+
+  async close(): Promise<void> {}
+
+  private async writeTemp(path: string, body: Buffer | string): Promise<string> {
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const handle = await open(tmp, 'wx');
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return tmp;
+  }
+
+  private async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const lock = `${path}.lock`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handle = await open(lock, 'wx');
+        await handle.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const info = await stat(lock).catch(() => null);
+        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
+        await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt)));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+
+  private async statOrThrow(loc: ObjectLocation): Promise<void> {
+    if (!(await this.head(loc))) throw notFound(loc);
+  }
+
+  private mapError(err: unknown, loc: ObjectLocation): unknown {
+    if (err instanceof FaveFailure) return err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return notFound(loc);
+    if (code === 'EISDIR') return notFound(loc);
+    return new FaveFailure(faveError('STORE_ERROR', `filesystem store failed on ${loc.bucket}/${loc.key}: ${(err as Error).message}`));
+  }
+}
+
+function infoOf(s: { size: bigint; mtimeNs: bigint; ino: bigint }): ObjectInfo {
+  return { size: Number(s.size), etag: `${s.size.toString(16)}-${s.mtimeNs.toString(16)}-${s.ino.toString(16)}` };
+}

@@ -1,0 +1,86 @@
+import type { Readable } from 'node:stream';
+import { FaveFailure, faveError } from '../errors.ts';
+
+/** Where an object lives: `s3://{bucket}/{key}`. */
+export interface ObjectLocation {
+  bucket: string;
+  key: string;
+}
+
+export interface ObjectInfo {
+  size: number;
+  etag: string;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  /** Write only if the current object has this ETag (optimistic concurrency). */
+  ifMatch?: string;
+  /** `'*'`: write only if no object exists yet. */
+  ifNoneMatch?: '*';
+}
+
+export interface StoreCapabilities {
+  /** True when `ifMatch` / `ifNoneMatch` are enforced atomically by the store. */
+  conditionalWrites: boolean;
+}
+
+/**
+ * The artifact store. Two implementations (filesystem and S3) pass the same contract tests.
+ * Missing objects raise a FaveFailure with code INPUT_NOT_FOUND from `get*`/`copy`, and `head`
+ * answers null. A failed precondition raises code LEASE_HELD (see `isPreconditionFailed`).
+ */
+export interface Store {
+  readonly kind: 'fs' | 's3';
+  readonly bucket: string;
+  /** Probes the store once: bucket reachable, credentials valid, conditional writes honoured. */
+  init(): Promise<StoreCapabilities>;
+  get(loc: ObjectLocation): Promise<Buffer>;
+  getStream(loc: ObjectLocation): Promise<Readable>;
+  head(loc: ObjectLocation): Promise<ObjectInfo | null>;
+  put(loc: ObjectLocation, body: Buffer | string, options?: PutOptions): Promise<ObjectInfo>;
+  /** Streams a body of unknown length into the store; the stored bytes equal the stream's. */
+  putStream(loc: ObjectLocation, body: Readable, options?: { contentType?: string }): Promise<ObjectInfo>;
+  /** Server-side copy where the store can; byte-identical. */
+  copy(from: ObjectLocation, to: ObjectLocation): Promise<ObjectInfo>;
+  /** Keys under a prefix, in lexical order. */
+  list(bucket: string, prefix: string): Promise<string[]>;
+  delete(loc: ObjectLocation): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function formatS3Uri(loc: ObjectLocation): string {
+  return `s3://${loc.bucket}/${loc.key}`;
+}
+
+/** Parses `s3://bucket/key`; anything else is a BAD_REQUEST naming the URI. */
+export function parseS3Uri(uri: string): ObjectLocation {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!match) throw new FaveFailure(faveError('BAD_REQUEST', `not an s3:// URI with a bucket and key: ${uri}`));
+  const key = match[2]!;
+  if (key.split('/').some((part) => part === '..' || part === '.')) {
+    throw new FaveFailure(faveError('BAD_REQUEST', `s3 key must not contain "." or ".." segments: ${uri}`));
+  }
+  return { bucket: match[1]!, key };
+}
+
+export function preconditionFailed(loc: ObjectLocation): FaveFailure {
+  return new FaveFailure(faveError('LEASE_HELD', `precondition failed writing ${formatS3Uri(loc)}: another writer changed it`));
+}
+
+export function isPreconditionFailed(error: unknown): boolean {
+  return error instanceof FaveFailure && error.error.code === 'LEASE_HELD';
+}
+
+export function notFound(loc: ObjectLocation): FaveFailure {
+  return new FaveFailure(faveError('INPUT_NOT_FOUND', `no object at ${formatS3Uri(loc)}`));
+}
+
+/** Keys of one request (DESIGN §4). `requestId` must already match REQUEST_ID_PATTERN. */
+export const requestKeys = {
+  prefix: (requestId: string) => `requests/${requestId}/`,
+  input: (requestId: string, ext: string) => `requests/${requestId}/input/original${ext}`,
+  state: (requestId: string) => `requests/${requestId}/metadata/state.json`,
+  final: (requestId: string) => `requests/${requestId}/metadata/final.json`,
+  stageDir: (requestId: string, stage: string) => `requests/${requestId}/${stage}/`,
+};

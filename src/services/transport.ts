@@ -1,0 +1,24 @@
+import type { StageRequest } from '../contracts/stage.ts';
+
+/** What came back from one stage call, before it is validated against the contract. */
+export interface StageHttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface StageCallOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
+/**
+ * How a stage function is reached: over HTTP through an OpenFaaS gateway, or in-process for the
+ * embedded default. Either way the stage sees the same JSON and answers the same JSON.
+ * Transport failures (connection reset, refused, aborted) are thrown; HTTP statuses are returned.
+ */
+export interface StageTransport {
+  readonly kind: 'http' | 'local';
+  call(functionName: string, request: StageRequest, options: StageCallOptions): Promise<StageHttpResponse>;
+  close(): Promise<void>;
+}
