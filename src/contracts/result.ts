@@ -10,7 +10,7 @@ export const ObjectSummarySchema = z.object({
 });
 export type ObjectSummary = z.infer<typeof ObjectSummarySchema>;
 
-export const ErrorSchema = z.looseObject({
+export const ErrorSchema = z.object({
   code: z.string(),
   message: z.string(),
   stage: z.string().optional(),
@@ -18,6 +18,7 @@ export const ErrorSchema = z.looseObject({
   frame_index: z.number().optional(),
   attempts: z.number().optional(),
   http_status: z.number().optional(),
+  transient: z.boolean().optional(),
 });
 
 export const ClipResultSchema = z.object({
@@ -30,7 +31,7 @@ export const ClipResultSchema = z.object({
   objects: z.array(ObjectSummarySchema),
   objects_note: z.string().nullable(),
   frames: z.number().int(),
-  status: z.enum(['done', 'failed']),
+  status: z.enum(['done', 'failed', 'pending']),
   error: ErrorSchema.nullable(),
 });
 export type ClipResult = z.infer<typeof ClipResultSchema>;

@@ -1,0 +1,55 @@
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from './config.ts';
+import { createLogger } from './logger.ts';
+import { Orchestrator } from './orchestrator/orchestrator.ts';
+import { openStore } from './persistence/open-store.ts';
+import type { Store } from './persistence/store.ts';
+import { HttpTransport } from './services/http-transport.ts';
+import type { StageTransport } from './services/transport.ts';
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  transport: StageTransport;
+  orchestrator: Orchestrator;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Overrides the transport chosen from the configuration (tests, embedded gateways). */
+  transport?: StageTransport;
+}
+
+/**
+ * Wires one process: configuration, store, the way stages are reached, and the orchestrator.
+ * With no GATEWAY_URL the stages run in this process (the embedded default).
+ */
+export async function createApp(options: AppOptions = {}): Promise<App> {
+  const config = loadConfig(options.env ?? process.env);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = openStore(config.store);
+  const transport = options.transport ?? (await createTransport(config, store));
+  const orchestrator = new Orchestrator({ config, store, transport, logger });
+  return {
+    config,
+    logger,
+    store,
+    transport,
+    orchestrator,
+    async close() {
+      await orchestrator.close();
+      await transport.close();
+      await store.close();
+      logger.flush();
+    },
+  };
+}
+
+export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
+  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
+  const { LocalTransport } = await import('./stages/local/local-transport.ts');
+  return new LocalTransport({ store, stageNames: config.stageNames });
+}

@@ -1,0 +1,302 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { FunctionCall, FunctionHandler, FunctionReply, GatewayServer, GatewayServerOptions } from './types.ts';
+
+/**
+ * Thrown by a handler to make the gateway drop the connection with a TCP reset instead of
+ * answering, which is what a caller sees when an upstream dies mid-request behind a proxy.
+ * An async call that ends this way is reported to its callback as a 502.
+ */
+export class ConnectionReset extends Error {
+  constructor(message = 'connection reset by upstream') {
+    super(message);
+    this.name = 'ConnectionReset';
+  }
+}
+
+const FUNCTION_ROUTE = /^\/(function|async-function)\/([^/]+)(?:\/.*)?$/;
+const CALLBACK_TIMEOUT_MS = 30_000;
+/** Headers the gateway frames itself; a handler's own values for them would corrupt the reply. */
+const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-call-id', 'x-duration-seconds']);
+
+type Outcome =
+  | { kind: 'reply'; reply: FunctionReply; seconds: number }
+  | { kind: 'crash'; message: string; seconds: number }
+  | { kind: 'timeout'; seconds: number }
+  | { kind: 'reset'; seconds: number }
+  /** The caller went away or the gateway is closing: nobody is left to answer. */
+  | { kind: 'abandoned' };
+
+/** Starts an OpenFaaS-compatible gateway on loopback serving `options.functions`. */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const host = options.host ?? '127.0.0.1';
+  const active = new Set<AbortController>();
+  let closing = false;
+  const shutdown = new AbortController();
+
+  async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController): Promise<Outcome> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const work: Promise<Outcome> = Promise.resolve()
+      .then(() => handler(call))
+      .then(
+        (reply): Outcome => ({ kind: 'reply', reply, seconds: seconds() }),
+        (err: unknown): Outcome => {
+          if (err instanceof ConnectionReset) return { kind: 'reset', seconds: seconds() };
+          if (controller.signal.aborted) return { kind: 'abandoned' };
+          return { kind: 'crash', message: err instanceof Error ? err.message : String(err), seconds: seconds() };
+        },
+      );
+    const racers = [work];
+    const timeoutMs = options.upstreamTimeoutMs;
+    if (timeoutMs !== undefined) {
+      racers.push(
+        new Promise<Outcome>((resolve) => {
+          timer = setTimeout(() => {
+            resolve({ kind: 'timeout', seconds: seconds() });
+            controller.abort(new Error(`upstream timeout after ${timeoutMs} ms`));
+          }, timeoutMs);
+        }),
+      );
+    }
+    try {
+      return await Promise.race(racers);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function startCall(name: string, req: IncomingMessage, body: Buffer): { call: FunctionCall; controller: AbortController } {
+    const controller = new AbortController();
+    active.add(controller);
+    const callId = headerValue(req, 'x-call-id') || randomUUID();
+    return { controller, call: { name, body, headers: lowerCaseHeaders(req), callId, signal: controller.signal } };
+  }
+
+  async function invokeSync(req: IncomingMessage, res: ServerResponse, name: string, handler: FunctionHandler): Promise<void> {
+    const body = await readBody(req);
+    const { call, controller } = startCall(name, req, body);
+    const onClose = () => {
+      if (!res.writableEnded) controller.abort(new Error('client disconnected'));
+    };
+    res.on('close', onClose);
+    try {
+      const outcome = await runHandler(handler, call, controller);
+      if (res.destroyed || res.writableEnded) return;
+      const ids = (seconds: number) => ({ 'X-Call-Id': call.callId, 'X-Duration-Seconds': formatSeconds(seconds) });
+      switch (outcome.kind) {
+        case 'reply':
+          sendReply(res, outcome.reply, ids(outcome.seconds));
+          return;
+        case 'crash':
+          sendText(res, 502, `error calling function ${name}: ${outcome.message}`, ids(outcome.seconds));
+          return;
+        case 'timeout':
+          sendText(res, 504, `function ${name} did not answer within ${options.upstreamTimeoutMs} ms`, ids(outcome.seconds));
+          return;
+        case 'reset':
+          req.socket.resetAndDestroy();
+          return;
+        case 'abandoned':
+          res.destroy();
+          return;
+      }
+    } finally {
+      res.off('close', onClose);
+      active.delete(controller);
+    }
+  }
+
+  async function invokeAsync(req: IncomingMessage, res: ServerResponse, name: string, handler: FunctionHandler): Promise<void> {
+    const callbackHeader = headerValue(req, 'x-callback-url');
+    let callbackUrl: URL | null = null;
+    if (callbackHeader) {
+      callbackUrl = URL.canParse(callbackHeader) ? new URL(callbackHeader) : null;
+      if (!callbackUrl || !['http:', 'https:'].includes(callbackUrl.protocol)) {
+        sendText(res, 400, `X-Callback-Url is not an http(s) URL: ${callbackHeader}`);
+        return;
+      }
+    }
+    const body = await readBody(req);
+    const { call, controller } = startCall(name, req, body);
+    sendText(res, 202, '', { 'X-Call-Id': call.callId });
+    void (async () => {
+      try {
+        const outcome = await runHandler(handler, call, controller);
+        if (!callbackUrl || closing || outcome.kind === 'abandoned') return;
+        await postCallback(callbackUrl, name, call.callId, outcome);
+      } catch {
+        // The caller asked for fire-and-forget: an unreachable callback URL is its own problem.
+      } finally {
+        active.delete(controller);
+      }
+    })();
+  }
+
+  async function postCallback(url: URL, name: string, callId: string, outcome: Exclude<Outcome, { kind: 'abandoned' }>): Promise<void> {
+    let status: number;
+    let body: string | Buffer;
+    const headers: Record<string, string> = { 'X-Call-Id': callId, 'X-Function-Name': name, 'X-Duration-Seconds': formatSeconds(outcome.seconds) };
+    switch (outcome.kind) {
+      case 'reply': {
+        status = outcome.reply.status;
+        body = outcome.reply.body;
+        const contentType = Object.entries(outcome.reply.headers ?? {}).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
+        if (contentType) headers['Content-Type'] = contentType;
+        break;
+      }
+      case 'crash':
+        status = 502;
+        body = `error calling function ${name}: ${outcome.message}`;
+        break;
+      case 'reset':
+        status = 502;
+        body = `error calling function ${name}: connection reset`;
+        break;
+      case 'timeout':
+        status = 504;
+        body = `function ${name} did not answer within ${options.upstreamTimeoutMs} ms`;
+        break;
+    }
+    headers['X-Function-Status'] = String(status);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers,
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+      signal: AbortSignal.any([shutdown.signal, AbortSignal.timeout(CALLBACK_TIMEOUT_MS)]),
+    });
+    await response.arrayBuffer();
+  }
+
+  function authorized(req: IncomingMessage): boolean {
+    const auth = options.basicAuth;
+    if (!auth) return true;
+    const match = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!match) return false;
+    const given = Buffer.from(match[1]!, 'base64').toString('utf8');
+    return constantTimeEqual(given, `${auth.user}:${auth.password}`);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    if (path === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+      return sendText(res, 200, 'OK');
+    }
+    const match = FUNCTION_ROUTE.exec(path);
+    if (!match) return sendText(res, 404, `no route for ${path}`);
+    if (!authorized(req)) return sendText(res, 401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="Restricted"' });
+    if (req.method !== 'POST') return sendText(res, 405, 'method not allowed', { Allow: 'POST' });
+    const name = safeDecode(match[2]!);
+    const handler = name !== null && Object.hasOwn(options.functions, name) ? options.functions[name] : undefined;
+    if (!handler) return sendText(res, 404, `error finding function ${name ?? match[2]}: function not found`);
+    if (closing) return sendText(res, 503, 'gateway is shutting down');
+    if (match[1] === 'function') return invokeSync(req, res, name!, handler);
+    return invokeAsync(req, res, name!, handler);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (!res.headersSent && !res.destroyed) {
+        sendText(res, 500, `gateway error: ${err instanceof Error ? err.message : String(err)}`);
+      } else {
+        res.destroy();
+      }
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        shutdown.abort(new Error('gateway shutting down'));
+        for (const controller of active) controller.abort(new Error('gateway shutting down'));
+        server.close(() => resolve());
+        // Keep-alive and in-flight sockets would otherwise hold close() open until they time out.
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request aborted by client'));
+    });
+  });
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return headers;
+}
+
+function sendReply(res: ServerResponse, reply: FunctionReply, extra: Record<string, string>): void {
+  const status = Number.isInteger(reply.status) && reply.status >= 200 && reply.status <= 599 ? reply.status : null;
+  if (status === null) {
+    sendText(res, 502, `function answered an invalid HTTP status: ${String(reply.status)}`, extra);
+    return;
+  }
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(reply.headers ?? {})) {
+    if (!FRAMING_HEADERS.has(key.toLowerCase())) headers[key.toLowerCase()] = value;
+  }
+  send(res, status, { ...headers, ...extra }, typeof reply.body === 'string' ? Buffer.from(reply.body) : reply.body);
+}
+
+function sendText(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
+  send(res, status, { 'Content-Type': 'text/plain; charset=utf-8', ...extra }, Buffer.from(text));
+}
+
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer): void {
+  res.writeHead(status, { ...headers, 'Content-Length': String(body.length) });
+  res.end(body);
+}
+
+function formatSeconds(seconds: number): string {
+  return seconds.toFixed(6);
+}
+
+function safeDecode(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  // Hashing first gives equal lengths, which timingSafeEqual requires.
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}

@@ -1,0 +1,148 @@
+import type { StageKey, RetryPolicy } from '../config.ts';
+import type { FaveError } from '../errors.ts';
+import type { InvocationRecord } from '../services/metrics.ts';
+import type { ClipTime, Detection, StageFacts, StageTask } from '../services/stages.ts';
+
+/**
+ * Everything the pipeline machine knows. It is plain JSON because it is persisted verbatim as
+ * part of state.json; resuming a request is restoring this context and the active children.
+ */
+
+export const TOP_LEVEL_STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT', 'COMPLETED', 'FAILED'] as const;
+export type TopLevelState = (typeof TOP_LEVEL_STATES)[number];
+export type RunningState = Exclude<TopLevelState, 'COMPLETED' | 'FAILED'>;
+
+/** The resolved configuration of one request, fixed when it starts so a resume behaves the same. */
+export interface Settings {
+  bucket: string;
+  profile: string;
+  stage_names: Record<StageKey, string>;
+  timeouts_ms: Record<StageKey, number>;
+  retry: RetryPolicy;
+  max_concurrency: number;
+  tolerated_failure_pct: number;
+  detector_enabled: boolean;
+  min_confidence: number;
+  /** Epoch ms: the whole-request deadline. */
+  deadline_at: number;
+}
+
+export interface PipelineInput {
+  request_id: string;
+  video_uri: string;
+  query: string | null;
+  settings: Settings;
+  /** Local paths are accepted from the CLI only. */
+  allow_local_path: boolean;
+  started_at: number;
+}
+
+export type UnitStatus = 'pending' | 'running' | 'done' | 'failed';
+
+export interface FrameState {
+  index: number;
+  uri: string;
+  status: UnitStatus;
+  detections: Detection[];
+  note: string | null;
+  records: InvocationRecord[];
+  error: FaveError | null;
+}
+
+/** What a clip's chain has produced so far; lets a redriven clip skip the steps it finished. */
+export interface ClipProgress {
+  compressed_uri: string | null;
+  transcript_uri: string | null;
+  transcript: string | null;
+  transcript_note: string | null;
+  frames: Array<{ index: number; uri: string }> | null;
+}
+
+export interface ClipState {
+  index: number;
+  uri: string;
+  start_s: number | null;
+  end_s: number | null;
+  status: UnitStatus;
+  progress: ClipProgress;
+  frames: FrameState[];
+  records: InvocationRecord[];
+  error: FaveError | null;
+}
+
+export interface StepState {
+  output_uri: string;
+}
+
+export interface PipelineContext {
+  request_id: string;
+  video_uri: string;
+  query: string | null;
+  settings: Settings;
+  allow_local_path: boolean;
+  started_at: number;
+  finished_at: number | null;
+  input_uri: string | null;
+  steps: Partial<Record<'ffmpeg0' | 'librosa' | 'ffmpeg1', StepState>>;
+  clip_times: ClipTime[] | null;
+  clips_note: string | null;
+  clips: ClipState[];
+  /** Frames to detect, in dispatch order, as [clip index, frame index] pairs. */
+  frame_plan: Array<[number, number]>;
+  /** Position in `clips` / `frame_plan` of the next unit to start. */
+  next_clip: number;
+  next_frame: number;
+  active: number;
+  /** Records of the single-call stages (ffmpeg-0, librosa, ffmpeg-1). */
+  records: InvocationRecord[];
+  error: FaveError | null;
+  failed_at: RunningState | null;
+  redrives: number;
+}
+
+/** What one stage call (with its retries) ends with. */
+export interface StageCallInput {
+  task_id: string;
+  request_id: string;
+  profile: string;
+  function_name: string;
+  task: StageTask;
+  timeout_ms: number;
+  retry: RetryPolicy;
+  deadline_at: number;
+}
+
+export interface StageCallOutput {
+  task_id: string;
+  stage: StageKey;
+  clip_index: number | null;
+  frame_index: number | null;
+  facts: StageFacts | null;
+  error: FaveError | null;
+  records: InvocationRecord[];
+}
+
+export interface ClipTaskInput {
+  task_id: string;
+  request_id: string;
+  clip_index: number;
+  clip_uri: string;
+  progress: ClipProgress;
+  settings: Settings;
+}
+
+export interface ClipTaskOutput {
+  task_id: string;
+  clip_index: number;
+  progress: ClipProgress;
+  error: FaveError | null;
+  records: InvocationRecord[];
+}
+
+export const emptyProgress = (): ClipProgress => ({
+  compressed_uri: null,
+  transcript_uri: null,
+  transcript: null,
+  transcript_note: null,
+  frames: null,
+});

@@ -1,0 +1,357 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import type { StageKey } from '../config.ts';
+import { faveError, describeLocation, type FaveError } from '../errors.ts';
+import { createActors, type PipelineDeps } from './actors.ts';
+import { createClipMachine } from './clip.machine.ts';
+import { createStageCallMachine } from './stage-call.machine.ts';
+import {
+  emptyProgress,
+  type ClipState,
+  type ClipTaskOutput,
+  type PipelineContext,
+  type PipelineInput,
+  type RunningState,
+  type StageCallInput,
+  type StageCallOutput,
+} from './context.ts';
+import * as plan from './plan.ts';
+
+export type PipelineEvent =
+  | { type: 'CANCEL'; reason?: string }
+  | { type: 'REDRIVE' }
+  | { type: `xstate.done.actor.${string}`; output: unknown };
+
+function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): StageCallInput {
+  const { settings } = context;
+  return {
+    task_id: stage,
+    request_id: context.request_id,
+    profile: settings.profile,
+    function_name: settings.stage_names[stage],
+    task: { stage, input_uri: inputUri, fanout: null },
+    timeout_ms: settings.timeouts_ms[stage],
+    retry: settings.retry,
+    deadline_at: settings.deadline_at,
+  };
+}
+
+function isClipOutput(output: unknown): output is ClipTaskOutput {
+  return typeof output === 'object' && output !== null && 'progress' in output && 'clip_index' in output;
+}
+
+function isStageCallOutput(output: unknown): output is StageCallOutput {
+  return typeof output === 'object' && output !== null && 'facts' in output && 'stage' in output;
+}
+
+/**
+ * The FAVE pipeline, top to bottom:
+ * INIT → FFMPEG0 → LIBROSA → CLIP → FANOUT (per clip: ffmpeg-2 → deepspeech → ffmpeg-3)
+ *      → DETECT (per frame: object detector, then aggregate) → COMPLETED, or FAILED from anywhere.
+ * FAILED is not final: REDRIVE resumes from the step that failed once its cause is fixed.
+ */
+export function createPipelineMachine(deps: PipelineDeps) {
+  const actors = createActors(deps);
+  const stageCall = createStageCallMachine(actors);
+  const clipTask = createClipMachine(stageCall);
+
+  return setup({
+    types: {} as {
+      input: PipelineInput;
+      context: PipelineContext;
+      events: PipelineEvent;
+    },
+    actors: {
+      importInput: actors.importInput,
+      writeResult: actors.writeResult,
+      stageCall,
+      clipTask,
+      frameTask: stageCall,
+    },
+    guards: {
+      callSucceeded: (_, params: { output: StageCallOutput }) => params.output.facts !== null,
+      hasClips: ({ context }) => context.clips.length > 0,
+      tooManyFailures: ({ context }) => plan.tooManyFailures(context),
+      allClipsSettled: ({ context }) => context.active === 0 && plan.nextPendingClip(context, context.next_clip) === -1,
+      shouldDetect: ({ context }) => context.settings.detector_enabled && plan.pendingFrames(context).length > 0,
+      allFramesSettled: ({ context }) => context.active === 0 && context.next_frame >= context.frame_plan.length,
+      isRunning: ({ context }) => context.error === null && context.finished_at === null,
+      failedIn: ({ context }, params: { state: RunningState }) => context.failed_at === params.state,
+    },
+    actions: {
+      recordInput: assign((_, params: { input_uri: string }) => ({ input_uri: params.input_uri })),
+
+      recordStep: assign(({ context }, params: { output: StageCallOutput }) => plan.applyStep(context, params.output)),
+
+      recordFailure: assign(({ context }, params: { at: RunningState; error: FaveError | null; records?: StageCallOutput['records'] }) => ({
+        error: params.error ?? faveError('INTERNAL', `${params.at} failed without an error value`),
+        failed_at: params.at,
+        records: params.records ? [...context.records, ...params.records] : context.records,
+      })),
+
+      recordCancel: assign(({ self }, params: { reason: string | undefined }) => {
+        const value = self.getSnapshot().value;
+        const at = (typeof value === 'string' ? value : Object.keys(value)[0]) as RunningState;
+        return {
+          error: faveError('CANCELLED', params.reason ? `request cancelled: ${params.reason}` : 'request cancelled', { stage: at }),
+          failed_at: at,
+        };
+      }),
+
+      failForTooManyFailures: assign(({ context }, params: { at: RunningState }) => ({
+        error: plan.tooManyFailuresError(context),
+        failed_at: params.at,
+      })),
+
+      dispatchClips: enqueueActions(({ context, enqueue }) => {
+        const { starts, next_clip } = plan.clipsToStart(context);
+        if (starts.length === 0) return;
+        const clips = context.clips.slice();
+        for (const index of starts) {
+          const clip = clips[index]!;
+          clips[index] = { ...clip, status: 'running' };
+          enqueue.spawnChild('clipTask', {
+            id: plan.clipTaskId(clip.index),
+            input: {
+              task_id: plan.clipTaskId(clip.index),
+              request_id: context.request_id,
+              clip_index: clip.index,
+              clip_uri: clip.uri,
+              progress: clip.progress,
+              settings: context.settings,
+            },
+          });
+        }
+        enqueue.assign({ clips, next_clip, active: context.active + starts.length });
+      }),
+
+      settleClip: enqueueActions(({ context, enqueue }, params: { output: unknown }) => {
+        if (!isClipOutput(params.output)) return;
+        enqueue.stopChild(params.output.task_id);
+        enqueue.assign(plan.settleClip(context, params.output));
+      }),
+
+      planFrames: assign(({ context }) => ({ frame_plan: plan.pendingFrames(context), next_frame: 0 })),
+
+      dispatchFrames: enqueueActions(({ context, enqueue }) => {
+        const { starts, next_frame } = plan.framesToStart(context);
+        if (starts.length === 0) return;
+        const clips = context.clips.slice();
+        for (const [clipIndex, frameIndex] of starts) {
+          const position = plan.clipPosition(clips, clipIndex);
+          const clip = clips[position]!;
+          const frames = clip.frames.map((f) => (f.index === frameIndex ? { ...f, status: 'running' as const } : f));
+          clips[position] = { ...clip, frames };
+          const frame = frames.find((f) => f.index === frameIndex)!;
+          const id = plan.frameTaskId(clipIndex, frameIndex);
+          enqueue.spawnChild('frameTask', {
+            id,
+            input: {
+              ...stepCall(context, 'detector', frame.uri),
+              task_id: id,
+              task: { stage: 'detector', input_uri: frame.uri, fanout: { clip_index: clipIndex, frame_index: frameIndex, frame_uri: frame.uri } },
+            },
+          });
+        }
+        enqueue.assign({ clips, next_frame, active: context.active + starts.length });
+      }),
+
+      settleFrame: enqueueActions(({ context, enqueue }, params: { output: unknown }) => {
+        if (!isStageCallOutput(params.output)) return;
+        enqueue.stopChild(params.output.task_id);
+        enqueue.assign(plan.settleFrame(context, params.output));
+      }),
+
+      stopAllTasks: enqueueActions(({ context, enqueue }) => {
+        for (const id of plan.runningTaskIds(context)) enqueue.stopChild(id);
+        enqueue.assign(plan.releaseRunning(context));
+      }),
+
+      markFinished: assign(() => ({ finished_at: Date.now() })),
+
+      prepareRedrive: assign(({ context }) => plan.prepareRedrive(context, Date.now())),
+    },
+  }).createMachine({
+    id: 'pipeline',
+    context: ({ input }) => ({
+      request_id: input.request_id,
+      video_uri: input.video_uri,
+      query: input.query,
+      settings: input.settings,
+      allow_local_path: input.allow_local_path,
+      started_at: input.started_at,
+      finished_at: null,
+      input_uri: null,
+      steps: {},
+      clip_times: null,
+      clips_note: null,
+      clips: [],
+      frame_plan: [],
+      next_clip: 0,
+      next_frame: 0,
+      active: 0,
+      records: [],
+      error: null,
+      failed_at: null,
+      redrives: 0,
+    }),
+    initial: 'INIT',
+    on: {
+      CANCEL: {
+        guard: 'isRunning',
+        target: '.FAILED',
+        actions: { type: 'recordCancel', params: ({ event }) => ({ reason: event.reason }) },
+      },
+    },
+    states: {
+      INIT: {
+        invoke: {
+          src: 'importInput',
+          input: ({ context }) => context,
+          onDone: { target: 'FFMPEG0', actions: { type: 'recordInput', params: ({ event }) => event.output } },
+          onError: {
+            target: 'FAILED',
+            actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'INIT', error: plan.errorOf(event.error, 'INIT') }) },
+          },
+        },
+      },
+
+      FFMPEG0: {
+        invoke: {
+          src: 'stageCall',
+          input: ({ context }) => stepCall(context, 'ffmpeg0', context.input_uri!),
+          onDone: [
+            {
+              guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
+              target: 'LIBROSA',
+              actions: { type: 'recordStep', params: ({ event }) => ({ output: event.output }) },
+            },
+            {
+              target: 'FAILED',
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'FFMPEG0', error: event.output.error, records: event.output.records }) },
+            },
+          ],
+        },
+      },
+
+      LIBROSA: {
+        invoke: {
+          src: 'stageCall',
+          input: ({ context }) => stepCall(context, 'librosa', context.steps.ffmpeg0!.output_uri),
+          onDone: [
+            {
+              guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
+              target: 'CLIP',
+              actions: { type: 'recordStep', params: ({ event }) => ({ output: event.output }) },
+            },
+            {
+              target: 'FAILED',
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'LIBROSA', error: event.output.error, records: event.output.records }) },
+            },
+          ],
+        },
+      },
+
+      CLIP: {
+        invoke: {
+          src: 'stageCall',
+          input: ({ context }) => stepCall(context, 'ffmpeg1', context.steps.librosa!.output_uri),
+          onDone: [
+            {
+              guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
+              target: 'FANOUT',
+              actions: { type: 'recordStep', params: ({ event }) => ({ output: event.output }) },
+            },
+            {
+              target: 'FAILED',
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'CLIP', error: event.output.error, records: event.output.records }) },
+            },
+          ],
+        },
+      },
+
+      FANOUT: {
+        entry: 'dispatchClips',
+        on: {
+          'xstate.done.actor.*': {
+            actions: [{ type: 'settleClip', params: ({ event }) => ({ output: event.output }) }, 'dispatchClips'],
+          },
+        },
+        always: [
+          { guard: 'tooManyFailures', target: 'FAILED', actions: { type: 'failForTooManyFailures', params: { at: 'FANOUT' } } },
+          { guard: 'allClipsSettled', target: 'DETECT' },
+        ],
+      },
+
+      DETECT: {
+        initial: 'planning',
+        states: {
+          planning: {
+            always: [{ guard: 'shouldDetect', target: 'detecting', actions: 'planFrames' }, { target: 'aggregating' }],
+          },
+          detecting: {
+            entry: 'dispatchFrames',
+            on: {
+              'xstate.done.actor.*': {
+                actions: [{ type: 'settleFrame', params: ({ event }) => ({ output: event.output }) }, 'dispatchFrames'],
+              },
+            },
+            always: [
+              { guard: 'tooManyFailures', target: '#pipeline.FAILED', actions: { type: 'failForTooManyFailures', params: { at: 'DETECT' } } },
+              { guard: 'allFramesSettled', target: 'aggregating' },
+            ],
+          },
+          aggregating: {
+            entry: 'markFinished',
+            invoke: {
+              src: 'writeResult',
+              input: ({ context }) => ({ context, status: 'COMPLETED' as const, finished_at: context.finished_at ?? Date.now() }),
+              onDone: { target: '#pipeline.COMPLETED' },
+              onError: {
+                target: '#pipeline.FAILED',
+                actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'DETECT', error: plan.errorOf(event.error, 'DETECT') }) },
+              },
+            },
+          },
+        },
+      },
+
+      COMPLETED: { type: 'final' },
+
+      FAILED: {
+        entry: ['stopAllTasks', 'markFinished'],
+        initial: 'reporting',
+        states: {
+          reporting: {
+            invoke: {
+              src: 'writeResult',
+              input: ({ context }) => ({ context, status: 'FAILED' as const, finished_at: context.finished_at ?? Date.now() }),
+              onDone: 'settled',
+              onError: 'settled',
+            },
+          },
+          settled: {},
+        },
+        on: {
+          REDRIVE: [
+            { guard: { type: 'failedIn', params: { state: 'INIT' } }, target: 'INIT', actions: 'prepareRedrive' },
+            { guard: { type: 'failedIn', params: { state: 'FFMPEG0' } }, target: 'FFMPEG0', actions: 'prepareRedrive' },
+            { guard: { type: 'failedIn', params: { state: 'LIBROSA' } }, target: 'LIBROSA', actions: 'prepareRedrive' },
+            { guard: { type: 'failedIn', params: { state: 'CLIP' } }, target: 'CLIP', actions: 'prepareRedrive' },
+            { guard: { type: 'failedIn', params: { state: 'FANOUT' } }, target: 'FANOUT', actions: 'prepareRedrive' },
+            { guard: { type: 'failedIn', params: { state: 'DETECT' } }, target: 'DETECT', actions: 'prepareRedrive' },
+          ],
+        },
+      },
+    },
+  });
+}
+
+export type PipelineMachine = ReturnType<typeof createPipelineMachine>;
+
+export function describeError(error: FaveError): string {
+  const where = describeLocation(error);
+  return `${where ? `${where}: ` : ''}${error.message}${error.attempts ? ` (after ${error.attempts} attempt${error.attempts === 1 ? '' : 's'})` : ''}`;
+}
+
+export type { ClipState };
+export { emptyProgress };

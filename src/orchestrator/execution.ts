@@ -1,0 +1,204 @@
+import { createActor, type Actor, type Snapshot } from 'xstate';
+import type { Logger } from 'pino';
+import { faveError, toFaveError, type FaveError } from '../errors.ts';
+import type { FinalResult } from '../contracts/result.ts';
+import type { PipelineContext, PipelineInput, TopLevelState } from '../machine/context.ts';
+import type { PipelineMachine } from '../machine/pipeline.machine.ts';
+import { buildFinalResult } from '../services/aggregate.ts';
+import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
+import type { StateWriter } from '../persistence/state-writer.ts';
+import { isTerminal, requestStatus, summarizeProgress, topLevelState } from './progress.ts';
+
+export interface ExecutionOutcome {
+  request_id: string;
+  status: 'COMPLETED' | 'FAILED';
+  result: FinalResult;
+}
+
+export interface ProgressView {
+  request_id: string;
+  status: 'RUNNING' | 'COMPLETED' | 'FAILED';
+  state: TopLevelState;
+  progress: ProgressSummary;
+  error: FaveError | null;
+}
+
+export interface ExecutionOptions {
+  machine: PipelineMachine;
+  start: { input: PipelineInput } | { snapshot: Snapshot<unknown>; created_at: number; seq: number; redrive: boolean };
+  writer: StateWriter;
+  owner: string;
+  leaseTtlMs: number;
+  logger?: Logger;
+}
+
+/**
+ * One request running in this process: the machine actor, its state.json writer and its lease.
+ * Top-level transitions and the end are written at once; fan-out progress is coalesced.
+ */
+export class Execution {
+  readonly requestId: string;
+  readonly done: Promise<ExecutionOutcome>;
+  private readonly actor: Actor<PipelineMachine>;
+  private readonly listeners = new Set<(view: ProgressView) => void>();
+  private readonly createdAt: number;
+  private seq: number;
+  private lastTop: TopLevelState | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private finished = false;
+  private resolveDone!: (outcome: ExecutionOutcome) => void;
+  private rejectDone!: (error: FaveError) => void;
+
+  constructor(private readonly options: ExecutionOptions) {
+    this.done = new Promise<ExecutionOutcome>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    // Callers may only await `done` later; never let it count as an unhandled rejection.
+    this.done.catch(() => undefined);
+    const { start } = options;
+    this.actor =
+      'input' in start
+        ? createActor(options.machine, { input: start.input })
+        : createActor(options.machine, { snapshot: start.snapshot, input: inputOf(start.snapshot) });
+    this.createdAt = 'input' in start ? start.input.started_at : start.created_at;
+    this.seq = 'input' in start ? 0 : start.seq;
+    this.requestId = this.actor.getSnapshot().context.request_id;
+  }
+
+  start(): this {
+    this.actor.subscribe({
+      next: (snapshot) => this.onSnapshot(snapshot.value, snapshot.context),
+      error: (err) => void this.fail(toFaveError(err)),
+    });
+    // A redriven request restores into FAILED; the event leaves it before anything is reported.
+    if ('snapshot' in this.options.start && this.options.start.redrive) this.actor.send({ type: 'REDRIVE' });
+    this.actor.start();
+    const renewEvery = Math.max(50, Math.floor(this.options.leaseTtlMs / 3));
+    this.renewTimer = setInterval(() => this.persist(true), renewEvery);
+    this.renewTimer.unref();
+    return this;
+  }
+
+  get context(): PipelineContext {
+    return this.actor.getSnapshot().context;
+  }
+
+  view(): ProgressView {
+    const snapshot = this.actor.getSnapshot();
+    return {
+      request_id: this.requestId,
+      status: requestStatus(snapshot.value),
+      state: topLevelState(snapshot.value),
+      progress: summarizeProgress(snapshot.context),
+      error: snapshot.context.error,
+    };
+  }
+
+  onProgress(listener: (view: ProgressView) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  cancel(reason?: string): void {
+    this.actor.send({ type: 'CANCEL', ...(reason ? { reason } : {}) });
+  }
+
+  /** Stops working on the request without changing its state (process shutdown). */
+  async abandon(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopTimers();
+    this.actor.stop();
+    this.rejectDone(faveError('CANCELLED', `request ${this.requestId} was abandoned by this process; resume it to continue`));
+  }
+
+  private onSnapshot(value: Parameters<typeof topLevelState>[0], context: PipelineContext): void {
+    if (this.finished) return;
+    const top = topLevelState(value);
+    const terminal = isTerminal(value);
+    const changed = top !== this.lastTop;
+    if (changed) {
+      this.options.logger?.info({ request_id: this.requestId, event: 'state', state: top, ...(context.error ? { error: context.error } : {}) });
+    }
+    this.lastTop = top;
+    this.persist(changed || terminal);
+    if (this.options.writer.lost) {
+      void this.fail(this.options.writer.lost.error);
+      return;
+    }
+    const view = this.view();
+    for (const listener of this.listeners) listener(view);
+    if (terminal) void this.finish(top === 'COMPLETED' ? 'COMPLETED' : 'FAILED', context);
+  }
+
+  private persist(urgent: boolean): void {
+    if (this.finished && urgent) return;
+    this.options.writer.request(() => this.envelope(), urgent);
+  }
+
+  private envelope(): StateEnvelope {
+    const snapshot = this.actor.getSnapshot();
+    const now = Date.now();
+    const terminal = isTerminal(snapshot.value);
+    return {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      request_id: this.requestId,
+      status: requestStatus(snapshot.value),
+      state: topLevelState(snapshot.value),
+      seq: ++this.seq,
+      created_at: this.createdAt,
+      updated_at: now,
+      lease: terminal ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs },
+      progress: summarizeProgress(snapshot.context),
+      error: snapshot.context.error,
+      snapshot: this.actor.getPersistedSnapshot() as unknown as StateEnvelope['snapshot'],
+    };
+  }
+
+  private async finish(status: 'COMPLETED' | 'FAILED', context: PipelineContext): Promise<void> {
+    this.finished = true;
+    this.stopTimers();
+    this.options.writer.request(() => this.envelope(), true);
+    try {
+      await this.options.writer.flush();
+    } catch (err) {
+      this.rejectDone(toFaveError(err));
+      return;
+    } finally {
+      this.options.writer.close();
+    }
+    this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
+    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()) });
+    this.actor.stop();
+  }
+
+  private async fail(error: FaveError): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopTimers();
+    this.actor.stop();
+    this.options.writer.close();
+    this.options.logger?.error({ request_id: this.requestId, event: 'execution_failed', error });
+    this.rejectDone(error);
+  }
+
+  private stopTimers(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+  }
+}
+
+/** Restoring ignores input, but the machine's type asks for one: rebuild it from the context. */
+function inputOf(snapshot: Snapshot<unknown>): PipelineInput {
+  const context = (snapshot as unknown as { context: PipelineContext }).context;
+  return {
+    request_id: context.request_id,
+    video_uri: context.video_uri,
+    query: context.query,
+    settings: context.settings,
+    allow_local_path: context.allow_local_path,
+    started_at: context.started_at,
+  };
+}

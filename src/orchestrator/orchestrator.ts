@@ -1,0 +1,299 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Snapshot } from 'xstate';
+import type { Config } from '../config.ts';
+import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
+import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
+import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
+import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
+import { buildFinalResult } from '../services/aggregate.ts';
+import { createLimiter, type Limiter } from '../services/limiter.ts';
+import type { StageTransport } from '../services/transport.ts';
+import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
+import { StateWriter } from '../persistence/state-writer.ts';
+import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
+import type { PipelineContext } from '../machine/context.ts';
+import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
+import { resolveSettings } from './settings.ts';
+
+export interface OrchestratorOptions {
+  config: Config;
+  store: Store;
+  transport: StageTransport;
+  logger?: Logger;
+  /** Shared by every request of the process; defaults to the configured process-wide cap. */
+  limiter?: Limiter;
+  owner?: string;
+  leaseTtlMs?: number;
+  /** How often a joiner polls a request that another process owns. */
+  pollMs?: number;
+}
+
+export interface SubmitOptions {
+  allowLocalPath?: boolean;
+}
+
+/** A request this process runs, or one it waits on while another owner runs it. */
+export interface Handle {
+  request_id: string;
+  /** True when this process runs it; false when it waits on another owner or it had finished. */
+  local: boolean;
+  done: Promise<ExecutionOutcome>;
+  execution: Execution | null;
+}
+
+/**
+ * Starts, joins, resumes and cancels requests. Owns the process-wide concurrency cap and the
+ * registry that makes a second submission of a running id join the running execution.
+ */
+export class Orchestrator {
+  readonly owner: string;
+  readonly limiter: Limiter;
+  private readonly machine: PipelineMachine;
+  private readonly executions = new Map<string, Execution>();
+  private capabilities: StoreCapabilities | null = null;
+  private readonly leaseTtlMs: number;
+  private readonly pollMs: number;
+  private stateBytesWritten = 0;
+
+  constructor(private readonly options: OrchestratorOptions) {
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
+    this.leaseTtlMs = options.leaseTtlMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 250;
+    this.machine = createPipelineMachine({
+      transport: options.transport,
+      store: options.store,
+      limiter: this.limiter,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  get store(): Store {
+    return this.options.store;
+  }
+
+  /** Bytes this process has written to state.json files (for write-amplification figures). */
+  get stateBytes(): number {
+    return this.stateBytesWritten;
+  }
+
+  /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
+  async init(): Promise<StoreCapabilities> {
+    if (!this.capabilities) {
+      this.capabilities = await this.options.store.init();
+      this.options.logger?.info({
+        event: 'store_ready',
+        store: this.options.store.kind,
+        bucket: this.options.store.bucket,
+        conditional_writes: this.capabilities.conditionalWrites,
+      });
+      if (!this.capabilities.conditionalWrites) {
+        this.options.logger?.warn({
+          event: 'store_without_conditional_writes',
+          message: 'the store ignores If-Match/If-None-Match: one owner per request is enforced within this process only',
+        });
+      }
+    }
+    return this.capabilities;
+  }
+
+  running(): Execution[] {
+    return [...this.executions.values()];
+  }
+
+  get(requestId: string): Execution | undefined {
+    return this.executions.get(requestId);
+  }
+
+  /** Validates and starts a request, or joins it when its id is already known. */
+  async submit(raw: unknown, options: SubmitOptions = {}): Promise<Handle> {
+    const parsed = PipelineRequestSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new FaveFailure(faveError('BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`));
+    }
+    const request = parsed.data;
+    const now = Date.now();
+    // Resolve the profile before anything is stored, so an unknown one stores nothing.
+    const settings = resolveSettings(this.options.config, request.profile, now);
+    const requestId = request.request_id ?? randomUUID();
+    const joined = this.executions.get(requestId);
+    if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
+
+    await this.init();
+    const existing = await this.readState(requestId);
+    if (existing) return this.adopt(existing.envelope, existing.etag);
+    return this.create(request, requestId, settings, now, options);
+  }
+
+  /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
+  async resume(requestId: string): Promise<Handle> {
+    assertRequestId(requestId);
+    const joined = this.executions.get(requestId);
+    if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
+    await this.init();
+    const existing = await this.readState(requestId);
+    if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
+    if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
+    return this.adopt(existing.envelope, existing.etag);
+  }
+
+  cancel(requestId: string, reason?: string): boolean {
+    const execution = this.executions.get(requestId);
+    if (!execution) return false;
+    execution.cancel(reason);
+    return true;
+  }
+
+  async readState(requestId: string): Promise<{ envelope: StateEnvelope; etag: string } | null> {
+    assertRequestId(requestId);
+    const loc = { bucket: this.options.config.bucket, key: requestKeys.state(requestId) };
+    const info = await this.options.store.head(loc);
+    if (!info) return null;
+    let body: Buffer;
+    try {
+      body = await this.options.store.get(loc);
+    } catch (err) {
+      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+      throw err;
+    }
+    const after = await this.options.store.head(loc);
+    return { envelope: parseStateFile(body.toString('utf8'), `requests/${requestId}/metadata/state.json`), etag: after?.etag ?? info.etag };
+  }
+
+  async readResult(requestId: string): Promise<FinalResult | null> {
+    assertRequestId(requestId);
+    try {
+      const body = await this.options.store.get({ bucket: this.options.config.bucket, key: requestKeys.final(requestId) });
+      return FinalResultSchema.parse(JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  /** Where a request stands, from memory when it runs here, else from its state.json. */
+  async status(requestId: string): Promise<ProgressView | null> {
+    const execution = this.executions.get(requestId);
+    if (execution) return execution.view();
+    const state = await this.readState(requestId);
+    if (!state) return null;
+    const { envelope } = state;
+    return { request_id: requestId, status: envelope.status, state: envelope.state, progress: envelope.progress, error: envelope.error };
+  }
+
+  /** Stops every local execution without touching its state, so another process can resume it. */
+  async close(): Promise<void> {
+    await Promise.all([...this.executions.values()].map((e) => e.abandon()));
+    this.executions.clear();
+  }
+
+  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
+    const execution = new Execution({
+      machine: this.machine,
+      start: {
+        input: {
+          request_id: requestId,
+          video_uri: request.video_uri,
+          query: request.query,
+          settings,
+          allow_local_path: options.allowLocalPath ?? false,
+          started_at: now,
+        },
+      },
+      writer: this.writer(requestId, null),
+      owner: this.owner,
+      leaseTtlMs: this.leaseTtlMs,
+      ...(this.options.logger ? { logger: this.options.logger } : {}),
+    });
+    return this.register(execution);
+  }
+
+  /** A known id: finished ones answer from the store, live ones are joined, orphans resumed. */
+  private async adopt(envelope: StateEnvelope, etag: string): Promise<Handle> {
+    const requestId = envelope.request_id;
+    if (envelope.status !== 'RUNNING') {
+      return { request_id: requestId, local: false, done: Promise.resolve(await this.outcomeOf(envelope)), execution: null };
+    }
+    const lease = envelope.lease;
+    if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) {
+      const done = this.watch(requestId);
+      done.catch(() => undefined);
+      return { request_id: requestId, local: false, done, execution: null };
+    }
+    return this.launch(envelope, etag, false);
+  }
+
+  private async launch(envelope: StateEnvelope, etag: string, redrive: boolean): Promise<Handle> {
+    const requestId = envelope.request_id;
+    const execution = new Execution({
+      machine: this.machine,
+      start: { snapshot: envelope.snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
+      writer: this.writer(requestId, etag),
+      owner: this.owner,
+      leaseTtlMs: this.leaseTtlMs,
+      ...(this.options.logger ? { logger: this.options.logger } : {}),
+    });
+    this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
+    return this.register(execution);
+  }
+
+  private register(execution: Execution): Handle {
+    const requestId = execution.requestId;
+    this.executions.set(requestId, execution);
+    execution.start();
+    const done = execution.done.finally(() => {
+      if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+    });
+    done.catch(() => undefined);
+    return { request_id: requestId, local: true, done, execution };
+  }
+
+  private writer(requestId: string, etag: string | null): StateWriter {
+    return new StateWriter({
+      store: this.options.store,
+      location: { bucket: this.options.config.bucket, key: requestKeys.state(requestId) },
+      intervalMs: this.options.config.persistIntervalMs,
+      conditional: this.capabilities?.conditionalWrites ?? false,
+      etag,
+      onWrite: (bytes) => {
+        this.stateBytesWritten += bytes;
+      },
+    });
+  }
+
+  /** Waits on a request another process owns; takes it over if that owner's lease runs out. */
+  private async watch(requestId: string): Promise<ExecutionOutcome> {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, this.pollMs));
+      const state = await this.readState(requestId);
+      if (!state) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `request ${requestId} disappeared from the store`));
+      const { envelope, etag } = state;
+      if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
+      const lease = envelope.lease;
+      if (!lease || lease.owner === this.owner || lease.expires_at <= Date.now()) {
+        const handle = await this.launch(envelope, etag, false);
+        return handle.done;
+      }
+    }
+  }
+
+  private async outcomeOf(envelope: StateEnvelope): Promise<ExecutionOutcome> {
+    const status = envelope.status === 'COMPLETED' ? 'COMPLETED' : 'FAILED';
+    const stored = await this.readResult(envelope.request_id).catch(() => null);
+    const context = envelope.snapshot.context as unknown as PipelineContext;
+    const result = stored ?? buildFinalResult(context, status, context.finished_at ?? envelope.updated_at);
+    return { request_id: envelope.request_id, status, result };
+  }
+}
+
+export function assertRequestId(requestId: string): void {
+  const parsed = RequestIdSchema.safeParse(requestId);
+  if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${parsed.error.issues[0]!.message}`));
+}
+
+export function errorOfOutcome(outcome: ExecutionOutcome): FaveError | null {
+  return outcome.result.error ? toFaveError(outcome.result.error) : null;
+}

@@ -1,0 +1,250 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { addAbortSignal, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Agent, interceptors, request } from 'undici';
+import { FaveFailure, faveError } from '../errors.ts';
+import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from './store.ts';
+
+export interface ImportedInput {
+  size: number;
+  /**
+   * Hex SHA-256 of the stored bytes, computed while they stream through. Null for an `s3://`
+   * source: that is a server-side copy whose bytes never pass through this process, and reading
+   * a whole video back only to hash it would double the import's traffic.
+   */
+  sha256: string | null;
+  /** As announced by the source (HTTP Content-Type, or guessed from a local file's extension). */
+  contentType: string | null;
+}
+
+export interface ImportOptions {
+  /** Accept a local path or `file://` URL (the CLI does; a network-facing server must not). */
+  allowLocalPath?: boolean;
+  signal?: AbortSignal;
+}
+
+const MAX_REDIRECTIONS = 5;
+const DEFAULT_EXTENSION = '.mp4';
+
+const downloads = new Agent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 }).compose(
+  interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
+);
+
+const VIDEO_TYPES: Record<string, string> = {
+  '.mp4': 'video/mp4',
+  '.m4v': 'video/x-m4v',
+  '.mov': 'video/quicktime',
+  '.mkv': 'video/x-matroska',
+  '.webm': 'video/webm',
+  '.avi': 'video/x-msvideo',
+};
+
+/**
+ * Copies the request's input video to `dest`, byte for byte and without holding it in memory:
+ * `s3://` by a server-side copy, `http(s)://` by a streaming download, a local path (only with
+ * `allowLocalPath`) by streaming the file.
+ */
+export async function importInput(store: Store, source: string, dest: ObjectLocation, options: ImportOptions = {}): Promise<ImportedInput> {
+  const { signal } = options;
+  if (signal?.aborted) throw cancelled(source);
+  if (/^s3:\/\//i.test(source)) return importFromS3(store, parseS3Uri(source), dest);
+  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal);
+  const isFileUrl = /^file:\/\//i.test(source);
+  if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${source}`));
+  }
+  if (!options.allowLocalPath) {
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${source}`));
+  }
+  return importFromFile(store, isFileUrl ? localPathOf(source) : resolve(source), dest, signal);
+}
+
+function localPathOf(fileUrl: string): string {
+  try {
+    return fileURLToPath(fileUrl);
+  } catch (err) {
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a usable file:// URL (${describeError(err)}): ${fileUrl}`));
+  }
+}
+
+/** `.mp4` for `…/clip.MP4?x=1`; the default `.mp4` when the name has no plausible extension. */
+export function inputExtension(source: string): string {
+  let path = source;
+  if (/^s3:\/\//i.test(source)) {
+    path = source.replace(/^s3:\/\/[^/]*\/?/i, '');
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+    try {
+      path = new URL(source).pathname;
+    } catch {
+      path = source;
+    }
+  }
+  const name = path.split(/[/\\]/).pop() ?? '';
+  const dot = name.lastIndexOf('.');
+  if (dot <= 0) return DEFAULT_EXTENSION;
+  const ext = name.slice(dot + 1).toLowerCase();
+  return /^[a-z0-9]{1,8}$/.test(ext) ? `.${ext}` : DEFAULT_EXTENSION;
+}
+
+async function importFromS3(store: Store, from: ObjectLocation, dest: ObjectLocation): Promise<ImportedInput> {
+  if (from.bucket === dest.bucket && from.key === dest.key) {
+    // A resubmitted request may name its own imported input; copying an object onto itself is refused by S3.
+    const info = await store.head(from);
+    if (!info) throw notFound(from);
+    return { size: info.size, sha256: null, contentType: null };
+  }
+  const info = await store.copy(from, dest);
+  return { size: info.size, sha256: null, contentType: null };
+}
+
+async function importFromHttp(store: Store, source: string, dest: ObjectLocation, signal: AbortSignal | undefined): Promise<ImportedInput> {
+  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${source}`));
+  const shown = displayUrl(source);
+  let response: Awaited<ReturnType<typeof request>>;
+  try {
+    response = await request(source, {
+      method: 'GET',
+      dispatcher: downloads,
+      headers: { accept: '*/*', 'user-agent': 'fave-orchestrator' },
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    if (signal?.aborted) throw cancelled(source);
+    // undici refuses some requests outright (a redirect back to the same URL): retrying cannot help.
+    const refused = (err as { code?: unknown }).code === 'UND_ERR_INVALID_ARG';
+    throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `cannot download ${shown}: ${describeError(err)}`, refused ? {} : { transient: true }));
+  }
+  const status = response.statusCode;
+  if (status < 200 || status >= 300) {
+    await response.body.dump().catch(() => undefined);
+    throw httpFailure(shown, status);
+  }
+  const declared = headerValue(response.headers['content-length']);
+  const expectedSize = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
+  const contentType = headerValue(response.headers['content-type']);
+  return streamInto(store, response.body, dest, { label: shown, expectedSize, contentType, signal, transient: true });
+}
+
+async function importFromFile(store: Store, path: string, dest: ObjectLocation, signal: AbortSignal | undefined): Promise<ImportedInput> {
+  let isFile: boolean;
+  try {
+    isFile = (await stat(path)).isFile();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no file at ${path}`));
+    throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `cannot read ${path}: ${describeError(err)}`));
+  }
+  if (!isFile) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `${path} is not a regular file`));
+  const contentType = VIDEO_TYPES[extname(path).toLowerCase()] ?? null;
+  return streamInto(store, createReadStream(path), dest, { label: path, expectedSize: null, contentType, signal, transient: false });
+}
+
+interface StreamSource {
+  label: string;
+  expectedSize: number | null;
+  contentType: string | null;
+  signal: AbortSignal | undefined;
+  /** Whether a failure while reading the source is worth retrying (network: yes, local file: no). */
+  transient: boolean;
+}
+
+async function streamInto(store: Store, source: Readable, dest: ObjectLocation, from: StreamSource): Promise<ImportedInput> {
+  if (from.signal) addAbortSignal(from.signal, source);
+  const hasher = new HashingPassThrough(from.expectedSize);
+  // Told apart from store failures so the error blames the right side.
+  let sourceError: unknown = null;
+  source.once('error', (err) => {
+    sourceError ??= err;
+    hasher.destroy(err);
+  });
+  source.pipe(hasher);
+  let storedSize: number;
+  try {
+    storedSize = (await store.putStream(dest, hasher, from.contentType ? { contentType: from.contentType } : {})).size;
+  } catch (err) {
+    source.destroy();
+    if (from.signal?.aborted) throw cancelled(from.label);
+    if (hasher.lengthMismatch) {
+      throw new FaveFailure(
+        faveError('INPUT_IMPORT_FAILED', `${from.label} announced ${from.expectedSize} bytes but sent ${hasher.size}`, { transient: from.transient }),
+      );
+    }
+    if (sourceError !== null) {
+      throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `reading ${from.label} failed: ${describeError(sourceError)}`, { transient: from.transient }));
+    }
+    throw err;
+  }
+  if (storedSize !== hasher.size) {
+    throw new FaveFailure(faveError('STORE_ERROR', `${formatS3Uri(dest)} holds ${storedSize} bytes after ${hasher.size} were written`));
+  }
+  return { size: hasher.size, sha256: hasher.digest(), contentType: from.contentType };
+}
+
+/** Counts and hashes what passes through; fails at the end when an announced length was not met. */
+class HashingPassThrough extends Transform {
+  size = 0;
+  /** Set when the byte count differs from the announced length. */
+  lengthMismatch = false;
+  private readonly hash: Hash = createHash('sha256');
+
+  constructor(private readonly expectedSize: number | null) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.expectedSize !== null && this.size !== this.expectedSize) {
+      this.lengthMismatch = true;
+      callback(new Error(`expected ${this.expectedSize} bytes, got ${this.size}`));
+      return;
+    }
+    callback();
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+function httpFailure(shown: string, status: number): FaveFailure {
+  if (status === 404 || status === 410) {
+    return new FaveFailure(faveError('INPUT_NOT_FOUND', `GET ${shown} answered HTTP ${status}: no video there`, { http_status: status }));
+  }
+  const transient = status === 408 || status === 429 || status >= 500;
+  const hint = status >= 300 && status < 400 ? ` (more than ${MAX_REDIRECTIONS} redirects, or a redirect without a Location)` : '';
+  return new FaveFailure(faveError('INPUT_IMPORT_FAILED', `GET ${shown} answered HTTP ${status}${hint}`, { http_status: status, ...(transient ? { transient } : {}) }));
+}
+
+/** Drops credentials and query strings (presigned URLs carry signatures) from what is logged and persisted. */
+function displayUrl(source: string): string {
+  try {
+    const url = new URL(source);
+    return `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
+  } catch {
+    return source;
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined || first === '' ? null : first;
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${code ? `${code} ` : ''}${err.message}${cause}`;
+}
+
+function cancelled(source: string): FaveFailure {
+  return new FaveFailure(faveError('CANCELLED', `import of ${displayUrl(source)} was cancelled`));
+}

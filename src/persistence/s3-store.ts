@@ -1,0 +1,434 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { FaveFailure, faveError } from '../errors.ts';
+import {
+  formatS3Uri,
+  notFound,
+  preconditionFailed,
+  type ObjectInfo,
+  type ObjectLocation,
+  type PutOptions,
+  type Store,
+  type StoreCapabilities,
+} from './store.ts';
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** null: the AWS endpoint of `region`. */
+  endpoint: string | null;
+  region: string;
+  /** Both null: the SDK's default credential chain (environment, profile, instance role). */
+  accessKeyId: string | null;
+  secretAccessKey: string | null;
+  /** Path-style URLs (`{endpoint}/{bucket}/{key}`), which MinIO and most S3-compatible servers expect. */
+  forcePathStyle?: boolean;
+  /** SDK attempts per call for throttling, 5xx and network errors. */
+  maxAttempts?: number;
+  /** Bytes per multipart part in `putStream`; S3 requires at least 5 MiB for all parts but the last. */
+  partSize?: number;
+}
+
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+const PROBE_PREFIX = '.fave-probe/';
+const PROBE_BODY = Buffer.from('fave conditional write probe\n');
+
+const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket']);
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'SlowDown',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'InternalError',
+  'ServiceUnavailable',
+]);
+const CREDENTIAL_NAMES = new Set([
+  'AccessDenied',
+  'Forbidden',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'CredentialsProviderError',
+]);
+
+/**
+ * The S3 store (AWS, MinIO, other S3-compatible servers).
+ *
+ * Bodies are always sent as Buffers with a Content-Length and the SDK's flexible checksums are
+ * only computed where an operation requires them: otherwise a streamed body goes out
+ * `aws-chunked`, and some S3-compatible servers store that framing as object data.
+ *
+ * Conditional writes are passed through as `If-Match` / `If-None-Match`; whether the server
+ * enforces them is what `init()` reports, and callers must not rely on them when it says no.
+ */
+export class S3Store implements Store {
+  readonly kind = 's3' as const;
+  readonly bucket: string;
+  private readonly client: S3Client;
+  private readonly where: string;
+  private readonly region: string;
+  private readonly partSize: number;
+
+  constructor(options: S3StoreOptions) {
+    this.bucket = options.bucket;
+    this.region = options.region;
+    this.where = options.endpoint ?? `AWS S3 (${options.region})`;
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    if (this.partSize < MIN_PART_SIZE) {
+      throw new FaveFailure(faveError('BAD_CONFIG', `S3 multipart part size must be at least ${MIN_PART_SIZE} bytes, got ${this.partSize}`));
+    }
+    if ((options.accessKeyId === null) !== (options.secretAccessKey === null)) {
+      throw new FaveFailure(faveError('BAD_CONFIG', 'ARTIFACT_ACCESS_KEY and ARTIFACT_SECRET_KEY must be set together'));
+    }
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle ?? true,
+      ...(options.accessKeyId !== null && options.secretAccessKey !== null
+        ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
+        : {}),
+      maxAttempts: options.maxAttempts ?? 3,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // An unreachable endpoint must fail, not hang the request that waits on it.
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 300_000 },
+    });
+  }
+
+  async init(): Promise<StoreCapabilities> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw this.initFailure(err);
+    }
+    return { conditionalWrites: await this.probeConditionalWrites() };
+  }
+
+  async get(loc: ObjectLocation): Promise<Buffer> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+      if (!out.Body) return Buffer.alloc(0);
+      const bytes = await out.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      throw this.readFailure('GetObject', loc, err);
+    }
+  }
+
+  async getStream(loc: ObjectLocation): Promise<Readable> {
+    let body: unknown;
+    try {
+      body = (await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }))).Body;
+    } catch (err) {
+      throw this.readFailure('GetObject', loc, err);
+    }
+    if (body === undefined) return Readable.from([]);
+    if (!(body instanceof Readable)) {
+      throw new FaveFailure(faveError('INTERNAL', `S3 GetObject ${formatS3Uri(loc)} did not answer a Node stream`));
+    }
+    return body;
+  }
+
+  async head(loc: ObjectLocation): Promise<ObjectInfo | null> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+      return { size: out.ContentLength ?? 0, etag: this.etagOf(out.ETag, 'HeadObject', loc) };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw this.failure('HeadObject', formatS3Uri(loc), err);
+    }
+  }
+
+  async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: loc.bucket,
+          Key: loc.key,
+          Body: bytes,
+          ContentLength: bytes.length,
+          ...(options.contentType ? { ContentType: options.contentType } : {}),
+          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+          ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
+        }),
+      );
+      return { size: bytes.length, etag: this.etagOf(out.ETag, 'PutObject', loc) };
+    } catch (err) {
+      if (isConditionFailure(err)) throw preconditionFailed(loc);
+      throw this.failure('PutObject', formatS3Uri(loc), err);
+    }
+  }
+
+  /**
+   * Holds at most one part in memory: a body shorter than one part is a single PutObject, a
+   * longer one a multipart upload of `partSize` parts sent one after the other.
+   */
+  async putStream(loc: ObjectLocation, body: Readable, options: { contentType?: string } = {}): Promise<ObjectInfo> {
+    let uploadId: string | null = null;
+    const parts: CompletedPart[] = [];
+    let chunks: Buffer[] = [];
+    let buffered = 0;
+    let size = 0;
+
+    const uploadPart = async (data: Buffer): Promise<void> => {
+      if (uploadId === null) {
+        const created = await this.client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: loc.bucket,
+            Key: loc.key,
+            ...(options.contentType ? { ContentType: options.contentType } : {}),
+          }),
+        );
+        if (!created.UploadId) throw new Error('CreateMultipartUpload answered no UploadId');
+        uploadId = created.UploadId;
+      }
+      const partNumber = parts.length + 1;
+      const out = await this.client.send(
+        new UploadPartCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, PartNumber: partNumber, Body: data, ContentLength: data.length }),
+      );
+      parts.push({ PartNumber: partNumber, ETag: this.etagOf(out.ETag, 'UploadPart', loc) });
+    };
+
+    try {
+      for await (const chunk of body) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        chunks.push(buf);
+        buffered += buf.length;
+        size += buf.length;
+        while (buffered >= this.partSize) {
+          const all = Buffer.concat(chunks, buffered);
+          await uploadPart(all.subarray(0, this.partSize));
+          const rest = all.subarray(this.partSize);
+          chunks = rest.length > 0 ? [rest] : [];
+          buffered = rest.length;
+        }
+      }
+      const tail = Buffer.concat(chunks, buffered);
+      chunks = [];
+      if (uploadId === null) {
+        return await this.put(loc, tail, options.contentType ? { contentType: options.contentType } : {});
+      }
+      if (tail.length > 0) await uploadPart(tail);
+      const done = await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      );
+      return { size, etag: this.etagOf(done.ETag, 'CompleteMultipartUpload', loc) };
+    } catch (err) {
+      body.destroy();
+      if (uploadId !== null) {
+        // Best effort: an abandoned upload only costs storage until a lifecycle rule removes it.
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId }))
+          .catch(() => undefined);
+      }
+      if (err instanceof FaveFailure) throw err;
+      throw this.failure('multipart upload to', formatS3Uri(loc), err);
+    }
+  }
+
+  async copy(from: ObjectLocation, to: ObjectLocation): Promise<ObjectInfo> {
+    try {
+      await this.client.send(
+        new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeKey(from.key)}` }),
+      );
+    } catch (err) {
+      const missingBucket = typeof err === 'object' && err !== null ? (err as { BucketName?: unknown }).BucketName : undefined;
+      const destinationMissing = errorName(err) === 'NoSuchBucket' && missingBucket === to.bucket && to.bucket !== from.bucket;
+      if (isNotFound(err) && !destinationMissing) throw notFound(from);
+      throw this.failure('CopyObject', `${formatS3Uri(from)} -> ${formatS3Uri(to)}`, err);
+    }
+    const info = await this.head(to);
+    if (!info) throw new FaveFailure(faveError('STORE_ERROR', `S3 CopyObject to ${formatS3Uri(to)} succeeded but the copy is not visible`, { transient: true }));
+    return info;
+  }
+
+  async list(bucket: string, prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+        );
+        for (const entry of page.Contents ?? []) if (entry.Key !== undefined) keys.push(entry.Key);
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      if (errorName(err) === 'NoSuchBucket') return [];
+      throw this.failure('ListObjectsV2', `s3://${bucket}/${prefix}`, err);
+    }
+    // S3 orders by UTF-8 bytes; sort like the filesystem store so both list identically.
+    return keys.sort();
+  }
+
+  async delete(loc: ObjectLocation): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw this.failure('DeleteObject', formatS3Uri(loc), err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  /**
+   * Some S3-compatible servers accept `If-None-Match` / `If-Match` and ignore them. Writing the
+   * same probe key twice with `If-None-Match: *`, then once with a wrong `If-Match`, tells them apart.
+   */
+  private async probeConditionalWrites(): Promise<boolean> {
+    const probe: ObjectLocation = { bucket: this.bucket, key: `${PROBE_PREFIX}${randomBytes(8).toString('hex')}` };
+    const uri = formatS3Uri(probe);
+    try {
+      const first = await this.probePut(probe, { IfNoneMatch: '*' });
+      if (first !== 'written') return false;
+      const again = await this.probePut(probe, { IfNoneMatch: '*' });
+      if (again !== 'refused') return false;
+      return (await this.probePut(probe, { IfMatch: '"fave-probe-mismatch"' })) === 'refused';
+    } catch (err) {
+      const name = errorName(err);
+      if (httpStatus(err) === 403 || CREDENTIAL_NAMES.has(name)) {
+        throw new FaveFailure(
+          faveError('STORE_ERROR', `cannot write ${uri} at ${this.where} (${describe(name, httpStatus(err))}): check that ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY may write to bucket ${this.bucket}`),
+        );
+      }
+      throw this.failure('PutObject (conditional write probe)', uri, err);
+    } finally {
+      await this.delete(probe).catch(() => undefined);
+    }
+  }
+
+  private async probePut(probe: ObjectLocation, condition: { IfNoneMatch?: string; IfMatch?: string }): Promise<'written' | 'refused' | 'unsupported'> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: probe.bucket, Key: probe.key, Body: PROBE_BODY, ContentLength: PROBE_BODY.length, ...condition }));
+      return 'written';
+    } catch (err) {
+      if (isConditionFailure(err)) return 'refused';
+      if (httpStatus(err) === 501 || errorName(err) === 'NotImplemented') return 'unsupported';
+      throw err;
+    }
+  }
+
+  private initFailure(err: unknown): FaveFailure {
+    const name = errorName(err);
+    const status = httpStatus(err);
+    if (name === 'NoSuchBucket' || name === 'NotFound' || status === 404) {
+      return new FaveFailure(faveError('STORE_ERROR', `bucket ${this.bucket} does not exist at ${this.where}`));
+    }
+    if (name === 'CredentialsProviderError') {
+      return new FaveFailure(faveError('STORE_ERROR', `no S3 credentials found for ${this.where}: set ARTIFACT_ACCESS_KEY and ARTIFACT_SECRET_KEY (${errorMessage(err)})`));
+    }
+    if (status === 401 || status === 403 || CREDENTIAL_NAMES.has(name)) {
+      return new FaveFailure(
+        faveError('STORE_ERROR', `access to bucket ${this.bucket} at ${this.where} was refused (${describe(name, status)}): check ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY`, {
+          http_status: status ?? 403,
+        }),
+      );
+    }
+    if (status === 301 || name === 'PermanentRedirect') {
+      return new FaveFailure(
+        faveError('STORE_ERROR', `bucket ${this.bucket} at ${this.where} is not in region ${this.region}: check ARTIFACT_REGION`, { http_status: 301 }),
+      );
+    }
+    return this.failure('HeadBucket', `s3://${this.bucket}`, err);
+  }
+
+  /** Reads map every 404 (missing key or missing bucket) to INPUT_NOT_FOUND, as the filesystem store does. */
+  private readFailure(op: string, loc: ObjectLocation, err: unknown): FaveFailure {
+    if (isNotFound(err)) return notFound(loc);
+    return this.failure(op, formatS3Uri(loc), err);
+  }
+
+  private failure(op: string, target: string, err: unknown): FaveFailure {
+    if (err instanceof FaveFailure) return err;
+    const name = errorName(err);
+    const status = httpStatus(err);
+    const message = errorMessage(err);
+    const detail = `${describe(name, status)}${message && message !== name && message !== 'UnknownError' ? `: ${message}` : ''}`;
+    return new FaveFailure(
+      faveError('STORE_ERROR', `S3 ${op} ${target} at ${this.where} failed: ${detail}`, {
+        ...(status !== undefined ? { http_status: status } : {}),
+        ...(isTransient(err) ? { transient: true } : {}),
+      }),
+    );
+  }
+
+  /** ETags are opaque; kept in their quoted form so `put`, `head` and `ifMatch` agree. */
+  private etagOf(etag: string | undefined, op: string, loc: ObjectLocation): string {
+    if (!etag) throw new FaveFailure(faveError('STORE_ERROR', `S3 ${op} ${formatS3Uri(loc)} answered no ETag`));
+    return etag.startsWith('"') || etag.startsWith('W/') ? etag : `"${etag}"`;
+  }
+}
+
+/** CopySource is `bucket/key` URL-encoded; slashes between key segments stay literal. */
+function encodeKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function errorName(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const { name, code } = err as { name?: unknown; code?: unknown };
+    if (typeof code === 'string' && (name === 'Error' || name === 'AggregateError' || typeof name !== 'string')) return code;
+    if (typeof name === 'string') return name;
+  }
+  return 'Error';
+}
+
+/** "NoSuchKey (HTTP 404)"; bodiless answers (HEAD) carry no error code, only the status. */
+function describe(name: string, status: number | undefined): string {
+  const known = name !== 'Unknown' && name !== 'UnknownError';
+  if (status === undefined) return name;
+  return known ? `${name} (HTTP ${status})` : `HTTP ${status}`;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const status = (err as { $metadata?: { httpStatusCode?: unknown } }).$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  return NOT_FOUND_NAMES.has(errorName(err)) || httpStatus(err) === 404;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  const name = errorName(err);
+  return httpStatus(err) === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
+}
+
+/** Throttling, 5xx and network errors: the SDK already retried them, a later attempt may succeed. */
+function isTransient(err: unknown): boolean {
+  const status = httpStatus(err);
+  if (status !== undefined) return status === 408 || status === 429 || status >= 500 || TRANSIENT_NAMES.has(errorName(err));
+  if (TRANSIENT_NAMES.has(errorName(err))) return true;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^E[A-Z]+/.test(code);
+}

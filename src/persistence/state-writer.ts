@@ -1,0 +1,118 @@
+import { FaveFailure, faveError } from '../errors.ts';
+import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
+import type { StateEnvelope } from './state-file.ts';
+
+export interface StateWriterOptions {
+  store: Store;
+  location: ObjectLocation;
+  /** 0: write as soon as the previous write is done; otherwise at most one write per interval. */
+  intervalMs: number;
+  /** Compare-and-swap on the ETag of our last write, where the store honours it. */
+  conditional: boolean;
+  /** ETag of the object as we last saw it; null when we are creating it. */
+  etag: string | null;
+  onWrite?: (bytes: number) => void;
+}
+
+/**
+ * Serializes and coalesces the writes of one request's state.json. Writes never overlap, the
+ * newest snapshot wins, and a write that would overwrite someone else's (precondition failed)
+ * stops all further writes: the lease was lost.
+ */
+export class StateWriter {
+  bytesWritten = 0;
+  writes = 0;
+  private build: (() => StateEnvelope) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private writing = false;
+  private failure: FaveFailure | null = null;
+  private etag: string | null;
+
+  constructor(private readonly options: StateWriterOptions) {
+    this.etag = options.etag;
+  }
+
+  get lost(): FaveFailure | null {
+    return this.failure;
+  }
+
+  /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
+  request(build: () => StateEnvelope, urgent: boolean): void {
+    if (this.failure) return;
+    this.build = build;
+    if (urgent || this.options.intervalMs === 0) {
+      this.kick();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick();
+      }, this.options.intervalMs);
+    }
+  }
+
+  /** Writes whatever is pending and waits for every write to land. */
+  async flush(): Promise<void> {
+    this.kick();
+    await this.chain;
+    if (this.build && !this.failure) {
+      this.kick();
+      await this.chain;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.writing || !this.build || this.failure) return;
+    this.writing = true;
+    this.chain = this.chain.then(async () => {
+      try {
+        while (this.build && !this.failure) {
+          const build = this.build;
+          this.build = null;
+          await this.writeOnce(build());
+        }
+      } finally {
+        this.writing = false;
+      }
+    });
+  }
+
+  private async writeOnce(envelope: StateEnvelope): Promise<void> {
+    const body = JSON.stringify(envelope);
+    const { store, location, conditional } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const options = conditional ? (this.etag ? { ifMatch: this.etag } : { ifNoneMatch: '*' as const }) : {};
+        const info = await store.put(location, body, { contentType: 'application/json', ...options });
+        this.etag = info.etag;
+        this.bytesWritten += Buffer.byteLength(body);
+        this.writes++;
+        this.options.onWrite?.(Buffer.byteLength(body));
+        return;
+      } catch (err) {
+        if (isPreconditionFailed(err)) {
+          this.failure = new FaveFailure(
+            faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`),
+          );
+          return;
+        }
+        const transient = err instanceof FaveFailure ? err.error.transient !== false && err.error.code === 'STORE_ERROR' : true;
+        if (!transient || attempt >= 5) {
+          this.failure = err instanceof FaveFailure ? err : new FaveFailure(faveError('STORE_ERROR', `writing state.json failed: ${String(err)}`));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 100 * 2 ** attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import type { ClipResult, FinalResult, ObjectSummary } from '../contracts/result.ts';
+import type { ClipState, PipelineContext } from '../machine/context.ts';
+import { summarizeInvocations, type InvocationRecord } from './metrics.ts';
+import { matchClips } from './query.ts';
+
+/** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
+export function summarizeObjects(clip: ClipState): ObjectSummary[] {
+  const byLabel = new Map<string, { count: number; max: number; frames: Set<number> }>();
+  for (const frame of clip.frames) {
+    for (const d of frame.detections) {
+      const entry = byLabel.get(d.label) ?? { count: 0, max: 0, frames: new Set<number>() };
+      entry.count += 1;
+      entry.max = Math.max(entry.max, d.confidence);
+      entry.frames.add(frame.index);
+      byLabel.set(d.label, entry);
+    }
+  }
+  return [...byLabel.entries()]
+    .map(([label, e]) => ({ label, count: e.count, max_confidence: round(e.max, 4), frames: [...e.frames].sort((a, b) => a - b) }))
+    .sort((a, b) => b.count - a.count || b.max_confidence - a.max_confidence || a.label.localeCompare(b.label));
+}
+
+function objectsNote(clip: ClipState, detectorEnabled: boolean): string | null {
+  if (clip.status !== 'done') return null;
+  if (!detectorEnabled) return 'object detection disabled (ENABLE_OBJECT_DETECTOR=false)';
+  if (clip.frames.length === 0) return 'no frames were extracted from this clip';
+  const detected = clip.frames.some((f) => f.detections.length > 0);
+  if (detected) return null;
+  const notes = [...new Set(clip.frames.map((f) => f.note).filter((n): n is string => n !== null))];
+  return notes.length > 0 ? notes.join('; ') : null;
+}
+
+export function clipResult(clip: ClipState, detectorEnabled: boolean): ClipResult {
+  return {
+    index: clip.index,
+    start_s: clip.start_s,
+    end_s: clip.end_s,
+    uri: clip.uri,
+    transcript: clip.progress.transcript,
+    transcript_note: clip.progress.transcript_note,
+    objects: summarizeObjects(clip),
+    objects_note: objectsNote(clip, detectorEnabled),
+    frames: clip.frames.length,
+    status: clip.status === 'done' || clip.status === 'failed' ? clip.status : 'pending',
+    error: clip.error,
+  };
+}
+
+export function allRecords(context: PipelineContext): InvocationRecord[] {
+  const records = [...context.records];
+  for (const clip of context.clips) {
+    records.push(...clip.records);
+    for (const frame of clip.frames) records.push(...frame.records);
+  }
+  return records;
+}
+
+/** The answer (DESIGN §5), computed from the machine's context alone. */
+export function buildFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAILED', finishedAt: number): FinalResult {
+  const clips = context.clips.map((c) => clipResult(c, context.settings.detector_enabled));
+  const failed = context.clips.filter((c) => c.status === 'failed');
+  const matchable = clips.filter((c) => c.status === 'done');
+  return {
+    request_id: context.request_id,
+    status,
+    video_uri: context.video_uri,
+    query: context.query,
+    profile: context.settings.profile,
+    partial: status === 'COMPLETED' && failed.length > 0,
+    clips,
+    matches: matchClips(matchable, context.query, { minConfidence: context.settings.min_confidence }),
+    failed_clips: failed.map((c) => ({ clip_index: c.index, error: c.error ?? { code: 'INTERNAL', message: 'failed without an error value' } })),
+    error: context.error,
+    metrics: summarizeInvocations(allRecords(context), Math.max(0, finishedAt - context.started_at)),
+  };
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}

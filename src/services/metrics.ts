@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import type { MetricsSummary, StageSummary } from '../contracts/result.ts';
+import { isFaveError, type FaveError } from '../errors.ts';
+
+/**
+ * One attempt at one stage call. Persisted in state.json, so it stays plain JSON: times are
+ * epoch milliseconds, absent facts are `null`.
+ */
+export interface InvocationRecord {
+  stage: string;
+  clip_index: number | null;
+  frame_index: number | null;
+  /** 1 for the first try; above 1 for a retry. */
+  attempt: number;
+  queued_at: number;
+  started_at: number;
+  ended_at: number;
+  latency_ms: number;
+  /** `metrics.duration_ms` as the stage reported it. */
+  reported_duration_ms: number | null;
+  /** The gateway's `X-Duration-Seconds`, in milliseconds. */
+  gateway_duration_ms: number | null;
+  /** The gateway's `X-Call-Id`. */
+  call_id: string | null;
+  cold_start: boolean | null;
+  memory_limit_mb: number | null;
+  cost_unit: number | null;
+  http_status: number | null;
+  outcome: 'success' | 'error' | 'skipped' | 'simulated';
+  error: FaveError | null;
+}
+
+/** For checking records loaded back from state.json before they are trusted. */
+export const InvocationRecordSchema = z.object({
+  stage: z.string(),
+  clip_index: z.number().int().nullable(),
+  frame_index: z.number().int().nullable(),
+  attempt: z.number().int().positive(),
+  queued_at: z.number(),
+  started_at: z.number(),
+  ended_at: z.number(),
+  latency_ms: z.number(),
+  reported_duration_ms: z.number().nullable(),
+  gateway_duration_ms: z.number().nullable(),
+  call_id: z.string().nullable(),
+  cold_start: z.boolean().nullable(),
+  memory_limit_mb: z.number().nullable(),
+  cost_unit: z.number().nullable(),
+  http_status: z.number().int().nullable(),
+  outcome: z.enum(['success', 'error', 'skipped', 'simulated']),
+  error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+}) satisfies z.ZodType<InvocationRecord>;
+
+/**
+ * Nearest-rank percentile (p in 0..100): the smallest value with at least p% of the values at
+ * or below it. Always one of the values, never interpolated; 0 for no values.
+ */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const clamped = Math.min(100, Math.max(0, p));
+  const rank = Math.max(1, Math.ceil((clamped / 100) * sorted.length));
+  return sorted[rank - 1] ?? 0;
+}
+
+function roundCost(value: number): number {
+  return Math.round(value * 1e6) / 1e6;
+}
+
+function summarizeStage(records: readonly InvocationRecord[]): StageSummary {
+  const latencies = records.map((r) => r.latency_ms);
+  return {
+    count: records.length,
+    failures: records.filter((r) => r.outcome === 'error').length,
+    retries: records.filter((r) => r.attempt > 1).length,
+    p50_ms: Math.round(percentile(latencies, 50)),
+    p95_ms: Math.round(percentile(latencies, 95)),
+    max_ms: Math.round(percentile(latencies, 100)),
+    cold_starts: records.filter((r) => r.cold_start === true).length,
+    cost_units: roundCost(records.reduce((sum, r) => sum + (r.cost_unit ?? 0), 0)),
+  };
+}
+
+/**
+ * The `metrics` block of final.json. Every record is one attempt, so `invocations` counts
+ * retries too. Stages appear in the order of their first record, which is pipeline order.
+ */
+export function summarizeInvocations(records: readonly InvocationRecord[], wallMs: number): MetricsSummary {
+  const byStage = new Map<string, InvocationRecord[]>();
+  for (const record of records) {
+    const list = byStage.get(record.stage);
+    if (list) list.push(record);
+    else byStage.set(record.stage, [record]);
+  }
+  // fromEntries defines own properties, so even a stage named "__proto__" stays a plain key.
+  const stages: Record<string, StageSummary> = Object.fromEntries(
+    [...byStage].map(([stage, list]) => [stage, summarizeStage(list)]),
+  );
+
+  return {
+    wall_ms: Math.round(wallMs),
+    invocations: records.length,
+    retries: records.filter((r) => r.attempt > 1).length,
+    cold_starts: records.filter((r) => r.cold_start === true).length,
+    cost_units: roundCost(records.reduce((sum, r) => sum + (r.cost_unit ?? 0), 0)),
+    stages,
+  };
+}

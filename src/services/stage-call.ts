@@ -1,0 +1,202 @@
+import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
+import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
+import type { InvocationRecord } from './metrics.ts';
+import type { StageTransport } from './transport.ts';
+import type { Limiter } from './limiter.ts';
+
+/** One call of one stage function: what to send and where it belongs in the fan-out. */
+export interface StageCallSpec {
+  functionName: string;
+  request: StageRequest;
+  clipIndex: number | null;
+  frameIndex: number | null;
+  attempt: number;
+  timeoutMs: number;
+  /** Epoch ms after which no call may start or continue (the request deadline). */
+  deadlineAt: number;
+}
+
+export interface StageCallSuccess {
+  response: StageResponse;
+  record: InvocationRecord;
+}
+
+/** A failed attempt: the classified error and the record of the attempt. Plain JSON. */
+export interface StageCallFailure {
+  error: FaveError;
+  record: InvocationRecord;
+}
+
+export function isStageCallFailure(value: unknown): value is StageCallFailure {
+  return typeof value === 'object' && value !== null && 'error' in value && 'record' in value;
+}
+
+/**
+ * Performs one attempt: waits for a process-wide slot, POSTs the stage request with the
+ * per-stage timeout, and classifies the outcome (DESIGN §6). Never retries; the machine does.
+ */
+export async function callStageOnce(
+  transport: StageTransport,
+  limiter: Limiter,
+  spec: StageCallSpec,
+  signal: AbortSignal,
+): Promise<StageCallSuccess> {
+  const where = { stage: spec.request.stage, ...location(spec) };
+  const queuedAt = Date.now();
+  return limiter.run(async () => {
+    const startedAt = Date.now();
+    const base = {
+      stage: spec.request.stage,
+      clip_index: spec.clipIndex,
+      frame_index: spec.frameIndex,
+      attempt: spec.attempt,
+      queued_at: queuedAt,
+      started_at: startedAt,
+    };
+    const fail = (error: FaveError, extra: Partial<InvocationRecord> = {}): StageCallFailure => {
+      const endedAt = Date.now();
+      return {
+        error: { ...error, attempts: spec.attempt },
+        record: { ...emptyRecord(base, endedAt), ...extra, outcome: 'error', error: { ...error, attempts: spec.attempt } },
+      };
+    };
+
+    const remaining = spec.deadlineAt - startedAt;
+    if (remaining <= 0) {
+      throw fail(faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
+    }
+    if (signal.aborted) throw fail(faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
+    const timeoutMs = Math.min(spec.timeoutMs, remaining);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const combined = AbortSignal.any([signal, timeout]);
+
+    let http;
+    try {
+      http = await transport.call(spec.functionName, spec.request, { signal: combined, timeoutMs });
+    } catch (err) {
+      if (signal.aborted) throw fail(faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
+      if (timeout.aborted) {
+        const deadline = timeoutMs < spec.timeoutMs;
+        throw fail(
+          deadline
+            ? faveError('DEADLINE_EXCEEDED', `${describe(where)} was cut off at the request deadline`, where)
+            : faveError('STAGE_TIMEOUT', `${describe(where)} did not answer within ${timeoutMs} ms (stage timeout)`, { ...where, transient: true }),
+        );
+      }
+      const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
+      throw fail(faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));
+    }
+
+    const httpExtra: Partial<InvocationRecord> = {
+      http_status: http.status,
+      call_id: http.headers['x-call-id'] ?? null,
+      gateway_duration_ms: parseDurationHeader(http.headers['x-duration-seconds']),
+    };
+    if (http.status !== 200) throw fail(classifyHttpStatus(http.status, http.body, where), httpExtra);
+
+    let json: unknown;
+    try {
+      json = JSON.parse(http.body);
+    } catch {
+      throw fail(
+        faveError('STAGE_CONTRACT', `${describe(where)} answered HTTP 200 with a body that is not JSON: ${snippet(http.body)}`, where),
+        httpExtra,
+      );
+    }
+    const parsed = StageResponseSchema.safeParse(json);
+    if (!parsed.success) {
+      throw fail(
+        faveError('STAGE_CONTRACT', `${describe(where)} broke the response contract at ${describeZodIssue(parsed.error)}`, where),
+        httpExtra,
+      );
+    }
+    const response = parsed.data;
+    const metrics = response.metrics;
+    const reported: Partial<InvocationRecord> = {
+      ...httpExtra,
+      reported_duration_ms: metrics?.duration_ms ?? null,
+      cold_start: metrics?.cold_start ?? null,
+      memory_limit_mb: metrics?.memory_limit_mb ?? null,
+      cost_unit: metrics?.cost_unit ?? null,
+    };
+    if (response.status === 'error') {
+      throw fail(
+        faveError('STAGE_REPORTED_ERROR', `${describe(where)} reported an error: ${response.message ?? '(no message)'}`, where),
+        reported,
+      );
+    }
+    const endedAt = Date.now();
+    return {
+      response,
+      record: { ...emptyRecord(base, endedAt), ...reported, outcome: response.status, error: null },
+    };
+  });
+}
+
+function emptyRecord(
+  base: Pick<InvocationRecord, 'stage' | 'clip_index' | 'frame_index' | 'attempt' | 'queued_at' | 'started_at'>,
+  endedAt: number,
+): InvocationRecord {
+  return {
+    ...base,
+    ended_at: endedAt,
+    latency_ms: endedAt - base.started_at,
+    reported_duration_ms: null,
+    gateway_duration_ms: null,
+    call_id: null,
+    cold_start: null,
+    memory_limit_mb: null,
+    cost_unit: null,
+    http_status: null,
+    outcome: 'error',
+    error: null,
+  };
+}
+
+/** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */
+export function classifyHttpStatus(status: number, body: string, where: Omit<FaveError, 'code' | 'message'>): FaveError {
+  const detail = `${describe(where)} answered HTTP ${status}${body ? `: ${snippet(body)}` : ''}`;
+  if (status === 404) return faveError('STAGE_NOT_FOUND', `${detail} (is the function deployed under that name?)`, { ...where, http_status: status });
+  if (status === 502 || status === 503) return faveError('STAGE_UNAVAILABLE', detail, { ...where, http_status: status, transient: true });
+  if (status === 504) return faveError('STAGE_TIMEOUT', detail, { ...where, http_status: status, transient: true });
+  const transient = status === 408 || status === 429 || status >= 500;
+  return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient });
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(max, base·2^(attempt-1))]. */
+export function backoffDelayMs(attempt: number, policy: { base_delay_ms: number; max_delay_ms: number }, random = Math.random): number {
+  const cap = Math.min(policy.max_delay_ms, policy.base_delay_ms * 2 ** Math.max(0, attempt - 1));
+  return Math.floor(random() * cap);
+}
+
+function location(spec: StageCallSpec): { clip_index?: number; frame_index?: number } {
+  return {
+    ...(spec.clipIndex !== null ? { clip_index: spec.clipIndex } : {}),
+    ...(spec.frameIndex !== null ? { frame_index: spec.frameIndex } : {}),
+  };
+}
+
+function describe(where: Omit<FaveError, 'code' | 'message'>): string {
+  const parts = [where.stage ?? 'stage'];
+  if (where.clip_index !== undefined) parts.push(`clip ${where.clip_index}`);
+  if (where.frame_index !== undefined) parts.push(`frame ${where.frame_index}`);
+  return parts.join(' ');
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat || '(empty body)';
+}
+
+function parseDurationHeader(value: string | undefined): number | null {
+  if (!value) return null;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) ? Math.round(seconds * 1000) : null;
+}
+
+/** Converts whatever an attempt threw into a StageCallFailure-compatible error value. */
+export function attemptError(value: unknown): FaveError {
+  if (isStageCallFailure(value)) return value.error;
+  if (value instanceof FaveFailure) return value.error;
+  return toFaveError(value);
+}

@@ -1,0 +1,165 @@
+import { FaveFailure, faveError } from '../errors.ts';
+import type { StageKey } from '../config.ts';
+import type { Fanout, StageOutput, StageRequest, StageResponse } from '../contracts/stage.ts';
+import { parseS3Uri, type Store } from '../persistence/store.ts';
+import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember } from './artifacts.ts';
+
+/**
+ * Every stage of the pipeline in one place: how its request is built and what the orchestrator
+ * keeps of its answer. What is kept is small plain JSON, because it is persisted in state.json.
+ */
+
+export interface ClipTime {
+  start_s: number;
+  end_s: number;
+}
+
+export interface Detection {
+  label: string;
+  confidence: number;
+}
+
+export type StageFacts =
+  | { kind: 'output'; uri: string }
+  | { kind: 'timestamps'; uri: string; clip_times: ClipTime[] | null; note: string | null }
+  | { kind: 'clips'; uri: string; clips: Array<{ index: number; uri: string; start_s: number | null; end_s: number | null }> }
+  | { kind: 'transcript'; uri: string; transcript: string | null; note: string | null }
+  | { kind: 'frames'; uri: string; frames: Array<{ index: number; uri: string }> }
+  | { kind: 'detections'; uri: string; detections: Detection[]; note: string | null };
+
+export interface StageTask {
+  stage: StageKey;
+  input_uri: string;
+  fanout: Fanout | null;
+}
+
+export function buildStageRequest(requestId: string, functionName: string, task: StageTask, profile: string): StageRequest {
+  return {
+    request_id: requestId,
+    stage: functionName,
+    input_uri: task.input_uri,
+    output_hint: null,
+    config: { profile },
+    fanout: task.fanout,
+  };
+}
+
+type Where = { stage: string; clip_index?: number; frame_index?: number };
+
+function contract(where: Where, message: string): FaveFailure {
+  return new FaveFailure(faveError('STAGE_CONTRACT', `${where.stage} ${message}`, where));
+}
+
+/** The uri of the last output: the next stage's input in the chain (DESIGN §2). */
+function lastOutput(response: StageResponse, where: Where): StageOutput {
+  const out = response.outputs.at(-1);
+  if (!out) throw contract(where, `answered status "${response.status}" with no outputs; at least one is required`);
+  return out;
+}
+
+/** Reads what a stage produced and keeps the facts the answer needs. */
+export async function extractFacts(
+  stage: StageKey,
+  response: StageResponse,
+  store: Store,
+  where: Where,
+): Promise<StageFacts> {
+  const last = lastOutput(response, where);
+  switch (stage) {
+    case 'ffmpeg0':
+    case 'ffmpeg2':
+      return { kind: 'output', uri: last.uri };
+    case 'librosa': {
+      const member = await readArchiveMember(store, last.uri, 'timestamps.txt', where);
+      if (member === null) return { kind: 'timestamps', uri: last.uri, clip_times: null, note: 'timestamps.txt not found in the librosa archive' };
+      return { kind: 'timestamps', uri: last.uri, clip_times: parseTimestamps(member.toString('utf8')), note: null };
+    }
+    case 'ffmpeg1': {
+      const videos = response.outputs.filter((o) => o.type === 'video');
+      if (videos.length === 0) throw contract(where, 'returned no {"type": "video"} outputs; one per clip is required');
+      const clips = videos.map((o, position) => {
+        const index = metadataInt(o, 'clip_index') ?? position;
+        return { index, uri: o.uri, start_s: metadataNumber(o, 'start_s'), end_s: metadataNumber(o, 'end_s') };
+      });
+      clips.sort((a, b) => a.index - b.index);
+      const seen = new Set<number>();
+      for (const c of clips) {
+        if (seen.has(c.index)) throw contract(where, `returned clip_index ${c.index} twice in outputs[].metadata.clip_index`);
+        seen.add(c.index);
+      }
+      return { kind: 'clips', uri: last.uri, clips };
+    }
+    case 'deepspeech': {
+      const inline = response.outputs.find((o) => typeof o.metadata.transcript === 'string');
+      if (inline) return { kind: 'transcript', uri: last.uri, ...interpretTranscript(String(inline.metadata.transcript)) };
+      const txt = response.outputs.find((o) => o.uri.toLowerCase().endsWith('.txt'));
+      if (txt) {
+        const text = await readObject(store, txt.uri, where);
+        return { kind: 'transcript', uri: last.uri, ...interpretTranscript(text.toString('utf8')) };
+      }
+      const member = await readArchiveMember(store, last.uri, 'transcript.txt', where);
+      if (member === null) return { kind: 'transcript', uri: last.uri, transcript: null, note: 'no transcript: transcript.txt not found in the deepspeech archive' };
+      return { kind: 'transcript', uri: last.uri, ...interpretTranscript(member.toString('utf8')) };
+    }
+    case 'ffmpeg3': {
+      const images = response.outputs.filter((o) => o.type === 'image');
+      const frames = images.map((o, position) => ({ index: metadataInt(o, 'frame_index') ?? position, uri: o.uri }));
+      frames.sort((a, b) => a.index - b.index);
+      return { kind: 'frames', uri: last.uri, frames };
+    }
+    case 'detector': {
+      const inline = response.outputs.find((o) => Array.isArray(o.metadata.detections));
+      const document = inline ? { detections: inline.metadata.detections } : await readJson(store, last.uri, where);
+      const { detections, note } = interpretDetections(document);
+      return {
+        kind: 'detections',
+        uri: last.uri,
+        detections: detections.map((d) => ({ label: d.label, confidence: d.confidence })),
+        note,
+      };
+    }
+  }
+}
+
+async function readObject(store: Store, uri: string, where: Where): Promise<Buffer> {
+  try {
+    return await store.get(parseS3Uri(uri));
+  } catch (err) {
+    if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') {
+      throw new FaveFailure(faveError('ARTIFACT_UNREADABLE', `${where.stage} output ${uri} does not exist in the store`, where));
+    }
+    if (err instanceof FaveFailure && err.error.code === 'BAD_REQUEST') throw contract(where, `returned an output uri that is not s3://bucket/key: ${uri}`);
+    throw err;
+  }
+}
+
+async function readArchiveMember(store: Store, uri: string, member: string, where: Where): Promise<Buffer | null> {
+  const bytes = await readObject(store, uri, where);
+  try {
+    return await readTarGzMember(bytes, member);
+  } catch (err) {
+    if (err instanceof FaveFailure) throw new FaveFailure({ ...err.error, ...where, message: `${where.stage} archive ${uri}: ${err.error.message}` });
+    throw err;
+  }
+}
+
+async function readJson(store: Store, uri: string, where: Where): Promise<unknown> {
+  const bytes = await readObject(store, uri, where);
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw contract(where, `wrote ${uri}, which is not JSON`);
+  }
+}
+
+function metadataNumber(output: StageOutput, key: string): number | null {
+  const value = output.metadata[key];
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
+  return null;
+}
+
+function metadataInt(output: StageOutput, key: string): number | null {
+  const value = metadataNumber(output, key);
+  return value !== null && Number.isInteger(value) && value >= 0 ? value : null;
+}

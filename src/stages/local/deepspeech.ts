@@ -1,0 +1,67 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Store } from '../../persistence/store.ts';
+import { packTarGz, type ArchiveMember } from './archive.ts';
+import { SPEECH_AUDIO_RATE } from './ffmpeg2.ts';
+import { transcribe } from './speech.ts';
+import { clipName, defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
+import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
+
+/** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
+export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configured';
+
+/**
+ * stage-deepspeech: the ffmpeg-2 archive (or a WAV, or a video) → `clip_NNN.tar.gz` holding
+ * `transcript.txt`, made by the configured speech command. Without one it writes the dummy
+ * transcript that says so; it never makes text up. The clip video of the input archive is passed
+ * along in the output archive, so stage-ffmpeg-3 can take either archive as its input.
+ */
+export function deepspeechStage(store: Store, speechCommand: string | null): LocalStageFunction {
+  return defineStage(store, async (ctx) => {
+    const input = await ctx.openInput();
+    let source: string;
+    const passAlong: ArchiveMember[] = [];
+    if (input.kind === 'file') {
+      source = input.path;
+    } else {
+      const audioName = pickMember(input.names, ['audio.wav'], ['.wav']);
+      const videoName = pickMember(input.names, ['clip.mp4', 'video.mp4'], VIDEO_EXTENSIONS);
+      const chosen = audioName ?? videoName;
+      if (!chosen) throw new StageRejection(`input archive ${ctx.request.input_uri} holds neither audio.wav nor a video (members: ${input.names.join(', ') || 'none'})`);
+      source = join(input.dir, chosen);
+      if (videoName) passAlong.push({ name: 'clip.mp4', path: join(input.dir, videoName) });
+    }
+
+    let transcript = NO_ENGINE_TRANSCRIPT;
+    let engine: string | null = null;
+    if (speechCommand) {
+      // Whatever the input's format, the engine gets the 16 kHz mono PCM it expects.
+      const wav = ctx.path('speech.wav');
+      await runTool('ffmpeg', [...FFMPEG_QUIET, '-i', source, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(SPEECH_AUDIO_RATE), '-c:a', 'pcm_s16le', wav], {
+        signal: ctx.signal,
+      }).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not read the audio'));
+      engine = speechCommand;
+      try {
+        transcript = await transcribe(speechCommand, wav, ctx.signal);
+      } catch (err) {
+        if (err instanceof ToolFailure) ctx.rejectTool(err, 'the speech command failed');
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EACCES') throw new StageRejection(`the speech command cannot be started (${code}): ${speechCommand}`);
+        throw err;
+      }
+    }
+
+    const text = ctx.path('transcript.txt');
+    await writeFile(text, transcript.length ? `${transcript}\n` : '');
+    const name = `${clipName(ctx.clipIndex)}.tar.gz`;
+    const archive = ctx.path(name);
+    await packTarGz([{ name: 'transcript.txt', path: text }, ...passAlong], archive);
+    const uri = await ctx.upload(name, archive, 'application/gzip');
+    return [{ type: 'archive', uri, metadata: { clip_index: ctx.clipIndex, engine: engine === null ? null : engineName(engine) } }];
+  });
+}
+
+/** The program's name only: a command line may carry paths or options nobody needs in results. */
+function engineName(commandLine: string): string {
+  return commandLine.trim().split(/\s+/)[0]?.split('/').at(-1) ?? 'command';
+}

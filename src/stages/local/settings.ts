@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { FaveFailure, faveError } from '../../errors.ts';
+
+/** Settings of the local stages. Options given in code win over the environment. */
+export interface LocalStageSettings {
+  /** Frames per second extracted by stage-ffmpeg-3. */
+  frameFps: number;
+  /** Speech-to-text command line with a `{wav}` placeholder; null: no engine. */
+  speechCommand: string | null;
+  /** Path of a YOLO ONNX model; null: no detector. */
+  detectorModel: string | null;
+  /** Detections below this confidence are dropped. */
+  detectorConfidence: number;
+}
+
+export interface LocalStageSettingsInput {
+  frameFps?: number;
+  /** `null` turns the engine off even when FAVE_SPEECH_COMMAND is set. */
+  speechCommand?: string | null;
+  /** `null` turns the detector off even when FAVE_DETECTOR_MODEL is set. */
+  detectorModel?: string | null;
+  detectorConfidence?: number;
+}
+
+const EnvSchema = z.object({
+  FAVE_FRAME_FPS: z.coerce.number().positive().max(120).default(1),
+  FAVE_SPEECH_COMMAND: z.string().trim().min(1).optional(),
+  FAVE_DETECTOR_MODEL: z.string().trim().min(1).optional(),
+  FAVE_DETECTOR_CONFIDENCE: z.coerce.number().min(0).max(1).default(0.25),
+});
+
+export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_') && v !== '')));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new FaveFailure(faveError('BAD_CONFIG', `${String(issue.path[0])} is invalid: ${issue.message}`));
+  }
+  const e = parsed.data;
+  const settings: LocalStageSettings = {
+    frameFps: input.frameFps ?? e.FAVE_FRAME_FPS,
+    speechCommand: input.speechCommand === undefined ? (e.FAVE_SPEECH_COMMAND ?? null) : input.speechCommand,
+    detectorModel: input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel,
+    detectorConfidence: input.detectorConfidence ?? e.FAVE_DETECTOR_CONFIDENCE,
+  };
+  if (!(settings.frameFps > 0 && settings.frameFps <= 120)) {
+    throw new FaveFailure(faveError('BAD_CONFIG', `frameFps must be in (0, 120], got ${settings.frameFps}`));
+  }
+  if (!(settings.detectorConfidence >= 0 && settings.detectorConfidence <= 1)) {
+    throw new FaveFailure(faveError('BAD_CONFIG', `detectorConfidence must be in [0, 1], got ${settings.detectorConfidence}`));
+  }
+  return settings;
+}

@@ -1,0 +1,276 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { ConnectionReset, startGatewayServer } from '../src/gateway/server.ts';
+import type { FunctionCall, FunctionHandler, GatewayServer, GatewayServerOptions } from '../src/gateway/types.ts';
+import { startHttpSink, type HttpSink } from './support/http-sink.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+async function gateway(functions: Record<string, FunctionHandler>, extra: Partial<GatewayServerOptions> = {}): Promise<GatewayServer> {
+  const server = await startGatewayServer({ functions, ...extra });
+  cleanup.push(() => server.close());
+  return server;
+}
+
+async function sink(): Promise<HttpSink> {
+  const s = await startHttpSink();
+  cleanup.push(() => s.close());
+  return s;
+}
+
+/** A handler that records its calls and waits until released or aborted. */
+function gatedHandler() {
+  const calls: FunctionCall[] = [];
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  let aborted!: (reason: unknown) => void;
+  const abortedP = new Promise<unknown>((r) => (aborted = r));
+  const handler: FunctionHandler = (call) => {
+    calls.push(call);
+    call.signal.addEventListener('abort', () => aborted(call.signal.reason), { once: true });
+    started();
+    return new Promise((_, reject) => call.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+  };
+  return { handler, calls, started: startedP, aborted: abortedP };
+}
+
+const echo: FunctionHandler = async (call) => ({
+  status: 201,
+  headers: { 'Content-Type': 'application/json', 'X-Echo': 'yes', 'Content-Length': '999' },
+  body: JSON.stringify({ name: call.name, body: call.body.toString('utf8'), headers: call.headers, callId: call.callId }),
+});
+
+describe('gateway server: sync calls', () => {
+  it('passes body, lower-cased headers and call id, and returns the reply with X-Call-Id and X-Duration-Seconds', async () => {
+    const gw = await gateway({ echo });
+    const res = await request(`${gw.url}/function/echo`, {
+      method: 'POST',
+      body: 'hello',
+      headers: { 'X-Custom-Thing': 'v1', 'content-type': 'text/plain' },
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.headers['x-echo']).toBe('yes');
+    expect(res.headers['content-type']).toBe('application/json');
+    const callId = res.headers['x-call-id'];
+    expect(callId).toMatch(UUID);
+    expect(Number(res.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0);
+    expect(String(res.headers['x-duration-seconds'])).toMatch(/^\d+\.\d+$/);
+    const seen = (await res.body.json()) as { name: string; body: string; headers: Record<string, string>; callId: string };
+    expect(seen.name).toBe('echo');
+    expect(seen.body).toBe('hello');
+    expect(seen.headers['x-custom-thing']).toBe('v1');
+    expect(seen.callId).toBe(callId);
+  });
+
+  it('keeps the caller-given X-Call-Id', async () => {
+    const gw = await gateway({ echo });
+    const res = await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}', headers: { 'X-Call-Id': 'call-42' } });
+    expect(res.headers['x-call-id']).toBe('call-42');
+    expect(((await res.body.json()) as { callId: string }).callId).toBe('call-42');
+  });
+
+  it('answers 404 in OpenFaaS words for an unknown function, including prototype names', async () => {
+    const gw = await gateway({ echo });
+    for (const name of ['nope', 'constructor', '__proto__']) {
+      const res = await request(`${gw.url}/function/${name}`, { method: 'POST', body: '{}' });
+      expect(res.statusCode).toBe(404);
+      expect(await res.body.text()).toBe(`error finding function ${name}: function not found`);
+    }
+  });
+
+  it('answers 502 when the handler throws', async () => {
+    const gw = await gateway({
+      boom: async () => {
+        throw new Error('segfault');
+      },
+    });
+    const res = await request(`${gw.url}/function/boom`, { method: 'POST', body: '{}' });
+    expect(res.statusCode).toBe(502);
+    expect(await res.body.text()).toContain('segfault');
+    expect(res.headers['x-call-id']).toMatch(UUID);
+  });
+
+  it('answers 504 past the upstream timeout and aborts the handler', async () => {
+    const gated = gatedHandler();
+    const gw = await gateway({ slow: gated.handler }, { upstreamTimeoutMs: 100 });
+    const res = await request(`${gw.url}/function/slow`, { method: 'POST', body: '{}' });
+    expect(res.statusCode).toBe(504);
+    await res.body.text();
+    const reason = await gated.aborted;
+    expect(String(reason)).toContain('timeout');
+  });
+
+  it('aborts the handler when the client disconnects', async () => {
+    const gated = gatedHandler();
+    const gw = await gateway({ slow: gated.handler });
+    const controller = new AbortController();
+    const pending = request(`${gw.url}/function/slow`, { method: 'POST', body: '{}', signal: controller.signal });
+    await gated.started;
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    expect(String(await gated.aborted)).toContain('client disconnected');
+  });
+
+  it('resets the connection when the handler throws ConnectionReset', async () => {
+    const gw = await gateway({
+      reset: async () => {
+        throw new ConnectionReset();
+      },
+    });
+    await expect(request(`${gw.url}/function/reset`, { method: 'POST', body: '{}' })).rejects.toThrow();
+  });
+
+  it('answers 502 for a reply with an invalid status', async () => {
+    const gw = await gateway({ weird: async () => ({ status: 42, body: '' }) });
+    const res = await request(`${gw.url}/function/weird`, { method: 'POST', body: '{}' });
+    expect(res.statusCode).toBe(502);
+    await res.body.text();
+  });
+});
+
+describe('gateway server: async calls', () => {
+  it('answers 202 at once and POSTs the reply to X-Callback-Url', async () => {
+    const receiver = await sink();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const gw = await gateway({
+      later: async (call) => {
+        await released;
+        return { status: 200, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ got: call.body.toString() }) };
+      },
+    });
+    const res = await request(`${gw.url}/async-function/later`, {
+      method: 'POST',
+      body: 'payload',
+      headers: { 'X-Callback-Url': `${receiver.url}/done?x=1` },
+    });
+    // The handler has not finished yet, so the 202 cannot have waited for it.
+    expect(res.statusCode).toBe(202);
+    await res.body.text();
+    const callId = res.headers['x-call-id'];
+    expect(callId).toMatch(UUID);
+    release();
+    const cb = await receiver.nth(0);
+    expect(cb.method).toBe('POST');
+    expect(cb.path).toBe('/done?x=1');
+    expect(cb.headers['x-call-id']).toBe(callId);
+    expect(cb.headers['x-function-status']).toBe('200');
+    expect(Number(cb.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0);
+    expect(cb.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(cb.body.toString())).toEqual({ got: 'payload' });
+  });
+
+  it('reports a throwing handler as 502 and a timed-out one as 504 to the callback', async () => {
+    const receiver = await sink();
+    const gated = gatedHandler();
+    const gw = await gateway(
+      {
+        boom: async () => {
+          throw new Error('kaput');
+        },
+        slow: gated.handler,
+      },
+      { upstreamTimeoutMs: 100 },
+    );
+    const a = await request(`${gw.url}/async-function/boom`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': 'a' } });
+    await a.body.text();
+    const first = await receiver.nth(0);
+    expect(first.headers['x-call-id']).toBe('a');
+    expect(first.headers['x-function-status']).toBe('502');
+    expect(first.body.toString()).toContain('kaput');
+
+    const b = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': 'b' } });
+    await b.body.text();
+    const second = await receiver.nth(1);
+    expect(second.headers['x-call-id']).toBe('b');
+    expect(second.headers['x-function-status']).toBe('504');
+    await gated.aborted;
+  });
+
+  it('answers 404 at once for an unknown function and 400 for a bad callback URL', async () => {
+    const gw = await gateway({ echo });
+    const missing = await request(`${gw.url}/async-function/nope`, { method: 'POST', body: '{}' });
+    expect(missing.statusCode).toBe(404);
+    expect(await missing.body.text()).toContain('error finding function nope');
+    const bad = await request(`${gw.url}/async-function/echo`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': 'ftp://x/y' } });
+    expect(bad.statusCode).toBe(400);
+    await bad.body.text();
+  });
+
+  it('runs the handler without a callback URL', async () => {
+    let ran!: () => void;
+    const done = new Promise<void>((r) => (ran = r));
+    const gw = await gateway({
+      fire: async () => {
+        ran();
+        return { status: 200, body: '' };
+      },
+    });
+    const res = await request(`${gw.url}/async-function/fire`, { method: 'POST', body: '{}' });
+    expect(res.statusCode).toBe(202);
+    await res.body.text();
+    await done;
+  });
+});
+
+describe('gateway server: auth, routes and shutdown', () => {
+  it('enforces basic auth on function routes but not on /healthz', async () => {
+    const gw = await gateway({ echo }, { basicAuth: { user: 'admin', password: 's3cret' } });
+    const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
+    const none = await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}' });
+    expect(none.statusCode).toBe(401);
+    expect(none.headers['www-authenticate']).toContain('Basic');
+    await none.body.text();
+    const wrong = await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}', headers: { authorization: basic('admin:nope') } });
+    expect(wrong.statusCode).toBe(401);
+    await wrong.body.text();
+    const asyncWrong = await request(`${gw.url}/async-function/echo`, { method: 'POST', body: '{}' });
+    expect(asyncWrong.statusCode).toBe(401);
+    await asyncWrong.body.text();
+    const right = await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}', headers: { authorization: basic('admin:s3cret') } });
+    expect(right.statusCode).toBe(201);
+    await right.body.text();
+    const health = await request(`${gw.url}/healthz`);
+    expect(health.statusCode).toBe(200);
+    await health.body.text();
+  });
+
+  it('answers 404 for unknown paths and 405 for wrong methods', async () => {
+    const gw = await gateway({ echo });
+    const cases: Array<[string, string, number]> = [
+      ['GET', '/healthz', 200],
+      ['POST', '/healthz', 405],
+      ['GET', '/function/echo', 405],
+      ['PUT', '/async-function/echo', 405],
+      ['GET', '/', 404],
+      ['POST', '/system/functions', 404],
+      ['POST', '/function/', 404],
+    ];
+    for (const [method, path, status] of cases) {
+      const res = await request(`${gw.url}${path}`, { method: method as 'GET', body: method === 'GET' ? undefined : '{}' });
+      expect([method, path, res.statusCode]).toEqual([method, path, status]);
+      await res.body.text();
+    }
+  });
+
+  it('close() aborts in-flight handlers and does not wait for keep-alive sockets', async () => {
+    const gated = gatedHandler();
+    const gw = await startGatewayServer({ functions: { slow: gated.handler, echo } });
+    // Leave an idle keep-alive connection behind.
+    const warm = await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}' });
+    await warm.body.text();
+    const pending = request(`${gw.url}/function/slow`, { method: 'POST', body: '{}' });
+    pending.catch(() => {});
+    await gated.started;
+    await gw.close();
+    expect(String(await gated.aborted)).toContain('shutting down');
+    await expect(pending).rejects.toThrow();
+    await gw.close();
+  });
+});

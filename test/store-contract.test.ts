@@ -1,0 +1,427 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FaveFailure } from '../src/errors.ts';
+import { FsStore } from '../src/persistence/fs-store.ts';
+import { openStore } from '../src/persistence/open-store.ts';
+import { S3Store } from '../src/persistence/s3-store.ts';
+import { isPreconditionFailed, type ObjectLocation, type Store, type StoreCapabilities } from '../src/persistence/store.ts';
+import { startS3rver } from './support/s3rver.ts';
+
+interface Harness {
+  store: Store;
+  stop(): Promise<void>;
+}
+
+interface Factory {
+  name: string;
+  /** What `init()` must detect: s3rver accepts If-Match / If-None-Match and ignores them. */
+  conditionalWrites: boolean;
+  start(): Promise<Harness>;
+}
+
+const BUCKET = 'fave-artifacts';
+
+const factories: Factory[] = [
+  {
+    name: 'FsStore',
+    conditionalWrites: true,
+    async start() {
+      const dir = await mkdtemp(join(tmpdir(), 'fave-fs-store-'));
+      const store = new FsStore(dir, BUCKET);
+      return { store, stop: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 'S3Store (s3rver)',
+    conditionalWrites: false,
+    async start() {
+      const s3 = await startS3rver();
+      const store = new S3Store({
+        bucket: s3.bucket,
+        endpoint: s3.endpoint,
+        region: 'us-east-1',
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      });
+      return {
+        store,
+        async stop() {
+          await store.close();
+          await s3.stop();
+        },
+      };
+    },
+  },
+];
+
+const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
+
+async function sha256OfStream(stream: Readable): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** Random bytes in odd-sized chunks (so multipart parts never line up with them), hashed as generated. */
+function generatedStream(chunks: number, chunkSize: number): { stream: Readable; digest: () => string; size: number } {
+  const hash = createHash('sha256');
+  async function* generate(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < chunks; i++) {
+      const chunk = randomBytes(chunkSize);
+      hash.update(chunk);
+      yield chunk;
+    }
+  }
+  return { stream: Readable.from(generate()), digest: () => hash.digest('hex'), size: chunks * chunkSize };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<FaveFailure> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof FaveFailure) return err;
+    throw err;
+  }
+  throw new Error('expected a FaveFailure, but the call succeeded');
+}
+
+describe.each(factories)('Store contract: $name', (factory) => {
+  let harness: Harness;
+  let store: Store;
+  let capabilities: StoreCapabilities;
+  const at = (key: string): ObjectLocation => ({ bucket: BUCKET, key });
+
+  beforeAll(async () => {
+    harness = await factory.start();
+    store = harness.store;
+    capabilities = await store.init();
+  });
+
+  afterAll(async () => {
+    await harness?.stop();
+  });
+
+  it('detects whether conditional writes are enforced', () => {
+    expect(capabilities).toEqual({ conditionalWrites: factory.conditionalWrites });
+  });
+
+  it('leaves nothing behind after init()', async () => {
+    expect(await store.list(BUCKET, '')).toEqual([]);
+  });
+
+  it('puts, gets and heads Buffers and strings under nested prefixes', async () => {
+    const body = randomBytes(4096);
+    const written = await store.put(at('rt/a/b/c/blob.bin'), body);
+    expect(written.size).toBe(body.length);
+    expect(await store.head(at('rt/a/b/c/blob.bin'))).toEqual(written);
+    expect(sha256(await store.get(at('rt/a/b/c/blob.bin')))).toBe(sha256(body));
+
+    const text = '{"héllo":"wörld"}';
+    const info = await store.put(at('rt/state.json'), text, { contentType: 'application/json' });
+    expect(info.size).toBe(Buffer.byteLength(text));
+    expect((await store.get(at('rt/state.json'))).toString('utf8')).toBe(text);
+  });
+
+  it('overwrites an object and changes its etag', async () => {
+    const first = await store.put(at('ow/x.json'), 'one');
+    const second = await store.put(at('ow/x.json'), 'two, longer');
+    expect(second.etag).not.toBe(first.etag);
+    expect((await store.get(at('ow/x.json'))).toString()).toBe('two, longer');
+    expect(await store.head(at('ow/x.json'))).toEqual(second);
+  });
+
+  it('maps missing objects to INPUT_NOT_FOUND (get, getStream, copy) and null (head)', async () => {
+    expect(await store.head(at('missing/none.bin'))).toBeNull();
+    for (const attempt of [
+      () => store.get(at('missing/none.bin')),
+      () => store.getStream(at('missing/none.bin')),
+      () => store.copy(at('missing/none.bin'), at('missing/copy.bin')),
+    ]) {
+      const failure = await failureOf(attempt());
+      expect(failure.error.code).toBe('INPUT_NOT_FOUND');
+      expect(failure.error.message).toContain(`s3://${BUCKET}/missing/none.bin`);
+    }
+    const otherBucket = await failureOf(store.get({ bucket: 'no-such-bucket', key: 'x' }));
+    expect(otherBucket.error.code).toBe('INPUT_NOT_FOUND');
+    const copyFromOtherBucket = await failureOf(store.copy({ bucket: 'no-such-bucket', key: 'x.mp4' }, at('missing/copy.bin')));
+    expect(copyFromOtherBucket.error).toMatchObject({ code: 'INPUT_NOT_FOUND', message: 'no object at s3://no-such-bucket/x.mp4' });
+    expect(await store.head(at('missing/copy.bin'))).toBeNull();
+  });
+
+  it('lists keys under a prefix in lexical order', async () => {
+    const keys = ['ls/a/2.json', 'ls/a/1.json', 'ls/a/sub/deep/3.json', 'ls/ab/4.json', 'ls/b.json'];
+    for (const key of keys) await store.put(at(key), key);
+    expect(await store.list(BUCKET, 'ls/a/')).toEqual(['ls/a/1.json', 'ls/a/2.json', 'ls/a/sub/deep/3.json']);
+    expect(await store.list(BUCKET, 'ls/a')).toEqual(['ls/a/1.json', 'ls/a/2.json', 'ls/a/sub/deep/3.json', 'ls/ab/4.json']);
+    expect(await store.list(BUCKET, 'ls/')).toEqual([...keys].sort());
+    expect(await store.list(BUCKET, 'ls/nothing/')).toEqual([]);
+  });
+
+  it('deletes objects, and deleting a missing one is not an error', async () => {
+    await store.put(at('del/x.bin'), 'x');
+    await store.delete(at('del/x.bin'));
+    expect(await store.head(at('del/x.bin'))).toBeNull();
+    expect(await store.list(BUCKET, 'del/')).toEqual([]);
+    await store.delete(at('del/x.bin'));
+  });
+
+  it('copies byte-identically into a nested key', async () => {
+    const body = randomBytes(256 * 1024);
+    await store.put(at('cp/src.mp4'), body);
+    const copied = await store.copy(at('cp/src.mp4'), at('cp/dst/nested/original.mp4'));
+    expect(copied.size).toBe(body.length);
+    expect(await store.head(at('cp/dst/nested/original.mp4'))).toEqual(copied);
+    expect(sha256(await store.get(at('cp/dst/nested/original.mp4')))).toBe(sha256(body));
+    expect(sha256(await store.get(at('cp/src.mp4')))).toBe(sha256(body));
+  });
+
+  it('streams an object out with getStream', async () => {
+    const body = randomBytes(3 * 1024 * 1024 + 7);
+    await store.put(at('gs/blob.bin'), body);
+    const read = await sha256OfStream(await store.getStream(at('gs/blob.bin')));
+    expect(read).toEqual({ sha256: sha256(body), size: body.length });
+  });
+
+  it('stores a ~30 MB stream of unknown length byte-identically', async () => {
+    const source = generatedStream(31, 1_000_003);
+    const info = await store.putStream(at('ps/big.bin'), source.stream, { contentType: 'application/octet-stream' });
+    expect(info.size).toBe(source.size);
+    expect(await store.head(at('ps/big.bin'))).toEqual(info);
+    const read = await sha256OfStream(await store.getStream(at('ps/big.bin')));
+    expect(read).toEqual({ sha256: source.digest(), size: source.size });
+  });
+
+  it('stores small and empty streams', async () => {
+    const small = await store.putStream(at('ps/small.txt'), Readable.from([Buffer.from('ab'), Buffer.from('c')]));
+    expect(small.size).toBe(3);
+    expect((await store.get(at('ps/small.txt'))).toString()).toBe('abc');
+    const empty = await store.putStream(at('ps/empty.bin'), Readable.from([]));
+    expect(empty.size).toBe(0);
+    expect((await store.get(at('ps/empty.bin'))).length).toBe(0);
+  });
+
+  it('does not store anything when the stream fails', async () => {
+    const failing = Readable.from(
+      (async function* () {
+        yield randomBytes(1024);
+        throw new Error('source broke');
+      })(),
+    );
+    await expect(store.putStream(at('ps/broken.bin'), failing)).rejects.toThrow();
+    expect(await store.head(at('ps/broken.bin'))).toBeNull();
+  });
+
+  it.runIf(factory.conditionalWrites)('ifNoneMatch "*" creates only when absent', async () => {
+    const created = await store.put(at('cond/lease.json'), 'first', { ifNoneMatch: '*' });
+    const refused = await failureOf(store.put(at('cond/lease.json'), 'second', { ifNoneMatch: '*' }));
+    expect(isPreconditionFailed(refused)).toBe(true);
+    expect(refused.error.message).toContain(`s3://${BUCKET}/cond/lease.json`);
+    expect(await store.head(at('cond/lease.json'))).toEqual(created);
+    expect((await store.get(at('cond/lease.json'))).toString()).toBe('first');
+  });
+
+  it.runIf(factory.conditionalWrites)('ifMatch writes only over the expected etag', async () => {
+    const v1 = await store.put(at('cond/state.json'), 'v1');
+    const v2 = await store.put(at('cond/state.json'), 'v2', { ifMatch: v1.etag });
+    expect(v2.etag).not.toBe(v1.etag);
+    const stale = await failureOf(store.put(at('cond/state.json'), 'v3', { ifMatch: v1.etag }));
+    expect(isPreconditionFailed(stale)).toBe(true);
+    expect((await store.get(at('cond/state.json'))).toString()).toBe('v2');
+    const absent = await failureOf(store.put(at('cond/absent.json'), 'x', { ifMatch: v1.etag }));
+    expect(isPreconditionFailed(absent)).toBe(true);
+    expect(await store.head(at('cond/absent.json'))).toBeNull();
+  });
+
+  it.runIf(factory.conditionalWrites)('lets exactly one of concurrent ifMatch writers win', async () => {
+    const base = await store.put(at('race/state.json'), 'base');
+    const writers = Array.from({ length: 8 }, (_, i) => store.put(at('race/state.json'), `writer-${i}`, { ifMatch: base.etag }));
+    const results = await Promise.allSettled(writers);
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ i, info: r.value }] : []));
+    const lost = results.filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    for (const r of lost) expect(isPreconditionFailed(r.reason)).toBe(true);
+    expect((await store.get(at('race/state.json'))).toString()).toBe(`writer-${won[0]!.i}`);
+    expect(await store.head(at('race/state.json'))).toEqual(won[0]!.info);
+  });
+
+  it.runIf(factory.conditionalWrites)('lets exactly one of concurrent ifNoneMatch creators win', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => store.put(at('race/lease.json'), `owner-${i}`, { ifNoneMatch: '*' })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(isPreconditionFailed(r.reason)).toBe(true);
+  });
+});
+
+describe('S3Store.init() failures', () => {
+  let s3: Awaited<ReturnType<typeof startS3rver>>;
+  const opened: Store[] = [];
+  const open = (overrides: Partial<ConstructorParameters<typeof S3Store>[0]>): S3Store => {
+    const store = new S3Store({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      maxAttempts: 1,
+      ...overrides,
+    });
+    opened.push(store);
+    return store;
+  };
+
+  beforeAll(async () => {
+    s3 = await startS3rver();
+  });
+
+  afterAll(async () => {
+    for (const store of opened) await store.close();
+    await s3?.stop();
+  });
+
+  it('names a missing bucket and the endpoint', async () => {
+    const failure = await failureOf(open({ bucket: 'no-such-bucket' }).init());
+    expect(failure.error.code).toBe('STORE_ERROR');
+    expect(failure.error.message).toBe(`bucket no-such-bucket does not exist at ${s3.endpoint}`);
+  });
+
+  it('points at the credential variables when access is refused', async () => {
+    const failure = await failureOf(open({ accessKeyId: 'WRONG', secretAccessKey: 'WRONG' }).init());
+    expect(failure.error.code).toBe('STORE_ERROR');
+    expect(failure.error.message).toContain('ARTIFACT_ACCESS_KEY');
+    expect(failure.error.message).toContain('ARTIFACT_SECRET_KEY');
+    expect(failure.error.message).toContain(s3.bucket);
+  });
+
+  it('reports an unreachable endpoint as a transient STORE_ERROR', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const failure = await failureOf(open({ endpoint: `http://127.0.0.1:${port}` }).init());
+    expect(failure.error.code).toBe('STORE_ERROR');
+    expect(failure.error.transient).toBe(true);
+    expect(failure.error.message).toContain(`127.0.0.1:${port}`);
+  });
+
+  it('rejects half-configured static credentials', () => {
+    expect(() => open({ accessKeyId: 'only-the-key', secretAccessKey: null })).toThrow(/ARTIFACT_ACCESS_KEY and ARTIFACT_SECRET_KEY/);
+  });
+});
+
+/**
+ * s3rver ignores If-Match / If-None-Match, so the enforcing path is checked against a minimal
+ * S3 endpoint that honours them the way AWS and MinIO do (412 PreconditionFailed, 409 conflict).
+ */
+describe('S3Store against a server that enforces conditional writes', () => {
+  let server: Server;
+  let store: S3Store;
+  const objects = new Map<string, Buffer>();
+  const putHeaders: IncomingHttpHeaders[] = [];
+  const etagOf = (body: Buffer): string => `"${createHash('md5').update(body).digest('hex')}"`;
+  const s3Error = (code: string, message: string): string =>
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  const at = (key: string): ObjectLocation => ({ bucket: BUCKET, key });
+
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        if (path === `/${BUCKET}` || path === `/${BUCKET}/`) return void res.writeHead(200).end();
+        const current = objects.get(path);
+        if (req.method === 'PUT') {
+          putHeaders.push(req.headers);
+          const body = Buffer.concat(chunks);
+          const ifMatch = req.headers['if-match'];
+          const ifNoneMatch = req.headers['if-none-match'];
+          if (path.includes('conflict')) {
+            return void res.writeHead(409, { 'content-type': 'application/xml' }).end(s3Error('ConditionalRequestConflict', 'conflicting operation'));
+          }
+          if ((ifNoneMatch === '*' && current) || (ifMatch !== undefined && (!current || etagOf(current) !== ifMatch))) {
+            return void res.writeHead(412, { 'content-type': 'application/xml' }).end(s3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'));
+          }
+          objects.set(path, body);
+          return void res.writeHead(200, { etag: etagOf(body) }).end();
+        }
+        if (req.method === 'DELETE') {
+          objects.delete(path);
+          return void res.writeHead(204).end();
+        }
+        if (!current) {
+          return void res.writeHead(404, { 'content-type': 'application/xml' }).end(req.method === 'HEAD' ? undefined : s3Error('NoSuchKey', 'The specified key does not exist.'));
+        }
+        res.writeHead(200, { etag: etagOf(current), 'content-length': current.length });
+        res.end(req.method === 'HEAD' ? undefined : current);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    store = new S3Store({ bucket: BUCKET, endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', maxAttempts: 1 });
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  it('detects enforced conditional writes and removes its probe', async () => {
+    expect(await store.init()).toEqual({ conditionalWrites: true });
+    expect([...objects.keys()]).toEqual([]);
+  });
+
+  it('sends If-None-Match and maps 412 to a failed precondition', async () => {
+    const created = await store.put(at('lease.json'), 'first', { ifNoneMatch: '*' });
+    expect(putHeaders.at(-1)?.['if-none-match']).toBe('*');
+    const refused = await failureOf(store.put(at('lease.json'), 'second', { ifNoneMatch: '*' }));
+    expect(isPreconditionFailed(refused)).toBe(true);
+    expect(await store.head(at('lease.json'))).toEqual(created);
+  });
+
+  it('sends If-Match with the etag put returned', async () => {
+    const v1 = await store.put(at('state.json'), 'v1');
+    const v2 = await store.put(at('state.json'), 'v2', { ifMatch: v1.etag });
+    expect(putHeaders.at(-1)?.['if-match']).toBe(v1.etag);
+    expect(isPreconditionFailed(await failureOf(store.put(at('state.json'), 'v3', { ifMatch: v1.etag })))).toBe(true);
+    expect(await store.head(at('state.json'))).toEqual(v2);
+  });
+
+  it('maps 409 ConditionalRequestConflict to a failed precondition', async () => {
+    expect(isPreconditionFailed(await failureOf(store.put(at('conflict.json'), 'x', { ifMatch: '"abc"' })))).toBe(true);
+  });
+
+  it('sends plain bodies with a Content-Length, never aws-chunked', () => {
+    expect(putHeaders.length).toBeGreaterThan(0);
+    for (const headers of putHeaders) {
+      expect(headers['content-length']).toMatch(/^\d+$/);
+      expect(headers['content-encoding'] ?? '').not.toContain('aws-chunked');
+      expect(headers['x-amz-content-sha256'] ?? '').not.toMatch(/^STREAMING-/);
+      expect(headers['x-amz-decoded-content-length']).toBeUndefined();
+    }
+  });
+});
+
+describe('openStore', () => {
+  it('opens the store the configuration names', async () => {
+    const fs = openStore({ kind: 'fs', dataDir: join(tmpdir(), 'fave-unused'), bucket: BUCKET });
+    expect(fs).toBeInstanceOf(FsStore);
+    const s3 = openStore({ kind: 's3', bucket: BUCKET, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', accessKeyId: null, secretAccessKey: null });
+    expect(s3).toBeInstanceOf(S3Store);
+    expect(s3.bucket).toBe(BUCKET);
+    await fs.close();
+    await s3.close();
+  });
+});
