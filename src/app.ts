@@ -51,5 +51,6 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
 export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
   if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
   const { LocalTransport } = await import('./stages/local/local-transport.ts');
-  return new LocalTransport({ store, stageNames: config.stageNames });
+  const { createLocalStages } = await import('./stages/local/index.ts');
+  return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));
 }

@@ -1,78 +1,14 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
-import { createApp, type App } from '../app.ts';
-import { FaveFailure, toFaveError, type FaveError } from '../errors.ts';
-import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
-import type { ExecutionOutcome } from '../orchestrator/execution.ts';
-import { describeFailure, progressLine, renderResult } from './render.ts';
-
-/** Exit codes of DESIGN §8. */
-const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
-
-const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
-
-function requestId(value: string): string {
-  if (!REQUEST_ID_PATTERN.test(value)) throw new InvalidArgumentError('must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
-  return value;
-}
-
-function fail(error: FaveError): never {
-  process.stderr.write(`fave: ${describeFailure(error)}\n`);
-  process.exit(BAD_INPUT_CODES.has(error.code) ? EXIT.badInput : EXIT.failed);
-}
-
-async function withApp<T>(fn: (app: App) => Promise<T>, quietLogs: boolean): Promise<T> {
-  let app: App;
-  try {
-    const env = { ...process.env };
-    if (quietLogs && !env.LOG_LEVEL) env.LOG_LEVEL = 'warn';
-    app = await createApp({ env });
-  } catch (err) {
-    fail(toFaveError(err));
-  }
-  try {
-    return await fn(app);
-  } finally {
-    await app.close();
-  }
-}
-
-/** Prints the outcome and exits with its code. */
-function finish(outcome: ExecutionOutcome, json: boolean): never {
-  if (json) process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
-  else process.stdout.write(`${renderResult(outcome.result)}\n`);
-  process.exit(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
-}
-
-async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App['orchestrator']['submit']>>, json: boolean): Promise<ExecutionOutcome> {
-  const tty = !json && process.stderr.isTTY === true;
-  let stop = () => {};
-  if (tty && handle.execution) {
-    let last = 0;
-    stop = handle.execution.onProgress((view) => {
-      const now = Date.now();
-      if (now - last < 100 && view.status === 'RUNNING') return;
-      last = now;
-      process.stderr.write(`\r\x1b[2K${progressLine(view)}`);
-    });
-  } else if (!json && !handle.local) {
-    process.stderr.write(`request ${handle.request_id} is run by another process; waiting for it\n`);
-  }
-  const onSignal = () => {
-    process.stderr.write('\ninterrupted: the request stays resumable with `fave resume`\n');
-    void app.close().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  try {
-    return await handle.done;
-  } finally {
-    stop();
-    process.off('SIGINT', onSignal);
-    if (tty) process.stderr.write('\r\x1b[2K');
-  }
-}
+import { Command } from 'commander';
+import { FaveFailure, toFaveError } from '../errors.ts';
+import { progressLine, describeFailure } from './render.ts';
+import { EXIT, awaitWithProgress, fail, finish, requestId, withApp } from './shared.ts';
+import { registerServe } from './commands/serve.ts';
+import { registerGateway } from './commands/gateway.ts';
+import { registerVisualize } from './commands/visualize.ts';
+import { registerReport } from './commands/report.ts';
 
 const program = new Command()
   .name('fave')
@@ -140,6 +76,11 @@ program
     }
     process.exit(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
   });
+
+registerServe(program);
+registerGateway(program);
+registerVisualize(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,6 +17,8 @@ export interface PipelineDeps {
   store: Store;
   limiter: Limiter;
   logger?: Logger;
+  /** Told about every attempt of every stage call, as it ends (metrics, live views). */
+  onInvocation?: (requestId: string, record: InvocationRecord) => void;
 }
 
 export interface AttemptInput {
@@ -59,7 +61,15 @@ export function createActors(deps: PipelineDeps) {
         ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
         ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
       };
-      const { response, record } = await callStageOnce(
+      const report = (record: InvocationRecord) => {
+        deps.onInvocation?.(call.request_id, record);
+        if (record.error) {
+          deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
+        }
+      };
+      let attemptResult;
+      try {
+        attemptResult = await callStageOnce(
         deps.transport,
         deps.limiter,
         {
@@ -73,14 +83,21 @@ export function createActors(deps: PipelineDeps) {
         },
         signal,
       );
+      } catch (err) {
+        if (isStageCallFailure(err)) report(err.record);
+        throw err;
+      }
+      const { response, record } = attemptResult;
       try {
         const facts = await extractFacts(call.task.stage, response, deps.store, where);
+        report(record);
         return { facts, record };
       } catch (err) {
         const error = { ...toFaveError(err, where), attempts: attempt };
         // A store hiccup while reading the artifact may heal; a broken artifact will not.
         if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
         const failure: StageCallFailure = { error, record: { ...record, outcome: 'error', error } };
+        report(failure.record);
         throw failure;
       }
     }),

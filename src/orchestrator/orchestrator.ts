@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Snapshot } from 'xstate';
@@ -10,6 +11,7 @@ import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline
 import { buildFinalResult } from '../services/aggregate.ts';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
@@ -28,6 +30,14 @@ export interface OrchestratorOptions {
   leaseTtlMs?: number;
   /** How often a joiner polls a request that another process owns. */
   pollMs?: number;
+}
+
+/** What the orchestrator reports as it works: the feed for /metrics and live views. */
+export interface OrchestratorEvents {
+  invocation: [requestId: string, record: InvocationRecord];
+  state_write: [requestId: string, bytes: number];
+  started: [requestId: string, how: 'new' | 'resume' | 'redrive'];
+  finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
 }
 
 export interface SubmitOptions {
@@ -50,6 +60,7 @@ export interface Handle {
 export class Orchestrator {
   readonly owner: string;
   readonly limiter: Limiter;
+  readonly events = new EventEmitter<OrchestratorEvents>();
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
   private capabilities: StoreCapabilities | null = null;
@@ -66,6 +77,7 @@ export class Orchestrator {
       transport: options.transport,
       store: options.store,
       limiter: this.limiter,
+      onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -140,6 +152,37 @@ export class Orchestrator {
     return this.adopt(existing.envelope, existing.etag);
   }
 
+  /**
+   * Resumes every unfinished request whose owner is gone (lease expired or absent), e.g. at
+   * server start. Returns the ids it took over.
+   */
+  async resumeOrphans(): Promise<string[]> {
+    await this.init();
+    const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
+    const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
+    const resumed: string[] = [];
+    for (const id of ids) {
+      if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) continue;
+      try {
+        const state = await this.readState(id);
+        if (!state || state.envelope.status !== 'RUNNING') continue;
+        const lease = state.envelope.lease;
+        if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) continue;
+        await this.launch(state.envelope, state.etag, false);
+        resumed.push(id);
+      } catch (err) {
+        this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
+      }
+    }
+    return resumed;
+  }
+
+  /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
+  async listRequests(): Promise<string[]> {
+    const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
+    return keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
+  }
+
   cancel(requestId: string, reason?: string): boolean {
     const execution = this.executions.get(requestId);
     if (!execution) return false;
@@ -208,7 +251,7 @@ export class Orchestrator {
       leaseTtlMs: this.leaseTtlMs,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
     });
-    return this.register(execution);
+    return this.register(execution, 'new');
   }
 
   /** A known id: finished ones answer from the store, live ones are joined, orphans resumed. */
@@ -237,16 +280,22 @@ export class Orchestrator {
       ...(this.options.logger ? { logger: this.options.logger } : {}),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
-    return this.register(execution);
+    return this.register(execution, redrive ? 'redrive' : 'resume');
   }
 
-  private register(execution: Execution): Handle {
+  private register(execution: Execution, how: 'new' | 'resume' | 'redrive'): Handle {
     const requestId = execution.requestId;
     this.executions.set(requestId, execution);
+    this.events.emit('started', requestId, how);
     execution.start();
-    const done = execution.done.finally(() => {
-      if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
-    });
+    const done = execution.done
+      .then((outcome) => {
+        this.events.emit('finished', requestId, outcome.status);
+        return outcome;
+      })
+      .finally(() => {
+        if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+      });
     done.catch(() => undefined);
     return { request_id: requestId, local: true, done, execution };
   }
@@ -260,6 +309,7 @@ export class Orchestrator {
       etag,
       onWrite: (bytes) => {
         this.stateBytesWritten += bytes;
+        this.events.emit('state_write', requestId, bytes);
       },
     });
   }

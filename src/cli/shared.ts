@@ -1,0 +1,73 @@
+import { createApp, type App } from '../app.ts';
+import { toFaveError, type FaveError } from '../errors.ts';
+import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
+import type { ExecutionOutcome } from '../orchestrator/execution.ts';
+import { InvalidArgumentError } from 'commander';
+import { describeFailure, progressLine, renderResult } from './render.ts';
+
+/** Exit codes of DESIGN §8. */
+export const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
+
+export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
+
+export function requestId(value: string): string {
+  if (!REQUEST_ID_PATTERN.test(value)) throw new InvalidArgumentError('must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
+  return value;
+}
+
+export function fail(error: FaveError): never {
+  process.stderr.write(`fave: ${describeFailure(error)}\n`);
+  process.exit(BAD_INPUT_CODES.has(error.code) ? EXIT.badInput : EXIT.failed);
+}
+
+export async function withApp<T>(fn: (app: App) => Promise<T>, quietLogs: boolean): Promise<T> {
+  let app: App;
+  try {
+    const env = { ...process.env };
+    if (quietLogs && !env.LOG_LEVEL) env.LOG_LEVEL = 'warn';
+    app = await createApp({ env });
+  } catch (err) {
+    fail(toFaveError(err));
+  }
+  try {
+    return await fn(app);
+  } finally {
+    await app.close();
+  }
+}
+
+/** Prints the outcome and exits with its code. */
+export function finish(outcome: ExecutionOutcome, json: boolean): never {
+  if (json) process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
+  else process.stdout.write(`${renderResult(outcome.result)}\n`);
+  process.exit(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
+}
+
+export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App['orchestrator']['submit']>>, json: boolean): Promise<ExecutionOutcome> {
+  const tty = !json && process.stderr.isTTY === true;
+  let stop = () => {};
+  if (tty && handle.execution) {
+    let last = 0;
+    stop = handle.execution.onProgress((view) => {
+      const now = Date.now();
+      if (now - last < 100 && view.status === 'RUNNING') return;
+      last = now;
+      process.stderr.write(`\r\x1b[2K${progressLine(view)}`);
+    });
+  } else if (!json && !handle.local) {
+    process.stderr.write(`request ${handle.request_id} is run by another process; waiting for it\n`);
+  }
+  const onSignal = () => {
+    process.stderr.write('\ninterrupted: the request stays resumable with `fave resume`\n');
+    void app.close().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    return await handle.done;
+  } finally {
+    stop();
+    process.off('SIGINT', onSignal);
+    if (tty) process.stderr.write('\r\x1b[2K');
+  }
+}
+

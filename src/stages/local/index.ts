@@ -1,0 +1,73 @@
+import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../config.ts';
+import { FaveFailure, faveError } from '../../errors.ts';
+import type { Store } from '../../persistence/store.ts';
+import { deepspeechStage } from './deepspeech.ts';
+import { ffmpeg0Stage } from './ffmpeg0.ts';
+import { ffmpeg1Stage } from './ffmpeg1.ts';
+import { ffmpeg2Stage } from './ffmpeg2.ts';
+import { ffmpeg3Stage } from './ffmpeg3.ts';
+import { librosaStage } from './librosa.ts';
+import { objectDetectorStage } from './object-detector.ts';
+import { SessionCache } from './onnx-runtime.ts';
+import { resolveLocalStageSettings, type LocalStageSettingsInput } from './settings.ts';
+import { speechArgv } from './speech.ts';
+import type { LocalStageFunction } from './stage-kit.ts';
+
+export type { LocalStageFunction, LocalStageResponse, LocalStageOutput, LocalStageMetrics } from './stage-kit.ts';
+export type { LocalStageSettings, LocalStageSettingsInput } from './settings.ts';
+
+export interface LocalStagesOptions extends LocalStageSettingsInput {
+  store: Store;
+  /** Function names by stage; the defaults are DESIGN §2's. */
+  stageNames?: Partial<Record<StageKey, string>>;
+}
+
+/** The local stages by function name, plus what they hold open (the detector's model session). */
+export type LocalStages = Record<string, LocalStageFunction>;
+
+const sessionsByStages = new WeakMap<LocalStages, SessionCache>();
+
+/**
+ * The whole pipeline's stage functions, in-process: each takes a StageRequest and answers the
+ * stage response JSON of DESIGN §3, reading and writing artifacts in `store`. Settings not given
+ * here come from the environment (FAVE_FRAME_FPS, FAVE_SPEECH_COMMAND, FAVE_DETECTOR_MODEL,
+ * FAVE_DETECTOR_CONFIDENCE); invalid ones fail here with BAD_CONFIG.
+ */
+export function createLocalStages(options: LocalStagesOptions): LocalStages {
+  const settings = resolveLocalStageSettings(options);
+  if (settings.speechCommand !== null) {
+    try {
+      speechArgv(settings.speechCommand, 'audio.wav');
+    } catch (err) {
+      throw new FaveFailure(faveError('BAD_CONFIG', `FAVE_SPEECH_COMMAND is invalid: ${(err as Error).message}`));
+    }
+  }
+  const { store } = options;
+  const sessions = new SessionCache();
+  const byKey: Record<StageKey, LocalStageFunction> = {
+    ffmpeg0: ffmpeg0Stage(store),
+    librosa: librosaStage(store),
+    ffmpeg1: ffmpeg1Stage(store),
+    ffmpeg2: ffmpeg2Stage(store),
+    deepspeech: deepspeechStage(store, settings.speechCommand),
+    ffmpeg3: ffmpeg3Stage(store, settings.frameFps),
+    detector: objectDetectorStage(store, {
+      modelPath: settings.detectorModel,
+      confidenceThreshold: settings.detectorConfidence,
+      sessions,
+    }),
+  };
+  const stages: LocalStages = {};
+  for (const key of STAGE_KEYS) {
+    const name = options.stageNames?.[key] ?? DEFAULT_STAGE_NAMES[key];
+    if (stages[name]) throw new FaveFailure(faveError('BAD_CONFIG', `two stages share the function name "${name}"`));
+    stages[name] = byKey[key];
+  }
+  sessionsByStages.set(stages, sessions);
+  return stages;
+}
+
+/** Releases what the stages hold (the detector's model session). */
+export async function closeLocalStages(stages: LocalStages): Promise<void> {
+  await sessionsByStages.get(stages)?.close();
+}

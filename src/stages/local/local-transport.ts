@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { StageRequestSchema, describeZodIssue } from '../../contracts/stage.ts';
+import type { StageRequest } from '../../contracts/stage.ts';
+import { FaveFailure } from '../../errors.ts';
+import type { StageCallOptions, StageHttpResponse, StageTransport } from '../../services/transport.ts';
+import { closeLocalStages, type LocalStages } from './index.ts';
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+function reply(status: number, body: unknown, extra: Record<string, string> = {}): StageHttpResponse {
+  return { status, headers: { ...JSON_HEADERS, ...extra }, body: JSON.stringify(body) };
+}
+
+/**
+ * Runs one local stage the way a gateway would answer it: 404 for an unknown function, 400 for a
+ * body that is not a stage request, 200 with the stage's JSON (which may say `status: "error"`),
+ * 500 when the stage throws. An abort is thrown, like a dropped connection.
+ */
+export async function invokeLocalStage(stages: LocalStages, functionName: string, body: unknown, signal: AbortSignal): Promise<StageHttpResponse> {
+  const stage = Object.hasOwn(stages, functionName) ? stages[functionName] : undefined;
+  if (!stage) return reply(404, { error: `no such function: ${functionName}` });
+  const parsed = StageRequestSchema.safeParse(body);
+  if (!parsed.success) return reply(400, { error: `invalid stage request: ${describeZodIssue(parsed.error)}` });
+
+  const started = performance.now();
+  const headers = () => ({ 'x-call-id': randomUUID(), 'x-duration-seconds': ((performance.now() - started) / 1000).toFixed(6) });
+  try {
+    const response = await stage(parsed.data, signal);
+    return reply(200, response, headers());
+  } catch (err) {
+    if (signal.aborted) throw signal.reason ?? err;
+    const message = err instanceof FaveFailure ? err.error.message : err instanceof Error ? err.message : String(err);
+    return reply(500, { error: message }, headers());
+  }
+}
+
+/** The embedded transport: stage calls run in this process, with the same JSON as over HTTP. */
+export class LocalTransport implements StageTransport {
+  readonly kind = 'local' as const;
+  private readonly closing = new AbortController();
+
+  constructor(private readonly stages: LocalStages) {}
+
+  async call(functionName: string, request: StageRequest, options: StageCallOptions): Promise<StageHttpResponse> {
+    if (this.closing.signal.aborted) throw new Error('local transport is closed');
+    const signal = AbortSignal.any([options.signal, this.closing.signal]);
+    // Through JSON and back, so a stage sees exactly what it would receive over the wire.
+    return invokeLocalStage(this.stages, functionName, JSON.parse(JSON.stringify(request)) as unknown, signal);
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort(new Error('local transport closed'));
+    await closeLocalStages(this.stages);
+  }
+}
