@@ -90,6 +90,8 @@ const EnvSchema = z.object({
   BASIC_AUTH_PASSWORD: z.string().optional(),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
+  RESUME_ON_START: envBoolean.default(false),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -107,6 +109,10 @@ export interface Config {
   processMaxConcurrency: number;
   persistIntervalMs: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  /** Lets http(s) video sources resolve to loopback, private, link-local or metadata addresses. */
+  allowPrivateSources: boolean;
+  /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
+  resumeOnStart: boolean;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -195,6 +201,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     processMaxConcurrency: e.PROCESS_MAX_CONCURRENT_INVOCATIONS,
     persistIntervalMs: e.PERSIST_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
+    allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
+    resumeOnStart: e.RESUME_ON_START,
   };
 }
 

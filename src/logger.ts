@@ -14,6 +14,21 @@ export const REDACT_PATHS = [
   '*.accessKeyId',
   'gatewayAuth',
   '*.gatewayAuth',
+  'auth',
+  '*.auth',
+  'basicAuth',
+  '*.basicAuth',
+  '*.*.password',
+  '*.*.authorization',
+  'cookie',
+  '*.cookie',
+  '*.headers.cookie',
+  'secretKey',
+  '*.secretKey',
+  'ARTIFACT_SECRET_KEY',
+  '*.ARTIFACT_SECRET_KEY',
+  'BASIC_AUTH_PASSWORD',
+  '*.BASIC_AUTH_PASSWORD',
 ];
 
 /** JSON lines with the fields the Python stages log: request_id, stage, event. */

@@ -77,6 +77,7 @@ export function createClipMachine(stageCall: ReturnType<typeof createStageCallMa
       },
       compressing: {
         invoke: {
+          id: 'ffmpeg2',
           src: 'stageCall',
           input: ({ context }) => callInput(context, 'ffmpeg2', context.input.clip_uri),
           onDone: [
@@ -91,6 +92,7 @@ export function createClipMachine(stageCall: ReturnType<typeof createStageCallMa
       },
       transcribing: {
         invoke: {
+          id: 'deepspeech',
           src: 'stageCall',
           input: ({ context }) => callInput(context, 'deepspeech', context.progress.compressed_uri ?? context.input.clip_uri),
           onDone: [
@@ -105,6 +107,7 @@ export function createClipMachine(stageCall: ReturnType<typeof createStageCallMa
       },
       extractingFrames: {
         invoke: {
+          id: 'ffmpeg3',
           src: 'stageCall',
           input: ({ context }) =>
             callInput(context, 'ffmpeg3', context.progress.transcript_uri ?? context.progress.compressed_uri ?? context.input.clip_uri),

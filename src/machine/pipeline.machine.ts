@@ -35,6 +35,14 @@ function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): 
   };
 }
 
+/** CANCEL from a running state: in-flight calls are aborted as FAILED stops every task. */
+function cancelFrom(at: RunningState) {
+  return {
+    target: '#pipeline.FAILED',
+    actions: { type: 'recordCancel', params: ({ event }: { event: { type: 'CANCEL'; reason?: string } }) => ({ at, reason: event.reason }) },
+  } as const;
+}
+
 function isClipOutput(output: unknown): output is ClipTaskOutput {
   return typeof output === 'object' && output !== null && 'progress' in output && 'clip_index' in output;
 }
@@ -74,7 +82,6 @@ export function createPipelineMachine(deps: PipelineDeps) {
       allClipsSettled: ({ context }) => context.active === 0 && plan.nextPendingClip(context, context.next_clip) === -1,
       shouldDetect: ({ context }) => context.settings.detector_enabled && plan.pendingFrames(context).length > 0,
       allFramesSettled: ({ context }) => context.active === 0 && context.next_frame >= context.frame_plan.length,
-      isRunning: ({ context }) => context.error === null && context.finished_at === null,
       failedIn: ({ context }, params: { state: RunningState }) => context.failed_at === params.state,
     },
     actions: {
@@ -88,14 +95,10 @@ export function createPipelineMachine(deps: PipelineDeps) {
         records: params.records ? [...context.records, ...params.records] : context.records,
       })),
 
-      recordCancel: assign(({ self }, params: { reason: string | undefined }) => {
-        const value = self.getSnapshot().value;
-        const at = (typeof value === 'string' ? value : Object.keys(value)[0]) as RunningState;
-        return {
-          error: faveError('CANCELLED', params.reason ? `request cancelled: ${params.reason}` : 'request cancelled', { stage: at }),
-          failed_at: at,
-        };
-      }),
+      recordCancel: assign((_, params: { at: RunningState; reason: string | undefined }) => ({
+        error: faveError('CANCELLED', params.reason ? `request cancelled: ${params.reason}` : 'request cancelled', { stage: params.at }),
+        failed_at: params.at,
+      })),
 
       failForTooManyFailures: assign(({ context }, params: { at: RunningState }) => ({
         error: plan.tooManyFailuresError(context),
@@ -195,16 +198,11 @@ export function createPipelineMachine(deps: PipelineDeps) {
       redrives: 0,
     }),
     initial: 'INIT',
-    on: {
-      CANCEL: {
-        guard: 'isRunning',
-        target: '.FAILED',
-        actions: { type: 'recordCancel', params: ({ event }) => ({ reason: event.reason }) },
-      },
-    },
     states: {
       INIT: {
+        on: { CANCEL: cancelFrom('INIT') },
         invoke: {
+          id: 'importInput',
           src: 'importInput',
           input: ({ context }) => context,
           onDone: { target: 'FFMPEG0', actions: { type: 'recordInput', params: ({ event }) => event.output } },
@@ -216,7 +214,9 @@ export function createPipelineMachine(deps: PipelineDeps) {
       },
 
       FFMPEG0: {
+        on: { CANCEL: cancelFrom('FFMPEG0') },
         invoke: {
+          id: 'ffmpeg0',
           src: 'stageCall',
           input: ({ context }) => stepCall(context, 'ffmpeg0', context.input_uri!),
           onDone: [
@@ -234,7 +234,9 @@ export function createPipelineMachine(deps: PipelineDeps) {
       },
 
       LIBROSA: {
+        on: { CANCEL: cancelFrom('LIBROSA') },
         invoke: {
+          id: 'librosa',
           src: 'stageCall',
           input: ({ context }) => stepCall(context, 'librosa', context.steps.ffmpeg0!.output_uri),
           onDone: [
@@ -252,7 +254,9 @@ export function createPipelineMachine(deps: PipelineDeps) {
       },
 
       CLIP: {
+        on: { CANCEL: cancelFrom('CLIP') },
         invoke: {
+          id: 'ffmpeg1',
           src: 'stageCall',
           input: ({ context }) => stepCall(context, 'ffmpeg1', context.steps.librosa!.output_uri),
           onDone: [
@@ -272,6 +276,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       FANOUT: {
         entry: 'dispatchClips',
         on: {
+          CANCEL: cancelFrom('FANOUT'),
           'xstate.done.actor.*': {
             actions: [{ type: 'settleClip', params: ({ event }) => ({ output: event.output }) }, 'dispatchClips'],
           },
@@ -283,6 +288,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       },
 
       DETECT: {
+        on: { CANCEL: cancelFrom('DETECT') },
         initial: 'planning',
         states: {
           planning: {
@@ -303,6 +309,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
           aggregating: {
             entry: 'markFinished',
             invoke: {
+              id: 'writeResult',
               src: 'writeResult',
               input: ({ context }) => ({ context, status: 'COMPLETED' as const, finished_at: context.finished_at ?? Date.now() }),
               onDone: { target: '#pipeline.COMPLETED' },
@@ -323,6 +330,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
         states: {
           reporting: {
             invoke: {
+              id: 'writeFailure',
               src: 'writeResult',
               input: ({ context }) => ({ context, status: 'FAILED' as const, finished_at: context.finished_at ?? Date.now() }),
               onDone: 'settled',

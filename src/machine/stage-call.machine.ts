@@ -64,6 +64,7 @@ export function createStageCallMachine(actors: ReturnType<typeof createActors>) 
     states: {
       attempting: {
         invoke: {
+          id: 'attempt',
           src: 'attemptStage',
           input: ({ context }) => ({ call: context.call, attempt: context.attempt }),
           onDone: {
@@ -82,6 +83,7 @@ export function createStageCallMachine(actors: ReturnType<typeof createActors>) 
       },
       backingOff: {
         invoke: {
+          id: 'backoff',
           src: 'sleepUntil',
           input: ({ context }) => ({ until: Math.min(context.retry_at, context.call.deadline_at) }),
           onDone: { target: 'attempting', actions: 'nextAttempt' },

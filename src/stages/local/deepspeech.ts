@@ -4,7 +4,7 @@ import type { Store } from '../../persistence/store.ts';
 import { packTarGz, type ArchiveMember } from './archive.ts';
 import { SPEECH_AUDIO_RATE } from './ffmpeg2.ts';
 import { transcribe } from './speech.ts';
-import { clipName, defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
+import { CLIP_VIDEO_NAMES, clipName, defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
 
 /** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
@@ -24,8 +24,8 @@ export function deepspeechStage(store: Store, speechCommand: string | null): Loc
     if (input.kind === 'file') {
       source = input.path;
     } else {
-      const audioName = pickMember(input.names, ['audio.wav'], ['.wav']);
-      const videoName = pickMember(input.names, ['clip.mp4', 'video.mp4'], VIDEO_EXTENSIONS);
+      const audioName = pickMember(input.names, ['audio.wav', 'clip.wav'], ['.wav']);
+      const videoName = pickMember(input.names, CLIP_VIDEO_NAMES, VIDEO_EXTENSIONS);
       const chosen = audioName ?? videoName;
       if (!chosen) throw new StageRejection(`input archive ${ctx.request.input_uri} holds neither audio.wav nor a video (members: ${input.names.join(', ') || 'none'})`);
       source = join(input.dir, chosen);

@@ -8,7 +8,7 @@ import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
 export const ARCHIVE_AUDIO_RATE = 22050;
 
 /**
- * stage-ffmpeg-0: input video → `video_audio.tar.gz` {video.mp4, audio.wav}. video.mp4 is H.264 +
+ * stage-ffmpeg-0: input video → `media.tar.gz` {video.mp4, audio.wav}. video.mp4 is H.264 +
  * AAC (the H.264 stream is copied when the input already has one); audio.wav is mono 16-bit PCM.
  * A video without sound gets a silent track in both, so every later stage finds audio.
  */
@@ -31,7 +31,7 @@ export function ffmpeg0Stage(store: Store): LocalStageFunction {
       { signal: ctx.signal },
     ).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not extract the audio'));
 
-    const archive = ctx.path('video_audio.tar.gz');
+    const archive = ctx.path('media.tar.gz');
     await packTarGz(
       [
         { name: 'video.mp4', path: video },
@@ -39,7 +39,7 @@ export function ffmpeg0Stage(store: Store): LocalStageFunction {
       ],
       archive,
     );
-    const uri = await ctx.upload('video_audio.tar.gz', archive, 'application/gzip');
+    const uri = await ctx.upload('media.tar.gz', archive, 'application/gzip');
     return [{ type: 'archive', uri, metadata: { has_audio: info.audio !== null, duration_s: info.duration } }];
   });
 }

@@ -1,7 +1,7 @@
 import type { Store } from '../../persistence/store.ts';
 import { packTarGz } from './archive.ts';
 import { probeMedia } from './probe.ts';
-import { clipName, defineStage, StageRejection, type LocalStageFunction } from './stage-kit.ts';
+import { CLIP_VIDEO_NAMES, clipName, defineStage, StageRejection, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, runTool } from './tools.ts';
 
 /** What speech engines expect: 16 kHz, mono, 16-bit PCM. */
@@ -17,7 +17,7 @@ const COMPRESSED_WIDTH = 640;
  */
 export function ffmpeg2Stage(store: Store): LocalStageFunction {
   return defineStage(store, async (ctx) => {
-    const source = await ctx.videoInput(['clip.mp4', 'video.mp4']);
+    const source = await ctx.videoInput(CLIP_VIDEO_NAMES);
     const info = await probeMedia(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'input clip is not readable media'));
     if (!info.video) throw new StageRejection(`input ${ctx.request.input_uri} has no video stream`);
 

@@ -153,12 +153,15 @@ export function segmentAudio(meanSquares: Float64Array, sampleCount: number, opt
   return { clips: clips.map((c) => ({ start_s: round3(c.start_s), end_s: round3(c.end_s) })), top_db: best.topDb, note: null };
 }
 
-/** 30, 25, 35, 20, 40, … within [5, 80]. */
-export function topDbCandidates(start: number): number[] {
+/**
+ * 30, 25, 35, 20, 40, … within [10, 60]. 60 dB (librosa's default) is the ceiling: beyond it
+ * digital silence, floored at −100 dB, would count as sound next to a quiet recording.
+ */
+export function topDbCandidates(start: number, low = 10, high = 60): number[] {
   const out = [start];
-  for (let step = 5; step <= 75; step += 5) {
-    if (start - step >= 5) out.push(start - step);
-    if (start + step <= 80) out.push(start + step);
+  for (let step = 5; start - step >= low || start + step <= high; step += 5) {
+    if (start - step >= low) out.push(start - step);
+    if (start + step <= high) out.push(start + step);
   }
   return out;
 }

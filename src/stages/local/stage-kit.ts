@@ -223,6 +223,9 @@ export function frameName(index: number): string {
   return `frame_${String(index).padStart(4, '0')}`;
 }
 
+/** Video members of a clip archive, best first; the Python stages name theirs `clip_compressed.mp4`. */
+export const CLIP_VIDEO_NAMES = ['clip.mp4', 'clip_compressed.mp4', 'video.mp4'] as const;
+
 export const VIDEO_EXTENSIONS = ['.mp4', '.mkv', '.mov', '.webm', '.avi', '.m4v'] as const;
 
 /** Picks the first member matching one of `preferred`, else the first with one of `extensions`. */

@@ -1,0 +1,17 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsStore } from '../src/persistence/fs-store.ts';
+const dir = await mkdtemp(join(tmpdir(), 'fsb-'));
+const s = new FsStore(dir, 'b'); await s.init();
+const N = 2000;
+let t = performance.now();
+let i = 0;
+await Promise.all(Array.from({ length: 64 }, async () => { while (i < N) { const k = i++; await s.put({ bucket: 'b', key: `r/x/${k % 100}/f${k}.bin` }, 'hello world'); } }));
+console.log('put conc64', ((performance.now() - t) / N).toFixed(3), 'ms/put');
+t = performance.now(); i = 0;
+await Promise.all(Array.from({ length: 64 }, async () => { while (i < N) { const k = i++; await s.head({ bucket: 'b', key: `r/x/${k % 100}/f${k}.bin` }); } }));
+console.log('head conc64', ((performance.now() - t) / N).toFixed(3), 'ms/op');
+t = performance.now();
+for (let k = 0; k < 200; k++) await s.put({ bucket: 'b', key: `seq/f${k}.bin` }, 'hello world');
+console.log('put seq', ((performance.now() - t) / 200).toFixed(3), 'ms/put');

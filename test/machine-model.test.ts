@@ -1,0 +1,232 @@
+import { describe, expect, it } from 'vitest';
+import { fromPromise, type AnyStateMachine, type EventObject } from 'xstate';
+import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { createClipMachine } from '../src/machine/clip.machine.ts';
+import { createStageCallMachine } from '../src/machine/stage-call.machine.ts';
+import { createActors, type PipelineDeps } from '../src/machine/actors.ts';
+import type { ClipTaskInput, PipelineContext, PipelineInput, Settings, StageCallInput } from '../src/machine/context.ts';
+import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
+import { declaredTransitions, coverTransitions } from './support/model.ts';
+
+/** Dependencies that must never be reached: the model replaces every actor with an inert one. */
+const unreachable = (): never => {
+  throw new Error('the model test must not perform side effects');
+};
+const deps: PipelineDeps = {
+  transport: { kind: 'http', call: unreachable, close: unreachable },
+  store: new Proxy({}, { get: unreachable }) as PipelineDeps['store'],
+  limiter: { run: unreachable, active: 0, pending: 0 },
+};
+const inert = fromPromise(() => new Promise<never>(() => {}));
+
+const settings = (tolerated: number, detector = true): Settings => ({
+  bucket: 'fave-artifacts',
+  profile: 'default',
+  stage_names: DEFAULT_STAGE_NAMES,
+  timeouts_ms: { ffmpeg0: 1000, librosa: 1000, ffmpeg1: 1000, ffmpeg2: 1000, deepspeech: 1000, ffmpeg3: 1000, detector: 1000 },
+  retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 },
+  max_concurrency: 1,
+  tolerated_failure_pct: tolerated,
+  detector_enabled: detector,
+  min_confidence: 0.5,
+  deadline_at: Date.now() + 3_600_000,
+});
+
+const record = (stage: string) => ({
+  stage, clip_index: null, frame_index: null, attempt: 1, queued_at: 0, started_at: 0, ended_at: 1, latency_ms: 1,
+  reported_duration_ms: null, gateway_duration_ms: null, call_id: null, cold_start: null, memory_limit_mb: null,
+  cost_unit: null, http_status: 200, outcome: 'success' as const, error: null,
+});
+const failure = { code: 'STAGE_REPORTED_ERROR' as const, message: 'bad input', attempts: 1 };
+
+function callOutput(id: string, stage: string, facts: unknown, ok: boolean) {
+  return {
+    type: `xstate.done.actor.${id}`,
+    output: { task_id: id, stage, clip_index: null, frame_index: null, facts: ok ? facts : null, error: ok ? null : failure, records: [record(stage)] },
+  };
+}
+
+type Snap = { value: unknown; context: PipelineContext };
+
+function pipelineEvents(clipCount: number) {
+  return (s: Snap): EventObject[] => {
+    const ctx = s.context;
+    const value = s.value;
+    const top = typeof value === 'string' ? value : Object.keys(value as object)[0]!;
+    const sub = typeof value === 'object' ? (value as Record<string, string>)[top] : null;
+    const events: EventObject[] = [];
+    if (ctx.error === null && ctx.finished_at === null) events.push({ type: 'CANCEL' });
+    switch (top) {
+      case 'INIT':
+        events.push({ type: 'xstate.done.actor.importInput', output: { input_uri: 's3://b/in.mp4' } } as EventObject);
+        events.push({ type: 'xstate.error.actor.importInput', error: { code: 'INPUT_NOT_FOUND', message: 'gone' } } as EventObject);
+        break;
+      case 'FFMPEG0':
+        for (const ok of [true, false]) events.push(callOutput('ffmpeg0', 'ffmpeg0', { kind: 'output', uri: 's3://b/a.tgz' }, ok));
+        break;
+      case 'LIBROSA':
+        for (const ok of [true, false]) {
+          events.push(callOutput('librosa', 'librosa', { kind: 'timestamps', uri: 's3://b/l.tgz', clip_times: [{ start_s: 0, end_s: 1 }], note: null }, ok));
+        }
+        break;
+      case 'CLIP': {
+        const clips = Array.from({ length: clipCount }, (_, i) => ({ index: i, uri: `s3://b/c${i}.mp4`, start_s: null, end_s: null }));
+        for (const ok of [true, false]) events.push(callOutput('ffmpeg1', 'ffmpeg1', { kind: 'clips', uri: 's3://b/c.mp4', clips }, ok));
+        events.push(callOutput('ffmpeg1', 'ffmpeg1', { kind: 'clips', uri: 's3://b/c.mp4', clips: [] }, true));
+        break;
+      }
+      case 'FANOUT':
+        for (const clip of ctx.clips.filter((c) => c.status === 'running')) {
+          for (const ok of [true, false]) {
+            events.push({
+              type: `xstate.done.actor.clip-${clip.index}`,
+              output: {
+                task_id: `clip-${clip.index}`,
+                clip_index: clip.index,
+                progress: { compressed_uri: 'x', transcript_uri: 'y', transcript: 'hi', transcript_note: null, frames: ok ? [{ index: 0, uri: 'f' }] : null },
+                error: ok ? null : { ...failure, clip_index: clip.index },
+                records: [],
+              },
+            } as EventObject);
+          }
+        }
+        break;
+      case 'DETECT':
+        if (sub === 'detecting') {
+          for (const clip of ctx.clips) {
+            for (const frame of clip.frames.filter((f) => f.status === 'running')) {
+              for (const ok of [true, false]) {
+                const out = callOutput(`frame-${clip.index}-${frame.index}`, 'detector', { kind: 'detections', uri: 'd', detections: [{ label: 'car', confidence: 0.9 }], note: null }, ok);
+                out.output.clip_index = clip.index as never;
+                out.output.frame_index = frame.index as never;
+                events.push(out as EventObject);
+              }
+            }
+          }
+        }
+        if (sub === 'aggregating') {
+          events.push({ type: 'xstate.done.actor.writeResult', output: { final_uri: 'f' } } as EventObject);
+          events.push({ type: 'xstate.error.actor.writeResult', error: { code: 'STORE_ERROR', message: 'disk full' } } as EventObject);
+        }
+        break;
+      case 'FAILED':
+        if (sub === 'reporting') {
+          events.push({ type: 'xstate.done.actor.writeFailure', output: { final_uri: 'f' } } as EventObject);
+          events.push({ type: 'xstate.error.actor.writeFailure', error: { code: 'STORE_ERROR', message: 'disk full' } } as EventObject);
+        } else if (ctx.redrives < 1) {
+          events.push({ type: 'REDRIVE' });
+        }
+        break;
+    }
+    return events;
+  };
+}
+
+function serializePipeline(s: Snap): string {
+  const c = s.context;
+  return JSON.stringify([
+    s.value,
+    c.clips.map((clip) => [clip.status, clip.frames.map((f) => f.status)]),
+    c.failed_at,
+    c.error?.code ?? null,
+    c.active,
+    c.next_clip,
+    c.next_frame,
+    c.frame_plan.length,
+    c.redrives,
+  ]);
+}
+
+function uncovered(machine: AnyStateMachine, taken: Set<string>): string[] {
+  return [...declaredTransitions(machine).values()].filter((t) => !taken.has(t));
+}
+
+describe('model-based: every transition of the machines is taken', () => {
+  it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included)', () => {
+    const machine = createPipelineMachine(deps).provide({
+      // Inert stand-ins: the model sends the done/error events itself.
+      actors: { importInput: inert, writeResult: inert, stageCall: inert, clipTask: inert, frameTask: inert } as never,
+    }) as AnyStateMachine;
+    const taken = new Set<string>();
+    let states = 0;
+    for (const tolerated of [0, 50]) {
+      const input: PipelineInput = {
+        request_id: 'model',
+        video_uri: 's3://b/v.mp4',
+        query: 'car',
+        settings: settings(tolerated),
+        allow_local_path: false,
+        started_at: 0,
+      };
+      const run = coverTransitions(machine, { input, events: pipelineEvents(2) as never, serializeState: serializePipeline as never });
+      run.taken.forEach((t) => taken.add(t));
+      states += run.states;
+    }
+    expect(states).toBeGreaterThan(20);
+    expect(declaredTransitions(machine).size).toBeGreaterThan(30);
+    expect(uncovered(machine, taken)).toEqual([]);
+  });
+
+  it('the per-clip machine, including a clip redriven part-way', () => {
+    const stageCall = createStageCallMachine(createActors(deps));
+    const machine = createClipMachine(stageCall).provide({ actors: { stageCall: inert } as never }) as AnyStateMachine;
+    const taken = new Set<string>();
+    const progressVariants = [
+      { compressed_uri: null, transcript_uri: null, transcript: null, transcript_note: null, frames: null },
+      { compressed_uri: 'c', transcript_uri: null, transcript: null, transcript_note: null, frames: null },
+      { compressed_uri: 'c', transcript_uri: 't', transcript: 'x', transcript_note: null, frames: null },
+      { compressed_uri: 'c', transcript_uri: 't', transcript: 'x', transcript_note: null, frames: [{ index: 0, uri: 'f' }] },
+    ];
+    const facts: Record<string, unknown> = {
+      ffmpeg2: { kind: 'output', uri: 'c' },
+      deepspeech: { kind: 'transcript', uri: 't', transcript: 'hello', note: null },
+      ffmpeg3: { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f' }] },
+    };
+    for (const progress of progressVariants) {
+      const input: ClipTaskInput = { task_id: 'clip-0', request_id: 'r', clip_index: 0, clip_uri: 's3://b/c.mp4', progress, settings: settings(0) };
+      const run = coverTransitions(machine, {
+        input,
+        events: (s) => {
+          const state = s.value as string;
+          const stage = ({ compressing: 'ffmpeg2', transcribing: 'deepspeech', extractingFrames: 'ffmpeg3' } as Record<string, string>)[state];
+          return stage ? [true, false].map((ok) => callOutput(stage, stage, facts[stage], ok) as EventObject) : [];
+        },
+        serializeState: (s) => JSON.stringify(s.value),
+      });
+      run.taken.forEach((t) => taken.add(t));
+    }
+    expect(uncovered(machine, taken)).toEqual([]);
+  });
+
+  it('the stage-call machine: success, transient failure with backoff and retry, final failure', () => {
+    const machine = createStageCallMachine(createActors(deps)).provide({ actors: { attemptStage: inert, sleepUntil: inert } as never }) as AnyStateMachine;
+    const input: StageCallInput = {
+      task_id: 'ffmpeg0',
+      request_id: 'r',
+      profile: 'default',
+      function_name: 'stage-ffmpeg-0',
+      task: { stage: 'ffmpeg0', input_uri: 's3://b/v.mp4', fanout: null },
+      timeout_ms: 1000,
+      retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 },
+      deadline_at: Date.now() + 3_600_000,
+    };
+    const transient = { error: { code: 'STAGE_UNAVAILABLE', message: '502', transient: true }, record: record('stage-ffmpeg-0') };
+    const permanent = { error: { code: 'STAGE_NOT_FOUND', message: '404' }, record: record('stage-ffmpeg-0') };
+    const run = coverTransitions(machine, {
+      input,
+      events: (s) => {
+        if (s.value === 'attempting') {
+          return [
+            { type: 'xstate.done.actor.attempt', output: { facts: { kind: 'output', uri: 'x' }, record: record('stage-ffmpeg-0') } } as EventObject,
+            { type: 'xstate.error.actor.attempt', error: transient } as EventObject,
+            { type: 'xstate.error.actor.attempt', error: permanent } as EventObject,
+          ];
+        }
+        if (s.value === 'backingOff') return [{ type: 'xstate.done.actor.backoff' } as EventObject];
+        return [];
+      },
+      serializeState: (s) => JSON.stringify([s.value, (s.context as { attempt: number }).attempt]),
+    });
+    expect(uncovered(machine, run.taken)).toEqual([]);
+  });
+});
