@@ -86,6 +86,7 @@ const EnvSchema = z.object({
   TOLERATED_FAILURE_PCT: z.coerce.number().min(0).max(100).default(0),
   ENABLE_OBJECT_DETECTOR: envBoolean.default(true),
   PERSIST_INTERVAL_MS: envInt(0, 3_600_000).default(1000),
+  LEASE_TTL_MS: envInt(500, 3_600_000).default(30_000),
   BASIC_AUTH_USER: z.string().optional(),
   BASIC_AUTH_PASSWORD: z.string().optional(),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
@@ -108,6 +109,8 @@ export interface Config {
   detectorEnabled: boolean;
   processMaxConcurrency: number;
   persistIntervalMs: number;
+  /** How long an owner's claim on a request lasts without renewal (renewed every third of it). */
+  leaseTtlMs: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   /** Lets http(s) video sources resolve to loopback, private, link-local or metadata addresses. */
   allowPrivateSources: boolean;
@@ -200,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     detectorEnabled: e.ENABLE_OBJECT_DETECTOR,
     processMaxConcurrency: e.PROCESS_MAX_CONCURRENT_INVOCATIONS,
     persistIntervalMs: e.PERSIST_INTERVAL_MS,
+    leaseTtlMs: e.LEASE_TTL_MS,
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,

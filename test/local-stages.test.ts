@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,11 @@ const FPS = 2;
 let dir: string;
 let store: FsStore;
 let stages: LocalStages;
+
+/** Local stages whose per-call temp dirs go to `{dir}/work`, so the test can see they are all removed. */
+function makeStages(options: Omit<Parameters<typeof createLocalStages>[0], 'store' | 'workRoot'> & { store?: FsStore } = {}): LocalStages {
+  return createLocalStages({ speechCommand: null, detectorModel: null, ...options, store: options.store ?? store, workRoot: join(dir, 'work') });
+}
 
 function request(stage: string, requestId: string, inputUri: string, fanout: Fanout | null = null): StageRequest {
   return { request_id: requestId, stage, input_uri: inputUri, output_hint: null, config: { profile: 'default' }, fanout };
@@ -76,7 +81,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fave-local-stages-'));
   store = new FsStore(join(dir, 'data'), BUCKET);
   await store.init();
-  stages = createLocalStages({ store, frameFps: FPS, speechCommand: null, detectorModel: null });
+  await mkdir(join(dir, 'work'));
+  stages = makeStages({ frameFps: FPS });
   await Promise.all([
     makeToneBurstVideo(join(dir, 'tone.mp4'), { bursts: BURSTS, duration: TONE_DURATION }),
     makeSilentVideo(join(dir, 'silent.mp4'), { duration: SILENT_DURATION }),
@@ -174,8 +180,7 @@ describe('the local pipeline on a video with three tone bursts', () => {
   });
 
   it('stage-deepspeech runs the configured command on a 16 kHz WAV and keeps what it prints', async () => {
-    const withEngine = createLocalStages({
-      store,
+    const withEngine = makeStages({
       speechCommand: `sh -c 'test -s "$1" && echo "a wav of $(wc -c < "$1") bytes"; echo second line' sh {wav}`,
     });
     const response = await call('stage-deepspeech', 'speech-1', compressed, { clip_index: 1 }, withEngine);
@@ -186,11 +191,11 @@ describe('the local pipeline on a video with three tone bursts', () => {
   });
 
   it('stage-deepspeech reports a failing engine as status error with its reason', async () => {
-    const failing = createLocalStages({ store, speechCommand: `sh -c 'echo "acoustic model not found" >&2; exit 3'` });
+    const failing = makeStages({ speechCommand: `sh -c 'echo "acoustic model not found" >&2; exit 3'` });
     const response = await call('stage-deepspeech', 'speech-2', compressed, { clip_index: 1 }, failing);
     expect(response.status).toBe('error');
     expect(response.message).toContain('acoustic model not found');
-    const missing = createLocalStages({ store, speechCommand: '/nonexistent/speech-engine {wav}' });
+    const missing = makeStages({ speechCommand: '/nonexistent/speech-engine {wav}' });
     const response2 = await call('stage-deepspeech', 'speech-3', compressed, { clip_index: 1 }, missing);
     expect(response2.status).toBe('error');
     expect(response2.message).toMatch(/cannot be started \(ENOENT\)/);
@@ -232,11 +237,6 @@ describe('the local pipeline on a video with three tone bursts', () => {
     expect(document).toEqual({ detections: [], model: null, note: 'no detector model configured (set FAVE_DETECTOR_MODEL)' });
   });
 
-  it('left no temporary directories behind', async () => {
-    const leftovers = (await readdir(tmpdir())).filter((n) => n.startsWith('fave-stage-'));
-    // Other test files may run stages concurrently; none of ours may still be there.
-    expect(leftovers.length).toBeLessThanOrEqual(2);
-  });
 });
 
 describe('inputs the stages must survive', () => {
@@ -426,7 +426,7 @@ describe('LocalTransport', () => {
     const blocker = join(dir, 'a-file');
     await writeFile(blocker, 'not a directory');
     const broken = new FsStore(join(blocker, 'data'), BUCKET);
-    const transport = new LocalTransport(createLocalStages({ store: broken, speechCommand: null, detectorModel: null }));
+    const transport = new LocalTransport(makeStages({ store: broken }));
     const http = await transport.call('stage-ffmpeg-0', request('stage-ffmpeg-0', 'broken-1', `s3://${BUCKET}/requests/broken-1/input/original.mp4`), options());
     expect(http.status).toBe(500);
     expect(JSON.parse(http.body).error).toMatch(/filesystem store failed/);
@@ -441,8 +441,34 @@ describe('LocalTransport', () => {
     await expect(transport.call('stage-ffmpeg-0', request('stage-ffmpeg-0', id, uri), { signal: controller.signal, timeoutMs: 1000 })).rejects.toThrow(/caller gave up/);
   });
 
+  it('an abort in the middle of a call kills the running command and still cleans up', async () => {
+    const slow = makeStages({ speechCommand: `sh -c 'touch "$1.started"; exec sleep 30' sh {wav}` });
+    const transport = new LocalTransport(slow);
+    const id = 'abort-2';
+    const uri = await putInput(id, join(dir, 'tone.mp4'), '.mp4');
+    const controller = new AbortController();
+    const pending = transport.call('stage-deepspeech', request('stage-deepspeech', id, uri), { signal: controller.signal, timeoutMs: 60_000 });
+    const outcome = pending.then(
+      () => 'answered',
+      (err: unknown) => (err as Error).message,
+    );
+    // Wait until the engine is really running, then give up on the call.
+    const started = async (): Promise<boolean> => {
+      for (const entry of await readdir(join(dir, 'work'))) {
+        const files = await readdir(join(dir, 'work', entry)).catch(() => []);
+        if (files.some((f) => f.endsWith('.started'))) return true;
+      }
+      return false;
+    };
+    for (let i = 0; i < 600 && !(await started()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await started()).toBe(true);
+    controller.abort(new Error('caller gave up mid-call'));
+    expect(await outcome).toBe('caller gave up mid-call');
+    expect(await readdir(join(dir, 'work'))).toEqual([]);
+  });
+
   it('honours configured function names', async () => {
-    const renamed = createLocalStages({ store, stageNames: { ffmpeg0: 'my-ffmpeg-0' } });
+    const renamed = makeStages({ stageNames: { ffmpeg0: 'my-ffmpeg-0' } });
     expect(Object.keys(renamed)).toContain('my-ffmpeg-0');
     expect(Object.keys(renamed)).not.toContain('stage-ffmpeg-0');
     expect(Object.keys(renamed)).toContain('stage-librosa');
@@ -451,7 +477,7 @@ describe('LocalTransport', () => {
 
 describe('local gateway over HTTP', () => {
   it('serves the stages at /function/{name}', async () => {
-    const gateway = await startLocalGateway({ store, port: 0, speechCommand: null, detectorModel: null });
+    const gateway = await startLocalGateway({ store, port: 0, speechCommand: null, detectorModel: null, workRoot: join(dir, 'work') });
     try {
       const id = 'http-1';
       const uri = await putInput(id, join(dir, 'silent.mp4'), '.mp4');
@@ -475,5 +501,11 @@ describe('local gateway over HTTP', () => {
     } finally {
       await gateway.close();
     }
+  });
+});
+
+describe('clean-up', () => {
+  it('every call above, successful, failed or aborted, removed its temp dir', async () => {
+    expect(await readdir(join(dir, 'work'))).toEqual([]);
   });
 });

@@ -66,7 +66,12 @@ export class Execution {
     this.requestId = this.actor.getSnapshot().context.request_id;
   }
 
-  start(): this {
+  /**
+   * Claims the request by writing its state before anything runs, then starts the machine.
+   * Rejects with LEASE_HELD when another owner holds it.
+   */
+  async start(): Promise<void> {
+    await this.options.writer.acquire(this.envelope());
     this.actor.subscribe({
       next: (snapshot) => this.onSnapshot(snapshot.value, snapshot.context),
       error: (err) => void this.fail(toFaveError(err)),
@@ -77,7 +82,6 @@ export class Execution {
     const renewEvery = Math.max(50, Math.floor(this.options.leaseTtlMs / 3));
     this.renewTimer = setInterval(() => this.persist(true), renewEvery);
     this.renewTimer.unref();
-    return this;
   }
 
   get context(): PipelineContext {

@@ -63,6 +63,7 @@ export class Orchestrator {
   readonly events = new EventEmitter<OrchestratorEvents>();
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
+  private readonly starting = new Map<string, Promise<Handle>>();
   private capabilities: StoreCapabilities | null = null;
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
@@ -71,7 +72,7 @@ export class Orchestrator {
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
-    this.leaseTtlMs = options.leaseTtlMs ?? 30_000;
+    this.leaseTtlMs = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.pollMs = options.pollMs ?? 250;
     this.machine = createPipelineMachine({
       transport: options.transport,
@@ -131,25 +132,42 @@ export class Orchestrator {
     // Resolve the profile before anything is stored, so an unknown one stores nothing.
     const settings = resolveSettings(this.options.config, request.profile, now);
     const requestId = request.request_id ?? randomUUID();
-    const joined = this.executions.get(requestId);
-    if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
-
-    await this.init();
-    const existing = await this.readState(requestId);
-    if (existing) return this.adopt(existing.envelope, existing.etag);
-    return this.create(request, requestId, settings, now, options);
+    return this.once(requestId, async () => {
+      await this.init();
+      const existing = await this.readState(requestId);
+      if (existing) return this.adopt(existing.envelope, existing.etag);
+      return this.create(request, requestId, settings, now, options);
+    });
   }
 
   /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
   async resume(requestId: string): Promise<Handle> {
     assertRequestId(requestId);
+    return this.once(requestId, async () => {
+      await this.init();
+      const existing = await this.readState(requestId);
+      if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
+      if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
+      return this.adopt(existing.envelope, existing.etag);
+    });
+  }
+
+  /**
+   * Joins a running execution of `requestId`, or a start of it already under way, else runs
+   * `start`: within one process a request id is never started twice at once.
+   */
+  private async once(requestId: string, start: () => Promise<Handle>): Promise<Handle> {
     const joined = this.executions.get(requestId);
     if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
-    await this.init();
-    const existing = await this.readState(requestId);
-    if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
-    if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
-    return this.adopt(existing.envelope, existing.etag);
+    const starting = this.starting.get(requestId);
+    if (starting) return starting;
+    const promise = start();
+    this.starting.set(requestId, promise);
+    try {
+      return await promise;
+    } finally {
+      this.starting.delete(requestId);
+    }
   }
 
   /**
@@ -283,11 +301,24 @@ export class Orchestrator {
     return this.register(execution, redrive ? 'redrive' : 'resume');
   }
 
-  private register(execution: Execution, how: 'new' | 'resume' | 'redrive'): Handle {
+  /**
+   * Claims the request for this process and runs it. When another owner claimed it first
+   * (a concurrent submission elsewhere), waits for that owner's answer instead.
+   */
+  private async register(execution: Execution, how: 'new' | 'resume' | 'redrive'): Promise<Handle> {
     const requestId = execution.requestId;
+    try {
+      await execution.start();
+    } catch (err) {
+      const error = toFaveError(err);
+      if (error.code !== 'LEASE_HELD') throw err;
+      this.options.logger?.info({ request_id: requestId, event: 'joined_other_owner' });
+      const done = this.watch(requestId);
+      done.catch(() => undefined);
+      return { request_id: requestId, local: false, done, execution: null };
+    }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
-    execution.start();
     const done = execution.done
       .then((outcome) => {
         this.events.emit('finished', requestId, outcome.status);

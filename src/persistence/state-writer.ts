@@ -51,6 +51,18 @@ export class StateWriter {
     }
   }
 
+  /**
+   * Claims the request: writes the first envelope now (create-if-absent for a new request,
+   * compare-and-swap on the ETag read for a resumed one) and fails with LEASE_HELD if another
+   * owner got there first. Nothing may run for the request before this succeeds.
+   */
+  async acquire(envelope: StateEnvelope): Promise<void> {
+    this.build = () => envelope;
+    this.kick();
+    await this.chain;
+    if (this.failure) throw this.failure;
+  }
+
   /** Writes whatever is pending and waits for every write to land. */
   async flush(): Promise<void> {
     this.kick();

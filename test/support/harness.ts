@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createApp, type App } from '../../src/app.ts';
 import { FsStore } from '../../src/persistence/fs-store.ts';
 import { parseStateFile, type StateEnvelope } from '../../src/persistence/state-file.ts';
@@ -27,6 +27,8 @@ export interface HarnessOptions {
   gateway?: Omit<TestGatewayOptions, 'store'>;
   env?: Record<string, string>;
   store?: Store;
+  /** The app's logger (default: silent). */
+  logger?: Logger;
 }
 
 /** A filesystem store in a temp dir, the scripted gateway on loopback, and an app wired to both. */
@@ -45,7 +47,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LOG_LEVEL: 'silent',
     ...options.env,
   };
-  const app = await createApp({ env, logger: pino({ level: 'silent' }) });
+  const app = await createApp({ env, logger: options.logger ?? pino({ level: 'silent' }) });
   const videoKey = 'uploads/sample.mp4';
   await store.put({ bucket: 'fave-artifacts', key: videoKey }, Buffer.from('not really a video, the scripted stages do not care'));
   return {

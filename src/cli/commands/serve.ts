@@ -1,6 +1,55 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { toFaveError } from '../../errors.ts';
+import { startHttpServer } from '../../server/http-server.ts';
+import { fail, withApp } from '../shared.ts';
 
-/** `fave serve`: not available in this build yet. */
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+/**
+ * `fave serve`: the HTTP API of DESIGN §8 until SIGINT/SIGTERM. On a signal it stops accepting,
+ * stops driving its requests without changing their state (they stay resumable, by
+ * `RESUME_ON_START=true` on the next start or `fave resume`), and answers waiting callers 503.
+ */
 export function registerServe(program: Command): void {
-  void program;
+  program
+    .command('serve')
+    .description('serve the HTTP API (the routes of the OpenFaaS function) until SIGINT/SIGTERM')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', port, 8080)
+    .option('--host <address>', 'address to listen on', '0.0.0.0')
+    .action(async (opts: { port: number; host: string }) => {
+      await withApp(async (app) => {
+        const server = await startHttpServer({ app, port: opts.port, host: opts.host });
+        app.logger.info({ event: 'listening', url: server.url, gateway: app.config.gatewayUrl ?? 'local stages', store: app.store.kind });
+        if (app.config.resumeOnStart) {
+          void app.orchestrator
+            .resumeOrphans()
+            .then((ids) => app.logger.info({ event: 'resumed_orphans', request_ids: ids }))
+            .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }));
+        }
+        const signal = await nextSignal();
+        app.logger.info({ event: 'shutting_down', signal, requests_running: app.orchestrator.running().length });
+        // A second signal during the drain means "now".
+        const force = () => process.exit(130);
+        process.once('SIGINT', force);
+        process.once('SIGTERM', force);
+        // Abandoning the executions is what lets waiting synchronous callers get their 503.
+        await Promise.all([server.close(), app.orchestrator.close()]);
+      }, false).catch((err: unknown) => fail(toFaveError(err)));
+    });
 }

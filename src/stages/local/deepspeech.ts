@@ -1,10 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Store } from '../../persistence/store.ts';
 import { packTarGz, type ArchiveMember } from './archive.ts';
 import { SPEECH_AUDIO_RATE } from './ffmpeg2.ts';
 import { transcribe } from './speech.ts';
-import { CLIP_VIDEO_NAMES, clipName, defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
+import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
 
 /** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
@@ -16,8 +15,8 @@ export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configur
  * transcript that says so; it never makes text up. The clip video of the input archive is passed
  * along in the output archive, so stage-ffmpeg-3 can take either archive as its input.
  */
-export function deepspeechStage(store: Store, speechCommand: string | null): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function deepspeechStage(env: StageEnvironment, speechCommand: string | null): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const input = await ctx.openInput();
     let source: string;
     const passAlong: ArchiveMember[] = [];

@@ -1,7 +1,6 @@
-import type { Store } from '../../persistence/store.ts';
 import { packTarGz } from './archive.ts';
 import { probeMedia, type MediaInfo } from './probe.ts';
-import { defineStage, StageRejection, type LocalStageFunction } from './stage-kit.ts';
+import { defineStage, type StageEnvironment, StageRejection, type LocalStageFunction } from './stage-kit.ts';
 import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
 
 /** Sample rate of audio.wav: what librosa loads by default, so the segmentation sees the same signal. */
@@ -12,8 +11,8 @@ export const ARCHIVE_AUDIO_RATE = 22050;
  * AAC (the H.264 stream is copied when the input already has one); audio.wav is mono 16-bit PCM.
  * A video without sound gets a silent track in both, so every later stage finds audio.
  */
-export function ffmpeg0Stage(store: Store): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function ffmpeg0Stage(env: StageEnvironment): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const input = await ctx.downloadInput();
     const info = await probeMedia(input, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'input is not readable media'));
     if (!info.video) throw new StageRejection(`input ${ctx.request.input_uri} has no video stream`);

@@ -1,8 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
-import type { Store } from '../../persistence/store.ts';
 import { probeMedia } from './probe.ts';
 import { parseTimestampsFile } from './segmentation.ts';
-import { clipName, defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction, type LocalStageOutput } from './stage-kit.ts';
+import { clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction, type LocalStageOutput } from './stage-kit.ts';
 import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
 
 /**
@@ -10,8 +9,8 @@ import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
  * `{type: "video", metadata: {clip_index, start_s, end_s}}`. Clips are re-encoded, so a cut lands
  * on the requested time rather than on the nearest key frame.
  */
-export function ffmpeg1Stage(store: Store): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function ffmpeg1Stage(env: StageEnvironment): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const { dir, names } = await ctx.unpackInput();
     const videoName = pickMember(names, ['video.mp4'], VIDEO_EXTENSIONS);
     if (!videoName) throw new StageRejection(`input archive ${ctx.request.input_uri} holds no video (members: ${names.join(', ') || 'none'})`);

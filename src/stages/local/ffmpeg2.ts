@@ -1,7 +1,6 @@
-import type { Store } from '../../persistence/store.ts';
 import { packTarGz } from './archive.ts';
 import { probeMedia } from './probe.ts';
-import { CLIP_VIDEO_NAMES, clipName, defineStage, StageRejection, type LocalStageFunction } from './stage-kit.ts';
+import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, StageRejection, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, runTool } from './tools.ts';
 
 /** What speech engines expect: 16 kHz, mono, 16-bit PCM. */
@@ -15,8 +14,8 @@ const COMPRESSED_WIDTH = 640;
  * the clip scaled down to at most 640 px wide at H.264 CRF 32, and its sound as 16 kHz mono.
  * `fanout.clip_index` names the clip.
  */
-export function ffmpeg2Stage(store: Store): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function ffmpeg2Stage(env: StageEnvironment): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const source = await ctx.videoInput(CLIP_VIDEO_NAMES);
     const info = await probeMedia(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'input clip is not readable media'));
     if (!info.video) throw new StageRejection(`input ${ctx.request.input_uri} has no video stream`);

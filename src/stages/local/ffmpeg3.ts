@@ -1,8 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Store } from '../../persistence/store.ts';
 import { probeMedia } from './probe.ts';
-import { CLIP_VIDEO_NAMES, clipName, defineStage, frameName, StageRejection, type LocalStageFunction, type LocalStageOutput } from './stage-kit.ts';
+import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, frameName, StageRejection, type LocalStageFunction, type LocalStageOutput } from './stage-kit.ts';
 import { FFMPEG_QUIET, runTool } from './tools.ts';
 
 /**
@@ -10,8 +9,8 @@ import { FFMPEG_QUIET, runTool } from './tools.ts';
  * one `{type: "image", metadata: {clip, frame_index, time_s}}` per frame, about duration × fps of
  * them and never none.
  */
-export function ffmpeg3Stage(store: Store, fps: number): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function ffmpeg3Stage(env: StageEnvironment, fps: number): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const source = await ctx.videoInput(CLIP_VIDEO_NAMES);
     const info = await probeMedia(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'input clip is not readable media'));
     if (!info.video) throw new StageRejection(`input ${ctx.request.input_uri} has no video stream`);

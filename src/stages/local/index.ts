@@ -20,6 +20,8 @@ export interface LocalStagesOptions extends LocalStageSettingsInput {
   store: Store;
   /** Function names by stage; the defaults are DESIGN §2's. */
   stageNames?: Partial<Record<StageKey, string>>;
+  /** Parent of the per-call temp dirs; the system's temp dir by default. */
+  workRoot?: string;
 }
 
 /** The local stages by function name, plus what they hold open (the detector's model session). */
@@ -42,16 +44,16 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
       throw new FaveFailure(faveError('BAD_CONFIG', `FAVE_SPEECH_COMMAND is invalid: ${(err as Error).message}`));
     }
   }
-  const { store } = options;
+  const env = { store: options.store, ...(options.workRoot ? { workRoot: options.workRoot } : {}) };
   const sessions = new SessionCache();
   const byKey: Record<StageKey, LocalStageFunction> = {
-    ffmpeg0: ffmpeg0Stage(store),
-    librosa: librosaStage(store),
-    ffmpeg1: ffmpeg1Stage(store),
-    ffmpeg2: ffmpeg2Stage(store),
-    deepspeech: deepspeechStage(store, settings.speechCommand),
-    ffmpeg3: ffmpeg3Stage(store, settings.frameFps),
-    detector: objectDetectorStage(store, {
+    ffmpeg0: ffmpeg0Stage(env),
+    librosa: librosaStage(env),
+    ffmpeg1: ffmpeg1Stage(env),
+    ffmpeg2: ffmpeg2Stage(env),
+    deepspeech: deepspeechStage(env, settings.speechCommand),
+    ffmpeg3: ffmpeg3Stage(env, settings.frameFps),
+    detector: objectDetectorStage(env, {
       modelPath: settings.detectorModel,
       confidenceThreshold: settings.detectorConfidence,
       sessions,

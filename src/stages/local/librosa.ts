@@ -1,9 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import type { Store } from '../../persistence/store.ts';
 import { packTarGz } from './archive.ts';
 import { probeMedia } from './probe.ts';
 import { BlockEnergies, LIBROSA_SPLIT, formatTimestamps, frameMeanSquares, segmentAudio } from './segmentation.ts';
-import { defineStage, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
+import { defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { runTool } from './tools.ts';
 
 /** librosa.load's default rate. */
@@ -13,8 +12,8 @@ const ANALYSIS_RATE = 22050;
  * stage-librosa: `{video.mp4, audio.wav}` → `segments.tar.gz` {video.mp4, timestamps.txt}, one line
  * `HH:MM:SS.mmm HH:MM:SS.mmm` per non-silent stretch of the audio (see segmentation.ts).
  */
-export function librosaStage(store: Store): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function librosaStage(env: StageEnvironment): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const { dir, names } = await ctx.unpackInput();
     const videoName = pickMember(names, ['video.mp4'], VIDEO_EXTENSIONS);
     if (!videoName) throw new StageRejection(`input archive ${ctx.request.input_uri} holds no video (members: ${names.join(', ') || 'none'})`);

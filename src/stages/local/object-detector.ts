@@ -1,9 +1,8 @@
 import { basename } from 'node:path';
-import type { Store } from '../../persistence/store.ts';
 import { COCO_LABELS } from '../../services/coco.ts';
 import { declaredInputSize, type SessionCache } from './onnx-runtime.ts';
 import { probeMedia } from './probe.ts';
-import { clipName, defineStage, frameName, StageRejection, type LocalStageFunction, type StageContext } from './stage-kit.ts';
+import { clipName, defineStage, type StageEnvironment, frameName, StageRejection, type LocalStageFunction, type StageContext } from './stage-kit.ts';
 import { FFMPEG_QUIET, runTool } from './tools.ts';
 import { decodeYolo, letterbox, nonMaxSuppression, rgbToChw, toDetections, type Detection, type Letterbox } from './yolo.ts';
 
@@ -35,8 +34,8 @@ const DEFAULT_INPUT_SIZE = 640;
  * box}], model, note?}` at `clip_NNN/frame_NNNN.json`, returned as the single output. A YOLO ONNX
  * model runs on CPU; without one the document has no detections and a note that says why.
  */
-export function objectDetectorStage(store: Store, settings: DetectorSettings): LocalStageFunction {
-  return defineStage(store, async (ctx) => {
+export function objectDetectorStage(env: StageEnvironment, settings: DetectorSettings): LocalStageFunction {
+  return defineStage(env, async (ctx) => {
     const document = settings.modelPath ? await detect(ctx, settings.modelPath, settings) : { detections: [], model: null, note: NO_MODEL_NOTE };
     const uri = await ctx.uploadBody(`${outputName(ctx)}.json`, `${JSON.stringify(document, null, 2)}\n`, 'application/json');
     const fanout = ctx.request.fanout;

@@ -112,11 +112,13 @@ export interface Segmentation {
 const SILENT_PEAK = 1e-9;
 
 /**
- * Splits the audio into clips between `minClipS` and `maxClipS`, searching `top_db` the way the
- * Python stage does: start at 30 dB and move in 5 dB steps (alternately stricter and looser)
- * until every interval is within bounds; if none is, the candidate with the fewest intervals out
- * of bounds wins. Then intervals too short are dropped, too long ones are cut into equal parts,
- * and the closest neighbours are merged while there are more than `maxClips`.
+ * Splits the audio into clips between `minClipS` and `maxClipS`. Like the Python stage, which
+ * walks `top_db` upwards from 24 dB until the clip count fits the duration, it searches the
+ * threshold; here the test is on every clip's length: start at 30 dB and move in 5 dB steps
+ * (alternately stricter and looser) until every interval is within bounds, else keep the
+ * candidate with the fewest intervals out of bounds. Then intervals too short are dropped, too
+ * long ones are cut into equal parts, and the closest neighbours are merged while there are
+ * more than `maxClips`.
  */
 export function segmentAudio(meanSquares: Float64Array, sampleCount: number, options: SegmentationOptions): Segmentation {
   const minClip = options.minClipS ?? 0.1;

@@ -56,9 +56,10 @@ export class StageContext {
     readonly request: StageRequest,
     readonly signal: AbortSignal,
     readonly workDir: string,
+    input: ObjectLocation,
   ) {
-    this.input = parseS3Uri(request.input_uri);
-    this.bucket = this.input.bucket;
+    this.input = input;
+    this.bucket = input.bucket;
   }
 
   /** The clip this call is about: `fanout.clip_index`, else a `clip_NNN` in the input name, else 0. */
@@ -162,12 +163,18 @@ const STAGE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export type StageBody = (ctx: StageContext) => Promise<LocalStageOutput[]>;
 
+export interface StageEnvironment {
+  store: Store;
+  /** Where the per-call temp dirs go; the system's temp dir by default. */
+  workRoot?: string;
+}
+
 /**
  * Wraps a stage body: checks the request, gives it a temp dir (always removed), times it, and
  * maps failures. Bad input becomes `{status: "error"}`; store or machine trouble is thrown so
  * the caller answers 500, which the orchestrator may retry; an abort propagates as is.
  */
-export function defineStage(store: Store, body: StageBody): LocalStageFunction {
+export function defineStage(env: StageEnvironment, body: StageBody): LocalStageFunction {
   return async (request, signal) => {
     const started = performance.now();
     const respond = (status: StageStatus, outputs: LocalStageOutput[], message: string | null): LocalStageResponse => ({
@@ -182,13 +189,14 @@ export function defineStage(store: Store, body: StageBody): LocalStageFunction {
     const problem = checkRequest(request);
     if (problem) return respond('error', [], problem);
 
-    let ctx: StageContext;
+    let input: ObjectLocation;
     try {
-      ctx = new StageContext(store, request, signal, await mkdtemp(join(tmpdir(), 'fave-stage-')));
+      input = parseS3Uri(request.input_uri);
     } catch (err) {
-      if (err instanceof FaveFailure && err.error.code === 'BAD_REQUEST') return respond('error', [], err.error.message);
+      if (err instanceof FaveFailure) return respond('error', [], err.error.message);
       throw err;
     }
+    const ctx = new StageContext(env.store, request, signal, await mkdtemp(join(env.workRoot ?? tmpdir(), 'fave-stage-')), input);
     try {
       const outputs = await body(ctx);
       return respond('success', outputs, null);
@@ -209,7 +217,7 @@ export function defineStage(store: Store, body: StageBody): LocalStageFunction {
 function checkRequest(request: StageRequest): string | null {
   if (!REQUEST_ID_PATTERN.test(request.request_id)) return `request_id must match ${REQUEST_ID_PATTERN.source}`;
   // It becomes a key segment: nothing that could reach another request's files.
-  if (!STAGE_SEGMENT.test(request.stage) || /^\.+$/.test(request.stage)) return `stage is not a usable name: ${JSON.stringify(request.stage)}`;
+  if (!STAGE_SEGMENT.test(request.stage)) return `stage is not a usable name: ${JSON.stringify(request.stage)}`;
   return null;
 }
 

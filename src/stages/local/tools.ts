@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { access, chmod, constants } from 'node:fs/promises';
+import { access, chmod, constants, stat } from 'node:fs/promises';
 import ffmpegInstaller from '@ffmpeg-installer/ffmpeg';
 import ffprobeInstaller from '@ffprobe-installer/ffprobe';
 
@@ -28,7 +28,8 @@ async function ensureExecutable(path: string): Promise<string> {
   try {
     await access(path, constants.X_OK);
   } catch {
-    await chmod(path, 0o755);
+    const { mode } = await stat(path);
+    await chmod(path, mode | 0o100);
   }
   return path;
 }

@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import { createActor, type Snapshot } from 'xstate';
+import type { StageRequest } from '../src/contracts/stage.ts';
+import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
+import type { PipelineContext, PipelineInput } from '../src/machine/context.ts';
+import { parseStateFile } from '../src/persistence/state-file.ts';
+import type { Store } from '../src/persistence/store.ts';
+import { createLimiter } from '../src/services/limiter.ts';
+import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/services/transport.ts';
+
+/**
+ * What a resume costs before any stage is called again: read state.json, parse and validate
+ * it, restore the machine from its snapshot (children included) and start it. The actor is
+ * stopped at once; the stage calls its restored children start never leave the process.
+ */
+
+export interface ResumeTiming {
+  read_ms: number;
+  parse_ms: number;
+  rehydrate_ms: number;
+  total_ms: number;
+  bytes: number;
+  clips: number;
+  /** Actors alive right after the start: the in-flight units that a resume restarts. */
+  children: number;
+}
+
+/** A gateway that is never reached: every call waits for its abort. */
+class UnreachableTransport implements StageTransport {
+  readonly kind = 'http' as const;
+
+  call(_name: string, _request: StageRequest, options: StageCallOptions): Promise<StageHttpResponse> {
+    return new Promise((_, reject) => {
+      const abort = () => reject(new Error('aborted'));
+      if (options.signal.aborted) abort();
+      else options.signal.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+function inputOf(context: PipelineContext): PipelineInput {
+  return {
+    request_id: context.request_id,
+    video_uri: context.video_uri,
+    query: context.query,
+    settings: context.settings,
+    allow_local_path: context.allow_local_path,
+    started_at: context.started_at,
+  };
+}
+
+/** One resume of the state file at `path`; the median of `reps` is what a figure should use. */
+export async function timeResume(path: string, store: Store, reps: number): Promise<ResumeTiming> {
+  const machine = createPipelineMachine({ transport: new UnreachableTransport(), store, limiter: createLimiter(256) });
+  const runs: ResumeTiming[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const text = await readFile(path, 'utf8');
+    const t1 = performance.now();
+    const envelope = parseStateFile(text, path);
+    const t2 = performance.now();
+    const context = envelope.snapshot.context as unknown as PipelineContext;
+    const actor = createActor(machine, { snapshot: envelope.snapshot as unknown as Snapshot<unknown>, input: inputOf(context) });
+    actor.start();
+    const children = Object.keys(actor.getSnapshot().children).length;
+    actor.stop();
+    const t3 = performance.now();
+    runs.push({
+      read_ms: t1 - t0,
+      parse_ms: t2 - t1,
+      rehydrate_ms: t3 - t2,
+      total_ms: t3 - t0,
+      bytes: Buffer.byteLength(text),
+      clips: context.clips.length,
+      children,
+    });
+  }
+  runs.sort((a, b) => a.total_ms - b.total_ms);
+  return runs[Math.floor(runs.length / 2)]!;
+}

@@ -1,0 +1,90 @@
+import { join } from 'node:path';
+import { requestKeys } from '../../src/persistence/store.ts';
+import { idealTime, invocations, type IdealTime } from '../ideal.ts';
+import { spawnTs } from '../ipc.ts';
+import { timeResume, type ResumeTiming } from '../resume.ts';
+import { BUCKET } from '../workspace.ts';
+import type { WorkerJob, WorkerResult } from '../worker.ts';
+import { openGateway, type BenchContext } from './context.ts';
+
+export interface FanoutFigures {
+  fanout_efficiency: number;
+  write_amplification: number;
+  peak_rss_mb: number;
+  resume_ms_per_1k_clips: number;
+  invocations: number;
+  wall_ms: number;
+  ideal: IdealTime;
+  clips_per_s: number;
+  state_bytes_written: number;
+  final_state_bytes: number;
+  idle_rss_mb: number;
+  orchestrator_cpu_ms: number;
+  gateway_cpu_ms: number;
+  gateway_elu: number;
+  gateway_max_concurrent: number;
+  /** The snapshot the resume figure comes from: in flight (late in DETECT) or the final one. */
+  resume_snapshot: 'in-flight' | 'final';
+  resume: ResumeTiming;
+  resume_final: ResumeTiming;
+}
+
+/** The 13,003-invocation request, run by an orchestrator in a child process of its own. */
+export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
+  const { clips, framesPerClip, latencyMs } = ctx.sizes.fanout;
+  const concurrency = ctx.sizes.concurrency;
+  const requestId = 'fanout-1';
+  const capturePath = join(ctx.workspace.dir, 'in-flight-state.json');
+  const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
+  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker');
+  let result: WorkerResult;
+  let gatewayUsage;
+  try {
+    await gateway.usage();
+    const job: WorkerJob = {
+      gatewayUrl: gateway.url,
+      dataDir: ctx.workspace.dataDir,
+      requestId,
+      videoUri: ctx.workspace.videoUri,
+      concurrency,
+      capture: { path: capturePath, atFraction: ctx.sizes.captureAt },
+    };
+    result = await worker.request<WorkerResult>({ type: 'run', job });
+    gatewayUsage = await gateway.usage();
+  } finally {
+    await worker.close();
+    await gateway.stop();
+  }
+  const expected = invocations({ clips, framesPerClip });
+  if (result.invocations !== expected) throw new Error(`fan-out: expected ${expected} invocations, got ${result.invocations}`);
+  const ideal = idealTime({ clips, framesPerClip, latencyMs, concurrency });
+  ctx.log(`  fan-out: ${expected} invocations in ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(result.max_rss_kb / 1024).toFixed(0)} MB`);
+
+  const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
+  if (process.env.BENCH_KEEP) { const { copyFile } = await import("node:fs/promises"); await copyFile(finalPath, "/tmp/scratch/final.json"); if (result.captured) await copyFile(capturePath, "/tmp/scratch/inflight.json"); }
+  const resumeFinal = await timeResume(finalPath, ctx.workspace.store, ctx.sizes.resumeReps);
+  const resume = result.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : resumeFinal;
+  const per1k = (t: ResumeTiming) => (t.clips === 0 ? t.total_ms : (t.total_ms * 1000) / t.clips);
+  ctx.log(`  resume: ${resume.total_ms.toFixed(0)} ms for ${resume.bytes} bytes, ${resume.clips} clips, ${resume.children} live children`);
+
+  return {
+    fanout_efficiency: ideal.total_ms / result.wall_ms,
+    write_amplification: result.state_bytes_written / result.final_state_bytes,
+    peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
+    resume_ms_per_1k_clips: per1k(resume),
+    invocations: result.invocations,
+    wall_ms: result.wall_ms,
+    ideal,
+    clips_per_s: (clips * 1000) / result.wall_ms,
+    state_bytes_written: result.state_bytes_written,
+    final_state_bytes: result.final_state_bytes,
+    idle_rss_mb: result.idle_rss_kb / 1024,
+    orchestrator_cpu_ms: result.cpu_ms,
+    gateway_cpu_ms: gatewayUsage.cpu_ms,
+    gateway_elu: gatewayUsage.elu,
+    gateway_max_concurrent: gatewayUsage.max_concurrent,
+    resume_snapshot: result.captured ? 'in-flight' : 'final',
+    resume,
+    resume_final: resumeFinal,
+  };
+}

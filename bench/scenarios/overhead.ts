@@ -1,0 +1,73 @@
+import { HttpTransport } from '../../src/services/http-transport.ts';
+import { invocations } from '../ideal.ts';
+import { RawClient, RecordingTransport } from '../raw-client.ts';
+import { benchEnv, openApp, timeRequest } from '../workspace.ts';
+import { cpuMsSince, openGateway, type BenchContext } from './context.ts';
+
+export interface OverheadFigures {
+  overhead_ratio: number;
+  invocations: number;
+  orchestrator_us_per_invocation: number;
+  raw_us_per_invocation: number;
+  /** CPU time of the orchestrating process per invocation, and of the raw client per POST. */
+  orchestrator_cpu_us_per_invocation: number;
+  raw_cpu_us_per_invocation: number;
+  /** Event-loop utilization of the gateway process while each side ran (1 = it was the bottleneck). */
+  gateway_elu_orchestrated: number;
+  gateway_elu_raw: number;
+}
+
+/**
+ * Zero-latency stages, so only overhead costs time. A warm-up request records the exact bodies
+ * the orchestrator sends; the raw client replays them (their inputs exist by then) at the same
+ * concurrency. Each side's best of `reps` timed runs counts.
+ */
+export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigures> {
+  const { clips, framesPerClip, reps } = ctx.sizes.overhead;
+  const concurrency = ctx.sizes.concurrency;
+  const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs: 0 });
+  const recorder = new RecordingTransport(new HttpTransport({ gatewayUrl: gateway.url }));
+  const app = await openApp(benchEnv({ gatewayUrl: gateway.url, dataDir: ctx.workspace.dataDir, concurrency }), recorder);
+  const raw = new RawClient(gateway.url);
+  try {
+    const expected = invocations({ clips, framesPerClip });
+    const warm = await timeRequest(app, 'overhead-warm', ctx.workspace.videoUri);
+    recorder.recording = false;
+    const calls = recorder.calls;
+    if (warm.invocations !== expected || calls.length !== expected) {
+      throw new Error(`overhead: expected ${expected} invocations, the orchestrator made ${warm.invocations} (${calls.length} recorded)`);
+    }
+    await raw.replay(calls, concurrency);
+
+    let best = { orch: Infinity, raw: Infinity, orchCpu: Infinity, rawCpu: Infinity, eluOrch: 0, eluRaw: 0 };
+    for (let rep = 0; rep < reps; rep++) {
+      await gateway.usage();
+      let cpu = process.cpuUsage();
+      const orch = await timeRequest(app, `overhead-${rep}`, ctx.workspace.videoUri);
+      const orchCpu = cpuMsSince(cpu);
+      const eluOrch = (await gateway.usage()).elu;
+      cpu = process.cpuUsage();
+      const rawMs = await raw.replay(calls, concurrency);
+      const rawCpu = cpuMsSince(cpu);
+      const eluRaw = (await gateway.usage()).elu;
+      ctx.log(`  overhead rep ${rep + 1}/${reps}: orchestrator ${orch.wall_ms.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms for ${expected} calls`);
+      if (orch.wall_ms < best.orch) best = { ...best, orch: orch.wall_ms, orchCpu, eluOrch };
+      if (rawMs < best.raw) best = { ...best, raw: rawMs, rawCpu, eluRaw };
+    }
+    const perCall = (ms: number) => (ms * 1000) / expected;
+    return {
+      overhead_ratio: best.orch / best.raw,
+      invocations: expected,
+      orchestrator_us_per_invocation: perCall(best.orch),
+      raw_us_per_invocation: perCall(best.raw),
+      orchestrator_cpu_us_per_invocation: perCall(best.orchCpu),
+      raw_cpu_us_per_invocation: perCall(best.rawCpu),
+      gateway_elu_orchestrated: best.eluOrch,
+      gateway_elu_raw: best.eluRaw,
+    };
+  } finally {
+    await app.close();
+    await raw.close();
+    await gateway.stop();
+  }
+}

@@ -1,0 +1,39 @@
+/** How big each scenario is: the full run the figures come from, and a seconds-long smoke run. */
+
+export interface Sizes {
+  mode: 'full' | 'smoke';
+  /** MAX_CONCURRENT_INVOCATIONS for every request, and the raw client's concurrency. */
+  concurrency: number;
+  overhead: { clips: number; framesPerClip: number; reps: number };
+  fanout: { clips: number; framesPerClip: number; latencyMs: number };
+  versus: { clips: number; framesPerClip: number; latencyMs: number };
+  scaling: { requests: number; clips: number; framesPerClip: number; latencyMs: number };
+  resumeReps: number;
+  /** Fraction of frames detected when the worker copies the in-flight state.json. */
+  captureAt: number;
+}
+
+export const FULL: Sizes = {
+  mode: 'full',
+  concurrency: 64,
+  // 3 + 153 × (3 + 10) = 1,992 invocations.
+  overhead: { clips: 153, framesPerClip: 10, reps: 2 },
+  // 3 + 1,000 × (3 + 10) = 13,003 invocations.
+  fanout: { clips: 1000, framesPerClip: 10, latencyMs: 20 },
+  // 653 invocations: the sequential baseline needs ≥ 13 s of pure latency for it.
+  versus: { clips: 50, framesPerClip: 10, latencyMs: 20 },
+  scaling: { requests: 50, clips: 20, framesPerClip: 4, latencyMs: 20 },
+  resumeReps: 3,
+  captureAt: 0.9,
+};
+
+export const SMOKE: Sizes = {
+  mode: 'smoke',
+  concurrency: 8,
+  overhead: { clips: 4, framesPerClip: 2, reps: 1 },
+  fanout: { clips: 8, framesPerClip: 3, latencyMs: 2 },
+  versus: { clips: 3, framesPerClip: 2, latencyMs: 2 },
+  scaling: { requests: 3, clips: 2, framesPerClip: 1, latencyMs: 2 },
+  resumeReps: 1,
+  captureAt: 0.5,
+};

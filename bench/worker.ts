@@ -1,0 +1,105 @@
+import { copyFile, readFile, stat } from 'node:fs/promises';
+import type { Execution } from '../src/orchestrator/execution.ts';
+import { FsStore } from '../src/persistence/fs-store.ts';
+import { requestKeys } from '../src/persistence/store.ts';
+import { serveIpc, type BenchMessage } from './ipc.ts';
+import { BUCKET, benchEnv, openApp } from './workspace.ts';
+
+/**
+ * Runs one request in a process of its own, so its peak RSS is the orchestrator's alone.
+ * Along the way it keeps a copy of the state.json it finds on disk once most frames are
+ * detected: a real mid-flight resume point of nearly the final size.
+ */
+
+export interface WorkerJob {
+  gatewayUrl: string;
+  dataDir: string;
+  requestId: string;
+  videoUri: string;
+  concurrency: number;
+  persistIntervalMs?: number;
+  /** Where to copy the in-flight state.json, and at which fraction of frames done. */
+  capture: { path: string; atFraction: number } | null;
+}
+
+export interface WorkerResult {
+  wall_ms: number;
+  invocations: number;
+  state_bytes_written: number;
+  final_state_bytes: number;
+  /** process.resourceUsage().maxRSS and /proc/self/status VmHWM, in kB. */
+  max_rss_kb: number;
+  vm_hwm_kb: number | null;
+  /** Resident set once the app is wired, before the request starts. */
+  idle_rss_kb: number;
+  cpu_ms: number;
+  captured: { bytes: number; frames_done: number; frames_total: number } | null;
+}
+
+async function vmHwmKb(): Promise<number | null> {
+  try {
+    const status = await readFile('/proc/self/status', 'utf8');
+    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function run(job: WorkerJob): Promise<WorkerResult> {
+  const app = await openApp(
+    benchEnv({
+      gatewayUrl: job.gatewayUrl,
+      dataDir: job.dataDir,
+      concurrency: job.concurrency,
+      ...(job.persistIntervalMs !== undefined ? { persistIntervalMs: job.persistIntervalMs } : {}),
+    }),
+  );
+  const idleRss = Math.round(process.memoryUsage().rss / 1024);
+  const cpuBefore = process.cpuUsage();
+  const stateLoc = { bucket: BUCKET, key: requestKeys.state(job.requestId) };
+  const statePath = app.store instanceof FsStore ? app.store.path(stateLoc) : null;
+
+  let captured: WorkerResult['captured'] = null;
+  let capturing: Promise<void> | null = null;
+  const watchProgress = (execution: Execution | null) => {
+    if (!job.capture || !execution || !statePath) return;
+    const { path, atFraction } = job.capture;
+    const stop = execution.onProgress((view) => {
+      const { frames_done, frames_total } = view.progress;
+      if (capturing || view.state !== 'DETECT' || frames_total === 0 || frames_done < frames_total * atFraction) return;
+      stop();
+      capturing = copyFile(statePath, path).then(async () => {
+        captured = { bytes: (await stat(path)).size, frames_done, frames_total };
+      });
+    });
+  };
+
+  // As timeRequest does, with the progress hook attached before the first stage answers.
+  const started = performance.now();
+  const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
+  watchProgress(handle.execution);
+  const outcome = await handle.done;
+  const wall = performance.now() - started;
+  if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
+  if (capturing) await capturing;
+  const cpu = process.cpuUsage(cpuBefore);
+  const result: WorkerResult = {
+    wall_ms: wall,
+    invocations: outcome.result.metrics.invocations,
+    state_bytes_written: app.orchestrator.stateBytes,
+    final_state_bytes: (await app.store.head(stateLoc))?.size ?? 0,
+    max_rss_kb: process.resourceUsage().maxRSS,
+    vm_hwm_kb: await vmHwmKb(),
+    idle_rss_kb: idleRss,
+    cpu_ms: (cpu.user + cpu.system) / 1000,
+    captured,
+  };
+  await app.close();
+  return result;
+}
+
+serveIpc(async (message: BenchMessage) => {
+  if (message.type !== 'run') throw new Error(`unknown message ${message.type}`);
+  return run(message.job as WorkerJob);
+});

@@ -1,0 +1,111 @@
+import { createApp, type App } from './app.ts';
+import { toFaveError } from './errors.ts';
+import { createMetrics } from './server/metrics.ts';
+import { createRouter, type Router } from './server/router.ts';
+import type { HttpRequestLike, HttpResponseLike } from './server/types.ts';
+
+/**
+ * The OpenFaaS Node template's request (`FunctionEvent` of the node20/node22 templates): Express's
+ * `req.body` (an object for JSON, a string for text, a Buffer with RAW_BODY=true, `{}` when there
+ * is none), lower-cased headers, the parsed query, and the path with the gateway's
+ * `/function/{name}` prefix already removed.
+ */
+export interface FunctionEvent {
+  body?: unknown;
+  headers?: Record<string, string | string[] | undefined>;
+  method?: string;
+  query?: Record<string, unknown>;
+  path?: string;
+}
+
+/** The template's `FunctionContext`: `status` and `headers` chain, `succeed`/`fail` answer. */
+export interface FunctionContext {
+  status(code: number): FunctionContext;
+  headers(values: Record<string, string>): FunctionContext;
+  succeed(value: unknown): void;
+  fail(value: unknown): void;
+}
+
+export type FunctionHandler = (event: FunctionEvent, context: FunctionContext) => Promise<void>;
+
+interface Runtime {
+  app: App;
+  router: Router;
+}
+
+/** Adapts the router to the template's event/context; `runtime` is created on first use. */
+export function createHandler(runtime: () => Promise<{ router: Router }>): FunctionHandler {
+  return async (event, context) => {
+    let response: HttpResponseLike;
+    try {
+      const { router } = await runtime();
+      response = await router(requestOf(event));
+    } catch (err) {
+      // Only the start can fail here (e.g. invalid configuration); the router answers everything else.
+      const error = toFaveError(err);
+      response = {
+        status: error.code === 'BAD_CONFIG' ? 503 : 500,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ error: { code: error.code, message: error.message } }),
+      };
+    }
+    context.status(response.status).headers(response.headers).succeed(response.body);
+  };
+}
+
+export function requestOf(event: FunctionEvent): HttpRequestLike {
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [key, value] of Object.entries(event.query ?? {})) {
+    const first = Array.isArray(value) ? value[0] : value;
+    if (typeof first === 'string') query[key] = first;
+  }
+  return { method: (event.method ?? 'GET').toUpperCase(), path: event.path || '/', query, headers, body: bodyOf(event.body) };
+}
+
+/** Express has parsed a JSON body already; the router checks the text, so it is written back. */
+function bodyOf(body: unknown): Buffer | string | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string' || Buffer.isBuffer(body)) return body;
+  if (body instanceof Uint8Array) return Buffer.from(body);
+  return JSON.stringify(body);
+}
+
+let current: Promise<Runtime> | null = null;
+
+/** One app per process, from the environment and the OpenFaaS secrets, made on the first call. */
+function processRuntime(): Promise<Runtime> {
+  current ??= (async () => {
+    const app = await createApp();
+    const metrics = createMetrics(app.orchestrator, { processMetrics: true });
+    const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics, config: app.config });
+    if (app.config.resumeOnStart) {
+      void app.orchestrator
+        .resumeOrphans()
+        .then((ids) => ids.length > 0 && app.logger.info({ event: 'resumed_orphans', request_ids: ids }))
+        .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }));
+    }
+    return { app, router };
+  })();
+  // A failed start (say, a secret not mounted yet) is retried by the next call.
+  current.catch(() => {
+    current = null;
+  });
+  return current;
+}
+
+/** Closes the process's app, if one was made (tests, and a host that wants a clean stop). */
+export async function closeHandler(): Promise<void> {
+  const runtime = current;
+  current = null;
+  if (!runtime) return;
+  const made = await runtime.catch(() => null);
+  await made?.app.close();
+}
+
+/** The OpenFaaS Node template entry: `async (event, context)`. */
+const handle: FunctionHandler = createHandler(processRuntime);
+export default handle;

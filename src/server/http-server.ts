@@ -1,0 +1,175 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { App } from '../app.ts';
+import { createMetrics, type FaveMetrics } from './metrics.ts';
+import { createRouter, type Router } from './router.ts';
+import type { HttpRequestLike, HttpResponseLike } from './types.ts';
+import { MAX_BODY_BYTES, type HostLookup } from './validate.ts';
+
+export interface HttpServerOptions {
+  app: App;
+  /** 0 picks a free port. Default 8080. */
+  port?: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** Overrides `config.allowPrivateSources`. */
+  allowPrivateSources?: boolean;
+  lookup?: HostLookup;
+  /** Adds prom-client's process metrics to /metrics (default true). */
+  processMetrics?: boolean;
+}
+
+export interface HttpServer {
+  readonly url: string;
+  readonly port: number;
+  readonly metrics: FaveMetrics;
+  readonly router: Router;
+  /**
+   * Stops accepting connections and waits up to `graceMs` for answers in progress, then drops
+   * what is left. Requests keep their state: stopping the orchestrator is the caller's call.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** After a 413 the rest of an upload is read and dropped, up to this much, so the client sees the answer. */
+const DISCARD_LIMIT_BYTES = 64 * MAX_BODY_BYTES;
+
+/** `fave serve`: the router of the OpenFaaS function on node:http. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const { app } = options;
+  const metrics = createMetrics(app.orchestrator, { processMetrics: options.processMetrics ?? true });
+  const router = createRouter({
+    orchestrator: app.orchestrator,
+    logger: app.logger,
+    metrics,
+    config: app.config,
+    ...(options.allowPrivateSources !== undefined ? { allowPrivateSources: options.allowPrivateSources } : {}),
+    ...(options.lookup ? { lookup: options.lookup } : {}),
+  });
+
+  const server = createServer((req, res) => {
+    void serve(req, res, router).catch((err: unknown) => {
+      app.logger.error({ event: 'http_server_error', error: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent) send(res, { status: 500, headers: JSON_HEADERS, body: errorBody('INTERNAL', 'the server failed to answer') });
+      else res.destroy();
+    });
+  });
+  // A synchronous request is answered when its pipeline ends: no socket idle timeout.
+  server.timeout = 0;
+  server.requestTimeout = 120_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${shownHost}:${address.port}`,
+    port: address.port,
+    metrics,
+    router,
+    close(graceMs = 10_000) {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          metrics.close();
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+
+function errorBody(code: string, message: string, field?: string): string {
+  return JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } });
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, router: Router): Promise<void> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    tooLarge(req, res, `body: ${declared} bytes is more than the ${MAX_BODY_BYTES} allowed`);
+    return;
+  }
+  const body = await readBody(req, MAX_BODY_BYTES);
+  if (body === 'too-large') {
+    tooLarge(req, res, `body: more than the ${MAX_BODY_BYTES} bytes allowed`);
+    return;
+  }
+  if (body === 'aborted') return;
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) if (!(key in query)) query[key] = value;
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const request: HttpRequestLike = { method: req.method ?? 'GET', path: url.pathname, query, headers, body: body.length > 0 ? body : undefined };
+  send(res, await router(request));
+}
+
+/** Answers 413 at once, then drops the rest of the upload (up to a bound) and closes. */
+function tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
+  send(res, { status: 413, headers: { ...JSON_HEADERS, connection: 'close' }, body: errorBody('PAYLOAD_TOO_LARGE', message, 'body') });
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_LIMIT_BYTES) req.destroy();
+  });
+  req.resume();
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        resolve('too-large');
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks));
+    };
+    const onAbort = () => {
+      cleanup();
+      resolve('aborted');
+    };
+    const onClose = () => {
+      if (!req.complete) onAbort();
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
+}
+
+function send(res: ServerResponse, response: HttpResponseLike): void {
+  if (res.destroyed || res.writableEnded) return;
+  const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
+  res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
+  res.end(body);
+}

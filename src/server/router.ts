@@ -1,0 +1,337 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
+import { FaveFailure, toFaveError, type ErrorCode, type FaveError } from '../errors.ts';
+import type { PipelineContext } from '../machine/context.ts';
+import type { ExecutionOutcome, ProgressView } from '../orchestrator/execution.ts';
+import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
+import { allRecords } from '../services/aggregate.ts';
+import { summarizeInvocations } from '../services/metrics.ts';
+import { handleUi } from '../ui/routes.ts';
+import type { FaveMetrics } from './metrics.ts';
+import type { HttpRequestLike, HttpResponseLike } from './types.ts';
+import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
+
+export interface RouterDeps {
+  orchestrator: Orchestrator;
+  logger: Logger;
+  metrics: FaveMetrics;
+  config: Config;
+  /** Overrides `config.allowPrivateSources`. */
+  allowPrivateSources?: boolean;
+  /** Resolves video hosts for the private-address check (tests inject one). */
+  lookup?: HostLookup;
+  /** How long `POST /requests/{id}/cancel` waits for the request to settle before answering 202. */
+  cancelWaitMs?: number;
+}
+
+export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } as const;
+
+/**
+ * The HTTP status of a FAILED request, by the code of its error: a cancelled request conflicts
+ * with what was asked (409), a timeout is a gateway timeout (504), a video that is not there is
+ * unprocessable input (422), a fault of this service or its store is a 500, and everything a stage
+ * (or the video source) did wrong is a bad gateway (502).
+ */
+export function statusForFailure(code: string): number {
+  switch (code as ErrorCode) {
+    case 'CANCELLED':
+      return 409;
+    case 'STAGE_TIMEOUT':
+    case 'DEADLINE_EXCEEDED':
+      return 504;
+    case 'BAD_REQUEST':
+    case 'INPUT_NOT_FOUND':
+      return 422;
+    case 'BAD_CONFIG':
+    case 'STORE_ERROR':
+    case 'STATE_CORRUPT':
+    case 'STATE_VERSION':
+    case 'LEASE_HELD':
+    case 'INTERNAL':
+      return 500;
+    default:
+      return 502;
+  }
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseLike {
+  return { status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+function errorResponse(error: ApiError, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpResponseLike {
+  const { status, ...body } = error;
+  return json(status, { error: body, ...extra }, headers);
+}
+
+/** The FaveError fields a caller can act on; never anything else that may ride along. */
+function publicError(error: FaveError): Record<string, unknown> {
+  const { code, message, stage, clip_index, frame_index, attempts, http_status } = error;
+  return Object.fromEntries(Object.entries({ code, message, stage, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
+}
+
+function flag(request: HttpRequestLike): boolean | ApiError {
+  const raw = request.query.async ?? request.headers['x-fave-async'];
+  if (raw === undefined || raw === '') return false;
+  const value = raw.trim().toLowerCase();
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return apiError(400, 'BAD_REQUEST', 'async: must be true or false', 'async');
+}
+
+/**
+ * Where the caller reaches this service. Behind the OpenFaaS gateway the function sees `/` for
+ * `/function/orchestrator/`, so a proxy may announce its prefix in `X-Forwarded-Prefix`.
+ */
+function basePath(request: HttpRequestLike): string {
+  const prefix = request.headers['x-forwarded-prefix']?.trim() ?? '';
+  return /^\/[A-Za-z0-9._~\/-]*$/.test(prefix) ? prefix.replace(/\/+$/, '') : '';
+}
+
+function links(request: HttpRequestLike, requestId: string): { status_url: string; result_url: string } {
+  const base = `${basePath(request)}/requests/${requestId}`;
+  return { status_url: base, result_url: `${base}/result` };
+}
+
+const CancelBodySchema = z.strictObject({ reason: z.string().max(500).optional() });
+
+/**
+ * One routing for the OpenFaaS function and `fave serve` (DESIGN §8). Input is checked before the
+ * orchestrator sees it, every refusal is JSON naming the field, and nothing is stored for it.
+ */
+export function createRouter(deps: RouterDeps): Router {
+  const { orchestrator, logger, metrics, config } = deps;
+  const allowPrivateSources = deps.allowPrivateSources ?? config.allowPrivateSources;
+  const cancelWaitMs = deps.cancelWaitMs ?? 15_000;
+
+  async function answer(request: HttpRequestLike, handle: Handle): Promise<HttpResponseLike> {
+    const async = flag(request);
+    if (typeof async !== 'boolean') return errorResponse(async);
+    if (async) {
+      const where = links(request, handle.request_id);
+      return json(202, { request_id: handle.request_id, status: 'ACCEPTED', ...where }, { location: where.status_url });
+    }
+    let outcome: ExecutionOutcome;
+    try {
+      outcome = await handle.done;
+    } catch (err) {
+      // Not a FAILED request but an execution this process stopped driving (shutdown, lost lease).
+      const error = toFaveError(err);
+      const status = error.code === 'CANCELLED' ? 503 : statusForFailure(error.code);
+      return json(status, { request_id: handle.request_id, status: 'INTERRUPTED', error: publicError(error), ...links(request, handle.request_id) });
+    }
+    return outcomeResponse(outcome);
+  }
+
+  function outcomeResponse(outcome: ExecutionOutcome): HttpResponseLike {
+    if (outcome.status === 'COMPLETED') return json(200, { request_id: outcome.request_id, status: 'COMPLETED', result: outcome.result });
+    const error = toFaveError(outcome.result.error ?? { code: 'INTERNAL', message: 'the request failed without an error report' });
+    return json(statusForFailure(error.code), { request_id: outcome.request_id, status: 'FAILED', error: publicError(error), result: outcome.result });
+  }
+
+  async function start(request: HttpRequestLike): Promise<HttpResponseLike> {
+    const async = flag(request);
+    if (typeof async !== 'boolean') return errorResponse(async);
+    const body = parseJsonBody(request.body, true);
+    if (!body.ok) return errorResponse(body.error);
+    const checked = await checkPipelineRequest(body.value, {
+      config,
+      headers: request.headers,
+      allowPrivateSources,
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+    });
+    if (!checked.ok) return errorResponse(checked.error);
+    const handle = await orchestrator.submit(checked.value, { allowLocalPath: false });
+    logger.info({ request_id: handle.request_id, event: 'http_submit', local: handle.local });
+    return answer(request, handle);
+  }
+
+  /** Status, current state, progress and a per-stage metrics summary. */
+  async function status(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const found = await inspect(id);
+    if (!found) return notFound(id);
+    const { view, context, updatedAt } = found;
+    const records = context ? allRecords(context) : [];
+    const wall = context ? (context.finished_at ?? Date.now()) - context.started_at : 0;
+    return json(200, {
+      request_id: id,
+      status: view.status,
+      state: view.state,
+      profile: context?.settings.profile ?? null,
+      query: context?.query ?? null,
+      progress: view.progress,
+      metrics: summarizeInvocations(records, Math.max(0, wall)),
+      error: view.error ? publicError(view.error) : null,
+      running_here: orchestrator.get(id) !== undefined,
+      updated_at: updatedAt === null ? null : new Date(updatedAt).toISOString(),
+      ...links(request, id),
+    });
+  }
+
+  async function inspect(id: string): Promise<{ view: ProgressView; context: PipelineContext | null; updatedAt: number | null } | null> {
+    const execution = orchestrator.get(id);
+    if (execution) return { view: execution.view(), context: execution.context, updatedAt: null };
+    const state = await orchestrator.readState(id);
+    if (!state) return null;
+    const { envelope } = state;
+    return {
+      view: { request_id: id, status: envelope.status, state: envelope.state, progress: envelope.progress, error: envelope.error },
+      context: envelope.snapshot.context as unknown as PipelineContext,
+      updatedAt: envelope.updated_at,
+    };
+  }
+
+  async function result(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const view = await orchestrator.status(id);
+    if (!view) return notFound(id);
+    // A redriven request still has the final.json of its failed run: it is not the answer.
+    if (view.status === 'RUNNING') {
+      return errorResponse(apiError(409, 'RESULT_NOT_READY', `request ${id} is still running (${view.state})`), {
+        request_id: id,
+        status: view.status,
+        state: view.state,
+        progress: view.progress,
+        ...links(request, id),
+      });
+    }
+    const final = await orchestrator.readResult(id);
+    if (!final) return errorResponse(apiError(404, 'NOT_FOUND', `request ${id} is ${view.status} but has no metadata/final.json`));
+    return json(200, final);
+  }
+
+  async function resume(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const async = flag(request);
+    if (typeof async !== 'boolean') return errorResponse(async);
+    const body = parseJsonBody(request.body, false);
+    if (!body.ok) return errorResponse(body.error);
+    let handle: Handle;
+    try {
+      handle = await orchestrator.resume(id);
+    } catch (err) {
+      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return notFound(id);
+      throw err;
+    }
+    logger.info({ request_id: id, event: 'http_resume', local: handle.local });
+    return answer(request, handle);
+  }
+
+  async function cancel(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const body = parseJsonBody(request.body, false);
+    if (!body.ok) return errorResponse(body.error);
+    const parsed = CancelBodySchema.safeParse(body.value ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.') || 'body';
+      return errorResponse(apiError(400, 'BAD_REQUEST', `${field}: ${issue.message}`, field));
+    }
+    const execution = orchestrator.get(id);
+    if (!execution || !orchestrator.cancel(id, parsed.data.reason ?? 'cancelled through the HTTP API')) {
+      const view = await orchestrator.status(id);
+      if (!view) return notFound(id);
+      if (view.status !== 'RUNNING') {
+        return errorResponse(apiError(409, 'ALREADY_FINISHED', `request ${id} has already finished (${view.status})`), { request_id: id, status: view.status });
+      }
+      return errorResponse(
+        apiError(409, 'NOT_RUNNING_HERE', `request ${id} is RUNNING but not in this process: cancel it where it runs, or resume it here first`),
+        { request_id: id, status: view.status },
+      );
+    }
+    logger.info({ request_id: id, event: 'http_cancel' });
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([
+      execution.done.then(
+        (outcome) => outcome,
+        (err: unknown) => toFaveError(err),
+      ),
+      new Promise<'waiting'>((resolve) => {
+        timer = setTimeout(() => resolve('waiting'), cancelWaitMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (settled === 'waiting') return json(202, { request_id: id, status: 'CANCELLING', ...links(request, id) });
+    if ('code' in settled) return json(503, { request_id: id, status: 'INTERRUPTED', error: publicError(settled) });
+    const error = settled.result.error ? publicError(toFaveError(settled.result.error)) : null;
+    return json(200, { request_id: id, status: settled.status, error, ...links(request, id) });
+  }
+
+  function notFound(id: string): HttpResponseLike {
+    return errorResponse(apiError(404, 'NOT_FOUND', `no request ${id}`));
+  }
+
+  async function healthz(): Promise<HttpResponseLike> {
+    return json(200, {
+      status: 'ok',
+      requests_running: orchestrator.running().length,
+      invocations_active: orchestrator.limiter.active,
+      invocations_queued: orchestrator.limiter.pending,
+    });
+  }
+
+  async function prometheus(): Promise<HttpResponseLike> {
+    return { status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.render() };
+  }
+
+  type Route = { methods: Record<string, () => Promise<HttpResponseLike>> };
+
+  async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
+    const path = normalizePath(request.path);
+    if (path === '/ui' || path.startsWith('/ui/')) {
+      return (await handleUi({ ...request, path }, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+    }
+    const method = request.method.toUpperCase();
+    let target: Route | null = null;
+    if (path === '/') target = { methods: { POST: () => start(request) } };
+    else if (path === '/healthz') target = { methods: { GET: healthz } };
+    else if (path === '/metrics') target = { methods: { GET: prometheus } };
+    else {
+      const match = /^\/requests\/([^/]*)(?:\/(result|resume|cancel))?$/.exec(path);
+      if (match) {
+        const id = match[1]!;
+        if (!REQUEST_ID_PATTERN.test(id)) {
+          return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
+        }
+        const action = match[2];
+        if (action === undefined) target = { methods: { GET: () => status(request, id) } };
+        else if (action === 'result') target = { methods: { GET: () => result(request, id) } };
+        else if (action === 'resume') target = { methods: { POST: () => resume(request, id) } };
+        else target = { methods: { POST: () => cancel(request, id) } };
+      }
+    }
+    if (!target) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+    const handler = target.methods[method] ?? (method === 'HEAD' ? target.methods.GET : undefined);
+    if (!handler) {
+      const allow = Object.keys(target.methods).join(', ');
+      return errorResponse(apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), {}, { allow });
+    }
+    return handler();
+  }
+
+  return async (request) => {
+    const started = performance.now();
+    let response: HttpResponseLike;
+    try {
+      response = await route(request);
+    } catch (err) {
+      const error = toFaveError(err);
+      if (error.code === 'BAD_REQUEST') {
+        const field = /^([A-Za-z_.]+):/.exec(error.message)?.[1];
+        response = errorResponse(apiError(400, 'BAD_REQUEST', error.message, field));
+      } else {
+        logger.error({ event: 'http_error', method: request.method, path: request.path, error });
+        response = errorResponse(apiError(error.code === 'LEASE_HELD' ? 409 : 500, error.code, error.message));
+      }
+    }
+    // Polls and scrapes would drown the log at info.
+    const level = request.method.toUpperCase() === 'GET' && response.status < 400 ? 'debug' : 'info';
+    logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
+    return response;
+  };
+}
+
+/** `''` (the OpenFaaS gateway's path for `/function/name`) is `/`; a trailing slash is dropped. */
+function normalizePath(path: string): string {
+  if (path === '' || path === '/') return '/';
+  return path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+}

@@ -1,0 +1,237 @@
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Config } from '../config.ts';
+import { PipelineRequestSchema, REQUEST_ID_PATTERN, type PipelineRequest } from '../contracts/request.ts';
+
+/** The largest request body accepted, checked before parsing (and while reading, by the server). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A refusal of the HTTP surface: the status and the JSON `{error: {code, message, field?}}`. */
+export interface ApiError {
+  status: number;
+  code: string;
+  message: string;
+  field?: string;
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+export function apiError(status: number, code: string, message: string, field?: string): ApiError {
+  return { status, code, message, ...(field !== undefined ? { field } : {}) };
+}
+
+const refuse = (error: ApiError): { ok: false; error: ApiError } => ({ ok: false, error });
+const badField = (field: string, message: string) => refuse(apiError(400, 'BAD_REQUEST', `${field}: ${message}`, field));
+
+export function bodyBytes(body: Buffer | string | undefined): number {
+  if (body === undefined) return 0;
+  return typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+}
+
+/** The body as JSON: 413 above the size limit, 400 when absent (if required) or not JSON. */
+export function parseJsonBody(body: Buffer | string | undefined, required: boolean): Checked<unknown> {
+  const size = bodyBytes(body);
+  if (size > MAX_BODY_BYTES) {
+    return refuse(apiError(413, 'PAYLOAD_TOO_LARGE', `body: ${size} bytes is more than the ${MAX_BODY_BYTES} allowed`, 'body'));
+  }
+  const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
+  if (text.trim() === '') return required ? badField('body', 'a JSON object is required') : { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return badField('body', `not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Resolves a host name to every address it has (the default is the system resolver). */
+export type HostLookup = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
+
+const systemLookup: HostLookup = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+
+const LOOKUP_TIMEOUT_MS = 5000;
+
+export interface RequestCheckOptions {
+  config: Config;
+  headers: Record<string, string>;
+  allowPrivateSources: boolean;
+  lookup?: HostLookup;
+}
+
+/**
+ * Everything that can be known about a new request before anything is stored: field types,
+ * the profile, the request id (from the body, else the `X-Call-Id` an OpenFaaS gateway sets)
+ * and where the video may be fetched from.
+ */
+export async function checkPipelineRequest(raw: unknown, options: RequestCheckOptions): Promise<Checked<PipelineRequest>> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return badField('body', 'must be a JSON object');
+  const parsed = PipelineRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const field = keys.length > 0 ? keys.join(', ') : issue.path.map(String).join('.') || 'body';
+    const message = keys.length > 0 ? 'unknown field (accepted: video_uri, query, profile, request_id)' : issue.message;
+    return badField(field, message);
+  }
+  const request = parsed.data;
+
+  const profile = request.profile ?? options.config.profileName;
+  if (!Object.hasOwn(options.config.profiles, profile)) {
+    return badField('profile', `unknown profile "${profile}" (known: ${Object.keys(options.config.profiles).join(', ')})`);
+  }
+
+  let requestId = request.request_id;
+  if (requestId === null) {
+    const callId = options.headers['x-call-id']?.trim();
+    if (callId) {
+      if (!REQUEST_ID_PATTERN.test(callId)) return badField('X-Call-Id', 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$ to be used as the request id');
+      requestId = callId;
+    }
+  }
+
+  const source = await checkVideoUri(request.video_uri, options.allowPrivateSources, options.lookup ?? systemLookup);
+  if (source) return refuse(source);
+  return { ok: true, value: { ...request, request_id: requestId } };
+}
+
+/** Null when the service may fetch `uri`; otherwise why not, naming `video_uri`. */
+export async function checkVideoUri(uri: string, allowPrivate: boolean, lookup: HostLookup = systemLookup): Promise<ApiError | null> {
+  const bad = (message: string) => apiError(400, 'BAD_REQUEST', `video_uri: ${message}`, 'video_uri');
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
+  if (scheme === 's3') {
+    const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+    if (!match) return bad('an s3:// URI needs a bucket and a key (s3://bucket/key)');
+    if (match[2]!.split('/').some((part) => part === '.' || part === '..')) return bad('the s3 key must not contain "." or ".." segments');
+    return null;
+  }
+  if (scheme !== 'http' && scheme !== 'https') {
+    if (scheme === undefined || scheme.length === 1) return bad('local paths are not accepted; use an s3://, http:// or https:// URI');
+    return bad(`the ${scheme}:// scheme is not accepted; use s3://, http:// or https://`);
+  }
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return bad('not a valid URL');
+  }
+  if (url.username || url.password) return bad('credentials in the URL are not accepted (they would be stored and logged)');
+  if (allowPrivate) return null;
+
+  // WHATWG URL has already turned 0x7f.1, 2130706433 and friends into dotted quads.
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (isIP(host)) {
+    const reason = classifyAddress(host);
+    return reason ? bad(`${host} is a ${reason} address; set ALLOW_PRIVATE_SOURCES=true to allow it`) : null;
+  }
+  const named = host.replace(/\.$/, '');
+  if (named === 'localhost' || named.endsWith('.localhost') || METADATA_HOSTS.has(named)) {
+    return bad(`${named} is a local or metadata host; set ALLOW_PRIVATE_SOURCES=true to allow it`);
+  }
+  let addresses: Array<{ address: string }>;
+  try {
+    addresses = await withTimeout(lookup(named), LOOKUP_TIMEOUT_MS);
+  } catch (err) {
+    return bad(`host ${named} does not resolve (${(err as { code?: string }).code ?? (err as Error).message})`);
+  }
+  if (addresses.length === 0) return bad(`host ${named} does not resolve`);
+  // Every address counts: a name with one public and one private address is refused.
+  for (const { address } of addresses) {
+    const reason = classifyAddress(address);
+    if (reason) return bad(`${named} resolves to ${address}, a ${reason} address; set ALLOW_PRIVATE_SOURCES=true to allow it`);
+  }
+  return null;
+}
+
+const METADATA_HOSTS = new Set(['metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal', 'instance-data', 'instance-data.ec2.internal']);
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`lookup timed out after ${ms} ms`), { code: 'ETIMEOUT' })), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+type Range = [prefix: number[], bits: number, reason: string];
+
+const V4_RANGES: Range[] = [
+  [[0, 0, 0, 0], 8, 'unspecified ("this network")'],
+  [[10, 0, 0, 0], 8, 'private'],
+  [[100, 64, 0, 0], 10, 'carrier-grade NAT'],
+  [[127, 0, 0, 0], 8, 'loopback'],
+  [[169, 254, 0, 0], 16, 'link-local (cloud metadata)'],
+  [[172, 16, 0, 0], 12, 'private'],
+  [[192, 0, 0, 0], 24, 'reserved (IETF protocol assignments)'],
+  [[192, 168, 0, 0], 16, 'private'],
+  [[198, 18, 0, 0], 15, 'reserved (benchmarking)'],
+  [[224, 0, 0, 0], 4, 'multicast'],
+  [[240, 0, 0, 0], 4, 'reserved'],
+];
+
+const V6_RANGES: Range[] = [
+  [[0xfc], 7, 'private (unique local)'],
+  [[0xfe, 0x80], 10, 'link-local'],
+  [[0xfe, 0xc0], 10, 'private (site-local)'],
+  [[0xff], 8, 'multicast'],
+];
+
+function inRange(bytes: readonly number[], prefix: readonly number[], bits: number): boolean {
+  for (let i = 0; i < bits; i += 8) {
+    const take = Math.min(8, bits - i);
+    const mask = (0xff << (8 - take)) & 0xff;
+    if (((bytes[i / 8] ?? 0) & mask) !== ((prefix[i / 8] ?? 0) & mask)) return false;
+  }
+  return true;
+}
+
+/**
+ * Why an address must not be fetched from (loopback, private, link-local, CGNAT, unspecified,
+ * multicast, reserved), or null for a public one. IPv6 forms that embed an IPv4 address
+ * (mapped, compatible, NAT64, 6to4) are judged by that IPv4 address.
+ */
+export function classifyAddress(address: string): string | null {
+  const v4 = parseIPv4(address);
+  if (v4) return V4_RANGES.find(([prefix, bits]) => inRange(v4, prefix, bits))?.[2] ?? null;
+  const v6 = parseIPv6(address);
+  if (!v6) return 'unparseable';
+  const zeros = (from: number, to: number) => v6.slice(from, to).every((b) => b === 0);
+  if (zeros(0, 16)) return 'unspecified';
+  if (zeros(0, 15) && v6[15] === 1) return 'loopback';
+  const embedded =
+    zeros(0, 10) && v6[10] === 0xff && v6[11] === 0xff ? v6.slice(12) // ::ffff:a.b.c.d
+    : zeros(0, 12) ? v6.slice(12) // ::a.b.c.d (deprecated compatible form)
+    : inRange(v6, [0x00, 0x64, 0xff, 0x9b], 96) ? v6.slice(12) // 64:ff9b::/96 NAT64
+    : inRange(v6, [0x20, 0x02], 16) ? v6.slice(2, 6) // 2002::/16 6to4
+    : null;
+  if (embedded) return classifyAddress(embedded.join('.'));
+  return V6_RANGES.find(([prefix, bits]) => inRange(v6, prefix, bits))?.[2] ?? null;
+}
+
+function parseIPv4(address: string): number[] | null {
+  const parts = address.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p))) return null;
+  const bytes = parts.map(Number);
+  return bytes.every((b) => b <= 255) ? bytes : null;
+}
+
+function parseIPv6(input: string): number[] | null {
+  const address = input.replace(/%.*$/, '');
+  if (isIP(address) !== 6) return null;
+  const [head = '', tail] = address.split('::') as [string, string | undefined];
+  const groups = (part: string): number[] | null => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const piece of part.split(':')) {
+      const v4 = piece.includes('.') ? parseIPv4(piece) : null;
+      if (v4) out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      else out.push(parseInt(piece, 16));
+    }
+    return out.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffff) ? out : null;
+  };
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  if (!left || !right) return null;
+  const fill = tail === undefined ? [] : new Array<number>(8 - left.length - right.length).fill(0);
+  const all = [...left, ...fill, ...right];
+  if (all.length !== 8) return null;
+  return all.flatMap((g) => [g >> 8, g & 0xff]);
+}

@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../src/persistence/s3-store.ts';
+import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
+import { requestKeys } from '../src/persistence/store.ts';
+import { FinalResultSchema, type FinalResult } from '../src/contracts/result.ts';
+import { startS3rver, type RunningS3rver } from './support/s3rver.ts';
+import { startTestGateway, type TestGateway, type CallRecord } from './support/test-gateway.ts';
+import { runFave } from './support/child.ts';
+
+/**
+ * Real child processes running `fave run`, SIGKILLed at many moments, resumed with `fave resume`
+ * on a real S3 endpoint: every request ends COMPLETED with the uninterrupted answer, and no stage
+ * call whose completion had been persisted is made again.
+ */
+
+const CLIPS = 30;
+const FRAMES = 2;
+const TOTAL_CALLS = 3 + CLIPS * 3 + CLIPS * FRAMES;
+
+let s3: RunningS3rver;
+let store: S3Store;
+let gateway: TestGateway;
+let env: Record<string, string>;
+const VIDEO = 's3://fave-artifacts/uploads/crash.mp4';
+
+beforeAll(async () => {
+  s3 = await startS3rver();
+  store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  await store.init();
+  gateway = await startTestGateway({ store, clips: CLIPS, framesPerClip: FRAMES, latencyMs: 12 });
+  await store.put({ bucket: s3.bucket, key: 'uploads/crash.mp4' }, Buffer.from('video bytes'));
+  env = {
+    GATEWAY_URL: gateway.url,
+    FAVE_STORE: 's3',
+    ARTIFACT_ENDPOINT: s3.endpoint,
+    ARTIFACT_BUCKET: s3.bucket,
+    ARTIFACT_ACCESS_KEY: s3.accessKeyId,
+    ARTIFACT_SECRET_KEY: s3.secretAccessKey,
+    PERSIST_INTERVAL_MS: '0',
+    MAX_CONCURRENT_INVOCATIONS: '4',
+    LEASE_TTL_MS: '800',
+    LOG_LEVEL: 'warn',
+    OPENFAAS_SECRETS_DIR: '/nonexistent',
+  };
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await store?.close();
+  await s3?.stop();
+});
+
+async function readState(id: string): Promise<StateEnvelope | null> {
+  try {
+    const body = await store.get({ bucket: s3.bucket, key: requestKeys.state(id) });
+    return parseStateFile(body.toString('utf8'), 'state.json');
+  } catch {
+    return null;
+  }
+}
+
+async function readFinal(id: string): Promise<FinalResult> {
+  const body = await store.get({ bucket: s3.bucket, key: requestKeys.final(id) });
+  return FinalResultSchema.parse(JSON.parse(body.toString('utf8')));
+}
+
+/** The answer without what legitimately differs between runs: ids in URIs, timings, call counts. */
+function comparable(result: FinalResult) {
+  const text = JSON.stringify({
+    status: result.status,
+    partial: result.partial,
+    query: result.query,
+    clips: result.clips,
+    matches: result.matches,
+    failed_clips: result.failed_clips,
+    error: result.error,
+  });
+  return JSON.parse(text.replaceAll(`/requests/${result.request_id}/`, '/requests/ID/'));
+}
+
+const unitKey = (stage: string, clip: number | null, frame: number | null) => `${stage}|${clip ?? '-'}|${frame ?? '-'}`;
+
+/** Every stage call whose success is recorded in a state.json, including inside clip machines. */
+function finishedUnits(state: StateEnvelope): Set<string> {
+  const done = new Set<string>();
+  const ctx = state.snapshot.context;
+  if (ctx.steps.ffmpeg0) done.add(unitKey('stage-ffmpeg-0', null, null));
+  if (ctx.steps.librosa) done.add(unitKey('stage-librosa', null, null));
+  if (ctx.steps.ffmpeg1) done.add(unitKey('stage-ffmpeg-1', null, null));
+  const addProgress = (clip: number, p: { compressed_uri: string | null; transcript_uri: string | null; frames: unknown[] | null }) => {
+    if (p.compressed_uri) done.add(unitKey('stage-ffmpeg-2', clip, null));
+    if (p.transcript_uri) done.add(unitKey('stage-deepspeech', clip, null));
+    if (p.frames) done.add(unitKey('stage-ffmpeg-3', clip, null));
+  };
+  for (const clip of ctx.clips) {
+    addProgress(clip.index, clip.progress);
+    for (const f of clip.frames) if (f.status === 'done') done.add(unitKey('stage-object-detector', clip.index, f.index));
+  }
+  for (const [id, child] of Object.entries(state.snapshot.children)) {
+    const m = /^clip-(\d+)$/.exec(id);
+    const progress = (child.snapshot as { context?: { progress?: Parameters<typeof addProgress>[1] } }).context?.progress;
+    if (m && progress) addProgress(Number(m[1]), progress);
+  }
+  return done;
+}
+
+type Trigger = { name: string; ready: (calls: CallRecord[], state: StateEnvelope | null) => boolean };
+
+const afterCalls = (n: number): Trigger => ({ name: `after ${n} stage calls`, ready: (calls) => calls.length >= n });
+const afterWrite = (seq: number): Trigger => ({ name: `right after state write #${seq}`, ready: (_c, s) => (s?.seq ?? 0) >= seq });
+
+const TRIGGERS: Trigger[] = [
+  { name: 'before the first stage', ready: (calls, s) => s !== null && calls.length === 0 },
+  afterCalls(1),
+  afterCalls(2),
+  afterCalls(3),
+  afterCalls(8),
+  afterCalls(30),
+  afterCalls(60),
+  afterCalls(95),
+  afterCalls(120),
+  afterCalls(145),
+  afterWrite(4),
+  afterWrite(40),
+];
+
+async function waitFor(id: string, trigger: Trigger, exited: () => boolean): Promise<void> {
+  for (;;) {
+    if (exited()) return;
+    const calls = gateway.calls.filter((c) => c.request_id === id);
+    const needsState = trigger.name.startsWith('before') || trigger.name.startsWith('right after');
+    const state = needsState ? await readState(id) : null;
+    if (trigger.ready(calls, state)) return;
+    await new Promise((r) => setTimeout(r, needsState ? 1 : 2));
+  }
+}
+
+describe('crash and resume with real processes and SIGKILL', () => {
+  let reference: ReturnType<typeof comparable>;
+
+  it('an uninterrupted run gives the reference answer', async () => {
+    const run = runFave(['run', VIDEO, '--request-id', 'reference', '--query', 'cars', '--json'], env);
+    const out = await run.exit;
+    expect(out.code, out.stderr).toBe(0);
+    const result = FinalResultSchema.parse(JSON.parse(out.stdout));
+    expect(result.clips).toHaveLength(CLIPS);
+    expect(gateway.calls.filter((c) => c.request_id === 'reference')).toHaveLength(TOTAL_CALLS);
+    reference = comparable(await readFinal('reference'));
+    expect(comparable(result)).toEqual(reference);
+  });
+
+  it.each(TRIGGERS.map((t, i) => [t.name, i] as const))('killed %s, it resumes to the same answer without redoing finished calls', async (_name, i) => {
+    const trigger = TRIGGERS[i]!;
+    const id = `crash-${i}`;
+    const run = runFave(['run', VIDEO, '--request-id', id, '--query', 'cars', '--json'], env);
+    let exited = false;
+    void run.exit.then(() => (exited = true));
+    await waitFor(id, trigger, () => exited);
+    expect(exited, 'the run finished before the kill moment').toBe(false);
+    run.child.kill('SIGKILL');
+    const killed = await run.exit;
+    expect(killed.signal).toBe('SIGKILL');
+    const killedAt = Date.now();
+    const atKill = await readState(id);
+    expect(atKill, 'state.json exists at the kill').not.toBeNull();
+    expect(atKill!.status).toBe('RUNNING');
+    const finished = finishedUnits(atKill!);
+
+    const resumed = runFave(['resume', id, '--json'], env);
+    const out = await resumed.exit;
+    expect(out.code, out.stderr).toBe(0);
+    const result = FinalResultSchema.parse(JSON.parse(out.stdout));
+    expect(result.status).toBe('COMPLETED');
+    expect(comparable(await readFinal(id))).toEqual(reference);
+    expect(comparable(result)).toEqual(reference);
+
+    const calls = gateway.calls.filter((c) => c.request_id === id);
+    const repeated = calls.filter((c) => c.started_at >= killedAt && finished.has(unitKey(c.stage, c.clip, c.frame)));
+    expect(repeated.map((c) => unitKey(c.stage, c.clip, c.frame))).toEqual([]);
+    // Every unit ran at least once and at most twice (once more only if it was in flight).
+    const counts = new Map<string, number>();
+    for (const c of calls) counts.set(unitKey(c.stage, c.clip, c.frame), (counts.get(unitKey(c.stage, c.clip, c.frame)) ?? 0) + 1);
+    expect(counts.size).toBe(TOTAL_CALLS);
+    expect(Math.max(...counts.values())).toBeLessThanOrEqual(2);
+    const final = await readState(id);
+    expect(final!.status).toBe('COMPLETED');
+    expect(final!.lease).toBeNull();
+  });
+});

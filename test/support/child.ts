@@ -1,0 +1,29 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const FAVE_BIN = join(import.meta.dirname, '..', '..', 'bin', 'fave.js');
+
+export interface ChildRun {
+  child: ChildProcess;
+  /** Resolves when the process exits, with what it printed. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** Runs the real `fave` CLI in a child process, from the sources. */
+export function runFave(args: string[], env: Record<string, string>): ChildRun {
+  const child = spawn(process.execPath, [FAVE_BIN, ...args], {
+    env: { ...process.env, ...env, FAVE_FROM_SOURCE: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      // Let the pipes drain before reporting.
+      setImmediate(() => resolve({ code, signal, stdout, stderr }));
+    });
+  });
+  return { child, exit };
+}
