@@ -2,13 +2,19 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from '../test/support/test-gateway.ts';
 import { serveIpc, type BenchMessage } from './ipc.ts';
+import { UnsyncedFsStore } from './stage-store.ts';
 
 /**
  * The scripted gateway in a process of its own, so its CPU (HTTP, tar.gz, artifact writes)
  * runs on the other core and its memory is not counted as the orchestrator's.
  */
 
-export type GatewaySpec = Omit<TestGatewayOptions, 'store' | 'faults'> & { dataDir: string; bucket: string };
+export type GatewaySpec = Omit<TestGatewayOptions, 'store' | 'faults'> & {
+  dataDir: string;
+  bucket: string;
+  /** fsync every artifact as the project's FsStore does (true), or write them plainly (false). */
+  syncArtifacts: boolean;
+};
 
 export interface GatewayStarted {
   url: string;
@@ -31,8 +37,8 @@ async function handle(message: BenchMessage): Promise<unknown> {
   switch (message.type) {
     case 'start': {
       const spec = message.spec as GatewaySpec;
-      const { dataDir, bucket, ...options } = spec;
-      const store = new FsStore(dataDir, bucket);
+      const { dataDir, bucket, syncArtifacts, ...options } = spec;
+      const store = syncArtifacts ? new FsStore(dataDir, bucket) : new UnsyncedFsStore(dataDir, bucket);
       await store.init();
       const gateway = await startTestGateway({ ...options, store });
       gateways.set(gateway.url, { gateway, store });

@@ -84,8 +84,8 @@ export class ChildPeer {
 }
 
 /** Starts `node --import tsx <script>` with an IPC channel; stdout/stderr go to ours (stderr). */
-export function spawnTs(script: URL, name: string, env: NodeJS.ProcessEnv = {}): ChildPeer {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, fileURLToPath(script)], {
+export function spawnTs(script: URL, name: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): ChildPeer {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, fileURLToPath(script)], {
     stdio: ['ignore', process.stderr, 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   });

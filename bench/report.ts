@@ -36,15 +36,17 @@ const MEANING: Record<FigureName, string> = {
   concurrent_scaling: 'N requests at once vs one at a time (throughput)',
 };
 
-export function verdict(name: FigureName, value: number): string {
+export function verdict(name: FigureName, value: number | null): string {
   const target = TARGETS[name];
   if (!target) return '';
+  if (value === null) return `not run (${target.op} ${target.value})`;
   const ok = target.op === '<=' ? value <= target.value : value >= target.value;
   return `${ok ? 'met' : 'MISSED'} (${target.op} ${target.value})`;
 }
 
-function format(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
+function format(value: number | null): string {
+  if (value === null) return '-';
+  if (!Number.isFinite(value) || Number.isInteger(value)) return String(value);
   if (Math.abs(value) >= 100) return value.toFixed(0);
   if (Math.abs(value) >= 10) return value.toFixed(1);
   return value.toFixed(2);
@@ -55,7 +57,7 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function figuresTable(figures: Figures): string {
+export function figuresTable(figures: Record<FigureName, number | null>): string {
   return table([
     ['figure', 'value', 'target', 'meaning'],
     ...FIGURE_NAMES.map((name) => [name, format(figures[name]), verdict(name, figures[name]), MEANING[name]]),

@@ -4,9 +4,11 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
+import { handleUi } from '../src/ui/routes.ts';
 import { checkVideoUri, classifyAddress, MAX_BODY_BYTES, type HostLookup } from '../src/server/validate.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 import { expectedClips } from './support/test-gateway.ts';
+import { runFave, type ChildRun } from './support/child.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -151,6 +153,14 @@ describe('POST /', () => {
     const named = await call('POST', '/', { body: { video_uri: h.videoUri, request_id: 'from-body' }, headers: { 'X-Call-Id': 'from-header' } });
     expect(named.body.request_id).toBe('from-body');
 
+    // A proxy's prefix reaches the links; one that is not a plain path is ignored.
+    const prefixed = await call('POST', '/?async=true', { body: { video_uri: h.videoUri, request_id: 'prefixed' }, headers: { 'X-Forwarded-Prefix': '/function/orchestrator' } });
+    expect(prefixed.body.status_url).toBe('/function/orchestrator/requests/prefixed');
+    expect(prefixed.headers.get('location')).toBe('/function/orchestrator/requests/prefixed');
+    const hostile = await call('POST', '/?async=true', { body: { video_uri: h.videoUri, request_id: 'prefixed' }, headers: { 'X-Forwarded-Prefix': '//evil.example' } });
+    expect(hostile.body.status_url).toBe('/requests/prefixed');
+    await h.app.orchestrator.get('prefixed')?.done;
+
     const before = await storeKeys(h);
     const bad = await call('POST', '/', { body: { video_uri: h.videoUri }, headers: { 'X-Call-Id': '../etc' } });
     expect(bad.status).toBe(400);
@@ -255,6 +265,56 @@ describe('resume', () => {
     const after = h.gateway.calls.slice(before);
     expect(after.filter((c) => ['ffmpeg0', 'librosa', 'ffmpeg1'].includes(c.stage_key))).toEqual([]);
     expect((await call('POST', '/requests/nobody/resume')).status).toBe(404);
+  });
+});
+
+describe('fave serve', () => {
+  it('drains on SIGTERM leaving the request resumable, and RESUME_ON_START=true finishes it', async () => {
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', kind: 'hang', times: 2 }] } });
+    const harness = h;
+    const env = { ...harness.env, LOG_LEVEL: 'info', LEASE_TTL_MS: '600' };
+    const children: ChildRun[] = [];
+    const serve = async (extraEnv: Record<string, string>) => {
+      const run = runFave(['serve', '--port', '0', '--host', '127.0.0.1'], { ...env, ...extraEnv });
+      children.push(run);
+      let seen = '';
+      run.child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+      const url = await until(() => /"event":"listening","url":"([^"]+)"/.exec(seen)?.[1] ?? null, (u) => u !== null, 3000);
+      return { run, url: url! };
+    };
+    try {
+      const first = await serve({});
+      const answer = fetch(`${first.url}/`, { method: 'POST', body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
+      await until(() => harness.gateway.callsTo('ffmpeg2').length, (n) => n === 2);
+      // Stop once the fan-out is on disk: what finished before it must not run again.
+      await until(() => harness.readState('served').then((s) => s.state), (s) => s === 'FANOUT');
+      first.run.child.kill('SIGTERM');
+      const interrupted = await answer;
+      expect(interrupted.status).toBe(503);
+      expect(await interrupted.json()).toMatchObject({ request_id: 'served', status: 'INTERRUPTED', error: { code: 'CANCELLED' } });
+      const exited = await first.run.exit;
+      expect(exited.code).toBe(0);
+      expect(exited.stderr).toContain('"event":"shutting_down"');
+      const state = await harness.readState('served');
+      expect(state.status).toBe('RUNNING');
+
+      // The old owner's lease has to run out before another process may take the request over.
+      await sleep(Math.max(0, (state.lease?.expires_at ?? 0) - Date.now()) + 50);
+      const calls = harness.gateway.calls.length;
+      const second = await serve({ RESUME_ON_START: 'true' });
+      const done = await until(
+        async () => (await fetch(`${second.url}/requests/served`)).json() as Promise<{ status: string }>,
+        (v) => v.status !== 'RUNNING',
+      );
+      expect(done.status).toBe('COMPLETED');
+      const resumedCalls = harness.gateway.calls.slice(calls);
+      expect(resumedCalls.map((c) => c.stage_key).filter((k) => ['ffmpeg0', 'librosa', 'ffmpeg1'].includes(k))).toEqual([]);
+      expect(resumedCalls.filter((c) => c.stage_key === 'ffmpeg2')).toHaveLength(2);
+      second.run.child.kill('SIGTERM');
+      expect((await second.run.exit).code).toBe(0);
+    } finally {
+      for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 });
 
@@ -394,6 +454,13 @@ describe('routes', () => {
     ];
     for (const [method, path, status, code] of cases) {
       const res = await call(method, path);
+      if (path.startsWith('/ui')) {
+        // Whatever the UI module answers goes out as is; a path it does not serve is a JSON 404.
+        const direct = await handleUi({ method, path, query: {}, headers: {}, body: undefined }, h!.app.orchestrator);
+        expect(res.status, `${method} ${path}`).toBe(direct?.status ?? 404);
+        if (!direct) expect(res.body.error.code).toBe('NOT_FOUND');
+        continue;
+      }
       expect(res.status, `${method} ${path}`).toBe(status);
       if (code) expect(res.body.error.code, `${method} ${path}`).toBe(code);
     }

@@ -25,8 +25,8 @@ export interface FanoutFigures {
   gateway_max_concurrent: number;
   /** The snapshot the resume figure comes from: in flight (late in DETECT) or the final one. */
   resume_snapshot: 'in-flight' | 'final';
-  resume: ResumeTiming;
-  resume_final: ResumeTiming;
+  resume: ResumeTiming & { first_ms: number };
+  resume_final: ResumeTiming & { first_ms: number };
 }
 
 /** The 13,003-invocation request, run by an orchestrator in a child process of its own. */
@@ -36,7 +36,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const requestId = 'fanout-1';
   const capturePath = join(ctx.workspace.dir, 'in-flight-state.json');
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
-  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker');
+  const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfDir] : [];
+  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let result: WorkerResult;
   let gatewayUsage;
   try {
@@ -61,17 +62,17 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   ctx.log(`  fan-out: ${expected} invocations in ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(result.max_rss_kb / 1024).toFixed(0)} MB`);
 
   const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
-  if (process.env.BENCH_KEEP) { const { copyFile } = await import("node:fs/promises"); await copyFile(finalPath, "/tmp/scratch/final.json"); if (result.captured) await copyFile(capturePath, "/tmp/scratch/inflight.json"); }
+  const resume = result.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : null;
   const resumeFinal = await timeResume(finalPath, ctx.workspace.store, ctx.sizes.resumeReps);
-  const resume = result.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : resumeFinal;
   const per1k = (t: ResumeTiming) => (t.clips === 0 ? t.total_ms : (t.total_ms * 1000) / t.clips);
-  ctx.log(`  resume: ${resume.total_ms.toFixed(0)} ms for ${resume.bytes} bytes, ${resume.clips} clips, ${resume.children} live children`);
+  const used = resume ?? resumeFinal;
+  ctx.log(`  resume: ${used.total_ms.toFixed(0)} ms for ${used.bytes} bytes, ${used.clips} clips, ${used.children} live children`);
 
   return {
     fanout_efficiency: ideal.total_ms / result.wall_ms,
     write_amplification: result.state_bytes_written / result.final_state_bytes,
     peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
-    resume_ms_per_1k_clips: per1k(resume),
+    resume_ms_per_1k_clips: per1k(used),
     invocations: result.invocations,
     wall_ms: result.wall_ms,
     ideal,
@@ -83,8 +84,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_elu: gatewayUsage.elu,
     gateway_max_concurrent: gatewayUsage.max_concurrent,
-    resume_snapshot: result.captured ? 'in-flight' : 'final',
-    resume,
+    resume_snapshot: resume ? 'in-flight' : 'final',
+    resume: used,
     resume_final: resumeFinal,
   };
 }

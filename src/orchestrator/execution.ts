@@ -113,6 +113,8 @@ export class Execution {
     if (this.finished) return;
     this.finished = true;
     this.stopTimers();
+    // Nothing more is written: the state stays as last persisted, for another owner to resume.
+    this.options.writer.close();
     this.actor.stop();
     this.rejectDone(faveError('CANCELLED', `request ${this.requestId} was abandoned by this process; resume it to continue`));
   }

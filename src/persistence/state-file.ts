@@ -105,7 +105,7 @@ export const ContextSchema = z.looseObject({
 
 export const SnapshotSchema = z.looseObject({
   status: z.enum(['active', 'done', 'error', 'stopped']),
-  value: z.union([z.enum(TOP_LEVEL_STATES), z.record(z.enum(TOP_LEVEL_STATES), z.unknown())]),
+  value: z.union([z.enum(TOP_LEVEL_STATES), z.partialRecord(z.enum(TOP_LEVEL_STATES), z.string())]),
   context: ContextSchema,
   children: z.record(z.string(), z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string() }) })),
 });

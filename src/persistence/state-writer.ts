@@ -26,6 +26,7 @@ export class StateWriter {
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
   private writing = false;
+  private closed = false;
   private failure: FaveFailure | null = null;
   private etag: string | null;
 
@@ -39,7 +40,7 @@ export class StateWriter {
 
   /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
   request(build: () => StateEnvelope, urgent: boolean): void {
-    if (this.failure) return;
+    if (this.failure || this.closed) return;
     this.build = build;
     if (urgent || this.options.intervalMs === 0) {
       this.kick();
@@ -74,9 +75,12 @@ export class StateWriter {
     if (this.failure) throw this.failure;
   }
 
+  /** Drops anything not yet written and refuses further requests. */
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.closed = true;
+    this.build = null;
   }
 
   private kick(): void {

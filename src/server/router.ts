@@ -88,7 +88,8 @@ function flag(request: HttpRequestLike): boolean | ApiError {
  */
 function basePath(request: HttpRequestLike): string {
   const prefix = request.headers['x-forwarded-prefix']?.trim() ?? '';
-  return /^\/[A-Za-z0-9._~\/-]*$/.test(prefix) ? prefix.replace(/\/+$/, '') : '';
+  // A path of plain segments only: never `//host` (a protocol-relative URL in Location).
+  return /^(?:\/[A-Za-z0-9._~-]+)+\/?$/.test(prefix) ? prefix.replace(/\/+$/, '') : '';
 }
 
 function links(request: HttpRequestLike, requestId: string): { status_url: string; result_url: string } {

@@ -1,0 +1,108 @@
+import type { Figures } from '../report.ts';
+import type { BenchContext } from './context.ts';
+import { measureFanout } from './fanout.ts';
+import { measureOverhead } from './overhead.ts';
+import { measureScaling } from './scaling.ts';
+import { measureVersus } from './versus.ts';
+
+export interface ScenarioResult {
+  figures: Partial<Figures>;
+  details: Array<[string, number | string]>;
+  /** Everything measured, for the JSON line. */
+  raw: unknown;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
+
+const ms = (v: number) => v.toFixed(0);
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
+
+export const SCENARIOS = [
+  {
+    name: 'overhead',
+    title: 'overhead: orchestrated vs raw POSTs, zero-latency stages',
+    async run(ctx) {
+      const r = await measureOverhead(ctx);
+      return {
+        figures: { overhead_ratio: r.overhead_ratio },
+        details: [
+          ['overhead: invocations', r.invocations],
+          ['overhead: wall µs / invocation, orchestrated / raw', `${ms(r.orchestrator_us_per_invocation)} / ${ms(r.raw_us_per_invocation)}`],
+          ['overhead: CPU µs / invocation, orchestrator / raw client', `${ms(r.orchestrator_cpu_us_per_invocation)} / ${ms(r.raw_cpu_us_per_invocation)}`],
+          ['overhead: gateway event-loop use, orchestrated / raw', `${r.gateway_elu_orchestrated.toFixed(2)} / ${r.gateway_elu_raw.toFixed(2)}`],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'fanout',
+    title: 'fan-out: one large request, orchestrator in a process of its own',
+    async run(ctx) {
+      const r = await measureFanout(ctx);
+      return {
+        figures: {
+          fanout_efficiency: r.fanout_efficiency,
+          write_amplification: r.write_amplification,
+          peak_rss_mb: r.peak_rss_mb,
+          resume_ms_per_1k_clips: r.resume_ms_per_1k_clips,
+        },
+        details: [
+          ['fan-out: invocations', r.invocations],
+          ['fan-out: wall ms (ideal = single + fan-out + detect)', `${ms(r.wall_ms)} (${ms(r.ideal.total_ms)} = ${ms(r.ideal.single_ms)} + ${r.ideal.fanout_ms.toFixed(1)} + ${r.ideal.detect_ms.toFixed(1)})`],
+          ['fan-out: clips / s', r.clips_per_s],
+          ['fan-out: orchestrator CPU ms', r.orchestrator_cpu_ms],
+          ['fan-out: gateway CPU ms, event-loop use', `${ms(r.gateway_cpu_ms)}, ${r.gateway_elu.toFixed(2)}`],
+          ['fan-out: gateway peak concurrent calls', r.gateway_max_concurrent],
+          ['fan-out: state.json MB written / final MB', `${mb(r.state_bytes_written)} / ${mb(r.final_state_bytes)}`],
+          ['fan-out: orchestrator RSS MB idle / peak', `${ms(r.idle_rss_mb)} / ${ms(r.peak_rss_mb)}`],
+          [`resume (${r.resume_snapshot}): read / parse+validate / rehydrate ms`, `${r.resume.read_ms.toFixed(1)} / ${r.resume.parse_ms.toFixed(1)} / ${r.resume.rehydrate_ms.toFixed(1)}`],
+          ['resume: snapshot MB, clips, live children', `${mb(r.resume.bytes)}, ${r.resume.clips}, ${r.resume.children}`],
+          ['resume: first (cold) / median ms', `${ms(r.resume.first_ms)} / ${ms(r.resume.total_ms)}`],
+          ['resume of the final COMPLETED state: median ms', r.resume_final.total_ms],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'versus',
+    title: 'versus the sequential baseline, same workload',
+    async run(ctx) {
+      const r = await measureVersus(ctx);
+      return {
+        figures: { baseline_speedup: r.baseline_speedup, baseline_write_amplification: r.baseline_write_amplification },
+        details: [
+          ['versus: invocations', r.invocations],
+          ['versus: wall ms baseline / ours / ideal', `${ms(r.baseline.wall_ms)} / ${ms(r.ours.wall_ms)} / ${ms(r.ideal_ms)}`],
+          ['versus: clips / s baseline / ours', `${r.baseline_clips_per_s.toFixed(2)} / ${r.ours_clips_per_s.toFixed(2)}`],
+          ['versus: write amplification baseline / ours', `${r.baseline_write_amplification.toFixed(1)} / ${r.ours.write_amplification.toFixed(1)}`],
+          ['versus: state.json writes baseline', r.baseline.state_writes],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'scaling',
+    title: 'concurrent requests: all at once vs one at a time',
+    async run(ctx) {
+      const r = await measureScaling(ctx);
+      return {
+        figures: { concurrent_scaling: r.concurrent_scaling },
+        details: [
+          ['scaling: requests', r.requests],
+          ['scaling: wall ms one at a time / all at once', `${ms(r.alone_total_ms)} / ${ms(r.together_ms)}`],
+          ['scaling: ideal ms of one request alone', r.ideal_alone_ms],
+        ],
+        raw: r,
+      };
+    },
+  },
+] as const satisfies readonly Scenario[];
+
+export type ScenarioName = (typeof SCENARIOS)[number]['name'];

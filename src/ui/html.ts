@@ -1,0 +1,55 @@
+/** Escaping for text and attribute values in HTML and SVG. */
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/**
+ * JSON safe inside `<script type="application/json">`: no `</script>`, no `<!--`, and no
+ * line separators that older parsers treat as line ends.
+ */
+export function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+}
+
+/**
+ * The page's own policy: nothing is loaded from anywhere. A live page may fetch its own JSON;
+ * a report may not fetch at all, so it provably works offline.
+ */
+export function contentSecurityPolicy(live: boolean): string {
+  return [
+    "default-src 'none'",
+    "style-src 'unsafe-inline'",
+    "script-src 'unsafe-inline'",
+    'img-src data:',
+    `connect-src ${live ? "'self'" : "'none'"}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
+}
+
+export function htmlDocument(options: { title: string; live: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string }): string {
+  const attributes = Object.entries(options.bodyAttributes ?? {})
+    .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
+    .join('');
+  return [
+    '<!doctype html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live))}">`,
+    `<title>${escapeXml(options.title)}</title>`,
+    options.head ?? '',
+    '</head>',
+    `<body${attributes}>`,
+    options.body,
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,147 @@
+import type { Statechart } from '../visualize/statechart.ts';
+import { describeUses } from '../visualize/statechart.ts';
+import { LIST_SCRIPT, REQUEST_SCRIPT, STYLES } from './assets.ts';
+import { escapeXml, htmlDocument, scriptJson } from './html.ts';
+import { renderMachineSvg } from './statechart-svg.ts';
+import type { RequestSummary, RequestView } from './view.ts';
+
+/**
+ * The HTML pages. The request page is the same document live and as a report: the embedded
+ * view JSON draws it; a live page then polls for newer views, a report does not.
+ */
+
+function utc(epoch: number | null): string {
+  return epoch === null ? '—' : `${new Date(epoch).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+const chartCache = new WeakMap<Statechart, string>();
+
+/** Every machine of the statechart as SVG, the pipeline first (drawn once per statechart). */
+export function renderStatecharts(chart: Statechart): string {
+  const cached = chartCache.get(chart);
+  if (cached) return cached;
+  const [main] = chart.machines;
+  const html = chart.machines
+    .map((machine) => {
+      const drawn = renderMachineSvg(machine, `${machine.id} machine`);
+      const uses = machine === main ? 'one per request' : describeUses(machine.used_by, main?.id ?? '');
+      return `<figure class="chart-box">${drawn.svg}<figcaption style="max-width:${drawn.width}px">${escapeXml(uses)}</figcaption></figure>`;
+    })
+    .join('\n');
+  chartCache.set(chart, html);
+  return html;
+}
+
+export interface RequestPageOptions {
+  /** Live pages poll the server; a report is a snapshot that never touches the network. */
+  mode: 'live' | 'report';
+}
+
+export function renderRequestPage(view: RequestView, options: RequestPageOptions): string {
+  const live = options.mode === 'live';
+  const id = escapeXml(view.request_id);
+  const body = `
+<header>
+  <h1>request <code>${id}</code></h1>
+  <span id="status" class="badge status-${escapeXml(view.status.toLowerCase())}">${escapeXml(view.status)}</span>
+  <span>state <code id="current-state">${escapeXml(view.active[view.active.length - 1] ?? view.state)}</code></span>
+  <span id="live-note" class="muted"></span>
+  ${live ? '<a id="back" href="../">all requests</a>' : ''}
+</header>
+<main>
+  <dl class="meta">
+    <dt>video</dt><dd class="mono">${escapeXml(view.video_uri)}</dd>
+    <dt>query</dt><dd>${view.query ? escapeXml(view.query) : '<span class="muted">none</span>'}</dd>
+    <dt>profile</dt><dd>${escapeXml(view.profile ?? '—')}</dd>
+    <dt>started</dt><dd>${escapeXml(utc(view.started_at))}</dd>
+    <dt>wall time</dt><dd id="wall">${escapeXml(duration(view.wall_ms))}</dd>
+  </dl>
+  <div id="error" class="error" hidden></div>
+  <h2>Progress</h2>
+  <div class="progress">
+    <span><span class="bar"><span id="clips-bar"></span></span> <span id="clips-text"></span></span>
+    <span><span class="bar"><span id="frames-bar"></span></span> <span id="frames-text"></span></span>
+    <span id="invocations-text"></span>
+  </div>
+  <h2>Statechart</h2>
+  <p class="muted">The current state is highlighted (<code>data-current="true"</code>); hover an edge for its event and guard.</p>
+  <div class="charts">
+${renderStatecharts(view.statechart)}
+  </div>
+  <h2>Invocations</h2>
+  <div class="legend">
+    <span><i style="background:var(--queue)"></i>queued</span>
+    <span><i style="background:var(--ok)"></i>ran, succeeded</span>
+    <span><i style="background:var(--fail)"></i>ran, failed ✕</span>
+    <span><i style="background:#fff;border:1.5px dashed var(--warn)"></i>retry</span>
+    <span><i style="background:#0ea5e9;width:8px"></i>cold start</span>
+    <span><i style="background:#fff;border:2px solid var(--crit)"></i>critical path</span>
+  </div>
+  <p id="critical-text" class="muted"></p>
+  <div id="timeline"></div>
+</main>
+<script type="application/json" id="fave-data">${scriptJson(view)}</script>
+<script>${REQUEST_SCRIPT}</script>`;
+  return htmlDocument({
+    title: `${view.request_id} · ${view.status} · fave`,
+    live,
+    body,
+    bodyAttributes: { 'data-live': String(live), 'data-status': view.status },
+    head: `<style>${STYLES}</style>`,
+  });
+}
+
+export function renderListPage(rows: readonly RequestSummary[]): string {
+  const running = rows.some((r) => r.status === 'RUNNING');
+  const body = rows
+    .map((r) => {
+      const progress = r.progress
+        ? `${r.progress.clips_done}/${r.progress.clips_total} clips, ${r.progress.frames_done}/${r.progress.frames_total} frames, ${r.progress.invocations} calls`
+        : '';
+      return `<tr>
+  <td><a class="mono" data-request="${escapeXml(r.request_id)}" href="ui/requests/${encodeURIComponent(r.request_id)}">${escapeXml(r.request_id)}</a></td>
+  <td><span class="badge status-${escapeXml(r.status.toLowerCase())}">${escapeXml(r.status)}</span>${r.state && r.state !== r.status ? ` <span class="muted">${escapeXml(r.state)}</span>` : ''}</td>
+  <td class="video mono">${escapeXml(r.video_uri ?? '')}</td>
+  <td>${r.query ? escapeXml(r.query) : '<span class="muted">—</span>'}</td>
+  <td>${escapeXml(utc(r.started_at))}</td>
+  <td>${escapeXml(duration(r.wall_ms))}</td>
+  <td class="muted">${escapeXml(progress)}${r.error ? `<br>${escapeXml(r.error)}` : ''}</td>
+</tr>`;
+    })
+    .join('\n');
+  return htmlDocument({
+    title: 'requests · fave',
+    live: true,
+    bodyAttributes: { 'data-running': String(running) },
+    head: `<style>${STYLES}</style>`,
+    body: `
+<header><h1>Requests</h1><span class="muted">${rows.length} known${running ? ' · refreshing while any runs' : ''}</span></header>
+<main>
+${
+  rows.length === 0
+    ? '<p class="muted">No requests yet. Start one with <code>fave run</code> or <code>POST /</code>.</p>'
+    : `<table class="requests">
+<thead><tr><th>request</th><th>status</th><th>video</th><th>query</th><th>started</th><th>wall time</th><th>progress</th></tr></thead>
+<tbody>
+${body}
+</tbody>
+</table>`
+}
+</main>
+<script>${LIST_SCRIPT}</script>`,
+  });
+}
+
+export function renderMessagePage(title: string, message: string): string {
+  return htmlDocument({
+    title: `${title} · fave`,
+    live: false,
+    head: `<style>${STYLES}</style>`,
+    body: `<header><h1>${escapeXml(title)}</h1></header><main><p>${escapeXml(message)}</p></main>`,
+  });
+}

@@ -1,0 +1,197 @@
+import type { FaveError } from '../errors.ts';
+import type { PipelineContext, TopLevelState } from '../machine/context.ts';
+import { assertRequestId, type Orchestrator } from '../orchestrator/orchestrator.ts';
+import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
+import type { InvocationRecord } from '../services/metrics.ts';
+import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
+import { liveFeedOf } from './live-feed.ts';
+import { buildTimeline, flattenInvocations, mergeInvocations, stepsByName, toInvocation, type Invocation, type Timeline } from './timeline.ts';
+
+/** What the request page shows, and what `/ui/api/requests/{id}` answers. Plain JSON. */
+export interface RequestView {
+  request_id: string;
+  status: RequestStatus;
+  state: TopLevelState;
+  /** The machine's state value, e.g. `{ "DETECT": "detecting" }`. */
+  value: string | Record<string, string>;
+  /** Every state path the value makes active: `DETECT`, `DETECT.detecting`. */
+  active: string[];
+  progress: ProgressSummary;
+  error: FaveError | null;
+  video_uri: string;
+  query: string | null;
+  profile: string | null;
+  started_at: number;
+  finished_at: number | null;
+  /** When this view was taken (epoch ms). */
+  observed_at: number;
+  wall_ms: number;
+  /** True when this process runs the request (the view is live, not read from state.json). */
+  local: boolean;
+  invocations: Invocation[];
+  timeline: Timeline;
+  statechart: Statechart;
+}
+
+export interface RequestSummary {
+  request_id: string;
+  status: RequestStatus | 'UNREADABLE';
+  state: TopLevelState | null;
+  video_uri: string | null;
+  query: string | null;
+  started_at: number | null;
+  wall_ms: number | null;
+  progress: ProgressSummary | null;
+  error: string | null;
+}
+
+/**
+ * A running execution exposes only its top-level state. Inside DETECT the rest follows from
+ * the context (planning is eventless, so never a resting state; aggregating stamps
+ * finished_at on entry); a FAILED one still here is writing its report.
+ */
+export function liveStateValue(state: TopLevelState, context: Pick<PipelineContext, 'finished_at'>): string | Record<string, string> {
+  if (state === 'DETECT') return { DETECT: context.finished_at !== null ? 'aggregating' : 'detecting' };
+  if (state === 'FAILED') return { FAILED: 'reporting' };
+  return state;
+}
+
+function wallOf(startedAt: number, finishedAt: number | null, now: number, running: boolean): number {
+  return Math.max(0, (running ? now : (finishedAt ?? now)) - startedAt);
+}
+
+function assemble(
+  base: Omit<RequestView, 'active' | 'wall_ms' | 'invocations' | 'timeline' | 'statechart'>,
+  context: unknown,
+  live: readonly InvocationRecord[],
+  stageNames: Partial<Record<string, string>> | undefined,
+): RequestView {
+  const steps = stepsByName(stageNames);
+  const invocations = mergeInvocations(
+    flattenInvocations(context),
+    live.flatMap((r) => toInvocation(r, steps) ?? []),
+  );
+  const running = base.status === 'RUNNING';
+  const end = running ? base.observed_at : (base.finished_at ?? null);
+  return {
+    ...base,
+    active: activePaths(base.value),
+    wall_ms: wallOf(base.started_at, base.finished_at, base.observed_at, running),
+    invocations,
+    timeline: buildTimeline(invocations, { start: base.started_at, end }),
+    statechart: pipelineStatechart(),
+  };
+}
+
+/** The view of one request, from memory when it runs here, else from its state.json; null when unknown. */
+export async function loadRequestView(orchestrator: Orchestrator, requestId: string): Promise<RequestView | null> {
+  assertRequestId(requestId);
+  const feed = liveFeedOf(orchestrator);
+  const now = Date.now();
+  const execution = orchestrator.get(requestId);
+  if (execution) {
+    const context = execution.context;
+    const view = execution.view();
+    return assemble(
+      {
+        request_id: requestId,
+        status: view.status,
+        state: view.state,
+        value: liveStateValue(view.state, context),
+        progress: view.progress,
+        error: view.error,
+        video_uri: context.video_uri,
+        query: context.query,
+        profile: context.settings.profile,
+        started_at: context.started_at,
+        finished_at: context.finished_at,
+        observed_at: now,
+        local: true,
+      },
+      context,
+      feed.records(requestId),
+      context.settings.stage_names,
+    );
+  }
+  const stored = await orchestrator.readState(requestId);
+  if (!stored) return null;
+  const { envelope } = stored;
+  const context = envelope.snapshot.context;
+  return assemble(
+    {
+      request_id: requestId,
+      status: envelope.status,
+      state: envelope.state,
+      value: envelope.snapshot.value as RequestView['value'],
+      progress: envelope.progress,
+      error: envelope.error as FaveError | null,
+      video_uri: context.video_uri,
+      query: context.query,
+      profile: context.settings.profile,
+      started_at: context.started_at,
+      finished_at: context.finished_at,
+      observed_at: now,
+      local: false,
+    },
+    context,
+    feed.records(requestId),
+    context.settings.stage_names,
+  );
+}
+
+async function summaryOf(orchestrator: Orchestrator, requestId: string, now: number): Promise<RequestSummary> {
+  const execution = orchestrator.get(requestId);
+  if (execution) {
+    const context = execution.context;
+    const view = execution.view();
+    return {
+      request_id: requestId,
+      status: view.status,
+      state: view.state,
+      video_uri: context.video_uri,
+      query: context.query,
+      started_at: context.started_at,
+      wall_ms: wallOf(context.started_at, context.finished_at, now, view.status === 'RUNNING'),
+      progress: view.progress,
+      error: view.error?.message ?? null,
+    };
+  }
+  try {
+    const stored = await orchestrator.readState(requestId);
+    if (!stored) throw new Error('its state.json disappeared');
+    const { envelope } = stored;
+    const context = envelope.snapshot.context;
+    return {
+      request_id: requestId,
+      status: envelope.status,
+      state: envelope.state,
+      video_uri: context.video_uri,
+      query: context.query,
+      started_at: context.started_at,
+      wall_ms: wallOf(context.started_at, context.finished_at, envelope.updated_at, envelope.status === 'RUNNING'),
+      progress: envelope.progress,
+      error: envelope.error?.message ?? null,
+    };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { request_id: requestId, status: 'UNREADABLE', state: null, video_uri: null, query: null, started_at: null, wall_ms: null, progress: null, error: message };
+  }
+}
+
+/** Every request this process runs or the store holds, newest first; a few state files at a time. */
+export async function listRequestSummaries(orchestrator: Orchestrator, concurrency = 8): Promise<RequestSummary[]> {
+  const ids = new Set(orchestrator.running().map((e) => e.requestId));
+  for (const id of await orchestrator.listRequests()) ids.add(id);
+  const list = [...ids];
+  const now = Date.now();
+  const out: RequestSummary[] = new Array(list.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < list.length) {
+      const i = next++;
+      out[i] = await summaryOf(orchestrator, list[i]!, now);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+  return out.sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0) || (a.request_id < b.request_id ? -1 : 1));
+}
