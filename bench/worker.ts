@@ -1,15 +1,15 @@
 import { copyFile, readFile, stat } from 'node:fs/promises';
 import type { Execution } from '../src/orchestrator/execution.ts';
-import { FsStore } from '../src/persistence/fs-store.ts';
-import { requestKeys } from '../src/persistence/store.ts';
 import { serveIpc, type BenchMessage } from './ipc.ts';
-import { BUCKET, benchEnv, openApp } from './workspace.ts';
 
 /**
  * Runs one request in a process of its own, so its peak RSS is the orchestrator's alone.
  * Along the way it keeps a copy of the state.json it finds on disk once most frames are
  * detected: a real mid-flight resume point of nearly the final size.
  */
+
+// Before any project module is loaded: node itself plus the TypeScript loader thread.
+const runtimeRssKb = Math.round(process.memoryUsage().rss / 1024);
 
 export interface WorkerJob {
   gatewayUrl: string;
@@ -30,8 +30,13 @@ export interface WorkerResult {
   /** process.resourceUsage().maxRSS and /proc/self/status VmHWM, in kB. */
   max_rss_kb: number;
   vm_hwm_kb: number | null;
+  /** Resident set of node + the tsx loader before any project module was imported. */
+  runtime_rss_kb: number;
   /** Resident set once the app is wired, before the request starts. */
   idle_rss_kb: number;
+  /** Highest V8 heap use and off-heap (Buffer) memory seen by a 100 ms sampler, in kB. */
+  peak_heap_used_kb: number;
+  peak_external_kb: number;
   cpu_ms: number;
   captured: { bytes: number; frames_done: number; frames_total: number } | null;
 }
@@ -46,7 +51,28 @@ async function vmHwmKb(): Promise<number | null> {
   }
 }
 
+function sampleMemory(): { stop(): { heap: number; external: number } } {
+  let heap = 0;
+  let external = 0;
+  const sample = () => {
+    const m = process.memoryUsage();
+    heap = Math.max(heap, m.heapUsed);
+    external = Math.max(external, m.external);
+  };
+  const timer = setInterval(sample, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return { heap: Math.round(heap / 1024), external: Math.round(external / 1024) };
+    },
+  };
+}
+
 async function run(job: WorkerJob): Promise<WorkerResult> {
+  const { FsStore } = await import('../src/persistence/fs-store.ts');
+  const { requestKeys } = await import('../src/persistence/store.ts');
+  const { BUCKET, benchEnv, openApp } = await import('./workspace.ts');
   const app = await openApp(
     benchEnv({
       gatewayUrl: job.gatewayUrl,
@@ -56,7 +82,6 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     }),
   );
   const idleRss = Math.round(process.memoryUsage().rss / 1024);
-  const cpuBefore = process.cpuUsage();
   const stateLoc = { bucket: BUCKET, key: requestKeys.state(job.requestId) };
   const statePath = app.store instanceof FsStore ? app.store.path(stateLoc) : null;
 
@@ -75,15 +100,17 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     });
   };
 
-  // As timeRequest does, with the progress hook attached before the first stage answers.
+  const memory = sampleMemory();
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
   watchProgress(handle.execution);
   const outcome = await handle.done;
   const wall = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const peaks = memory.stop();
   if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
   if (capturing) await capturing;
-  const cpu = process.cpuUsage(cpuBefore);
   const result: WorkerResult = {
     wall_ms: wall,
     invocations: outcome.result.metrics.invocations,
@@ -91,7 +118,10 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     final_state_bytes: (await app.store.head(stateLoc))?.size ?? 0,
     max_rss_kb: process.resourceUsage().maxRSS,
     vm_hwm_kb: await vmHwmKb(),
+    runtime_rss_kb: runtimeRssKb,
     idle_rss_kb: idleRss,
+    peak_heap_used_kb: peaks.heap,
+    peak_external_kb: peaks.external,
     cpu_ms: (cpu.user + cpu.system) / 1000,
     captured,
   };

@@ -193,7 +193,8 @@ describe('createInspector', () => {
       const actor = createActor(probe, { inspect: inspector.inspect }).start();
       actor.send({ type: 'GO' });
       const deadline = Date.now() + 10_000;
-      const reached = () => seen.find((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy');
+      const reached = () =>
+        seen.find((e): e is Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }> => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy');
       while (!reached() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const snapshot = reached();
       expect(snapshot, 'the relay never saw the snapshot in `busy`').toBeDefined();

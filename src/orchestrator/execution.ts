@@ -46,6 +46,7 @@ export class Execution {
   private lastTop: TopLevelState | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private finished = false;
+  private redriving: boolean;
   private resolveDone!: (outcome: ExecutionOutcome) => void;
   private rejectDone!: (error: FaveError) => void;
 
@@ -63,6 +64,7 @@ export class Execution {
         : createActor(options.machine, { snapshot: start.snapshot, input: inputOf(start.snapshot) });
     this.createdAt = 'input' in start ? start.input.started_at : start.created_at;
     this.seq = 'input' in start ? 0 : start.seq;
+    this.redriving = 'snapshot' in start && start.redrive;
     this.requestId = this.actor.getSnapshot().context.request_id;
   }
 
@@ -79,6 +81,12 @@ export class Execution {
     // A redriven request restores into FAILED; the event leaves it before anything is reported.
     if ('snapshot' in this.options.start && this.options.start.redrive) this.actor.send({ type: 'REDRIVE' });
     this.actor.start();
+    if (this.redriving) {
+      // Nothing to redrive (no failed step recorded): report the failure as it stands.
+      this.redriving = false;
+      const snapshot = this.actor.getSnapshot();
+      this.onSnapshot(snapshot.value, snapshot.context);
+    }
     const renewEvery = Math.max(50, Math.floor(this.options.leaseTtlMs / 3));
     this.renewTimer = setInterval(() => this.persist(true), renewEvery);
     this.renewTimer.unref();
@@ -122,6 +130,11 @@ export class Execution {
   private onSnapshot(value: Parameters<typeof topLevelState>[0], context: PipelineContext): void {
     if (this.finished) return;
     const top = topLevelState(value);
+    // A redriven request is restored in FAILED; that snapshot is the past, not the outcome.
+    if (this.redriving) {
+      if (top === 'FAILED') return;
+      this.redriving = false;
+    }
     const terminal = isTerminal(value);
     const changed = top !== this.lastTop;
     if (changed) {

@@ -1,0 +1,135 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsStore } from '../src/persistence/fs-store.ts';
+import { requestKeys } from '../src/persistence/store.ts';
+import { FinalResultSchema } from '../src/contracts/result.ts';
+import { startHarness, type Harness } from './support/harness.ts';
+import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
+import { runFave } from './support/child.ts';
+import { startS3rver } from './support/s3rver.ts';
+
+let h: Harness | null = null;
+afterEach(async () => {
+  await h?.close();
+  h = null;
+});
+
+describe('idempotent request ids and redrive', () => {
+  it('re-submitting a completed request id answers from the store without running anything', async () => {
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1 } });
+    const first = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'again' })).done;
+    const calls = h.gateway.calls.length;
+    const second = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'again' });
+    expect(second.local).toBe(false);
+    expect((await second.done).result).toEqual(first.result);
+    expect(h.gateway.calls.length).toBe(calls);
+  });
+
+  it('a second submission of a running id in the same process joins it and gets the same answer', async () => {
+    h = await startHarness({ gateway: { clips: 4, framesPerClip: 1, latencyMs: 10 } });
+    const [a, b] = await Promise.all([
+      h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'twice' }),
+      h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'twice' }),
+    ]);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(ra.result).toEqual(rb.result);
+    expect(h.gateway.callsTo('ffmpeg0')).toHaveLength(1);
+    expect(h.gateway.calls).toHaveLength(3 + 4 * 3 + 4);
+  });
+
+  it('redrives a FAILED request from the step that failed once the cause is fixed', async () => {
+    h = await startHarness({ gateway: { clips: 5, framesPerClip: 2, faults: [{ stage: 'deepspeech', clip: 3, kind: 'error' }] } });
+    const failed = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'redrive' })).done;
+    expect(failed.status).toBe('FAILED');
+    expect(failed.result.error).toMatchObject({ stage: 'stage-deepspeech', clip_index: 3, code: 'STAGE_REPORTED_ERROR' });
+    const before = h.gateway.calls.map((c) => `${c.stage}|${c.clip}|${c.frame}`);
+    h.gateway.clearFaults();
+    const redriven = await (await h.app.orchestrator.resume('redrive')).done;
+    expect(redriven.status).toBe('COMPLETED');
+    expect(redriven.result.clips.map((c) => c.status)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    const after = h.gateway.calls.slice(before.length).map((c) => `${c.stage}|${c.clip}|${c.frame}`);
+    // The single-call stages are not run again, nor the ffmpeg-2 call clip 3 had finished.
+    expect(after.some((k) => k.startsWith('stage-ffmpeg-0') || k.startsWith('stage-librosa') || k.startsWith('stage-ffmpeg-1'))).toBe(false);
+    expect(after).not.toContain('stage-ffmpeg-2|3|null');
+    expect(after).toContain('stage-deepspeech|3|null');
+    // Clips that had finished their chain before the failure are not run again.
+    const finishedBefore = new Set(before.filter((k) => k.startsWith('stage-ffmpeg-3')).map((k) => k.split('|')[1]));
+    for (const clip of finishedBefore) expect(after).not.toContain(`stage-ffmpeg-3|${clip}|null`);
+    const state = await h.readState('redrive');
+    expect(state.snapshot.context.redrives).toBe(1);
+    expect(state.status).toBe('COMPLETED');
+  });
+});
+
+describe('state.json that cannot be trusted', () => {
+  it.each([
+    ['not JSON', '{"format": "fave-state", "vers', 'STATE_CORRUPT'],
+    ['a newer version', JSON.stringify({ format: 'fave-state', version: 99, request_id: 'x' }), 'STATE_VERSION'],
+    ['a wrong shape', JSON.stringify({ format: 'fave-state', version: 1, request_id: 'x', status: 'RUNNING' }), 'STATE_CORRUPT'],
+  ])('refuses %s with a clear error and leaves the file untouched', async (_name, body, code) => {
+    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
+    const loc = { bucket: 'fave-artifacts', key: requestKeys.state('bad') };
+    await h.store.put(loc, body);
+    await expect(h.app.orchestrator.resume('bad')).rejects.toMatchObject({ error: { code } });
+    await expect(h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'bad' })).rejects.toMatchObject({ error: { code } });
+    expect((await h.store.get(loc)).toString()).toBe(body);
+    expect(h.gateway.calls).toHaveLength(0);
+  });
+});
+
+describe('one owner per request across processes', () => {
+  let gateway: TestGateway | null = null;
+  let dir: string | null = null;
+  afterEach(async () => {
+    await gateway?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    gateway = null;
+    dir = null;
+  });
+
+  it('two `fave run --request-id X` started together: the pipeline runs once and both print the result', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fave-two-'));
+    const store = new FsStore(join(dir, 'data'), 'fave-artifacts');
+    await store.init();
+    gateway = await startTestGateway({ store, clips: 6, framesPerClip: 2, latencyMs: 20 });
+    await store.put({ bucket: 'fave-artifacts', key: 'uploads/v.mp4' }, Buffer.from('video'));
+    const env = { GATEWAY_URL: gateway.url, FAVE_DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'warn', OPENFAAS_SECRETS_DIR: '/nonexistent' };
+    const args = ['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', 'shared', '--json'];
+    const [a, b] = await Promise.all([runFave(args, env).exit, runFave(args, env).exit]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const ra = FinalResultSchema.parse(JSON.parse(a.stdout));
+    const rb = FinalResultSchema.parse(JSON.parse(b.stdout));
+    expect(ra).toEqual(rb);
+    expect(ra.status).toBe('COMPLETED');
+    expect(gateway.callsTo('ffmpeg0')).toHaveLength(1);
+    expect(gateway.calls).toHaveLength(3 + 6 * 3 + 12);
+  });
+});
+
+describe('store problems are found at start', () => {
+  it('a missing bucket fails `fave run` before any stage is called, naming the bucket', async () => {
+    const s3 = await startS3rver();
+    const gw = await startTestGateway({ store: new FsStore(tmpdir(), 'unused'), clips: 1 });
+    try {
+      const out = await runFave(['run', 's3://nope/v.mp4'], {
+        GATEWAY_URL: gw.url,
+        FAVE_STORE: 's3',
+        ARTIFACT_ENDPOINT: s3.endpoint,
+        ARTIFACT_BUCKET: 'no-such-bucket',
+        ARTIFACT_ACCESS_KEY: s3.accessKeyId,
+        ARTIFACT_SECRET_KEY: s3.secretAccessKey,
+        OPENFAAS_SECRETS_DIR: '/nonexistent',
+      }).exit;
+      expect(out.code).not.toBe(0);
+      expect(out.stderr).toContain('no-such-bucket');
+      expect(out.stderr).toMatch(/does not exist/);
+      expect(gw.calls).toHaveLength(0);
+    } finally {
+      await gw.close();
+      await s3.stop();
+    }
+  });
+});
