@@ -21,7 +21,7 @@ export interface GatewayStarted {
 }
 
 export interface GatewayUsage {
-  /** Calls answered by the gateway at `url` since it started or was last reset. */
+  /** Calls answered by the gateway at `url` since it started. */
   calls: number;
   max_concurrent: number;
   /** This process's CPU time and event-loop utilization since the previous `usage` message. */
@@ -56,10 +56,6 @@ async function handle(message: BenchMessage): Promise<unknown> {
         cpu_ms: (cpu.user + cpu.system) / 1000,
         elu: elu.utilization,
       } satisfies GatewayUsage;
-    }
-    case 'reset': {
-      gateways.get(String(message.url))?.gateway.reset();
-      return null;
     }
     case 'stop': {
       const entry = gateways.get(String(message.url));

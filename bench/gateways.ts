@@ -3,9 +3,8 @@ import { spawnTs, type ChildPeer } from './ipc.ts';
 
 export interface RemoteGateway {
   readonly url: string;
-  /** Calls since the last reset, and the gateway process's CPU and event-loop use since the last call. */
+  /** Calls answered so far, and the gateway process's CPU and event-loop use since the last `usage()`. */
   usage(): Promise<GatewayUsage>;
-  reset(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -17,8 +16,9 @@ export class GatewayHost {
    * Stages of a real deployment write their artifacts from many pods at once; a bigger libuv
    * pool lets this one process do the same instead of queuing every write behind four threads.
    */
-  static start(threadpool = 16): GatewayHost {
-    return new GatewayHost(spawnTs(new URL('./gateway-process.ts', import.meta.url), 'gateway process', { UV_THREADPOOL_SIZE: String(threadpool) }));
+  static start(options: { threadpool?: number; nodeArgs?: string[] } = {}): GatewayHost {
+    const env = { UV_THREADPOOL_SIZE: String(options.threadpool ?? 16) };
+    return new GatewayHost(spawnTs(new URL('./gateway-process.ts', import.meta.url), 'gateway process', env, options.nodeArgs ?? []));
   }
 
   async open(spec: GatewaySpec): Promise<RemoteGateway> {
@@ -27,9 +27,6 @@ export class GatewayHost {
     return {
       url,
       usage: () => peer.request<GatewayUsage>({ type: 'usage', url }),
-      reset: async () => {
-        await peer.request({ type: 'reset', url });
-      },
       stop: async () => {
         await peer.request({ type: 'stop', url });
       },

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
-import { availableParallelism, cpus, totalmem } from 'node:os';
-import { resolve } from 'node:path';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewayHost } from './gateways.ts';
 import { FIGURE_NAMES, detailsTable, figuresTable, type Figures } from './report.ts';
@@ -9,14 +9,17 @@ import type { BenchContext } from './scenarios/context.ts';
 import { FULL, SMOKE } from './sizes.ts';
 import { openWorkspace } from './workspace.ts';
 
-const USAGE = `usage: npm run bench -- [--smoke] [--json] [--only <scenarios>] [--cpu-prof <dir>]
+const USAGE = `usage: npm run bench -- [--smoke] [--json] [--only <scenarios>] [--cpu-prof <dir>] [--sync-artifacts]
 
 Measures the orchestrator against a scripted OpenFaaS-like gateway on loopback.
   --smoke           tiny sizes, a few seconds; the figures are not meaningful
   --json            print one JSON line with every figure at the end (the tables go to stderr)
   --only a,b        run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')});
                     the figures of the others are null
-  --cpu-prof <dir>  write a V8 CPU profile of the fan-out run's orchestrator process into <dir>`;
+  --cpu-prof <dir>  write V8 CPU profiles of the fan-out run's orchestrator process and of the
+                    gateway process into <dir>/orchestrator and <dir>/gateway (CPU.*.0.001.* is
+                    the main thread; the other is the TypeScript loader's)
+  --sync-artifacts  the scripted stages fsync every artifact they write (off: plain atomic writes)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -25,6 +28,7 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       only: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'sync-artifacts': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -51,12 +55,15 @@ async function main(): Promise<void> {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
+    loadavg_start: loadavg().map((l) => Math.round(l * 100) / 100),
+    loadavg_end: [] as number[],
   };
   log(`fave-orchestrator bench (${sizes.mode}) on ${machine.cpus} CPUs, node ${machine.node}`);
 
   const workspace = await openWorkspace();
-  const gateways = GatewayHost.start();
-  const ctx: BenchContext = { sizes, workspace, gateways, cpuProfDir, log };
+  const gateways = GatewayHost.start(cpuProfDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'gateway')] } : {});
+  const syncArtifacts = values['sync-artifacts'];
+  const ctx: BenchContext = { sizes, workspace, gateways, cpuProfDir, syncArtifacts, log };
   const started = performance.now();
   const figures: Partial<Figures> = {};
   const details: Array<[string, number | string]> = [];
@@ -74,13 +81,16 @@ async function main(): Promise<void> {
     await workspace.cleanup();
   }
   details.push(['bench wall s', (performance.now() - started) / 1000]);
+  machine.loadavg_end = loadavg().map((l) => Math.round(l * 100) / 100);
+  details.push(['load average at start / end', `${machine.loadavg_start.join(' ')} / ${machine.loadavg_end.join(' ')}`]);
+  details.push(['stage artifacts', syncArtifacts ? 'fsync each' : 'plain writes']);
 
   const complete = Object.fromEntries(FIGURE_NAMES.map((name) => [name, figures[name] ?? null])) as Record<keyof Figures, number | null>;
   out('');
   out(figuresTable(complete));
   out('');
   out(detailsTable(details));
-  if (values.json) process.stdout.write(`${JSON.stringify({ mode: sizes.mode, machine, ...complete, details: raw })}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify({ mode: sizes.mode, machine, stage_artifacts: syncArtifacts ? 'fsync' : 'plain', ...complete, details: raw })}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { expectedClips } from './support/test-gateway.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -142,5 +143,67 @@ describe('GET /metrics', () => {
     expect(sum(samples, 'fave_requests_in_flight')).toBe(1);
     expect(samples.some((s) => s.name.startsWith('process_'))).toBe(false);
     expect(h.app.orchestrator.cancel('m-running')).toBe(true);
+  });
+});
+
+interface SyncAnswer {
+  request_id: string;
+  status: string;
+  result: { clips: Array<{ uri: string; transcript: string | null; status: string }>; matches: Array<{ clip_index: number }>; metrics: { invocations: number } };
+}
+
+describe('under load', () => {
+  it('completes 50 concurrent requests × 10 clips on one server process, and /metrics adds up', async () => {
+    const script = { clips: 10, framesPerClip: 1 };
+    h = await startHarness({ gateway: { ...script, latencyMs: 1 } });
+    const harness = h;
+    server = await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
+    const run = async (id: string) => {
+      const res = await fetch(`${server!.url}/`, { method: 'POST', body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
+      return { status: res.status, body: (await res.json()) as SyncAnswer };
+    };
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    try {
+      const baseline = process.memoryUsage().rss;
+      const t0 = performance.now();
+      const alone = await run('alone');
+      const aloneMs = performance.now() - t0;
+      expect(alone.status).toBe(200);
+      const peakAlone = peak;
+
+      const ids = Array.from({ length: 50 }, (_, i) => `load-${String(i).padStart(2, '0')}`);
+      const t1 = performance.now();
+      const answers = await Promise.all(ids.map(run));
+      const allMs = performance.now() - t1;
+
+      for (const [i, res] of answers.entries()) {
+        const id = ids[i]!;
+        expect(res.status, id).toBe(200);
+        expect(res.body.request_id).toBe(id);
+        expect(res.body.result.clips.map((c) => [c.uri, c.transcript, c.status])).toEqual(expectedClips(script, id).map((c) => [c.uri, c.transcript, 'done']));
+        expect(res.body.result.matches.map((m) => m.clip_index)).toEqual(alone.body.result.matches.map((m) => m.clip_index));
+        expect(res.body.result.metrics.invocations).toBe(3 + 30 + 10);
+      }
+      expect(harness.gateway.calls).toHaveLength(51 * 43);
+      expect(harness.app.orchestrator.running()).toHaveLength(0);
+
+      const { samples } = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
+      expect(sum(samples, 'fave_invocations_total')).toBe(harness.gateway.calls.length);
+      expect(sum(samples, 'fave_requests_total', { status: 'COMPLETED' })).toBe(51);
+      expect(sum(samples, 'fave_requests_in_flight')).toBe(0);
+
+      const mb = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+      console.log(
+        `[load] 1 request × 10 clips: ${Math.round(aloneMs)} ms, peak RSS ${mb(peakAlone)} (baseline ${mb(baseline)}); ` +
+          `50 concurrent × 10 clips: ${Math.round(allMs)} ms wall, peak RSS ${mb(peak)}; ` +
+          `${harness.gateway.calls.length} stage calls, gateway peak concurrency ${harness.gateway.maxConcurrent} ` +
+          '(server, scripted gateway and store share this process)',
+      );
+    } finally {
+      clearInterval(sampler);
+    }
   });
 });

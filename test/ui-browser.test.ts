@@ -47,6 +47,20 @@ async function apiView(id: string): Promise<RequestView> {
   return (await response.json()) as RequestView;
 }
 
+/** Runs in the page before its own script: records every state it marks current, in order. */
+const RECORD_CURRENT_STATES = `
+  window.seenStates = [];
+  new MutationObserver(function (mutations) {
+    for (const m of mutations) {
+      const el = m.target;
+      if (el.getAttribute('data-machine') === 'pipeline' && el.getAttribute('data-current') === 'true') {
+        const state = el.getAttribute('data-state');
+        if (window.seenStates[window.seenStates.length - 1] !== state) window.seenStates.push(state);
+      }
+    }
+  }).observe(document, { attributes: true, attributeFilter: ['data-current'], subtree: true });
+`;
+
 /** Page errors and console errors (CSP violations show up there) fail the test. */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -113,24 +127,11 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
 
   it('highlights the current state of a running request and follows it as it advances', async () => {
     // Slow steps keep the request in CLIP, then in DETECT.detecting, long enough to be seen.
-    h.gateway.addFault({ stage: 'ffmpeg1', requestId: 'ui-running', kind: 'slow', ms: 2500, times: 1 });
+    h.gateway.addFault({ stage: 'ffmpeg1', requestId: 'ui-running', kind: 'slow', ms: 3500, times: 1 });
     h.gateway.addFault({ stage: 'detector', clip: 0, frame: 0, requestId: 'ui-running', kind: 'slow', ms: 2000, times: 1 });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const errors = watchErrors(page);
-    // Records every state the page marks current, in order, from its first render on.
-    await page.addInitScript(() => {
-      const seen: string[] = [];
-      (window as unknown as { seenStates: string[] }).seenStates = seen;
-      new MutationObserver((mutations) => {
-        for (const m of mutations) {
-          const el = m.target as Element;
-          if (el.getAttribute('data-machine') === 'pipeline' && el.getAttribute('data-current') === 'true') {
-            const state = el.getAttribute('data-state')!;
-            if (seen[seen.length - 1] !== state) seen.push(state);
-          }
-        }
-      }).observe(document, { attributes: true, attributeFilter: ['data-current'], subtree: true });
-    });
+    await page.addInitScript({ content: RECORD_CURRENT_STATES });
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-running' });
     await page.goto(`${base}/ui/requests/ui-running`);
     const current = '.sc-state[data-machine="pipeline"][data-current="true"]';
@@ -139,11 +140,11 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
     await page.waitForSelector(`${current}[data-state="DETECT.detecting"]`, { timeout: 20_000 });
     const barsWhileDetecting = await page.locator('[data-invocation]').count();
     await page.waitForSelector(`${current}[data-state="COMPLETED"]`, { timeout: 20_000 });
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'COMPLETED');
+    await page.waitForFunction("document.querySelector('#status').textContent === 'COMPLETED'");
     const outcome = await handle.done;
     expect(outcome.status).toBe('COMPLETED');
 
-    const seen = await page.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates);
+    const seen = (await page.evaluate('window.seenStates')) as string[];
     const topLevel = seen.map((s) => s.split('.')[0]!).filter((s, i, all) => all[i - 1] !== s);
     // In pipeline order, starting before the fan-out and ending COMPLETED.
     expect(topLevel.map((s) => PIPELINE_ORDER.indexOf(s))).toEqual([...topLevel.map((s) => PIPELINE_ORDER.indexOf(s))].sort((a, b) => a - b));

@@ -8,13 +8,15 @@ export interface BenchContext {
   gateways: GatewayHost;
   /** When set, the orchestrator worker of the fan-out run writes a V8 CPU profile there. */
   cpuProfDir: string | null;
+  /** Whether the scripted stages fsync their artifacts (see UnsyncedFsStore). */
+  syncArtifacts: boolean;
   /** Progress lines, on stderr. */
   log(line: string): void;
 }
 
 /** A scripted gateway with every stage at a fixed latency, writing into the bench's store. */
 export function openGateway(ctx: BenchContext, script: { clips: number; framesPerClip: number; latencyMs: number }): Promise<RemoteGateway> {
-  return ctx.gateways.open({ dataDir: ctx.workspace.dataDir, bucket: BUCKET, syncArtifacts: process.env.BENCH_SYNC === '1', ...script });
+  return ctx.gateways.open({ dataDir: ctx.workspace.dataDir, bucket: BUCKET, syncArtifacts: ctx.syncArtifacts, ...script });
 }
 
 export function cpuMsSince(before: NodeJS.CpuUsage): number {

@@ -4,6 +4,7 @@ import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnTs } from '../ipc.ts';
 import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
+import type { GatewayUsage } from '../gateway-process.ts';
 import type { WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
 
@@ -18,9 +19,19 @@ export interface FanoutFigures {
   clips_per_s: number;
   state_bytes_written: number;
   final_state_bytes: number;
+  /** node + the tsx loader before any project module; the app wired, before the request. */
+  runtime_rss_mb: number;
   idle_rss_mb: number;
+  peak_heap_used_mb: number;
+  peak_external_mb: number;
   orchestrator_cpu_ms: number;
   gateway_cpu_ms: number;
+  gateway_cpu_us_per_call: number;
+  /**
+   * Ideal time ÷ the gateway process's CPU time: the best efficiency this gateway allows even
+   * with a core to itself and a free orchestrator.
+   */
+  gateway_efficiency_ceiling: number;
   gateway_elu: number;
   gateway_max_concurrent: number;
   /** The snapshot the resume figure comes from: in flight (late in DETECT) or the final one. */
@@ -36,10 +47,10 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const requestId = 'fanout-1';
   const capturePath = join(ctx.workspace.dir, 'in-flight-state.json');
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
-  const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfDir] : [];
+  const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.cpuProfDir, 'orchestrator')] : [];
   const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let result: WorkerResult;
-  let gatewayUsage;
+  let gatewayUsage: GatewayUsage;
   try {
     await gateway.usage();
     const job: WorkerJob = {
@@ -79,9 +90,14 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     clips_per_s: (clips * 1000) / result.wall_ms,
     state_bytes_written: result.state_bytes_written,
     final_state_bytes: result.final_state_bytes,
+    runtime_rss_mb: result.runtime_rss_kb / 1024,
     idle_rss_mb: result.idle_rss_kb / 1024,
+    peak_heap_used_mb: result.peak_heap_used_kb / 1024,
+    peak_external_mb: result.peak_external_kb / 1024,
     orchestrator_cpu_ms: result.cpu_ms,
     gateway_cpu_ms: gatewayUsage.cpu_ms,
+    gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,
+    gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,
     gateway_elu: gatewayUsage.elu,
     gateway_max_concurrent: gatewayUsage.max_concurrent,
     resume_snapshot: resume ? 'in-flight' : 'final',

@@ -12,6 +12,8 @@ export interface OverheadFigures {
   /** CPU time of the orchestrating process per invocation, and of the raw client per POST. */
   orchestrator_cpu_us_per_invocation: number;
   raw_cpu_us_per_invocation: number;
+  /** Orchestrator CPU per invocation ÷ raw client CPU per POST: the overhead a slow gateway hides. */
+  cpu_ratio: number;
   /** Event-loop utilization of the gateway process while each side ran (1 = it was the bottleneck). */
   gateway_elu_orchestrated: number;
   gateway_elu_raw: number;
@@ -62,6 +64,7 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
       raw_us_per_invocation: perCall(best.raw),
       orchestrator_cpu_us_per_invocation: perCall(best.orchCpu),
       raw_cpu_us_per_invocation: perCall(best.rawCpu),
+      cpu_ratio: best.orchCpu / best.rawCpu,
       gateway_elu_orchestrated: best.eluOrch,
       gateway_elu_raw: best.eluRaw,
     };

@@ -93,6 +93,8 @@ export interface PipelineContext {
   next_clip: number;
   next_frame: number;
   active: number;
+  /** How many clips are failed (kept so the failure check on every event is O(1)). */
+  failed_clips: number;
   /** Records of the single-call stages (ffmpeg-0, librosa, ffmpeg-1). */
   records: InvocationRecord[];
   error: FaveError | null;

@@ -192,6 +192,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       next_clip: 0,
       next_frame: 0,
       active: 0,
+      failed_clips: 0,
       records: [],
       error: null,
       failed_at: null,

@@ -96,7 +96,7 @@ export function settleClip(context: PipelineContext, output: ClipTaskOutput): Pa
     records: [...clip.records, ...output.records],
     error: output.error,
   };
-  return { clips, active: context.active - 1 };
+  return { clips, active: context.active - 1, failed_clips: context.failed_clips + (output.error ? 1 : 0) };
 }
 
 /** Frames still to detect, for clips whose chain finished. */
@@ -134,10 +134,11 @@ export function settleFrame(context: PipelineContext, output: StageCallOutput): 
   });
   const failedFrame = frames.find((f) => f.index === output.frame_index && f.status === 'failed');
   const clips = context.clips.slice();
+  const newlyFailed = failedFrame !== undefined && clip.status !== 'failed';
   clips[position] = failedFrame
-    ? { ...clip, frames, status: 'failed', error: failedFrame.error }
+    ? { ...clip, frames, status: 'failed', error: clip.error ?? failedFrame.error }
     : { ...clip, frames };
-  return { clips, active: context.active - 1 };
+  return { clips, active: context.active - 1, failed_clips: context.failed_clips + (newlyFailed ? 1 : 0) };
 }
 
 export function failedClips(context: PipelineContext): ClipState[] {
@@ -146,7 +147,7 @@ export function failedClips(context: PipelineContext): ClipState[] {
 
 /** More clips failed than the profile tolerates (any failure, when it tolerates none). */
 export function tooManyFailures(context: PipelineContext): boolean {
-  const failed = failedClips(context).length;
+  const failed = context.failed_clips;
   if (failed === 0) return false;
   return (failed * 100) / context.clips.length > context.settings.tolerated_failure_pct;
 }
@@ -196,6 +197,7 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
   });
   return {
     clips,
+    failed_clips: 0,
     error: null,
     failed_at: null,
     finished_at: null,

@@ -121,7 +121,10 @@ export class Execution {
     if (this.finished) return;
     this.finished = true;
     this.stopTimers();
-    // Nothing more is written: the state stays as last persisted, for another owner to resume.
+    // Persist what is known now, then nothing more: another owner resumes from exactly here.
+    const envelope = this.envelope(true);
+    this.options.writer.request(() => envelope, true);
+    await this.options.writer.flush().catch(() => undefined);
     this.options.writer.close();
     this.actor.stop();
     this.rejectDone(faveError('CANCELLED', `request ${this.requestId} was abandoned by this process; resume it to continue`));
@@ -146,8 +149,10 @@ export class Execution {
       void this.fail(this.options.writer.lost.error);
       return;
     }
-    const view = this.view();
-    for (const listener of this.listeners) listener(view);
+    if (this.listeners.size > 0) {
+      const view = this.view();
+      for (const listener of this.listeners) listener(view);
+    }
     if (terminal) void this.finish(top === 'COMPLETED' ? 'COMPLETED' : 'FAILED', context);
   }
 
@@ -156,7 +161,8 @@ export class Execution {
     this.options.writer.request(() => this.envelope(), urgent);
   }
 
-  private envelope(): StateEnvelope {
+  /** The state.json of this moment; `release` gives up the lease so another owner may resume now. */
+  private envelope(release = false): StateEnvelope {
     const snapshot = this.actor.getSnapshot();
     const now = Date.now();
     const terminal = isTerminal(snapshot.value);
@@ -169,7 +175,7 @@ export class Execution {
       seq: ++this.seq,
       created_at: this.createdAt,
       updated_at: now,
-      lease: terminal ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs },
+      lease: terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs },
       progress: summarizeProgress(snapshot.context),
       error: snapshot.context.error,
       snapshot: this.actor.getPersistedSnapshot() as unknown as StateEnvelope['snapshot'],

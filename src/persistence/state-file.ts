@@ -97,6 +97,7 @@ export const ContextSchema = z.looseObject({
   next_clip: z.number().int().min(0),
   next_frame: z.number().int().min(0),
   active: z.number().int().min(0),
+  failed_clips: z.number().int().min(0),
   records: z.array(RecordSchema),
   error: ErrorValue.nullable(),
   failed_at: z.enum(TOP_LEVEL_STATES).nullable(),

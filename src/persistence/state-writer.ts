@@ -26,6 +26,8 @@ export class StateWriter {
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
   private writing = false;
+  private urgent = false;
+  private lastWriteAt = 0;
   private closed = false;
   private failure: FaveFailure | null = null;
   private etag: string | null;
@@ -42,14 +44,8 @@ export class StateWriter {
   request(build: () => StateEnvelope, urgent: boolean): void {
     if (this.failure || this.closed) return;
     this.build = build;
-    if (urgent || this.options.intervalMs === 0) {
-      this.kick();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.kick();
-      }, this.options.intervalMs);
-    }
+    this.urgent ||= urgent || this.options.intervalMs === 0;
+    this.schedule();
   }
 
   /**
@@ -59,17 +55,17 @@ export class StateWriter {
    */
   async acquire(envelope: StateEnvelope): Promise<void> {
     this.build = () => envelope;
-    this.kick();
+    this.urgent = true;
+    this.schedule();
     await this.chain;
     if (this.failure) throw this.failure;
   }
 
   /** Writes whatever is pending and waits for every write to land. */
   async flush(): Promise<void> {
-    this.kick();
-    await this.chain;
-    if (this.build && !this.failure) {
-      this.kick();
+    while ((this.writing || this.build) && !this.failure) {
+      this.urgent = true;
+      this.schedule();
       await this.chain;
     }
     if (this.failure) throw this.failure;
@@ -83,24 +79,35 @@ export class StateWriter {
     this.build = null;
   }
 
-  private kick(): void {
+  /**
+   * Starts a write now when it is urgent or the interval since the last write has passed,
+   * otherwise arms one timer for when it will have. One write at a time; the newest wins.
+   */
+  private schedule(): void {
+    if (this.writing || !this.build || this.failure) return;
+    const wait = this.urgent ? 0 : this.lastWriteAt + this.options.intervalMs - Date.now();
+    if (wait > 0) {
+      this.timer ??= setTimeout(() => {
+        this.timer = null;
+        this.schedule();
+      }, wait);
+      return;
+    }
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.writing || !this.build || this.failure) return;
+    const build = this.build;
+    this.build = null;
+    this.urgent = false;
     this.writing = true;
-    this.chain = this.chain.then(async () => {
-      try {
-        while (this.build && !this.failure) {
-          const build = this.build;
-          this.build = null;
-          await this.writeOnce(build());
-        }
-      } finally {
+    this.lastWriteAt = Date.now();
+    this.chain = this.chain
+      .then(() => this.writeOnce(build()))
+      .finally(() => {
         this.writing = false;
-      }
-    });
+        this.schedule();
+      });
   }
 
   private async writeOnce(envelope: StateEnvelope): Promise<void> {

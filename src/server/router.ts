@@ -155,16 +155,15 @@ export function createRouter(deps: RouterDeps): Router {
     const found = await inspect(id);
     if (!found) return notFound(id);
     const { view, context, updatedAt } = found;
-    const records = context ? allRecords(context) : [];
-    const wall = context ? (context.finished_at ?? Date.now()) - context.started_at : 0;
+    const wall = (context.finished_at ?? Date.now()) - context.started_at;
     return json(200, {
       request_id: id,
       status: view.status,
       state: view.state,
-      profile: context?.settings.profile ?? null,
-      query: context?.query ?? null,
+      profile: context.settings.profile,
+      query: context.query,
       progress: view.progress,
-      metrics: summarizeInvocations(records, Math.max(0, wall)),
+      metrics: summarizeInvocations(allRecords(context), Math.max(0, wall)),
       error: view.error ? publicError(view.error) : null,
       running_here: orchestrator.get(id) !== undefined,
       updated_at: updatedAt === null ? null : new Date(updatedAt).toISOString(),
@@ -172,7 +171,7 @@ export function createRouter(deps: RouterDeps): Router {
     });
   }
 
-  async function inspect(id: string): Promise<{ view: ProgressView; context: PipelineContext | null; updatedAt: number | null } | null> {
+  async function inspect(id: string): Promise<{ view: ProgressView; context: PipelineContext; updatedAt: number | null } | null> {
     const execution = orchestrator.get(id);
     if (execution) return { view: execution.view(), context: execution.context, updatedAt: null };
     const state = await orchestrator.readState(id);

@@ -67,15 +67,22 @@ export async function callStageOnce(
     }
     if (signal.aborted) throw fail(faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
     const timeoutMs = Math.min(spec.timeoutMs, remaining);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = AbortSignal.any([signal, timeout]);
+    // One controller for both causes: cheaper than AbortSignal.any on the hot path.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`stage timeout after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onCancel = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', onCancel, { once: true });
 
     let http;
     try {
-      http = await transport.call(spec.functionName, spec.request, { signal: combined, timeoutMs });
+      http = await transport.call(spec.functionName, spec.request, { signal: controller.signal, timeoutMs });
     } catch (err) {
       if (signal.aborted) throw fail(faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
-      if (timeout.aborted) {
+      if (timedOut) {
         const deadline = timeoutMs < spec.timeoutMs;
         throw fail(
           deadline
@@ -85,6 +92,9 @@ export async function callStageOnce(
       }
       const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
       throw fail(faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onCancel);
     }
 
     const httpExtra: Partial<InvocationRecord> = {

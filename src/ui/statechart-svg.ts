@@ -1,4 +1,4 @@
-import { allStates, groupEdges, type StatechartEdge, type StatechartMachine, type StatechartState } from '../visualize/statechart.ts';
+import { allStates, edgeContainer, groupEdges, type StatechartEdge, type StatechartMachine, type StatechartState } from '../visualize/statechart.ts';
 import { escapeXml } from './html.ts';
 
 /**
@@ -44,15 +44,6 @@ interface Region {
   laneOf: Map<StatechartEdge, number>;
   laneReserve: number;
   initial: Placed | null;
-}
-
-function edgeContainer(source: string, target: string): string {
-  const a = source.split('.');
-  const b = target.split('.');
-  const limit = Math.min(a.length, b.length) - 1;
-  const common: string[] = [];
-  for (let i = 0; i < limit && a[i] === b[i]; i++) common.push(a[i]!);
-  return common.join('.');
 }
 
 function within(path: string, ancestor: string): boolean {

@@ -111,7 +111,7 @@ export function pipelineStatechart(): Statechart {
   return cached;
 }
 
-/** Walks a machine and every child machine it invokes or spawns, in order of first use. */
+/** Walks a machine and every child machine it invokes or spawns; a machine comes after those that run it. */
 export function describeStatechart(root: AnyStateMachine): Statechart {
   const machines: StatechartMachine[] = [];
   const seen = new Map<AnyStateMachine, StatechartMachine>();
@@ -150,7 +150,7 @@ export function describeStatechart(root: AnyStateMachine): Statechart {
     const described = seen.get(machine);
     if (described) described.used_by = list;
   }
-  // A machine is listed after every machine that runs it: pipeline, clip, then stage call.
+  // Pipeline, then clip, then stage call: the clip machine runs stage calls too.
   const depth = new Map<string, number>();
   const depthOf = (id: string, trail: readonly string[] = []): number => {
     const known = depth.get(id);
@@ -363,8 +363,8 @@ export function groupEdges(machine: StatechartMachine): StatechartEdge[] {
   return [...edges.values()];
 }
 
-/** Where an edge is written: inside the deepest composite holding both ends, as Mermaid wants. */
-function edgeContainer(source: string, target: string): string {
+/** The deepest composite state holding both ends of an edge (`''` for the machine root). */
+export function edgeContainer(source: string, target: string): string {
   const a = source.split('.');
   const b = target.split('.');
   const limit = Math.min(a.length, b.length) - 1;
