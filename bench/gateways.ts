@@ -13,11 +13,12 @@ export class GatewayHost {
   private constructor(private readonly peer: ChildPeer) {}
 
   /**
-   * Stages of a real deployment write their artifacts from many pods at once; a bigger libuv
-   * pool lets this one process do the same instead of queuing every write behind four threads.
+   * `threadpool` sizes the gateway process's libuv pool. Stages of a real deployment write
+   * their artifacts from many pods at once; with fsynced artifacts a bigger pool lets this one
+   * process do the same instead of queuing every fsync behind the default four threads.
    */
   static start(options: { threadpool?: number; nodeArgs?: string[] } = {}): GatewayHost {
-    const env = { UV_THREADPOOL_SIZE: String(options.threadpool ?? 16) };
+    const env: NodeJS.ProcessEnv = options.threadpool ? { UV_THREADPOOL_SIZE: String(options.threadpool) } : {};
     return new GatewayHost(spawnTs(new URL('./gateway-process.ts', import.meta.url), 'gateway process', env, options.nodeArgs ?? []));
   }
 

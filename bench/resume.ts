@@ -23,8 +23,6 @@ export interface ResumeTiming {
   clips: number;
   /** Actors alive right after the start: the in-flight units that a resume restarts. */
   children: number;
-  /** The validated snapshot's state value carried keys with no value, which had to be dropped. */
-  value_repaired: boolean;
 }
 
 /** A gateway that is never reached: every call waits for its abort. */
@@ -40,20 +38,6 @@ class UnreachableTransport implements StageTransport {
   }
 
   async close(): Promise<void> {}
-}
-
-/**
- * Validation that fills a record keyed by an enum yields every key of the enum, the absent
- * ones as undefined; XState cannot restore a compound state value shaped like that.
- */
-function dropUndefinedStates(snapshot: { value: unknown }): boolean {
-  const { value } = snapshot;
-  if (typeof value !== 'object' || value === null) return false;
-  const entries = Object.entries(value);
-  const kept = entries.filter(([, v]) => v !== undefined);
-  if (kept.length === entries.length) return false;
-  snapshot.value = Object.fromEntries(kept);
-  return true;
 }
 
 function inputOf(context: PipelineContext): PipelineInput {
@@ -80,7 +64,6 @@ export async function timeResume(path: string, store: Store, reps: number): Prom
     const t1 = performance.now();
     const envelope = parseStateFile(text, path);
     const t2 = performance.now();
-    const repaired = dropUndefinedStates(envelope.snapshot);
     const context = envelope.snapshot.context as unknown as PipelineContext;
     const actor = createActor(machine, { snapshot: envelope.snapshot as unknown as Snapshot<unknown>, input: inputOf(context) });
     actor.start();
@@ -95,7 +78,6 @@ export async function timeResume(path: string, store: Store, reps: number): Prom
       bytes: Buffer.byteLength(text),
       clips: context.clips.length,
       children,
-      value_repaired: repaired,
     });
   }
   const first = runs[0]!.total_ms;

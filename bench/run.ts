@@ -61,8 +61,11 @@ async function main(): Promise<void> {
   log(`fave-orchestrator bench (${sizes.mode}) on ${machine.cpus} CPUs, node ${machine.node}`);
 
   const workspace = await openWorkspace();
-  const gateways = GatewayHost.start(cpuProfDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'gateway')] } : {});
   const syncArtifacts = values['sync-artifacts'];
+  const gateways = GatewayHost.start({
+    ...(syncArtifacts ? { threadpool: 16 } : {}),
+    ...(cpuProfDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, 'gateway')] } : {}),
+  });
   const ctx: BenchContext = { sizes, workspace, gateways, cpuProfDir, syncArtifacts, log };
   const started = performance.now();
   const figures: Partial<Figures> = {};

@@ -1,5 +1,4 @@
 import { copyFile, readFile, stat } from 'node:fs/promises';
-import type { Execution } from '../src/orchestrator/execution.ts';
 import { serveIpc, type BenchMessage } from './ipc.ts';
 
 /**
@@ -18,8 +17,8 @@ export interface WorkerJob {
   videoUri: string;
   concurrency: number;
   persistIntervalMs?: number;
-  /** Where to copy the in-flight state.json, and at which fraction of frames done. */
-  capture: { path: string; atFraction: number } | null;
+  /** Where to copy the in-flight state.json, once this many invocations have ended. */
+  capture: { path: string; afterInvocations: number } | null;
 }
 
 export interface WorkerResult {
@@ -38,7 +37,7 @@ export interface WorkerResult {
   peak_heap_used_kb: number;
   peak_external_kb: number;
   cpu_ms: number;
-  captured: { bytes: number; frames_done: number; frames_total: number } | null;
+  captured: { bytes: number; after_invocations: number } | null;
 }
 
 async function vmHwmKb(): Promise<number | null> {
@@ -85,26 +84,24 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const stateLoc = { bucket: BUCKET, key: requestKeys.state(job.requestId) };
   const statePath = app.store instanceof FsStore ? app.store.path(stateLoc) : null;
 
+  // Counted from invocation events, O(1) each: a progress listener would make the execution
+  // summarize its progress on every snapshot, which is work the bench must not add.
   let captured: WorkerResult['captured'] = null;
   let capturing: Promise<void> | null = null;
-  const watchProgress = (execution: Execution | null) => {
-    if (!job.capture || !execution || !statePath) return;
-    const { path, atFraction } = job.capture;
-    const stop = execution.onProgress((view) => {
-      const { frames_done, frames_total } = view.progress;
-      if (capturing || view.state !== 'DETECT' || frames_total === 0 || frames_done < frames_total * atFraction) return;
-      stop();
-      capturing = copyFile(statePath, path).then(async () => {
-        captured = { bytes: (await stat(path)).size, frames_done, frames_total };
-      });
+  let seen = 0;
+  const onInvocation = () => {
+    if (!job.capture || !statePath || capturing || ++seen < job.capture.afterInvocations) return;
+    const { path } = job.capture;
+    capturing = copyFile(statePath, path).then(async () => {
+      captured = { bytes: (await stat(path)).size, after_invocations: seen };
     });
   };
+  app.orchestrator.events.on('invocation', onInvocation);
 
   const memory = sampleMemory();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
-  watchProgress(handle.execution);
   const outcome = await handle.done;
   const wall = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);

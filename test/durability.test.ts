@@ -40,23 +40,40 @@ describe('idempotent request ids and redrive', () => {
   });
 
   it('redrives a FAILED request from the step that failed once the cause is fixed', async () => {
-    h = await startHarness({ gateway: { clips: 5, framesPerClip: 2, faults: [{ stage: 'deepspeech', clip: 3, kind: 'error' }] } });
+    h = await startHarness({
+      gateway: {
+        clips: 5,
+        framesPerClip: 2,
+        latencyMs: { deepspeech: 150 },
+        faults: [
+          // Clip 3 finishes ffmpeg-2 last and is then refused at once, while the others transcribe.
+          { stage: 'ffmpeg2', clip: 3, kind: 'slow', ms: 80 },
+          { stage: 'deepspeech', clip: 3, kind: 'status', status: 400 },
+        ],
+      },
+    });
     const failed = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'redrive' })).done;
     expect(failed.status).toBe('FAILED');
-    expect(failed.result.error).toMatchObject({ stage: 'stage-deepspeech', clip_index: 3, code: 'STAGE_REPORTED_ERROR' });
-    const before = h.gateway.calls.map((c) => `${c.stage}|${c.clip}|${c.frame}`);
+    expect(failed.result.error).toMatchObject({ stage: 'stage-deepspeech', clip_index: 3, code: 'STAGE_HTTP_ERROR', http_status: 400 });
+
+    // The clips stopped by the failure keep what they had finished: ffmpeg-2's output and record.
+    const failedState = await h.readState('redrive');
+    const stopped = failedState.snapshot.context.clips.filter((c) => c.index !== 3);
+    for (const clip of stopped) {
+      expect(clip.status).toBe('pending');
+      expect(clip.progress.compressed_uri).not.toBeNull();
+      expect(clip.records.filter((r) => r.stage === 'stage-ffmpeg-2' && r.outcome === 'success')).toHaveLength(1);
+    }
+
+    const before = h.gateway.calls.length;
     h.gateway.clearFaults();
     const redriven = await (await h.app.orchestrator.resume('redrive')).done;
     expect(redriven.status).toBe('COMPLETED');
     expect(redriven.result.clips.map((c) => c.status)).toEqual(['done', 'done', 'done', 'done', 'done']);
-    const after = h.gateway.calls.slice(before.length).map((c) => `${c.stage}|${c.clip}|${c.frame}`);
-    // The single-call stages are not run again, nor the ffmpeg-2 call clip 3 had finished.
-    expect(after.some((k) => k.startsWith('stage-ffmpeg-0') || k.startsWith('stage-librosa') || k.startsWith('stage-ffmpeg-1'))).toBe(false);
-    expect(after).not.toContain('stage-ffmpeg-2|3|null');
-    expect(after).toContain('stage-deepspeech|3|null');
-    // Clips that had finished their chain before the failure are not run again.
-    const finishedBefore = new Set(before.filter((k) => k.startsWith('stage-ffmpeg-3')).map((k) => k.split('|')[1]));
-    for (const clip of finishedBefore) expect(after).not.toContain(`stage-ffmpeg-3|${clip}|null`);
+    const after = h.gateway.calls.slice(before).map((c) => `${c.stage}|${c.clip}|${c.frame}`);
+    // Nothing that had finished runs again: no single-call stage, no ffmpeg-2 at all.
+    expect(after.filter((k) => /^stage-(ffmpeg-0|librosa|ffmpeg-1|ffmpeg-2)\|/.test(k))).toEqual([]);
+    expect(after.filter((k) => k.startsWith('stage-deepspeech')).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `stage-deepspeech|${i}|null`));
     const state = await h.readState('redrive');
     expect(state.snapshot.context.redrives).toBe(1);
     expect(state.status).toBe('COMPLETED');

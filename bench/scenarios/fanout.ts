@@ -59,7 +59,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
       requestId,
       videoUri: ctx.workspace.videoUri,
       concurrency,
-      capture: { path: capturePath, atFraction: ctx.sizes.captureAt },
+      capture: { path: capturePath, afterInvocations: Math.ceil(invocations({ clips, framesPerClip: 0 }) + clips * framesPerClip * ctx.sizes.captureAt) },
     };
     result = await worker.request<WorkerResult>({ type: 'run', job });
     gatewayUsage = await gateway.usage();

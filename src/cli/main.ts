@@ -18,16 +18,32 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : EXIT.badInput);
 });
 
+async function sampleVideo(): Promise<string> {
+  const dir = resolve(process.env.FAVE_DATA_DIR || './.fave', 'samples');
+  const path = resolve(dir, 'sample.mp4');
+  if (!existsSync(path)) {
+    const { mkdir } = await import('node:fs/promises');
+    const { makeSampleVideo } = await import('../stages/local/sample-media.ts');
+    await mkdir(dir, { recursive: true });
+    process.stderr.write(`generating a sample video at ${path}\n`);
+    await makeSampleVideo(path);
+  }
+  return path;
+}
+
 program
   .command('run')
-  .description('run the pipeline on a video (a local file, s3:// or http(s):// URI)')
-  .argument('<video>', 'video file path or URI')
+  .description('run the pipeline on a video (a local file, s3:// or http(s):// URI), or on a generated sample')
+  .argument('[video]', 'video file path or URI')
+  .option('--sample', 'generate a 12 s sample video (three tone bursts) and run on it')
   .option('-q, --query <text>', 'what to look for, e.g. "find scenes with cars"')
   .option('-p, --profile <name>', 'profile (default, cold, warm, burst-ready, or one of FAVE_PROFILES_FILE)')
   .option('--request-id <id>', 'request id (re-using one joins or returns that request)', requestId)
   .option('--json', 'print the result JSON on stdout (logs stay on stderr)')
-  .action(async (video: string, opts: { query?: string; profile?: string; requestId?: string; json?: boolean }) => {
+  .action(async (given: string | undefined, opts: { sample?: boolean; query?: string; profile?: string; requestId?: string; json?: boolean }) => {
     const json = opts.json === true;
+    if (!given && !opts.sample) fail({ code: 'BAD_REQUEST', message: 'video: give a video file or URI, or --sample' });
+    const video = given ?? (await sampleVideo().catch((err: unknown) => fail(toFaveError(err))));
     const isUri = /^(s3|https?):\/\//i.test(video);
     if (!isUri && !existsSync(video)) fail({ code: 'BAD_REQUEST', message: `video: no such file: ${video}` });
     const source = isUri ? video : resolve(video);

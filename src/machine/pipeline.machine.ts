@@ -164,9 +164,18 @@ export function createPipelineMachine(deps: PipelineDeps) {
         enqueue.assign(plan.settleFrame(context, params.output));
       }),
 
-      stopAllTasks: enqueueActions(({ context, enqueue }) => {
-        for (const id of plan.runningTaskIds(context)) enqueue.stopChild(id);
-        enqueue.assign(plan.releaseRunning(context));
+      stopAllTasks: enqueueActions(({ context, enqueue, self }) => {
+        // What a stopped clip had already learned (finished steps, attempts) is kept, so the
+        // failure report is complete and a redrive does not repeat those steps.
+        // (During a pure transition, as in model-based traversal, there are no live children.)
+        const children = (self.getSnapshot()?.children ?? {}) as Record<string, { getSnapshot(): { context?: unknown } } | undefined>;
+        const partial: plan.PartialClips = {};
+        for (const id of plan.runningTaskIds(context)) {
+          const ctx = children[id]?.getSnapshot().context as { progress?: ClipTaskOutput['progress']; records?: ClipTaskOutput['records'] } | undefined;
+          if (ctx?.progress && ctx.records) partial[id] = { progress: ctx.progress, records: ctx.records };
+          enqueue.stopChild(id);
+        }
+        enqueue.assign(plan.releaseRunning(context, partial));
       }),
 
       markFinished: assign(() => ({ finished_at: Date.now() })),

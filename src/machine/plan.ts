@@ -174,14 +174,28 @@ export function runningTaskIds(context: PipelineContext): string[] {
   return ids;
 }
 
-/** Units that were in flight when the request stopped go back to pending, ready for a redrive. */
-export function releaseRunning(context: PipelineContext): Partial<PipelineContext> {
+/** What stopped clip tasks had learned, by task id. */
+export type PartialClips = Record<string, Pick<ClipTaskOutput, 'progress' | 'records'>>;
+
+/**
+ * Units that were in flight when the request stopped go back to pending, ready for a redrive,
+ * keeping what their clip tasks had finished.
+ */
+export function releaseRunning(context: PipelineContext, partial: PartialClips = {}): Partial<PipelineContext> {
   if (context.active === 0) return {};
   const clips = context.clips.map((clip) => {
     const frames = clip.frames.some((f) => f.status === 'running')
       ? clip.frames.map((f) => (f.status === 'running' ? { ...f, status: 'pending' as const } : f))
       : clip.frames;
-    return { ...clip, status: clip.status === 'running' ? ('pending' as const) : clip.status, frames };
+    if (clip.status !== 'running') return frames === clip.frames ? clip : { ...clip, frames };
+    const learned = partial[clipTaskId(clip.index)];
+    return {
+      ...clip,
+      status: 'pending' as const,
+      frames,
+      progress: learned ? learned.progress : clip.progress,
+      records: learned ? [...clip.records, ...learned.records] : clip.records,
+    };
   });
   return { clips, active: 0 };
 }

@@ -1,4 +1,4 @@
-import { createActor, type Actor, type Snapshot } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type Observer, type Snapshot, type StateValue } from 'xstate';
 import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../errors.ts';
 import type { FinalResult } from '../contracts/result.ts';
@@ -30,6 +30,8 @@ export interface ExecutionOptions {
   owner: string;
   leaseTtlMs: number;
   logger?: Logger;
+  /** Live inspection (`@statelyai/inspect`), when switched on. */
+  inspect?: Observer<InspectionEvent>;
 }
 
 /**
@@ -60,8 +62,12 @@ export class Execution {
     const { start } = options;
     this.actor =
       'input' in start
-        ? createActor(options.machine, { input: start.input })
-        : createActor(options.machine, { snapshot: start.snapshot, input: inputOf(start.snapshot) });
+        ? createActor(options.machine, { input: start.input, ...(options.inspect ? { inspect: options.inspect } : {}) })
+        : createActor(options.machine, {
+            snapshot: start.snapshot,
+            input: inputOf(start.snapshot),
+            ...(options.inspect ? { inspect: options.inspect } : {}),
+          });
     this.createdAt = 'input' in start ? start.input.started_at : start.created_at;
     this.seq = 'input' in start ? 0 : start.seq;
     this.redriving = 'snapshot' in start && start.redrive;
@@ -90,6 +96,11 @@ export class Execution {
     const renewEvery = Math.max(50, Math.floor(this.options.leaseTtlMs / 3));
     this.renewTimer = setInterval(() => this.persist(true), renewEvery);
     this.renewTimer.unref();
+  }
+
+  /** The full state value, substates included (e.g. `{DETECT: 'detecting'}`). */
+  get value(): StateValue {
+    return this.actor.getSnapshot().value;
   }
 
   get context(): PipelineContext {

@@ -18,6 +18,7 @@ import { requestKeys, type Store, type StoreCapabilities } from '../persistence/
 import type { PipelineContext } from '../machine/context.ts';
 import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
 import { resolveSettings } from './settings.ts';
+import { createInspector, type Inspector } from '../visualize/inspect.ts';
 
 export interface OrchestratorOptions {
   config: Config;
@@ -68,12 +69,14 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  private readonly inspector: Inspector | null;
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
     this.leaseTtlMs = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.pollMs = options.pollMs ?? 250;
+    this.inspector = createInspector();
     this.machine = createPipelineMachine({
       transport: options.transport,
       store: options.store,
@@ -249,6 +252,7 @@ export class Orchestrator {
   async close(): Promise<void> {
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
+    this.inspector?.stop();
   }
 
   private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
@@ -268,6 +272,7 @@ export class Orchestrator {
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
+      ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
     });
     return this.register(execution, 'new');
   }
@@ -296,6 +301,7 @@ export class Orchestrator {
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
+      ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
     return this.register(execution, redrive ? 'redrive' : 'resume');

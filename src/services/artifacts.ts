@@ -281,7 +281,10 @@ export function interpretDetections(json: unknown): { detections: Detection[]; n
   }
   const document = json as Record<string, unknown>;
   if (document.detections !== undefined && document.detections !== null) {
-    return { detections: parseOrContract(DetectorDocumentSchema, document).detections, note: null };
+    const detections = parseOrContract(DetectorDocumentSchema, document).detections;
+    // An empty list with a note says why nothing was detected (e.g. no model configured).
+    const note = detections.length === 0 && typeof document.note === 'string' && document.note.trim() !== '' ? document.note.trim() : null;
+    return { detections, note };
   }
   const prototype = PrototypeDocumentSchema.safeParse(document);
   if (prototype.success && ('raw_output_shapes' in document || 'note' in document || 'model' in document)) {

@@ -6,37 +6,9 @@ import { runTool } from '../../src/stages/local/tools.ts';
  * so a whole pipeline run on it takes seconds.
  */
 
-export interface ToneBurstOptions {
-  /** `[start_s, end_s]` ranges where a 440 Hz tone plays; silence elsewhere. */
-  bursts: ReadonlyArray<readonly [number, number]>;
-  duration: number;
-  fps?: number;
-  size?: string;
-}
+import { generationSignal as signal, quiet } from '../../src/stages/local/sample-media.ts';
 
-const quiet = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y'];
-
-function signal(): AbortSignal {
-  return AbortSignal.timeout(60_000);
-}
-
-/** Video (testsrc) with sound: tone during the bursts, digital silence in between. */
-export async function makeToneBurstVideo(path: string, options: ToneBurstOptions): Promise<void> {
-  const gate = options.bursts.length ? options.bursts.map(([s, e]) => `between(t,${s},${e})`).join('+') : '0';
-  const audio = `aevalsrc='(${gate})*0.5*sin(2*PI*440*t)':s=22050:d=${options.duration}`;
-  await runTool(
-    'ffmpeg',
-    [
-      ...quiet,
-      '-f', 'lavfi', '-i', `testsrc=size=${options.size ?? '160x120'}:rate=${options.fps ?? 10}:duration=${options.duration}`,
-      '-f', 'lavfi', '-i', audio,
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
-      '-c:a', 'aac', '-b:a', '64k',
-      '-shortest', path,
-    ],
-    { signal: signal() },
-  );
-}
+export { makeToneBurstVideo, type ToneBurstOptions } from '../../src/stages/local/sample-media.ts';
 
 /** Video with no audio stream at all. */
 export async function makeSilentVideo(path: string, options: { duration: number; fps?: number; size?: string }): Promise<void> {

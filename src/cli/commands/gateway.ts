@@ -1,6 +1,46 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadConfig } from '../../config.ts';
+import { toFaveError } from '../../errors.ts';
+import { createLogger } from '../../logger.ts';
+import { openStore } from '../../persistence/open-store.ts';
+import { startLocalGateway } from '../../stages/local/serve.ts';
+import { fail } from '../shared.ts';
 
-/** `fave gateway`: not available in this build yet. */
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+/**
+ * `fave gateway`: the local stages behind an OpenFaaS-compatible gateway (`/function/{name}`,
+ * `/async-function/{name}`), so the orchestrator can drive them over HTTP exactly as in a cluster.
+ */
 export function registerGateway(program: Command): void {
-  void program;
+  program
+    .command('gateway')
+    .description('serve the local stages as an OpenFaaS-compatible gateway until SIGINT/SIGTERM')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', port, 8081)
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .action(async (opts: { port: number; host: string }) => {
+      try {
+        const config = loadConfig();
+        const logger = createLogger(config.logLevel);
+        const store = openStore(config.store);
+        await store.init();
+        const gateway = await startLocalGateway({ store, stageNames: config.stageNames, host: opts.host, port: opts.port });
+        logger.info({ event: 'gateway_listening', url: gateway.url, store: store.kind });
+        // The line a script waits for: where to point GATEWAY_URL.
+        process.stdout.write(`GATEWAY_URL=${gateway.url}\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await gateway.close();
+        await store.close();
+        logger.flush();
+      } catch (err) {
+        fail(toFaveError(err));
+      }
+    });
 }
