@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnTs } from '../ipc.ts';
@@ -21,6 +23,10 @@ export interface FanoutFigures {
   final_state_bytes: number;
   /** node + the tsx loader before any project module; the app wired, before the request. */
   runtime_rss_mb: number;
+  /** A bare node process at start; runtime_rss_mb minus this is what the TypeScript loader costs. */
+  plain_node_rss_mb: number;
+  /** peak_rss_mb without the loader's share: what a process running compiled JavaScript would peak at. */
+  peak_rss_mb_without_loader: number;
   idle_rss_mb: number;
   peak_heap_used_mb: number;
   peak_external_mb: number;
@@ -40,6 +46,12 @@ export interface FanoutFigures {
   resume_final: ResumeTiming & { first_ms: number };
 }
 
+/** Resident set of a bare `node` at start, to tell how much of the worker's is the TypeScript loader. */
+async function plainNodeRssKb(): Promise<number> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))']);
+  return Math.round(Number(stdout) / 1024);
+}
+
 /** The 13,003-invocation request, run by an orchestrator in a child process of its own. */
 export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const { clips, framesPerClip, latencyMs } = ctx.sizes.fanout;
@@ -48,6 +60,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const capturePath = join(ctx.workspace.dir, 'in-flight-state.json');
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
   const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.cpuProfDir, 'orchestrator')] : [];
+  const plainRss = await plainNodeRssKb();
   const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let result: WorkerResult;
   let gatewayUsage: GatewayUsage;
@@ -70,6 +83,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const expected = invocations({ clips, framesPerClip });
   if (result.invocations !== expected) throw new Error(`fan-out: expected ${expected} invocations, got ${result.invocations}`);
   const ideal = idealTime({ clips, framesPerClip, latencyMs, concurrency });
+  const peakRssKb = Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0);
   ctx.log(`  fan-out: ${expected} invocations in ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(result.max_rss_kb / 1024).toFixed(0)} MB`);
 
   const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
@@ -82,7 +96,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   return {
     fanout_efficiency: ideal.total_ms / result.wall_ms,
     write_amplification: result.state_bytes_written / result.final_state_bytes,
-    peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
+    peak_rss_mb: peakRssKb / 1024,
     resume_ms_per_1k_clips: per1k(used),
     invocations: result.invocations,
     wall_ms: result.wall_ms,
@@ -91,6 +105,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     state_bytes_written: result.state_bytes_written,
     final_state_bytes: result.final_state_bytes,
     runtime_rss_mb: result.runtime_rss_kb / 1024,
+    plain_node_rss_mb: plainRss / 1024,
+    peak_rss_mb_without_loader: (peakRssKb - Math.max(0, result.runtime_rss_kb - plainRss)) / 1024,
     idle_rss_mb: result.idle_rss_kb / 1024,
     peak_heap_used_mb: result.peak_heap_used_kb / 1024,
     peak_external_mb: result.peak_external_kb / 1024,
