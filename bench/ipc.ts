@@ -29,12 +29,13 @@ const TSX_LOADER = import.meta.resolve('tsx');
 /** Child side: answers every request with what `handler` resolves to; `exit` ends the process. */
 export function serveIpc(handler: (message: BenchMessage) => Promise<unknown>, onExit: () => Promise<void> = async () => {}): void {
   const send = (answer: Answer) => process.send?.(answer);
+  // The bench went away (killed, crashed): nobody is left to ask for anything.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (raw: Envelope) => {
     const { id, body } = raw;
     if (body.type === 'exit') {
       void onExit().finally(() => {
         send({ id, ok: true, value: null });
-        process.disconnect?.();
         process.exit(0);
       });
       return;

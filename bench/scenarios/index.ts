@@ -84,7 +84,7 @@ export const SCENARIOS = [
           ['versus: wall ms baseline / ours / ideal', `${ms(r.baseline.wall_ms)} / ${ms(r.ours.wall_ms)} / ${ms(r.ideal_ms)}`],
           ['versus: clips / s baseline / ours', `${r.baseline_clips_per_s.toFixed(2)} / ${r.ours_clips_per_s.toFixed(2)}`],
           ['versus: write amplification baseline / ours', `${r.baseline_write_amplification.toFixed(1)} / ${r.ours.write_amplification.toFixed(1)}`],
-          ['versus: state.json writes baseline', r.baseline.state_writes],
+          ['versus: state.json writes baseline / ours', `${r.baseline.state_writes} / ${r.ours.state_writes}`],
         ],
         raw: r,
       };
