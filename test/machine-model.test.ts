@@ -93,16 +93,27 @@ function pipelineEvents(clipCount: number) {
         break;
       case 'DETECT':
         if (sub === 'detecting') {
-          for (const clip of ctx.clips) {
-            for (const frame of clip.frames.filter((f) => f.status === 'running')) {
-              for (const ok of [true, false]) {
-                const out = callOutput(`frame-${clip.index}-${frame.index}`, 'detector', { kind: 'detections', uri: 'd', detections: [{ label: 'car', confidence: 0.9 }], note: null }, ok);
-                out.output.clip_index = clip.index as never;
-                out.output.frame_index = frame.index as never;
-                events.push(out as EventObject);
-              }
+          const pending = ctx.clips.flatMap((clip) =>
+            clip.status === 'done' ? clip.frames.filter((f) => f.status === 'pending').map((f) => [clip.index, f.index] as const) : [],
+          );
+          const [first] = pending;
+          if (first) {
+            for (const ok of [true, false]) {
+              events.push({
+                type: 'FRAMES.SETTLED',
+                results: [
+                  {
+                    clip_index: first[0],
+                    frame_index: first[1],
+                    facts: ok ? { kind: 'detections', uri: 'd', detections: [{ label: 'car', confidence: 0.9 }], note: null } : null,
+                    error: ok ? null : { ...failure, clip_index: first[0], frame_index: first[1] },
+                    records: [record('stage-object-detector')],
+                  },
+                ],
+              } as EventObject);
             }
           }
+          events.push({ type: 'FRAMES.SETTLED', results: [], error: { code: 'INTERNAL', message: 'runner lost the state' } } as EventObject);
         }
         if (sub === 'aggregating') {
           events.push({ type: 'xstate.done.actor.writeResult', output: { final_uri: 'f' } } as EventObject);
@@ -131,8 +142,7 @@ function serializePipeline(s: Snap): string {
     c.error?.code ?? null,
     c.active,
     c.next_clip,
-    c.next_frame,
-    c.frame_plan.length,
+    c.frames_pending,
     c.redrives,
   ]);
 }
@@ -145,7 +155,7 @@ describe('model-based: every transition of the machines is taken', () => {
   it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included)', () => {
     const machine = createPipelineMachine(deps).provide({
       // Inert stand-ins: the model sends the done/error events itself.
-      actors: { importInput: inert, writeResult: inert, stageCall: inert, clipTask: inert, frameTask: inert } as never,
+      actors: { importInput: inert, writeResult: inert, stageCall: inert, clipTask: inert, detectFrames: inert } as never,
     }) as AnyStateMachine;
     const taken = new Set<string>();
     let states = 0;

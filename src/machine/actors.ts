@@ -1,15 +1,16 @@
-import { fromPromise } from 'xstate';
+import { fromCallback, fromPromise } from 'xstate';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import { FaveFailure, faveError, toFaveError } from '../errors.ts';
+import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
 import { importInput, inputExtension } from '../persistence/input-import.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
-import { callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
+import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import type { StageTransport } from '../services/transport.ts';
-import type { PipelineContext, StageCallInput } from './context.ts';
+import type { PipelineContext, StageCallInput, StageCallOutput } from './context.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
 export interface PipelineDeps {
@@ -53,53 +54,48 @@ export function createActors(deps: PipelineDeps) {
     ),
 
     /** One attempt of one stage call, then reading back the facts the answer needs. */
-    attemptStage: fromPromise<AttemptOutput, AttemptInput>(async ({ input, signal }) => {
-      const { call, attempt } = input;
-      const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
-      const where = {
-        stage: call.function_name,
-        ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
-        ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
+    attemptStage: fromPromise<AttemptOutput, AttemptInput>(({ input, signal }) => performAttempt(deps, input.call, input.attempt, signal)),
+
+    /**
+     * Object detection over every frame still to do, bounded by the request's concurrency, each
+     * call with the retry policy. It reads what is left from the machine's current context (not
+     * from its input), so when a snapshot is restored it redoes only what was in flight. Results
+     * are sent back in batches, at most one event per turn of the event loop.
+     */
+    detectFrames: fromCallback<PipelineEventFromRunner, { request_id: string }>(({ input, sendBack, system }) => {
+      const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+      const context = root?.getSnapshot().context;
+      const controller = new AbortController();
+      if (!context) {
+        sendBack({ type: 'FRAMES.SETTLED', results: [], error: faveError('INTERNAL', `detection for ${input.request_id} could not read the request's state`) });
+        return () => controller.abort();
+      }
+      let batch: FrameResult[] = [];
+      let flushing = false;
+      const flush = () => {
+        flushing = false;
+        if (controller.signal.aborted || batch.length === 0) return;
+        const results = batch;
+        batch = [];
+        sendBack({ type: 'FRAMES.SETTLED', results });
       };
-      const report = (record: InvocationRecord) => {
-        deps.onInvocation?.(call.request_id, record);
-        if (record.error) {
-          deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
+      const settle = (result: FrameResult) => {
+        batch.push(result);
+        if (!flushing) {
+          flushing = true;
+          setImmediate(flush);
         }
       };
-      let attemptResult;
-      try {
-        attemptResult = await callStageOnce(
-        deps.transport,
-        deps.limiter,
-        {
-          functionName: call.function_name,
-          request,
-          clipIndex: call.task.fanout?.clip_index ?? null,
-          frameIndex: call.task.fanout?.frame_index ?? null,
-          attempt,
-          timeoutMs: call.timeout_ms,
-          deadlineAt: call.deadline_at,
-        },
-        signal,
-      );
-      } catch (err) {
-        if (isStageCallFailure(err)) report(err.record);
-        throw err;
+      const limit = pLimit(context.settings.max_concurrency);
+      for (const [clipIndex, frame] of framesToDetect(context)) {
+        const call = detectCall(context, clipIndex, frame);
+        void limit(async () => {
+          if (controller.signal.aborted) return;
+          const output = await callWithRetries(deps, call, controller.signal);
+          if (!controller.signal.aborted) settle({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+        });
       }
-      const { response, record } = attemptResult;
-      try {
-        const facts = await extractFacts(call.task.stage, response, deps.store, where);
-        report(record);
-        return { facts, record };
-      } catch (err) {
-        const error = { ...toFaveError(err, where), attempts: attempt };
-        // A store hiccup while reading the artifact may heal; a broken artifact will not.
-        if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
-        const failure: StageCallFailure = { error, record: { ...record, outcome: 'error', error } };
-        report(failure.record);
-        throw failure;
-      }
+      return () => controller.abort();
     }),
 
     /** Waits out a retry backoff. Restart-safe: a restored wait sleeps only what is left. */
@@ -112,16 +108,147 @@ export function createActors(deps: PipelineDeps) {
         }),
     ),
 
-    /** Aggregates the answer and writes final.json. */
-    writeResult: fromPromise<{ final_uri: string }, { context: PipelineContext; status: 'COMPLETED' | 'FAILED'; finished_at: number }>(
-      async ({ input }) => {
-        const result = buildFinalResult(input.context, input.status, input.finished_at);
-        const loc = { bucket: input.context.settings.bucket, key: requestKeys.final(input.context.request_id) };
+    /**
+     * Aggregates the answer and writes final.json. Reads the context from the machine rather than
+     * taking it as input, so the persisted snapshot does not carry a second copy of it.
+     */
+    writeResult: fromPromise<{ final_uri: string }, { status: 'COMPLETED' | 'FAILED' }>(
+      async ({ input, system }) => {
+        const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+        if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
+        const context = root.getSnapshot().context;
+        const result = buildFinalResult(context, input.status, context.finished_at ?? Date.now());
+        const loc = { bucket: context.settings.bucket, key: requestKeys.final(context.request_id) };
         await deps.store.put(loc, `${JSON.stringify(result, null, 2)}\n`, { contentType: 'application/json' });
         return { final_uri: formatS3Uri(loc) };
       },
     ),
   };
+}
+
+/** One attempt of one stage call, then reading back the facts the answer needs. */
+export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal): Promise<AttemptOutput> {
+  const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
+  const where = {
+    stage: call.function_name,
+    ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
+    ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
+  };
+  const report = (record: InvocationRecord) => {
+    deps.onInvocation?.(call.request_id, record);
+    if (record.error) {
+      deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
+    }
+  };
+  let attempted;
+  try {
+    attempted = await callStageOnce(
+      deps.transport,
+      deps.limiter,
+      {
+        functionName: call.function_name,
+        request,
+        clipIndex: call.task.fanout?.clip_index ?? null,
+        frameIndex: call.task.fanout?.frame_index ?? null,
+        attempt,
+        timeoutMs: call.timeout_ms,
+        deadlineAt: call.deadline_at,
+      },
+      signal,
+    );
+  } catch (err) {
+    if (isStageCallFailure(err)) report(err.record);
+    throw err;
+  }
+  const { response, record } = attempted;
+  try {
+    const facts = await extractFacts(call.task.stage, response, deps.store, where);
+    report(record);
+    return { facts, record };
+  } catch (err) {
+    const error = { ...toFaveError(err, where), attempts: attempt };
+    // A store hiccup while reading the artifact may heal; a broken artifact will not.
+    if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
+    const failure: StageCallFailure = { error, record: { ...record, outcome: 'error', error } };
+    report(failure.record);
+    throw failure;
+  }
+}
+
+/**
+ * A stage call with the retry policy, in one promise: the form used where calls are many and
+ * small (frames). The stage-call machine is the same policy as explicit states.
+ */
+export async function callWithRetries(deps: PipelineDeps, call: StageCallInput, signal: AbortSignal): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
+  const records: InvocationRecord[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { facts, record } = await performAttempt(deps, call, attempt, signal);
+      records.push(record);
+      return { facts, error: null, records };
+    } catch (err) {
+      const { error, record } = failureOf(err);
+      if (record) records.push(record);
+      if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
+      const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);
+      await sleep(until - Date.now(), signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+/** The root actor's system id, so children can read the request's current context. */
+export const PIPELINE_SYSTEM_ID = 'pipeline';
+
+export interface FrameResult {
+  clip_index: number;
+  frame_index: number;
+  facts: StageFacts | null;
+  error: FaveError | null;
+  records: InvocationRecord[];
+}
+
+export type PipelineEventFromRunner = { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError };
+
+/** Frames of finished clips not detected yet, in clip then frame order. */
+export function framesToDetect(context: PipelineContext): Array<[number, PipelineContext['clips'][number]['frames'][number]]> {
+  const todo: Array<[number, PipelineContext['clips'][number]['frames'][number]]> = [];
+  for (const clip of context.clips) {
+    if (clip.status !== 'done') continue;
+    for (const frame of clip.frames) if (frame.status === 'pending' || frame.status === 'running') todo.push([clip.index, frame]);
+  }
+  return todo;
+}
+
+function detectCall(context: PipelineContext, clipIndex: number, frame: { index: number; uri: string }): StageCallInput {
+  const { settings } = context;
+  return {
+    task_id: `frame-${clipIndex}-${frame.index}`,
+    request_id: context.request_id,
+    profile: settings.profile,
+    function_name: settings.stage_names.detector,
+    task: { stage: 'detector', input_uri: frame.uri, fanout: { clip_index: clipIndex, frame_index: frame.index, frame_uri: frame.uri } },
+    timeout_ms: settings.timeouts_ms.detector,
+    retry: settings.retry,
+    deadline_at: settings.deadline_at,
+  };
+}
+
+/** Transient, attempts left, and time left before the request deadline. */
+export function mayRetry(error: FaveError, attempt: number, call: Pick<StageCallInput, 'retry' | 'deadline_at'>): boolean {
+  return error.transient === true && attempt < call.retry.max_attempts && Date.now() < call.deadline_at;
 }
 
 export function failureOf(value: unknown): { error: ReturnType<typeof toFaveError>; record: InvocationRecord | null } {

@@ -87,11 +87,10 @@ export interface PipelineContext {
   clip_times: ClipTime[] | null;
   clips_note: string | null;
   clips: ClipState[];
-  /** Frames to detect, in dispatch order, as [clip index, frame index] pairs. */
-  frame_plan: Array<[number, number]>;
-  /** Position in `clips` / `frame_plan` of the next unit to start. */
+  /** Position in `clips` of the next clip to start. */
   next_clip: number;
-  next_frame: number;
+  /** Frames still to be detected in this pass of DETECT. */
+  frames_pending: number;
   active: number;
   /** How many clips are failed (kept so the failure check on every event is O(1)). */
   failed_clips: number;

@@ -1,7 +1,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
 import { faveError, describeLocation, type FaveError } from '../errors.ts';
-import { createActors, type PipelineDeps } from './actors.ts';
+import { createActors, framesToDetect, type PipelineDeps, type PipelineEventFromRunner } from './actors.ts';
 import { createClipMachine } from './clip.machine.ts';
 import { createStageCallMachine } from './stage-call.machine.ts';
 import {
@@ -14,11 +14,13 @@ import {
   type StageCallInput,
   type StageCallOutput,
 } from './context.ts';
+export { PIPELINE_SYSTEM_ID } from './actors.ts';
 import * as plan from './plan.ts';
 
 export type PipelineEvent =
   | { type: 'CANCEL'; reason?: string }
   | { type: 'REDRIVE' }
+  | PipelineEventFromRunner
   | { type: `xstate.done.actor.${string}`; output: unknown };
 
 function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): StageCallInput {
@@ -47,9 +49,6 @@ function isClipOutput(output: unknown): output is ClipTaskOutput {
   return typeof output === 'object' && output !== null && 'progress' in output && 'clip_index' in output;
 }
 
-function isStageCallOutput(output: unknown): output is StageCallOutput {
-  return typeof output === 'object' && output !== null && 'facts' in output && 'stage' in output;
-}
 
 /**
  * The FAVE pipeline, top to bottom:
@@ -73,15 +72,15 @@ export function createPipelineMachine(deps: PipelineDeps) {
       writeResult: actors.writeResult,
       stageCall,
       clipTask,
-      frameTask: stageCall,
+      detectFrames: actors.detectFrames,
     },
     guards: {
       callSucceeded: (_, params: { output: StageCallOutput }) => params.output.facts !== null,
       hasClips: ({ context }) => context.clips.length > 0,
       tooManyFailures: ({ context }) => plan.tooManyFailures(context),
       allClipsSettled: ({ context }) => context.active === 0 && plan.nextPendingClip(context, context.next_clip) === -1,
-      shouldDetect: ({ context }) => context.settings.detector_enabled && plan.pendingFrames(context).length > 0,
-      allFramesSettled: ({ context }) => context.active === 0 && context.next_frame >= context.frame_plan.length,
+      shouldDetect: ({ context }) => context.settings.detector_enabled && framesToDetect(context).length > 0,
+      allFramesSettled: ({ context }) => context.frames_pending === 0,
       failedIn: ({ context }, params: { state: RunningState }) => context.failed_at === params.state,
     },
     actions: {
@@ -133,36 +132,13 @@ export function createPipelineMachine(deps: PipelineDeps) {
         enqueue.assign(plan.settleClip(context, params.output));
       }),
 
-      planFrames: assign(({ context }) => ({ frame_plan: plan.pendingFrames(context), next_frame: 0 })),
+      planFrames: assign(({ context }) => ({ frames_pending: framesToDetect(context).length })),
 
-      dispatchFrames: enqueueActions(({ context, enqueue }) => {
-        const { starts, next_frame } = plan.framesToStart(context);
-        if (starts.length === 0) return;
-        const clips = context.clips.slice();
-        for (const [clipIndex, frameIndex] of starts) {
-          const position = plan.clipPosition(clips, clipIndex);
-          const clip = clips[position]!;
-          const frames = clip.frames.map((f) => (f.index === frameIndex ? { ...f, status: 'running' as const } : f));
-          clips[position] = { ...clip, frames };
-          const frame = frames.find((f) => f.index === frameIndex)!;
-          const id = plan.frameTaskId(clipIndex, frameIndex);
-          enqueue.spawnChild('frameTask', {
-            id,
-            input: {
-              ...stepCall(context, 'detector', frame.uri),
-              task_id: id,
-              task: { stage: 'detector', input_uri: frame.uri, fanout: { clip_index: clipIndex, frame_index: frameIndex, frame_uri: frame.uri } },
-            },
-          });
-        }
-        enqueue.assign({ clips, next_frame, active: context.active + starts.length });
-      }),
+      settleFrames: assign(({ context }, params: { results: PipelineEventFromRunner['results'] }) => plan.settleFrames(context, params.results)),
 
-      settleFrame: enqueueActions(({ context, enqueue }, params: { output: unknown }) => {
-        if (!isStageCallOutput(params.output)) return;
-        enqueue.stopChild(params.output.task_id);
-        enqueue.assign(plan.settleFrame(context, params.output));
-      }),
+      recordRunnerError: assign((_, params: { error: FaveError | undefined }) =>
+        params.error ? { error: params.error, failed_at: 'DETECT' as const } : {},
+      ),
 
       stopAllTasks: enqueueActions(({ context, enqueue, self }) => {
         // What a stopped clip had already learned (finished steps, attempts) is kept, so the
@@ -197,9 +173,8 @@ export function createPipelineMachine(deps: PipelineDeps) {
       clip_times: null,
       clips_note: null,
       clips: [],
-      frame_plan: [],
       next_clip: 0,
-      next_frame: 0,
+      frames_pending: 0,
       active: 0,
       failed_clips: 0,
       records: [],
@@ -305,11 +280,16 @@ export function createPipelineMachine(deps: PipelineDeps) {
             always: [{ guard: 'shouldDetect', target: 'detecting', actions: 'planFrames' }, { target: 'aggregating' }],
           },
           detecting: {
-            entry: 'dispatchFrames',
+            invoke: { id: 'detectFrames', src: 'detectFrames', input: ({ context }) => ({ request_id: context.request_id }) },
             on: {
-              'xstate.done.actor.*': {
-                actions: [{ type: 'settleFrame', params: ({ event }) => ({ output: event.output }) }, 'dispatchFrames'],
-              },
+              'FRAMES.SETTLED': [
+                {
+                  guard: ({ event }) => event.error !== undefined,
+                  target: '#pipeline.FAILED',
+                  actions: { type: 'recordRunnerError', params: ({ event }) => ({ error: event.error }) },
+                },
+                { actions: { type: 'settleFrames', params: ({ event }) => ({ results: event.results }) } },
+              ],
             },
             always: [
               { guard: 'tooManyFailures', target: '#pipeline.FAILED', actions: { type: 'failForTooManyFailures', params: { at: 'DETECT' } } },
@@ -321,7 +301,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             invoke: {
               id: 'writeResult',
               src: 'writeResult',
-              input: ({ context }) => ({ context, status: 'COMPLETED' as const, finished_at: context.finished_at ?? Date.now() }),
+              input: { status: 'COMPLETED' as const },
               onDone: { target: '#pipeline.COMPLETED' },
               onError: {
                 target: '#pipeline.FAILED',
@@ -342,7 +322,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             invoke: {
               id: 'writeFailure',
               src: 'writeResult',
-              input: ({ context }) => ({ context, status: 'FAILED' as const, finished_at: context.finished_at ?? Date.now() }),
+              input: { status: 'FAILED' as const },
               onDone: 'settled',
               onError: 'settled',
             },

@@ -1,5 +1,5 @@
 import { faveError, toFaveError, describeLocation, type FaveError } from '../errors.ts';
-import { failureOf } from './actors.ts';
+import { failureOf, type FrameResult } from './actors.ts';
 import type { ClipState, ClipTaskOutput, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
 import { emptyProgress } from './context.ts';
 
@@ -9,7 +9,6 @@ import { emptyProgress } from './context.ts';
  */
 
 export const clipTaskId = (clip: number) => `clip-${clip}`;
-export const frameTaskId = (clip: number, frame: number) => `frame-${clip}-${frame}`;
 
 export function clipPosition(clips: ClipState[], clipIndex: number): number {
   // Clips are stored sorted by index and usually dense, so the index is the position.
@@ -99,46 +98,54 @@ export function settleClip(context: PipelineContext, output: ClipTaskOutput): Pa
   return { clips, active: context.active - 1, failed_clips: context.failed_clips + (output.error ? 1 : 0) };
 }
 
-/** Frames still to detect, for clips whose chain finished. */
-export function pendingFrames(context: PipelineContext): Array<[number, number]> {
-  const pairs: Array<[number, number]> = [];
-  for (const clip of context.clips) {
-    if (clip.status !== 'done') continue;
-    for (const frame of clip.frames) if (frame.status === 'pending') pairs.push([clip.index, frame.index]);
+/**
+ * Folds a batch of detection results into the clips: one copy of the clip list per batch and
+ * one of each touched clip's frames. A failed frame fails its clip.
+ */
+export function settleFrames(context: PipelineContext, results: FrameResult[]): Partial<PipelineContext> {
+  if (results.length === 0) return {};
+  const byClip = new Map<number, FrameResult[]>();
+  for (const r of results) {
+    const list = byClip.get(r.clip_index);
+    if (list) list.push(r);
+    else byClip.set(r.clip_index, [r]);
   }
-  return pairs;
-}
-
-export function framesToStart(context: PipelineContext): { starts: Array<[number, number]>; next_frame: number } {
-  const free = Math.max(0, context.settings.max_concurrency - context.active);
-  const end = Math.min(context.frame_plan.length, context.next_frame + free);
-  return { starts: context.frame_plan.slice(context.next_frame, end), next_frame: end };
-}
-
-export function settleFrame(context: PipelineContext, output: StageCallOutput): Partial<PipelineContext> {
-  if (output.clip_index === null || output.frame_index === null) return {};
-  const position = clipPosition(context.clips, output.clip_index);
-  const clip = context.clips[position];
-  if (!clip) return {};
-  const frames = clip.frames.map((f): FrameState => {
-    if (f.index !== output.frame_index || f.status !== 'running') return f;
-    const facts = output.facts?.kind === 'detections' ? output.facts : null;
-    return {
-      ...f,
-      status: facts ? 'done' : 'failed',
-      detections: facts?.detections ?? [],
-      note: facts?.note ?? null,
-      records: [...f.records, ...output.records],
-      error: facts ? null : output.error,
-    };
-  });
-  const failedFrame = frames.find((f) => f.index === output.frame_index && f.status === 'failed');
   const clips = context.clips.slice();
-  const newlyFailed = failedFrame !== undefined && clip.status !== 'failed';
-  clips[position] = failedFrame
-    ? { ...clip, frames, status: 'failed', error: clip.error ?? failedFrame.error }
-    : { ...clip, frames };
-  return { clips, active: context.active - 1, failed_clips: context.failed_clips + (newlyFailed ? 1 : 0) };
+  let settled = 0;
+  let newlyFailed = 0;
+  for (const [clipIndex, list] of byClip) {
+    const position = clipPosition(clips, clipIndex);
+    const clip = clips[position];
+    if (!clip) continue;
+    const byFrame = new Map(list.map((r) => [r.frame_index, r]));
+    let firstError: FaveError | null = null;
+    const frames = clip.frames.map((f): FrameState => {
+      const r = byFrame.get(f.index);
+      if (!r || f.status === 'done' || f.status === 'failed') return f;
+      settled++;
+      const facts = r.facts?.kind === 'detections' ? r.facts : null;
+      if (!facts) firstError ??= r.error;
+      return {
+        ...f,
+        status: facts ? 'done' : 'failed',
+        detections: facts?.detections ?? [],
+        note: facts?.note ?? null,
+        records: [...f.records, ...r.records],
+        error: facts ? null : r.error,
+      };
+    });
+    if (firstError && clip.status !== 'failed') {
+      newlyFailed++;
+      clips[position] = { ...clip, frames, status: 'failed', error: firstError };
+    } else {
+      clips[position] = { ...clip, frames };
+    }
+  }
+  return {
+    clips,
+    frames_pending: Math.max(0, context.frames_pending - settled),
+    failed_clips: context.failed_clips + newlyFailed,
+  };
 }
 
 export function failedClips(context: PipelineContext): ClipState[] {
@@ -169,7 +176,6 @@ export function runningTaskIds(context: PipelineContext): string[] {
   const ids: string[] = [];
   for (const clip of context.clips) {
     if (clip.status === 'running') ids.push(clipTaskId(clip.index));
-    for (const frame of clip.frames) if (frame.status === 'running') ids.push(frameTaskId(clip.index, frame.index));
   }
   return ids;
 }
@@ -216,8 +222,7 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     failed_at: null,
     finished_at: null,
     next_clip: 0,
-    next_frame: 0,
-    frame_plan: [],
+    frames_pending: 0,
     active: 0,
     redrives: context.redrives + 1,
     settings: { ...context.settings, deadline_at: now + budget },

@@ -3,7 +3,7 @@ import type { FaveError } from '../errors.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { backoffDelayMs } from '../services/stage-call.ts';
 import type { StageFacts } from '../services/stages.ts';
-import { failureOf, type createActors } from './actors.ts';
+import { failureOf, mayRetry, type createActors } from './actors.ts';
 import type { StageCallInput, StageCallOutput } from './context.ts';
 
 interface StageCallContext {
@@ -29,10 +29,7 @@ export function createStageCallMachine(actors: ReturnType<typeof createActors>) 
     },
     actors: { attemptStage: actors.attemptStage, sleepUntil: actors.sleepUntil },
     guards: {
-      mayRetry: ({ context }, params: { error: unknown }) => {
-        const { error } = failureOf(params.error);
-        return error.transient === true && context.attempt < context.call.retry.max_attempts && Date.now() < context.call.deadline_at;
-      },
+      mayRetry: ({ context }, params: { error: unknown }) => mayRetry(failureOf(params.error).error, context.attempt, context.call),
     },
     actions: {
       recordSuccess: assign(({ context }, params: { facts: StageFacts; record: InvocationRecord }) => ({

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../errors.ts';
 import type { FinalResult } from '../contracts/result.ts';
 import type { PipelineContext, PipelineInput, TopLevelState } from '../machine/context.ts';
-import type { PipelineMachine } from '../machine/pipeline.machine.ts';
+import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
 import type { StateWriter } from '../persistence/state-writer.ts';
@@ -62,9 +62,14 @@ export class Execution {
     const { start } = options;
     this.actor =
       'input' in start
-        ? createActor(options.machine, { input: start.input, ...(options.inspect ? { inspect: options.inspect } : {}) })
+        ? createActor(options.machine, {
+            input: start.input,
+            systemId: PIPELINE_SYSTEM_ID,
+            ...(options.inspect ? { inspect: options.inspect } : {}),
+          })
         : createActor(options.machine, {
             snapshot: start.snapshot,
+            systemId: PIPELINE_SYSTEM_ID,
             input: inputOf(start.snapshot),
             ...(options.inspect ? { inspect: options.inspect } : {}),
           });

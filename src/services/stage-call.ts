@@ -41,126 +41,131 @@ export async function callStageOnce(
   spec: StageCallSpec,
   signal: AbortSignal,
 ): Promise<StageCallSuccess> {
-  const where = { stage: spec.request.stage, ...location(spec) };
   const queuedAt = Date.now();
-  return limiter.run(async () => {
-    const startedAt = Date.now();
-    const base = {
-      stage: spec.request.stage,
-      clip_index: spec.clipIndex,
-      frame_index: spec.frameIndex,
-      attempt: spec.attempt,
-      queued_at: queuedAt,
-      started_at: startedAt,
-    };
-    const fail = (error: FaveError, extra: Partial<InvocationRecord> = {}): StageCallFailure => {
-      const endedAt = Date.now();
-      return {
-        error: { ...error, attempts: spec.attempt },
-        record: { ...emptyRecord(base, endedAt), ...extra, outcome: 'error', error: { ...error, attempts: spec.attempt } },
-      };
-    };
-
-    const remaining = spec.deadlineAt - startedAt;
-    if (remaining <= 0) {
-      throw fail(faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
-    }
-    if (signal.aborted) throw fail(faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
-    const timeoutMs = Math.min(spec.timeoutMs, remaining);
-    // One controller for both causes: cheaper than AbortSignal.any on the hot path.
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`stage timeout after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onCancel = () => controller.abort(signal.reason);
-    signal.addEventListener('abort', onCancel, { once: true });
-
-    let http;
-    try {
-      http = await transport.call(spec.functionName, spec.request, { signal: controller.signal, timeoutMs });
-    } catch (err) {
-      if (signal.aborted) throw fail(faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
-      if (timedOut) {
-        const deadline = timeoutMs < spec.timeoutMs;
-        throw fail(
-          deadline
-            ? faveError('DEADLINE_EXCEEDED', `${describe(where)} was cut off at the request deadline`, where)
-            : faveError('STAGE_TIMEOUT', `${describe(where)} did not answer within ${timeoutMs} ms (stage timeout)`, { ...where, transient: true }),
-        );
-      }
-      const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
-      throw fail(faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onCancel);
-    }
-
-    const httpExtra: Partial<InvocationRecord> = {
-      http_status: http.status,
-      call_id: http.headers['x-call-id'] ?? null,
-      gateway_duration_ms: parseDurationHeader(http.headers['x-duration-seconds']),
-    };
-    if (http.status !== 200) throw fail(classifyHttpStatus(http.status, http.body, where), httpExtra);
-
-    let json: unknown;
-    try {
-      json = JSON.parse(http.body);
-    } catch {
-      throw fail(
-        faveError('STAGE_CONTRACT', `${describe(where)} answered HTTP 200 with a body that is not JSON: ${snippet(http.body)}`, where),
-        httpExtra,
-      );
-    }
-    const parsed = StageResponseSchema.safeParse(json);
-    if (!parsed.success) {
-      throw fail(
-        faveError('STAGE_CONTRACT', `${describe(where)} broke the response contract at ${describeZodIssue(parsed.error)}`, where),
-        httpExtra,
-      );
-    }
-    const response = parsed.data;
-    const metrics = response.metrics;
-    const reported: Partial<InvocationRecord> = {
-      ...httpExtra,
-      reported_duration_ms: metrics?.duration_ms ?? null,
-      cold_start: metrics?.cold_start ?? null,
-      memory_limit_mb: metrics?.memory_limit_mb ?? null,
-      cost_unit: metrics?.cost_unit ?? null,
-    };
-    if (response.status === 'error') {
-      throw fail(
-        faveError('STAGE_REPORTED_ERROR', `${describe(where)} reported an error: ${response.message ?? '(no message)'}`, where),
-        reported,
-      );
-    }
-    const endedAt = Date.now();
-    return {
-      response,
-      record: { ...emptyRecord(base, endedAt), ...reported, outcome: response.status, error: null },
-    };
-  });
+  return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
 }
 
-function emptyRecord(
-  base: Pick<InvocationRecord, 'stage' | 'clip_index' | 'frame_index' | 'attempt' | 'queued_at' | 'started_at'>,
-  endedAt: number,
+interface HttpFacts {
+  http_status: number;
+  call_id: string | null;
+  gateway_duration_ms: number | null;
+}
+
+/** The invocation record of one attempt; built field by field, as it is made for every call. */
+function recordOf(
+  spec: StageCallSpec,
+  queuedAt: number,
+  startedAt: number,
+  http: HttpFacts | null,
+  metrics: StageResponse['metrics'],
+  outcome: InvocationRecord['outcome'],
+  error: FaveError | null,
 ): InvocationRecord {
+  const endedAt = Date.now();
   return {
-    ...base,
+    stage: spec.request.stage,
+    clip_index: spec.clipIndex,
+    frame_index: spec.frameIndex,
+    attempt: spec.attempt,
+    queued_at: queuedAt,
+    started_at: startedAt,
     ended_at: endedAt,
-    latency_ms: endedAt - base.started_at,
-    reported_duration_ms: null,
-    gateway_duration_ms: null,
-    call_id: null,
-    cold_start: null,
-    memory_limit_mb: null,
-    cost_unit: null,
-    http_status: null,
-    outcome: 'error',
-    error: null,
+    latency_ms: endedAt - startedAt,
+    reported_duration_ms: metrics?.duration_ms ?? null,
+    gateway_duration_ms: http?.gateway_duration_ms ?? null,
+    call_id: http?.call_id ?? null,
+    cold_start: metrics?.cold_start ?? null,
+    memory_limit_mb: metrics?.memory_limit_mb ?? null,
+    cost_unit: metrics?.cost_unit ?? null,
+    http_status: http?.http_status ?? null,
+    outcome,
+    error,
   };
+}
+
+function failure(
+  spec: StageCallSpec,
+  queuedAt: number,
+  startedAt: number,
+  error: FaveError,
+  http: HttpFacts | null = null,
+  metrics: StageResponse['metrics'] = null,
+): StageCallFailure {
+  const withAttempts = { ...error, attempts: spec.attempt };
+  return { error: withAttempts, record: recordOf(spec, queuedAt, startedAt, http, metrics, 'error', withAttempts) };
+}
+
+async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
+  const startedAt = Date.now();
+  const where = { stage: spec.request.stage, ...location(spec) };
+  const remaining = spec.deadlineAt - startedAt;
+  if (remaining <= 0) {
+    throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
+  }
+  if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
+  const timeoutMs = Math.min(spec.timeoutMs, remaining);
+  // One controller for both causes: cheaper than AbortSignal.any on the hot path.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error(`stage timeout after ${timeoutMs} ms`));
+  }, timeoutMs);
+  const cancel = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', cancel, { once: true });
+
+  let http;
+  try {
+    http = await transport.call(spec.functionName, spec.request, { signal: controller.signal, timeoutMs });
+  } catch (err) {
+    if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
+    if (timedOut) {
+      const deadline = timeoutMs < spec.timeoutMs;
+      throw failure(
+        spec,
+        queuedAt,
+        startedAt,
+        deadline
+          ? faveError('DEADLINE_EXCEEDED', `${describe(where)} was cut off at the request deadline`, where)
+          : faveError('STAGE_TIMEOUT', `${describe(where)} did not answer within ${timeoutMs} ms (stage timeout)`, { ...where, transient: true }),
+      );
+    }
+    const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
+    throw failure(spec, queuedAt, startedAt, faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', cancel);
+  }
+
+  const facts: HttpFacts = {
+    http_status: http.status,
+    call_id: http.headers['x-call-id'] ?? null,
+    gateway_duration_ms: parseDurationHeader(http.headers['x-duration-seconds']),
+  };
+  if (http.status !== 200) throw failure(spec, queuedAt, startedAt, classifyHttpStatus(http.status, http.body, where), facts);
+
+  let json: unknown;
+  try {
+    json = JSON.parse(http.body);
+  } catch {
+    throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered HTTP 200 with a body that is not JSON: ${snippet(http.body)}`, where), facts);
+  }
+  const parsed = StageResponseSchema.safeParse(json);
+  if (!parsed.success) {
+    throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} broke the response contract at ${describeZodIssue(parsed.error)}`, where), facts);
+  }
+  const response = parsed.data;
+  if (response.status === 'error') {
+    throw failure(
+      spec,
+      queuedAt,
+      startedAt,
+      faveError('STAGE_REPORTED_ERROR', `${describe(where)} reported an error: ${response.message ?? '(no message)'}`, where),
+      facts,
+      response.metrics,
+    );
+  }
+  return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
 }
 
 /** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */

@@ -87,6 +87,11 @@ export interface TestGatewayOptions extends ScriptOptions {
    * to download its input would. Default true: it catches wrongly chained URIs.
    */
   requireInputs?: boolean;
+  /**
+   * 'none': the per-clip and per-frame stages store nothing and answer inline (transcripts and
+   * detections in `metadata`), so a call costs little more than its latency. For benchmarks.
+   */
+  artifacts?: 'write' | 'none';
   upstreamTimeoutMs?: number;
   basicAuth?: { user: string; password: string };
   host?: string;
@@ -159,7 +164,8 @@ interface ActiveFault {
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
   const { store } = options;
   const script = resolveScript(options, store.bucket);
-  const requireInputs = options.requireInputs ?? true;
+  const lean = options.artifacts === 'none';
+  const requireInputs = !lean && (options.requireInputs ?? true);
   let faults: ActiveFault[] = [];
   let calls: CallRecord[] = [];
   let inFlight = 0;
@@ -215,6 +221,12 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     return formatS3Uri(loc);
   }
 
+  /** Where a fan-out artifact would be; written unless the gateway is lean. */
+  async function putUnit(key: string, body: () => Promise<Buffer | string> | Buffer | string, contentType: string): Promise<string> {
+    if (lean) return formatS3Uri({ bucket: script.bucket, key });
+    return put(key, await body(), contentType);
+  }
+
   type Output = { type: string; uri: string; metadata: Record<string, unknown> };
 
   function requireClip(request: StageRequest): number {
@@ -241,19 +253,24 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         return Promise.all(
           indexes.map(async (i) => ({
             type: 'video',
-            uri: await put(artifactKeys.clip(script, id, i), `clip ${i} of ${id}`, 'video/mp4'),
+            uri: await putUnit(artifactKeys.clip(script, id, i), () => `clip ${i} of ${id}`, 'video/mp4'),
             metadata: { clip_index: i, ...(script.clipTimesIn === 'metadata' ? clipTimes(script, i) : {}) },
           })),
         );
       }
       case 'ffmpeg2': {
         const clip = requireClip(request);
-        const body = await archive({ 'video.mp4': `compressed clip ${clip}`, 'audio.wav': `16 kHz audio of clip ${clip}` });
-        return [{ type: 'archive', uri: await put(artifactKeys.compressed(script, id, clip), body, 'application/gzip'), metadata: { clip_index: clip } }];
+        const uri = await putUnit(
+          artifactKeys.compressed(script, id, clip),
+          () => archive({ 'video.mp4': `compressed clip ${clip}`, 'audio.wav': `16 kHz audio of clip ${clip}` }),
+          'application/gzip',
+        );
+        return [{ type: 'archive', uri, metadata: { clip_index: clip } }];
       }
       case 'deepspeech': {
         const clip = requireClip(request);
         const text = transcriptText(script, clip);
+        if (lean) return [{ type: 'archive', uri: request.input_uri, metadata: { clip_index: clip, transcript: text } }];
         switch (script.transcriptMode) {
           case 'txt':
             return [{ type: 'text', uri: await put(artifactKeys.transcriptTxt(script, id, clip), text, 'text/plain'), metadata: { clip_index: clip } }];
@@ -275,7 +292,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         return Promise.all(
           frames.map(async (f) => ({
             type: 'image',
-            uri: await put(artifactKeys.frame(script, id, clip, f), jpegPlaceholder(clip, f), 'image/jpeg'),
+            uri: await putUnit(artifactKeys.frame(script, id, clip, f), () => jpegPlaceholder(clip, f), 'image/jpeg'),
             metadata: { clip, frame_index: f },
           })),
         );
@@ -288,6 +305,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
           script.detectorMode === 'placeholder'
             ? { model: 'yolov8n.onnx', raw_output_shapes: [[1, 84, 8400]], note: PLACEHOLDER_NOTE }
             : { model: 'scripted', detections: script.detections(clip, frame).map((d, i) => wireDetection(d, clip, frame, i)) };
+        if (lean && 'detections' in document) {
+          const uri = formatS3Uri({ bucket: script.bucket, key: artifactKeys.detections(script, id, clip, frame) });
+          return [{ type: 'json', uri, metadata: { clip, frame_index: frame, detections: document.detections } }];
+        }
         const uri = await put(artifactKeys.detections(script, id, clip, frame), JSON.stringify(document), 'application/json');
         return [{ type: 'json', uri, metadata: { clip, frame_index: frame } }];
       }
