@@ -2,9 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { fromPromise, type AnyStateMachine, type EventObject } from 'xstate';
 import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
 import { createClipMachine } from '../src/machine/clip.machine.ts';
-import { createStageCallMachine } from '../src/machine/stage-call.machine.ts';
 import { createActors, type PipelineDeps } from '../src/machine/actors.ts';
-import type { ClipTaskInput, PipelineContext, PipelineInput, Settings, StageCallInput } from '../src/machine/context.ts';
+import type { ClipTaskInput, PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 
@@ -178,8 +177,7 @@ describe('model-based: every transition of the machines is taken', () => {
   });
 
   it('the per-clip machine, including a clip redriven part-way', () => {
-    const stageCall = createStageCallMachine(createActors(deps));
-    const machine = createClipMachine(stageCall).provide({ actors: { stageCall: inert } as never }) as AnyStateMachine;
+    const machine = createClipMachine(createActors(deps).stageCall).provide({ actors: { stageCall: inert } as never }) as AnyStateMachine;
     const taken = new Set<string>();
     const progressVariants = [
       { compressed_uri: null, transcript_uri: null, transcript: null, transcript_note: null, frames: null },
@@ -206,37 +204,5 @@ describe('model-based: every transition of the machines is taken', () => {
       run.taken.forEach((t) => taken.add(t));
     }
     expect(uncovered(machine, taken)).toEqual([]);
-  });
-
-  it('the stage-call machine: success, transient failure with backoff and retry, final failure', () => {
-    const machine = createStageCallMachine(createActors(deps)).provide({ actors: { attemptStage: inert, sleepUntil: inert } as never }) as AnyStateMachine;
-    const input: StageCallInput = {
-      task_id: 'ffmpeg0',
-      request_id: 'r',
-      profile: 'default',
-      function_name: 'stage-ffmpeg-0',
-      task: { stage: 'ffmpeg0', input_uri: 's3://b/v.mp4', fanout: null },
-      timeout_ms: 1000,
-      retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 },
-      deadline_at: Date.now() + 3_600_000,
-    };
-    const transient = { error: { code: 'STAGE_UNAVAILABLE', message: '502', transient: true }, record: record('stage-ffmpeg-0') };
-    const permanent = { error: { code: 'STAGE_NOT_FOUND', message: '404' }, record: record('stage-ffmpeg-0') };
-    const run = coverTransitions(machine, {
-      input,
-      events: (s) => {
-        if (s.value === 'attempting') {
-          return [
-            { type: 'xstate.done.actor.attempt', output: { facts: { kind: 'output', uri: 'x' }, record: record('stage-ffmpeg-0') } } as EventObject,
-            { type: 'xstate.error.actor.attempt', error: transient } as EventObject,
-            { type: 'xstate.error.actor.attempt', error: permanent } as EventObject,
-          ];
-        }
-        if (s.value === 'backingOff') return [{ type: 'xstate.done.actor.backoff' } as EventObject];
-        return [];
-      },
-      serializeState: (s) => JSON.stringify([s.value, (s.context as { attempt: number }).attempt]),
-    });
-    expect(uncovered(machine, run.taken)).toEqual([]);
   });
 });

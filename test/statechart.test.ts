@@ -58,26 +58,13 @@ describe('the statechart read from the machine definitions', () => {
     expect(done.actions).toEqual(['recordStep']);
   });
 
-  it('draws the clip chain and the stage-call retry loop from their own definitions', () => {
-    expect(chart.machines.map((m) => m.id)).toEqual(['pipeline', 'clip', 'stageCall']);
+  it('draws the clip chain from its own definition', () => {
+    expect(chart.machines.map((m) => m.id)).toEqual(['pipeline', 'clip']);
     const clip = machine('clip');
     expect(clip.states.map((s) => s.key)).toEqual(['resuming', 'compressing', 'transcribing', 'extractingFrames', 'done', 'failed']);
     expect(labels(clip, 'compressing')).toEqual(['done [succeeded] → transcribing', 'done [else] → failed']);
     expect(clip.used_by).toEqual([{ machine: 'pipeline', state: 'FANOUT', how: 'spawn', src: 'clipTask' }]);
-
-    const call = machine('stageCall');
-    expect(labels(call, 'attempting')).toEqual(['done → succeeded', 'error [mayRetry] → backingOff', 'error [else] → failed']);
-    expect(labels(call, 'backingOff')).toEqual(['done → attempting']);
-    expect(call.used_by).toEqual(
-      expect.arrayContaining([
-        { machine: 'pipeline', state: 'FFMPEG0', how: 'invoke', src: 'stageCall' },
-        { machine: 'pipeline', state: 'DETECT.detecting', how: 'spawn', src: 'frameTask' },
-        { machine: 'clip', state: 'transcribing', how: 'invoke', src: 'stageCall' },
-      ]),
-    );
     const mermaid = toMermaid(chart);
-    expect(mermaid).toContain('stageCall_attempting --> stageCall_backingOff : error [mayRetry]');
-    expect(mermaid).toContain('stageCall_backingOff --> stageCall_attempting : done');
     expect(mermaid).toContain('state "clip machine" as clip_machine {');
     expect(mermaid).toContain('FAILED --> FANOUT : REDRIVE [failedIn FANOUT]');
     expect(mermaid).toContain('FFMPEG0 --> LIBROSA : done [callSucceeded]');
@@ -88,7 +75,8 @@ describe('the statechart read from the machine definitions', () => {
     const used = new Set(allStates(pipeline.states).flatMap((s) => [...s.entry, ...s.transitions.flatMap((t) => t.actions)]));
     for (const action of Object.keys(SPAWNING_ACTIONS)) expect(used, `action ${action}`).toContain(action);
     expect(findState(pipeline.states, 'FANOUT')!.spawns).toEqual([{ id: 'dispatchClips', src: 'clipTask', machine: 'clip' }]);
-    expect(findState(pipeline.states, 'DETECT.detecting')!.spawns).toEqual([{ id: 'dispatchFrames', src: 'frameTask', machine: 'stageCall' }]);
+    expect(findState(pipeline.states, 'DETECT.detecting')!.spawns).toEqual([]);
+    expect(findState(pipeline.states, 'DETECT.detecting')!.invokes.map((i) => i.src)).toEqual(['detectFrames']);
   });
 
   it('is deterministic', () => {

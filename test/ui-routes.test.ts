@@ -48,7 +48,7 @@ describe('the UI routes', () => {
     expect(view.timeline.bars).toHaveLength(view.invocations.length);
     expect(view.timeline.critical_path.length).toBeGreaterThanOrEqual(7);
     expect(view.progress).toMatchObject({ clips_total: 4, clips_done: 4, frames_total: 8, frames_done: 8 });
-    expect(view.statechart.machines.map((m) => m.id)).toEqual(['pipeline', 'clip', 'stageCall']);
+    expect(view.statechart.machines.map((m) => m.id)).toEqual(['pipeline', 'clip']);
     expect(view.wall_ms).toBe(final.metrics.wall_ms);
 
     const page = await get('/ui/requests/ui-done');

@@ -22,11 +22,6 @@ export interface PipelineDeps {
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
 }
 
-export interface AttemptInput {
-  call: StageCallInput;
-  attempt: number;
-}
-
 export interface AttemptOutput {
   facts: StageFacts;
   record: InvocationRecord;
@@ -53,8 +48,18 @@ export function createActors(deps: PipelineDeps) {
       },
     ),
 
-    /** One attempt of one stage call, then reading back the facts the answer needs. */
-    attemptStage: fromPromise<AttemptOutput, AttemptInput>(({ input, signal }) => performAttempt(deps, input.call, input.attempt, signal)),
+    /**
+     * One stage call with the profile's retry policy (transient failures retried with full-jitter
+     * backoff, up to max_attempts, never past the deadline). Never rejects: the output carries
+     * either the facts or the classified error, with a record of every attempt.
+     */
+    stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal }) => ({
+      task_id: input.task_id,
+      stage: input.task.stage,
+      clip_index: input.task.fanout?.clip_index ?? null,
+      frame_index: input.task.fanout?.frame_index ?? null,
+      ...(await callWithRetries(deps, input, signal)),
+    })),
 
     /**
      * Object detection over every frame still to do, bounded by the request's concurrency, each
@@ -97,16 +102,6 @@ export function createActors(deps: PipelineDeps) {
       }
       return () => controller.abort();
     }),
-
-    /** Waits out a retry backoff. Restart-safe: a restored wait sleeps only what is left. */
-    sleepUntil: fromPromise<void, { until: number }>(
-      ({ input, signal }) =>
-        new Promise<void>((resolve) => {
-          const ms = Math.max(0, input.until - Date.now());
-          const timer = setTimeout(resolve, ms);
-          signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
-        }),
-    ),
 
     /**
      * Aggregates the answer and writes final.json. Reads the context from the machine rather than
@@ -176,8 +171,8 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
 }
 
 /**
- * A stage call with the retry policy, in one promise: the form used where calls are many and
- * small (frames). The stage-call machine is the same policy as explicit states.
+ * A stage call with the retry policy. On a restored snapshot an interrupted call starts again
+ * at its first attempt: attempts are at-least-once, like the call itself.
  */
 export async function callWithRetries(deps: PipelineDeps, call: StageCallInput, signal: AbortSignal): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
   const records: InvocationRecord[] = [];

@@ -4,7 +4,7 @@ import type { FaveError } from '../errors.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import type { StageFacts } from '../services/stages.ts';
 import type { ClipProgress, ClipTaskInput, ClipTaskOutput, StageCallInput, StageCallOutput } from './context.ts';
-import type { createStageCallMachine } from './stage-call.machine.ts';
+import type { createActors } from './actors.ts';
 
 interface ClipContext {
   input: ClipTaskInput;
@@ -45,7 +45,7 @@ function apply(progress: ClipProgress, facts: StageFacts): ClipProgress {
  * Each step's input is the last output of the step before it. A clip redriven after a failure
  * starts at the first step it has not finished.
  */
-export function createClipMachine(stageCall: ReturnType<typeof createStageCallMachine>) {
+export function createClipMachine(stageCall: ReturnType<typeof createActors>['stageCall']) {
   return setup({
     types: {} as { input: ClipTaskInput; context: ClipContext; output: ClipTaskOutput },
     actors: { stageCall },

@@ -3,7 +3,6 @@ import type { StageKey } from '../config.ts';
 import { faveError, describeLocation, type FaveError } from '../errors.ts';
 import { createActors, framesToDetect, type PipelineDeps, type PipelineEventFromRunner } from './actors.ts';
 import { createClipMachine } from './clip.machine.ts';
-import { createStageCallMachine } from './stage-call.machine.ts';
 import {
   emptyProgress,
   type ClipState,
@@ -58,7 +57,7 @@ function isClipOutput(output: unknown): output is ClipTaskOutput {
  */
 export function createPipelineMachine(deps: PipelineDeps) {
   const actors = createActors(deps);
-  const stageCall = createStageCallMachine(actors);
+  const stageCall = actors.stageCall;
   const clipTask = createClipMachine(stageCall);
 
   return setup({

@@ -77,7 +77,6 @@ export interface Statechart {
  */
 export const SPAWNING_ACTIONS: Readonly<Record<string, string>> = {
   dispatchClips: 'clipTask',
-  dispatchFrames: 'frameTask',
 };
 
 /** Deps for building the machine only: the definition never calls them, using one is a bug. */
@@ -150,7 +149,7 @@ export function describeStatechart(root: AnyStateMachine): Statechart {
     const described = seen.get(machine);
     if (described) described.used_by = list;
   }
-  // Pipeline, then clip, then stage call: the clip machine runs stage calls too.
+  // The pipeline first, then the machines it runs, in the order they run.
   const depth = new Map<string, number>();
   const depthOf = (id: string, trail: readonly string[] = []): number => {
     const known = depth.get(id);
@@ -314,7 +313,7 @@ export function activePaths(value: unknown, prefix = ''): string[] {
 
 // ── Mermaid ──────────────────────────────────────────────────────────────────────────────────
 
-/** A Mermaid id: unique across machines, so `clip.done` and `stageCall.failed` stay apart. */
+/** A Mermaid id: unique across machines, so `clip.done` and `pipeline.done` stay apart. */
 function mermaidId(machine: StatechartMachine, path: string, isRoot: boolean): string {
   const local = path.replace(/\./g, '_');
   return isRoot ? local : `${machine.id}_${local}`;
