@@ -1,5 +1,6 @@
 import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
@@ -71,6 +72,8 @@ export function createActors(deps: PipelineDeps) {
       const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
       const context = root?.getSnapshot().context;
       const controller = new AbortController();
+      // Every call in flight listens on this one signal.
+      setMaxListeners(0, controller.signal);
       if (!context) {
         sendBack({ type: 'FRAMES.SETTLED', results: [], error: faveError('INTERNAL', `detection for ${input.request_id} could not read the request's state`) });
         return () => controller.abort();

@@ -1,6 +1,6 @@
-import { Agent, request } from 'undici';
+import { Pool, errors } from 'undici';
 import type { StageRequest } from '../contracts/stage.ts';
-import type { StageCallOptions, StageHttpResponse, StageTransport } from './transport.ts';
+import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
 
 export interface HttpTransportOptions {
   gatewayUrl: string;
@@ -9,20 +9,22 @@ export interface HttpTransportOptions {
   connections?: number;
 }
 
-/** Calls `{GATEWAY_URL}/function/{name}` over a keep-alive pool. */
+/**
+ * Calls `{GATEWAY_URL}/function/{name}` over a keep-alive pool. The per-call timeout is undici's
+ * own (time to the response headers, then between body chunks): no timer per call.
+ */
 export class HttpTransport implements StageTransport {
   readonly kind = 'http' as const;
-  private readonly agent: Agent;
+  private readonly pool: Pool;
+  private readonly base: URL;
   private readonly authorization: string | null;
 
   constructor(private readonly options: HttpTransportOptions) {
-    this.agent = new Agent({
+    this.base = new URL(options.gatewayUrl);
+    this.pool = new Pool(this.base.origin, {
       connections: options.connections ?? 256,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
-      // Timeouts are enforced per call through the AbortSignal, so undici's own are off.
-      headersTimeout: 0,
-      bodyTimeout: 0,
     });
     this.authorization = options.auth
       ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}`
@@ -32,22 +34,31 @@ export class HttpTransport implements StageTransport {
   async call(functionName: string, body: StageRequest, options: StageCallOptions): Promise<StageHttpResponse> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.authorization) headers.authorization = this.authorization;
-    const response = await request(`${this.options.gatewayUrl}/function/${encodeURIComponent(functionName)}`, {
-      method: 'POST',
-      body: JSON.stringify(body),
-      headers,
-      signal: options.signal,
-      dispatcher: this.agent,
-    });
-    const text = await response.body.text();
-    const flat: Record<string, string> = {};
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value !== undefined) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    const path = `${this.base.pathname.replace(/\/$/, '')}/function/${encodeURIComponent(functionName)}`;
+    try {
+      const response = await this.pool.request({
+        method: 'POST',
+        path,
+        body: JSON.stringify(body),
+        headers,
+        signal: options.signal,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+      });
+      const text = await response.body.text();
+      const flat: Record<string, string> = {};
+      for (const name in response.headers) {
+        const value = response.headers[name];
+        if (value !== undefined) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      return { status: response.statusCode, headers: flat, body: text };
+    } catch (err) {
+      if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) throw new StageTimeout(options.timeoutMs);
+      throw err;
     }
-    return { status: response.statusCode, headers: flat, body: text };
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.pool.close();
   }
 }

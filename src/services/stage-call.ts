@@ -1,7 +1,7 @@
 import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
-import type { StageTransport } from './transport.ts';
+import { StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from './limiter.ts';
 
 /** One call of one stage function: what to send and where it belongs in the fan-out. */
@@ -104,22 +104,13 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
   }
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
   const timeoutMs = Math.min(spec.timeoutMs, remaining);
-  // One controller for both causes: cheaper than AbortSignal.any on the hot path.
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new Error(`stage timeout after ${timeoutMs} ms`));
-  }, timeoutMs);
-  const cancel = () => controller.abort(signal.reason);
-  signal.addEventListener('abort', cancel, { once: true });
 
   let http;
   try {
-    http = await transport.call(spec.functionName, spec.request, { signal: controller.signal, timeoutMs });
+    http = await transport.call(spec.functionName, spec.request, { signal, timeoutMs });
   } catch (err) {
     if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
-    if (timedOut) {
+    if (err instanceof StageTimeout) {
       const deadline = timeoutMs < spec.timeoutMs;
       throw failure(
         spec,
@@ -132,9 +123,6 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
     }
     const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', cancel);
   }
 
   const facts: HttpFacts = {

@@ -64,6 +64,8 @@ export async function extractFacts(
   store: Store,
   where: Where,
 ): Promise<StageFacts> {
+  // A clip too short for a single frame at the configured rate is not an error.
+  if (stage === 'ffmpeg3' && response.outputs.length === 0) return { kind: 'frames', uri: '', frames: [] };
   const last = lastOutput(response, where);
   switch (stage) {
     case 'ffmpeg0':

@@ -8,14 +8,25 @@ export interface StageHttpResponse {
 }
 
 export interface StageCallOptions {
+  /** Aborted when the call is no longer wanted (request cancelled or failed, process stopping). */
   signal: AbortSignal;
+  /** Past this, the transport gives up and throws a StageTimeout. */
   timeoutMs: number;
+}
+
+/** Thrown by a transport when a call ran past its `timeoutMs`. */
+export class StageTimeout extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+    this.name = 'StageTimeout';
+  }
 }
 
 /**
  * How a stage function is reached: over HTTP through an OpenFaaS gateway, or in-process for the
  * embedded default. Either way the stage sees the same JSON and answers the same JSON.
- * Transport failures (connection reset, refused, aborted) are thrown; HTTP statuses are returned.
+ * Transport failures (connection reset, refused, aborted, StageTimeout) are thrown; HTTP
+ * statuses are returned.
  */
 export interface StageTransport {
   readonly kind: 'http' | 'local';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { StageRequestSchema, describeZodIssue } from '../../contracts/stage.ts';
 import type { StageRequest } from '../../contracts/stage.ts';
 import { FaveFailure } from '../../errors.ts';
-import type { StageCallOptions, StageHttpResponse, StageTransport } from '../../services/transport.ts';
+import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from '../../services/transport.ts';
 import { closeLocalStages, type LocalStages } from './index.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -43,9 +43,15 @@ export class LocalTransport implements StageTransport {
 
   async call(functionName: string, request: StageRequest, options: StageCallOptions): Promise<StageHttpResponse> {
     if (this.closing.signal.aborted) throw new Error('local transport is closed');
-    const signal = AbortSignal.any([options.signal, this.closing.signal]);
-    // Through JSON and back, so a stage sees exactly what it would receive over the wire.
-    return invokeLocalStage(this.stages, functionName, JSON.parse(JSON.stringify(request)) as unknown, signal);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signal = AbortSignal.any([options.signal, this.closing.signal, timeout]);
+    try {
+      // Through JSON and back, so a stage sees exactly what it would receive over the wire.
+      return await invokeLocalStage(this.stages, functionName, JSON.parse(JSON.stringify(request)) as unknown, signal);
+    } catch (err) {
+      if (timeout.aborted && !options.signal.aborted) throw new StageTimeout(options.timeoutMs);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
