@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { fromPromise, type AnyStateMachine, type EventObject } from 'xstate';
 import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
-import { createClipMachine } from '../src/machine/clip.machine.ts';
-import { createActors, type PipelineDeps } from '../src/machine/actors.ts';
-import type { ClipTaskInput, PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
+import { type PipelineDeps } from '../src/machine/actors.ts';
+import type { PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 
@@ -74,22 +73,29 @@ function pipelineEvents(clipCount: number) {
         events.push(callOutput('ffmpeg1', 'ffmpeg1', { kind: 'clips', uri: 's3://b/c.mp4', clips: [] }, true));
         break;
       }
-      case 'FANOUT':
-        for (const clip of ctx.clips.filter((c) => c.status === 'running')) {
-          for (const ok of [true, false]) {
-            events.push({
-              type: `xstate.done.actor.clip-${clip.index}`,
-              output: {
-                task_id: `clip-${clip.index}`,
-                clip_index: clip.index,
-                progress: { compressed_uri: 'x', transcript_uri: 'y', transcript: 'hi', transcript_note: null, frames: ok ? [{ index: 0, uri: 'f' }] : null },
-                error: ok ? null : { ...failure, clip_index: clip.index },
-                records: [],
-              },
-            } as EventObject);
-          }
+      case 'FANOUT': {
+        const clip = ctx.clips.find((c) => c.status === 'pending');
+        if (clip) {
+          const step = (stage: string, facts: unknown, ok: boolean) =>
+            ({
+              type: 'CLIPS.PROGRESS',
+              results: [
+                {
+                  clip_index: clip.index,
+                  stage,
+                  facts: ok ? facts : null,
+                  error: ok ? null : { ...failure, stage: `stage-${stage}`, clip_index: clip.index },
+                  records: [record(`stage-${stage}`)],
+                },
+              ],
+            }) as EventObject;
+          events.push(step('ffmpeg2', { kind: 'output', uri: 'c' }, true));
+          events.push(step('ffmpeg3', { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f' }] }, true));
+          events.push(step('deepspeech', null, false));
         }
+        events.push({ type: 'CLIPS.PROGRESS', results: [], error: { code: 'INTERNAL', message: 'runner lost the state' } } as EventObject);
         break;
+      }
       case 'DETECT':
         if (sub === 'detecting') {
           const pending = ctx.clips.flatMap((clip) =>
@@ -136,11 +142,10 @@ function serializePipeline(s: Snap): string {
   const c = s.context;
   return JSON.stringify([
     s.value,
-    c.clips.map((clip) => [clip.status, clip.frames.map((f) => f.status)]),
+    c.clips.map((clip) => [clip.status, clip.frames.map((f) => f.status), clip.progress.compressed_uri !== null]),
     c.failed_at,
     c.error?.code ?? null,
-    c.active,
-    c.next_clip,
+    c.clips_pending,
     c.frames_pending,
     c.redrives,
   ]);
@@ -154,7 +159,7 @@ describe('model-based: every transition of the machines is taken', () => {
   it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included)', () => {
     const machine = createPipelineMachine(deps).provide({
       // Inert stand-ins: the model sends the done/error events itself.
-      actors: { importInput: inert, writeResult: inert, stageCall: inert, clipTask: inert, detectFrames: inert } as never,
+      actors: { importInput: inert, writeResult: inert, stageCall: inert, runClips: inert, detectFrames: inert } as never,
     }) as AnyStateMachine;
     const taken = new Set<string>();
     let states = 0;
@@ -173,36 +178,6 @@ describe('model-based: every transition of the machines is taken', () => {
     }
     expect(states).toBeGreaterThan(20);
     expect(declaredTransitions(machine).size).toBeGreaterThan(30);
-    expect(uncovered(machine, taken)).toEqual([]);
-  });
-
-  it('the per-clip machine, including a clip redriven part-way', () => {
-    const machine = createClipMachine(createActors(deps).stageCall).provide({ actors: { stageCall: inert } as never }) as AnyStateMachine;
-    const taken = new Set<string>();
-    const progressVariants = [
-      { compressed_uri: null, transcript_uri: null, transcript: null, transcript_note: null, frames: null },
-      { compressed_uri: 'c', transcript_uri: null, transcript: null, transcript_note: null, frames: null },
-      { compressed_uri: 'c', transcript_uri: 't', transcript: 'x', transcript_note: null, frames: null },
-      { compressed_uri: 'c', transcript_uri: 't', transcript: 'x', transcript_note: null, frames: [{ index: 0, uri: 'f' }] },
-    ];
-    const facts: Record<string, unknown> = {
-      ffmpeg2: { kind: 'output', uri: 'c' },
-      deepspeech: { kind: 'transcript', uri: 't', transcript: 'hello', note: null },
-      ffmpeg3: { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f' }] },
-    };
-    for (const progress of progressVariants) {
-      const input: ClipTaskInput = { task_id: 'clip-0', request_id: 'r', clip_index: 0, clip_uri: 's3://b/c.mp4', progress, settings: settings(0) };
-      const run = coverTransitions(machine, {
-        input,
-        events: (s) => {
-          const state = s.value as string;
-          const stage = ({ compressing: 'ffmpeg2', transcribing: 'deepspeech', extractingFrames: 'ffmpeg3' } as Record<string, string>)[state];
-          return stage ? [true, false].map((ok) => callOutput(stage, stage, facts[stage], ok) as EventObject) : [];
-        },
-        serializeState: (s) => JSON.stringify(s.value),
-      });
-      run.taken.forEach((t) => taken.add(t));
-    }
     expect(uncovered(machine, taken)).toEqual([]);
   });
 });

@@ -46,7 +46,12 @@ describe('the statechart read from the machine definitions', () => {
     expect(labels(pipeline, 'FFMPEG0')).toEqual(expect.arrayContaining(['done [callSucceeded] → LIBROSA', 'done [else] → FAILED', 'CANCEL → FAILED']));
     expect(labels(pipeline, 'INIT')).toEqual(expect.arrayContaining(['done → FFMPEG0', 'error → FAILED']));
     expect(labels(pipeline, 'FANOUT')).toEqual(
-      expect.arrayContaining(['child done → (self)', 'always [tooManyFailures] → FAILED', 'always [allClipsSettled] → DETECT']),
+      expect.arrayContaining([
+        'CLIPS.PROGRESS [runnerFailed] → FAILED',
+        'CLIPS.PROGRESS [else] → (self)',
+        'always [tooManyFailures] → FAILED',
+        'always [allClipsSettled] → DETECT',
+      ]),
     );
     expect(labels(pipeline, 'FAILED')).toEqual(expect.arrayContaining(['REDRIVE [failedIn FANOUT] → FANOUT', 'REDRIVE [failedIn INIT] → INIT']));
     for (const state of TOP_LEVEL_STATES.filter((s) => s !== 'COMPLETED' && s !== 'FAILED')) {
@@ -58,25 +63,21 @@ describe('the statechart read from the machine definitions', () => {
     expect(done.actions).toEqual(['recordStep']);
   });
 
-  it('draws the clip chain from its own definition', () => {
-    expect(chart.machines.map((m) => m.id)).toEqual(['pipeline', 'clip']);
-    const clip = machine('clip');
-    expect(clip.states.map((s) => s.key)).toEqual(['resuming', 'compressing', 'transcribing', 'extractingFrames', 'done', 'failed']);
-    expect(labels(clip, 'compressing')).toEqual(['done [succeeded] → transcribing', 'done [else] → failed']);
-    expect(clip.used_by).toEqual([{ machine: 'pipeline', state: 'FANOUT', how: 'spawn', src: 'clipTask' }]);
+  it('shows where the fan-out runs: the clip chain in FANOUT, the detection in DETECT', () => {
+    expect(chart.machines.map((m) => m.id)).toEqual(['pipeline']);
+    const pipeline = machine('pipeline');
+    expect(findState(pipeline.states, 'FANOUT')!.invokes.map((i) => i.src)).toEqual(['runClips']);
+    expect(findState(pipeline.states, 'DETECT.detecting')!.invokes.map((i) => i.src)).toEqual(['detectFrames']);
     const mermaid = toMermaid(chart);
-    expect(mermaid).toContain('state "clip machine" as clip_machine {');
     expect(mermaid).toContain('FAILED --> FANOUT : REDRIVE [failedIn FANOUT]');
     expect(mermaid).toContain('FFMPEG0 --> LIBROSA : done [callSucceeded]');
+    expect(mermaid).toContain('FANOUT --> DETECT : always [allClipsSettled]');
   });
 
-  it('knows which actions spawn children, and each of them is still in the machine', () => {
+  it('spawns no children: every unit of work is an invoked actor', () => {
     const pipeline = machine('pipeline');
-    const used = new Set(allStates(pipeline.states).flatMap((s) => [...s.entry, ...s.transitions.flatMap((t) => t.actions)]));
-    for (const action of Object.keys(SPAWNING_ACTIONS)) expect(used, `action ${action}`).toContain(action);
-    expect(findState(pipeline.states, 'FANOUT')!.spawns).toEqual([{ id: 'dispatchClips', src: 'clipTask', machine: 'clip' }]);
-    expect(findState(pipeline.states, 'DETECT.detecting')!.spawns).toEqual([]);
-    expect(findState(pipeline.states, 'DETECT.detecting')!.invokes.map((i) => i.src)).toEqual(['detectFrames']);
+    expect(Object.keys(SPAWNING_ACTIONS)).toEqual([]);
+    expect(allStates(pipeline.states).flatMap((s) => s.spawns)).toEqual([]);
   });
 
   it('is deterministic', () => {

@@ -12,6 +12,7 @@ import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailur
 import type { InvocationRecord } from '../services/metrics.ts';
 import type { StageTransport } from '../services/transport.ts';
 import type { PipelineContext, StageCallInput, StageCallOutput } from './context.ts';
+import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
 export interface PipelineDeps {
@@ -63,48 +64,41 @@ export function createActors(deps: PipelineDeps) {
     })),
 
     /**
-     * Object detection over every frame still to do, bounded by the request's concurrency, each
-     * call with the retry policy. It reads what is left from the machine's current context (not
-     * from its input), so when a snapshot is restored it redoes only what was in flight. Results
-     * are sent back in batches, at most one event per turn of the event loop.
+     * FANOUT: every clip's chain, at most `max_concurrency` clips (so calls) at once. Each step's
+     * result is reported as it ends, so a crash loses at most the calls in flight.
      */
-    detectFrames: fromCallback<PipelineEventFromRunner, { request_id: string }>(({ input, sendBack, system }) => {
-      const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
-      const context = root?.getSnapshot().context;
-      const controller = new AbortController();
-      // Every call in flight listens on this one signal.
-      setMaxListeners(0, controller.signal);
-      if (!context) {
-        sendBack({ type: 'FRAMES.SETTLED', results: [], error: faveError('INTERNAL', `detection for ${input.request_id} could not read the request's state`) });
-        return () => controller.abort();
-      }
-      let batch: FrameResult[] = [];
-      let flushing = false;
-      const flush = () => {
-        flushing = false;
-        if (controller.signal.aborted || batch.length === 0) return;
-        const results = batch;
-        batch = [];
-        sendBack({ type: 'FRAMES.SETTLED', results });
-      };
-      const settle = (result: FrameResult) => {
-        batch.push(result);
-        if (!flushing) {
-          flushing = true;
-          setImmediate(flush);
+    runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
+      startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, signal) => {
+        const limit = pLimit(context.settings.max_concurrency);
+        for (const clip of context.clips) {
+          if (clip.status !== 'pending' && clip.status !== 'running') continue;
+          void limit(async () => {
+            let progress = clip.progress;
+            for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
+              const output = await callWithRetries(deps, clipCall(context, clip.index, step, stepInput(step, clip, progress)), signal);
+              if (signal.aborted) return;
+              report({ clip_index: clip.index, stage: step, facts: output.facts, error: output.error, records: output.records });
+              if (!output.facts) return;
+              progress = applyStepFacts(progress, output.facts);
+            }
+          });
         }
-      };
-      const limit = pLimit(context.settings.max_concurrency);
-      for (const [clipIndex, frame] of framesToDetect(context)) {
-        const call = detectCall(context, clipIndex, frame);
-        void limit(async () => {
-          if (controller.signal.aborted) return;
-          const output = await callWithRetries(deps, call, controller.signal);
-          if (!controller.signal.aborted) settle({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
-        });
-      }
-      return () => controller.abort();
-    }),
+      }),
+    ),
+
+    /** DETECT: the detection call of every frame still to do, bounded the same way. */
+    detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
+      startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, signal) => {
+        const limit = pLimit(context.settings.max_concurrency);
+        for (const [clipIndex, frame] of framesToDetect(context)) {
+          void limit(async () => {
+            if (signal.aborted) return;
+            const output = await callWithRetries(deps, detectCall(context, clipIndex, frame), signal);
+            if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+          });
+        }
+      }),
+    ),
 
     /**
      * Aggregates the answer and writes final.json. Reads the context from the machine rather than
@@ -210,6 +204,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** The root actor's system id, so children can read the request's current context. */
 export const PIPELINE_SYSTEM_ID = 'pipeline';
 
+export interface RunnerInput {
+  request_id: string;
+}
+
+export interface ClipStepResult {
+  clip_index: number;
+  stage: ClipStep;
+  facts: StageFacts | null;
+  error: FaveError | null;
+  records: InvocationRecord[];
+}
+
 export interface FrameResult {
   clip_index: number;
   frame_index: number;
@@ -218,7 +224,73 @@ export interface FrameResult {
   records: InvocationRecord[];
 }
 
-export type PipelineEventFromRunner = { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError };
+/** What the runners send back: results in batches, or that they could not start. */
+export type RunnerEvent =
+  | { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError }
+  | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError };
+
+interface SystemLike {
+  get(id: string): unknown;
+}
+
+/**
+ * The common shape of the fan-out runners. The work is read from the machine's current context,
+ * not from the runner's input: after a restore the input is the one of the first start, while
+ * the context says what has been done since. Results go back in batches, at most one event per
+ * turn of the event loop; stopping the runner (the state is left) aborts every call in flight.
+ */
+function startRunner<R>(
+  input: RunnerInput,
+  system: SystemLike,
+  sendBack: (event: RunnerEvent) => void,
+  type: RunnerEvent['type'],
+  run: (context: PipelineContext, report: (result: R) => void, signal: AbortSignal) => void,
+): () => void {
+  const controller = new AbortController();
+  // Every call in flight listens on this one signal.
+  setMaxListeners(0, controller.signal);
+  const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+  const context = root?.getSnapshot().context;
+  if (!context) {
+    sendBack({ type, results: [], error: faveError('INTERNAL', `${input.request_id}: the fan-out could not read the request's state`) } as RunnerEvent);
+    return () => controller.abort();
+  }
+  let batch: R[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (controller.signal.aborted || batch.length === 0) return;
+    const results = batch;
+    batch = [];
+    sendBack({ type, results } as RunnerEvent);
+  };
+  run(
+    context,
+    (result) => {
+      batch.push(result);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    controller.signal,
+  );
+  return () => controller.abort();
+}
+
+function clipCall(context: PipelineContext, clipIndex: number, step: ClipStep, inputUri: string): StageCallInput {
+  const { settings } = context;
+  return {
+    task_id: `clip-${clipIndex}/${step}`,
+    request_id: context.request_id,
+    profile: settings.profile,
+    function_name: settings.stage_names[step],
+    task: { stage: step, input_uri: inputUri, fanout: { clip_index: clipIndex } },
+    timeout_ms: settings.timeouts_ms[step],
+    retry: settings.retry,
+    deadline_at: settings.deadline_at,
+  };
+}
 
 /** Frames of finished clips not detected yet, in clip then frame order. */
 export function framesToDetect(context: PipelineContext): Array<[number, PipelineContext['clips'][number]['frames'][number]]> {

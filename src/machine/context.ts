@@ -87,11 +87,10 @@ export interface PipelineContext {
   clip_times: ClipTime[] | null;
   clips_note: string | null;
   clips: ClipState[];
-  /** Position in `clips` of the next clip to start. */
-  next_clip: number;
+  /** Clips whose chain has not ended (done or failed) yet. */
+  clips_pending: number;
   /** Frames still to be detected in this pass of DETECT. */
   frames_pending: number;
-  active: number;
   /** How many clips are failed (kept so the failure check on every event is O(1)). */
   failed_clips: number;
   /** Records of the single-call stages (ffmpeg-0, librosa, ffmpeg-1). */
@@ -119,23 +118,6 @@ export interface StageCallOutput {
   clip_index: number | null;
   frame_index: number | null;
   facts: StageFacts | null;
-  error: FaveError | null;
-  records: InvocationRecord[];
-}
-
-export interface ClipTaskInput {
-  task_id: string;
-  request_id: string;
-  clip_index: number;
-  clip_uri: string;
-  progress: ClipProgress;
-  settings: Settings;
-}
-
-export interface ClipTaskOutput {
-  task_id: string;
-  clip_index: number;
-  progress: ClipProgress;
   error: FaveError | null;
   records: InvocationRecord[];
 }

@@ -1,25 +1,16 @@
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
 import { faveError, describeLocation, type FaveError } from '../errors.ts';
-import { createActors, framesToDetect, type PipelineDeps, type PipelineEventFromRunner } from './actors.ts';
-import { createClipMachine } from './clip.machine.ts';
-import {
-  emptyProgress,
-  type ClipState,
-  type ClipTaskOutput,
-  type PipelineContext,
-  type PipelineInput,
-  type RunningState,
-  type StageCallInput,
-  type StageCallOutput,
-} from './context.ts';
-export { PIPELINE_SYSTEM_ID } from './actors.ts';
+import { createActors, framesToDetect, type PipelineDeps, type RunnerEvent } from './actors.ts';
+import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
 import * as plan from './plan.ts';
+
+export { PIPELINE_SYSTEM_ID } from './actors.ts';
 
 export type PipelineEvent =
   | { type: 'CANCEL'; reason?: string }
   | { type: 'REDRIVE' }
-  | PipelineEventFromRunner
+  | RunnerEvent
   | { type: `xstate.done.actor.${string}`; output: unknown };
 
 function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): StageCallInput {
@@ -36,18 +27,13 @@ function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): 
   };
 }
 
-/** CANCEL from a running state: in-flight calls are aborted as FAILED stops every task. */
+/** CANCEL from a running state: leaving it stops its actor, which aborts the calls in flight. */
 function cancelFrom(at: RunningState) {
   return {
     target: '#pipeline.FAILED',
     actions: { type: 'recordCancel', params: ({ event }: { event: { type: 'CANCEL'; reason?: string } }) => ({ at, reason: event.reason }) },
   } as const;
 }
-
-function isClipOutput(output: unknown): output is ClipTaskOutput {
-  return typeof output === 'object' && output !== null && 'progress' in output && 'clip_index' in output;
-}
-
 
 /**
  * The FAVE pipeline, top to bottom:
@@ -57,8 +43,6 @@ function isClipOutput(output: unknown): output is ClipTaskOutput {
  */
 export function createPipelineMachine(deps: PipelineDeps) {
   const actors = createActors(deps);
-  const stageCall = actors.stageCall;
-  const clipTask = createClipMachine(stageCall);
 
   return setup({
     types: {} as {
@@ -68,16 +52,16 @@ export function createPipelineMachine(deps: PipelineDeps) {
     },
     actors: {
       importInput: actors.importInput,
-      writeResult: actors.writeResult,
-      stageCall,
-      clipTask,
+      stageCall: actors.stageCall,
+      runClips: actors.runClips,
       detectFrames: actors.detectFrames,
+      writeResult: actors.writeResult,
     },
     guards: {
       callSucceeded: (_, params: { output: StageCallOutput }) => params.output.facts !== null,
-      hasClips: ({ context }) => context.clips.length > 0,
+      runnerFailed: (_, params: { error: FaveError | undefined }) => params.error !== undefined,
       tooManyFailures: ({ context }) => plan.tooManyFailures(context),
-      allClipsSettled: ({ context }) => context.active === 0 && plan.nextPendingClip(context, context.next_clip) === -1,
+      allClipsSettled: ({ context }) => context.clips_pending === 0,
       shouldDetect: ({ context }) => context.settings.detector_enabled && framesToDetect(context).length > 0,
       allFramesSettled: ({ context }) => context.frames_pending === 0,
       failedIn: ({ context }, params: { state: RunningState }) => context.failed_at === params.state,
@@ -103,55 +87,11 @@ export function createPipelineMachine(deps: PipelineDeps) {
         failed_at: params.at,
       })),
 
-      dispatchClips: enqueueActions(({ context, enqueue }) => {
-        const { starts, next_clip } = plan.clipsToStart(context);
-        if (starts.length === 0) return;
-        const clips = context.clips.slice();
-        for (const index of starts) {
-          const clip = clips[index]!;
-          clips[index] = { ...clip, status: 'running' };
-          enqueue.spawnChild('clipTask', {
-            id: plan.clipTaskId(clip.index),
-            input: {
-              task_id: plan.clipTaskId(clip.index),
-              request_id: context.request_id,
-              clip_index: clip.index,
-              clip_uri: clip.uri,
-              progress: clip.progress,
-              settings: context.settings,
-            },
-          });
-        }
-        enqueue.assign({ clips, next_clip, active: context.active + starts.length });
-      }),
-
-      settleClip: enqueueActions(({ context, enqueue }, params: { output: unknown }) => {
-        if (!isClipOutput(params.output)) return;
-        enqueue.stopChild(params.output.task_id);
-        enqueue.assign(plan.settleClip(context, params.output));
-      }),
+      settleClipSteps: assign(({ context }, params: { results: plan.ClipStepResults }) => plan.settleClipSteps(context, params.results)),
 
       planFrames: assign(({ context }) => ({ frames_pending: framesToDetect(context).length })),
 
-      settleFrames: assign(({ context }, params: { results: PipelineEventFromRunner['results'] }) => plan.settleFrames(context, params.results)),
-
-      recordRunnerError: assign((_, params: { error: FaveError | undefined }) =>
-        params.error ? { error: params.error, failed_at: 'DETECT' as const } : {},
-      ),
-
-      stopAllTasks: enqueueActions(({ context, enqueue, self }) => {
-        // What a stopped clip had already learned (finished steps, attempts) is kept, so the
-        // failure report is complete and a redrive does not repeat those steps.
-        // (During a pure transition, as in model-based traversal, there are no live children.)
-        const children = (self.getSnapshot()?.children ?? {}) as Record<string, { getSnapshot(): { context?: unknown } } | undefined>;
-        const partial: plan.PartialClips = {};
-        for (const id of plan.runningTaskIds(context)) {
-          const ctx = children[id]?.getSnapshot().context as { progress?: ClipTaskOutput['progress']; records?: ClipTaskOutput['records'] } | undefined;
-          if (ctx?.progress && ctx.records) partial[id] = { progress: ctx.progress, records: ctx.records };
-          enqueue.stopChild(id);
-        }
-        enqueue.assign(plan.releaseRunning(context, partial));
-      }),
+      settleFrames: assign(({ context }, params: { results: plan.FrameResults }) => plan.settleFrames(context, params.results)),
 
       markFinished: assign(() => ({ finished_at: Date.now() })),
 
@@ -172,9 +112,8 @@ export function createPipelineMachine(deps: PipelineDeps) {
       clip_times: null,
       clips_note: null,
       clips: [],
-      next_clip: 0,
+      clips_pending: 0,
       frames_pending: 0,
-      active: 0,
       failed_clips: 0,
       records: [],
       error: null,
@@ -257,20 +196,27 @@ export function createPipelineMachine(deps: PipelineDeps) {
         },
       },
 
+      // Per clip: ffmpeg-2 → deepspeech → ffmpeg-3 (src/machine/clip-chain.ts), bounded.
       FANOUT: {
-        entry: 'dispatchClips',
         on: {
           CANCEL: cancelFrom('FANOUT'),
-          'xstate.done.actor.*': {
-            actions: [{ type: 'settleClip', params: ({ event }) => ({ output: event.output }) }, 'dispatchClips'],
-          },
+          'CLIPS.PROGRESS': [
+            {
+              guard: { type: 'runnerFailed', params: ({ event }) => ({ error: event.error }) },
+              target: 'FAILED',
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'FANOUT', error: event.error ?? null }) },
+            },
+            { actions: { type: 'settleClipSteps', params: ({ event }) => ({ results: event.results }) } },
+          ],
         },
+        invoke: { id: 'runClips', src: 'runClips', input: ({ context }) => ({ request_id: context.request_id }) },
         always: [
           { guard: 'tooManyFailures', target: 'FAILED', actions: { type: 'failForTooManyFailures', params: { at: 'FANOUT' } } },
           { guard: 'allClipsSettled', target: 'DETECT' },
         ],
       },
 
+      // Per frame: the object detector, bounded; then the answer is aggregated.
       DETECT: {
         on: { CANCEL: cancelFrom('DETECT') },
         initial: 'planning',
@@ -279,17 +225,17 @@ export function createPipelineMachine(deps: PipelineDeps) {
             always: [{ guard: 'shouldDetect', target: 'detecting', actions: 'planFrames' }, { target: 'aggregating' }],
           },
           detecting: {
-            invoke: { id: 'detectFrames', src: 'detectFrames', input: ({ context }) => ({ request_id: context.request_id }) },
             on: {
               'FRAMES.SETTLED': [
                 {
-                  guard: ({ event }) => event.error !== undefined,
+                  guard: { type: 'runnerFailed', params: ({ event }) => ({ error: event.error }) },
                   target: '#pipeline.FAILED',
-                  actions: { type: 'recordRunnerError', params: ({ event }) => ({ error: event.error }) },
+                  actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'DETECT', error: event.error ?? null }) },
                 },
                 { actions: { type: 'settleFrames', params: ({ event }) => ({ results: event.results }) } },
               ],
             },
+            invoke: { id: 'detectFrames', src: 'detectFrames', input: ({ context }) => ({ request_id: context.request_id }) },
             always: [
               { guard: 'tooManyFailures', target: '#pipeline.FAILED', actions: { type: 'failForTooManyFailures', params: { at: 'DETECT' } } },
               { guard: 'allFramesSettled', target: 'aggregating' },
@@ -314,7 +260,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       COMPLETED: { type: 'final' },
 
       FAILED: {
-        entry: ['stopAllTasks', 'markFinished'],
+        entry: 'markFinished',
         initial: 'reporting',
         states: {
           reporting: {
@@ -349,6 +295,3 @@ export function describeError(error: FaveError): string {
   const where = describeLocation(error);
   return `${where ? `${where}: ` : ''}${error.message}${error.attempts ? ` (after ${error.attempts} attempt${error.attempts === 1 ? '' : 's'})` : ''}`;
 }
-
-export type { ClipState };
-export { emptyProgress };

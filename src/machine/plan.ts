@@ -1,14 +1,18 @@
 import { faveError, toFaveError, describeLocation, type FaveError } from '../errors.ts';
-import { failureOf, type FrameResult } from './actors.ts';
-import type { ClipState, ClipTaskOutput, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
+import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
+import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
+import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
 import { emptyProgress } from './context.ts';
 
 /**
- * Pure bookkeeping of the pipeline machine: which units start next, how a finished unit
- * changes the context, when the request has failed. Kept apart so it reads and tests plainly.
+ * Pure bookkeeping of the pipeline machine: how finished work changes the context, when the
+ * request has failed, what a redrive keeps. Kept apart so it reads and tests plainly.
  */
 
-export const clipTaskId = (clip: number) => `clip-${clip}`;
+export type ClipStepResults = ClipStepResult[];
+export type FrameResults = FrameResult[];
+
+const LAST_CLIP_STEP = CLIP_CHAIN[CLIP_CHAIN.length - 1];
 
 export function clipPosition(clips: ClipState[], clipIndex: number): number {
   // Clips are stored sorted by index and usually dense, so the index is the position.
@@ -44,58 +48,47 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
           error: null,
         };
       });
-      return { records, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, next_clip: 0, active: 0 };
+      return { records, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
     }
     default:
       return output.stage === 'ffmpeg0' ? { records, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } } : { records };
   }
 }
 
-export function nextPendingClip(context: PipelineContext, from: number): number {
-  for (let i = from; i < context.clips.length; i++) if (context.clips[i]!.status === 'pending') return i;
-  return -1;
-}
-
-/** Positions of the clips to start now, bounded by the request's concurrency. */
-export function clipsToStart(context: PipelineContext): { starts: number[]; next_clip: number } {
-  const free = context.settings.max_concurrency - context.active;
-  const starts: number[] = [];
-  let cursor = context.next_clip;
-  while (starts.length < free) {
-    const next = nextPendingClip(context, cursor);
-    if (next === -1) {
-      cursor = context.clips.length;
-      break;
-    }
-    starts.push(next);
-    cursor = next + 1;
-  }
-  return { starts, next_clip: cursor };
-}
-
-export function settleClip(context: PipelineContext, output: ClipTaskOutput): Partial<PipelineContext> {
-  const position = clipPosition(context.clips, output.clip_index);
-  const clip = context.clips[position];
-  if (!clip || clip.status !== 'running') return {};
+/**
+ * Folds a batch of finished clip steps into the clips: progress and records; a failed step fails
+ * its clip; the last step of the chain finishes it, with its frames ready for detection.
+ */
+export function settleClipSteps(context: PipelineContext, results: ClipStepResult[]): Partial<PipelineContext> {
+  if (results.length === 0) return {};
   const clips = context.clips.slice();
-  const frames: FrameState[] = (output.progress.frames ?? []).map((f) => ({
-    index: f.index,
-    uri: f.uri,
-    status: 'pending',
-    detections: [],
-    note: null,
-    records: [],
-    error: null,
-  }));
-  clips[position] = {
-    ...clip,
-    status: output.error ? 'failed' : 'done',
-    progress: output.progress,
-    frames: output.error ? clip.frames : frames,
-    records: [...clip.records, ...output.records],
-    error: output.error,
+  let ended = 0;
+  let newlyFailed = 0;
+  for (const r of results) {
+    const position = clipPosition(clips, r.clip_index);
+    const clip = clips[position];
+    if (!clip || clip.status === 'done' || clip.status === 'failed') continue;
+    const records = [...clip.records, ...r.records];
+    if (!r.facts) {
+      ended++;
+      newlyFailed++;
+      clips[position] = { ...clip, status: 'failed', records, error: r.error ?? faveError('INTERNAL', `${r.stage} failed without an error value`) };
+      continue;
+    }
+    const progress = applyStepFacts(clip.progress, r.facts);
+    if (r.stage === LAST_CLIP_STEP && r.facts.kind === 'frames') {
+      ended++;
+      const frames: FrameState[] = r.facts.frames.map((f) => ({ index: f.index, uri: f.uri, status: 'pending', detections: [], note: null, records: [], error: null }));
+      clips[position] = { ...clip, status: 'done', progress, frames, records, error: null };
+    } else {
+      clips[position] = { ...clip, progress, records };
+    }
+  }
+  return {
+    clips,
+    clips_pending: Math.max(0, context.clips_pending - ended),
+    failed_clips: context.failed_clips + newlyFailed,
   };
-  return { clips, active: context.active - 1, failed_clips: context.failed_clips + (output.error ? 1 : 0) };
 }
 
 /**
@@ -172,40 +165,6 @@ export function tooManyFailuresError(context: PipelineContext): FaveError {
   );
 }
 
-export function runningTaskIds(context: PipelineContext): string[] {
-  const ids: string[] = [];
-  for (const clip of context.clips) {
-    if (clip.status === 'running') ids.push(clipTaskId(clip.index));
-  }
-  return ids;
-}
-
-/** What stopped clip tasks had learned, by task id. */
-export type PartialClips = Record<string, Pick<ClipTaskOutput, 'progress' | 'records'>>;
-
-/**
- * Units that were in flight when the request stopped go back to pending, ready for a redrive,
- * keeping what their clip tasks had finished.
- */
-export function releaseRunning(context: PipelineContext, partial: PartialClips = {}): Partial<PipelineContext> {
-  if (context.active === 0) return {};
-  const clips = context.clips.map((clip) => {
-    const frames = clip.frames.some((f) => f.status === 'running')
-      ? clip.frames.map((f) => (f.status === 'running' ? { ...f, status: 'pending' as const } : f))
-      : clip.frames;
-    if (clip.status !== 'running') return frames === clip.frames ? clip : { ...clip, frames };
-    const learned = partial[clipTaskId(clip.index)];
-    return {
-      ...clip,
-      status: 'pending' as const,
-      frames,
-      progress: learned ? learned.progress : clip.progress,
-      records: learned ? [...clip.records, ...learned.records] : clip.records,
-    };
-  });
-  return { clips, active: 0 };
-}
-
 /** Clears the failure so the failed step runs again; finished work is kept. */
 export function prepareRedrive(context: PipelineContext, now: number): Partial<PipelineContext> {
   const budget = context.settings.deadline_at - context.started_at;
@@ -215,15 +174,15 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     // A clip whose chain finished failed in detection: it is done, only its frames run again.
     return { ...clip, status: clip.progress.frames ? 'done' : 'pending', frames, error: null };
   });
+  const pending = clips.filter((c) => c.status === 'pending' || c.status === 'running').length;
   return {
     clips,
     failed_clips: 0,
+    clips_pending: pending,
     error: null,
     failed_at: null,
     finished_at: null,
-    next_clip: 0,
     frames_pending: 0,
-    active: 0,
     redrives: context.redrives + 1,
     settings: { ...context.settings, deadline_at: now + budget },
   };

@@ -75,9 +75,7 @@ export interface Statechart {
  * this names the actions that spawn and what they spawn. The statechart test fails if an
  * action listed here is no longer part of the machine.
  */
-export const SPAWNING_ACTIONS: Readonly<Record<string, string>> = {
-  dispatchClips: 'clipTask',
-};
+export const SPAWNING_ACTIONS: Readonly<Record<string, string>> = {};
 
 /** Deps for building the machine only: the definition never calls them, using one is a bug. */
 function unusableDeps(): PipelineDeps {
