@@ -1,6 +1,7 @@
 import { FaveFailure, faveError } from '../errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
+import { serializeEnvelope } from './state-serializer.ts';
 
 export interface StateWriterOptions {
   store: Store;
@@ -111,16 +112,17 @@ export class StateWriter {
   }
 
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
-    const body = JSON.stringify(envelope);
+    const body = serializeEnvelope(envelope);
+    const bytes = Buffer.byteLength(body);
     const { store, location, conditional } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
         const options = conditional ? (this.etag ? { ifMatch: this.etag } : { ifNoneMatch: '*' as const }) : {};
         const info = await store.put(location, body, { contentType: 'application/json', ...options });
         this.etag = info.etag;
-        this.bytesWritten += Buffer.byteLength(body);
+        this.bytesWritten += bytes;
         this.writes++;
-        this.options.onWrite?.(Buffer.byteLength(body));
+        this.options.onWrite?.(bytes);
         return;
       } catch (err) {
         if (isPreconditionFailed(err)) {

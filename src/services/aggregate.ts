@@ -55,8 +55,21 @@ export function allRecords(context: PipelineContext): InvocationRecord[] {
   return records;
 }
 
+// The writer of final.json and the caller awaiting the outcome both ask for the answer of the
+// same (immutable) context; it is computed once.
+const built = new WeakMap<PipelineContext, { key: string; result: FinalResult }>();
+
 /** The answer (DESIGN §5), computed from the machine's context alone. */
 export function buildFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAILED', finishedAt: number): FinalResult {
+  const key = `${status}:${finishedAt}`;
+  const cached = built.get(context);
+  if (cached?.key === key) return cached.result;
+  const result = computeFinalResult(context, status, finishedAt);
+  built.set(context, { key, result });
+  return result;
+}
+
+function computeFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAILED', finishedAt: number): FinalResult {
   const clips = context.clips.map((c) => clipResult(c, context.settings.detector_enabled));
   const failed = context.clips.filter((c) => c.status === 'failed');
   const matchable = clips.filter((c) => c.status === 'done');

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { serializeEnvelope } from '../src/persistence/state-serializer.ts';
+import type { StateEnvelope } from '../src/persistence/state-file.ts';
+
+function envelope(clips: unknown[]): StateEnvelope {
+  return {
+    format: 'fave-state',
+    version: 1,
+    request_id: 'r',
+    status: 'RUNNING',
+    state: 'FANOUT',
+    seq: 3,
+    created_at: 1,
+    updated_at: 2,
+    lease: null,
+    progress: { clips_total: clips.length, clips_done: 0, clips_failed: 0, frames_total: 0, frames_done: 0, invocations: 0 },
+    error: null,
+    snapshot: { status: 'active', value: 'FANOUT', historyValue: {}, children: {}, context: { request_id: 'r', query: 'a "quoted" query', clips } },
+  } as unknown as StateEnvelope;
+}
+
+describe('serializeEnvelope', () => {
+  it('gives the same value as JSON.stringify, including for unchanged clips served from its cache', () => {
+    const a = { index: 0, uri: 's3://b/0', records: [{ x: 1 }], note: 'é\n"' };
+    const b = { index: 1, uri: 's3://b/1', records: [] };
+    const first = envelope([a, b]);
+    expect(JSON.parse(serializeEnvelope(first))).toEqual(JSON.parse(JSON.stringify(first)));
+    const changed = { ...b, records: [{ y: 2 }] };
+    const second = envelope([a, changed]);
+    expect(JSON.parse(serializeEnvelope(second))).toEqual(JSON.parse(JSON.stringify(second)));
+  });
+
+  it('handles a request with no clips', () => {
+    const empty = envelope([]);
+    expect(JSON.parse(serializeEnvelope(empty))).toEqual(JSON.parse(JSON.stringify(empty)));
+  });
+});
