@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createActor, type Snapshot } from 'xstate';
 import type { StageRequest } from '../src/contracts/stage.ts';
 import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
-import type { PipelineContext, PipelineInput } from '../src/machine/context.ts';
+import { inputOfContext, type PipelineContext } from '../src/machine/context.ts';
 import { parseStateFile } from '../src/persistence/state-file.ts';
 import type { Store } from '../src/persistence/store.ts';
 import { createLimiter } from '../src/services/limiter.ts';
@@ -40,16 +40,7 @@ class UnreachableTransport implements StageTransport {
   async close(): Promise<void> {}
 }
 
-function inputOf(context: PipelineContext): PipelineInput {
-  return {
-    request_id: context.request_id,
-    video_uri: context.video_uri,
-    query: context.query,
-    settings: context.settings,
-    allow_local_path: context.allow_local_path,
-    started_at: context.started_at,
-  };
-}
+const inputOf = inputOfContext;
 
 /**
  * Resumes the state file at `path` `reps` times and answers the median; `first_ms` is the

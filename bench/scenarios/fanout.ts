@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnTs } from '../ipc.ts';
+import { RawClient, type RecordedCall } from '../raw-client.ts';
 import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
@@ -38,6 +39,13 @@ export interface FanoutFigures {
    * with a core to itself and a free orchestrator.
    */
   gateway_efficiency_ceiling: number;
+  /**
+   * The same number of detector POSTs, flat (no chain), by a bare undici client at the same
+   * concurrency against the same gateway: ideal ÷ that wall time is the best this machine and
+   * gateway reach with nothing in between.
+   */
+  raw_wall_ms: number;
+  raw_efficiency: number;
   gateway_elu: number;
   gateway_max_concurrent: number;
   /** The snapshot the resume figure comes from: in flight (late in DETECT) or the final one. */
@@ -52,6 +60,27 @@ async function plainNodeRssKb(): Promise<number> {
   return Math.round(Number(stdout) / 1024);
 }
 
+/** `n` detector calls by a bare client at `concurrency`, with nothing in between: wall ms. */
+async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Promise<number> {
+  const calls: RecordedCall[] = Array.from({ length: n }, (_, i) => ({
+    functionName: 'stage-object-detector',
+    body: JSON.stringify({
+      request_id: 'raw-floor',
+      stage: 'stage-object-detector',
+      input_uri: `s3://${BUCKET}/raw/frame.jpg`,
+      output_hint: null,
+      config: {},
+      fanout: { clip_index: Math.floor(i / 10), frame_index: i % 10, frame_uri: `s3://${BUCKET}/raw/frame.jpg` },
+    }),
+  }));
+  const client = new RawClient(gatewayUrl);
+  try {
+    return await client.replay(calls, concurrency);
+  } finally {
+    await client.close();
+  }
+}
+
 /** The 13,003-invocation request, run by an orchestrator in a child process of its own. */
 export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const { clips, framesPerClip, latencyMs } = ctx.sizes.fanout;
@@ -64,6 +93,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let result: WorkerResult;
   let gatewayUsage: GatewayUsage;
+  let raw: number;
   try {
     await gateway.usage();
     const job: WorkerJob = {
@@ -76,6 +106,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     };
     result = await worker.request<WorkerResult>({ type: 'run', job });
     gatewayUsage = await gateway.usage();
+    await worker.close();
+    raw = await rawFloor(gateway.url, invocations({ clips, framesPerClip }), concurrency);
   } finally {
     await worker.close();
     await gateway.stop();
@@ -114,6 +146,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,
     gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,
+    raw_wall_ms: raw,
+    raw_efficiency: ideal.total_ms / raw,
     gateway_elu: gatewayUsage.elu,
     gateway_max_concurrent: gatewayUsage.max_concurrent,
     resume_snapshot: resume ? 'in-flight' : 'final',

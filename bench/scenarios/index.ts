@@ -58,6 +58,7 @@ export const SCENARIOS = [
           ['fan-out: orchestrator CPU ms', r.orchestrator_cpu_ms],
           ['fan-out: gateway CPU ms (µs / call), event-loop use', `${ms(r.gateway_cpu_ms)} (${ms(r.gateway_cpu_us_per_call)}), ${r.gateway_elu.toFixed(2)}`],
           ['fan-out: efficiency ceiling set by the gateway CPU alone', r.gateway_efficiency_ceiling],
+          ['fan-out: raw floor: same number of calls, bare undici, flat: wall ms (ideal ÷ it)', `${ms(r.raw_wall_ms)} (${r.raw_efficiency.toFixed(2)})`],
           ['fan-out: gateway peak concurrent calls', r.gateway_max_concurrent],
           ['fan-out: state.json MB written / final MB', `${mb(r.state_bytes_written)} / ${mb(r.final_state_bytes)}`],
           ['fan-out: orchestrator RSS MB node+loader / app idle / peak', `${ms(r.runtime_rss_mb)} / ${ms(r.idle_rss_mb)} / ${ms(r.peak_rss_mb)}`],

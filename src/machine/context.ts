@@ -129,3 +129,15 @@ export const emptyProgress = (): ClipProgress => ({
   transcript_note: null,
   frames: null,
 });
+
+/** The input a request was started with, rebuilt from its context (restoring needs one). */
+export function inputOfContext(context: PipelineContext): PipelineInput {
+  return {
+    request_id: context.request_id,
+    video_uri: context.video_uri,
+    query: context.query,
+    settings: context.settings,
+    allow_local_path: context.allow_local_path,
+    started_at: context.started_at,
+  };
+}

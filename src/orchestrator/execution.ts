@@ -2,7 +2,7 @@ import { createActor, type Actor, type InspectionEvent, type Observer, type Snap
 import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../errors.ts';
 import type { FinalResult } from '../contracts/result.ts';
-import type { PipelineContext, PipelineInput, TopLevelState } from '../machine/context.ts';
+import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../machine/context.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
@@ -233,13 +233,5 @@ export class Execution {
 
 /** Restoring ignores input, but the machine's type asks for one: rebuild it from the context. */
 function inputOf(snapshot: Snapshot<unknown>): PipelineInput {
-  const context = (snapshot as unknown as { context: PipelineContext }).context;
-  return {
-    request_id: context.request_id,
-    video_uri: context.video_uri,
-    query: context.query,
-    settings: context.settings,
-    allow_local_path: context.allow_local_path,
-    started_at: context.started_at,
-  };
+  return inputOfContext((snapshot as unknown as { context: PipelineContext }).context);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ErrorCodes, FaveFailure, faveError } from '../errors.ts';
+import { ErrorSchema } from '../contracts/result.ts';
 import { STAGE_KEYS } from '../config.ts';
 import { TOP_LEVEL_STATES } from '../machine/context.ts';
 
@@ -12,16 +13,8 @@ import { TOP_LEVEL_STATES } from '../machine/context.ts';
 export const STATE_FORMAT = 'fave-state';
 export const STATE_VERSION = 1;
 
-const ErrorValue = z.object({
-  code: z.enum(ErrorCodes),
-  message: z.string(),
-  stage: z.string().optional(),
-  clip_index: z.number().optional(),
-  frame_index: z.number().optional(),
-  attempts: z.number().optional(),
-  http_status: z.number().optional(),
-  transient: z.boolean().optional(),
-});
+/** An error as persisted: the result's error shape, with a code this version knows. */
+const ErrorValue = ErrorSchema.extend({ code: z.enum(ErrorCodes) });
 
 const RecordSchema = z.looseObject({
   stage: z.string(),
