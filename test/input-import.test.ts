@@ -279,3 +279,29 @@ describe('inputExtension', () => {
     expect(inputExtension(source)).toBe(ext);
   });
 });
+
+describe('importing for an untrusted caller (allowPrivateNetwork: false)', () => {
+  it('refuses loopback by address and by name at connect time, and stores nothing', async () => {
+    const server = createServer((_req, res) => res.end('video bytes'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const dir = await mkdtemp(join(tmpdir(), 'fave-ssrf-'));
+    const store = new FsStore(dir, 'fave-artifacts');
+    await store.init();
+    try {
+      for (const url of [`http://127.0.0.1:${port}/v.mp4`, `http://localhost:${port}/v.mp4`]) {
+        const dest = { bucket: 'fave-artifacts', key: 'requests/x/input/original.mp4' };
+        await expect(importInput(store, url, dest, { allowPrivateNetwork: false })).rejects.toMatchObject({
+          error: { code: 'BAD_REQUEST', message: expect.stringMatching(/loopback/) },
+        });
+        expect(await store.head(dest)).toBeNull();
+      }
+      // The same source is fine for a trusted caller.
+      const ok = await importInput(store, `http://127.0.0.1:${port}/v.mp4`, { bucket: 'fave-artifacts', key: 'ok.mp4' }, { allowPrivateNetwork: true });
+      expect(ok.size).toBe('video bytes'.length);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -170,6 +170,7 @@ describe('model-based: every transition of the machines is taken', () => {
         query: 'car',
         settings: settings(tolerated),
         allow_local_path: false,
+        allow_private_network: false,
         started_at: 0,
       };
       const run = coverTransitions(machine, { input, events: pipelineEvents(2) as never, serializeState: serializePipeline as never });

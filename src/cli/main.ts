@@ -52,7 +52,8 @@ program
       try {
         handle = await app.orchestrator.submit(
           { video_uri: source, query: opts.query ?? null, profile: opts.profile ?? null, request_id: opts.requestId ?? null },
-          { allowLocalPath: !isUri },
+          // The CLI acts for the person running it: their files and their network.
+          { allowLocalPath: !isUri, allowPrivateNetwork: true },
         );
       } catch (err) {
         fail(toFaveError(err));

@@ -36,12 +36,19 @@ export interface AttemptOutput {
 export function createActors(deps: PipelineDeps) {
   return {
     /** Copies the input video into requests/{id}/input/ (byte-identical, streamed). */
-    importInput: fromPromise<{ input_uri: string }, Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings' | 'allow_local_path'>>(
+    importInput: fromPromise<
+      { input_uri: string },
+      Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings' | 'allow_local_path' | 'allow_private_network'>
+    >(
       async ({ input, signal }) => {
         const dest = { bucket: input.settings.bucket, key: requestKeys.input(input.request_id, inputExtension(input.video_uri)) };
         if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
         try {
-          await importInput(deps.store, input.video_uri, dest, { allowLocalPath: input.allow_local_path, signal });
+          await importInput(deps.store, input.video_uri, dest, {
+            allowLocalPath: input.allow_local_path,
+            allowPrivateNetwork: input.allow_private_network,
+            signal,
+          });
         } catch (err) {
           throw toFaveError(err, { stage: 'INIT' });
         }

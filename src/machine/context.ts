@@ -34,6 +34,8 @@ export interface PipelineInput {
   settings: Settings;
   /** Local paths are accepted from the CLI only. */
   allow_local_path: boolean;
+  /** Whether the input may be fetched from loopback/private/link-local addresses. */
+  allow_private_network: boolean;
   started_at: number;
 }
 
@@ -80,6 +82,7 @@ export interface PipelineContext {
   query: string | null;
   settings: Settings;
   allow_local_path: boolean;
+  allow_private_network: boolean;
   started_at: number;
   finished_at: number | null;
   input_uri: string | null;
@@ -138,6 +141,7 @@ export function inputOfContext(context: PipelineContext): PipelineInput {
     query: context.query,
     settings: context.settings,
     allow_local_path: context.allow_local_path,
+    allow_private_network: context.allow_private_network,
     started_at: context.started_at,
   };
 }

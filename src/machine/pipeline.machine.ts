@@ -105,6 +105,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       query: input.query,
       settings: input.settings,
       allow_local_path: input.allow_local_path,
+      allow_private_network: input.allow_private_network,
       started_at: input.started_at,
       finished_at: null,
       input_uri: null,

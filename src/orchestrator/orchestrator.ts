@@ -42,7 +42,10 @@ export interface OrchestratorEvents {
 }
 
 export interface SubmitOptions {
+  /** Accept a local path as video_uri (the CLI; never a network-facing surface). */
   allowLocalPath?: boolean;
+  /** Fetch http(s) inputs from loopback/private/link-local addresses (default: no). */
+  allowPrivateNetwork?: boolean;
 }
 
 /** A request this process runs, or one it waits on while another owner runs it. */
@@ -265,6 +268,7 @@ export class Orchestrator {
           query: request.query,
           settings,
           allow_local_path: options.allowLocalPath ?? false,
+          allow_private_network: options.allowPrivateNetwork ?? false,
           started_at: now,
         },
       },

@@ -4,7 +4,10 @@ import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { addAbortSignal, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { Agent, interceptors, request } from 'undici';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import { Agent, buildConnector, interceptors, request } from 'undici';
+import { classifyAddress } from '../services/addresses.ts';
 import { FaveFailure, faveError } from '../errors.ts';
 import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from './store.ts';
 
@@ -23,6 +26,12 @@ export interface ImportedInput {
 export interface ImportOptions {
   /** Accept a local path or `file://` URL (the CLI does; a network-facing server must not). */
   allowLocalPath?: boolean;
+  /**
+   * Connect to loopback, private, link-local or metadata addresses (default true). When false,
+   * every connection is checked as it is made, redirects included, so neither a redirect nor a
+   * DNS answer that changed since the request was validated can reach them.
+   */
+  allowPrivateNetwork?: boolean;
   signal?: AbortSignal;
 }
 
@@ -32,6 +41,42 @@ const DEFAULT_EXTENSION = '.mp4';
 const downloads = new Agent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 }).compose(
   interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
 );
+
+/** Refuses to resolve a host to an address that must not be fetched from. */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, '', 0);
+    const blocked = addresses.map((a) => [a, classifyAddress(a.address)] as const).find(([, reason]) => reason !== null);
+    if (blocked) {
+      const [address, reason] = blocked;
+      return callback(privateAddress(hostname, address.address, reason!), '', 0);
+    }
+    if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
+    const first = addresses[0]!;
+    return callback(null, first.address, first.family);
+  });
+};
+
+function privateAddress(host: string, address: string, reason: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${host} is a ${reason} address (${address}); fetching from it is not allowed (ALLOW_PRIVATE_SOURCES)`), {
+    code: 'EPRIVATEADDRESS',
+  });
+}
+
+const connectPublic = buildConnector({ timeout: 10_000, lookup: publicOnlyLookup });
+
+/** Downloads for untrusted callers: every connection, redirects included, is to a public address. */
+const publicDownloads = new Agent({
+  headersTimeout: 60_000,
+  bodyTimeout: 120_000,
+  connect: (options, callback) => {
+    // An address literal is never looked up, so it is checked here.
+    const host = options.hostname.replace(/^\[|\]$/g, '');
+    const reason = isIP(host) ? classifyAddress(host) : null;
+    if (reason) return callback(privateAddress(host, host, reason), null);
+    return connectPublic(options, callback);
+  },
+}).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
 
 const VIDEO_TYPES: Record<string, string> = {
   '.mp4': 'video/mp4',
@@ -51,7 +96,7 @@ export async function importInput(store: Store, source: string, dest: ObjectLoca
   const { signal } = options;
   if (signal?.aborted) throw cancelled(source);
   if (/^s3:\/\//i.test(source)) return importFromS3(store, parseS3Uri(source), dest);
-  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal);
+  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? true);
   const isFileUrl = /^file:\/\//i.test(source);
   if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${source}`));
@@ -100,21 +145,29 @@ async function importFromS3(store: Store, from: ObjectLocation, dest: ObjectLoca
   return { size: info.size, sha256: null, contentType: null };
 }
 
-async function importFromHttp(store: Store, source: string, dest: ObjectLocation, signal: AbortSignal | undefined): Promise<ImportedInput> {
+async function importFromHttp(
+  store: Store,
+  source: string,
+  dest: ObjectLocation,
+  signal: AbortSignal | undefined,
+  allowPrivateNetwork: boolean,
+): Promise<ImportedInput> {
   if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${source}`));
   const shown = displayUrl(source);
   let response: Awaited<ReturnType<typeof request>>;
   try {
     response = await request(source, {
       method: 'GET',
-      dispatcher: downloads,
+      dispatcher: allowPrivateNetwork ? downloads : publicDownloads,
       headers: { accept: '*/*', 'user-agent': 'fave-orchestrator' },
       ...(signal ? { signal } : {}),
     });
   } catch (err) {
     if (signal?.aborted) throw cancelled(source);
     // undici refuses some requests outright (a redirect back to the same URL): retrying cannot help.
-    const refused = (err as { code?: unknown }).code === 'UND_ERR_INVALID_ARG';
+    const code = (err as { code?: unknown }).code;
+    if (code === 'EPRIVATEADDRESS') throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${(err as Error).message}`));
+    const refused = code === 'UND_ERR_INVALID_ARG';
     throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `cannot download ${shown}: ${describeError(err)}`, refused ? {} : { transient: true }));
   }
   const status = response.statusCode;

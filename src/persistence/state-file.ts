@@ -80,6 +80,7 @@ export const ContextSchema = z.looseObject({
   query: z.string().nullable(),
   settings: SettingsSchema,
   allow_local_path: z.boolean(),
+  allow_private_network: z.boolean(),
   started_at: z.number(),
   finished_at: z.number().nullable(),
   input_uri: z.string().nullable(),

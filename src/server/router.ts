@@ -145,7 +145,7 @@ export function createRouter(deps: RouterDeps): Router {
       ...(deps.lookup ? { lookup: deps.lookup } : {}),
     });
     if (!checked.ok) return errorResponse(checked.error);
-    const handle = await orchestrator.submit(checked.value, { allowLocalPath: false });
+    const handle = await orchestrator.submit(checked.value, { allowLocalPath: false, allowPrivateNetwork: allowPrivateSources });
     logger.info({ request_id: handle.request_id, event: 'http_submit', local: handle.local });
     return answer(request, handle);
   }
