@@ -17,7 +17,7 @@ export const FULL: Sizes = {
   mode: 'full',
   concurrency: 64,
   // 3 + 153 × (3 + 10) = 1,992 invocations.
-  overhead: { clips: 153, framesPerClip: 10, reps: 2 },
+  overhead: { clips: 153, framesPerClip: 10, reps: 5 },
   // 3 + 1,000 × (3 + 10) = 13,003 invocations.
   fanout: { clips: 1000, framesPerClip: 10, latencyMs: 20 },
   // 653 invocations: the sequential baseline needs ≥ 13 s of pure latency for it.

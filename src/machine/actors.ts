@@ -332,7 +332,3 @@ export function failureOf(value: unknown): { error: ReturnType<typeof toFaveErro
   if (isStageCallFailure(value)) return { error: value.error, record: value.record };
   return { error: toFaveError(value), record: null };
 }
-
-export function internal(message: string) {
-  return faveError('INTERNAL', message);
-}

@@ -1,6 +1,6 @@
 import { assign, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
-import { faveError, describeLocation, type FaveError } from '../errors.ts';
+import { faveError, type FaveError } from '../errors.ts';
 import { createActors, framesToDetect, type PipelineDeps, type RunnerEvent } from './actors.ts';
 import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
 import * as plan from './plan.ts';
@@ -291,8 +291,3 @@ export function createPipelineMachine(deps: PipelineDeps) {
 }
 
 export type PipelineMachine = ReturnType<typeof createPipelineMachine>;
-
-export function describeError(error: FaveError): string {
-  const where = describeLocation(error);
-  return `${where ? `${where}: ` : ''}${error.message}${error.attempts ? ` (after ${error.attempts} attempt${error.attempts === 1 ? '' : 's'})` : ''}`;
-}

@@ -1,4 +1,4 @@
-import { faveError, toFaveError, describeLocation, type FaveError } from '../errors.ts';
+import { faveError, describeLocation, type FaveError } from '../errors.ts';
 import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
 import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
@@ -188,4 +188,3 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
   };
 }
 
-export { toFaveError };
