@@ -30,7 +30,7 @@ export interface AppOptions {
 export async function createApp(options: AppOptions = {}): Promise<App> {
   const config = loadConfig(options.env ?? process.env);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = openStore(config.store);
+  const store = await openStore(config.store);
   const transport = options.transport ?? (await createTransport(config, store));
   const orchestrator = new Orchestrator({ config, store, transport, logger });
   return {

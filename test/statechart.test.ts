@@ -151,12 +151,12 @@ async function freePort(): Promise<number> {
 }
 
 describe('createInspector', () => {
-  it('is off unless FAVE_INSPECT asks for it', () => {
-    expect(createInspector({})).toBeNull();
-    expect(createInspector({ FAVE_INSPECT: 'false' })).toBeNull();
-    expect(createInspector({ FAVE_INSPECT: '' })).toBeNull();
-    expect(() => createInspector({ FAVE_INSPECT: 'maybe' })).toThrow(/FAVE_INSPECT is invalid/);
-    expect(() => createInspector({ FAVE_INSPECT: 'true', FAVE_INSPECT_URL: 'http://localhost:1' })).toThrow(/FAVE_INSPECT_URL is invalid/);
+  it('is off unless FAVE_INSPECT asks for it', async () => {
+    expect(await createInspector({})).toBeNull();
+    expect(await createInspector({ FAVE_INSPECT: 'false' })).toBeNull();
+    expect(await createInspector({ FAVE_INSPECT: '' })).toBeNull();
+    await expect(createInspector({ FAVE_INSPECT: 'maybe' })).rejects.toThrow(/FAVE_INSPECT is invalid/);
+    await expect(createInspector({ FAVE_INSPECT: 'true', FAVE_INSPECT_URL: 'http://localhost:1' })).rejects.toThrow(/FAVE_INSPECT_URL is invalid/);
   });
 
   it('summarises invocation records in inspected contexts', () => {
@@ -175,7 +175,7 @@ describe('createInspector', () => {
     const seen: StatelyInspectionEvent[] = [];
     const receiver = createWebSocketReceiver({ server: url });
     receiver.subscribe((event) => seen.push(event));
-    const inspector = createInspector({ FAVE_INSPECT: 'true', FAVE_INSPECT_URL: url })!;
+    const inspector = (await createInspector({ FAVE_INSPECT: 'true', FAVE_INSPECT_URL: url }))!;
     expect(inspector.target).toBe(url);
     try {
       const probe = createMachine({ id: 'probe', initial: 'idle', context: { records: [1, 2, 3] }, states: { idle: { on: { GO: 'busy' } }, busy: {} } });

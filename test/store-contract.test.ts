@@ -416,9 +416,9 @@ describe('S3Store against a server that enforces conditional writes', () => {
 
 describe('openStore', () => {
   it('opens the store the configuration names', async () => {
-    const fs = openStore({ kind: 'fs', dataDir: join(tmpdir(), 'fave-unused'), bucket: BUCKET });
+    const fs = await openStore({ kind: 'fs', dataDir: join(tmpdir(), 'fave-unused'), bucket: BUCKET });
     expect(fs).toBeInstanceOf(FsStore);
-    const s3 = openStore({ kind: 's3', bucket: BUCKET, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', accessKeyId: null, secretAccessKey: null });
+    const s3 = await openStore({ kind: 's3', bucket: BUCKET, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', accessKeyId: null, secretAccessKey: null });
     expect(s3).toBeInstanceOf(S3Store);
     expect(s3.bucket).toBe(BUCKET);
     await fs.close();

@@ -72,14 +72,13 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
-  private readonly inspector: Inspector | null;
+  private inspector: Inspector | null = null;
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
     this.leaseTtlMs = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.pollMs = options.pollMs ?? 250;
-    this.inspector = createInspector();
     this.machine = createPipelineMachine({
       transport: options.transport,
       store: options.store,
@@ -101,6 +100,7 @@ export class Orchestrator {
   /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
   async init(): Promise<StoreCapabilities> {
     if (!this.capabilities) {
+      this.inspector = await createInspector();
       this.capabilities = await this.options.store.init();
       this.options.logger?.info({
         event: 'store_ready',

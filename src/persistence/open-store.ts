@@ -1,11 +1,14 @@
 import type { Config } from '../config.ts';
 import { FsStore } from './fs-store.ts';
-import { S3Store } from './s3-store.ts';
 import type { Store } from './store.ts';
 
-/** The configured store, not yet probed: call `init()` before use. */
-export function openStore(config: Config['store']): Store {
+/**
+ * The configured store, not yet probed: call `init()` before use. The S3 client is loaded only
+ * when it is configured, so the embedded default does not carry the AWS SDK in memory.
+ */
+export async function openStore(config: Config['store']): Promise<Store> {
   if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket);
+  const { S3Store } = await import('./s3-store.ts');
   return new S3Store({
     bucket: config.bucket,
     endpoint: config.endpoint,

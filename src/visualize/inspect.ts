@@ -1,4 +1,3 @@
-import { createSkyInspector, createWebSocketInspector } from '@statelyai/inspect';
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../errors.ts';
@@ -44,7 +43,8 @@ export function summarizeRecords(value: unknown, depth = 0): unknown {
 }
 
 /** The inspector `FAVE_INSPECT` asks for, or null when inspection is off (the default). */
-export function createInspector(env: NodeJS.ProcessEnv = process.env): Inspector | null {
+/** The inspector the settings ask for, or null (the default); its package loads only when asked. */
+export async function createInspector(env: NodeJS.ProcessEnv = process.env): Promise<Inspector | null> {
   const parsed = InspectSettings.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_INSPECT') && v !== '')));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -55,6 +55,7 @@ export function createInspector(env: NodeJS.ProcessEnv = process.env): Inspector
     sanitizeContext: (context: Record<string, unknown>) => summarizeRecords(context) as Record<string, unknown>,
   };
   if (settings.FAVE_INSPECT === 'off') return null;
+  const { createSkyInspector, createWebSocketInspector } = await import('@statelyai/inspect');
   if (settings.FAVE_INSPECT === 'sky') {
     const inspector = createSkyInspector({ ...options, onerror: (err) => process.stderr.write(`fave: inspector: ${err.message}\n`) });
     return { inspect: inspector.inspect, stop: () => inspector.stop(), target: 'stately.ai' };

@@ -26,7 +26,7 @@ export function registerGateway(program: Command): void {
       try {
         const config = loadConfig();
         const logger = createLogger(config.logLevel);
-        const store = openStore(config.store);
+        const store = await openStore(config.store);
         await store.init();
         const gateway = await startLocalGateway({ store, stageNames: config.stageNames, host: opts.host, port: opts.port });
         logger.info({ event: 'gateway_listening', url: gateway.url, store: store.kind });
