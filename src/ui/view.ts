@@ -45,8 +45,15 @@ export interface RequestSummary {
   error: string | null;
 }
 
+/** The execution's state value as the page shows it: a string, or one level of substate. */
+function stateValueOf(value: unknown): string | Record<string, string> {
+  if (typeof value === 'string') return value;
+  const [top, sub] = Object.entries(value as Record<string, unknown>)[0] ?? [];
+  return top && typeof sub === 'string' ? { [top]: sub } : String(top ?? 'INIT');
+}
+
 /**
- * A running execution exposes only its top-level state. Inside DETECT the rest follows from
+ * From a state summary alone (no live execution), the substate is inferred. Inside DETECT the rest follows from
  * the context (planning is eventless, so never a resting state; aggregating stamps
  * finished_at on entry); a FAILED one still here is writing its report.
  */
@@ -97,7 +104,7 @@ export async function loadRequestView(orchestrator: Orchestrator, requestId: str
         request_id: requestId,
         status: view.status,
         state: view.state,
-        value: liveStateValue(view.state, context),
+        value: stateValueOf(execution.value),
         progress: view.progress,
         error: view.error,
         video_uri: context.video_uri,
