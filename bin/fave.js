@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when it is built, else the TypeScript sources through tsx.
+// In a checkout (sources present) the CLI runs the TypeScript sources through tsx, so it is
+// never stale; an installed build without sources runs the compiled JavaScript.
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'src', 'cli', 'main.ts');
 const built = join(root, 'dist', 'cli', 'main.js');
-if (existsSync(built) && !process.env.FAVE_FROM_SOURCE) {
-  await import(pathToFileURL(built).href);
-} else {
+if (existsSync(source) || !existsSync(built)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(join(root, 'src', 'cli', 'main.ts')).href);
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(built).href);
 }

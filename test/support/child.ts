@@ -12,7 +12,7 @@ export interface ChildRun {
 /** Runs the real `fave` CLI in a child process, from the sources. */
 export function runFave(args: string[], env: Record<string, string>): ChildRun {
   const child = spawn(process.execPath, [FAVE_BIN, ...args], {
-    env: { ...process.env, ...env, FAVE_FROM_SOURCE: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: { ...process.env, ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
