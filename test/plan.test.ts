@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import * as plan from '../src/machine/plan.ts';
+import { emptyProgress, type ClipState, type PipelineContext } from '../src/machine/context.ts';
+import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
+import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
+
+const rec = (stage: string) => ({
+  stage, clip_index: null, frame_index: null, attempt: 1, queued_at: 0, started_at: 0, ended_at: 1, latency_ms: 1,
+  reported_duration_ms: null, gateway_duration_ms: null, call_id: null, cold_start: null, memory_limit_mb: null,
+  cost_unit: null, http_status: 200, outcome: 'success' as const, error: null,
+});
+
+function clip(index: number, over: Partial<ClipState> = {}): ClipState {
+  return { index, uri: `s3://b/clip_${index}.mp4`, start_s: index, end_s: index + 1, status: 'pending', progress: emptyProgress(), frames: [], records: [], error: null, ...over };
+}
+
+function context(clips: ClipState[], over: Partial<PipelineContext> = {}): PipelineContext {
+  return {
+    request_id: 'r', video_uri: 's3://b/v.mp4', query: null,
+    settings: {
+      bucket: 'b', profile: 'default', stage_names: DEFAULT_STAGE_NAMES,
+      timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
+      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0 }, max_concurrency: 4, tolerated_failure_pct: 0,
+      detector_enabled: true, min_confidence: 0.5, deadline_at: 1000,
+    },
+    allow_local_path: false, allow_private_network: false, started_at: 0, finished_at: null, input_uri: null, steps: {},
+    clip_times: null, clips_note: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
+    frames_pending: 0, failed_clips: 0, records: [], error: null, failed_at: null, redrives: 0,
+    ...over,
+  };
+}
+
+describe('the clip chain', () => {
+  it('starts at the first step not finished, each step fed the previous output', () => {
+    const p = emptyProgress();
+    expect(nextStep(p)).toBe('ffmpeg2');
+    expect(stepInput('ffmpeg2', { uri: 'clip' }, p)).toBe('clip');
+    const compressed = { ...p, compressed_uri: 'c' };
+    expect(nextStep(compressed)).toBe('deepspeech');
+    expect(stepInput('deepspeech', { uri: 'clip' }, compressed)).toBe('c');
+    const transcribed = { ...compressed, transcript_uri: 't' };
+    expect(nextStep(transcribed)).toBe('ffmpeg3');
+    expect(stepInput('ffmpeg3', { uri: 'clip' }, transcribed)).toBe('t');
+    expect(nextStep({ ...transcribed, frames: [] })).toBeNull();
+  });
+});
+
+describe('settleClipSteps', () => {
+  it('keeps each finished step, and finishes the clip with its frames on the last one', () => {
+    const ctx = context([clip(0), clip(1)]);
+    const after = plan.settleClipSteps(ctx, [
+      { clip_index: 0, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'c0' }, error: null, records: [rec('stage-ffmpeg-2')] },
+      { clip_index: 1, stage: 'ffmpeg3', facts: { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f0' }] }, error: null, records: [rec('stage-ffmpeg-3')] },
+    ]);
+    expect(after.clips![0]).toMatchObject({ status: 'pending', progress: { compressed_uri: 'c0' } });
+    expect(after.clips![0]!.records).toHaveLength(1);
+    expect(after.clips![1]).toMatchObject({ status: 'done', frames: [{ index: 0, uri: 'f0', status: 'pending' }] });
+    expect(after.clips_pending).toBe(1);
+    expect(after.failed_clips).toBe(0);
+    expect(ctx.clips[0]!.progress.compressed_uri).toBeNull();
+  });
+
+  it('fails the clip on a failed step, once, and ignores results for clips already ended', () => {
+    const error = { code: 'STAGE_REPORTED_ERROR' as const, message: 'no', stage: 'stage-deepspeech', clip_index: 0, attempts: 1 };
+    const ctx = context([clip(0), clip(1, { status: 'done' })]);
+    const after = plan.settleClipSteps(ctx, [
+      { clip_index: 0, stage: 'deepspeech', facts: null, error, records: [rec('stage-deepspeech')] },
+      { clip_index: 1, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'late' }, error: null, records: [] },
+    ]);
+    expect(after.clips![0]).toMatchObject({ status: 'failed', error });
+    expect(after.clips![1]).toBe(ctx.clips[1]);
+    expect(after.failed_clips).toBe(1);
+    expect(after.clips_pending).toBe(0);
+    expect(plan.tooManyFailures({ ...ctx, ...after })).toBe(true);
+    expect(plan.tooManyFailuresError({ ...ctx, ...after })).toEqual(error);
+  });
+});
+
+describe('settleFrames', () => {
+  it('records detections per frame and fails the clip of a failed frame', () => {
+    const frames = [0, 1].map((i) => ({ index: i, uri: `f${i}`, status: 'pending' as const, detections: [], note: null, records: [], error: null }));
+    const ctx = context([clip(0, { status: 'done', frames }), clip(1, { status: 'done', frames })], { frames_pending: 4, clips_pending: 0 });
+    const error = { code: 'STAGE_CONTRACT' as const, message: 'bad', stage: 'stage-object-detector', clip_index: 1, frame_index: 0, attempts: 1 };
+    const after = plan.settleFrames(ctx, [
+      { clip_index: 0, frame_index: 1, facts: { kind: 'detections', uri: 'd', detections: [{ label: 'car', confidence: 0.9 }], note: null }, error: null, records: [rec('d')] },
+      { clip_index: 1, frame_index: 0, facts: null, error, records: [rec('d')] },
+    ]);
+    expect(after.clips![0]!.frames[1]).toMatchObject({ status: 'done', detections: [{ label: 'car', confidence: 0.9 }] });
+    expect(after.clips![0]!.status).toBe('done');
+    expect(after.clips![1]).toMatchObject({ status: 'failed', error });
+    expect(after.frames_pending).toBe(2);
+    expect(after.failed_clips).toBe(1);
+  });
+});
+
+describe('tolerance and redrive', () => {
+  it('tolerates failures up to the profile percentage', () => {
+    const clips = Array.from({ length: 10 }, (_, i) => clip(i, { status: i === 0 ? 'failed' : 'done', error: i === 0 ? { code: 'INTERNAL', message: 'x' } : null }));
+    const ctx = context(clips, { failed_clips: 1 });
+    expect(plan.tooManyFailures({ ...ctx, settings: { ...ctx.settings, tolerated_failure_pct: 10 } })).toBe(false);
+    expect(plan.tooManyFailures({ ...ctx, settings: { ...ctx.settings, tolerated_failure_pct: 5 } })).toBe(true);
+    const error = plan.tooManyFailuresError({ ...ctx, settings: { ...ctx.settings, tolerated_failure_pct: 5 } });
+    expect(error).toMatchObject({ code: 'TOO_MANY_FAILURES' });
+    expect(error.message).toContain('1 of 10 clips failed (10%)');
+  });
+
+  it('redrive keeps finished work, reopens failed units and renews the deadline', () => {
+    const failedFrame = { index: 0, uri: 'f0', status: 'failed' as const, detections: [], note: null, records: [], error: { code: 'INTERNAL' as const, message: 'x' } };
+    const clips = [
+      clip(0, { status: 'done' }),
+      clip(1, { status: 'failed', progress: { ...emptyProgress(), compressed_uri: 'c1' }, error: { code: 'INTERNAL', message: 'x' } }),
+      clip(2, { status: 'failed', progress: { ...emptyProgress(), compressed_uri: 'c', transcript_uri: 't', frames: [{ index: 0, uri: 'f0' }] }, frames: [failedFrame], error: { code: 'INTERNAL', message: 'x' } }),
+    ];
+    const ctx = context(clips, { failed_clips: 2, error: { code: 'INTERNAL', message: 'x' }, failed_at: 'FANOUT', started_at: 100, settings: { ...context([]).settings, deadline_at: 600 } });
+    const after = plan.prepareRedrive(ctx, 1000);
+    expect(after.clips!.map((c) => c.status)).toEqual(['done', 'pending', 'done']);
+    expect(after.clips![1]!.progress.compressed_uri).toBe('c1');
+    expect(after.clips![2]!.frames[0]).toMatchObject({ status: 'pending', error: null });
+    expect(after).toMatchObject({ failed_clips: 0, clips_pending: 1, error: null, failed_at: null, redrives: 1 });
+    expect(after.settings!.deadline_at).toBe(1500);
+  });
+});
