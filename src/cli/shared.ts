@@ -62,11 +62,13 @@ export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App
     void app.close().then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     return await handle.done;
   } finally {
     stop();
     process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (tty) process.stderr.write('\r\x1b[2K');
   }
 }
