@@ -67,11 +67,14 @@ describe('the statechart read from the machine definitions', () => {
     expect(chart.machines.map((m) => m.id)).toEqual(['pipeline']);
     const pipeline = machine('pipeline');
     expect(findState(pipeline.states, 'FANOUT')!.invokes.map((i) => i.src)).toEqual(['runClips']);
+    expect(findState(pipeline.states, 'FANOUT')!.description).toBe('per clip: ffmpeg-2 → deepspeech → ffmpeg-3');
+    expect(findState(pipeline.states, 'DETECT.detecting')!.description).toBe('per frame: object detector');
     expect(findState(pipeline.states, 'DETECT.detecting')!.invokes.map((i) => i.src)).toEqual(['detectFrames']);
     const mermaid = toMermaid(chart);
     expect(mermaid).toContain('FAILED --> FANOUT : REDRIVE [failedIn FANOUT]');
     expect(mermaid).toContain('FFMPEG0 --> LIBROSA : done [callSucceeded]');
     expect(mermaid).toContain('FANOUT --> DETECT : always [allClipsSettled]');
+    expect(mermaid).toContain('FANOUT : per clip∶ ffmpeg-2 → deepspeech → ffmpeg-3');
   });
 
   it('spawns no children: every unit of work is an invoked actor', () => {

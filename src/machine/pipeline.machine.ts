@@ -197,8 +197,8 @@ export function createPipelineMachine(deps: PipelineDeps) {
         },
       },
 
-      // Per clip: ffmpeg-2 → deepspeech → ffmpeg-3 (src/machine/clip-chain.ts), bounded.
       FANOUT: {
+        description: 'per clip: ffmpeg-2 → deepspeech → ffmpeg-3',
         on: {
           CANCEL: cancelFrom('FANOUT'),
           'CLIPS.PROGRESS': [
@@ -217,7 +217,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
         ],
       },
 
-      // Per frame: the object detector, bounded; then the answer is aggregated.
+      // Per frame: the object detector, bounded by the request's concurrency; then the answer.
       DETECT: {
         on: { CANCEL: cancelFrom('DETECT') },
         initial: 'planning',
@@ -226,6 +226,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             always: [{ guard: 'shouldDetect', target: 'detecting', actions: 'planFrames' }, { target: 'aggregating' }],
           },
           detecting: {
+            description: 'per frame: object detector',
             on: {
               'FRAMES.SETTLED': [
                 {

@@ -96,6 +96,7 @@ class Layout {
 
   measure(state: StatechartState): Placed {
     const lines = [
+      ...(state.description ? [state.description] : []),
       ...state.invokes.map((i) => `invoke ${i.src}${i.id !== i.src ? ` (${i.id})` : ''}`),
       ...state.spawns.map((s) => `${s.id} → ${s.src}`),
       ...this.selfLoops(state.path).map((l) => `↻ ${l}`),

@@ -37,6 +37,8 @@ export interface StatechartState {
   path: string;
   key: string;
   type: 'atomic' | 'compound' | 'parallel' | 'final' | 'history';
+  /** The state's own `description` in the machine definition, if any. */
+  description: string | null;
   /** Path of the initial child state of a compound state. */
   initial: string | null;
   entry: string[];
@@ -192,6 +194,7 @@ function describeState(node: AnyStateNode, refer: (state: string, how: 'invoke' 
     path,
     key: node.key,
     type: node.type,
+    description: node.description ?? null,
     initial: initialOf(node),
     entry,
     invokes,
@@ -414,6 +417,7 @@ export function toMermaid(chart: Statechart): string {
           continue;
         }
         lines.push(`${pad}state "${display}" as ${sid}`);
+        if (state.description) lines.push(`${pad}${sid} : ${mermaidText(state.description)}`);
         for (const inv of state.invokes) lines.push(`${pad}${sid} : invoke ${mermaidText(inv.src)}${inv.src !== inv.id ? ` (${mermaidText(inv.id)})` : ''}`);
         for (const sp of state.spawns) lines.push(`${pad}${sid} : ${mermaidText(sp.id)} spawns ${mermaidText(sp.src)}`);
       }
