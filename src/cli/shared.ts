@@ -10,6 +10,12 @@ export const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
 
 export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
 
+export function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
 export function requestId(value: string): string {
   if (!REQUEST_ID_PATTERN.test(value)) throw new InvalidArgumentError('must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
   return value;

@@ -76,14 +76,8 @@ export interface StepState {
   output_uri: string;
 }
 
-export interface PipelineContext {
-  request_id: string;
-  video_uri: string;
-  query: string | null;
-  settings: Settings;
-  allow_local_path: boolean;
-  allow_private_network: boolean;
-  started_at: number;
+/** What the request was started with, and everything learned since. */
+export interface PipelineContext extends PipelineInput {
   finished_at: number | null;
   input_uri: string | null;
   steps: Partial<Record<'ffmpeg0' | 'librosa' | 'ffmpeg1', StepState>>;

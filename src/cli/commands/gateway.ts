@@ -1,16 +1,10 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config.ts';
 import { toFaveError } from '../../errors.ts';
 import { createLogger } from '../../logger.ts';
 import { openStore } from '../../persistence/open-store.ts';
 import { startLocalGateway } from '../../stages/local/serve.ts';
-import { fail } from '../shared.ts';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
-  return n;
-}
+import { fail, port } from '../shared.ts';
 
 /**
  * `fave gateway`: the local stages behind an OpenFaaS-compatible gateway (`/function/{name}`,

@@ -1,13 +1,7 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { toFaveError } from '../../errors.ts';
 import { startHttpServer } from '../../server/http-server.ts';
-import { fail, withApp } from '../shared.ts';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
-  return n;
-}
+import { fail, port, withApp } from '../shared.ts';
 
 function nextSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
