@@ -214,20 +214,28 @@ export class Orchestrator {
     return true;
   }
 
+  /**
+   * Reads state.json with the ETag of exactly the bytes read: a compare-and-swap against it then
+   * fails if anyone wrote in between. (A read racing a write is simply read again.)
+   */
   async readState(requestId: string): Promise<{ envelope: StateEnvelope; etag: string } | null> {
     assertRequestId(requestId);
     const loc = { bucket: this.options.config.bucket, key: requestKeys.state(requestId) };
-    const info = await this.options.store.head(loc);
-    if (!info) return null;
-    let body: Buffer;
-    try {
-      body = await this.options.store.get(loc);
-    } catch (err) {
-      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.options.store.head(loc);
+      if (!before) return null;
+      let body: Buffer;
+      try {
+        body = await this.options.store.get(loc);
+      } catch (err) {
+        if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+        throw err;
+      }
+      const after = await this.options.store.head(loc);
+      if (after?.etag === before.etag || attempt >= 5) {
+        return { envelope: parseStateFile(body.toString('utf8'), `requests/${requestId}/metadata/state.json`), etag: before.etag };
+      }
     }
-    const after = await this.options.store.head(loc);
-    return { envelope: parseStateFile(body.toString('utf8'), `requests/${requestId}/metadata/state.json`), etag: after?.etag ?? info.etag };
   }
 
   async readResult(requestId: string): Promise<FinalResult | null> {
