@@ -150,3 +150,42 @@ describe('store problems are found at start', () => {
     }
   });
 });
+
+describe('orphans are taken over while a server runs', () => {
+  it('`fave serve` with RESUME_ON_START finishes a request whose process was SIGKILLed after the server started', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fave-sweep-'));
+    const store = new FsStore(join(dir, 'data'), 'fave-artifacts');
+    await store.init();
+    const gateway = await startTestGateway({ store, clips: 8, framesPerClip: 2, latencyMs: 30 });
+    await store.put({ bucket: 'fave-artifacts', key: 'uploads/v.mp4' }, Buffer.from('video'));
+    const env = { GATEWAY_URL: gateway.url, FAVE_DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', OPENFAAS_SECRETS_DIR: '/nonexistent', LEASE_TTL_MS: '800' };
+    const server = runFave(['serve', '--port', '0', '--host', '127.0.0.1'], { ...env, RESUME_ON_START: 'true' });
+    try {
+      let serverLog = '';
+      server.child.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
+      while (!serverLog.includes('"event":"listening"')) await new Promise((r) => setTimeout(r, 20));
+
+      const run = runFave(['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', 'orphan', '--json'], env);
+      while (gateway.calls.filter((c) => c.request_id === 'orphan').length < 8) await new Promise((r) => setTimeout(r, 5));
+      run.child.kill('SIGKILL');
+      await run.exit;
+
+      const stateKey = { bucket: 'fave-artifacts', key: requestKeys.state('orphan') };
+      for (let i = 0; i < 600; i++) {
+        const state = JSON.parse((await store.get(stateKey)).toString()) as { status: string };
+        if (state.status !== 'RUNNING') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const final = FinalResultSchema.parse(JSON.parse((await store.get({ bucket: 'fave-artifacts', key: requestKeys.final('orphan') })).toString()));
+      expect(final.status).toBe('COMPLETED');
+      expect(final.clips).toHaveLength(8);
+      expect(serverLog).toContain('"event":"resumed_orphans"');
+      expect(serverLog).toContain('"orphan"');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exit;
+      await gateway.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -30,13 +30,30 @@ export function registerServe(program: Command): void {
       await withApp(async (app) => {
         const server = await startHttpServer({ app, port: opts.port, host: opts.host });
         app.logger.info({ event: 'listening', url: server.url, gateway: app.config.gatewayUrl ?? 'local stages', store: app.store.kind });
+        // Requests whose owner is gone (a replica killed, a pod evicted) are taken over at start
+        // and then whenever a lease could have run out since the last look.
+        let sweep: NodeJS.Timeout | null = null;
         if (app.config.resumeOnStart) {
-          void app.orchestrator
-            .resumeOrphans()
-            .then((ids) => app.logger.info({ event: 'resumed_orphans', request_ids: ids }))
-            .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }));
+          let sweeping = false;
+          const resumeOrphans = () => {
+            if (sweeping) return;
+            sweeping = true;
+            void app.orchestrator
+              .resumeOrphans()
+              .then((ids) => {
+                if (ids.length > 0) app.logger.info({ event: 'resumed_orphans', request_ids: ids });
+              })
+              .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }))
+              .finally(() => {
+                sweeping = false;
+              });
+          };
+          resumeOrphans();
+          sweep = setInterval(resumeOrphans, app.config.leaseTtlMs);
+          sweep.unref();
         }
         const signal = await nextSignal();
+        if (sweep) clearInterval(sweep);
         app.logger.info({ event: 'shutting_down', signal, requests_running: app.orchestrator.running().length });
         // A second signal during the drain means "now".
         const force = () => process.exit(130);
