@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsStore } from '../src/persistence/fs-store.ts';
+import { createApp } from '../src/app.ts';
+import { pino } from 'pino';
 import { requestKeys } from '../src/persistence/store.ts';
 import { FinalResultSchema } from '../src/contracts/result.ts';
 import { startHarness, type Harness } from './support/harness.ts';
@@ -186,6 +188,31 @@ describe('orphans are taken over while a server runs', () => {
       await server.exit;
       await gateway.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('cancel across processes', () => {
+  it('a cancel that reaches an orchestrator not running the request is carried out by the owner', async () => {
+    h = await startHarness({
+      gateway: { clips: 4, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', kind: 'hang' }] },
+      env: { LEASE_TTL_MS: '600' },
+    });
+    const other = await createApp({ env: h.env, logger: pino({ level: 'silent' }) });
+    try {
+      const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'far-cancel' });
+      while (h.gateway.callsTo('ffmpeg2').length < 4) await new Promise((r) => setTimeout(r, 10));
+      expect(other.orchestrator.get('far-cancel')).toBeUndefined();
+      expect(await other.orchestrator.requestCancel('far-cancel', 'asked elsewhere')).toBe(true);
+      const outcome = await handle.done;
+      expect(outcome.status).toBe('FAILED');
+      expect(outcome.result.error).toMatchObject({ code: 'CANCELLED', message: 'request cancelled: asked elsewhere' });
+      expect((await h.readState('far-cancel')).error).toMatchObject({ code: 'CANCELLED' });
+      // The marker is taken once acted on; a finished request cannot be cancelled again.
+      expect(await h.store.head({ bucket: 'fave-artifacts', key: requestKeys.cancel('far-cancel') })).toBeNull();
+      expect(await other.orchestrator.requestCancel('far-cancel', 'again')).toBe(false);
+    } finally {
+      await other.close();
     }
   });
 });

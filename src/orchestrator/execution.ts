@@ -32,6 +32,11 @@ export interface ExecutionOptions {
   logger?: Logger;
   /** Live inspection (`@statelyai/inspect`), when switched on. */
   inspect?: Observer<InspectionEvent>;
+  /**
+   * Asked at every lease renewal whether someone elsewhere asked to cancel this request (a
+   * cancel that reached another replica); answers the reason, or null.
+   */
+  cancelRequested?: (since: number) => Promise<string | null>;
 }
 
 /**
@@ -99,7 +104,16 @@ export class Execution {
       this.onSnapshot(snapshot.value, snapshot.context);
     }
     const renewEvery = Math.max(50, Math.floor(this.options.leaseTtlMs / 3));
-    this.renewTimer = setInterval(() => this.persist(true), renewEvery);
+    const startedHere = Date.now();
+    this.renewTimer = setInterval(() => {
+      this.persist(true);
+      void this.options.cancelRequested?.(startedHere).then(
+        (reason) => {
+          if (reason !== null && !this.finished) this.cancel(reason);
+        },
+        () => undefined,
+      );
+    }, renewEvery);
     this.renewTimer.unref();
   }
 

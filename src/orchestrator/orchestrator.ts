@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Snapshot } from 'xstate';
 import type { Config } from '../config.ts';
 import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
@@ -215,6 +216,33 @@ export class Orchestrator {
   }
 
   /**
+   * Asks whichever process runs a request to cancel it: a marker in the store that the owner
+   * reads at its next lease renewal (within LEASE_TTL_MS / 3). False when it is not running.
+   */
+  async requestCancel(requestId: string, reason: string): Promise<boolean> {
+    if (this.cancel(requestId, reason)) return true;
+    const state = await this.readState(requestId);
+    if (!state || state.envelope.status !== 'RUNNING') return false;
+    const body = JSON.stringify({ reason, requested_at: Date.now(), requested_by: this.owner });
+    await this.options.store.put({ bucket: this.options.config.bucket, key: requestKeys.cancel(requestId) }, body, { contentType: 'application/json' });
+    this.options.logger?.info({ request_id: requestId, event: 'cancel_requested' });
+    return true;
+  }
+
+  /** A cancel marker newer than `since`, taken (deleted) so it acts once; its reason. */
+  private async takeCancelMarker(requestId: string, since: number): Promise<string | null> {
+    const loc = { bucket: this.options.config.bucket, key: requestKeys.cancel(requestId) };
+    if (!(await this.options.store.head(loc))) return null;
+    const marker = z
+      .object({ reason: z.string(), requested_at: z.number() })
+      .safeParse(JSON.parse((await this.options.store.get(loc)).toString('utf8')));
+    await this.options.store.delete(loc);
+    // A marker from before this execution started was meant for an earlier run of the request.
+    if (!marker.success || marker.data.requested_at < since) return null;
+    return marker.data.reason;
+  }
+
+  /**
    * Reads state.json with the ETag of exactly the bytes read: a compare-and-swap against it then
    * fails if anyone wrote in between. (A read racing a write is simply read again.)
    */
@@ -285,6 +313,7 @@ export class Orchestrator {
       leaseTtlMs: this.leaseTtlMs,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
+      cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     return this.register(execution, 'new');
   }
@@ -314,6 +343,7 @@ export class Orchestrator {
       leaseTtlMs: this.leaseTtlMs,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
+      cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
     return this.register(execution, redrive ? 'redrive' : 'resume');

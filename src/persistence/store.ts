@@ -82,5 +82,7 @@ export const requestKeys = {
   input: (requestId: string, ext: string) => `requests/${requestId}/input/original${ext}`,
   state: (requestId: string) => `requests/${requestId}/metadata/state.json`,
   final: (requestId: string) => `requests/${requestId}/metadata/final.json`,
+  /** A cancel asked for where the request does not run; its owner acts on it. */
+  cancel: (requestId: string) => `requests/${requestId}/metadata/cancel.json`,
   stageDir: (requestId: string, stage: string) => `requests/${requestId}/${stage}/`,
 };

@@ -234,10 +234,10 @@ export function createRouter(deps: RouterDeps): Router {
       if (view.status !== 'RUNNING') {
         return errorResponse(apiError(409, 'ALREADY_FINISHED', `request ${id} has already finished (${view.status})`), { request_id: id, status: view.status });
       }
-      return errorResponse(
-        apiError(409, 'NOT_RUNNING_HERE', `request ${id} is RUNNING but not in this process: cancel it where it runs, or resume it here first`),
-        { request_id: id, status: view.status },
-      );
+      // Another process runs it: leave it a cancel it will read at its next lease renewal.
+      await orchestrator.requestCancel(id, parsed.data.reason ?? 'cancelled through the HTTP API');
+      logger.info({ request_id: id, event: 'http_cancel', where: 'another process' });
+      return json(202, { request_id: id, status: 'CANCELLING', ...links(request, id) });
     }
     logger.info({ request_id: id, event: 'http_cancel' });
     let timer: NodeJS.Timeout | undefined;
