@@ -100,13 +100,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
   }).createMachine({
     id: 'pipeline',
     context: ({ input }) => ({
-      request_id: input.request_id,
-      video_uri: input.video_uri,
-      query: input.query,
-      settings: input.settings,
-      allow_local_path: input.allow_local_path,
-      allow_private_network: input.allow_private_network,
-      started_at: input.started_at,
+      ...input,
       finished_at: null,
       input_uri: null,
       steps: {},
