@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Snapshot } from 'xstate';
 import type { Config } from '../config.ts';
-import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
+import { FaveFailure, faveError, toFaveError } from '../errors.ts';
 import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
 import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
 import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
@@ -421,8 +421,4 @@ export class Orchestrator {
 export function assertRequestId(requestId: string): void {
   const parsed = RequestIdSchema.safeParse(requestId);
   if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${parsed.error.issues[0]!.message}`));
-}
-
-export function errorOfOutcome(outcome: ExecutionOutcome): FaveError | null {
-  return outcome.result.error ? toFaveError(outcome.result.error) : null;
 }

@@ -19,7 +19,7 @@ export class HttpTransport implements StageTransport {
   private readonly base: URL;
   private readonly authorization: string | null;
 
-  constructor(private readonly options: HttpTransportOptions) {
+  constructor(options: HttpTransportOptions) {
     this.base = new URL(options.gatewayUrl);
     this.pool = new Pool(this.base.origin, {
       connections: options.connections ?? 256,

@@ -1,4 +1,4 @@
-import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
+import { faveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
 import { StageTimeout, type StageTransport } from './transport.ts';
@@ -195,11 +195,4 @@ function parseDurationHeader(value: string | undefined): number | null {
   if (!value) return null;
   const seconds = Number(value);
   return Number.isFinite(seconds) ? Math.round(seconds * 1000) : null;
-}
-
-/** Converts whatever an attempt threw into a StageCallFailure-compatible error value. */
-export function attemptError(value: unknown): FaveError {
-  if (isStageCallFailure(value)) return value.error;
-  if (value instanceof FaveFailure) return value.error;
-  return toFaveError(value);
 }
