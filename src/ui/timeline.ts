@@ -1,3 +1,4 @@
+import type { InvocationRecord } from '../services/metrics.ts';
 import { z } from 'zod';
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../config.ts';
 
@@ -7,25 +8,18 @@ import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../config.ts';
  * loaded from state.json, so the input is checked rather than trusted.
  */
 
-export interface Invocation {
+/** One attempt as the timeline draws it: the persisted record's timing, plus where it belongs. */
+export interface Invocation
+  extends Pick<
+    InvocationRecord,
+    'stage' | 'clip_index' | 'frame_index' | 'attempt' | 'queued_at' | 'started_at' | 'ended_at' | 'latency_ms' | 'cold_start' | 'http_status' | 'call_id'
+  > {
   /** `{stage}|{clip}|{frame}|{attempt}`, `-` for an absent clip or frame. */
   key: string;
-  /** The function name, e.g. `stage-ffmpeg-2`. */
-  stage: string;
   /** The pipeline step the function serves, when the request's settings name it. */
   step: StageKey | null;
-  clip_index: number | null;
-  frame_index: number | null;
-  attempt: number;
-  queued_at: number;
-  started_at: number;
-  ended_at: number;
-  latency_ms: number;
-  cold_start: boolean | null;
-  http_status: number | null;
   outcome: string;
   error: { code: string; message: string } | null;
-  call_id: string | null;
 }
 
 export interface Lane {
