@@ -1,8 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /** The part of s3rver's (untyped, CommonJS) API used here. */
 interface S3rverInstance {
@@ -20,6 +24,63 @@ type S3rverConstructor = new (options: {
 
 const require = createRequire(import.meta.url);
 
+interface S3rverObject {
+  bucket: string;
+  key: string;
+  content: Buffer | Readable;
+  metadata: Record<string, string>;
+}
+interface FilesystemStorePrototype {
+  rootDirectory: string;
+  getResourcePath(bucket: string, key: string, resource: 'object'): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+  putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
+}
+
+let putObjectPatched = false;
+
+/**
+ * s3rver 3.7.1 answers a PUT before the object file is flushed (it resolves on the hashing
+ * transform's `finish`, not the file's `close`), so a GET right after a PUT can read a truncated
+ * object; it also rewrites the file in place, so a reader can see a half-written one. Real S3 has
+ * read-after-write consistency and atomic replacement, which the orchestrator relies on: store the
+ * object through a temporary file, renamed into place once it is complete. The temporary file
+ * lives beside the server's directory, not in it, so listings never meet it.
+ */
+function patchAtomicPutObject(): void {
+  if (putObjectPatched) return;
+  putObjectPatched = true;
+  const FilesystemStore = require('s3rver/lib/stores/filesystem') as { prototype: FilesystemStorePrototype };
+  let sequence = 0;
+  FilesystemStore.prototype.putObject = async function putObject(this: FilesystemStorePrototype, object: S3rverObject) {
+    const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(dirname(objectPath), { recursive: true });
+    const md5 = createHash('md5');
+    let size = 0;
+    const measure = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        md5.update(chunk);
+        size += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const partials = `${this.rootDirectory}.partial`;
+    await mkdir(partials, { recursive: true });
+    const temporary = join(partials, String(++sequence));
+    const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+    try {
+      await pipeline(content, measure, createWriteStream(temporary));
+      await rename(temporary, objectPath);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+    const digest = md5.digest('hex');
+    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
+  };
+}
+
 export interface RunningS3rver {
   endpoint: string;
   bucket: string;
@@ -32,6 +93,7 @@ export interface RunningS3rver {
 /** An in-process S3-compatible server on 127.0.0.1 (random port) with the bucket `fave-artifacts`. */
 export async function startS3rver(): Promise<RunningS3rver> {
   const S3rver = require('s3rver') as S3rverConstructor;
+  patchAtomicPutObject();
   const directory = await mkdtemp(join(tmpdir(), 'fave-s3rver-'));
   const bucket = 'fave-artifacts';
   const server = new S3rver({
@@ -51,6 +113,7 @@ export async function startS3rver(): Promise<RunningS3rver> {
     async stop() {
       await server.close();
       await rm(directory, { recursive: true, force: true });
+      await rm(`${directory}.partial`, { recursive: true, force: true });
     },
   };
 }
