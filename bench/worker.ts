@@ -1,4 +1,5 @@
 import { copyFile, readFile, stat } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serveIpc, type BenchMessage } from './ipc.ts';
 
 /**
@@ -37,6 +38,10 @@ export interface WorkerResult {
   peak_heap_used_kb: number;
   peak_external_kb: number;
   cpu_ms: number;
+  /** Share of the request's wall time the event loop was busy. */
+  event_loop_utilization: number;
+  /** How late timers fired during the request (a 5 ms probe), in ms: what every answer waited extra. */
+  event_loop_delay_ms: { p50: number; p99: number; max: number };
   captured: { bytes: number; after_invocations: number } | null;
 }
 
@@ -99,12 +104,17 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   app.orchestrator.events.on('invocation', onInvocation);
 
   const memory = sampleMemory();
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  const eluBefore = performance.eventLoopUtilization();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
   const outcome = await handle.done;
   const wall = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
+  const elu = performance.eventLoopUtilization(eluBefore);
+  delay.disable();
   const peaks = memory.stop();
   if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
   if (capturing) await capturing;
@@ -120,6 +130,8 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     peak_heap_used_kb: peaks.heap,
     peak_external_kb: peaks.external,
     cpu_ms: (cpu.user + cpu.system) / 1000,
+    event_loop_utilization: elu.utilization,
+    event_loop_delay_ms: { p50: delay.percentile(50) / 1e6, p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
     captured,
   };
   await app.close();

@@ -32,6 +32,9 @@ export interface FanoutFigures {
   peak_heap_used_mb: number;
   peak_external_mb: number;
   orchestrator_cpu_ms: number;
+  orchestrator_elu: number;
+  /** How late the orchestrator's timers fired during the request, ms. */
+  orchestrator_loop_delay_ms: { p50: number; p99: number; max: number };
   gateway_cpu_ms: number;
   gateway_cpu_us_per_call: number;
   /**
@@ -143,6 +146,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     peak_heap_used_mb: result.peak_heap_used_kb / 1024,
     peak_external_mb: result.peak_external_kb / 1024,
     orchestrator_cpu_ms: result.cpu_ms,
+    orchestrator_elu: result.event_loop_utilization,
+    orchestrator_loop_delay_ms: result.event_loop_delay_ms,
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,
     gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,

@@ -56,6 +56,7 @@ export const SCENARIOS = [
           ['fan-out: wall ms (ideal = single + fan-out + detect)', `${ms(r.wall_ms)} (${ms(r.ideal.total_ms)} = ${ms(r.ideal.single_ms)} + ${r.ideal.fanout_ms.toFixed(1)} + ${r.ideal.detect_ms.toFixed(1)})`],
           ['fan-out: clips / s', r.clips_per_s],
           ['fan-out: orchestrator CPU ms', r.orchestrator_cpu_ms],
+          ['fan-out: orchestrator event-loop use; timer lateness p50 / p99 / max ms', `${r.orchestrator_elu.toFixed(2)}; ${r.orchestrator_loop_delay_ms.p50.toFixed(1)} / ${r.orchestrator_loop_delay_ms.p99.toFixed(1)} / ${r.orchestrator_loop_delay_ms.max.toFixed(1)}`],
           ['fan-out: gateway CPU ms (µs / call), event-loop use', `${ms(r.gateway_cpu_ms)} (${ms(r.gateway_cpu_us_per_call)}), ${r.gateway_elu.toFixed(2)}`],
           ['fan-out: efficiency ceiling set by the gateway CPU alone', r.gateway_efficiency_ceiling],
           ['fan-out: raw floor: same number of calls, bare undici, flat: wall ms (ideal ÷ it)', `${ms(r.raw_wall_ms)} (${r.raw_efficiency.toFixed(2)})`],
