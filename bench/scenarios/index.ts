@@ -33,6 +33,7 @@ export const SCENARIOS = [
           ['overhead: invocations', r.invocations],
           ['overhead: wall µs / invocation, orchestrated / raw', `${ms(r.orchestrator_us_per_invocation)} / ${ms(r.raw_us_per_invocation)}`],
           ['overhead: CPU µs / invocation, orchestrator / raw client (ratio)', `${ms(r.orchestrator_cpu_us_per_invocation)} / ${ms(r.raw_cpu_us_per_invocation)} (${r.cpu_ratio.toFixed(1)})`],
+          ['overhead: first run of the fresh process (cold), wall µs / invocation, orchestrated / raw', `${ms(r.cold_orchestrator_us_per_invocation)} / ${ms(r.cold_raw_us_per_invocation)}`],
           ['overhead: gateway event-loop use, orchestrated / raw', `${r.gateway_elu_orchestrated.toFixed(2)} / ${r.gateway_elu_raw.toFixed(2)}`],
         ],
         raw: r,

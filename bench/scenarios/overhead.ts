@@ -17,15 +17,19 @@ export interface OverheadFigures {
   /** Event-loop utilization of the gateway process while each side ran (1 = it was the bottleneck). */
   gateway_elu_orchestrated: number;
   gateway_elu_raw: number;
+  /** The first request of the fresh process and the first raw replay, µs per invocation: before V8 optimized anything. */
+  cold_orchestrator_us_per_invocation: number;
+  cold_raw_us_per_invocation: number;
 }
 
 /**
- * Zero-latency stages, so only overhead costs time. A warm-up request records the exact bodies
+ * Zero-latency stages, so only overhead costs time. The first request records the exact bodies
  * the orchestrator sends; the raw client replays them (their inputs exist by then) at the same
- * concurrency. Each side's best of `reps` timed runs counts.
+ * concurrency. After `warmup` untimed rounds of each, each side's best of `reps` timed runs
+ * counts; the first round of each is reported too, as the cold figure.
  */
 export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigures> {
-  const { clips, framesPerClip, reps } = ctx.sizes.overhead;
+  const { clips, framesPerClip, warmup, reps } = ctx.sizes.overhead;
   const concurrency = ctx.sizes.concurrency;
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs: 0 });
   const recorder = new RecordingTransport(new HttpTransport({ gatewayUrl: gateway.url }));
@@ -33,13 +37,18 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
   const raw = new RawClient(gateway.url);
   try {
     const expected = invocations({ clips, framesPerClip });
-    const warm = await timeRequest(app, 'overhead-warm', ctx.workspace.videoUri);
+    const cold = await timeRequest(app, 'overhead-cold', ctx.workspace.videoUri);
     recorder.recording = false;
     const calls = recorder.calls;
-    if (warm.invocations !== expected || calls.length !== expected) {
-      throw new Error(`overhead: expected ${expected} invocations, the orchestrator made ${warm.invocations} (${calls.length} recorded)`);
+    if (cold.invocations !== expected || calls.length !== expected) {
+      throw new Error(`overhead: expected ${expected} invocations, the orchestrator made ${cold.invocations} (${calls.length} recorded)`);
     }
-    await raw.replay(calls, concurrency);
+    const coldRaw = await raw.replay(calls, concurrency);
+    ctx.log(`  overhead cold: orchestrator ${cold.wall_ms.toFixed(0)} ms, raw ${coldRaw.toFixed(0)} ms for ${expected} calls`);
+    for (let round = 1; round < warmup; round++) {
+      await timeRequest(app, `overhead-warmup-${round}`, ctx.workspace.videoUri);
+      await raw.replay(calls, concurrency);
+    }
 
     let best = { orch: Infinity, raw: Infinity, orchCpu: Infinity, rawCpu: Infinity, eluOrch: 0, eluRaw: 0 };
     for (let rep = 0; rep < reps; rep++) {
@@ -67,6 +76,8 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
       cpu_ratio: best.orchCpu / best.rawCpu,
       gateway_elu_orchestrated: best.eluOrch,
       gateway_elu_raw: best.eluRaw,
+      cold_orchestrator_us_per_invocation: perCall(cold.wall_ms),
+      cold_raw_us_per_invocation: perCall(coldRaw),
     };
   } finally {
     await app.close();
