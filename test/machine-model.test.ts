@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fromPromise, type AnyStateMachine, type EventObject } from 'xstate';
-import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { fromPromise, type Actor, type AnyStateMachine, type EventObject } from 'xstate';
+import { createPipelineMachine, type PipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { persistedSnapshotOf } from '../src/machine/persisted-snapshot.ts';
 import { type PipelineDeps } from '../src/machine/actors.ts';
 import type { PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
@@ -156,13 +157,14 @@ function uncovered(machine: AnyStateMachine, taken: Set<string>): string[] {
 }
 
 describe('model-based: every transition of the machines is taken', () => {
-  it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included)', () => {
+  it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included), and its persisted snapshot at every step', () => {
     const machine = createPipelineMachine(deps).provide({
       // Inert stand-ins: the model sends the done/error events itself.
       actors: { importInput: inert, writeResult: inert, stageCall: inert, runClips: inert, detectFrames: inert } as never,
     }) as AnyStateMachine;
     const taken = new Set<string>();
     let states = 0;
+    let checked = 0;
     for (const tolerated of [0, 50]) {
       const input: PipelineInput = {
         request_id: 'model',
@@ -173,11 +175,21 @@ describe('model-based: every transition of the machines is taken', () => {
         allow_private_network: false,
         started_at: 0,
       };
-      const run = coverTransitions(machine, { input, events: pipelineEvents(2) as never, serializeState: serializePipeline as never });
+      const run = coverTransitions(machine, {
+        input,
+        events: pipelineEvents(2) as never,
+        serializeState: serializePipeline as never,
+        // state.json skips XState's search of the context for actor refs; it must change nothing.
+        afterEvent: (actor) => {
+          checked++;
+          expect(persistedSnapshotOf(actor as Actor<PipelineMachine>)).toEqual(actor.getPersistedSnapshot());
+        },
+      });
       run.taken.forEach((t) => taken.add(t));
       states += run.states;
     }
     expect(states).toBeGreaterThan(20);
+    expect(checked).toBeGreaterThan(states);
     expect(declaredTransitions(machine).size).toBeGreaterThan(30);
     expect(uncovered(machine, taken)).toEqual([]);
   });

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../errors.ts';
 import type { FinalResult } from '../contracts/result.ts';
 import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../machine/context.ts';
+import { persistedSnapshotOf } from '../machine/persisted-snapshot.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
@@ -208,7 +209,7 @@ export class Execution {
       lease: terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs },
       progress: summarizeProgress(snapshot.context),
       error: snapshot.context.error,
-      snapshot: this.actor.getPersistedSnapshot() as unknown as StateEnvelope['snapshot'],
+      snapshot: persistedSnapshotOf(this.actor) as unknown as StateEnvelope['snapshot'],
     };
   }
 

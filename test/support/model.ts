@@ -1,4 +1,4 @@
-import { createActor, type AnyStateMachine, type AnyTransitionDefinition, type EventObject, type Snapshot } from 'xstate';
+import { createActor, type AnyActorRef, type AnyStateMachine, type AnyTransitionDefinition, type EventObject, type Snapshot } from 'xstate';
 import { getShortestPaths } from '@xstate/graph';
 import type { StateNode } from 'xstate';
 
@@ -29,6 +29,8 @@ export interface CoverageOptions<TEvent extends EventObject> {
   input: unknown;
   events: (snapshot: Snapshot<unknown> & { value: unknown; context: unknown }) => TEvent[];
   serializeState: (snapshot: Snapshot<unknown> & { value: unknown; context: unknown }) => string;
+  /** Called on the live actor after every event of every replayed path. */
+  afterEvent?: (actor: AnyActorRef) => void;
 }
 
 /**
@@ -65,8 +67,10 @@ export function coverTransitions<TEvent extends EventObject>(machine: AnyStateMa
         },
       });
       actor.start();
-      for (const e of events) actor.send(e);
-      if (next) actor.send(next);
+      for (const e of [...events, ...(next ? [next] : [])]) {
+        actor.send(e);
+        options.afterEvent?.(actor);
+      }
       actor.stop();
     }
   }
