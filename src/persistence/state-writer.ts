@@ -113,7 +113,7 @@ export class StateWriter {
 
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
     const body = serializeEnvelope(envelope);
-    const bytes = Buffer.byteLength(body);
+    const bytes = body.length;
     const { store, location, conditional } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {
