@@ -167,6 +167,12 @@ describe.each(factories)('Store contract: $name', (factory) => {
     expect(await store.list(BUCKET, 'ls/nothing/')).toEqual([]);
   });
 
+  it('lists every key past one S3 page (1,000 keys)', async () => {
+    const keys = Array.from({ length: 1003 }, (_, i) => `many/${String(i).padStart(4, '0')}.json`);
+    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((key) => store.put({ bucket: BUCKET, key }, '{}')));
+    expect(await store.list(BUCKET, 'many/')).toEqual(keys);
+  });
+
   it('deletes objects, and deleting a missing one is not an error', async () => {
     await store.put(at('del/x.bin'), 'x');
     await store.delete(at('del/x.bin'));
