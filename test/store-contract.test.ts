@@ -327,6 +327,43 @@ describe('S3Store.init() failures', () => {
   });
 });
 
+describe('S3Store copying a source larger than CopyObject takes', () => {
+  it('streams it through as a multipart upload, byte-identically', async () => {
+    const s3 = await startS3rver();
+    // The limit is lowered so that a 12 MiB source stands in for one over S3's 5 GiB.
+    const store = new S3Store({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      maxCopyObjectBytes: 1024 * 1024,
+    });
+    try {
+      const body = randomBytes(12 * 1024 * 1024 + 5);
+      const from = { bucket: s3.bucket, key: 'uploads/long.mp4' };
+      const to = { bucket: s3.bucket, key: 'requests/r/input/original.mp4' };
+      await store.put(from, body);
+      const before = s3.requests.length;
+      const copied = await store.copy(from, to);
+      expect(copied.size).toBe(body.length);
+      // No CopyObject (a PUT naming a copy source cannot be told from its URL, so count the PUTs):
+      // a multipart upload of two 8 MiB parts, i.e. create, two parts, complete.
+      const made = s3.requests.slice(before);
+      expect(made.filter((r) => r.startsWith('POST') && r.includes('uploads'))).toHaveLength(1);
+      expect(made.filter((r) => r.startsWith('PUT') && r.includes('partNumber='))).toHaveLength(2);
+      expect(made.filter((r) => r.startsWith('PUT') && !r.includes('partNumber='))).toHaveLength(0);
+      expect(await store.head(to)).toEqual(copied);
+      expect(sha256(await store.get(to))).toBe(sha256(body));
+      const missing = await failureOf(store.copy({ bucket: s3.bucket, key: 'uploads/none.mp4' }, to));
+      expect(missing.error.code).toBe('INPUT_NOT_FOUND');
+    } finally {
+      await store.close();
+      await s3.stop();
+    }
+  });
+});
+
 /**
  * s3rver ignores If-Match / If-None-Match, so the enforcing path is checked against a minimal
  * S3 endpoint that honours them the way AWS and MinIO do (412 PreconditionFailed, 409 conflict).

@@ -41,10 +41,19 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Bytes per multipart part in `putStream`; S3 requires at least 5 MiB for all parts but the last. */
   partSize?: number;
+  /**
+   * The largest source `copy` hands to CopyObject (S3 refuses sources over 5 GiB); a larger one
+   * is streamed through this process as a multipart upload.
+   */
+  maxCopyObjectBytes?: number;
 }
 
-const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-const MIN_PART_SIZE = 5 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const DEFAULT_PART_SIZE = 8 * MIB;
+const MIN_PART_SIZE = 5 * MIB;
+/** S3's limits: CopyObject takes sources up to 5 GiB, a multipart upload up to 10,000 parts. */
+const MAX_COPY_OBJECT_BYTES = 5 * 1024 * MIB;
+const MAX_PARTS = 10_000;
 const PROBE_PREFIX = '.fave-probe/';
 const PROBE_BODY = Buffer.from('fave conditional write probe\n');
 
@@ -89,12 +98,14 @@ export class S3Store implements Store {
   private readonly where: string;
   private readonly region: string;
   private readonly partSize: number;
+  private readonly maxCopyObjectBytes: number;
 
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
     this.region = options.region;
     this.where = options.endpoint ?? `AWS S3 (${options.region})`;
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.maxCopyObjectBytes = options.maxCopyObjectBytes ?? MAX_COPY_OBJECT_BYTES;
     if (this.partSize < MIN_PART_SIZE) {
       throw new FaveFailure(faveError('BAD_CONFIG', `S3 multipart part size must be at least ${MIN_PART_SIZE} bytes, got ${this.partSize}`));
     }
@@ -183,9 +194,11 @@ export class S3Store implements Store {
 
   /**
    * Holds at most one part in memory: a body shorter than one part is a single PutObject, a
-   * longer one a multipart upload of `partSize` parts sent one after the other.
+   * longer one a multipart upload of `partSize` parts sent one after the other. With the body's
+   * size known in advance (`size`), parts grow as needed to stay within S3's 10,000.
    */
-  async putStream(loc: ObjectLocation, body: Readable, options: { contentType?: string } = {}): Promise<ObjectInfo> {
+  async putStream(loc: ObjectLocation, body: Readable, options: { contentType?: string; size?: number } = {}): Promise<ObjectInfo> {
+    const partSize = options.size === undefined ? this.partSize : Math.max(this.partSize, Math.ceil(options.size / MAX_PARTS / MIB) * MIB);
     let uploadId: string | null = null;
     const parts: CompletedPart[] = [];
     let chunks: Buffer[] = [];
@@ -217,10 +230,10 @@ export class S3Store implements Store {
         chunks.push(buf);
         buffered += buf.length;
         size += buf.length;
-        while (buffered >= this.partSize) {
+        while (buffered >= partSize) {
           const all = Buffer.concat(chunks, buffered);
-          await uploadPart(all.subarray(0, this.partSize));
-          const rest = all.subarray(this.partSize);
+          await uploadPart(all.subarray(0, partSize));
+          const rest = all.subarray(partSize);
           chunks = rest.length > 0 ? [rest] : [];
           buffered = rest.length;
         }
@@ -249,6 +262,12 @@ export class S3Store implements Store {
   }
 
   async copy(from: ObjectLocation, to: ObjectLocation): Promise<ObjectInfo> {
+    const source = await this.head(from);
+    if (!source) throw notFound(from);
+    if (source.size > this.maxCopyObjectBytes) {
+      // Past CopyObject's limit the bytes pass through here, one part at a time.
+      return this.putStream(to, await this.getStream(from), { size: source.size });
+    }
     try {
       await this.client.send(
         new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeKey(from.key)}` }),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  httpServer?: Server;
 }
 type S3rverConstructor = new (options: {
   address: string;
@@ -87,6 +89,8 @@ export interface RunningS3rver {
   /** s3rver's built-in account. */
   accessKeyId: string;
   secretAccessKey: string;
+  /** Every request the server received, as `METHOD /path?query`, in order. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
@@ -105,7 +109,10 @@ export async function startS3rver(): Promise<RunningS3rver> {
     vhostBuckets: false,
   });
   const address = await server.run();
+  const requests: string[] = [];
+  server.httpServer?.on('request', (req: IncomingMessage) => requests.push(`${req.method} ${req.url}`));
   return {
+    requests,
     endpoint: `http://127.0.0.1:${address.port}`,
     bucket,
     accessKeyId: 'S3RVER',
