@@ -55,6 +55,7 @@ export const SCENARIOS = [
         details: [
           ['fan-out: invocations', r.invocations],
           ['fan-out: wall ms (ideal = single + fan-out + detect)', `${ms(r.wall_ms)} (${ms(r.ideal.total_ms)} = ${ms(r.ideal.single_ms)} + ${r.ideal.fanout_ms.toFixed(1)} + ${r.ideal.detect_ms.toFixed(1)})`],
+          ['fan-out: first run in a fresh process (cold): wall ms (ideal ÷ it)', `${ms(r.cold_wall_ms)} (${r.cold_fanout_efficiency.toFixed(2)})`],
           ['fan-out: clips / s', r.clips_per_s],
           ['fan-out: orchestrator CPU ms', r.orchestrator_cpu_ms],
           ['fan-out: orchestrator event-loop use; timer lateness p50 / p99 / max ms', `${r.orchestrator_elu.toFixed(2)}; ${r.orchestrator_loop_delay_ms.p50.toFixed(1)} / ${r.orchestrator_loop_delay_ms.p99.toFixed(1)} / ${r.orchestrator_loop_delay_ms.max.toFixed(1)}`],
