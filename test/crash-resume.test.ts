@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../src/persistence/s3-store.ts';
+import type { S3Store } from '../src/persistence/s3-store.ts';
 import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { FinalResultSchema, type FinalResult } from '../src/contracts/result.ts';
-import { startS3rver, type RunningS3rver } from './support/s3rver.ts';
+import { s3StoreOn, startS3rver, type RunningS3rver } from './support/s3rver.ts';
 import { startTestGateway, type TestGateway, type CallRecord } from './support/test-gateway.ts';
 import { runFave } from './support/child.ts';
 
@@ -25,7 +25,7 @@ const VIDEO = 's3://fave-artifacts/uploads/crash.mp4';
 
 beforeAll(async () => {
   s3 = await startS3rver();
-  store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  store = s3StoreOn(s3);
   await store.init();
   gateway = await startTestGateway({ store, clips: CLIPS, framesPerClip: FRAMES, latencyMs: 12 });
   await store.put({ bucket: s3.bucket, key: 'uploads/crash.mp4' }, Buffer.from('video bytes'));

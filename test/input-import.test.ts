@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaveFailure } from '../src/errors.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { importInput, inputExtension } from '../src/persistence/input-import.ts';
-import { S3Store } from '../src/persistence/s3-store.ts';
 import { requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';
-import { startS3rver } from './support/s3rver.ts';
+import { s3StoreOn, startS3rver } from './support/s3rver.ts';
 
 const BUCKET = 'fave-artifacts';
 const VIDEO = randomBytes(20 * 1024 * 1024 + 123);
@@ -116,7 +115,7 @@ const factories: { name: string; start(): Promise<Harness> }[] = [
     name: 'S3Store (s3rver)',
     async start() {
       const s3 = await startS3rver();
-      const store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+      const store = s3StoreOn(s3);
       return {
         store,
         async stop() {

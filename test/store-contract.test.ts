@@ -11,7 +11,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { openStore } from '../src/persistence/open-store.ts';
 import { S3Store } from '../src/persistence/s3-store.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store, type StoreCapabilities } from '../src/persistence/store.ts';
-import { startS3rver } from './support/s3rver.ts';
+import { s3StoreOn, startS3rver } from './support/s3rver.ts';
 
 interface Harness {
   store: Store;
@@ -42,13 +42,7 @@ const factories: Factory[] = [
     conditionalWrites: false,
     async start() {
       const s3 = await startS3rver();
-      const store = new S3Store({
-        bucket: s3.bucket,
-        endpoint: s3.endpoint,
-        region: 'us-east-1',
-        accessKeyId: s3.accessKeyId,
-        secretAccessKey: s3.secretAccessKey,
-      });
+      const store = s3StoreOn(s3);
       return {
         store,
         async stop() {
@@ -273,15 +267,7 @@ describe('S3Store.init() failures', () => {
   let s3: Awaited<ReturnType<typeof startS3rver>>;
   const opened: Store[] = [];
   const open = (overrides: Partial<ConstructorParameters<typeof S3Store>[0]>): S3Store => {
-    const store = new S3Store({
-      bucket: s3.bucket,
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-      maxAttempts: 1,
-      ...overrides,
-    });
+    const store = s3StoreOn(s3, { maxAttempts: 1, ...overrides });
     opened.push(store);
     return store;
   };
@@ -331,14 +317,7 @@ describe('S3Store copying a source larger than CopyObject takes', () => {
   it('streams it through as a multipart upload, byte-identically', async () => {
     const s3 = await startS3rver();
     // The limit is lowered so that a 12 MiB source stands in for one over S3's 5 GiB.
-    const store = new S3Store({
-      bucket: s3.bucket,
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-      maxCopyObjectBytes: 1024 * 1024,
-    });
+    const store = s3StoreOn(s3, { maxCopyObjectBytes: 1024 * 1024 });
     try {
       const body = randomBytes(12 * 1024 * 1024 + 5);
       const from = { bucket: s3.bucket, key: 'uploads/long.mp4' };

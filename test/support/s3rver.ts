@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { S3Store, type S3StoreOptions } from '../../src/persistence/s3-store.ts';
 
 /** The part of s3rver's (untyped, CommonJS) API used here. */
 interface S3rverInstance {
@@ -123,4 +124,16 @@ export async function startS3rver(): Promise<RunningS3rver> {
       await rm(`${directory}.partial`, { recursive: true, force: true });
     },
   };
+}
+
+/** An S3Store on the server's bucket with its built-in account; `overrides` for the odd setting. */
+export function s3StoreOn(s3: RunningS3rver, overrides: Partial<S3StoreOptions> = {}): S3Store {
+  return new S3Store({
+    bucket: s3.bucket,
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    ...overrides,
+  });
 }
