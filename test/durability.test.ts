@@ -192,6 +192,84 @@ describe('orphans are taken over while a server runs', () => {
   });
 });
 
+type RetryContext = {
+  records: Array<{ stage: string; attempt: number; http_status: number | null }>;
+  clips: Array<{ records: Array<{ stage: string; attempt: number; http_status: number | null }> }>;
+  retrying?: Record<string, Array<{ attempt: number }>>;
+};
+
+describe('retries across a crash', () => {
+  const cases = [
+    { name: 'a single-call stage', stage: 'librosa', fault: {}, taskId: 'librosa', function: 'stage-librosa', records: (c: RetryContext) => c.records },
+    { name: 'a step of a clip chain', stage: 'deepspeech', fault: { clip: 0 }, taskId: 'clip-0/deepspeech', function: 'stage-deepspeech', records: (c: RetryContext) => c.clips[0]!.records },
+  ];
+
+  it.each(cases)('$name killed between attempts resumes at its next attempt, within the same max_attempts', async (c) => {
+    const dir = await mkdtemp(join(tmpdir(), 'fave-retry-crash-'));
+    const store = new FsStore(join(dir, 'data'), 'fave-artifacts');
+    await store.init();
+    // Two 502s, then an attempt that hangs (the process is killed during it), then a 502.
+    const gateway = await startTestGateway({
+      store,
+      clips: 2,
+      framesPerClip: 1,
+      faults: [
+        { stage: c.stage, ...c.fault, kind: 'status', status: 502, times: 2 },
+        { stage: c.stage, ...c.fault, kind: 'hang', times: 1 },
+        { stage: c.stage, ...c.fault, kind: 'status', status: 502, times: 1 },
+      ],
+    });
+    await store.put({ bucket: 'fave-artifacts', key: 'uploads/v.mp4' }, Buffer.from('video'));
+    const env = {
+      GATEWAY_URL: gateway.url,
+      FAVE_DATA_DIR: join(dir, 'data'),
+      LOG_LEVEL: 'error',
+      OPENFAAS_SECRETS_DIR: '/nonexistent',
+      RETRY_MAX_ATTEMPTS: '3',
+      RETRY_BASE_DELAY_MS: '1',
+      RETRY_MAX_DELAY_MS: '5',
+      PERSIST_INTERVAL_MS: '0',
+      LEASE_TTL_MS: '800',
+    };
+    const stateKey = { bucket: 'fave-artifacts', key: requestKeys.state('retried') };
+    const readContext = async (): Promise<RetryContext | null> => {
+      const body = await store.get(stateKey).catch(() => null);
+      return body ? (JSON.parse(body.toString()) as { snapshot: { context: RetryContext } }).snapshot.context : null;
+    };
+    const persistedRetries = async () => ((await readContext())?.retrying?.[c.taskId] ?? []).map((r) => r.attempt);
+    const calls = () => gateway.callsTo(c.stage).filter((call) => call.clip === null || call.clip === 0);
+    try {
+      const run = runFave(['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', 'retried', '--json'], env);
+      // The third attempt is hanging and the first two failures are in state.json: kill now.
+      for (let i = 0; i < 1000 && (calls().length < 3 || (await persistedRetries()).length < 2); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await persistedRetries()).toEqual([1, 2]);
+      run.child.kill('SIGKILL');
+      expect((await run.exit).signal).toBe('SIGKILL');
+
+      const resumed = await runFave(['resume', 'retried', '--json'], env).exit;
+      // Started over, the call would have had three more attempts and met the success after the 502.
+      expect(resumed.code, resumed.stderr).toBe(1);
+      const result = FinalResultSchema.parse(JSON.parse(resumed.stdout));
+      expect(result.status).toBe('FAILED');
+      expect(result.error).toMatchObject({ code: 'STAGE_UNAVAILABLE', stage: c.function, attempts: 3 });
+      expect(calls()).toHaveLength(4);
+      const context = (await readContext())!;
+      const attempts = c.records(context).filter((r) => r.stage === c.function);
+      expect(attempts.map((r) => [r.attempt, r.http_status])).toEqual([
+        [1, 502],
+        [2, 502],
+        [3, 502],
+      ]);
+      expect(context.retrying).toEqual({});
+    } finally {
+      await gateway.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('cancel across processes', () => {
   it('a cancel that reaches an orchestrator not running the request is carried out by the owner', async () => {
     h = await startHarness({

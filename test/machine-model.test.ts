@@ -54,7 +54,10 @@ function pipelineEvents(clipCount: number) {
     const top = typeof value === 'string' ? value : Object.keys(value as object)[0]!;
     const sub = typeof value === 'object' ? (value as Record<string, string>)[top] : null;
     const events: EventObject[] = [];
-    if (ctx.error === null && ctx.finished_at === null) events.push({ type: 'CANCEL' });
+    if (ctx.error === null && ctx.finished_at === null) {
+      events.push({ type: 'CANCEL' });
+      events.push({ type: 'STAGE.RETRYING', task_id: top, record: { ...record(top), outcome: 'error', http_status: 502 } } as EventObject);
+    }
     switch (top) {
       case 'INIT':
         events.push({ type: 'xstate.done.actor.importInput', output: { input_uri: 's3://b/in.mp4' } } as EventObject);

@@ -25,10 +25,31 @@ function context(clips: ClipState[], over: Partial<PipelineContext> = {}): Pipel
     },
     allow_local_path: false, allow_private_network: false, started_at: 0, finished_at: null, input_uri: null, steps: {},
     clip_times: null, clips_note: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
-    frames_pending: 0, failed_clips: 0, records: [], error: null, failed_at: null, redrives: 0,
+    frames_pending: 0, failed_clips: 0, records: [], retrying: {}, error: null, failed_at: null, redrives: 0,
     ...over,
   };
 }
+
+describe('retries in progress', () => {
+  it('are kept by task id until their call settles, whichever way the result comes', () => {
+    const failed = { ...rec('stage-deepspeech'), clip_index: 0, outcome: 'error' as const, http_status: 502 };
+    let ctx = context([clip(0, { status: 'running' }), clip(1, { status: 'running' })]);
+    ctx = { ...ctx, ...plan.recordRetry(ctx, 'clip-0/deepspeech', failed) };
+    ctx = { ...ctx, ...plan.recordRetry(ctx, 'clip-0/deepspeech', { ...failed, attempt: 2 }) };
+    ctx = { ...ctx, ...plan.recordRetry(ctx, 'librosa', failed) };
+    expect(ctx.retrying['clip-0/deepspeech']!.map((r) => r.attempt)).toEqual([1, 2]);
+
+    // Another clip's step settling leaves them; the retried step settling takes its entry away.
+    const other = plan.settleClipSteps(ctx, [{ clip_index: 1, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'c1' }, error: null, records: [] }]);
+    expect(other.retrying).toBe(ctx.retrying);
+    const settled = plan.settleClipSteps(ctx, [{ clip_index: 0, stage: 'deepspeech', facts: { kind: 'transcript', uri: 't', transcript: 'x', note: null }, error: null, records: [] }]);
+    expect(Object.keys(settled.retrying!)).toEqual(['librosa']);
+
+    const step = plan.applyStep(ctx, { task_id: 'librosa', stage: 'librosa', clip_index: null, frame_index: null, facts: null, error: null, records: [] });
+    expect(Object.keys(step.retrying!)).toEqual(['clip-0/deepspeech']);
+    expect(plan.prepareRedrive({ ...ctx, clips: [] }, 0).retrying).toEqual({});
+  });
+});
 
 describe('the clip chain', () => {
   it('starts at the first step not finished, each step fed the previous output', () => {

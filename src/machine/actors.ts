@@ -11,7 +11,7 @@ import { buildStageRequest, extractFacts, type StageFacts } from '../services/st
 import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import type { StageTransport } from '../services/transport.ts';
-import type { PipelineContext, StageCallInput, StageCallOutput } from './context.ts';
+import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
@@ -62,27 +62,33 @@ export function createActors(deps: PipelineDeps) {
      * backoff, up to max_attempts, never past the deadline). Never rejects: the output carries
      * either the facts or the classified error, with a record of every attempt.
      */
-    stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal }) => ({
-      task_id: input.task_id,
-      stage: input.task.stage,
-      clip_index: input.task.fanout?.clip_index ?? null,
-      frame_index: input.task.fanout?.frame_index ?? null,
-      ...(await callWithRetries(deps, input, signal)),
-    })),
+    stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal, system }) => {
+      const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
+      const prior = root?.getSnapshot().context.retrying[input.task_id] ?? [];
+      const onRetry = (record: InvocationRecord) => root?.send({ type: 'STAGE.RETRYING', task_id: input.task_id, record });
+      return {
+        task_id: input.task_id,
+        stage: input.task.stage,
+        clip_index: input.task.fanout?.clip_index ?? null,
+        frame_index: input.task.fanout?.frame_index ?? null,
+        ...(await callWithRetries(deps, input, signal, prior, onRetry)),
+      };
+    }),
 
     /**
      * FANOUT: every clip's chain, at most `max_concurrency` clips (so calls) at once. Each step's
      * result is reported as it ends, so a crash loses at most the calls in flight.
      */
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
-      startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, signal) => {
+      startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, signal) => {
         const limit = pLimit(context.settings.max_concurrency);
         for (const clip of context.clips) {
           if (clip.status !== 'pending' && clip.status !== 'running') continue;
           void limit(async () => {
             let progress = clip.progress;
             for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
-              const output = await callWithRetries(deps, clipCall(context, clip.index, step, stepInput(step, clip, progress)), signal);
+              const call = clipCall(context, clip.index, step, stepInput(step, clip, progress));
+              const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record));
               if (signal.aborted) return;
               report({ clip_index: clip.index, stage: step, facts: output.facts, error: output.error, records: output.records });
               if (!output.facts) return;
@@ -95,12 +101,13 @@ export function createActors(deps: PipelineDeps) {
 
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
-      startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, signal) => {
+      startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, signal) => {
         const limit = pLimit(context.settings.max_concurrency);
         for (const [clipIndex, frame] of framesToDetect(context)) {
           void limit(async () => {
             if (signal.aborted) return;
-            const output = await callWithRetries(deps, detectCall(context, clipIndex, frame), signal);
+            const call = detectCall(context, clipIndex, frame);
+            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record));
             if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
           });
         }
@@ -175,12 +182,19 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
 }
 
 /**
- * A stage call with the retry policy. On a restored snapshot an interrupted call starts again
- * at its first attempt: attempts are at-least-once, like the call itself.
+ * A stage call with the retry policy. `prior` are the failed attempts it already made (persisted
+ * in `retrying` by `onRetry` before each retry), so a call resumed after a crash continues at
+ * its next attempt; the one in flight at the crash is made again (at-least-once).
  */
-export async function callWithRetries(deps: PipelineDeps, call: StageCallInput, signal: AbortSignal): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
-  const records: InvocationRecord[] = [];
-  for (let attempt = 1; ; attempt++) {
+export async function callWithRetries(
+  deps: PipelineDeps,
+  call: StageCallInput,
+  signal: AbortSignal,
+  prior: readonly InvocationRecord[] = [],
+  onRetry?: (record: InvocationRecord) => void,
+): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
+  const records: InvocationRecord[] = [...prior];
+  for (let attempt = prior.length + 1; ; attempt++) {
     try {
       const { facts, record } = await performAttempt(deps, call, attempt, signal);
       records.push(record);
@@ -189,6 +203,7 @@ export async function callWithRetries(deps: PipelineDeps, call: StageCallInput, 
       const { error, record } = failureOf(err);
       if (record) records.push(record);
       if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
+      if (record) onRetry?.(record);
       const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);
       await sleep(until - Date.now(), signal);
     }
@@ -231,13 +246,22 @@ export interface FrameResult {
   records: InvocationRecord[];
 }
 
-/** What the runners send back: results in batches, or that they could not start. */
+/** A failed attempt of a call that is about to be tried again. */
+export type RetryEvent = { type: 'STAGE.RETRYING'; task_id: string; record: InvocationRecord };
+
+/** What the runners send back: results in batches, or that they could not start; and retries. */
 export type RunnerEvent =
   | { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError }
-  | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError };
+  | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError }
+  | RetryEvent;
 
 interface SystemLike {
   get(id: string): unknown;
+}
+
+interface RootLike {
+  getSnapshot(): { context: PipelineContext };
+  send(event: RetryEvent): void;
 }
 
 /**
@@ -250,13 +274,13 @@ function startRunner<R>(
   input: RunnerInput,
   system: SystemLike,
   sendBack: (event: RunnerEvent) => void,
-  type: RunnerEvent['type'],
-  run: (context: PipelineContext, report: (result: R) => void, signal: AbortSignal) => void,
+  type: 'CLIPS.PROGRESS' | 'FRAMES.SETTLED',
+  run: (context: PipelineContext, report: (result: R) => void, retrying: (taskId: string, record: InvocationRecord) => void, signal: AbortSignal) => void,
 ): () => void {
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
   setMaxListeners(0, controller.signal);
-  const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+  const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
   const context = root?.getSnapshot().context;
   if (!context) {
     sendBack({ type, results: [], error: faveError('INTERNAL', `${input.request_id}: the fan-out could not read the request's state`) } as RunnerEvent);
@@ -280,6 +304,9 @@ function startRunner<R>(
         setImmediate(flush);
       }
     },
+    (taskId, record) => {
+      if (!controller.signal.aborted) sendBack({ type: 'STAGE.RETRYING', task_id: taskId, record });
+    },
     controller.signal,
   );
   return () => controller.abort();
@@ -288,7 +315,7 @@ function startRunner<R>(
 function clipCall(context: PipelineContext, clipIndex: number, step: ClipStep, inputUri: string): StageCallInput {
   const { settings } = context;
   return {
-    task_id: `clip-${clipIndex}/${step}`,
+    task_id: clipTaskId(clipIndex, step),
     request_id: context.request_id,
     profile: settings.profile,
     function_name: settings.stage_names[step],
@@ -312,7 +339,7 @@ export function framesToDetect(context: PipelineContext): Array<[number, Pipelin
 function detectCall(context: PipelineContext, clipIndex: number, frame: { index: number; uri: string }): StageCallInput {
   const { settings } = context;
   return {
-    task_id: `frame-${clipIndex}-${frame.index}`,
+    task_id: frameTaskId(clipIndex, frame.index),
     request_id: context.request_id,
     profile: settings.profile,
     function_name: settings.stage_names.detector,

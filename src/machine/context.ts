@@ -92,6 +92,12 @@ export interface PipelineContext extends PipelineInput {
   failed_clips: number;
   /** Records of the single-call stages (ffmpeg-0, librosa, ffmpeg-1). */
   records: InvocationRecord[];
+  /**
+   * The failed attempts of calls being retried, by task id, until the call settles. A call
+   * interrupted between attempts (a crash, a restart) resumes at its next attempt, within the
+   * same budget, instead of starting over.
+   */
+  retrying: Record<string, InvocationRecord[]>;
   error: FaveError | null;
   failed_at: RunningState | null;
   redrives: number;
@@ -118,6 +124,10 @@ export interface StageCallOutput {
   error: FaveError | null;
   records: InvocationRecord[];
 }
+
+/** Task ids name one stage call of a request: the key of `retrying`. */
+export const clipTaskId = (clipIndex: number, step: string): string => `clip-${clipIndex}/${step}`;
+export const frameTaskId = (clipIndex: number, frameIndex: number): string => `frame-${clipIndex}-${frameIndex}`;
 
 export const emptyProgress = (): ClipProgress => ({
   compressed_uri: null,

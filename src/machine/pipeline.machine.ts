@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
 import { faveError, type FaveError } from '../errors.ts';
-import { createActors, framesToDetect, type PipelineDeps, type RunnerEvent } from './actors.ts';
+import { createActors, framesToDetect, type PipelineDeps, type RetryEvent, type RunnerEvent } from './actors.ts';
 import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
 import * as plan from './plan.ts';
 
@@ -71,10 +71,12 @@ export function createPipelineMachine(deps: PipelineDeps) {
 
       recordStep: assign(({ context }, params: { output: StageCallOutput }) => plan.applyStep(context, params.output)),
 
-      recordFailure: assign(({ context }, params: { at: RunningState; error: FaveError | null; records?: StageCallOutput['records'] }) => ({
+      recordRetry: assign(({ context }, params: Omit<RetryEvent, 'type'>) => plan.recordRetry(context, params.task_id, params.record)),
+
+      recordFailure: assign(({ context }, params: { at: RunningState; error: FaveError | null; output?: StageCallOutput }) => ({
         error: params.error ?? faveError('INTERNAL', `${params.at} failed without an error value`),
         failed_at: params.at,
-        records: params.records ? [...context.records, ...params.records] : context.records,
+        ...(params.output ? { records: [...context.records, ...params.output.records], retrying: plan.settleRetries(context.retrying, [params.output], (o) => o.task_id) } : {}),
       })),
 
       recordCancel: assign((_, params: { at: RunningState; reason: string | undefined }) => ({
@@ -111,10 +113,13 @@ export function createPipelineMachine(deps: PipelineDeps) {
       frames_pending: 0,
       failed_clips: 0,
       records: [],
+      retrying: {},
       error: null,
       failed_at: null,
       redrives: 0,
     }),
+    // A stage call about to retry, from any running state: persisted so a resume continues its count.
+    on: { 'STAGE.RETRYING': { actions: { type: 'recordRetry', params: ({ event }) => ({ task_id: event.task_id, record: event.record }) } } },
     initial: 'INIT',
     states: {
       INIT: {
@@ -145,7 +150,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             },
             {
               target: 'FAILED',
-              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'FFMPEG0', error: event.output.error, records: event.output.records }) },
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'FFMPEG0', error: event.output.error, output: event.output }) },
             },
           ],
         },
@@ -165,7 +170,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             },
             {
               target: 'FAILED',
-              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'LIBROSA', error: event.output.error, records: event.output.records }) },
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'LIBROSA', error: event.output.error, output: event.output }) },
             },
           ],
         },
@@ -185,7 +190,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
             },
             {
               target: 'FAILED',
-              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'CLIP', error: event.output.error, records: event.output.records }) },
+              actions: { type: 'recordFailure', params: ({ event }) => ({ at: 'CLIP', error: event.output.error, output: event.output }) },
             },
           ],
         },

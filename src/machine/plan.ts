@@ -1,8 +1,9 @@
 import { faveError, describeLocation, type FaveError } from '../errors.ts';
 import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
+import type { InvocationRecord } from '../services/metrics.ts';
 import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
-import { emptyProgress } from './context.ts';
+import { clipTaskId, emptyProgress, frameTaskId } from './context.ts';
 
 /**
  * Pure bookkeeping of the pipeline machine: how finished work changes the context, when the
@@ -25,14 +26,33 @@ export function errorOf(value: unknown, at: RunningState): FaveError {
   return error.stage ? error : { ...error, stage: at };
 }
 
+/** A failed attempt that will be tried again, kept until its call settles. */
+export function recordRetry(context: PipelineContext, taskId: string, record: InvocationRecord): Partial<PipelineContext> {
+  return { retrying: { ...context.retrying, [taskId]: [...(context.retrying[taskId] ?? []), record] } };
+}
+
+/** `retrying` without the calls that settled: their results carry those attempts' records. */
+export function settleRetries<T>(retrying: PipelineContext['retrying'], settled: readonly T[], taskIdOf: (item: T) => string): PipelineContext['retrying'] {
+  if (Object.keys(retrying).length === 0) return retrying;
+  let left: PipelineContext['retrying'] | null = null;
+  for (const item of settled) {
+    const id = taskIdOf(item);
+    if (!(id in retrying)) continue;
+    left ??= { ...retrying };
+    delete left[id];
+  }
+  return left ?? retrying;
+}
+
 /** Folds the result of a single-call stage (ffmpeg-0, librosa, ffmpeg-1) into the context. */
 export function applyStep(context: PipelineContext, output: StageCallOutput): Partial<PipelineContext> {
   const records = [...context.records, ...output.records];
+  const retrying = settleRetries(context.retrying, [output], (o) => o.task_id);
   const facts = output.facts;
-  if (!facts) return { records };
+  if (!facts) return { records, retrying };
   switch (facts.kind) {
     case 'timestamps':
-      return { records, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
+      return { records, retrying, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
     case 'clips': {
       const clips: ClipState[] = facts.clips.map((c) => {
         const fallback = context.clip_times?.[c.index] ?? null;
@@ -48,10 +68,10 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
           error: null,
         };
       });
-      return { records, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
+      return { records, retrying, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
     }
     default:
-      return output.stage === 'ffmpeg0' ? { records, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } } : { records };
+      return output.stage === 'ffmpeg0' ? { records, retrying, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } } : { records, retrying };
   }
 }
 
@@ -88,6 +108,7 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     clips,
     clips_pending: Math.max(0, context.clips_pending - ended),
     failed_clips: context.failed_clips + newlyFailed,
+    retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.stage)),
   };
 }
 
@@ -138,6 +159,7 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
     clips,
     frames_pending: Math.max(0, context.frames_pending - settled),
     failed_clips: context.failed_clips + newlyFailed,
+    retrying: settleRetries(context.retrying, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
   };
 }
 
@@ -184,6 +206,8 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     finished_at: null,
     frames_pending: 0,
     redrives: context.redrives + 1,
+    // A redriven call gets the whole retry budget again.
+    retrying: {},
     settings: { ...context.settings, deadline_at: now + budget },
   };
 }

@@ -91,6 +91,8 @@ export const ContextSchema = z.looseObject({
   frames_pending: z.number().int().min(0),
   failed_clips: z.number().int().min(0),
   records: z.array(RecordSchema),
+  // Absent from state files written before retries were persisted.
+  retrying: z.record(z.string(), z.array(RecordSchema)).default({}),
   error: ErrorValue.nullable(),
   failed_at: z.enum(TOP_LEVEL_STATES).nullable(),
   redrives: z.number().int().min(0),

@@ -306,25 +306,31 @@ export function renderMachineSvg(machine: StatechartMachine, title: string): Sta
   const layout = new Layout(machine);
   const root = layout.region(machine.states, '', machine.initial);
   const rootEdges = machine.transitions.flatMap((t) => t.targets.map((target) => ({ t, target })));
+  // Root transitions without a target leave the state as it is: listed, not drawn as arrows.
+  const anywhere = machine.transitions.filter((t) => t.targets.length === 0).map((t) => t.label);
   const anyH = rootEdges.length > 0 ? 40 : 0;
-  layout.place(root, MARGIN, MARGIN + TITLE_H + anyH);
+  const anywhereH = anywhere.length > 0 ? 16 : 0;
+  layout.place(root, MARGIN, MARGIN + TITLE_H + anywhereH + anyH);
   const marker = `sc-arrow-${machine.id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
   const drawn: Drawn = { edges: [], labels: [] };
   for (const region of layout.regions) drawRegion(layout, region, marker, drawn);
 
+  if (anywhere.length > 0) {
+    drawn.labels.push(`<text class="sc-sub" x="${MARGIN}" y="${round(MARGIN + TITLE_H + 10)}">in any state: ${escapeXml(anywhere.join(', '))}</text>`);
+  }
   // Transitions declared on the machine root are taken from any state.
   rootEdges.forEach(({ t, target }, i) => {
     const p = layout.placed.get(target);
     if (!p) return;
     const x = p.x + p.w / 2 + i * 8;
-    const top = MARGIN + TITLE_H;
+    const top = MARGIN + TITLE_H + anywhereH;
     drawn.edges.push(`<text class="sc-sub" x="${round(x)}" y="${round(top + 8)}" text-anchor="middle">any state</text>`);
     drawn.edges.push(edgeSvg(arrowPath([[x, top + 12], [x, p.y]]), `any state → ${target}: ${t.label}`, marker));
     drawn.labels.push(label(x + 6, top + 28, t.label));
   });
 
   const width = Math.ceil(root.w + 2 * MARGIN + 40);
-  const height = Math.ceil(MARGIN + TITLE_H + anyH + root.h + MARGIN + 10);
+  const height = Math.ceil(MARGIN + TITLE_H + anywhereH + anyH + root.h + MARGIN + 10);
   const states = [...root.main, ...root.hubs].map((p) => drawState(p, machine.id)).join('');
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" class="statechart" data-machine="${escapeXml(machine.id)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(title)}">`,

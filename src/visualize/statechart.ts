@@ -401,8 +401,10 @@ export function toMermaid(chart: Statechart): string {
     // One edge per pair of states, its triggers joined: parallel edges pile their labels up.
     for (const edge of groupEdges(machine)) {
       const from = edge.source === '' ? anyId : id(edge.source);
+      // A targetless transition on the root stays in whatever state the machine is in.
+      const to = edge.target === '' ? anyId : id(edge.target);
       const container = edge.source === '' ? '' : edgeContainer(edge.source, edge.target);
-      addEdge(container, `${from} --> ${id(edge.target)} : ${mermaidText(edge.labels.join(', '))}`);
+      addEdge(container, `${from} --> ${to} : ${mermaidText(edge.labels.join(', '))}`);
     }
 
     const emitStates = (states: readonly StatechartState[], container: string, pad: string) => {
