@@ -3,6 +3,8 @@ import * as plan from '../src/machine/plan.ts';
 import { emptyProgress, type ClipState, type PipelineContext } from '../src/machine/context.ts';
 import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
+import { summarizeProgress } from '../src/orchestrator/progress.ts';
+import { allRecords } from '../src/services/aggregate.ts';
 
 const rec = (stage: string) => ({
   stage, clip_index: null, frame_index: null, attempt: 1, queued_at: 0, started_at: 0, ended_at: 1, latency_ms: 1,
@@ -38,6 +40,9 @@ describe('retries in progress', () => {
     ctx = { ...ctx, ...plan.recordRetry(ctx, 'clip-0/deepspeech', { ...failed, attempt: 2 }) };
     ctx = { ...ctx, ...plan.recordRetry(ctx, 'librosa', failed) };
     expect(ctx.retrying['clip-0/deepspeech']!.map((r) => r.attempt)).toEqual([1, 2]);
+    // They are invocations already: counted in the progress and the answer's metrics.
+    expect(summarizeProgress(ctx).invocations).toBe(3);
+    expect(allRecords(ctx)).toHaveLength(3);
 
     // Another clip's step settling leaves them; the retried step settling takes its entry away.
     const other = plan.settleClipSteps(ctx, [{ clip_index: 1, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'c1' }, error: null, records: [] }]);

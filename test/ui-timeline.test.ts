@@ -81,6 +81,15 @@ describe('flattenInvocations', () => {
     expect(invocations.find((i) => i.key === 'stage-object-detector|0|0|1')).toMatchObject({ queued_at: 95, started_at: 100 });
   });
 
+  it('shows the failed attempts of a call still being retried', () => {
+    const failed = rec(N.librosa, 10, 20, { outcome: 'error', http_status: 502 });
+    const context = { settings: { stage_names: N }, records: [rec(N.ffmpeg0, 0, 10)], retrying: { librosa: [failed] }, clips: [] };
+    expect(flattenInvocations(context).map((i) => [i.key, i.outcome])).toEqual([
+      ['stage-ffmpeg-0|-|-|1', 'success'],
+      ['stage-librosa|-|-|1', 'error'],
+    ]);
+  });
+
   it('maps renamed functions to their step through the request settings', () => {
     const context = { settings: { stage_names: { ...N, ffmpeg2: 'my-compressor' } }, records: [], clips: [{ records: [rec('my-compressor', 1, 2, { clip_index: 0 })], frames: [] }] };
     expect(flattenInvocations(context)[0]).toMatchObject({ stage: 'my-compressor', step: 'ffmpeg2', key: 'my-compressor|0|-|1' });

@@ -24,6 +24,7 @@ export function summarizeProgress(context: PipelineContext): ProgressSummary {
   let framesTotal = 0;
   let framesDone = 0;
   let invocations = context.records.length;
+  for (const failed of Object.values(context.retrying)) invocations += failed.length;
   for (const clip of context.clips) {
     if (clip.status === 'done') clipsDone++;
     if (clip.status === 'failed') clipsFailed++;

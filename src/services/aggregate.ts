@@ -46,8 +46,10 @@ export function clipResult(clip: ClipState, detectorEnabled: boolean): ClipResul
   };
 }
 
+/** Every attempt made so far, including the failed ones of calls still being retried. */
 export function allRecords(context: PipelineContext): InvocationRecord[] {
   const records = [...context.records];
+  for (const failed of Object.values(context.retrying)) records.push(...failed);
   for (const clip of context.clips) {
     records.push(...clip.records);
     for (const frame of clip.frames) records.push(...frame.records);

@@ -70,6 +70,7 @@ const RecordSchema = z.looseObject({
 const ContextShape = z.looseObject({
   settings: z.looseObject({ stage_names: z.record(z.string(), z.string()).optional() }).optional().catch(undefined),
   records: z.array(z.unknown()).catch([]),
+  retrying: z.record(z.string(), z.array(z.unknown())).catch({}),
   clips: z
     .array(
       z.looseObject({
@@ -127,15 +128,15 @@ function byTime(a: Invocation, b: Invocation): number {
 }
 
 /**
- * Every invocation a pipeline context holds — the single-call stages, each clip's chain and
- * each frame's detection — in order of start.
+ * Every invocation a pipeline context holds — the single-call stages, each clip's chain, each
+ * frame's detection, and the failed attempts of calls still being retried — in order of start.
  */
 export function flattenInvocations(context: unknown): Invocation[] {
   const shape = ContextShape.safeParse(context);
   if (!shape.success) return [];
-  const { settings, records, clips } = shape.data;
+  const { settings, records, retrying, clips } = shape.data;
   const steps = stepsByName(settings?.stage_names);
-  const raw = [...records, ...clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)])];
+  const raw = [...records, ...Object.values(retrying).flat(), ...clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)])];
   return raw.flatMap((r) => toInvocation(r, steps) ?? []).sort(byTime);
 }
 
