@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaveFailure } from '../src/errors.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { importInput, inputExtension } from '../src/persistence/input-import.ts';
 import { requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';
-import { s3StoreOn, startS3rver } from './support/s3rver.ts';
+import { startS3rverStore } from './support/s3rver.ts';
+import { failureOf } from './support/fixtures.ts';
 
 const BUCKET = 'fave-artifacts';
 const VIDEO = randomBytes(20 * 1024 * 1024 + 123);
@@ -20,16 +20,6 @@ async function sha256OfStream(stream: Readable): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<FaveFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof FaveFailure) return err;
-    throw err;
-  }
-  throw new Error('expected a FaveFailure, but the call succeeded');
 }
 
 let http: Server;
@@ -113,17 +103,7 @@ const factories: { name: string; start(): Promise<Harness> }[] = [
   },
   {
     name: 'S3Store (s3rver)',
-    async start() {
-      const s3 = await startS3rver();
-      const store = s3StoreOn(s3);
-      return {
-        store,
-        async stop() {
-          await store.close();
-          await s3.stop();
-        },
-      };
-    },
+    start: () => startS3rverStore(),
   },
 ];
 

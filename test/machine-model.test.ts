@@ -6,6 +6,7 @@ import { type PipelineDeps } from '../src/machine/actors.ts';
 import type { PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
 import { declaredTransitions, coverTransitions } from './support/model.ts';
+import { invocationRecord } from './support/fixtures.ts';
 
 /** Dependencies that must never be reached: the model replaces every actor with an inert one. */
 const unreachable = (): never => {
@@ -31,11 +32,7 @@ const settings = (tolerated: number, detector = true): Settings => ({
   deadline_at: Date.now() + 3_600_000,
 });
 
-const record = (stage: string) => ({
-  stage, clip_index: null, frame_index: null, attempt: 1, queued_at: 0, started_at: 0, ended_at: 1, latency_ms: 1,
-  reported_duration_ms: null, gateway_duration_ms: null, call_id: null, cold_start: null, memory_limit_mb: null,
-  cost_unit: null, http_status: 200, outcome: 'success' as const, error: null,
-});
+const record = (stage: string) => invocationRecord(stage);
 const failure = { code: 'STAGE_REPORTED_ERROR' as const, message: 'bad input', attempts: 1 };
 
 function callOutput(id: string, stage: string, facts: unknown, ok: boolean) {

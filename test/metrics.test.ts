@@ -7,32 +7,14 @@ import {
   summarizeInvocations,
   type InvocationRecord,
 } from '../src/services/metrics.ts';
+import { invocationRecord } from './support/fixtures.ts';
 
 let clock = 1_700_000_000_000;
 
 function record(stage: string, latency_ms: number, extra: Partial<InvocationRecord> = {}): InvocationRecord {
   const started_at = clock;
   clock += latency_ms + 10;
-  return {
-    stage,
-    clip_index: null,
-    frame_index: null,
-    attempt: 1,
-    queued_at: started_at - 5,
-    started_at,
-    ended_at: started_at + latency_ms,
-    latency_ms,
-    reported_duration_ms: null,
-    gateway_duration_ms: null,
-    call_id: null,
-    cold_start: null,
-    memory_limit_mb: null,
-    cost_unit: null,
-    http_status: 200,
-    outcome: 'success',
-    error: null,
-    ...extra,
-  };
+  return invocationRecord(stage, { queued_at: started_at - 5, started_at, ended_at: started_at + latency_ms, latency_ms, ...extra });
 }
 
 describe('percentile (nearest rank)', () => {

@@ -5,12 +5,9 @@ import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
 import { summarizeProgress } from '../src/orchestrator/progress.ts';
 import { allRecords } from '../src/services/aggregate.ts';
+import { invocationRecord } from './support/fixtures.ts';
 
-const rec = (stage: string) => ({
-  stage, clip_index: null, frame_index: null, attempt: 1, queued_at: 0, started_at: 0, ended_at: 1, latency_ms: 1,
-  reported_duration_ms: null, gateway_duration_ms: null, call_id: null, cold_start: null, memory_limit_mb: null,
-  cost_unit: null, http_status: 200, outcome: 'success' as const, error: null,
-});
+const rec = (stage: string) => invocationRecord(stage);
 
 function clip(index: number, over: Partial<ClipState> = {}): ClipState {
   return { index, uri: `s3://b/clip_${index}.mp4`, start_s: index, end_s: index + 1, status: 'pending', progress: emptyProgress(), frames: [], records: [], error: null, ...over };

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaveFailure } from '../src/errors.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { openStore } from '../src/persistence/open-store.ts';
 import { S3Store } from '../src/persistence/s3-store.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store, type StoreCapabilities } from '../src/persistence/store.ts';
-import { s3StoreOn, startS3rver } from './support/s3rver.ts';
+import { s3StoreOn, startS3rver, startS3rverStore } from './support/s3rver.ts';
+import { failureOf } from './support/fixtures.ts';
 
 interface Harness {
   store: Store;
@@ -40,17 +40,7 @@ const factories: Factory[] = [
   {
     name: 'S3Store (s3rver)',
     conditionalWrites: false,
-    async start() {
-      const s3 = await startS3rver();
-      const store = s3StoreOn(s3);
-      return {
-        store,
-        async stop() {
-          await store.close();
-          await s3.stop();
-        },
-      };
-    },
+    start: () => startS3rverStore(),
   },
 ];
 
@@ -77,16 +67,6 @@ function generatedStream(chunks: number, chunkSize: number): { stream: Readable;
     }
   }
   return { stream: Readable.from(generate()), digest: () => hash.digest('hex'), size: chunks * chunkSize };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<FaveFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof FaveFailure) return err;
-    throw err;
-  }
-  throw new Error('expected a FaveFailure, but the call succeeded');
 }
 
 describe.each(factories)('Store contract: $name', (factory) => {

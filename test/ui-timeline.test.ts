@@ -14,30 +14,12 @@ import {
   type Invocation,
 } from '../src/ui/timeline.ts';
 import { liveStateValue } from '../src/ui/view.ts';
+import { invocationRecord } from './support/fixtures.ts';
 
 const N = DEFAULT_STAGE_NAMES;
 
 function rec(stage: string, start: number, end: number, extra: Partial<InvocationRecord> = {}): InvocationRecord {
-  return {
-    stage,
-    clip_index: null,
-    frame_index: null,
-    attempt: 1,
-    queued_at: start,
-    started_at: start,
-    ended_at: end,
-    latency_ms: end - start,
-    reported_duration_ms: null,
-    gateway_duration_ms: null,
-    call_id: null,
-    cold_start: false,
-    memory_limit_mb: null,
-    cost_unit: null,
-    http_status: 200,
-    outcome: 'success',
-    error: null,
-    ...extra,
-  };
+  return invocationRecord(stage, { queued_at: start, started_at: start, ended_at: end, latency_ms: end - start, cold_start: false, ...extra });
 }
 
 /**

@@ -67,13 +67,29 @@ function wallOf(startedAt: number, finishedAt: number | null, now: number, runni
   return Math.max(0, (running ? now : (finishedAt ?? now)) - startedAt);
 }
 
+/** What a request view reads from its context, live or from state.json. */
+interface ViewedContext {
+  video_uri: string;
+  query: string | null;
+  settings: { profile: string; stage_names?: Partial<Record<string, string>> };
+  started_at: number;
+  finished_at: number | null;
+}
+
 function assemble(
-  base: Omit<RequestView, 'active' | 'wall_ms' | 'invocations' | 'timeline' | 'statechart'>,
-  context: unknown,
+  head: Pick<RequestView, 'request_id' | 'status' | 'state' | 'value' | 'progress' | 'error' | 'observed_at' | 'local'>,
+  context: ViewedContext,
   live: readonly InvocationRecord[],
-  stageNames: Partial<Record<string, string>> | undefined,
 ): RequestView {
-  const steps = stepsByName(stageNames);
+  const base = {
+    ...head,
+    video_uri: context.video_uri,
+    query: context.query,
+    profile: context.settings.profile,
+    started_at: context.started_at,
+    finished_at: context.finished_at,
+  };
+  const steps = stepsByName(context.settings.stage_names);
   const invocations = mergeInvocations(
     flattenInvocations(context),
     live.flatMap((r) => toInvocation(r, steps) ?? []),
@@ -97,33 +113,16 @@ export async function loadRequestView(orchestrator: Orchestrator, requestId: str
   const now = Date.now();
   const execution = orchestrator.get(requestId);
   if (execution) {
-    const context = execution.context;
     const view = execution.view();
     return assemble(
-      {
-        request_id: requestId,
-        status: view.status,
-        state: view.state,
-        value: stateValueOf(execution.value),
-        progress: view.progress,
-        error: view.error,
-        video_uri: context.video_uri,
-        query: context.query,
-        profile: context.settings.profile,
-        started_at: context.started_at,
-        finished_at: context.finished_at,
-        observed_at: now,
-        local: true,
-      },
-      context,
+      { request_id: requestId, status: view.status, state: view.state, value: stateValueOf(execution.value), progress: view.progress, error: view.error, observed_at: now, local: true },
+      execution.context,
       feed.records(requestId),
-      context.settings.stage_names,
     );
   }
   const stored = await orchestrator.readState(requestId);
   if (!stored) return null;
   const { envelope } = stored;
-  const context = envelope.snapshot.context;
   return assemble(
     {
       request_id: requestId,
@@ -132,17 +131,11 @@ export async function loadRequestView(orchestrator: Orchestrator, requestId: str
       value: envelope.snapshot.value as RequestView['value'],
       progress: envelope.progress,
       error: envelope.error as FaveError | null,
-      video_uri: context.video_uri,
-      query: context.query,
-      profile: context.settings.profile,
-      started_at: context.started_at,
-      finished_at: context.finished_at,
       observed_at: now,
       local: false,
     },
-    context,
+    envelope.snapshot.context,
     feed.records(requestId),
-    context.settings.stage_names,
   );
 }
 

@@ -137,3 +137,16 @@ export function s3StoreOn(s3: RunningS3rver, overrides: Partial<S3StoreOptions> 
     ...overrides,
   });
 }
+
+/** A fresh s3rver and an S3Store on it; `stop` closes both. */
+export async function startS3rverStore(overrides: Partial<S3StoreOptions> = {}): Promise<{ store: S3Store; stop(): Promise<void> }> {
+  const s3 = await startS3rver();
+  const store = s3StoreOn(s3, overrides);
+  return {
+    store,
+    async stop() {
+      await store.close();
+      await s3.stop();
+    },
+  };
+}
