@@ -12,6 +12,8 @@ import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline
 import { buildFinalResult } from '../services/aggregate.ts';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { AsyncStageCaller } from '../services/async-transport.ts';
+import type { CallbackInbox } from '../services/callbacks.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
@@ -32,6 +34,13 @@ export interface OrchestratorOptions {
   leaseTtlMs?: number;
   /** How often a joiner polls a request that another process owns. */
   pollMs?: number;
+  /** Async stage calls: where their callbacks are kept, and the caller (null without a gateway). */
+  callbacks?: AsyncCalls | null;
+}
+
+export interface AsyncCalls {
+  inbox: CallbackInbox;
+  caller: AsyncStageCaller | null;
 }
 
 /** What the orchestrator reports as it works: the feed for /metrics and live views. */
@@ -84,6 +93,7 @@ export class Orchestrator {
       transport: options.transport,
       store: options.store,
       limiter: this.limiter,
+      asyncCalls: options.callbacks?.caller ?? null,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
       ...(options.logger ? { logger: options.logger } : {}),
     });
@@ -91,6 +101,11 @@ export class Orchestrator {
 
   get store(): Store {
     return this.options.store;
+  }
+
+  /** Where callbacks of async stage calls are stored and handed to their waiting calls; null when not configured. */
+  get callbackInbox(): CallbackInbox | null {
+    return this.options.callbacks?.inbox ?? null;
   }
 
   /** Bytes this process has written to state.json files (for write-amplification figures). */

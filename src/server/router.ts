@@ -9,6 +9,7 @@ import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { allRecords } from '../services/aggregate.ts';
 import { summarizeInvocations } from '../services/metrics.ts';
 import { handleUi } from '../ui/routes.ts';
+import { CALLBACK_ROUTE, receiveCallback } from './callback-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
@@ -256,6 +257,19 @@ export function createRouter(deps: RouterDeps): Router {
     return json(200, { request_id: id, status: settled.status, error, ...links(request, id) });
   }
 
+  /** A stage's async answer from the queue-worker; authenticated by its HMAC token, not a bearer token. */
+  async function callback(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const answer = await receiveCallback(request, id, {
+      callback: config.callback,
+      inbox: orchestrator.callbackInbox,
+      store: orchestrator.store,
+      bucket: config.bucket,
+      runsHere: (requestId) => orchestrator.get(requestId) !== undefined,
+      logger,
+    });
+    return answer.ok ? json(answer.status, answer.body) : errorResponse(answer.error);
+  }
+
   function notFound(id: string): HttpResponseLike {
     return errorResponse(apiError(404, 'NOT_FOUND', `no request ${id}`));
   }
@@ -285,7 +299,10 @@ export function createRouter(deps: RouterDeps): Router {
     if (path === '/') target = { methods: { POST: () => start(request) } };
     else if (path === '/healthz') target = { methods: { GET: healthz } };
     else if (path === '/metrics') target = { methods: { GET: prometheus } };
-    else {
+    else if (CALLBACK_ROUTE.test(path)) {
+      const id = safeDecode(CALLBACK_ROUTE.exec(path)![1]!);
+      target = { methods: { POST: () => callback(request, id) } };
+    } else {
       const match = /^\/requests\/([^/]*)(?:\/(result|resume|cancel))?$/.exec(path);
       if (match) {
         const id = match[1]!;
@@ -328,6 +345,14 @@ export function createRouter(deps: RouterDeps): Router {
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
   };
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** `''` (the OpenFaaS gateway's path for `/function/name`) is `/`; a trailing slash is dropped. */

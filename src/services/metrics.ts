@@ -28,6 +28,10 @@ export interface InvocationRecord {
   http_status: number | null;
   outcome: 'success' | 'error' | 'skipped' | 'simulated';
   error: FaveError | null;
+  /** Set for a call made through the gateway's queue; `queued_at` is then its dispatch. */
+  call_mode?: 'async';
+  /** Async calls: dispatch → function start (from X-Start-Time), null when the start is not known. */
+  queue_delay_ms?: number | null;
 }
 
 /** For checking records loaded back from state.json before they are trusted. */
@@ -49,6 +53,8 @@ export const InvocationRecordSchema = z.object({
   http_status: z.number().int().nullable(),
   outcome: z.enum(['success', 'error', 'skipped', 'simulated']),
   error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+  call_mode: z.literal('async').optional(),
+  queue_delay_ms: z.number().nullable().optional(),
 }) satisfies z.ZodType<InvocationRecord>;
 
 /**

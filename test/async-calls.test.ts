@@ -1,0 +1,152 @@
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../src/app.ts';
+import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
+import { callbackKeys, callbackToken, callbackUrl } from '../src/services/callbacks.ts';
+import { requestKeys } from '../src/persistence/store.ts';
+import { startHarness, type Harness } from './support/harness.ts';
+
+const SECRET = 'test-callback-secret-0123456789';
+const SLOW_MS = 3000;
+
+let h: Harness;
+let asyncApp: App;
+let server: HttpServer;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  // The gateway cuts synchronous calls at 1 s, as OpenFaaS's upstream timeout; deepspeech takes 3 s.
+  h = await startHarness({
+    gateway: { clips: 2, framesPerClip: 1, upstreamTimeoutMs: 1000, latencyMs: { deepspeech: SLOW_MS } },
+    env: { RETRY_MAX_ATTEMPTS: '2', PERSIST_INTERVAL_MS: '0' },
+  });
+  const port = await freePort();
+  const profiles = join(h.dir, 'profiles.json');
+  await writeFile(profiles, JSON.stringify({ short: { stage_timeouts_s: { ffmpeg2: 1 } } }));
+  asyncApp = await createApp({
+    env: {
+      ...h.env,
+      STAGE_CALL_MODE: 'async',
+      CALLBACK_BASE_URL: `http://127.0.0.1:${port}`,
+      CALLBACK_SECRET: SECRET,
+      LEASE_TTL_MS: '600',
+      FAVE_PROFILES_FILE: profiles,
+    },
+    logger: pino({ level: 'silent' }),
+  });
+  server = await startHttpServer({ app: asyncApp, port, host: '127.0.0.1', processMetrics: false });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await asyncApp?.close();
+  await h?.close();
+});
+
+describe('stage calls through the gateway queue', () => {
+  it('a 3 s stage fails the request in sync mode (504 at the 1 s upstream timeout) and completes it in async mode', async () => {
+    const sync = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'slow-sync' });
+    const failed = await sync.done;
+    expect(failed.status).toBe('FAILED');
+    expect(failed.result.error).toMatchObject({ code: 'STAGE_TIMEOUT', http_status: 504, stage: 'stage-deepspeech' });
+
+    const queued = await asyncApp.orchestrator.submit({ video_uri: h.videoUri, request_id: 'slow-async' });
+    const done = await queued.done;
+    expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+    expect(done.result.clips.map((c) => c.transcript)).toEqual(expect.arrayContaining([expect.any(String)]));
+    const state = await h.readState('slow-async');
+    const speech = state.snapshot.context.clips.flatMap((c) => c.records).filter((r) => r.stage === 'stage-deepspeech');
+    expect(speech).toHaveLength(2);
+    for (const r of speech) {
+      expect(r).toMatchObject({ call_mode: 'async', outcome: 'success', http_status: 200, attempt: 1 });
+      expect(r.ended_at - r.started_at).toBeGreaterThanOrEqual(SLOW_MS - 50);
+      expect(r.started_at).toBeGreaterThanOrEqual(Number(r.queued_at));
+      expect(typeof r.call_id).toBe('string');
+    }
+    expect(state.snapshot.context.dispatched).toEqual({});
+  });
+});
+
+/** Posts a callback as the queue-worker would. */
+async function postCallback(url: string, body: string | Buffer, headers: Record<string, string> = { 'X-Function-Status': '200', 'Content-Type': 'application/json' }) {
+  const response = await fetch(url, { method: 'POST', headers, body });
+  return { status: response.status, json: (await response.json()) as { status?: string; error?: { code: string; field?: string } } };
+}
+
+const storedKeys = (requestId: string) => h.store.list('fave-artifacts', callbackKeys.prefix(requestId));
+
+describe('the callback route', () => {
+  it('refuses a forged token (403) and stores nothing; an unknown request gets 404, an oversize body 413', async () => {
+    const before = await storedKeys('slow-async');
+    const address = { request_id: 'slow-async', task_id: 'clip-0/ffmpeg2', run: 0, attempt: 7 };
+    const real = new URL(callbackUrl(server.url, SECRET, address));
+    const forged = new URL(real);
+    forged.searchParams.set('token', callbackToken('someone-else-s-secret-value', address));
+    const refused = await postCallback(forged.href, '{"status": "success"}');
+    expect(refused.status).toBe(403);
+    expect(refused.json.error).toMatchObject({ code: 'FORBIDDEN', field: 'token' });
+    const moved = new URL(real);
+    moved.searchParams.set('attempt', '8');
+    expect((await postCallback(moved.href, '{}')).status).toBe(403);
+    expect(await h.store.head({ bucket: 'fave-artifacts', key: callbackKeys.of(address) })).toBeNull();
+    expect(await storedKeys('slow-async')).toEqual(before);
+
+    const unknown = { ...address, request_id: 'never-submitted' };
+    const missing = await postCallback(callbackUrl(server.url, SECRET, unknown), '{}');
+    expect(missing.status).toBe(404);
+    expect(await storedKeys('never-submitted')).toEqual([]);
+
+    const huge = Buffer.alloc(1024 * 1024 + 1, 0x20);
+    expect((await postCallback(real.href, huge)).status).toBe(413);
+    // The same limit holds where no HTTP server reads the body first (the OpenFaaS handler).
+    const routed = await server.router({ method: 'POST', path: real.pathname, query: Object.fromEntries(real.searchParams), headers: { 'x-function-status': '200' }, body: huge });
+    expect(routed.status).toBe(413);
+    const shapeless = await postCallback(real.href, '{}', { 'Content-Type': 'application/json' });
+    expect(shapeless.status).toBe(400);
+    expect(shapeless.json.error?.field).toBe('X-Function-Status');
+    expect(await storedKeys('slow-async')).toEqual(before);
+  });
+
+  it('a duplicate callback changes nothing', async () => {
+    const delivered = h.gateway.callbacks.find((c) => c.url.includes('/callbacks/slow-async?') && c.name === 'stage-ffmpeg-2');
+    expect(delivered).toBeDefined();
+    const url = new URL(delivered!.url);
+    const key = callbackKeys.of({ request_id: 'slow-async', task_id: url.searchParams.get('task')!, run: Number(url.searchParams.get('run')), attempt: Number(url.searchParams.get('attempt')) });
+    const storedBefore = await h.store.get({ bucket: 'fave-artifacts', key });
+    const stateBefore = await h.store.get({ bucket: 'fave-artifacts', key: requestKeys.state('slow-async') });
+    const again = await postCallback(delivered!.url, '{"status": "error", "message": "a different answer"}', { 'X-Function-Status': '500', 'X-Call-Id': 'another-call' });
+    expect(again.status).toBe(200);
+    expect(again.json.status).toBe('DUPLICATE');
+    expect(await h.store.get({ bucket: 'fave-artifacts', key })).toEqual(storedBefore);
+    expect(await h.store.get({ bucket: 'fave-artifacts', key: requestKeys.state('slow-async') })).toEqual(stateBefore);
+  });
+
+  it('a call whose callback never comes is re-invoked after its timeout, counted as a retry', async () => {
+    h.gateway.addFault({ stage: 'ffmpeg2', clip: 0, requestId: 'lost-callback', kind: 'lose-callback', times: 1 });
+    const handle = await asyncApp.orchestrator.submit({ video_uri: h.videoUri, request_id: 'lost-callback', profile: 'short' });
+    const done = await handle.done;
+    expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+    const calls = h.gateway.calls.filter((c) => c.request_id === 'lost-callback' && c.stage === 'stage-ffmpeg-2' && c.clip === 0);
+    expect(calls).toHaveLength(2);
+    const state = await h.readState('lost-callback');
+    const records = state.snapshot.context.clips[0]!.records.filter((r) => r.stage === 'stage-ffmpeg-2');
+    expect(records.map((r) => [r.attempt, r.outcome, (r.error as { code?: string } | null)?.code ?? null])).toEqual([
+      [1, 'error', 'STAGE_TIMEOUT'],
+      [2, 'success', null],
+    ]);
+    expect(done.result.metrics.retries).toBe(1);
+  });
+});
