@@ -7,6 +7,7 @@ import { createApp, type App } from '../src/app.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { callbackKeys, callbackToken, callbackUrl } from '../src/services/callbacks.ts';
 import { requestKeys } from '../src/persistence/store.ts';
+import { flattenInvocations } from '../src/ui/timeline.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const SECRET = 'test-callback-secret-0123456789';
@@ -77,6 +78,16 @@ describe('stage calls through the gateway queue', () => {
       expect(typeof r.call_id).toBe('string');
     }
     expect(state.snapshot.context.dispatched).toEqual({});
+
+    // The timeline draws each async call as queued (dispatch → function start), then running.
+    const timed = flattenInvocations(state.snapshot.context).filter((i) => i.stage === 'stage-deepspeech');
+    for (const inv of timed) {
+      expect(inv.call_mode).toBe('async');
+      expect(inv.queued_at).toBeLessThanOrEqual(inv.started_at);
+      expect(inv.ended_at - inv.started_at).toBeGreaterThanOrEqual(SLOW_MS - 50);
+    }
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^fave_queue_delay_seconds_count\{stage="stage-deepspeech"\} 2$/m);
   });
 });
 
