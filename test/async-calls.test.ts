@@ -9,6 +9,7 @@ import { callbackKeys, callbackToken, callbackUrl } from '../src/services/callba
 import { requestKeys } from '../src/persistence/store.ts';
 import { flattenInvocations } from '../src/ui/timeline.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { until } from './support/until.ts';
 
 const SECRET = 'test-callback-secret-0123456789';
 const SLOW_MS = 3000;
@@ -28,6 +29,8 @@ async function freePort(): Promise<number> {
   });
 }
 
+let asyncEnv: Record<string, string>;
+
 beforeAll(async () => {
   // The gateway cuts synchronous calls at 1 s, as OpenFaaS's upstream timeout; deepspeech takes 3 s.
   h = await startHarness({
@@ -37,15 +40,16 @@ beforeAll(async () => {
   const port = await freePort();
   const profiles = join(h.dir, 'profiles.json');
   await writeFile(profiles, JSON.stringify({ short: { stage_timeouts_s: { ffmpeg2: 1 } } }));
+  asyncEnv = {
+    ...h.env,
+    STAGE_CALL_MODE: 'async',
+    CALLBACK_BASE_URL: `http://127.0.0.1:${port}`,
+    CALLBACK_SECRET: SECRET,
+    LEASE_TTL_MS: '600',
+    FAVE_PROFILES_FILE: profiles,
+  };
   asyncApp = await createApp({
-    env: {
-      ...h.env,
-      STAGE_CALL_MODE: 'async',
-      CALLBACK_BASE_URL: `http://127.0.0.1:${port}`,
-      CALLBACK_SECRET: SECRET,
-      LEASE_TTL_MS: '600',
-      FAVE_PROFILES_FILE: profiles,
-    },
+    env: asyncEnv,
     logger: pino({ level: 'silent' }),
   });
   server = await startHttpServer({ app: asyncApp, port, host: '127.0.0.1', processMetrics: false });
@@ -158,6 +162,36 @@ describe('the callback route', () => {
       [1, 'error', 'STAGE_TIMEOUT'],
       [2, 'success', null],
     ]);
+    expect(done.result.metrics.retries).toBe(1);
+  });
+
+  it('the timeout of a queued call holds across a restart: no callback by then, and the resumed request queues it again as a retry', async () => {
+    h.gateway.addFault({ stage: 'ffmpeg2', clip: 0, requestId: 'lost-restart', kind: 'lose-callback', times: 1 });
+    const first = await createApp({ env: asyncEnv, logger: pino({ level: 'silent' }) });
+    try {
+      await first.orchestrator.submit({ video_uri: h.videoUri, request_id: 'lost-restart', profile: 'short' });
+      await until(async () => (await h.readState('lost-restart')).snapshot.context.dispatched?.['clip-0/ffmpeg2'] !== undefined, {
+        timeoutMs: 20_000,
+        message: 'the lost call is persisted as dispatched',
+      });
+    } finally {
+      // Stops driving the request without changing its state, as a crash or a redeploy would.
+      await first.close();
+    }
+    const dispatch = (await h.readState('lost-restart')).snapshot.context.dispatched!['clip-0/ffmpeg2']!;
+    expect(dispatch).toMatchObject({ run: 0, attempt: 1, timeout_ms: 1000 });
+    const resumed = await asyncApp.orchestrator.resume('lost-restart');
+    const done = await resumed.done;
+    expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+    const calls = h.gateway.calls.filter((c) => c.request_id === 'lost-restart' && c.stage === 'stage-ffmpeg-2' && c.clip === 0);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.started_at).toBeGreaterThanOrEqual(dispatch.dispatched_at + dispatch.timeout_ms);
+    const records = (await h.readState('lost-restart')).snapshot.context.clips[0]!.records.filter((r) => r.stage === 'stage-ffmpeg-2');
+    expect(records.map((r) => [r.attempt, (r.error as { code?: string } | null)?.code ?? null])).toEqual([
+      [1, 'STAGE_TIMEOUT'],
+      [2, null],
+    ]);
+    expect(records[0]!.queued_at).toBe(dispatch.dispatched_at);
     expect(done.result.metrics.retries).toBe(1);
   });
 });
