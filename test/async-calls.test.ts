@@ -7,6 +7,7 @@ import { createApp, type App } from '../src/app.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { callbackKeys, callbackToken, callbackUrl } from '../src/services/callbacks.ts';
 import { requestKeys } from '../src/persistence/store.ts';
+import { createHandler, type FunctionContext } from '../src/handler.ts';
 import { flattenInvocations } from '../src/ui/timeline.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { until } from './support/until.ts';
@@ -145,6 +146,27 @@ describe('the callback route', () => {
     const again = await postCallback(delivered!.url, '{"status": "error", "message": "a different answer"}', { 'X-Function-Status': '500', 'X-Call-Id': 'another-call' });
     expect(again.status).toBe(200);
     expect(again.json.status).toBe('DUPLICATE');
+    // The same through the OpenFaaS handler, whose template has already parsed the JSON body.
+    const handler = createHandler(async () => ({ router: server.router }));
+    let answered: { status: number; body: unknown } | null = null;
+    const context: FunctionContext = {
+      status(code) {
+        answered = { status: code, body: null };
+        return context;
+      },
+      headers: () => context,
+      succeed(value) {
+        answered = { status: answered?.status ?? 200, body: JSON.parse(String(value)) };
+      },
+      fail(value) {
+        answered = { status: 500, body: value };
+      },
+    };
+    await handler(
+      { method: 'POST', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: { 'x-function-status': '200', 'content-type': 'application/json' }, body: { status: 'success' } },
+      context,
+    );
+    expect(answered).toEqual({ status: 200, body: expect.objectContaining({ status: 'DUPLICATE' }) });
     expect(await h.store.get({ bucket: 'fave-artifacts', key })).toEqual(storedBefore);
     expect(await h.store.get({ bucket: 'fave-artifacts', key: requestKeys.state('slow-async') })).toEqual(stateBefore);
   });
