@@ -216,4 +216,22 @@ describe('the callback route', () => {
     expect(records[0]!.queued_at).toBe(dispatch.dispatched_at);
     expect(done.result.metrics.retries).toBe(1);
   });
+
+  it('a callback with a non-2xx status or a contract-breaking body is classified and retried as a synchronous answer', async () => {
+    h.gateway.addFault({ stage: 'ffmpeg0', requestId: 'async-faults', kind: 'status', status: 503, times: 1 });
+    h.gateway.addFault({ stage: 'ffmpeg2', clip: 1, requestId: 'async-faults', kind: 'contract' });
+    const handle = await asyncApp.orchestrator.submit({ video_uri: h.videoUri, request_id: 'async-faults' });
+    const done = await handle.done;
+    expect(done.status).toBe('FAILED');
+    // A contract breach is final: one attempt, as for a synchronous answer.
+    expect(done.result.error).toMatchObject({ code: 'STAGE_CONTRACT', stage: 'stage-ffmpeg-2', clip_index: 1, attempts: 1 });
+    expect(h.gateway.calls.filter((c) => c.request_id === 'async-faults' && c.stage === 'stage-ffmpeg-2' && c.clip === 1)).toHaveLength(1);
+    const state = await h.readState('async-faults');
+    const context = state.snapshot.context;
+    const first = context.records.filter((r) => r.stage === 'stage-ffmpeg-0');
+    // The 503 of the queued call is transient, as a gateway's 503 is: retried.
+    expect(first).toHaveLength(2);
+    expect(first[0]).toMatchObject({ attempt: 1, http_status: 503, call_mode: 'async', error: expect.objectContaining({ code: 'STAGE_UNAVAILABLE', transient: true }) });
+    expect(first[1]).toMatchObject({ attempt: 2, outcome: 'success' });
+  });
 });
