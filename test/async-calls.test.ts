@@ -10,6 +10,7 @@ import { requestKeys } from '../src/persistence/store.ts';
 import { createHandler, type FunctionContext } from '../src/handler.ts';
 import { flattenInvocations } from '../src/ui/timeline.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { startTestGateway } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
 
 const SECRET = 'test-callback-secret-0123456789';
@@ -233,5 +234,26 @@ describe('the callback route', () => {
     expect(first).toHaveLength(2);
     expect(first[0]).toMatchObject({ attempt: 1, http_status: 503, call_mode: 'async', error: expect.objectContaining({ code: 'STAGE_UNAVAILABLE', transient: true }) });
     expect(first[1]).toMatchObject({ attempt: 2, outcome: 'success' });
+  });
+
+  it('calls beyond the queue-worker max_inflight wait in the queue: the timeline and the record show the wait', async () => {
+    const busy = await startTestGateway({ store: h.store, clips: 1, framesPerClip: 3, asyncMaxInflight: 1, latencyMs: { detector: 300 } });
+    // Its callbacks reach the other replica's server; this one finds them in the store.
+    const app = await createApp({ env: { ...asyncEnv, GATEWAY_URL: busy.url }, logger: pino({ level: 'silent' }) });
+    try {
+      const done = await (await app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'busy-queue' })).done;
+      expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+      const state = await h.readState('busy-queue');
+      const detections = flattenInvocations(state.snapshot.context).filter((i) => i.stage === 'stage-object-detector');
+      expect(detections).toHaveLength(3);
+      const waits = detections.map((i) => i.started_at - i.queued_at).sort((a, b) => a - b);
+      // Three calls queued at once, one running at a time: the last waited for the two before it.
+      expect(waits[2]).toBeGreaterThanOrEqual(2 * 300 - 50);
+      const records = state.snapshot.context.clips[0]!.frames.flatMap((f) => f.records);
+      expect(Math.max(...records.map((r) => Number(r.queue_delay_ms)))).toBe(waits[2]);
+    } finally {
+      await app.close();
+      await busy.close();
+    }
   });
 });

@@ -219,6 +219,30 @@ describe('gateway server: async calls', () => {
     expect(JSON.parse(callback.body.toString())).toEqual({ done: callId });
   });
 
+  it('runs queued calls at most max_inflight at a time; X-Start-Time shows the wait in the queue', async () => {
+    const receiver = await sink();
+    let running = 0;
+    let peak = 0;
+    const slow: FunctionHandler = async () => {
+      peak = Math.max(peak, ++running);
+      await new Promise((r) => setTimeout(r, 150));
+      running--;
+      return { status: 200, body: 'ok' };
+    };
+    const gw = await gateway({ slow }, { asyncMaxInflight: 1 });
+    const queuedAt = Date.now();
+    for (const id of ['q1', 'q2', 'q3']) {
+      const res = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': id } });
+      expect(res.statusCode).toBe(202);
+      await res.body.text();
+    }
+    const last = await receiver.nth(2);
+    expect(peak).toBe(1);
+    const startedMs = Number(BigInt(last.headers['x-start-time']!) / 1_000_000n);
+    // The third call waited for two before it in the queue.
+    expect(startedMs - queuedAt).toBeGreaterThanOrEqual(2 * 150 - 10);
+  });
+
   it('answers 404 at once for an unknown function and 400 for a bad callback URL', async () => {
     const gw = await gateway({ echo });
     const missing = await request(`${gw.url}/async-function/nope`, { method: 'POST', body: '{}' });

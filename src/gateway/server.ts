@@ -34,6 +34,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const active = new Set<AbortController>();
   let closing = false;
   const shutdown = new AbortController();
+  const inflight = semaphore(options.asyncMaxInflight ?? Number.POSITIVE_INFINITY);
 
   async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController, timeoutMs: number | undefined): Promise<Outcome> {
     const started = performance.now();
@@ -123,9 +124,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     sendText(res, 202, '', { 'X-Call-Id': call.callId });
     void (async () => {
       try {
+        // At most max_inflight queued calls run at once; the others wait in the queue.
+        await inflight.acquire(controller.signal);
         // The queue-worker calls the function directly, past the gateway: only its own timeout applies.
         const startedAt = Date.now();
-        const outcome = await runHandler(handler, call, controller, options.asyncTimeoutMs);
+        const outcome = await runHandler(handler, call, controller, options.asyncTimeoutMs).finally(() => inflight.release());
         if (!callbackUrl || closing || outcome.kind === 'abandoned') return;
         await postCallback(callbackUrl, name, call.callId, outcome, startedAt);
       } catch {
@@ -239,6 +242,38 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         server.closeAllConnections();
       });
       return closed;
+    },
+  };
+}
+
+/** A counting semaphore; a waiter whose signal aborts leaves the line (and rejects). */
+function semaphore(limit: number): { acquire(signal: AbortSignal): Promise<void>; release(): void } {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    acquire(signal) {
+      if (running < limit) {
+        running++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal.removeEventListener('abort', onAbort);
+          running++;
+          resolve();
+        };
+        const onAbort = () => {
+          const at = waiting.indexOf(go);
+          if (at >= 0) waiting.splice(at, 1);
+          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        };
+        waiting.push(go);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+    release() {
+      running--;
+      waiting.shift()?.();
     },
   };
 }

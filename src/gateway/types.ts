@@ -32,6 +32,8 @@ export interface GatewayServerOptions {
    * it the callback reports 504. None by default.
    */
   asyncTimeoutMs?: number;
+  /** The queue-worker's `max_inflight`: queued calls run at most this many at once (no bound by default). */
+  asyncMaxInflight?: number;
   /** Sees every callback before it is posted; 'drop' loses it, as a queue-worker that fails to post would. */
   beforeCallback?: (callback: CallbackPost) => 'deliver' | 'drop' | Promise<'deliver' | 'drop'>;
   basicAuth?: { user: string; password: string };

@@ -98,6 +98,8 @@ export interface TestGatewayOptions extends ScriptOptions {
   upstreamTimeoutMs?: number;
   /** The queue-worker's own timeout for async calls (none by default). */
   asyncTimeoutMs?: number;
+  /** The queue-worker's max_inflight (no bound by default). */
+  asyncMaxInflight?: number;
   basicAuth?: { user: string; password: string };
   host?: string;
   port?: number;
@@ -451,6 +453,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     port: options.port,
     upstreamTimeoutMs: options.upstreamTimeoutMs,
     asyncTimeoutMs: options.asyncTimeoutMs,
+    asyncMaxInflight: options.asyncMaxInflight,
     basicAuth: options.basicAuth,
     async beforeCallback(post) {
       callbacks.push(post);
