@@ -92,7 +92,7 @@ export function parseStartTime(value: string | undefined): number | null {
 
 interface Waiter {
   key: string;
-  request_id: string;
+  address: CallbackAddress;
   resolve: (callback: StoredCallback) => void;
 }
 
@@ -149,7 +149,7 @@ export class CallbackInbox {
     const key = callbackKeys.of(address);
     let resolve!: (callback: StoredCallback) => void;
     const received = new Promise<StoredCallback>((r) => (resolve = r));
-    const waiter: Waiter = { key, request_id: address.request_id, resolve };
+    const waiter: Waiter = { key, address, resolve };
     this.waiters.set(key, waiter);
     this.schedule();
     return {
@@ -198,14 +198,15 @@ export class CallbackInbox {
     if (this.polling) return;
     this.polling = true;
     try {
-      const requests = new Set([...this.waiters.values()].map((w) => w.request_id));
+      const requests = new Set([...this.waiters.values()].map((w) => w.address.request_id));
       for (const requestId of requests) {
         const keys = await this.options.store.list(this.options.bucket, callbackKeys.prefix(requestId));
         for (const key of keys) {
-          if (!this.waiters.has(key)) continue;
-          const body = await this.options.store.get({ bucket: this.options.bucket, key });
-          const parsed = StoredCallbackSchema.safeParse(JSON.parse(body.toString('utf8')));
-          if (parsed.success) this.deliver(key, parsed.data);
+          const waiter = this.waiters.get(key);
+          if (!waiter) continue;
+          const { request_id, task_id, run, attempt } = waiter.address;
+          const callback = await this.read({ request_id, task_id, run, attempt });
+          if (callback) this.deliver(key, callback);
         }
       }
     } catch (err) {
