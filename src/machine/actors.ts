@@ -69,8 +69,8 @@ export function createActors(deps: PipelineDeps) {
       return {
         task_id: input.task_id,
         stage: input.task.stage,
-        clip_index: input.task.fanout?.clip_index ?? null,
-        frame_index: input.task.fanout?.frame_index ?? null,
+        clip_index: input.task.fanout.clip_index ?? null,
+        frame_index: input.task.fanout.frame_index ?? null,
         ...(await callWithRetries(deps, input, signal, prior, onRetry)),
       };
     }),
@@ -137,8 +137,8 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
   const where = {
     stage: call.function_name,
-    ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
-    ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
+    ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
+    ...(call.task.fanout.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
   };
   const report = (record: InvocationRecord) => {
     deps.onInvocation?.(call.request_id, record);
@@ -154,8 +154,8 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
       {
         functionName: call.function_name,
         request,
-        clipIndex: call.task.fanout?.clip_index ?? null,
-        frameIndex: call.task.fanout?.frame_index ?? null,
+        clipIndex: call.task.fanout.clip_index ?? null,
+        frameIndex: call.task.fanout.frame_index ?? null,
         attempt,
         timeoutMs: call.timeout_ms,
         deadlineAt: call.deadline_at,

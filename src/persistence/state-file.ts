@@ -98,11 +98,26 @@ export const ContextSchema = z.looseObject({
   redrives: z.number().int().min(0),
 });
 
+/**
+ * A child's input as restored. State files written before the linear stages were sent `fanout: {}`
+ * hold `fanout: null` in a stage call's input; restored as is, the call would be refused by
+ * every stage, so it is read as `{}`.
+ */
+function upgradeChildInput(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || !('task' in input)) return input;
+  const task = input.task;
+  if (typeof task !== 'object' || task === null || !('fanout' in task) || task.fanout !== null) return input;
+  return { ...input, task: { ...task, fanout: {} } };
+}
+
 export const SnapshotSchema = z.looseObject({
   status: z.enum(['active', 'done', 'error', 'stopped']),
   value: z.union([z.enum(TOP_LEVEL_STATES), z.partialRecord(z.enum(TOP_LEVEL_STATES), z.string())]),
   context: ContextSchema,
-  children: z.record(z.string(), z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string() }) })),
+  children: z.record(
+    z.string(),
+    z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string(), input: z.unknown().transform(upgradeChildInput) }) }),
+  ),
 });
 
 export const RequestStatusSchema = z.enum(['RUNNING', 'COMPLETED', 'FAILED']);
