@@ -10,6 +10,7 @@ import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
 import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
+import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
 import type { StageTransport } from '../services/transport.ts';
 import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
@@ -202,6 +203,10 @@ export async function callWithRetries(
     } catch (err) {
       const { error, record } = failureOf(err);
       if (record) records.push(record);
+      // A call restored from a state file older than the setting has none in its input: on.
+      if (error.transient && call.retry.stop_on_repeated_error !== false && isRepeatedFailure(records)) {
+        return { facts: null, error: repeatedFailureError(error, attempt), records };
+      }
       if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
       if (record) onRetry?.(record);
       const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);

@@ -66,7 +66,13 @@ export const SettingsSchema = z.looseObject({
   profile: z.string(),
   stage_names: stageRecord(z.string()),
   timeouts_ms: stageRecord(z.number().positive()),
-  retry: z.looseObject({ max_attempts: z.number().int().min(1), base_delay_ms: z.number().min(0), max_delay_ms: z.number().min(0) }),
+  retry: z.looseObject({
+    max_attempts: z.number().int().min(1),
+    base_delay_ms: z.number().min(0),
+    max_delay_ms: z.number().min(0),
+    // Absent from state files written before the setting existed: its default then.
+    stop_on_repeated_error: z.boolean().default(true),
+  }),
   max_concurrency: z.number().int().min(1),
   tolerated_failure_pct: z.number().min(0).max(100),
   detector_enabled: z.boolean(),

@@ -28,6 +28,8 @@ export interface InvocationRecord {
   http_status: number | null;
   outcome: 'success' | 'error' | 'skipped' | 'simulated';
   error: FaveError | null;
+  /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
+  response_digest?: string;
 }
 
 /** For checking records loaded back from state.json before they are trusted. */
@@ -49,6 +51,7 @@ export const InvocationRecordSchema = z.object({
   http_status: z.number().int().nullable(),
   outcome: z.enum(['success', 'error', 'skipped', 'simulated']),
   error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+  response_digest: z.string().optional(),
 }) satisfies z.ZodType<InvocationRecord>;
 
 /**

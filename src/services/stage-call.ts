@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { faveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
@@ -130,7 +131,11 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
     call_id: http.headers['x-call-id'] ?? null,
     gateway_duration_ms: parseDurationHeader(http.headers['x-duration-seconds']),
   };
-  if (http.status !== 200) throw failure(spec, queuedAt, startedAt, classifyHttpStatus(http.status, http.body, where), facts);
+  if (http.status !== 200) {
+    const failed = failure(spec, queuedAt, startedAt, classifyHttpStatus(http.status, http.body, where), facts);
+    failed.record.response_digest = createHash('sha256').update(http.body).digest('hex').slice(0, 16);
+    throw failed;
+  }
 
   let json: unknown;
   try {
