@@ -65,6 +65,10 @@ const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
   'burst-ready': { replicas: { min: 3, max: 10 } },
 };
 
+/** How the HTTP surfaces answer a request: this orchestrator's own answer, or the Python one's envelope. */
+export const RESPONSE_FORMATS = ['fave', 'fave-v1'] as const;
+export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
+
 const envBoolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'TRUE', 'FALSE', 'True', 'False'])
   .transform((v) => ['true', '1', 'yes'].includes(v.toLowerCase()));
@@ -100,6 +104,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
+  RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -123,6 +128,8 @@ export interface Config {
   allowPrivateSources: boolean;
   /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
   resumeOnStart: boolean;
+  /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
+  responseFormat: ResponseFormat;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -219,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
+    responseFormat: e.RESPONSE_FORMAT,
   };
 }
 

@@ -170,8 +170,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const { response, record } = attempted;
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    report(record);
-    return { facts, record };
+    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs };
+    report(kept);
+    return { facts, record: kept };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.

@@ -414,7 +414,7 @@ export class Orchestrator {
     const stored = await this.readResult(envelope.request_id).catch(() => null);
     const context = envelope.snapshot.context as unknown as PipelineContext;
     const result = stored ?? buildFinalResult(context, status, context.finished_at ?? envelope.updated_at);
-    return { request_id: envelope.request_id, status, result };
+    return { request_id: envelope.request_id, status, result, context };
   }
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { MetricsSummary, StageSummary } from '../contracts/result.ts';
 import { isFaveError, type FaveError } from '../errors.ts';
+import { StageOutputSchema, type StageOutput } from '../contracts/stage.ts';
 
 /**
  * One attempt at one stage call. Persisted in state.json, so it stays plain JSON: times are
@@ -30,6 +31,11 @@ export interface InvocationRecord {
   error: FaveError | null;
   /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
   response_digest?: string;
+  /**
+   * The stage's `outputs`, on the attempt that settled its call successfully. Left out for
+   * ffmpeg-3, whose one output per frame is in the clip's frame list already.
+   */
+  outputs?: StageOutput[];
 }
 
 /** For checking records loaded back from state.json before they are trusted. */
@@ -52,6 +58,7 @@ export const InvocationRecordSchema = z.object({
   outcome: z.enum(['success', 'error', 'skipped', 'simulated']),
   error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
   response_digest: z.string().optional(),
+  outputs: z.array(StageOutputSchema).optional(),
 }) satisfies z.ZodType<InvocationRecord>;
 
 /**

@@ -73,6 +73,8 @@ export interface CallRecord {
   outcome: CallOutcome | null;
   fault: FaultKind | null;
   cold_start: boolean | null;
+  /** `metrics.cost_unit` of the answer; null when it answered none. */
+  cost_unit: number | null;
 }
 
 export interface TestGatewayOptions extends ScriptOptions {
@@ -391,6 +393,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       const checked = validateStageResult(response);
       if (!checked.ok) return { outcome: 'status', reply: { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: checked.message } };
     }
+    record.cost_unit = response.metrics.cost_unit;
     return { outcome: fault?.kind === 'contract' ? 'contract' : 'success', reply: { status: 200, headers: JSON_HEADERS, body: JSON.stringify(response) } };
   }
 
@@ -409,6 +412,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       outcome: null,
       fault: null,
       cold_start: null,
+      cost_unit: null,
     };
     calls.push(record);
     enter(peek.requestId);
