@@ -12,6 +12,7 @@ import {
   PLACEHOLDER_NOTE,
   artifactKeys,
   clipTimes,
+  framesOf,
   resolveScript,
   stageKeyOf,
   timestampsTxt,
@@ -288,7 +289,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       }
       case 'ffmpeg3': {
         const clip = requireClip(request);
-        const frames = Array.from({ length: script.framesPerClip }, (_, f) => f);
+        const frames = Array.from({ length: framesOf(script, clip) }, (_, f) => f);
         return Promise.all(
           frames.map(async (f) => ({
             type: 'image',
