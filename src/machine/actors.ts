@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
@@ -12,6 +13,7 @@ import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailur
 import type { InvocationRecord } from '../services/metrics.ts';
 import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
 
@@ -23,6 +25,8 @@ export interface PipelineDeps {
   logger?: Logger;
   /** Told about every attempt of every stage call, as it ends (metrics, live views). */
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
+  /** Where each attempt is recorded durably before it is sent, so a resume can count it. */
+  dispatches?: DispatchLog;
 }
 
 export interface AttemptOutput {
@@ -160,6 +164,7 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
         attempt,
         timeoutMs: call.timeout_ms,
         deadlineAt: call.deadline_at,
+        ...(deps.dispatches ? { dispatch: dispatchOf(deps.dispatches, call, attempt) } : {}),
       },
       signal,
     );
@@ -181,6 +186,23 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
     report(failure.record);
     throw failure;
   }
+}
+
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+  const id = randomUUID();
+  return {
+    id,
+    record: () =>
+      log.record(call.request_id, {
+        id,
+        task_id: call.task_id,
+        stage: call.function_name,
+        clip_index: call.task.fanout.clip_index ?? null,
+        frame_index: call.task.fanout.frame_index ?? null,
+        attempt,
+        at: Date.now(),
+      }),
+  };
 }
 
 /**

@@ -77,6 +77,8 @@ function frameOutput(clipIndex: number, frame: { index: number; uri: string }): 
 function settled(records: readonly InvocationRecord[]): InvocationRecord[] {
   const last = new Map<string, InvocationRecord>();
   for (const r of records) {
+    // Not a settled call: an attempt whose answer was lost with the process that sent it.
+    if (r.outcome === 'interrupted') continue;
     const key = `${r.stage}|${r.clip_index}|${r.frame_index}`;
     // Re-inserted so a call made again (a redrive) takes the place of its latest attempt.
     last.delete(key);
