@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
@@ -9,6 +9,7 @@ import { importInput, inputExtension } from '../persistence/input-import.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
+import type { StageOutput } from '../contracts/stage.ts';
 import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
@@ -175,7 +176,7 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const { response, record } = attempted;
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs };
+    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
     report(kept);
     return { facts, record: kept };
   } catch (err) {
@@ -188,8 +189,22 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   }
 }
 
+/**
+ * An output as kept in its invocation record (state.json): type, uri and the short scalar
+ * metadata. Lists and long texts (inline detections, transcripts) are left out: what the answer
+ * needs of them is in the context already, and kept once per frame they would double its size.
+ */
+function slimOutput(output: StageOutput): StageOutput {
+  const metadata: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(output.metadata)) {
+    if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) metadata[key] = value;
+  }
+  return { type: output.type, uri: output.uri, metadata };
+}
+
 function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
-  const id = randomUUID();
+  // 72 random bits: unique among a request's attempts, and short, as every record carries it.
+  const id = randomBytes(9).toString('base64url');
   return {
     id,
     record: () =>

@@ -38,8 +38,9 @@ export interface InvocationRecord {
   /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
   response_digest?: string;
   /**
-   * The stage's `outputs`, on the attempt that settled its call successfully. Left out for
-   * ffmpeg-3, whose one output per frame is in the clip's frame list already.
+   * The stage's `outputs`, on the attempt that settled its call successfully, with their short
+   * scalar metadata only. Left out for ffmpeg-3, whose one output per frame is in the clip's
+   * frame list already.
    */
   outputs?: StageOutput[];
 }
