@@ -64,7 +64,7 @@ beforeAll(async () => {
   await until(async () => (await fetch(`${env.CALLBACK_BASE_URL}/healthz`).catch(() => null))?.ok === true, {
     timeoutMs: 30_000,
     message: 'the second fave serve answers',
-    intervalMs: 100,
+    everyMs: 100,
   });
 }, 60_000);
 
@@ -100,7 +100,7 @@ describe('crash while async calls are queued', () => {
         const dispatched = Object.keys((await readState())?.snapshot.context.dispatched ?? {}).filter((t) => t.endsWith('/ffmpeg2'));
         return dispatched.length === CLIPS && gateway.heldCallbacks === CLIPS;
       },
-      { timeoutMs: 60_000, message: `${CLIPS} ffmpeg-2 calls are queued, persisted as dispatched, and have run`, intervalMs: 25 },
+      { timeoutMs: 60_000, message: `${CLIPS} ffmpeg-2 calls are queued, persisted as dispatched, and have run`, everyMs: 25 },
     );
     expect(exited, 'the owner ended before the kill').toBe(false);
     owner.child.kill('SIGKILL');
@@ -125,6 +125,8 @@ describe('crash while async calls are queued', () => {
     const compress = calls.filter((c) => c.stage === 'stage-ffmpeg-2');
     expect(compress.map((c) => c.clip).sort((a, b) => a! - b!)).toEqual([...Array(CLIPS).keys()]);
     expect(calls).toHaveLength(3 + CLIPS * 3 + CLIPS);
+    // Each queued call counts once: continued after the crash, not also recorded as interrupted.
+    expect(result.metrics.invocations).toBe(calls.length);
     const final = await readState();
     expect(final!.status).toBe('COMPLETED');
     expect(final!.snapshot.context.dispatched).toEqual({});

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
@@ -8,10 +9,13 @@ import { importInput, inputExtension } from '../persistence/input-import.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
+import type { StageOutput } from '../contracts/stage.ts';
 import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
+import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
 import type { StageTransport } from '../services/transport.ts';
-import type { AsyncAttempt, AsyncDispatch, AsyncStageCaller, AsyncTiming } from '../services/async-transport.ts';
+import type { AsyncDispatch, AsyncStageCaller, AsyncTiming } from '../services/async-transport.ts';
+import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
 
@@ -25,6 +29,8 @@ export interface PipelineDeps {
   logger?: Logger;
   /** Told about every attempt of every stage call, as it ends (metrics, live views). */
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
+  /** Where each attempt is recorded durably before it is sent, so a resume can count it. */
+  dispatches?: DispatchLog;
 }
 
 export interface AttemptOutput {
@@ -77,8 +83,8 @@ export function createActors(deps: PipelineDeps) {
       return {
         task_id: input.task_id,
         stage: input.task.stage,
-        clip_index: input.task.fanout?.clip_index ?? null,
-        frame_index: input.task.fanout?.frame_index ?? null,
+        clip_index: input.task.fanout.clip_index ?? null,
+        frame_index: input.task.fanout.frame_index ?? null,
         ...(await callWithRetries(deps, input, signal, prior, onRetry, queued)),
       };
     }),
@@ -160,8 +166,8 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
   const where = {
     stage: call.function_name,
-    ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
-    ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
+    ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
+    ...(call.task.fanout.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
   };
   const report = (record: InvocationRecord) => {
     deps.onInvocation?.(call.request_id, record);
@@ -169,7 +175,20 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
       deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
     }
   };
-  const asyncAttempt = call.call_mode === 'async' && deps.asyncCalls ? openAsyncAttempt(deps.asyncCalls, call, attempt, queued) : null;
+  const resumed = call.call_mode === 'async' && deps.asyncCalls ? resumedDispatch(call, attempt, queued) : null;
+  // A queued attempt a restart interrupted keeps its journal marker: it is continued, not sent again.
+  const dispatch = deps.dispatches
+    ? resumed?.dispatch_id !== undefined
+      ? { id: resumed.dispatch_id, record: async () => {} }
+      : dispatchOf(deps.dispatches, call, attempt)
+    : null;
+  const asyncAttempt =
+    call.call_mode === 'async' && deps.asyncCalls
+      ? deps.asyncCalls.attempt(
+          { request_id: call.request_id, task_id: call.task_id, run: call.run ?? 0, attempt },
+          { resume: resumed, onDispatch: (d) => queued?.onDispatch(d), dispatchId: dispatch?.id ?? null },
+        )
+      : null;
   const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
@@ -179,11 +198,12 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
       {
         functionName: call.function_name,
         request,
-        clipIndex: call.task.fanout?.clip_index ?? null,
-        frameIndex: call.task.fanout?.frame_index ?? null,
+        clipIndex: call.task.fanout.clip_index ?? null,
+        frameIndex: call.task.fanout.frame_index ?? null,
         attempt,
         timeoutMs: call.timeout_ms,
         deadlineAt: call.deadline_at,
+        ...(dispatch ? { dispatch } : {}),
       },
       signal,
     );
@@ -197,8 +217,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const record = timed(attempted.record);
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    report(record);
-    return { facts, record };
+    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
+    report(kept);
+    return { facts, record: kept };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
@@ -207,6 +228,37 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
     report(failure.record);
     throw failure;
   }
+}
+
+/**
+ * An output as kept in its invocation record (state.json): type, uri and the short scalar
+ * metadata. Lists and long texts (inline detections, transcripts) are left out: what the answer
+ * needs of them is in the context already, and kept once per frame they would double its size.
+ */
+function slimOutput(output: StageOutput): StageOutput {
+  const metadata: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(output.metadata)) {
+    if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) metadata[key] = value;
+  }
+  return { type: output.type, uri: output.uri, metadata };
+}
+
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+  // 72 random bits: unique among a request's attempts, and short, as every record carries it.
+  const id = randomBytes(9).toString('base64url');
+  return {
+    id,
+    record: () =>
+      log.record(call.request_id, {
+        id,
+        task_id: call.task_id,
+        stage: call.function_name,
+        clip_index: call.task.fanout.clip_index ?? null,
+        frame_index: call.task.fanout.frame_index ?? null,
+        attempt,
+        at: Date.now(),
+      }),
+  };
 }
 
 /**
@@ -233,6 +285,10 @@ export async function callWithRetries(
     } catch (err) {
       const { error, record } = failureOf(err);
       if (record) records.push(record);
+      // A call restored from a state file older than the setting has none in its input: on.
+      if (error.transient && call.retry.stop_on_repeated_error !== false && isRepeatedFailure(records)) {
+        return { facts: null, error: repeatedFailureError(error, attempt), records };
+      }
       if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
       if (record) onRetry?.(record);
       const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);
@@ -241,17 +297,10 @@ export async function callWithRetries(
   }
 }
 
-/** The transport of one async attempt, resuming the dispatch a restart interrupted when it is this attempt's. */
-function openAsyncAttempt(caller: AsyncStageCaller, call: StageCallInput, attempt: number, queued: QueuedCall | undefined): AsyncAttempt {
-  const run = call.run ?? 0;
+/** The dispatch a restart interrupted, when it is this very attempt's: waited for, not queued again. */
+function resumedDispatch(call: StageCallInput, attempt: number, queued: QueuedCall | undefined): AsyncDispatch | null {
   const dispatch = queued?.dispatch;
-  return caller.attempt(
-    { request_id: call.request_id, task_id: call.task_id, run, attempt },
-    {
-      resume: dispatch && dispatch.run === run && dispatch.attempt === attempt ? dispatch : null,
-      onDispatch: (d) => queued?.onDispatch(d),
-    },
-  );
+  return dispatch && dispatch.run === (call.run ?? 0) && dispatch.attempt === attempt ? dispatch : null;
 }
 
 /**

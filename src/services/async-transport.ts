@@ -14,6 +14,8 @@ export interface AsyncDispatch {
   call_id: string | null;
   dispatched_at: number;
   timeout_ms: number;
+  /** The attempt's marker in the dispatch journal: a resume continues it, it is not interrupted. */
+  dispatch_id?: string;
 }
 
 /** When an async attempt was queued, when its function started and when its answer came. */
@@ -28,6 +30,8 @@ export interface AsyncAttemptOptions {
   resume: AsyncDispatch | null;
   /** Told once the gateway has queued the call, to persist it. */
   onDispatch: (dispatch: AsyncDispatch) => void;
+  /** The attempt's dispatch-journal marker, when there is a journal. */
+  dispatchId: string | null;
 }
 
 export interface AsyncStageCallerOptions {
@@ -133,6 +137,7 @@ export class AsyncAttempt implements StageTransport {
         call_id: queued.headers['x-call-id'] ?? null,
         dispatched_at: dispatchedAt,
         timeout_ms: options.timeoutMs,
+        ...(this.options.dispatchId !== null ? { dispatch_id: this.options.dispatchId } : {}),
       });
       return this.answered(await waitFor(waiter.received, options.timeoutMs, options.signal));
     } finally {
