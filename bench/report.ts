@@ -29,7 +29,7 @@ const MEANING: Record<FigureName, string> = {
   overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
   fanout_efficiency: 'ideal ÷ measured wall time, 13k invocations',
   baseline_speedup: 'sequential baseline ÷ ours wall time, same workload',
-  write_amplification: 'state.json bytes written ÷ final size (ours)',
+  write_amplification: 'state.json + dispatch journal bytes written ÷ final state.json size (ours)',
   baseline_write_amplification: 'same, sequential baseline',
   peak_rss_mb: 'orchestrator process peak RSS, 13k request',
   resume_ms_per_1k_clips: 'read + validate + rehydrate, per 1,000 clips',
