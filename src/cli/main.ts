@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { FaveFailure, toFaveError } from '../errors.ts';
 import { progressLine, describeFailure } from './render.ts';
-import { EXIT, awaitWithProgress, fail, finish, requestId, withApp } from './shared.ts';
+import { EXIT, awaitWithProgress, exitFlushed, fail, finish, requestId, withApp } from './shared.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
@@ -61,7 +61,7 @@ program
       if (!json) process.stderr.write(`request ${handle.request_id}\n`);
       return awaitWithProgress(app, handle, json);
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    finish(outcome, json);
+    await finish(outcome, json);
   });
 
 program
@@ -75,7 +75,7 @@ program
       const handle = await app.orchestrator.resume(id);
       return awaitWithProgress(app, handle, json);
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    finish(outcome, json);
+    await finish(outcome, json);
   });
 
 program
@@ -91,7 +91,7 @@ program
       process.stdout.write(`${view.request_id}: ${view.status} (${view.state})\n${progressLine(view)}\n`);
       if (view.error) process.stdout.write(`error: ${describeFailure(view.error)}\n`);
     }
-    process.exit(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
+    await exitFlushed(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
   });
 
 registerServe(program);

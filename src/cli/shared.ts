@@ -42,11 +42,32 @@ export async function withApp<T>(fn: (app: App) => Promise<T>, quietLogs: boolea
   }
 }
 
-/** Prints the outcome and exits with its code. */
-export function finish(outcome: ExecutionOutcome, json: boolean): never {
+/**
+ * Exits with `code` once stdout and stderr have handed everything written to them to the OS.
+ * `process.exit()` right after a write drops whatever a pipe has not taken yet (a pipe holds
+ * 64 KiB), so `fave run --json | cat` would print a cut answer and still exit 0. A reader that
+ * went away (EPIPE) ends the wait too. The promise never settles: the process ends first.
+ */
+export function exitFlushed(code: number): Promise<never> {
+  process.exitCode = code;
+  return new Promise<never>(() => {
+    let waiting = 2;
+    const done = () => {
+      waiting -= 1;
+      if (waiting === 0) process.exit(code);
+    };
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.once('error', () => process.exit(code));
+      stream.write('', done);
+    }
+  });
+}
+
+/** Prints the outcome and exits with its code once it is all out. */
+export function finish(outcome: ExecutionOutcome, json: boolean): Promise<never> {
   if (json) process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
   else process.stdout.write(`${renderResult(outcome.result)}\n`);
-  process.exit(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
+  return exitFlushed(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
 }
 
 export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App['orchestrator']['submit']>>, json: boolean): Promise<ExecutionOutcome> {
