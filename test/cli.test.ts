@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { FinalResultSchema } from '../src/contracts/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { runFave } from './support/child.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
+import { until } from './support/until.ts';
 
 /** What the `fave` CLI prints and how it exits, run as a child process against the test gateway. */
 
@@ -54,5 +55,77 @@ describe('fave run --json into a pipe', () => {
     } finally {
       await big.close();
     }
+  });
+});
+
+describe('fave run refuses a video it cannot read, before any request exists', () => {
+  it.each([
+    ['a directory', () => dir, /is a directory, not a video file/],
+    ['a device', () => '/dev/null', /is not a regular file/],
+  ])('%s exits 2', async (_what, path, message) => {
+    const data = join(dir, `refused-${_what.replace(/\W/g, '-')}`);
+    const out = await runFave(['run', path()], env({ FAVE_DATA_DIR: data })).exit;
+    expect(out.code, out.stderr).toBe(2);
+    expect(out.stderr).toMatch(message);
+    const made = await readdir(join(data, 'fave-artifacts', 'requests')).catch(() => []);
+    expect(made).toEqual([]);
+  });
+});
+
+describe('a request interrupted, then found with a lease its owner no longer renews', () => {
+  const id = 'orphan-1';
+  const stateFile = () => join(dir, 'data', 'fave-artifacts', 'requests', id, 'metadata', 'state.json');
+  const readState = async () => JSON.parse(await readFile(stateFile(), 'utf8')) as { state: string; status: string; updated_at: number; lease: { owner: string; acquired_at: number; expires_at: number } | null };
+  /** The lease as a process that died would have left it: renewed `renewedAgoMs` ago, running out in `expiresInMs`. */
+  const leaveLease = async (renewedAgoMs: number, expiresInMs: number) => {
+    const state = await readState();
+    const now = Date.now();
+    state.updated_at = now - renewedAgoMs;
+    state.lease = { owner: 'gone-host:4242:deadbeef', acquired_at: now - 60_000, expires_at: now + expiresInMs };
+    await writeFile(stateFile(), JSON.stringify(state));
+  };
+
+  it('Ctrl-C prints the resume command; status names the owner; resume counts down its lease, takes over and answers; a second resume says it is completed', async () => {
+    gateway.addFault({ stage: 'ffmpeg1', kind: 'hang' });
+    try {
+      const run = runFave(['run', video, '--request-id', id], env());
+      await until(async () => (await readState()).state === 'CLIP', { timeoutMs: 20_000, message: 'the request reaches CLIP' });
+      run.child.kill('SIGINT');
+      const interrupted = await run.exit;
+      expect(interrupted.code, interrupted.stderr).toBe(130);
+      expect(interrupted.stderr).toContain(`fave resume ${id}`);
+    } finally {
+      gateway.clearFaults();
+    }
+
+    await leaveLease(40_000, 12_000);
+    const asked = Date.now();
+    const status = await runFave(['status', id], env()).exit;
+    const slack = Math.ceil((Date.now() - asked) / 1000);
+    expect(status.code, status.stderr).toBe(0);
+    const line = /^orphan-1: RUNNING \(CLIP\), owner gone-host:4242:deadbeef not renewed for (\d+) s \(lease expires in (\d+) s\)$/m.exec(status.stdout);
+    expect(line, status.stdout).not.toBeNull();
+    const [notRenewed, expiresIn] = [Number(line![1]), Number(line![2])];
+    expect(notRenewed).toBeGreaterThanOrEqual(40);
+    expect(notRenewed).toBeLessThanOrEqual(40 + slack);
+    expect(expiresIn).toBeLessThanOrEqual(12);
+    expect(expiresIn).toBeGreaterThanOrEqual(12 - slack);
+
+    // Long enough to be seen counting down after the CLI's start on a busy machine.
+    await leaveLease(1_000, 8_000);
+    const resumed = await runFave(['resume', id], env()).exit;
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/run by another process: owner gone-host:4242:deadbeef .*\(lease expires in \d s\)/);
+    // Counted down: more than one distinct "expires in" figure.
+    const figures = new Set([...resumed.stderr.matchAll(/lease expires in (\d+) s/g)].map((m) => m[1]));
+    expect(figures.size, resumed.stderr).toBeGreaterThan(1);
+    expect(resumed.stderr).toContain(`request ${id}: the lease ran out; resuming it here`);
+    expect(resumed.stdout).toContain(`request ${id}: COMPLETED`);
+
+    const again = await runFave(['resume', id], env()).exit;
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`request ${id} is already COMPLETED`);
+    expect(again.stderr).not.toMatch(/another process/);
+    expect(again.stdout).toContain(`request ${id}: COMPLETED`);
   });
 });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { FaveFailure, toFaveError } from '../errors.ts';
+import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';
 import { EXIT, awaitWithProgress, exitFlushed, fail, finish, requestId, withApp } from './shared.ts';
 import { registerServe } from './commands/serve.ts';
@@ -31,6 +32,20 @@ async function sampleVideo(): Promise<string> {
   return path;
 }
 
+/** Why a local video path cannot be read, before any request is made of it; null when it can. */
+async function unreadableFile(path: string): Promise<string | null> {
+  const { access, constants, stat } = await import('node:fs/promises');
+  const info = await stat(path).catch(() => null);
+  if (!info) return `no such file: ${path}`;
+  if (info.isDirectory()) return `${path} is a directory, not a video file`;
+  if (!info.isFile()) return `${path} is not a regular file`;
+  const denied = await access(path, constants.R_OK).then(
+    () => null,
+    (err: unknown) => (err as Error).message,
+  );
+  return denied ? `${path} cannot be read (${denied})` : null;
+}
+
 program
   .command('run')
   .description('run the pipeline on a video (a local file, s3:// or http(s):// URI), or on a generated sample')
@@ -45,7 +60,10 @@ program
     if (!given && !opts.sample) fail({ code: 'BAD_REQUEST', message: 'video: give a video file or URI, or --sample' });
     const video = given ?? (await sampleVideo().catch((err: unknown) => fail(toFaveError(err))));
     const isUri = /^(s3|https?):\/\//i.test(video);
-    if (!isUri && !existsSync(video)) fail({ code: 'BAD_REQUEST', message: `video: no such file: ${video}` });
+    if (!isUri) {
+      const problem = await unreadableFile(video);
+      if (problem) fail({ code: 'BAD_REQUEST', message: `video: ${problem}` });
+    }
     const source = isUri ? video : resolve(video);
     const outcome = await withApp(async (app) => {
       let handle;
@@ -72,7 +90,9 @@ program
   .action(async (id: string, opts: { json?: boolean }) => {
     const json = opts.json === true;
     const outcome = await withApp(async (app) => {
+      const before = await app.orchestrator.readState(id);
       const handle = await app.orchestrator.resume(id);
+      if (before?.envelope.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
       return awaitWithProgress(app, handle, json);
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
     await finish(outcome, json);
@@ -84,11 +104,16 @@ program
   .argument('<id>', 'request id', requestId)
   .option('--json', 'print JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
-    const view = await withApp((app) => app.orchestrator.status(id), true).catch((err: unknown) => fail(toFaveError(err)));
-    if (!view) fail({ code: 'INPUT_NOT_FOUND', message: `no request ${id}` });
+    const found = await withApp(async (app) => {
+      const view = await app.orchestrator.status(id);
+      const state = view?.status === 'RUNNING' ? await app.orchestrator.readState(id) : null;
+      return view ? { view, owner: state ? describeOwner(state.envelope, Date.now()) : null } : null;
+    }, true).catch((err: unknown) => fail(toFaveError(err)));
+    if (!found) fail({ code: 'INPUT_NOT_FOUND', message: `no request ${id}` });
+    const { view, owner } = found;
     if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     else {
-      process.stdout.write(`${view.request_id}: ${view.status} (${view.state})\n${progressLine(view)}\n`);
+      process.stdout.write(`${view.request_id}: ${view.status} (${view.state})${owner ? `, ${owner}` : ''}\n${progressLine(view)}\n`);
       if (view.error) process.stdout.write(`error: ${describeFailure(view.error)}\n`);
     }
     await exitFlushed(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);

@@ -3,6 +3,7 @@ import { toFaveError, type FaveError } from '../errors.ts';
 import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import { InvalidArgumentError } from 'commander';
+import { reportOwnerWhileWaiting } from './ownership.ts';
 import { describeFailure, progressLine, renderResult } from './render.ts';
 
 /** Exit codes of DESIGN §8. */
@@ -71,6 +72,7 @@ export function finish(outcome: ExecutionOutcome, json: boolean): Promise<never>
 }
 
 export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App['orchestrator']['submit']>>, json: boolean): Promise<ExecutionOutcome> {
+  const id = handle.request_id;
   const tty = !json && process.stderr.isTTY === true;
   let stop = () => {};
   if (tty && handle.execution) {
@@ -81,17 +83,25 @@ export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App
       last = now;
       process.stderr.write(`\r\x1b[2K${progressLine(view)}`);
     });
-  } else if (!json && !handle.local) {
-    process.stderr.write(`request ${handle.request_id} is run by another process; waiting for it\n`);
+  } else if (!handle.local) {
+    // Another owner runs it (or it had finished, which the reporter sees and says nothing about).
+    stop = reportOwnerWhileWaiting(app, id, process.stderr.isTTY === true);
   }
+  let interrupted = false;
   const onSignal = () => {
-    process.stderr.write('\ninterrupted: the request stays resumable with `fave resume`\n');
-    void app.close().then(() => process.exit(130));
+    interrupted = true;
+    stop();
+    process.stderr.write(`\ninterrupted: request ${id} stays resumable; continue it with\n  fave resume ${id}\n`);
+    void app.close().then(() => exitFlushed(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
     return await handle.done;
+  } catch (err) {
+    // Abandoning the request on a signal rejects it; the signal handler exits, with 130.
+    if (interrupted) return new Promise<never>(() => {});
+    throw err;
   } finally {
     stop();
     process.off('SIGINT', onSignal);
@@ -99,4 +109,3 @@ export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App
     if (tty) process.stderr.write('\r\x1b[2K');
   }
 }
-
