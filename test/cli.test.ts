@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,5 +128,37 @@ describe('a request interrupted, then found with a lease its owner no longer ren
     expect(again.stderr).toContain(`request ${id} is already COMPLETED`);
     expect(again.stderr).not.toMatch(/another process/);
     expect(again.stdout).toContain(`request ${id}: COMPLETED`);
+  });
+});
+
+describe('fave serve', () => {
+  it('says which port is in use and exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const out = await runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], env()).exit;
+      expect(out.code, out.stderr).toBe(1);
+      expect(out.stderr).toContain(`port ${port} is in use`);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('prints one line with the API and UI addresses, which answer', async () => {
+    const serve = runFave(['serve', '--port', '0', '--host', '127.0.0.1'], env());
+    let stdout = '';
+    serve.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\/ {2}UI (\S+) .*$/m.exec(stdout), { timeoutMs: 30_000, message: 'fave serve prints where it listens' });
+      expect(stdout.split('\n').filter((l) => l.startsWith('fave serve:'))).toHaveLength(1);
+      expect((await fetch(`${line[1]}/healthz`)).status).toBe(200);
+      const ui = await fetch(line[2]!);
+      expect(ui.status).toBe(200);
+      expect(ui.headers.get('content-type')).toMatch(/^text\/html/);
+    } finally {
+      serve.child.kill('SIGTERM');
+      expect((await serve.exit).code).toBe(0);
+    }
   });
 });
