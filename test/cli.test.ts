@@ -7,6 +7,7 @@ import { FinalResultSchema } from '../src/contracts/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { runFave } from './support/child.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
+import { makeToneBurstVideo } from './support/media.ts';
 import { until } from './support/until.ts';
 
 /** What the `fave` CLI prints and how it exits, run as a child process against the test gateway. */
@@ -160,5 +161,29 @@ describe('fave serve', () => {
       serve.child.kill('SIGTERM');
       expect((await serve.exit).code).toBe(0);
     }
+  });
+});
+
+describe('the result table', () => {
+  it('fits the terminal width, explains empty columns once below it, and shows local clip files as paths', async () => {
+    const bursts = join(dir, 'bursts.mp4');
+    await makeToneBurstVideo(bursts, { bursts: [[1, 3], [5, 7]], duration: 8 });
+    const data = join(dir, 'embedded');
+    // No GATEWAY_URL: the local stages, with no speech engine and no detector model.
+    const out = await runFave(['run', bursts, '--request-id', 'table'], { FAVE_DATA_DIR: data, LOG_LEVEL: 'warn', COLUMNS: '64' }).exit;
+    expect(out.code, out.stderr).toBe(0);
+    const lines = out.stdout.split('\n');
+    const header = lines.findIndex((l) => l.startsWith('clip '));
+    const table = lines.slice(header, header + 4);
+    for (const line of table) expect([...line].length, line).toBeLessThanOrEqual(64);
+    expect(table[2]).toMatch(/\(note 1\)\s+\(note 2\)/);
+
+    const notes = lines.slice(lines.indexOf('notes:') + 1).join(' ').replace(/\s+/g, ' ');
+    expect(notes).toContain('1. no transcript: no speech engine configured; set FAVE_SPEECH_COMMAND to a speech-to-text command line (docs/stages.md, "Plugging in a speech engine")');
+    expect(notes).toContain('2. no detector model configured (set FAVE_DETECTOR_MODEL); set FAVE_DETECTOR_MODEL to a YOLO .onnx model (docs/stages.md, "Plugging in a detector model")');
+    expect(out.stdout.match(/no speech engine configured/g)).toHaveLength(1);
+
+    expect(out.stdout).toContain(`clip files (clip_000.mp4 … clip_001.mp4):\n  ${join(data, 'fave-artifacts', 'requests', 'table', 'stage-ffmpeg-1')}/\n`);
+    expect(out.stdout).not.toContain('s3://');
   });
 });

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { FaveFailure, toFaveError } from '../errors.ts';
 import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';
-import { EXIT, awaitWithProgress, exitFlushed, fail, finish, requestId, withApp } from './shared.ts';
+import { EXIT, awaitWithProgress, exitFlushed, fail, finish, localPathOf, requestId, withApp } from './shared.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
@@ -77,9 +77,9 @@ program
         fail(toFaveError(err));
       }
       if (!json) process.stderr.write(`request ${handle.request_id}\n`);
-      return awaitWithProgress(app, handle, json);
+      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    await finish(outcome, json);
+    await finish(outcome.outcome, json, outcome.localPath);
   });
 
 program
@@ -93,9 +93,9 @@ program
       const before = await app.orchestrator.readState(id);
       const handle = await app.orchestrator.resume(id);
       if (before?.envelope.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
-      return awaitWithProgress(app, handle, json);
+      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    await finish(outcome, json);
+    await finish(outcome.outcome, json, outcome.localPath);
   });
 
 program

@@ -1,4 +1,6 @@
 import { createApp, type App } from '../app.ts';
+import { FsStore } from '../persistence/fs-store.ts';
+import { parseS3Uri } from '../persistence/store.ts';
 import { toFaveError, type FaveError } from '../errors.ts';
 import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
@@ -64,10 +66,30 @@ export function exitFlushed(code: number): Promise<never> {
   });
 }
 
+/** Where the local store keeps an `s3://` object, for showing it as a path; null for S3. */
+export function localPathOf(app: App): (uri: string) => string | null {
+  const store = app.store;
+  if (!(store instanceof FsStore)) return () => null;
+  return (uri) => {
+    try {
+      return store.path(parseS3Uri(uri));
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** Columns of the terminal the table goes to; COLUMNS or 100 when stdout is not one. */
+function outputWidth(): number {
+  if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
+  const fromEnv = Number(process.env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 100;
+}
+
 /** Prints the outcome and exits with its code once it is all out. */
-export function finish(outcome: ExecutionOutcome, json: boolean): Promise<never> {
+export function finish(outcome: ExecutionOutcome, json: boolean, localPath: (uri: string) => string | null = () => null): Promise<never> {
   if (json) process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
-  else process.stdout.write(`${renderResult(outcome.result)}\n`);
+  else process.stdout.write(`${renderResult(outcome.result, { width: outputWidth(), localPath })}\n`);
   return exitFlushed(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
 }
 
