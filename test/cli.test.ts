@@ -187,3 +187,29 @@ describe('the result table', () => {
     expect(out.stdout).not.toContain('s3://');
   });
 });
+
+describe('without the optional packages, as in the container image', () => {
+  const leftOut = { NODE_OPTIONS: `--import ${join(import.meta.dirname, 'support', 'without-optional.mjs')}` };
+
+  it('--help and serve start; only the commands that run the local stages need them', async () => {
+    const help = await runFave(['--help'], env(leftOut)).exit;
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain('serve');
+
+    const serve = runFave(['serve', '--port', '0', '--host', '127.0.0.1'], env(leftOut));
+    let stdout = '';
+    serve.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      await until(() => stdout.includes('fave serve: API'), { timeoutMs: 30_000, message: 'fave serve starts without the optional packages' });
+    } finally {
+      serve.child.kill('SIGTERM');
+      expect((await serve.exit).code).toBe(0);
+    }
+
+    // The packages really are out of reach: the command that needs them says so.
+    const gatewayOut = await runFave(['gateway', '--port', '0'], env(leftOut)).exit;
+    expect(gatewayOut.code).toBe(2);
+    expect(gatewayOut.stderr).toContain('left out, as in the container image');
+    expect(gatewayOut.stderr).toMatch(/the local stages cannot be loaded .*npm install without --omit=optional/);
+  });
+});

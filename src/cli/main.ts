@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { FaveFailure, toFaveError } from '../errors.ts';
+import { importLocalStages } from '../stages/load-local.ts';
 import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';
 import { EXIT, awaitWithProgress, exitFlushed, fail, finish, localPathOf, requestId, withApp } from './shared.ts';
@@ -24,7 +25,7 @@ async function sampleVideo(): Promise<string> {
   const path = resolve(dir, 'sample.mp4');
   if (!existsSync(path)) {
     const { mkdir } = await import('node:fs/promises');
-    const { makeSampleVideo } = await import('../stages/local/sample-media.ts');
+    const { makeSampleVideo } = await importLocalStages(() => import('../stages/local/sample-media.ts'));
     await mkdir(dir, { recursive: true });
     process.stderr.write(`generating a sample video at ${path}\n`);
     await makeSampleVideo(path);

@@ -3,6 +3,7 @@ import { loadConfig } from '../../config.ts';
 import { toFaveError } from '../../errors.ts';
 import { createLogger } from '../../logger.ts';
 import { openStore } from '../../persistence/open-store.ts';
+import { importLocalStages } from '../../stages/load-local.ts';
 import { fail, port } from '../shared.ts';
 
 /**
@@ -24,7 +25,7 @@ export function registerGateway(program: Command): void {
         // Imported here, not at the top: the local stages need the optional ffmpeg/onnx packages,
         // which an image built with `--omit=optional` does not have, and every other command must
         // start without them.
-        const { startLocalGateway } = await import('../../stages/local/serve.ts');
+        const { startLocalGateway } = await importLocalStages(() => import('../../stages/local/serve.ts'));
         const gateway = await startLocalGateway({ store, stageNames: config.stageNames, host: opts.host, port: opts.port });
         logger.info({ event: 'gateway_listening', url: gateway.url, store: store.kind });
         // The line a script waits for: where to point GATEWAY_URL.
