@@ -183,6 +183,14 @@ async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: 
   const help = await run(`"${node}" dist/cli/main.js --help`, dir, env);
   if (!/\bserve\b/.test(help)) throw new StepFailed(`--help does not list serve:\n${help}`);
 
+  step(`${tag}: node dist/cli/main.js run with no GATEWAY_URL says the local stages are not installed`);
+  const { GATEWAY_URL: _gateway, ...withoutGateway } = env;
+  const local = spawn(node, ['dist/cli/main.js', 'run', join(dir, 'package.json')], { cwd: dir, env: withoutGateway, stdio: ['ignore', 'pipe', 'pipe'] });
+  const localExit = await collect(local).exit;
+  if (localExit.code !== 2 || !localExit.output.includes('the local stages cannot be loaded')) {
+    throw new StepFailed(`\`fave run\` with no GATEWAY_URL exited ${localExit.code ?? localExit.signal}, expected 2 naming the missing local stages:\n${localExit.output}`);
+  }
+
   step(`${tag}: node dist/cli/main.js serve, one request through HTTP`);
   const server = await startListening(node, ['dist/cli/main.js', 'serve', '--port', '0', '--host', '127.0.0.1'], dir, env, (out) => {
     for (const line of out.split('\n')) {
