@@ -114,7 +114,7 @@ describe('a request interrupted, then found with a lease its owner no longer ren
     expect(expiresIn).toBeGreaterThanOrEqual(12 - slack);
 
     // Long enough to be seen counting down after the CLI's start on a busy machine.
-    await leaveLease(1_000, 8_000);
+    await leaveLease(1_000, 12_000);
     const resumed = await runFave(['resume', id], env()).exit;
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/run by another process: owner gone-host:4242:deadbeef .*\(lease expires in \d s\)/);
