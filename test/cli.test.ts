@@ -91,7 +91,7 @@ describe('a request interrupted, then found with a lease its owner no longer ren
     gateway.addFault({ stage: 'ffmpeg1', kind: 'hang' });
     try {
       const run = runFave(['run', video, '--request-id', id], env());
-      await until(async () => (await readState()).state === 'CLIP', { timeoutMs: 20_000, message: 'the request reaches CLIP' });
+      await until(() => readState().then((state) => state.state === 'CLIP', () => false), { timeoutMs: 20_000, message: 'the request reaches CLIP' });
       run.child.kill('SIGINT');
       const interrupted = await run.exit;
       expect(interrupted.code, interrupted.stderr).toBe(130);

@@ -1,24 +1,19 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
- * Waits until `condition` returns a truthy value and answers it; fails with `message` (and the
- * last error the condition threw, if any) when `timeoutMs` passes first.
+ * Waits until `condition` gives a truthy value (checked every `everyMs`) and answers it, or fails
+ * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
+ * sleep.
  */
 export async function until<T>(
   condition: () => T | Promise<T>,
-  { timeoutMs, message, intervalMs = 25 }: { timeoutMs: number; message: string; intervalMs?: number },
+  { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: { timeoutMs?: number; everyMs?: number; message?: string } = {},
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = null;
   for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const cause = lastError instanceof Error ? `: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting until ${message}${cause}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
+    await sleep(everyMs);
   }
 }
