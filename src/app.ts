@@ -9,6 +9,7 @@ import type { StageTransport } from './services/transport.ts';
 import { AsyncStageCaller } from './services/async-transport.ts';
 import { CallbackInbox } from './services/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
+import { importLocalStages } from './stages/load-local.ts';
 
 export interface App {
   config: Config;
@@ -72,7 +73,7 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
 
 export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
   if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
-  const { LocalTransport } = await import('./stages/local/local-transport.ts');
-  const { createLocalStages } = await import('./stages/local/index.ts');
+  const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
+  const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));
 }

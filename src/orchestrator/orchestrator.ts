@@ -84,6 +84,7 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
   private readonly journals = new Map<string, DispatchJournal>();
 
@@ -115,6 +116,11 @@ export class Orchestrator {
   /** Bytes this process has written to state.json files (for write-amplification figures). */
   get stateBytes(): number {
     return this.stateBytesWritten;
+  }
+
+  /** Bytes this process has written to dispatch journals, the other half of those figures. */
+  get dispatchBytes(): number {
+    return this.dispatchBytesWritten;
   }
 
   /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
@@ -410,7 +416,7 @@ export class Orchestrator {
     let journal = this.journals.get(requestId);
     if (!journal) {
       journal = new DispatchJournal(this.options.store, this.options.config.bucket, requestId, (bytes) => {
-        this.stateBytesWritten += bytes;
+        this.dispatchBytesWritten += bytes;
       });
       this.journals.set(requestId, journal);
     }
