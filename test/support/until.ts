@@ -1,16 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
- * Waits until `condition` holds (checked every `everyMs`), or fails with `message` after
- * `timeoutMs`. For tests: wait on what must become true, never on a bare sleep.
+ * Waits until `condition` gives a truthy value (checked every `everyMs`) and answers it, or fails
+ * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
+ * sleep.
  */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
+export async function until<T>(
+  condition: () => T | Promise<T>,
   { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: { timeoutMs?: number; everyMs?: number; message?: string } = {},
-): Promise<void> {
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await condition()) return;
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
     await sleep(everyMs);
   }
