@@ -89,7 +89,10 @@ export class Orchestrator {
       store: options.store,
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
-      dispatches: { record: (requestId, marker) => this.journalFor(requestId).record(marker) },
+      dispatches: {
+        record: (requestId, marker) => this.journalFor(requestId).record(marker),
+        unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
+      },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
