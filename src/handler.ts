@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { createApp, type App } from './app.ts';
 import { toFaveError } from './errors.ts';
 import { createMetrics } from './server/metrics.ts';
@@ -49,8 +50,16 @@ export function createHandler(runtime: () => Promise<{ router: Router }>): Funct
         body: JSON.stringify({ error: { code: error.code, message: error.message } }),
       };
     }
-    context.status(response.status).headers(response.headers).succeed(response.body);
+    const body = response.body instanceof Readable ? await collect(response.body) : response.body;
+    context.status(response.status).headers(response.headers).succeed(body);
   };
+}
+
+/** The template answers whole bodies: a streamed one (an artifact) is read into memory first. */
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
 }
 
 export function requestOf(event: FunctionEvent): HttpRequestLike {

@@ -75,6 +75,11 @@ export class Orchestrator {
   private stateBytesWritten = 0;
   private inspector: Inspector | null = null;
 
+  /** True when the stages run in this process (no gateway): the embedded default. */
+  get embedded(): boolean {
+    return this.options.config.gatewayUrl === null;
+  }
+
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);

@@ -4,7 +4,7 @@ import { summarizeInvocations, type InvocationRecord } from './metrics.ts';
 import { matchClips } from './query.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
-export function summarizeObjects(clip: ClipState): ObjectSummary[] {
+export function summarizeObjects(clip: { frames: ReadonlyArray<{ index: number; detections: ReadonlyArray<{ label: string; confidence: number }> }> }): ObjectSummary[] {
   const byLabel = new Map<string, { count: number; max: number; frames: Set<number> }>();
   for (const frame of clip.frames) {
     for (const d of frame.detections) {

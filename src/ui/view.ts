@@ -4,6 +4,7 @@ import { assertRequestId, type Orchestrator } from '../orchestrator/orchestrator
 import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
+import { buildAnswer, type Answer, type AnswerContext } from './answer.ts';
 import { liveFeedOf } from './live-feed.ts';
 import { buildTimeline, flattenInvocations, mergeInvocations, stepsByName, toInvocation, type Invocation, type Timeline } from './timeline.ts';
 
@@ -28,6 +29,8 @@ export interface RequestView {
   wall_ms: number;
   /** True when this process runs the request (the view is live, not read from state.json). */
   local: boolean;
+  /** The answer: verdict, matches and every clip with what was found in it. */
+  answer: Answer;
   invocations: Invocation[];
   timeline: Timeline;
   statechart: Statechart;
@@ -68,10 +71,10 @@ function wallOf(startedAt: number, finishedAt: number | null, now: number, runni
 }
 
 /** What a request view reads from its context, live or from state.json. */
-interface ViewedContext {
+interface ViewedContext extends AnswerContext {
   video_uri: string;
   query: string | null;
-  settings: { profile: string; stage_names?: Partial<Record<string, string>> };
+  settings: AnswerContext['settings'] & { profile: string; stage_names?: Partial<Record<string, string>> };
   started_at: number;
   finished_at: number | null;
 }
@@ -99,6 +102,7 @@ function assemble(
   return {
     ...base,
     active: activePaths(base.value),
+    answer: buildAnswer(context, base.status),
     wall_ms: wallOf(base.started_at, base.finished_at, base.observed_at, running),
     invocations,
     timeline: buildTimeline(invocations, { start: base.started_at, end }),
