@@ -75,6 +75,12 @@ export class Orchestrator {
   private stateBytesWritten = 0;
   private inspector: Inspector | null = null;
 
+  /** The profiles a request may name, the configured default first. */
+  get profileNames(): string[] {
+    const { profileName, profiles } = this.options.config;
+    return [profileName, ...Object.keys(profiles).filter((p) => p !== profileName)];
+  }
+
   /** True when the stages run in this process (no gateway): the embedded default. */
   get embedded(): boolean {
     return this.options.config.gatewayUrl === null;

@@ -291,7 +291,7 @@ export function createRouter(deps: RouterDeps): Router {
   async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
     const path = normalizePath(request.path);
     if (path === '/ui' || path.startsWith('/ui/')) {
-      return (await handleUi({ ...request, path }, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+      return (await handleUi({ ...request, path }, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
     }
     const method = request.method.toUpperCase();
     let target: Route | null = null;

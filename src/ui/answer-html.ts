@@ -64,7 +64,7 @@ function card(clip: AnswerClip, media: MediaLinks): string {
   const pictures = clip.thumbnails
     .map((t) => ({ t, src: media.picture(t.artifact) }))
     .filter((p): p is { t: AnswerClip['thumbnails'][number]; src: string } => p.src !== null)
-    .map(({ t, src }) => `<img class="thumb" loading="lazy" alt="frame ${t.frame_index} of clip ${clip.index}" src="${escapeXml(src)}" data-frame="${t.frame_index}">`)
+    .map(({ t, src }) => `<img class="thumb" alt="frame ${t.frame_index} of clip ${clip.index}" src="${escapeXml(src)}" data-frame="${t.frame_index}">`)
     .join('');
   const left = clip.thumbnails.length === 0 ? `<div class="no-frames muted">${clip.frames === 0 ? 'no frames' : ''}</div>` : '';
   const transcript =

@@ -149,7 +149,7 @@ function verdictOf(
 ): Answer['verdict'] {
   const total = context.clips.length;
   if (status === 'RUNNING') {
-    const sofar = matchCount > 0 ? `; ${matchCount} ${matchCount === 1 ? 'matches' : 'match'} so far` : '';
+    const sofar = matchCount > 0 ? `; ${matchCount} matching so far` : '';
     return { kind: 'running', text: `running: ${doneCount} of ${plural(total, 'clip')} analysed${sofar}` };
   }
   if (status === 'FAILED' && doneCount === 0) {

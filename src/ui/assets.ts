@@ -91,9 +91,9 @@ h3 { font-size: 14px; margin: 18px 0 8px; }
 .score { margin-left: auto; font-weight: 700; font-variant-numeric: tabular-nums; padding: 0 8px; border-radius: 8px; background: #fde68a; color: #78350f; }
 .tag { font-size: 11px; padding: 0 7px; border-radius: 8px; background: #e2e8f0; color: #334155; }
 .tag-failed { background: #fee2e2; color: #991b1b; } .tag-pending { background: #dbeafe; color: #1e40af; }
-.card-body { display: grid; grid-template-columns: minmax(260px, 420px) 1fr; gap: 14px; padding: 12px 14px; }
+.card-body { display: grid; grid-template-columns: minmax(240px, 340px) 1fr; gap: 14px; padding: 12px 14px; }
 @media (max-width: 760px) { .card-body { grid-template-columns: 1fr; } }
-.player { width: 100%; max-height: 240px; background: #0f172a; border-radius: 6px; display: block; }
+.player { width: 100%; max-height: 200px; background: #0f172a; border-radius: 6px; display: block; }
 .thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: 4px; margin-top: 6px; }
 .thumb { width: 100%; aspect-ratio: 4 / 3; object-fit: cover; border-radius: 4px; background: #e2e8f0; display: block; }
 .transcript { margin: 0 0 8px; font-size: 14.5px; line-height: 1.5; white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -355,6 +355,52 @@ export const LIST_SCRIPT = String.raw`
   for (var i = 0; i < links.length; i++) {
     links[i].setAttribute('href', base + '/requests/' + encodeURIComponent(links[i].getAttribute('data-request')));
   }
-  if (document.body.getAttribute('data-running') === 'true') setTimeout(function () { location.reload(); }, 3000);
+  var form = document.getElementById('submit-form');
+  var root = base.replace(/\/ui$/, '');
+  function say(text, isError) {
+    var s = document.getElementById('submit-status');
+    s.textContent = text;
+    s.className = isError ? 'error' : 'muted';
+  }
+  function errorOf(r) {
+    return r.json().then(function (b) { return (b && b.error && b.error.message) || ('HTTP ' + r.status); }, function () { return 'HTTP ' + r.status; })
+      .then(function (m) { throw new Error(m); });
+  }
+  var busy = false;
+  if (form) form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (busy) return;
+    var fileInput = document.getElementById('f-file');
+    var file = fileInput && fileInput.files && fileInput.files[0];
+    var uri = document.getElementById('f-video').value.trim();
+    var query = document.getElementById('f-query').value.trim();
+    var profile = document.getElementById('f-profile').value;
+    if (!file && !uri) { say('give a video URI or choose a file', true); return; }
+    var max = Number(form.getAttribute('data-max-upload'));
+    if (file && max && file.size > max) { say(file.name + ' is ' + file.size + ' bytes, more than the ' + max + ' allowed', true); return; }
+    busy = true;
+    document.getElementById('f-submit').disabled = true;
+    var video = file
+      ? (say('uploading ' + file.name + '…'),
+        fetch(root + '/uploads?filename=' + encodeURIComponent(file.name), { method: 'POST', body: file, headers: { 'content-type': 'application/octet-stream' } })
+          .then(function (r) { return r.ok ? r.json() : errorOf(r); })
+          .then(function (b) { return b.uri; }))
+      : Promise.resolve(uri);
+    video
+      .then(function (videoUri) {
+        say('starting…');
+        var body = { video_uri: videoUri, profile: profile };
+        if (query) body.query = query;
+        return fetch(root + '/?async=true', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      })
+      .then(function (r) { return r.ok ? r.json() : errorOf(r); })
+      .then(function (b) { location.href = base + '/requests/' + encodeURIComponent(b.request_id); })
+      .catch(function (e) { say(e.message, true); busy = false; document.getElementById('f-submit').disabled = false; });
+  });
+  if (document.body.getAttribute('data-running') === 'true') setTimeout(function () {
+    // Never throw away what is being typed into the form.
+    var typing = form && (document.activeElement && form.contains(document.activeElement) || busy);
+    if (!typing) location.reload();
+  }, 3000);
 })();
 `;

@@ -47,6 +47,8 @@ export function htmlDocument(options: { title: string; live: boolean; body: stri
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live, options.mediaOrigin ?? null))}">`,
     `<title>${escapeXml(options.title)}</title>`,
+    // No favicon request: a page asks for nothing it does not show.
+    '<link rel="icon" href="data:,">',
     options.head ?? '',
     '</head>',
     `<body${attributes}>`,

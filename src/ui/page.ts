@@ -111,7 +111,36 @@ ${renderStatecharts(view.statechart)}
   });
 }
 
-export function renderListPage(rows: readonly RequestSummary[]): string {
+export interface SubmitFormOptions {
+  profiles: readonly string[];
+  /** A file upload field (the embedded default: local store, stages in process). */
+  uploads: boolean;
+  /** The upload cap, said next to the field. */
+  maxUploadBytes: number;
+}
+
+function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${Math.round(n / 1024)} KiB`;
+}
+
+/** The form that starts a request: a video URI or (embedded) a file, a query and a profile. */
+export function renderSubmitForm(options: SubmitFormOptions): string {
+  const profiles = options.profiles.map((p) => `<option value="${escapeXml(p)}">${escapeXml(p)}</option>`).join('');
+  const upload = options.uploads
+    ? `<label for="f-file">or a file</label><div><input id="f-file" name="file" type="file" accept="video/*"> <span class="muted">stored under uploads/, at most ${escapeXml(bytes(options.maxUploadBytes))}</span></div>`
+    : '';
+  return `<form class="submit" id="submit-form" data-max-upload="${options.maxUploadBytes}">
+  <label for="f-video">video</label><input id="f-video" name="video_uri" type="text" placeholder="s3://bucket/key.mp4 or https://…" autocomplete="off">
+  ${upload}
+  <label for="f-query">query</label><input id="f-query" name="query" type="text" placeholder="where are the cars?" autocomplete="off">
+  <label for="f-profile">profile</label><select id="f-profile" name="profile">${profiles}</select>
+  <div class="actions"><button type="submit" id="f-submit">Start</button><span id="submit-status" class="muted" role="status"></span></div>
+</form>`;
+}
+
+export function renderListPage(rows: readonly RequestSummary[], form?: SubmitFormOptions): string {
   const running = rows.some((r) => r.status === 'RUNNING');
   const body = rows
     .map((r) => {
@@ -137,9 +166,10 @@ export function renderListPage(rows: readonly RequestSummary[]): string {
     body: `
 <header><h1>Requests</h1><span class="muted">${rows.length} known${running ? ' · refreshing while any runs' : ''}</span></header>
 <main>
+${form ? `<h2>New request</h2>\n${renderSubmitForm(form)}\n<h2>All requests</h2>` : ''}
 ${
   rows.length === 0
-    ? '<p class="muted">No requests yet. Start one with <code>fave run</code> or <code>POST /</code>.</p>'
+    ? '<p class="muted">No requests yet. Start one here, with <code>fave run</code> or with <code>POST /</code>.</p>'
     : `<table class="requests">
 <thead><tr><th>request</th><th>status</th><th>video</th><th>query</th><th>started</th><th>wall time</th><th>progress</th></tr></thead>
 <tbody>
