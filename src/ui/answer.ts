@@ -34,7 +34,7 @@ export interface AnswerClip {
   status: 'done' | 'failed' | 'pending';
   transcript: string | null;
   transcript_note: string | null;
-  /** The clip is a stretch without speech (its transcript note says so). */
+  /** The clip is a stretch without speech (its transcript note says so, as the local stage-deepspeech writes it). */
   no_speech: boolean;
   objects: ObjectSummary[];
   objects_note: string | null;
@@ -113,7 +113,7 @@ export function buildAnswer(context: AnswerContext, status: 'RUNNING' | 'COMPLET
       status: statusOf(c.status),
       transcript: c.progress.transcript,
       transcript_note: note,
-      no_speech: note !== null && /\bno speech\b/i.test(note),
+      no_speech: note !== null && /\bno speech in this clip\b/i.test(note),
       objects: objectsByClip.get(c.index) ?? [],
       objects_note: objectsNote(c, context.settings.detector_enabled),
       frames: frames.length,

@@ -48,7 +48,7 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
   const sessions = new SessionCache();
   const byKey: Record<StageKey, LocalStageFunction> = {
     ffmpeg0: ffmpeg0Stage(env),
-    librosa: librosaStage(env),
+    librosa: librosaStage(env, settings.segmentation),
     ffmpeg1: ffmpeg1Stage(env),
     ffmpeg2: ffmpeg2Stage(env),
     deepspeech: deepspeechStage(env, settings.speechCommand),
