@@ -16,6 +16,9 @@ const BURSTS: Array<[number, number]> = [
   [9, 11],
 ];
 
+// The COCO detector has its own test (coco-detector.test.ts); here frames get the empty document.
+const NO_DETECTOR = { FAVE_DETECTOR: 'none' };
+
 let dir: string;
 let video: string;
 
@@ -59,14 +62,14 @@ function expectBurstClips(result: FinalResult): void {
 
 describe('the embedded default', () => {
   it('`fave run <video>` with no GATEWAY_URL finds the three tone bursts', async () => {
-    const out = await runFave(['run', video, '--json', '--request-id', 'embedded'], { FAVE_DATA_DIR: join(dir, 'embedded'), LOG_LEVEL: 'warn' }).exit;
+    const out = await runFave(['run', video, '--json', '--request-id', 'embedded'], { FAVE_DATA_DIR: join(dir, 'embedded'), LOG_LEVEL: 'warn', ...NO_DETECTOR }).exit;
     expect(out.code, out.stderr).toBe(0);
     expectBurstClips(FinalResultSchema.parse(JSON.parse(out.stdout)));
   });
 
   it('the same through `fave gateway` over HTTP', async () => {
     const data = join(dir, 'over-http');
-    const gateway = runFave(['gateway', '--port', '0'], { FAVE_DATA_DIR: data, LOG_LEVEL: 'warn' });
+    const gateway = runFave(['gateway', '--port', '0'], { FAVE_DATA_DIR: data, LOG_LEVEL: 'warn', ...NO_DETECTOR });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let seen = '';
@@ -92,7 +95,7 @@ describe('the embedded default', () => {
     // Speech at 2–5 s and 9–12 s; the test pattern moves all along, also in the silent 5–9 s.
     const speechAndSilence = join(dir, 'speech-and-silence.mp4');
     await makeToneBurstVideo(speechAndSilence, { bursts: [[2, 5], [9, 12]], duration: 14 });
-    const app = await createApp({ env: { FAVE_DATA_DIR: join(dir, 'silence'), OPENFAAS_SECRETS_DIR: '/nonexistent', LOG_LEVEL: 'silent' }, logger: pino({ level: 'silent' }) });
+    const app = await createApp({ env: { FAVE_DATA_DIR: join(dir, 'silence'), OPENFAAS_SECRETS_DIR: '/nonexistent', LOG_LEVEL: 'silent', ...NO_DETECTOR }, logger: pino({ level: 'silent' }) });
     try {
       const outcome = await (await app.orchestrator.submit({ video_uri: speechAndSilence }, { allowLocalPath: true })).done;
       expect(outcome.status).toBe('COMPLETED');
@@ -117,7 +120,7 @@ describe('the embedded default', () => {
     const junk = join(dir, 'junk.mp4');
     await makeSilentVideo(silent, { duration: 4 });
     await makeNotAVideo(junk);
-    const app = await createApp({ env: { FAVE_DATA_DIR: join(dir, 'in-process'), OPENFAAS_SECRETS_DIR: '/nonexistent' }, logger: pino({ level: 'silent' }) });
+    const app = await createApp({ env: { FAVE_DATA_DIR: join(dir, 'in-process'), OPENFAAS_SECRETS_DIR: '/nonexistent', ...NO_DETECTOR }, logger: pino({ level: 'silent' }) });
     try {
       const ok = await (await app.orchestrator.submit({ video_uri: silent }, { allowLocalPath: true })).done;
       expect(ok.status).toBe('COMPLETED');
