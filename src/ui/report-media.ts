@@ -65,6 +65,11 @@ export async function prepareReportMedia(options: ReportMediaOptions): Promise<R
   const dir = await mkdtemp(join(tmpdir(), 'fave-report-'));
   try {
     for (const [n, artifact] of wanted.entries()) {
+      // Once the budget cannot take even a small thumbnail, the rest is not read at all.
+      if (budget - used < 2048) {
+        leftOut++;
+        continue;
+      }
       const loc = locateArtifact(context, artifact);
       const original = loc ? await store.get(loc).catch(() => null) : null;
       if (!original) {
