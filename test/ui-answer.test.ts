@@ -103,4 +103,13 @@ describe('what stages answer is text on the page and in the report', () => {
       expect(html).toContain('2 of 2 clips match');
     }
   });
+
+  it('gives a report clip players only when told where fave serve answers, and lets its CSP play from there alone', async () => {
+    const without = await renderReport(h.app.orchestrator, 'xss');
+    expect(without!.html).not.toContain('<video');
+    expect(without!.html).toContain("media-src &#39;none&#39;");
+    const served = await renderReport(h.app.orchestrator, 'xss', { baseUrl: 'http://127.0.0.1:8080' });
+    expect(served!.html).toContain('<video class="player" controls preload="metadata" src="http://127.0.0.1:8080/requests/xss/artifacts/clip-0"');
+    expect(served!.html).toContain('media-src http://127.0.0.1:8080;');
+  });
 });
