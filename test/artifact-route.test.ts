@@ -7,6 +7,7 @@ import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { locateArtifact, type ArtifactContext } from '../src/services/request-artifacts.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { artifactKeys, resolveScript } from './support/gateway-script.ts';
+import { s3StoreOn, startS3rver } from './support/s3rver.ts';
 
 let h: Harness;
 let server: HttpServer;
@@ -120,6 +121,27 @@ describe('artifact lookup', () => {
     const answer = await serveArtifact({ store: counting, context: outside, name: 'clip-0', range: undefined, head: false });
     expect(answer.status).toBe(404);
     expect(reads).toEqual([]);
+  });
+
+  it('answers a Range on the S3 store with a ranged GetObject, not a whole download', async () => {
+    const s3 = await startS3rver();
+    const store = s3StoreOn(s3);
+    try {
+      const key = 'requests/r1/stage-ffmpeg-1/clip_000.mp4';
+      const body = randomBytes(300_000);
+      await store.put({ bucket: s3.bucket, key }, body);
+      const ctx: ArtifactContext = { ...context(`s3://${s3.bucket}/${key}`), settings: { bucket: s3.bucket } };
+      const answer = await serveArtifact({ store, context: ctx, name: 'clip-0', range: 'bytes=1000-1999', head: false });
+      expect(answer.status).toBe(206);
+      expect(answer.headers['content-range']).toBe('bytes 1000-1999/300000');
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer.body as AsyncIterable<Buffer>) chunks.push(chunk);
+      expect(Buffer.concat(chunks).equals(body.subarray(1000, 2000))).toBe(true);
+      expect(s3.ranged).toEqual([`GET /${s3.bucket}/${key}?x-id=GetObject bytes=1000-1999`]);
+    } finally {
+      await store.close();
+      await s3.stop();
+    }
   });
 
   it('parses single byte ranges and ignores what it does not understand', () => {
