@@ -99,6 +99,8 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
     await page.waitForURL(/\/ui\/requests\/[^/]+$/, { timeout: 30_000 });
     requestId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
     await page.waitForSelector('body:not([data-status="RUNNING"])', { timeout: 90_000 });
+    // The page opened while the request ran: its answer is redrawn to the final one.
+    await page.waitForSelector('#answer[data-verdict="match"] #matches .card', { timeout: 10_000 });
     expect(errors).toEqual([]);
     await page.close();
   }, 150_000);
