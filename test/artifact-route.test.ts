@@ -56,6 +56,13 @@ describe('GET /requests/{id}/artifacts/{name}', () => {
     expect(past.headers.get('content-range')).toBe(`bytes */${clipBytes.length}`);
   });
 
+  it('answers HEAD with the length and type only', async () => {
+    const res = await fetch(url('/requests/arts/artifacts/clip-1'), { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(clipBytes.length));
+    expect(res.headers.get('content-type')).toBe('video/mp4');
+  });
+
   it('serves a frame as a picture', async () => {
     const res = await fetch(url('/requests/arts/artifacts/frame-0-1'));
     expect(res.status).toBe(200);

@@ -207,6 +207,8 @@ function send(res: ServerResponse, response: HttpResponseLike): void {
     return;
   }
   const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
-  res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
+  // A HEAD answer has no body but says how long the GET one is (the artifact route sets it).
+  const declared = body.length === 0 ? response.headers['content-length'] : undefined;
+  res.writeHead(response.status, { ...response.headers, 'content-length': declared ?? String(body.length) });
   res.end(body);
 }
