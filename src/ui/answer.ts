@@ -1,5 +1,5 @@
 import type { MatchReason, ObjectSummary } from '../contracts/result.ts';
-import { summarizeObjects } from '../services/aggregate.ts';
+import { objectsNote, summarizeObjects } from '../services/aggregate.ts';
 import { matchClips, parseQuery } from '../services/query.ts';
 import { artifactNames } from '../services/request-artifacts.ts';
 
@@ -79,15 +79,6 @@ export function pickThumbnails(frames: ReadonlyArray<{ index: number; detections
     picked.add(indexes[Math.min(indexes.length - 1, at + Math.floor(i / MAX_THUMBNAILS))]!);
   }
   return [...picked].sort((a, b) => a - b).slice(0, MAX_THUMBNAILS);
-}
-
-function objectsNote(clip: AnswerContext['clips'][number], detectorEnabled: boolean): string | null {
-  if (clip.status !== 'done') return null;
-  if (!detectorEnabled) return 'object detection disabled (ENABLE_OBJECT_DETECTOR=false)';
-  if (clip.frames.length === 0) return 'no frames were extracted from this clip';
-  if (clip.frames.some((f) => f.detections.length > 0)) return null;
-  const notes = [...new Set(clip.frames.map((f) => f.note).filter((n): n is string => n !== null))];
-  return notes.length > 0 ? notes.join('; ') : null;
 }
 
 export function buildAnswer(context: AnswerContext, status: 'RUNNING' | 'COMPLETED' | 'FAILED'): Answer {

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../persistence/store.ts';
 import { contentTypeOf, locateArtifact, type ArtifactContext } from '../services/request-artifacts.ts';
-import { FFMPEG_QUIET, runTool } from '../stages/local/tools.ts';
 import type { Answer } from './answer.ts';
 import type { MediaLinks } from './answer-html.ts';
 
@@ -37,11 +36,16 @@ export const DEFAULT_MAX_EMBED_BYTES = 3 * 1024 * 1024;
 /** Pictures this small are embedded as they are. */
 const SMALL_PICTURE_BYTES = 12 * 1024;
 
+/**
+ * A smaller JPEG of a picture, or null when ffmpeg cannot make one. ffmpeg comes from an optional
+ * package, so it is imported here, when a report is written, never when the CLI starts.
+ */
 async function downscale(bytes: Buffer, width: number, dir: string, n: number): Promise<Buffer | null> {
   const input = join(dir, `in-${n}`);
   const output = join(dir, `out-${n}.jpg`);
   await writeFile(input, bytes);
   try {
+    const { FFMPEG_QUIET, runTool } = await import('../stages/local/tools.ts');
     await runTool('ffmpeg', [...FFMPEG_QUIET, '-i', input, '-frames:v', '1', '-vf', `scale='min(${width},iw)':-2`, '-q:v', '6', output], {
       signal: AbortSignal.timeout(30_000),
     });

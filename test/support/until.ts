@@ -1,24 +1,19 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
- * Waits until `condition` answers something truthy and returns it, checking every `intervalMs`;
- * past `timeoutMs` it fails with `message` (and the last error the condition threw, if any).
+ * Waits until `condition` gives a truthy value (checked every `everyMs`) and answers it, or fails
+ * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
+ * sleep.
  */
 export async function until<T>(
   condition: () => T | Promise<T>,
-  options: { timeoutMs: number; message: string; intervalMs?: number },
+  { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: { timeoutMs?: number; everyMs?: number; message?: string } = {},
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + options.timeoutMs;
-  let lastError: unknown = null;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${options.timeoutMs} ms: ${options.message}${cause}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
+    await sleep(everyMs);
   }
 }

@@ -6,7 +6,7 @@ import type { Orchestrator } from '../../orchestrator/orchestrator.ts';
 import { renderRequestPage } from '../../ui/page.ts';
 import { DEFAULT_MAX_EMBED_BYTES, prepareReportMedia } from '../../ui/report-media.ts';
 import { loadRequestViewAndContext, type RequestView } from '../../ui/view.ts';
-import { EXIT, fail, requestId, withApp } from '../shared.ts';
+import { EXIT, exitFlushed, fail, requestId, withApp } from '../shared.ts';
 
 export interface ReportOptions {
   /** Where `fave serve` answers: the report's clip players stream from its artifact route. */
@@ -82,6 +82,6 @@ export function registerReport(program: Command): void {
         await writeFile(file, report.html).catch((err: unknown) => fail(faveError('BAD_REQUEST', `cannot write ${file}: ${(err as Error).message}`)));
         process.stderr.write(`${report.view.status} request ${id}: ${report.view.answer.verdict.text}; ${report.view.invocations.length} invocations, ${pictures} → ${file}\n`);
       }
-      process.exit(EXIT.completed);
+      await exitFlushed(EXIT.completed);
     });
 }
