@@ -35,7 +35,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const config = loadConfig(options.env ?? process.env);
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = await openStore(config.store);
-  const transport = options.transport ?? (await createTransport(config, store));
+  const transport = options.transport ?? (await createTransport(config, store, options.env ?? process.env));
   const callbacks = createCallbacks(config, store, logger, transport);
   const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks });
   return {
@@ -71,9 +71,9 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
   return { inbox, caller };
 }
 
-export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
+export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {
   if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
   const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
   const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
-  return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));
+  return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames, env }));
 }

@@ -115,6 +115,8 @@ const EnvSchema = z.object({
   CALLBACK_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
+  // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
+  FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -142,6 +144,8 @@ export interface Config {
   callback: CallbackConfig | null;
   /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
   responseFormat: ResponseFormat;
+  /** The largest body `POST /uploads` stores; 0: uploads are refused. */
+  uploadMaxBytes: number;
 }
 
 export interface CallbackConfig {
@@ -256,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resumeOnStart: e.RESUME_ON_START,
     callback,
     responseFormat: e.RESPONSE_FORMAT,
+    uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
   };
 }
 

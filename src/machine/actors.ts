@@ -179,7 +179,7 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   // A queued attempt a restart interrupted keeps its journal marker: it is continued, not sent again.
   const dispatch = deps.dispatches
     ? resumed?.dispatch_id !== undefined
-      ? { id: resumed.dispatch_id, record: async () => {} }
+      ? { id: resumed.dispatch_id, record: async () => {}, unsent: async () => {} }
       : dispatchOf(deps.dispatches, call, attempt)
     : null;
   const asyncAttempt =
@@ -243,7 +243,7 @@ function slimOutput(output: StageOutput): StageOutput {
   return { type: output.type, uri: output.uri, metadata };
 }
 
-function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
   // 72 random bits: unique among a request's attempts, and short, as every record carries it.
   const id = randomBytes(9).toString('base64url');
   return {
@@ -258,6 +258,7 @@ function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { 
         attempt,
         at: Date.now(),
       }),
+    unsent: () => log.unsent(call.request_id, id),
   };
 }
 
