@@ -37,7 +37,7 @@ COPY --from=build --chown=app:app /src/dist ./dist
 USER app
 
 ENV NODE_ENV=production \
-    fprocess="node dist/cli/main.js serve --port 3000 --host 127.0.0.1" \
+    fprocess="node dist/cli/main.js serve --port 3000 --host 127.0.0.1 --require-auth" \
     mode=http \
     upstream_url=http://127.0.0.1:3000 \
     ready_path=/healthz \

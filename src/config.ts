@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FaveFailure, faveError } from './errors.ts';
+import { parseApiTokens, ROLES, type ApiAuth } from './server/auth.ts';
 
 /** The stages of the pipeline, by the key the machine uses, with their default function names. */
 export const STAGE_KEYS = ['ffmpeg0', 'librosa', 'ffmpeg1', 'ffmpeg2', 'deepspeech', 'ffmpeg3', 'detector'] as const;
@@ -93,6 +94,9 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
+  // API access: `role:token` entries (role read|operate), comma- or newline-separated.
+  FAVE_API_TOKENS: z.string().optional(),
+  FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -116,6 +120,8 @@ export interface Config {
   allowPrivateSources: boolean;
   /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
   resumeOnStart: boolean;
+  /** Bearer tokens of the HTTP API (`FAVE_API_TOKENS` or the `fave-api-tokens` secret) and the anonymous role. */
+  auth: ApiAuth;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -181,6 +187,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secretsDir = e.OPENFAAS_SECRETS_DIR;
   const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user');
   const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password');
+  const tokensText = e.FAVE_API_TOKENS ?? readSecret(secretsDir, 'fave-api-tokens');
+  const tokens = tokensText ? parseApiTokens(tokensText, e.FAVE_API_TOKENS ? 'FAVE_API_TOKENS' : `${secretsDir}/fave-api-tokens`) : [];
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
   return {
     gatewayUrl: e.GATEWAY_URL ? e.GATEWAY_URL.replace(/\/+$/, '') : null,
@@ -207,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
+    auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
   };
 }
 

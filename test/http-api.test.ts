@@ -53,7 +53,7 @@ async function call(method: string, path: string, options: { body?: unknown; raw
   const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const res = await fetch(`${server!.url}${path}`, {
     method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+    headers: { ...(body !== undefined || method === 'POST' ? { 'content-type': 'application/json' } : {}), ...options.headers },
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
@@ -293,7 +293,7 @@ describe('fave serve', () => {
     };
     try {
       const first = await serve({});
-      const answer = fetch(`${first.url}/`, { method: 'POST', body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
+      const answer = fetch(`${first.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
       await until(() => harness.gateway.callsTo('ffmpeg2').length, (n) => n === 2);
       // Stop once the fan-out is on disk: what finished before it must not run again.
       await until(() => harness.readState('served').then((s) => s.state), (s) => s === 'FANOUT');

@@ -8,7 +8,8 @@ import type { ExecutionOutcome, ProgressView } from '../orchestrator/execution.t
 import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { allRecords } from '../services/aggregate.ts';
 import { summarizeInvocations } from '../services/metrics.ts';
-import { handleUi } from '../ui/routes.ts';
+import { handleUi, renderSignIn } from '../ui/routes.ts';
+import { allows, foreignOrigin, identify, mediaType, roleOfToken, sessionCookie, type Access, type ApiAuth } from './auth.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
@@ -24,6 +25,8 @@ export interface RouterDeps {
   lookup?: HostLookup;
   /** How long `POST /requests/{id}/cancel` waits for the request to settle before answering 202. */
   cancelWaitMs?: number;
+  /** Overrides `config.auth` (e.g. `fave serve` on loopback without tokens grants the anonymous role). */
+  auth?: ApiAuth;
 }
 
 export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
@@ -107,6 +110,7 @@ export function createRouter(deps: RouterDeps): Router {
   const { orchestrator, logger, metrics, config } = deps;
   const allowPrivateSources = deps.allowPrivateSources ?? config.allowPrivateSources;
   const cancelWaitMs = deps.cancelWaitMs ?? 15_000;
+  const auth = deps.auth ?? config.auth;
 
   async function answer(request: HttpRequestLike, handle: Handle): Promise<HttpResponseLike> {
     const async = flag(request);
@@ -273,39 +277,106 @@ export function createRouter(deps: RouterDeps): Router {
     return { status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.render() };
   }
 
-  type Route = { methods: Record<string, () => Promise<HttpResponseLike>> };
+  /**
+   * Every route, with who may call it. A state-changing route (any method but GET/HEAD) also
+   * needs a body of one of the media types it `accepts` (JSON unless it says otherwise) and no
+   * foreign `Origin`. `{id}` is a request id; a path ending in `/*` covers everything under it.
+   * The first route whose method and path match answers.
+   */
+  const routes: RouteSpec[] = [
+    { method: 'GET', path: '/healthz', access: 'public', handle: healthz },
+    { method: 'GET', path: '/metrics', access: 'read', handle: prometheus },
+    { method: 'POST', path: '/', access: 'operate', handle: start },
+    { method: 'GET', path: '/requests/{id}', access: 'read', handle: (r, id) => status(r, id) },
+    { method: 'GET', path: '/requests/{id}/result', access: 'read', handle: (r, id) => result(r, id) },
+    { method: 'POST', path: '/requests/{id}/resume', access: 'operate', handle: (r, id) => resume(r, id) },
+    { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, id) => cancel(r, id) },
+    { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(signInPage(r)) },
+    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
+    { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signOut(r)) },
+    { method: 'GET', path: '/ui/*', access: 'read', handle: ui },
+  ];
+  const compiled = routes.map((spec) => ({ spec, pattern: compilePath(spec.path) }));
+
+  async function ui(request: HttpRequestLike): Promise<HttpResponseLike> {
+    return (await handleUi(request, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
+  }
+
+  function signInPage(request: HttpRequestLike, status = 200, message: string | null = null): HttpResponseLike {
+    return renderSignIn(status, `${basePath(request)}/ui/login`, message);
+  }
+
+  function signIn(request: HttpRequestLike): HttpResponseLike {
+    const text = request.body === undefined ? '' : request.body.toString();
+    let token: string | null = null;
+    if (mediaType(request.headers) === 'application/json') {
+      const body = parseJsonBody(request.body, false);
+      if (body.ok && typeof body.value === 'object' && body.value !== null && 'token' in body.value && typeof body.value.token === 'string') token = body.value.token;
+    } else {
+      token = new URLSearchParams(text).get('token');
+    }
+    const role = token ? roleOfToken(auth, token.trim()) : null;
+    if (!token || !role) return signInPage(request, 401, 'That token is not valid.');
+    logger.info({ event: 'ui_sign_in', role });
+    return {
+      status: 303,
+      headers: { location: `${basePath(request)}/ui`, 'set-cookie': sessionCookie(token.trim(), secureRequest(request)), 'cache-control': 'no-store' },
+      body: '',
+    };
+  }
+
+  function signOut(request: HttpRequestLike): HttpResponseLike {
+    return {
+      status: 303,
+      headers: { location: `${basePath(request)}/ui/login`, 'set-cookie': sessionCookie('', secureRequest(request)), 'cache-control': 'no-store' },
+      body: '',
+    };
+  }
+
+  /** 401 (no or bad token), 403 (role too low, foreign origin) or 415 (body type); null lets the call through. */
+  function refusal(request: HttpRequestLike, path: string, spec: RouteSpec): HttpResponseLike | null {
+    const caller = identify(auth, request.headers);
+    const page = path === '/ui' || (path.startsWith('/ui/') && !path.startsWith('/ui/api/'));
+    if (!caller.ok || (caller.role === null && spec.access !== 'public')) {
+      const message = caller.ok ? 'this route needs a token: send "Authorization: Bearer <token>"' : caller.message;
+      if (page) return withHeaders(signInPage(request, 401, caller.ok ? null : message), CHALLENGE);
+      return errorResponse(apiError(401, 'UNAUTHORIZED', message), {}, CHALLENGE);
+    }
+    if (!allows(caller.role, spec.access)) {
+      return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this token has ${caller.role}`));
+    }
+    if (spec.method === 'GET') return null;
+    const origin = foreignOrigin(request.headers);
+    if (origin !== null) {
+      return errorResponse(apiError(403, 'FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'));
+    }
+    const accepts = spec.accepts ?? JSON_TYPES;
+    const type = mediaType(request.headers);
+    if (type === null || !accepts.includes(type)) {
+      return errorResponse(apiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type: must be ${accepts.join(' or ')}${type ? `, not ${type.slice(0, 100)}` : ''}`, 'Content-Type'));
+    }
+    return null;
+  }
 
   async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
     const path = normalizePath(request.path);
-    if (path === '/ui' || path.startsWith('/ui/')) {
-      return (await handleUi({ ...request, path }, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
-    }
     const method = request.method.toUpperCase();
-    let target: Route | null = null;
-    if (path === '/') target = { methods: { POST: () => start(request) } };
-    else if (path === '/healthz') target = { methods: { GET: healthz } };
-    else if (path === '/metrics') target = { methods: { GET: prometheus } };
-    else {
-      const match = /^\/requests\/([^/]*)(?:\/(result|resume|cancel))?$/.exec(path);
-      if (match) {
-        const id = match[1]!;
-        if (!REQUEST_ID_PATTERN.test(id)) {
-          return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
-        }
-        const action = match[2];
-        if (action === undefined) target = { methods: { GET: () => status(request, id) } };
-        else if (action === 'result') target = { methods: { GET: () => result(request, id) } };
-        else if (action === 'resume') target = { methods: { POST: () => resume(request, id) } };
-        else target = { methods: { POST: () => cancel(request, id) } };
-      }
-    }
-    if (!target) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
-    const handler = target.methods[method] ?? (method === 'HEAD' ? target.methods.GET : undefined);
-    if (!handler) {
-      const allow = Object.keys(target.methods).join(', ');
+    const onPath = compiled.filter(({ pattern }) => pattern.test(path));
+    if (onPath.length === 0) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+    const wanted = method === 'HEAD' ? 'GET' : method;
+    const found = onPath.find(({ spec }) => spec.method === wanted);
+    if (!found) {
+      const allow = [...new Set(onPath.map(({ spec }) => spec.method))].join(', ');
       return errorResponse(apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), {}, { allow });
     }
-    return handler();
+    const refused = refusal(request, path, found.spec);
+    if (refused) return refused;
+    const id = found.pattern.exec(path)?.groups?.id;
+    if (id !== undefined && !REQUEST_ID_PATTERN.test(id)) {
+      return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
+    }
+    const response = await found.spec.handle({ ...request, path }, id ?? '');
+    return method === 'HEAD' ? { ...response, body: '' } : response;
   }
 
   return async (request) => {
@@ -328,6 +399,40 @@ export function createRouter(deps: RouterDeps): Router {
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
   };
+}
+
+interface RouteSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  access: Access;
+  /** Media types accepted for the body of a state-changing route (default: JSON). */
+  accepts?: readonly string[];
+  handle: (request: HttpRequestLike, id: string) => Promise<HttpResponseLike>;
+}
+
+const JSON_TYPES = ['application/json'] as const;
+const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/json'] as const;
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
+
+function compilePath(path: string): RegExp {
+  if (path.endsWith('/*')) {
+    const base = path.slice(0, -2).replace(/[.+?^$()|[\]\\]/g, '\\$&');
+    return new RegExp(`^${base}(?:/.*)?$`);
+  }
+  const source = path
+    .split('/')
+    .map((part) => (part === '{id}' ? '(?<id>[^/]*)' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}$`);
+}
+
+function withHeaders(response: HttpResponseLike, headers: Record<string, string>): HttpResponseLike {
+  return { ...response, headers: { ...response.headers, ...headers } };
+}
+
+/** Whether the caller reached this service over https (directly or through a proxy that says so). */
+function secureRequest(request: HttpRequestLike): boolean {
+  return request.headers['x-forwarded-proto']?.split(',')[0]?.trim().toLowerCase() === 'https';
 }
 
 /** `''` (the OpenFaaS gateway's path for `/function/name`) is `/`; a trailing slash is dropped. */

@@ -20,7 +20,7 @@ export function scriptJson(value: unknown): string {
  * The page's own policy: nothing is loaded from anywhere. A live page may fetch its own JSON;
  * a report may not fetch at all, so it provably works offline.
  */
-export function contentSecurityPolicy(live: boolean): string {
+export function contentSecurityPolicy(live: boolean, form = false): string {
   return [
     "default-src 'none'",
     "style-src 'unsafe-inline'",
@@ -28,11 +28,11 @@ export function contentSecurityPolicy(live: boolean): string {
     'img-src data:',
     `connect-src ${live ? "'self'" : "'none'"}`,
     "base-uri 'none'",
-    "form-action 'none'",
+    `form-action ${form ? "'self'" : "'none'"}`,
   ].join('; ');
 }
 
-export function htmlDocument(options: { title: string; live: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string }): string {
+export function htmlDocument(options: { title: string; live: boolean; form?: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string }): string {
   const attributes = Object.entries(options.bodyAttributes ?? {})
     .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
     .join('');
@@ -42,7 +42,7 @@ export function htmlDocument(options: { title: string; live: boolean; body: stri
     '<head>',
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live))}">`,
+    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live, options.form ?? false))}">`,
     `<title>${escapeXml(options.title)}</title>`,
     options.head ?? '',
     '</head>',

@@ -45,6 +45,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     RETRY_MAX_DELAY_MS: '20',
     OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
     LOG_LEVEL: 'silent',
+    // Test servers let callers in without a token; the auth tests set FAVE_API_TOKENS and clear this.
+    FAVE_ANONYMOUS_ROLE: 'operate',
     ...options.env,
   };
   const app = await createApp({ env, logger: options.logger ?? pino({ level: 'silent' }) });
