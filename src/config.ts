@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FaveFailure, faveError } from './errors.ts';
+import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from './persistence/s3-input-rules.ts';
 import { parseApiTokens, ROLES, type ApiAuth } from './server/auth.ts';
 
 /** The stages of the pipeline, by the key the machine uses, with their default function names. */
@@ -97,6 +98,8 @@ const EnvSchema = z.object({
   // API access: `role:token` entries (role read|operate), comma- or newline-separated.
   FAVE_API_TOKENS: z.string().optional(),
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
+  // Where s3:// videos may come from: `bucket`, `bucket/prefix` or `*` entries, comma-separated.
+  INPUT_S3_ALLOW: z.string().optional(),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -122,12 +125,25 @@ export interface Config {
   resumeOnStart: boolean;
   /** Bearer tokens of the HTTP API (`FAVE_API_TOKENS` or the `fave-api-tokens` secret) and the anonymous role. */
   auth: ApiAuth;
+  /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
+  inputS3Rules: S3InputRule[];
 }
 
 function readSecret(dir: string, name: string): string | undefined {
   const path = `${dir}/${name}`;
   if (!existsSync(path)) return undefined;
   return readFileSync(path, 'utf8').trim() || undefined;
+}
+
+/** A URL without its user:password, and those apart (percent-decoded). */
+function splitUserinfo(raw: string): { url: string; user?: string; password?: string } {
+  const url = new URL(raw);
+  if (!url.username && !url.password) return { url: raw };
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = '';
+  url.password = '';
+  return { url: url.toString(), user, password };
 }
 
 function badConfig(variable: string, problem: string): FaveFailure {
@@ -185,13 +201,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   ) as Record<StageKey, string>;
 
   const secretsDir = e.OPENFAAS_SECRETS_DIR;
-  const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user');
-  const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password');
+  // user:password in GATEWAY_URL is the gateway's basic auth: taken out of the URL (which is
+  // logged) and sent as an Authorization header, unless basic auth is configured apart.
+  const gateway = e.GATEWAY_URL ? splitUserinfo(e.GATEWAY_URL) : null;
+  const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user') ?? gateway?.user;
+  const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password') ?? gateway?.password;
+  if (e.ARTIFACT_ENDPOINT && splitUserinfo(e.ARTIFACT_ENDPOINT).user !== undefined) {
+    throw badConfig('ARTIFACT_ENDPOINT', 'must not carry credentials (user:password@): use ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY or the artifact-access-key / artifact-secret-key secrets');
+  }
   const tokensText = e.FAVE_API_TOKENS ?? readSecret(secretsDir, 'fave-api-tokens');
   const tokens = tokensText ? parseApiTokens(tokensText, e.FAVE_API_TOKENS ? 'FAVE_API_TOKENS' : `${secretsDir}/fave-api-tokens`) : [];
+  const s3Rules = e.INPUT_S3_ALLOW === undefined ? defaultS3InputRules(e.ARTIFACT_BUCKET) : parseS3InputRules(e.INPUT_S3_ALLOW);
+  if (typeof s3Rules === 'string') throw badConfig('INPUT_S3_ALLOW', s3Rules);
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
   return {
-    gatewayUrl: e.GATEWAY_URL ? e.GATEWAY_URL.replace(/\/+$/, '') : null,
+    gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
     gatewayAuth: user && password ? { user, password } : null,
     store:
       storeKind === 'fs'
@@ -216,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
+    inputS3Rules: s3Rules,
   };
 }
 

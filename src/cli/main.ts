@@ -72,7 +72,8 @@ program
   .action(async (id: string, opts: { json?: boolean }) => {
     const json = opts.json === true;
     const outcome = await withApp(async (app) => {
-      const handle = await app.orchestrator.resume(id);
+      // As for `fave run`: the person running the CLI may use their files and their network.
+      const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: true });
       return awaitWithProgress(app, handle, json);
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
     finish(outcome, json);

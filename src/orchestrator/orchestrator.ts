@@ -14,6 +14,8 @@ import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
+import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
+import { redactUrl } from '../services/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../machine/context.ts';
@@ -42,10 +44,14 @@ export interface OrchestratorEvents {
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
 }
 
+/**
+ * What the caller's surface allows for this start or resume. Never stored: a resumed request
+ * gets the permissions of the process and surface that resume it, whatever state.json says.
+ */
 export interface SubmitOptions {
-  /** Accept a local path as video_uri (the CLI; never a network-facing surface). */
+  /** Accept a local path as video_uri (the CLI; never a network-facing surface). Default no. */
   allowLocalPath?: boolean;
-  /** Fetch http(s) inputs from loopback/private/link-local addresses (default: no). */
+  /** Fetch http(s) inputs from loopback/private/link-local addresses. Default `ALLOW_PRIVATE_SOURCES`. */
   allowPrivateNetwork?: boolean;
 }
 
@@ -73,6 +79,8 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  /** Per request this process starts: the source as submitted (signature included) and the policy. */
+  private readonly access = new Map<string, SourceAccess>();
   private inspector: Inspector | null = null;
 
   constructor(private readonly options: OrchestratorOptions) {
@@ -85,6 +93,7 @@ export class Orchestrator {
       store: options.store,
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+      sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -139,19 +148,35 @@ export class Orchestrator {
     // Resolve the profile before anything is stored, so an unknown one stores nothing.
     const settings = resolveSettings(this.options.config, request.profile, now);
     const requestId = request.request_id ?? randomUUID();
+    // Stored and shown without its signature or credentials; the full URL is only kept here.
+    const shown = redactUrl(request.video_uri);
     return this.once(requestId, async () => {
       await this.init();
       const existing = await this.readState(requestId);
+      const known = existing?.envelope.snapshot.context.video_uri;
+      // The same source submitted again (say, after a crash at INIT) brings its signature back.
+      this.access.set(requestId, { source: existing && known !== shown ? null : request.video_uri, policy: this.policy(options) });
       if (existing) return this.adopt(existing.envelope, existing.etag);
-      return this.create(request, requestId, settings, now, options);
+      return this.create({ ...request, video_uri: shown }, requestId, settings, now);
     });
   }
 
+  /** The policy of this process, narrowed or widened by what the calling surface allows. */
+  private policy(options: SubmitOptions): SourcePolicy {
+    const { config } = this.options;
+    return {
+      allowLocalPath: options.allowLocalPath ?? false,
+      allowPrivateNetwork: options.allowPrivateNetwork ?? config.allowPrivateSources,
+      s3: { artifactBucket: config.bucket, rules: config.inputS3Rules },
+    };
+  }
+
   /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
-  async resume(requestId: string): Promise<Handle> {
+  async resume(requestId: string, options: SubmitOptions = {}): Promise<Handle> {
     assertRequestId(requestId);
     return this.once(requestId, async () => {
       await this.init();
+      this.access.set(requestId, { source: null, policy: this.policy(options) });
       const existing = await this.readState(requestId);
       if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
@@ -171,7 +196,12 @@ export class Orchestrator {
     const promise = start();
     this.starting.set(requestId, promise);
     try {
-      return await promise;
+      const handle = await promise;
+      if (!this.executions.has(requestId)) this.access.delete(requestId);
+      return handle;
+    } catch (err) {
+      this.access.delete(requestId);
+      throw err;
     } finally {
       this.starting.delete(requestId);
     }
@@ -294,7 +324,7 @@ export class Orchestrator {
     this.inspector?.stop();
   }
 
-  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
+  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number): Promise<Handle> {
     const execution = new Execution({
       machine: this.machine,
       start: {
@@ -303,8 +333,6 @@ export class Orchestrator {
           video_uri: request.video_uri,
           query: request.query,
           settings,
-          allow_local_path: options.allowLocalPath ?? false,
-          allow_private_network: options.allowPrivateNetwork ?? false,
           started_at: now,
         },
       },
@@ -358,6 +386,7 @@ export class Orchestrator {
     try {
       await execution.start();
     } catch (err) {
+      this.access.delete(requestId);
       const error = toFaveError(err);
       if (error.code !== 'LEASE_HELD') throw err;
       this.options.logger?.info({ request_id: requestId, event: 'joined_other_owner' });
@@ -373,7 +402,10 @@ export class Orchestrator {
         return outcome;
       })
       .finally(() => {
-        if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+        if (this.executions.get(requestId) === execution) {
+          this.executions.delete(requestId);
+          this.access.delete(requestId);
+        }
       });
     done.catch(() => undefined);
     return { request_id: requestId, local: true, done, execution };

@@ -9,6 +9,8 @@ import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, interceptors, request } from 'undici';
 import { classifyAddress } from '../services/addresses.ts';
 import { FaveFailure, faveError } from '../errors.ts';
+import { redactUrl } from '../services/redact.ts';
+import { s3InputRefusal, type S3InputPolicy } from './s3-input-rules.ts';
 import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from './store.ts';
 
 export interface ImportedInput {
@@ -32,7 +34,26 @@ export interface ImportOptions {
    * DNS answer that changed since the request was validated can reach them.
    */
   allowPrivateNetwork?: boolean;
+  /** Which `s3://` objects may be copied (none refused when absent). */
+  s3?: S3InputPolicy;
   signal?: AbortSignal;
+}
+
+/** What the running process allows a request's input to be fetched from. */
+export interface SourcePolicy {
+  allowLocalPath: boolean;
+  allowPrivateNetwork: boolean;
+  s3: S3InputPolicy;
+}
+
+/**
+ * How one request's input is fetched: the policy of the process running it, and the source as
+ * submitted, signature and credentials included. That source lives in memory only; after a
+ * restart it is null and the stored (redacted) URI is all there is.
+ */
+export interface SourceAccess {
+  source: string | null;
+  policy: SourcePolicy;
 }
 
 const MAX_REDIRECTIONS = 5;
@@ -95,14 +116,19 @@ const VIDEO_TYPES: Record<string, string> = {
 export async function importInput(store: Store, source: string, dest: ObjectLocation, options: ImportOptions = {}): Promise<ImportedInput> {
   const { signal } = options;
   if (signal?.aborted) throw cancelled(source);
-  if (/^s3:\/\//i.test(source)) return importFromS3(store, parseS3Uri(source), dest);
+  if (/^s3:\/\//i.test(source)) {
+    const from = parseS3Uri(source);
+    const refusal = options.s3 ? s3InputRefusal(from, options.s3) : null;
+    if (refusal) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${refusal}`));
+    return importFromS3(store, from, dest);
+  }
   if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? true);
   const isFileUrl = /^file:\/\//i.test(source);
   if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${source}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${redactUrl(source)}`));
   }
   if (!options.allowLocalPath) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${source}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${redactUrl(source)}`));
   }
   return importFromFile(store, isFileUrl ? localPathOf(source) : resolve(source), dest, signal);
 }
@@ -152,7 +178,7 @@ async function importFromHttp(
   signal: AbortSignal | undefined,
   allowPrivateNetwork: boolean,
 ): Promise<ImportedInput> {
-  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${source}`));
+  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${redactUrl(source)}`));
   const shown = displayUrl(source);
   let response: Awaited<ReturnType<typeof request>>;
   try {
@@ -282,7 +308,7 @@ function displayUrl(source: string): string {
     const url = new URL(source);
     return `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
   } catch {
-    return source;
+    return redactUrl(source);
   }
 }
 

@@ -213,7 +213,7 @@ export function createRouter(deps: RouterDeps): Router {
     if (!body.ok) return errorResponse(body.error);
     let handle: Handle;
     try {
-      handle = await orchestrator.resume(id);
+      handle = await orchestrator.resume(id, { allowLocalPath: false, allowPrivateNetwork: allowPrivateSources });
     } catch (err) {
       if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return notFound(id);
       throw err;

@@ -29,6 +29,8 @@ export interface HarnessOptions {
   store?: Store;
   /** The app's logger (default: silent). */
   logger?: Logger;
+  /** The GATEWAY_URL the app gets, from the scripted gateway's URL (default: that URL). */
+  gatewayUrl?: (url: string) => string;
 }
 
 /** A filesystem store in a temp dir, the scripted gateway on loopback, and an app wired to both. */
@@ -38,7 +40,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   await store.init();
   const gateway = await startTestGateway({ store, ...options.gateway });
   const env: Record<string, string> = {
-    GATEWAY_URL: gateway.url,
+    GATEWAY_URL: options.gatewayUrl ? options.gatewayUrl(gateway.url) : gateway.url,
     FAVE_DATA_DIR: join(dir, 'data'),
     ARTIFACT_BUCKET: 'fave-artifacts',
     RETRY_BASE_DELAY_MS: '5',
