@@ -49,7 +49,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
 }
 
 export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
-  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
+  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, maxResponseBytes: config.stageResponseMaxBytes });
   const { LocalTransport } = await import('./stages/local/local-transport.ts');
   const { createLocalStages } = await import('./stages/local/index.ts');
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));

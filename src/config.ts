@@ -98,6 +98,9 @@ const EnvSchema = z.object({
   // API access: `role:token` entries (role read|operate), comma- or newline-separated.
   FAVE_API_TOKENS: z.string().optional(),
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
+  // The largest answer read from a stage, and the largest input video stored.
+  STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
+  MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
   // Where s3:// videos may come from: `bucket`, `bucket/prefix` or `*` entries, comma-separated.
   INPUT_S3_ALLOW: z.string().optional(),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
@@ -127,6 +130,10 @@ export interface Config {
   auth: ApiAuth;
   /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
   inputS3Rules: S3InputRule[];
+  /** Reading a stage's answer stops past this many bytes (`STAGE_RESPONSE_MAX_BYTES`, default 16 MiB). */
+  stageResponseMaxBytes: number;
+  /** A source video past this many bytes is refused and its partial copy removed (`MAX_INPUT_BYTES`, default 20 GiB). */
+  maxInputBytes: number;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -241,6 +248,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resumeOnStart: e.RESUME_ON_START,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
     inputS3Rules: s3Rules,
+    stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
+    maxInputBytes: e.MAX_INPUT_BYTES,
   };
 }
 

@@ -4,7 +4,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
-import { importInput, inputExtension, type SourceAccess } from '../persistence/input-import.ts';
+import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../persistence/input-import.ts';
 import { defaultS3InputRules } from '../persistence/s3-input-rules.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
@@ -52,10 +52,15 @@ export function createActors(deps: PipelineDeps) {
         if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
         const access = deps.sourceAccess?.(input.request_id) ?? {
           source: null,
-          policy: { allowLocalPath: false, allowPrivateNetwork: false, s3: { artifactBucket: input.settings.bucket, rules: defaultS3InputRules(input.settings.bucket) } },
+          policy: {
+            allowLocalPath: false,
+            allowPrivateNetwork: false,
+            s3: { artifactBucket: input.settings.bucket, rules: defaultS3InputRules(input.settings.bucket) },
+            maxBytes: DEFAULT_MAX_INPUT_BYTES,
+          },
         };
         try {
-          await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, signal });
+          await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
         } catch (err) {
           throw toFaveError(err, { stage: 'INIT' });
         }

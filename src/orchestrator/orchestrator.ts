@@ -168,6 +168,7 @@ export class Orchestrator {
       allowLocalPath: options.allowLocalPath ?? false,
       allowPrivateNetwork: options.allowPrivateNetwork ?? config.allowPrivateSources,
       s3: { artifactBucket: config.bucket, rules: config.inputS3Rules },
+      maxBytes: config.maxInputBytes,
     };
   }
 
