@@ -101,6 +101,10 @@ const EnvSchema = z.object({
   // The largest answer read from a stage, and the largest input video stored.
   STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
   MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
+  // The filesystem store's lock on state.json outlives a holder's last heartbeat by this long.
+  FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
+  // How many orphaned requests one sweep takes over at once.
+  ORPHAN_RESUME_CONCURRENCY: envInt(1, 256).default(8),
   // Where s3:// videos may come from: `bucket`, `bucket/prefix` or `*` entries, comma-separated.
   INPUT_S3_ALLOW: z.string().optional(),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
@@ -110,7 +114,7 @@ export interface Config {
   gatewayUrl: string | null;
   gatewayAuth: { user: string; password: string } | null;
   store:
-    | { kind: 'fs'; dataDir: string; bucket: string }
+    | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
   bucket: string;
   profileName: string;
@@ -134,6 +138,8 @@ export interface Config {
   stageResponseMaxBytes: number;
   /** A source video past this many bytes is refused and its partial copy removed (`MAX_INPUT_BYTES`, default 20 GiB). */
   maxInputBytes: number;
+  /** Orphaned requests one sweep takes over at once (`ORPHAN_RESUME_CONCURRENCY`, default 8). */
+  orphanResumeConcurrency: number;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -226,7 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gatewayAuth: user && password ? { user, password } : null,
     store:
       storeKind === 'fs'
-        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET }
+        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }
         : {
             kind: 's3',
             bucket: e.ARTIFACT_BUCKET,
@@ -250,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     inputS3Rules: s3Rules,
     stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
     maxInputBytes: e.MAX_INPUT_BYTES,
+    orphanResumeConcurrency: e.ORPHAN_RESUME_CONCURRENCY,
   };
 }
 

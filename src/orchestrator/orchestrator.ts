@@ -10,6 +10,7 @@ import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
 import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
 import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
+import pLimit from 'p-limit';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
@@ -81,6 +82,9 @@ export class Orchestrator {
   private stateBytesWritten = 0;
   /** Per request this process starts: the source as submitted (signature included) and the policy. */
   private readonly access = new Map<string, SourceAccess>();
+  /** Requests let go after a store fault, with the timer of their next try. */
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private closed = false;
   private inspector: Inspector | null = null;
 
   constructor(private readonly options: OrchestratorOptions) {
@@ -174,10 +178,14 @@ export class Orchestrator {
 
   /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
   async resume(requestId: string, options: SubmitOptions = {}): Promise<Handle> {
+    return this.resumeUnder(requestId, this.policy(options));
+  }
+
+  private async resumeUnder(requestId: string, policy: SourcePolicy): Promise<Handle> {
     assertRequestId(requestId);
     return this.once(requestId, async () => {
       await this.init();
-      this.access.set(requestId, { source: null, policy: this.policy(options) });
+      this.access.set(requestId, { source: null, policy });
       const existing = await this.readState(requestId);
       if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
@@ -217,20 +225,26 @@ export class Orchestrator {
     const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
     const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
     const resumed: string[] = [];
-    for (const id of ids) {
-      if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) continue;
-      try {
-        const state = await this.readState(id);
-        if (!state || state.envelope.status !== 'RUNNING') continue;
-        const lease = state.envelope.lease;
-        if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) continue;
-        await this.launch(state.envelope, state.etag, false);
-        resumed.push(id);
-      } catch (err) {
-        this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
-      }
-    }
-    return resumed;
+    // Several at once: one slow store operation (a lock, a large state.json) must not hold up the rest.
+    const limit = pLimit(this.options.config.orphanResumeConcurrency);
+    await Promise.all(
+      ids.map((id) =>
+        limit(async () => {
+          if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          try {
+            const state = await this.readState(id);
+            if (!state || state.envelope.status !== 'RUNNING') return;
+            const lease = state.envelope.lease;
+            if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) return;
+            const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false));
+            if (handle.local) resumed.push(id);
+          } catch (err) {
+            this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
+          }
+        }),
+      ),
+    );
+    return resumed.sort();
   }
 
   /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
@@ -320,6 +334,9 @@ export class Orchestrator {
 
   /** Stops every local execution without touching its state, so another process can resume it. */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     this.inspector?.stop();
@@ -397,6 +414,10 @@ export class Orchestrator {
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
+    const policy = this.access.get(requestId)?.policy ?? this.policy({});
+    execution.done.catch((err: unknown) => {
+      if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
+    });
     const done = execution.done
       .then((outcome) => {
         this.events.emit('finished', requestId, outcome.status);
@@ -410,6 +431,29 @@ export class Orchestrator {
       });
     done.catch(() => undefined);
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  /**
+   * Takes a request let go after a store fault back once the store may take writes again: after
+   * a lease period, then backing off. Another replica's sweep may take it first; then this one
+   * finds it owned and leaves it.
+   */
+  private retryAfterStoreFault(requestId: string, policy: SourcePolicy, delayMs: number): void {
+    if (this.closed || this.retries.has(requestId)) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(requestId);
+      if (this.closed || this.executions.has(requestId)) return;
+      this.resumeUnder(requestId, policy).then(
+        (handle) => this.options.logger?.info({ request_id: requestId, event: 'resumed_after_store_fault', local: handle.local }),
+        (err: unknown) => {
+          const error = toFaveError(err);
+          this.options.logger?.warn({ request_id: requestId, event: 'resume_after_store_fault_failed', error });
+          if (error.code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, Math.min(delayMs * 2, 60_000));
+        },
+      );
+    }, delayMs);
+    timer.unref();
+    this.retries.set(requestId, timer);
   }
 
   private writer(requestId: string, etag: string | null): StateWriter {

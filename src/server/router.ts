@@ -125,7 +125,8 @@ export function createRouter(deps: RouterDeps): Router {
     } catch (err) {
       // Not a FAILED request but an execution this process stopped driving (shutdown, lost lease).
       const error = toFaveError(err);
-      const status = error.code === 'CANCELLED' ? 503 : statusForFailure(error.code);
+      // Let go by this process (shutdown, or a store that refuses writes): it is resumed later.
+      const status = error.code === 'CANCELLED' || error.code === 'STORE_ERROR' ? 503 : statusForFailure(error.code);
       return json(status, { request_id: handle.request_id, status: 'INTERRUPTED', error: publicError(error), ...links(request, handle.request_id) });
     }
     return outcomeResponse(outcome);
