@@ -98,6 +98,8 @@ const EnvSchema = z.object({
   // API access: `role:token` entries (role read|operate), comma- or newline-separated.
   FAVE_API_TOKENS: z.string().optional(),
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
+  // Origins besides the service's own host whose pages may POST (a proxy that rewrites Host).
+  FAVE_ALLOWED_ORIGINS: z.string().optional(),
   // The largest answer read from a stage, and the largest input video stored.
   STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
   MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
@@ -132,6 +134,8 @@ export interface Config {
   resumeOnStart: boolean;
   /** Bearer tokens of the HTTP API (`FAVE_API_TOKENS` or the `fave-api-tokens` secret) and the anonymous role. */
   auth: ApiAuth;
+  /** Origins (`scheme://host[:port]`, lower case) accepted on state-changing routes besides the request's own host. */
+  allowedOrigins: string[];
   /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
   inputS3Rules: S3InputRule[];
   /** Reading a stage's answer stops past this many bytes (`STAGE_RESPONSE_MAX_BYTES`, default 16 MiB). */
@@ -157,6 +161,18 @@ function splitUserinfo(raw: string): { url: string; user?: string; password?: st
   url.username = '';
   url.password = '';
   return { url: url.toString(), user, password };
+}
+
+function parseOrigins(text: string | undefined): string[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map((o, index) => {
+      if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol)) throw badConfig('FAVE_ALLOWED_ORIGINS', `entry ${index + 1} is not an http(s) origin`);
+      return new URL(o).origin.toLowerCase();
+    });
 }
 
 function badConfig(variable: string, problem: string): FaveFailure {
@@ -253,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
+    allowedOrigins: parseOrigins(e.FAVE_ALLOWED_ORIGINS),
     inputS3Rules: s3Rules,
     stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
     maxInputBytes: e.MAX_INPUT_BYTES,

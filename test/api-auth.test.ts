@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { chromium } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseApiTokens, roleOfToken } from '../src/server/auth.ts';
+import { foreignOrigin, parseApiTokens, roleOfToken } from '../src/server/auth.ts';
 import { serveAuth, startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { runFave } from './support/child.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
@@ -95,6 +95,9 @@ describe('API tokens', () => {
     const text = await call('POST', '/requests/r1/cancel', { ...auth, 'content-type': 'text/plain' });
     expect(text.status).toBe(415);
     expect(JSON.parse(text.text).error).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'Content-Type' });
+    expect(foreignOrigin({ origin: 'https://faas.example.com', host: '10.0.0.5:8080' }, ['https://faas.example.com'])).toBeNull();
+    expect(foreignOrigin({ origin: 'https://faas.example.com', host: 'faas.example.com', 'x-forwarded-host': 'faas.example.com' })).toBeNull();
+    expect(foreignOrigin({ origin: 'null', host: 'faas.example.com' })).toBe('null');
     // The service's own origin is fine.
     const own = await call('POST', '/', { ...auth, origin: server!.url }, JSON.stringify({ video_uri: h!.videoUri, request_id: 'own' }));
     expect(own.status).toBe(200);

@@ -114,9 +114,10 @@ export function cookieValue(header: string | undefined, name: string): string | 
  * `Origin`). A browser sends `Origin` with every POST, `no-cors` ones included, so a page on
  * another origin is recognised here even when it cannot read the answer.
  */
-export function foreignOrigin(headers: Record<string, string>): string | null {
-  if (headers['sec-fetch-site'] === 'cross-site') return headers.origin ?? 'a cross-site page';
+export function foreignOrigin(headers: Record<string, string>, allowed: readonly string[] = []): string | null {
   const origin = headers.origin;
+  if (origin !== undefined && allowed.includes(origin.toLowerCase())) return null;
+  if (headers['sec-fetch-site'] === 'cross-site') return origin ?? 'a cross-site page';
   if (origin === undefined) return null;
   if (origin === 'null') return 'null';
   let host: string;

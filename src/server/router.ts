@@ -347,7 +347,7 @@ export function createRouter(deps: RouterDeps): Router {
       return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this token has ${caller.role}`));
     }
     if (spec.method === 'GET') return null;
-    const origin = foreignOrigin(request.headers);
+    const origin = foreignOrigin(request.headers, config.allowedOrigins);
     if (origin !== null) {
       return errorResponse(apiError(403, 'FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'));
     }
