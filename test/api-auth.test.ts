@@ -117,6 +117,10 @@ describe('API tokens', () => {
     expect(cookie).toContain('HttpOnly');
     expect(cookie).toContain('SameSite=Strict');
     const session = cookie.split(';')[0]!;
+    // A stale cookie still reaches the sign-in form, and signing in again works.
+    const stale = 'fave_token=stale-token-0123456789abcdef';
+    expect((await call('GET', '/ui', { cookie: stale })).status).toBe(401);
+    expect((await call('POST', '/ui/login', { ...form, cookie: stale }, `token=${encodeURIComponent(READ)}`)).status).toBe(303);
     expect((await call('GET', '/ui', { cookie: session })).status).toBe(200);
     expect((await call('GET', '/ui/api/requests', { cookie: session })).status).toBe(200);
     expect((await call('POST', '/requests/r1/cancel', { cookie: session })).status).toBe(403);

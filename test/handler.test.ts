@@ -167,6 +167,23 @@ describe('handler.ts with the Node template event/context', () => {
     expect(requestOf({}).body).toBeUndefined();
   });
 
+  it('the default export refuses to start without API tokens or FAVE_ANONYMOUS_ROLE', async () => {
+    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, h.env, { FAVE_ANONYMOUS_ROLE: '' });
+      delete process.env.FAVE_API_TOKENS;
+      const refused = await invoke(handle, event('GET', '/requests/x'));
+      expect(refused.status).toBe(503);
+      expect(refused.json.error).toMatchObject({ code: 'BAD_CONFIG' });
+      expect(refused.json.error.message).toMatch(/FAVE_API_TOKENS is not set/);
+    } finally {
+      await closeHandler();
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
+  });
+
   it('the default export makes one app from the environment on first use, and retries a failed start', async () => {
     h = await startHarness({ gateway: { clips: 2, framesPerClip: 1 } });
     const saved = { ...process.env };

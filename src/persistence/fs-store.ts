@@ -161,7 +161,7 @@ export class FsStore implements Store {
         const key = relative(base, full).split(sep).join('/');
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
-        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock')) {
+        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock') && !entry.name.endsWith('.broken')) {
           keys.push(key);
         }
       }

@@ -336,7 +336,8 @@ export function createRouter(deps: RouterDeps): Router {
 
   /** 401 (no or bad token), 403 (role too low, foreign origin) or 415 (body type); null lets the call through. */
   function refusal(request: HttpRequestLike, path: string, spec: RouteSpec): HttpResponseLike | null {
-    const caller = identify(auth, request.headers);
+    // A public route ignores credentials: a stale sign-in cookie must not keep anyone from signing in again.
+    const caller = spec.access === 'public' ? ({ ok: true, role: null } as const) : identify(auth, request.headers);
     const page = path === '/ui' || (path.startsWith('/ui/') && !path.startsWith('/ui/api/'));
     if (!caller.ok || (caller.role === null && spec.access !== 'public')) {
       const message = caller.ok ? 'this route needs a token: send "Authorization: Bearer <token>"' : caller.message;
@@ -344,7 +345,7 @@ export function createRouter(deps: RouterDeps): Router {
       return errorResponse(apiError(401, 'UNAUTHORIZED', message), {}, CHALLENGE);
     }
     if (!allows(caller.role, spec.access)) {
-      return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this token has ${caller.role}`));
+      return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this caller has the ${caller.role} role`));
     }
     if (spec.method === 'GET') return null;
     const origin = foreignOrigin(request.headers, config.allowedOrigins);
