@@ -178,6 +178,32 @@ describe('API tokens', () => {
   });
 });
 
+describe('fave serve without tokens', () => {
+  it('listens on loopback and says so; another address needs --insecure-no-auth', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fave-auth-'));
+    const env = { FAVE_DATA_DIR: dir, OPENFAAS_SECRETS_DIR: '/nonexistent', LOG_LEVEL: 'info', FAVE_API_TOKENS: '', FAVE_ANONYMOUS_ROLE: '' };
+    try {
+      const refused = await runFave(['serve', '--port', '0', '--host', '0.0.0.0'], env).exit;
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/without tokens needs --insecure-no-auth/);
+
+      const run = runFave(['serve', '--port', '0'], env);
+      try {
+        let seen = '';
+        run.child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+        await until(() => seen.includes('"event":"listening"'), { timeoutMs: 15_000, message: 'the server to listen' });
+        expect(seen).toMatch(/"event":"listening","url":"http:\/\/127\.0\.0\.1:\d+"/);
+        expect(seen).toMatch(/"event":"api_auth".*listening on 127\.0\.0\.1 only/);
+      } finally {
+        run.child.kill('SIGKILL');
+        await run.exit;
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const CHROMIUM = '/usr/bin/chromium';
 
 describe.skipIf(!existsSync(CHROMIUM))('a page on another origin in Chromium', () => {
