@@ -43,14 +43,23 @@ export class HttpTransport implements StageTransport {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.authorization) headers.authorization = this.authorization;
     const path = `${this.base.pathname.replace(/\/$/, '')}/function/${encodeURIComponent(functionName)}`;
-    const timeout = AbortSignal.timeout(options.timeoutMs);
+    // One timer per call, cleared as soon as the call ends (a fan-out makes thousands of calls).
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, options.timeoutMs);
+    const cancel = () => controller.abort();
+    if (options.signal.aborted) controller.abort();
+    else options.signal.addEventListener('abort', cancel, { once: true });
     try {
       const response = await this.pool.request({
         method: 'POST',
         path,
         body: JSON.stringify(body),
         headers,
-        signal: AbortSignal.any([options.signal, timeout]),
+        signal: controller.signal,
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
       });
@@ -63,9 +72,12 @@ export class HttpTransport implements StageTransport {
       return { status: response.statusCode, headers: flat, body: text };
     } catch (err) {
       if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) throw new StageTimeout(options.timeoutMs);
-      if (timeout.aborted && !options.signal.aborted) throw new StageTimeout(options.timeoutMs);
+      if (timedOut && !options.signal.aborted) throw new StageTimeout(options.timeoutMs);
       if (err instanceof BodyTooLarge) throw new StageResponseTooLarge(err.limitBytes);
       throw err;
+    } finally {
+      clearTimeout(timer);
+      options.signal.removeEventListener('abort', cancel);
     }
   }
 
