@@ -61,7 +61,7 @@ async function failure(promise: Promise<unknown>): Promise<{ error: unknown; ms:
   throw new Error('expected a failure');
 }
 
-const STAGE_REQUEST: StageRequest = { request_id: 'r', stage: 'ffmpeg-0', input_uri: 's3://b/k', output_hint: null, config: {}, fanout: null };
+const STAGE_REQUEST: StageRequest = { request_id: 'r', stage: 'ffmpeg-0', input_uri: 's3://b/k', output_hint: null, config: {}, fanout: {} };
 
 describe('stage calls: the timeout covers the whole exchange', () => {
   it('a body dripping a byte every 250 ms fails at the 3 s timeout (±1 s)', async () => {

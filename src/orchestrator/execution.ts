@@ -14,6 +14,8 @@ export interface ExecutionOutcome {
   request_id: string;
   status: 'COMPLETED' | 'FAILED';
   result: FinalResult;
+  /** What the request learned, its invocation records included (answer formats are built from it). */
+  context: PipelineContext;
 }
 
 export interface ProgressView {
@@ -232,7 +234,7 @@ export class Execution {
       this.options.writer.close();
     }
     this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
-    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()) });
+    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context });
     this.actor.stop();
   }
 

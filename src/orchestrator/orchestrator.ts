@@ -18,6 +18,8 @@ import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts
 import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
 import { redactUrl } from '../services/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
+import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
+import { recordInterrupted } from '../machine/plan.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../machine/context.ts';
 import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
@@ -85,7 +87,9 @@ export class Orchestrator {
   /** Requests let go after a store fault, with the timer of their next try. */
   private readonly retries = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
+  private readonly journals = new Map<string, DispatchJournal>();
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -98,6 +102,7 @@ export class Orchestrator {
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
       sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
+      dispatches: { record: (requestId, marker) => this.journalFor(requestId).record(marker) },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -109,6 +114,11 @@ export class Orchestrator {
   /** Bytes this process has written to state.json files (for write-amplification figures). */
   get stateBytes(): number {
     return this.stateBytesWritten;
+  }
+
+  /** Bytes this process has written to dispatch journals, the other half of those figures. */
+  get dispatchBytes(): number {
+    return this.dispatchBytesWritten;
   }
 
   /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
@@ -381,9 +391,10 @@ export class Orchestrator {
 
   private async launch(envelope: StateEnvelope, etag: string, redrive: boolean): Promise<Handle> {
     const requestId = envelope.request_id;
+    const snapshot = await this.withInterrupted(envelope);
     const execution = new Execution({
       machine: this.machine,
-      start: { snapshot: envelope.snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
+      start: { snapshot: snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
       writer: this.writer(requestId, etag),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
@@ -423,11 +434,17 @@ export class Orchestrator {
         this.events.emit('finished', requestId, outcome.status);
         return outcome;
       })
+      .then((outcome) => {
+        // Every attempt in the journal has its record in the final state.json now.
+        if (outcome.status === 'COMPLETED') void clearDispatches(this.options.store, this.options.config.bucket, requestId).catch(() => undefined);
+        return outcome;
+      })
       .finally(() => {
         if (this.executions.get(requestId) === execution) {
           this.executions.delete(requestId);
           this.access.delete(requestId);
         }
+        this.journals.delete(requestId);
       });
     done.catch(() => undefined);
     return { request_id: requestId, local: true, done, execution };
@@ -454,6 +471,33 @@ export class Orchestrator {
     }, delayMs);
     timer.unref();
     this.retries.set(requestId, timer);
+  }
+
+  /** The dispatch journal of a request this process drives, made at its first stage call. */
+  private journalFor(requestId: string): DispatchJournal {
+    let journal = this.journals.get(requestId);
+    if (!journal) {
+      journal = new DispatchJournal(this.options.store, this.options.config.bucket, requestId, (bytes) => {
+        this.dispatchBytesWritten += bytes;
+      });
+      this.journals.set(requestId, journal);
+    }
+    return journal;
+  }
+
+  /**
+   * A request restored from state.json, with an `interrupted` record for every attempt its
+   * dispatch journal holds that state.json has no record of: those were sent, and their answer
+   * was lost with the process that sent them.
+   */
+  private async withInterrupted(envelope: StateEnvelope): Promise<StateEnvelope['snapshot']> {
+    const markers = await readDispatches(this.options.store, this.options.config.bucket, envelope.request_id);
+    if (markers.length === 0) return envelope.snapshot;
+    const context = envelope.snapshot.context as unknown as PipelineContext;
+    const { context: reconciled, interrupted } = recordInterrupted(context, markers, envelope.updated_at);
+    if (interrupted === 0) return envelope.snapshot;
+    this.options.logger?.info({ request_id: envelope.request_id, event: 'interrupted_attempts', count: interrupted });
+    return { ...envelope.snapshot, context: reconciled as unknown as StateEnvelope['snapshot']['context'] };
   }
 
   private writer(requestId: string, etag: string | null): StateWriter {
@@ -491,7 +535,7 @@ export class Orchestrator {
     const stored = await this.readResult(envelope.request_id).catch(() => null);
     const context = envelope.snapshot.context as unknown as PipelineContext;
     const result = stored ?? buildFinalResult(context, status, context.finished_at ?? envelope.updated_at);
-    return { request_id: envelope.request_id, status, result };
+    return { request_id: envelope.request_id, status, result, context };
   }
 }
 

@@ -82,7 +82,7 @@ export class FsStore implements Store {
     let tmp: string;
     try {
       await mkdir(dirname(path), { recursive: true });
-      tmp = await this.writeTemp(path, body);
+      tmp = await this.writeTemp(path, body, options.sync ?? true);
     } catch (err) {
       throw this.mapError(err, loc);
     }
@@ -176,12 +176,12 @@ export class FsStore implements Store {
 
   async close(): Promise<void> {}
 
-  private async writeTemp(path: string, body: Buffer | string): Promise<string> {
+  private async writeTemp(path: string, body: Buffer | string, sync = true): Promise<string> {
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await open(tmp, 'wx');
     try {
       await handle.writeFile(body);
-      await handle.sync();
+      if (sync) await handle.sync();
     } catch (err) {
       // A full or failing disk must not leave half-written temp files behind.
       await handle.close().catch(() => undefined);

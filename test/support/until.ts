@@ -1,16 +1,19 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
- * Waits until `condition` answers a value other than null/undefined/false, checking every
- * `everyMs`; fails with `message` after `timeoutMs`.
+ * Waits until `condition` gives a truthy value (checked every `everyMs`) and answers it, or fails
+ * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
+ * sleep.
  */
 export async function until<T>(
-  condition: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  options: { timeoutMs: number; message: string; everyMs?: number },
-): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
+  condition: () => T | Promise<T>,
+  { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: { timeoutMs?: number; everyMs?: number; message?: string } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();
-    if (value !== null && value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${options.timeoutMs} ms: ${options.message}`);
-    await new Promise((r) => setTimeout(r, options.everyMs ?? 20));
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
+    await sleep(everyMs);
   }
 }
