@@ -165,8 +165,11 @@ const DUMMY = /^dummy transcript(?:\s*:([\s\S]*))?$/i;
  * A transcript, or why there is none. Without a model the deepspeech stage writes
  * `Dummy transcript: <reason>`, which is not speech and must not be searched as such.
  */
-/** Longest transcript kept per clip (it is stored in state.json and the result). */
-export const MAX_TRANSCRIPT_CHARS = 10_000;
+/**
+ * Longest transcript kept per clip (it is stored in state.json and the result). A clip is at
+ * most 30 s of speech, a few thousand characters: this bounds a stage gone wrong, not speech.
+ */
+export const MAX_TRANSCRIPT_CHARS = 100_000;
 
 export function interpretTranscript(text: string): { transcript: string | null; note: string | null } {
   const trimmed = text.trim();
