@@ -55,6 +55,8 @@ const ROUTES: Array<[method: string, path: string, role: 'read' | 'operate']> = 
   ['GET', '/requests/r1/result', 'read'],
   ['POST', '/requests/r1/resume', 'operate'],
   ['POST', '/requests/r1/cancel', 'operate'],
+  ['GET', '/requests/r1/artifacts/clip-0', 'read'],
+  ['POST', '/uploads', 'operate'],
   ['GET', '/ui', 'read'],
   ['GET', '/ui/requests/r1', 'read'],
   ['GET', '/ui/api/requests', 'read'],

@@ -11,6 +11,8 @@ import { summarizeInvocations } from '../services/metrics.ts';
 import { faveV1Answer, faveV1Error } from '../services/fave-v1.ts';
 import { handleUi, renderSignIn } from '../ui/routes.ts';
 import { allows, foreignOrigin, identify, mediaType, roleOfToken, sessionCookie, type Access, type ApiAuth } from './auth.ts';
+import { serveArtifact } from './artifact-route.ts';
+import { receiveUpload } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
@@ -29,6 +31,9 @@ export interface RouterDeps {
   /** Overrides `config.auth` (e.g. `fave serve` on loopback without tokens grants the anonymous role). */
   auth?: ApiAuth;
 }
+
+/** `POST /uploads`: its body is streamed into the store (the server leaves it unread). */
+export const STREAMED_UPLOAD_PATH = '/uploads';
 
 export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
 
@@ -315,10 +320,13 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'GET', path: '/healthz', access: 'public', handle: healthz },
     { method: 'GET', path: '/metrics', access: 'read', handle: prometheus },
     { method: 'POST', path: '/', access: 'operate', handle: start },
-    { method: 'GET', path: '/requests/{id}', access: 'read', handle: (r, id) => status(r, id) },
-    { method: 'GET', path: '/requests/{id}/result', access: 'read', handle: (r, id) => result(r, id) },
-    { method: 'POST', path: '/requests/{id}/resume', access: 'operate', handle: (r, id) => resume(r, id) },
-    { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, id) => cancel(r, id) },
+    { method: 'GET', path: '/requests/{id}', access: 'read', handle: (r, { id }) => status(r, id!) },
+    { method: 'GET', path: '/requests/{id}/result', access: 'read', handle: (r, { id }) => result(r, id!) },
+    { method: 'POST', path: '/requests/{id}/resume', access: 'operate', handle: (r, { id }) => resume(r, id!) },
+    { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, { id }) => cancel(r, id!) },
+    { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
+    // Its body is streamed into the store, unread by the server until this check has passed.
+    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes }) },
     { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(signInPage(r)) },
     { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
     { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signOut(r)) },
@@ -327,7 +335,13 @@ export function createRouter(deps: RouterDeps): Router {
   const compiled = routes.map((spec) => ({ spec, pattern: compilePath(spec.path) }));
 
   async function ui(request: HttpRequestLike): Promise<HttpResponseLike> {
-    return (await handleUi(request, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
+    return (await handleUi(request, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
+  }
+
+  async function artifact(request: HttpRequestLike, id: string, name: string): Promise<HttpResponseLike> {
+    const found = await inspect(id);
+    if (!found) return notFound(id);
+    return serveArtifact({ store: orchestrator.store, context: found.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
   }
 
   function signInPage(request: HttpRequestLike, status = 200, message: string | null = null): HttpResponseLike {
@@ -400,11 +414,11 @@ export function createRouter(deps: RouterDeps): Router {
     }
     const refused = refusal(request, path, found.spec);
     if (refused) return refused;
-    const id = found.pattern.exec(path)?.groups?.id;
-    if (id !== undefined && !REQUEST_ID_PATTERN.test(id)) {
+    const params = { ...found.pattern.exec(path)?.groups };
+    if (params.id !== undefined && !REQUEST_ID_PATTERN.test(params.id)) {
       return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
     }
-    const response = await found.spec.handle({ ...request, path }, id ?? '');
+    const response = await found.spec.handle({ ...request, path }, params);
     return method === 'HEAD' ? { ...response, body: '' } : response;
   }
 
@@ -436,11 +450,13 @@ interface RouteSpec {
   access: Access;
   /** Media types accepted for the body of a state-changing route (default: JSON). */
   accepts?: readonly string[];
-  handle: (request: HttpRequestLike, id: string) => Promise<HttpResponseLike>;
+  /** `params` holds the path's `{id}` and `{name}` parts. */
+  handle: (request: HttpRequestLike, params: { id?: string; name?: string }) => Promise<HttpResponseLike>;
 }
 
 const JSON_TYPES = ['application/json'] as const;
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/json'] as const;
+const UPLOAD_TYPES = ['application/octet-stream', 'video/mp4', 'video/quicktime', 'video/x-matroska', 'video/webm', 'video/x-msvideo', 'video/x-m4v'] as const;
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
 
 function compilePath(path: string): RegExp {
@@ -450,7 +466,7 @@ function compilePath(path: string): RegExp {
   }
   const source = path
     .split('/')
-    .map((part) => (part === '{id}' ? '(?<id>[^/]*)' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
+    .map((part) => (part === '{id}' ? '(?<id>[^/]*)' : part === '{name}' ? '(?<name>[^/]+)' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
     .join('/');
   return new RegExp(`^${source}$`);
 }
