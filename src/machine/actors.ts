@@ -214,7 +214,7 @@ function slimOutput(output: StageOutput): StageOutput {
   return { type: output.type, uri: output.uri, metadata };
 }
 
-function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
   // 72 random bits: unique among a request's attempts, and short, as every record carries it.
   const id = randomBytes(9).toString('base64url');
   return {
@@ -229,6 +229,7 @@ function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { 
         attempt,
         at: Date.now(),
       }),
+    unsent: () => log.unsent(call.request_id, id),
   };
 }
 

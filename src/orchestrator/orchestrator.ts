@@ -114,7 +114,10 @@ export class Orchestrator {
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
       sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
-      dispatches: { record: (requestId, marker) => this.journalFor(requestId).record(marker) },
+      dispatches: {
+        record: (requestId, marker) => this.journalFor(requestId).record(marker),
+        unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
+      },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }

@@ -16,7 +16,7 @@ export interface StageCallSpec {
   /** Epoch ms after which no call may start or continue (the request deadline). */
   deadlineAt: number;
   /** Makes the attempt known durably (the dispatch journal) right before it is sent. */
-  dispatch?: { id: string; record(): Promise<void> };
+  dispatch?: { id: string; record(): Promise<void>; unsent(): Promise<void> };
 }
 
 export interface StageCallSuccess {
@@ -114,6 +114,11 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw failure(spec, queuedAt, startedAt, faveError('STORE_ERROR', `${describe(where)} was not sent: its dispatch could not be recorded (${reason})`, { ...where, transient: true }));
+    }
+    // Stopped while its marker was written: it will not be sent, so the marker is taken back.
+    if (signal.aborted) {
+      await spec.dispatch.unsent().catch(() => undefined);
+      throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} was sent`, where));
     }
   }
 

@@ -92,6 +92,7 @@ ${renderStatecharts(view.statechart)}
     <span><i style="background:var(--queue)"></i>queued</span>
     <span><i style="background:var(--ok)"></i>ran, succeeded</span>
     <span><i style="background:var(--fail)"></i>ran, failed ✕</span>
+    <span><i style="background:var(--queue);border:1.5px dashed var(--fail)"></i>interrupted (sent, answer lost with its process)</span>
     <span><i style="background:#fff;border:1.5px dashed var(--warn)"></i>retry</span>
     <span><i style="background:#0ea5e9;width:8px"></i>cold start</span>
     <span><i style="background:#fff;border:2px solid var(--crit)"></i>critical path</span>
