@@ -72,7 +72,7 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
 }
 
 export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {
-  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
+  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, maxResponseBytes: config.stageResponseMaxBytes });
   const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
   const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames, env }));

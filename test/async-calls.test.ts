@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createRouter } from '../src/server/router.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { callbackKeys, callbackToken, callbackUrl } from '../src/services/callbacks.ts';
 import { requestKeys } from '../src/persistence/store.ts';
@@ -255,5 +257,20 @@ describe('the callback route', () => {
       await app.close();
       await busy.close();
     }
+  });
+
+  it('needs no bearer token when API tokens are configured, and takes any body type, such as the text of an exception', async () => {
+    const guarded = loadConfig({ ...asyncEnv, FAVE_API_TOKENS: 'operate:a-long-enough-operate-token' });
+    const router = createRouter({ orchestrator: asyncApp.orchestrator, logger: pino({ level: 'silent' }), metrics: server.metrics, config: guarded });
+    const url = new URL(callbackUrl(server.url, SECRET, { request_id: 'slow-async', task_id: 'clip-1/ffmpeg3', run: 0, attempt: 9 }));
+    const answer = await router({
+      method: 'POST',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: { 'x-function-status': '500', 'content-type': 'text/plain; charset=utf-8' },
+      body: 'Traceback (most recent call last): ffmpeg refused the file',
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(String(answer.body))).toMatchObject({ status: 'STORED' });
   });
 });

@@ -10,12 +10,15 @@ import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
 import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
 import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
+import pLimit from 'p-limit';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
 import type { AsyncStageCaller } from '../services/async-transport.ts';
 import type { CallbackInbox } from '../services/callbacks.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
+import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
+import { redactUrl } from '../services/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
 import { recordInterrupted } from '../machine/plan.ts';
@@ -53,10 +56,14 @@ export interface OrchestratorEvents {
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
 }
 
+/**
+ * What the caller's surface allows for this start or resume. Never stored: a resumed request
+ * gets the permissions of the process and surface that resume it, whatever state.json says.
+ */
 export interface SubmitOptions {
-  /** Accept a local path as video_uri (the CLI; never a network-facing surface). */
+  /** Accept a local path as video_uri (the CLI; never a network-facing surface). Default no. */
   allowLocalPath?: boolean;
-  /** Fetch http(s) inputs from loopback/private/link-local addresses (default: no). */
+  /** Fetch http(s) inputs from loopback/private/link-local addresses. Default `ALLOW_PRIVATE_SOURCES`. */
   allowPrivateNetwork?: boolean;
 }
 
@@ -84,6 +91,11 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  /** Per request this process starts: the source as submitted (signature included) and the policy. */
+  private readonly access = new Map<string, SourceAccess>();
+  /** Requests let go after a store fault, with the timer of their next try. */
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private closed = false;
   private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
   private readonly journals = new Map<string, DispatchJournal>();
@@ -111,6 +123,7 @@ export class Orchestrator {
       limiter: this.limiter,
       asyncCalls: options.callbacks?.caller ?? null,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+      sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
       dispatches: {
         record: (requestId, marker) => this.journalFor(requestId).record(marker),
         unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
@@ -179,19 +192,40 @@ export class Orchestrator {
     // Resolve the profile before anything is stored, so an unknown one stores nothing.
     const settings = resolveSettings(this.options.config, request.profile, now);
     const requestId = request.request_id ?? randomUUID();
+    // Stored and shown without its signature or credentials; the full URL is only kept here.
+    const shown = redactUrl(request.video_uri);
     return this.once(requestId, async () => {
       await this.init();
       const existing = await this.readState(requestId);
+      const known = existing?.envelope.snapshot.context.video_uri;
+      // The same source submitted again (say, after a crash at INIT) brings its signature back.
+      this.access.set(requestId, { source: existing && known !== shown ? null : request.video_uri, policy: this.policy(options) });
       if (existing) return this.adopt(existing.envelope, existing.etag);
-      return this.create(request, requestId, settings, now, options);
+      return this.create({ ...request, video_uri: shown }, requestId, settings, now);
     });
   }
 
+  /** The policy of this process, narrowed or widened by what the calling surface allows. */
+  private policy(options: SubmitOptions): SourcePolicy {
+    const { config } = this.options;
+    return {
+      allowLocalPath: options.allowLocalPath ?? false,
+      allowPrivateNetwork: options.allowPrivateNetwork ?? config.allowPrivateSources,
+      s3: { artifactBucket: config.bucket, rules: config.inputS3Rules },
+      maxBytes: config.maxInputBytes,
+    };
+  }
+
   /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
-  async resume(requestId: string): Promise<Handle> {
+  async resume(requestId: string, options: SubmitOptions = {}): Promise<Handle> {
+    return this.resumeUnder(requestId, this.policy(options));
+  }
+
+  private async resumeUnder(requestId: string, policy: SourcePolicy): Promise<Handle> {
     assertRequestId(requestId);
     return this.once(requestId, async () => {
       await this.init();
+      this.access.set(requestId, { source: null, policy });
       const existing = await this.readState(requestId);
       if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
@@ -211,7 +245,12 @@ export class Orchestrator {
     const promise = start();
     this.starting.set(requestId, promise);
     try {
-      return await promise;
+      const handle = await promise;
+      if (!this.executions.has(requestId)) this.access.delete(requestId);
+      return handle;
+    } catch (err) {
+      this.access.delete(requestId);
+      throw err;
     } finally {
       this.starting.delete(requestId);
     }
@@ -226,20 +265,26 @@ export class Orchestrator {
     const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
     const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
     const resumed: string[] = [];
-    for (const id of ids) {
-      if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) continue;
-      try {
-        const state = await this.readState(id);
-        if (!state || state.envelope.status !== 'RUNNING') continue;
-        const lease = state.envelope.lease;
-        if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) continue;
-        await this.launch(state.envelope, state.etag, false);
-        resumed.push(id);
-      } catch (err) {
-        this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
-      }
-    }
-    return resumed;
+    // Several at once: one slow store operation (a lock, a large state.json) must not hold up the rest.
+    const limit = pLimit(this.options.config.orphanResumeConcurrency);
+    await Promise.all(
+      ids.map((id) =>
+        limit(async () => {
+          if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          try {
+            const state = await this.readState(id);
+            if (!state || state.envelope.status !== 'RUNNING') return;
+            const lease = state.envelope.lease;
+            if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) return;
+            const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false));
+            if (handle.local) resumed.push(id);
+          } catch (err) {
+            this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
+          }
+        }),
+      ),
+    );
+    return resumed.sort();
   }
 
   /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
@@ -329,6 +374,9 @@ export class Orchestrator {
 
   /** Stops every local execution without touching its state, so another process can resume it. */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     await Promise.all(this.background);
@@ -345,7 +393,7 @@ export class Orchestrator {
     void settled.then(() => this.background.delete(settled));
   }
 
-  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
+  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number): Promise<Handle> {
     const execution = new Execution({
       machine: this.machine,
       start: {
@@ -354,8 +402,6 @@ export class Orchestrator {
           video_uri: request.video_uri,
           query: request.query,
           settings,
-          allow_local_path: options.allowLocalPath ?? false,
-          allow_private_network: options.allowPrivateNetwork ?? false,
           started_at: now,
         },
       },
@@ -410,6 +456,7 @@ export class Orchestrator {
     try {
       await execution.start();
     } catch (err) {
+      this.access.delete(requestId);
       const error = toFaveError(err);
       if (error.code !== 'LEASE_HELD') throw err;
       this.options.logger?.info({ request_id: requestId, event: 'joined_other_owner' });
@@ -419,13 +466,20 @@ export class Orchestrator {
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
+    const policy = this.access.get(requestId)?.policy ?? this.policy({});
+    execution.done.catch((err: unknown) => {
+      if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
+    });
     const done = execution.done
       .then((outcome) => {
         this.events.emit('finished', requestId, outcome.status);
         return outcome;
       })
       .finally(() => {
-        if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+        if (this.executions.get(requestId) === execution) {
+          this.executions.delete(requestId);
+          this.access.delete(requestId);
+        }
         this.journals.delete(requestId);
       });
     done.catch(() => undefined);
@@ -438,6 +492,29 @@ export class Orchestrator {
       }),
     );
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  /**
+   * Takes a request let go after a store fault back once the store may take writes again: after
+   * a lease period, then backing off. Another replica's sweep may take it first; then this one
+   * finds it owned and leaves it.
+   */
+  private retryAfterStoreFault(requestId: string, policy: SourcePolicy, delayMs: number): void {
+    if (this.closed || this.retries.has(requestId)) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(requestId);
+      if (this.closed || this.executions.has(requestId)) return;
+      this.resumeUnder(requestId, policy).then(
+        (handle) => this.options.logger?.info({ request_id: requestId, event: 'resumed_after_store_fault', local: handle.local }),
+        (err: unknown) => {
+          const error = toFaveError(err);
+          this.options.logger?.warn({ request_id: requestId, event: 'resume_after_store_fault_failed', error });
+          if (error.code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, Math.min(delayMs * 2, 60_000));
+        },
+      );
+    }, delayMs);
+    timer.unref();
+    this.retries.set(requestId, timer);
   }
 
   /** The dispatch journal of a request this process drives, made at its first stage call. */

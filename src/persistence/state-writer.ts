@@ -32,6 +32,7 @@ export class StateWriter {
   private closed = false;
   private failure: FaveFailure | null = null;
   private etag: string | null;
+  private readonly lostListeners: Array<(failure: FaveFailure) => void> = [];
 
   constructor(private readonly options: StateWriterOptions) {
     this.etag = options.etag;
@@ -39,6 +40,16 @@ export class StateWriter {
 
   get lost(): FaveFailure | null {
     return this.failure;
+  }
+
+  /** Called once, when writing stops for good (lease lost, or the store refuses the write). */
+  onLost(listener: (failure: FaveFailure) => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  private stop(failure: FaveFailure): void {
+    this.failure = failure;
+    for (const listener of this.lostListeners) listener(failure);
   }
 
   /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
@@ -126,14 +137,12 @@ export class StateWriter {
         return;
       } catch (err) {
         if (isPreconditionFailed(err)) {
-          this.failure = new FaveFailure(
-            faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`),
-          );
+          this.stop(new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)));
           return;
         }
         const transient = err instanceof FaveFailure ? err.error.transient !== false && err.error.code === 'STORE_ERROR' : true;
         if (!transient || attempt >= 5) {
-          this.failure = err instanceof FaveFailure ? err : new FaveFailure(faveError('STORE_ERROR', `writing state.json failed: ${String(err)}`));
+          this.stop(err instanceof FaveFailure ? err : new FaveFailure(faveError('STORE_ERROR', `writing state.json failed: ${String(err)}`)));
           return;
         }
         await new Promise((r) => setTimeout(r, Math.random() * 100 * 2 ** attempt));

@@ -20,7 +20,7 @@ import { apiError, type ApiError } from './validate.ts';
  * authentication, so it needs no bearer token. Any replica may receive it: the answer is stored
  * before it is acknowledged, and the request's owner picks it up.
  */
-export const CALLBACK_ROUTE = /^\/callbacks\/([^/]*)$/;
+export const CALLBACK_PATH = '/callbacks/{id}';
 
 export interface CallbackRouteDeps {
   callback: CallbackConfig | null;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { faveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
-import { StageTimeout, type StageTransport } from './transport.ts';
+import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from './limiter.ts';
 
 /** One call of one stage function: what to send and where it belongs in the fan-out. */
@@ -137,6 +137,10 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
           ? faveError('DEADLINE_EXCEEDED', `${describe(where)} was cut off at the request deadline`, where)
           : faveError('STAGE_TIMEOUT', `${describe(where)} did not answer within ${timeoutMs} ms (stage timeout)`, { ...where, transient: true }),
       );
+    }
+    if (err instanceof StageResponseTooLarge) {
+      // The same stage would answer the same body again: not worth a retry.
+      throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered with a body larger than ${err.limitBytes} bytes (STAGE_RESPONSE_MAX_BYTES); reading stopped there`, where));
     }
     const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));

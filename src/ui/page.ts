@@ -191,3 +191,21 @@ export function renderMessagePage(title: string, message: string): string {
     body: `<header><h1>${escapeXml(title)}</h1></header><main><p>${escapeXml(message)}</p></main>`,
   });
 }
+
+/** The sign-in form: a token from `FAVE_API_TOKENS` becomes an HttpOnly cookie. */
+export function renderSignInPage(action: string, message: string | null): string {
+  return htmlDocument({
+    title: 'Sign in · fave',
+    live: false,
+    form: true,
+    head: `<style>${STYLES}</style>`,
+    body: [
+      '<header><h1>Sign in</h1></header><main>',
+      message ? `<p role="alert">${escapeXml(message)}</p>` : '<p>This service needs an API token (a <code>read</code> or <code>operate</code> token of <code>FAVE_API_TOKENS</code>).</p>',
+      `<form method="post" action="${escapeXml(action)}">`,
+      '<label>Token <input type="password" name="token" autocomplete="current-password" required></label> ',
+      '<button type="submit">Sign in</button>',
+      '</form></main>',
+    ].join(''),
+  });
+}
