@@ -260,7 +260,8 @@ describe('the callback route', () => {
   });
 
   it('needs no bearer token when API tokens are configured, and takes any body type, such as the text of an exception', async () => {
-    const guarded = loadConfig({ ...asyncEnv, FAVE_API_TOKENS: 'operate:a-long-enough-operate-token' });
+    const { FAVE_ANONYMOUS_ROLE: _anonymous, ...withoutAnonymous } = asyncEnv;
+    const guarded = loadConfig({ ...withoutAnonymous, FAVE_API_TOKENS: 'operate:a-long-enough-operate-token' });
     const router = createRouter({ orchestrator: asyncApp.orchestrator, logger: pino({ level: 'silent' }), metrics: server.metrics, config: guarded });
     const url = new URL(callbackUrl(server.url, SECRET, { request_id: 'slow-async', task_id: 'clip-1/ffmpeg3', run: 0, attempt: 9 }));
     const answer = await router({
@@ -272,5 +273,8 @@ describe('the callback route', () => {
     });
     expect(answer.status).toBe(200);
     expect(JSON.parse(String(answer.body))).toMatchObject({ status: 'STORED' });
+    // The same router guards its other routes: the callback is exempt, not the router open.
+    const status = await router({ method: 'GET', path: '/requests/slow-async', query: {}, headers: {}, body: '' });
+    expect(status.status).toBe(401);
   });
 });
