@@ -212,7 +212,8 @@ describe('gateway server: async calls', () => {
     const callback = await receiver.nth(0);
     expect(callback.path).toBe('/cb?token=t');
     expect(callback.headers).toMatchObject({ 'x-call-id': callId, 'x-function-status': '200', 'x-function-name': 'slow', 'content-type': 'application/json' });
-    expect(Number(callback.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0.4);
+    // Node's timers may fire a fraction of a millisecond early against performance.now().
+    expect(Number(callback.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0.39);
     // The watchdog's X-Start-Time: nanoseconds since the epoch.
     const startedMs = Number(BigInt(callback.headers['x-start-time']!) / 1_000_000n);
     expect(startedMs).toBeGreaterThanOrEqual(before - 5);
