@@ -30,6 +30,8 @@ export interface ExecutionOptions {
   writer: StateWriter;
   owner: string;
   leaseTtlMs: number;
+  /** The clock lease times are read from (Date.now, unless a skew is simulated). */
+  now?: () => number;
   logger?: Logger;
   /** Live inspection (`@statelyai/inspect`), when switched on. */
   inspect?: Observer<InspectionEvent>;
@@ -53,6 +55,7 @@ export class Execution {
   private seq: number;
   private lastTop: TopLevelState | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
+  private fenceTimer: NodeJS.Timeout | null = null;
   private finished = false;
   private redriving: boolean;
   private resolveDone!: (outcome: ExecutionOutcome) => void;
@@ -90,7 +93,11 @@ export class Execution {
    * Rejects with LEASE_HELD when another owner holds it.
    */
   async start(): Promise<void> {
+    this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
+    // A write refused from here on means another owner took the request over (or the store is
+    // gone): stop every call now, before the next step would start one more.
+    this.options.writer.onStop((failure) => void this.fail(failure.error));
     this.actor.subscribe({
       next: (snapshot) => this.onSnapshot(snapshot.value, snapshot.context),
       error: (err) => void this.fail(toFaveError(err)),
@@ -195,7 +202,7 @@ export class Execution {
   /** The state.json of this moment; `release` gives up the lease so another owner may resume now. */
   private envelope(release = false): StateEnvelope {
     const snapshot = this.actor.getSnapshot();
-    const now = Date.now();
+    const now = this.options.now?.() ?? Date.now();
     const terminal = isTerminal(snapshot.value);
     return {
       format: STATE_FORMAT,
@@ -236,13 +243,35 @@ export class Execution {
     this.stopTimers();
     this.actor.stop();
     this.options.writer.close();
-    this.options.logger?.error({ request_id: this.requestId, event: 'execution_failed', error });
+    // A lost lease is no fault of this process; its owner reports who took the request over.
+    if (error.code !== 'LEASE_HELD') this.options.logger?.error({ request_id: this.requestId, event: 'execution_failed', error });
     this.rejectDone(error);
   }
 
   private stopTimers(): void {
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.renewTimer = null;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+  }
+
+  /**
+   * Stops working on the request shortly before the newest stored lease runs out, unless a later
+   * write renews it first: once it has run out another replica may take the request over, and
+   * this process must not be calling stages for it then (a renewal held up by a slow store, or a
+   * paused process, would otherwise overlap with the new owner).
+   */
+  private armFence(expiresAt: number | null): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+    if (expiresAt === null || this.finished) return;
+    const margin = Math.min(1000, Math.floor(this.options.leaseTtlMs / 10));
+    const now = this.options.now?.() ?? Date.now();
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = null;
+      void this.fail(faveError('LEASE_HELD', `the lease on ${this.requestId} ran out before it could be renewed; this process stops working on it`));
+    }, Math.max(0, expiresAt - margin - now));
+    this.fenceTimer.unref();
   }
 }
 

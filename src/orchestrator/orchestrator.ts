@@ -32,7 +32,12 @@ export interface OrchestratorOptions {
   leaseTtlMs?: number;
   /** How often a joiner polls a request that another process owns. */
   pollMs?: number;
+  /** The clock leases are written and judged by; defaults to Date.now shifted by LEASE_CLOCK_OFFSET_MS. */
+  now?: () => number;
 }
+
+/** Where a lost race was lost: claiming a request, or holding it (a renewal or any state write). */
+export type LostRacePhase = 'claim' | 'renewal';
 
 /** What the orchestrator reports as it works: the feed for /metrics and live views. */
 export interface OrchestratorEvents {
@@ -40,6 +45,8 @@ export interface OrchestratorEvents {
   state_write: [requestId: string, bytes: number];
   started: [requestId: string, how: 'new' | 'resume' | 'redrive'];
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
+  /** Another owner's write got in first; `winner` is the owner its lease names, if it could be read. */
+  lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
 }
 
 export interface SubmitOptions {
@@ -74,12 +81,17 @@ export class Orchestrator {
   private readonly pollMs: number;
   private stateBytesWritten = 0;
   private inspector: Inspector | null = null;
+  private readonly now: () => number;
+  /** Earliest expiry of another owner's lease seen by the last orphan sweep (lease clock). */
+  private nextForeignExpiry: number | null = null;
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
     this.leaseTtlMs = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.pollMs = options.pollMs ?? 250;
+    const offset = options.config.leaseClockOffsetMs;
+    this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
     this.machine = createPipelineMachine({
       transport: options.transport,
       store: options.store,
@@ -108,6 +120,7 @@ export class Orchestrator {
         store: this.options.store.kind,
         bucket: this.options.store.bucket,
         conditional_writes: this.capabilities.conditionalWrites,
+        owner: this.owner,
       });
       if (!this.capabilities.conditionalWrites) {
         this.options.logger?.warn({
@@ -186,20 +199,36 @@ export class Orchestrator {
     const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
     const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
     const resumed: string[] = [];
+    let nextExpiry: number | null = null;
     for (const id of ids) {
-      if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) continue;
+      if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) continue;
       try {
         const state = await this.readState(id);
         if (!state || state.envelope.status !== 'RUNNING') continue;
         const lease = state.envelope.lease;
-        if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) continue;
-        await this.launch(state.envelope, state.etag, false);
-        resumed.push(id);
+        if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+          nextExpiry = Math.min(nextExpiry ?? lease.expires_at, lease.expires_at);
+          continue;
+        }
+        // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
+        const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
+        if (handle.local) resumed.push(id);
       } catch (err) {
         this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
       }
     }
+    this.nextForeignExpiry = nextExpiry;
     return resumed;
+  }
+
+  /**
+   * How long until the next sweep for orphans is worth making: until the earliest lease of
+   * another owner seen by the last sweep runs out (so a dead owner's requests are taken over as
+   * soon as its lease lets them be), at most `maxMs`.
+   */
+  orphanSweepDueInMs(maxMs: number): number {
+    if (this.nextForeignExpiry === null) return maxMs;
+    return Math.max(0, Math.min(maxMs, this.nextForeignExpiry - this.now() + 1));
   }
 
   /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
@@ -311,6 +340,7 @@ export class Orchestrator {
       writer: this.writer(requestId, null),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
+      now: this.now,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
@@ -325,7 +355,7 @@ export class Orchestrator {
       return { request_id: requestId, local: false, done: Promise.resolve(await this.outcomeOf(envelope)), execution: null };
     }
     const lease = envelope.lease;
-    if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) {
+    if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
       const done = this.watch(requestId);
       done.catch(() => undefined);
       return { request_id: requestId, local: false, done, execution: null };
@@ -333,7 +363,8 @@ export class Orchestrator {
     return this.launch(envelope, etag, false);
   }
 
-  private async launch(envelope: StateEnvelope, etag: string, redrive: boolean): Promise<Handle> {
+  /** `ifLost`: when another owner claims it first, wait for its answer, or leave it to that owner. */
+  private async launch(envelope: StateEnvelope, etag: string, redrive: boolean, ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = envelope.request_id;
     const execution = new Execution({
       machine: this.machine,
@@ -341,42 +372,63 @@ export class Orchestrator {
       writer: this.writer(requestId, etag),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
+      now: this.now,
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
-    return this.register(execution, redrive ? 'redrive' : 'resume');
+    return this.register(execution, redrive ? 'redrive' : 'resume', ifLost);
   }
 
   /**
    * Claims the request for this process and runs it. When another owner claimed it first
    * (a concurrent submission elsewhere), waits for that owner's answer instead.
    */
-  private async register(execution: Execution, how: 'new' | 'resume' | 'redrive'): Promise<Handle> {
+  private async register(execution: Execution, how: 'new' | 'resume' | 'redrive', ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = execution.requestId;
     try {
       await execution.start();
     } catch (err) {
       const error = toFaveError(err);
       if (error.code !== 'LEASE_HELD') throw err;
-      this.options.logger?.info({ request_id: requestId, event: 'joined_other_owner' });
-      const done = this.watch(requestId);
+      await this.lostRace(requestId, 'claim');
+      const done = ifLost === 'watch' ? this.watch(requestId) : Promise.reject(new FaveFailure(error));
       done.catch(() => undefined);
       return { request_id: requestId, local: false, done, execution: null };
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
-    const done = execution.done
-      .then((outcome) => {
-        this.events.emit('finished', requestId, outcome.status);
-        return outcome;
-      })
+    // Out of the registry as soon as it stops here, so status and sweeps read the store again.
+    execution.done
       .finally(() => {
         if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
-      });
+      })
+      .catch(() => undefined);
+    const done = execution.done.then(
+      (outcome) => {
+        this.events.emit('finished', requestId, outcome.status);
+        return outcome;
+      },
+      async (err: unknown) => {
+        // Taken over while running here: the calls have stopped; whoever waits gets the winner's answer.
+        if (toFaveError(err).code !== 'LEASE_HELD') throw err;
+        await this.lostRace(requestId, 'renewal');
+        return this.watch(requestId);
+      },
+    );
     done.catch(() => undefined);
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  /** Says who won (the owner in the lease now stored) and counts it; never fails. */
+  private async lostRace(requestId: string, phase: LostRacePhase): Promise<void> {
+    const winner = await this.readState(requestId).then(
+      (state) => state?.envelope.lease?.owner ?? null,
+      () => null,
+    );
+    this.options.logger?.info({ request_id: requestId, event: 'lease_lost', phase, owner: this.owner, winner });
+    this.events.emit('lease_lost', requestId, phase, winner);
   }
 
   private writer(requestId: string, etag: string | null): StateWriter {
@@ -402,7 +454,7 @@ export class Orchestrator {
       const { envelope, etag } = state;
       if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
       const lease = envelope.lease;
-      if (!lease || lease.owner === this.owner || lease.expires_at <= Date.now()) {
+      if (!lease || lease.owner === this.owner || lease.expires_at <= this.now()) {
         const handle = await this.launch(envelope, etag, false);
         return handle.done;
       }

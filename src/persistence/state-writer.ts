@@ -32,6 +32,8 @@ export class StateWriter {
   private closed = false;
   private failure: FaveFailure | null = null;
   private etag: string | null;
+  private readonly stopListeners = new Set<(failure: FaveFailure) => void>();
+  private readonly writtenListeners = new Set<(envelope: StateEnvelope) => void>();
 
   constructor(private readonly options: StateWriterOptions) {
     this.etag = options.etag;
@@ -39,6 +41,20 @@ export class StateWriter {
 
   get lost(): FaveFailure | null {
     return this.failure;
+  }
+
+  /**
+   * Called once, as soon as writes stop for good (another owner's write got in first, or the
+   * store kept failing): whoever drives the request must stop at once, not at its next change.
+   */
+  onStop(listener: (failure: FaveFailure) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.stopListeners.add(listener);
+  }
+
+  /** Told of every envelope that is now stored, as its write lands. */
+  onWritten(listener: (envelope: StateEnvelope) => void): void {
+    this.writtenListeners.add(listener);
   }
 
   /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
@@ -111,6 +127,18 @@ export class StateWriter {
       });
   }
 
+  /** No write is made after this: not the pending one, not a later request, not a flush. */
+  private stop(failure: FaveFailure): void {
+    this.failure = failure;
+    this.build = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.writtenListeners.clear();
+    const listeners = [...this.stopListeners];
+    this.stopListeners.clear();
+    for (const listener of listeners) listener(failure);
+  }
+
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
     const body = serializeEnvelope(envelope);
     const bytes = body.length;
@@ -123,17 +151,18 @@ export class StateWriter {
         this.bytesWritten += bytes;
         this.writes++;
         this.options.onWrite?.(bytes);
+        for (const listener of this.writtenListeners) listener(envelope);
         return;
       } catch (err) {
         if (isPreconditionFailed(err)) {
-          this.failure = new FaveFailure(
-            faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`),
+          this.stop(
+            new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)),
           );
           return;
         }
         const transient = err instanceof FaveFailure ? err.error.transient !== false && err.error.code === 'STORE_ERROR' : true;
         if (!transient || attempt >= 5) {
-          this.failure = err instanceof FaveFailure ? err : new FaveFailure(faveError('STORE_ERROR', `writing state.json failed: ${String(err)}`));
+          this.stop(err instanceof FaveFailure ? err : new FaveFailure(faveError('STORE_ERROR', `writing state.json failed: ${String(err)}`)));
           return;
         }
         await new Promise((r) => setTimeout(r, Math.random() * 100 * 2 ** attempt));
