@@ -84,6 +84,8 @@ export class Orchestrator {
   private readonly now: () => number;
   /** Earliest expiry of another owner's lease seen by the last orphan sweep (lease clock). */
   private nextForeignExpiry: number | null = null;
+  /** Expiry of other owners' leases seen by sweeps: such a request is not read again before then. */
+  private readonly foreignLeases = new Map<string, number>();
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -200,13 +202,22 @@ export class Orchestrator {
     const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
     const resumed: string[] = [];
     let nextExpiry: number | null = null;
+    const listed = new Set(ids);
+    for (const id of this.foreignLeases.keys()) if (!listed.has(id)) this.foreignLeases.delete(id);
     for (const id of ids) {
       if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) continue;
+      const known = this.foreignLeases.get(id);
+      if (known !== undefined && known > this.now()) {
+        nextExpiry = Math.min(nextExpiry ?? known, known);
+        continue;
+      }
+      this.foreignLeases.delete(id);
       try {
         const state = await this.readState(id);
         if (!state || state.envelope.status !== 'RUNNING') continue;
         const lease = state.envelope.lease;
         if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+          this.foreignLeases.set(id, lease.expires_at);
           nextExpiry = Math.min(nextExpiry ?? lease.expires_at, lease.expires_at);
           continue;
         }
@@ -228,7 +239,8 @@ export class Orchestrator {
    */
   orphanSweepDueInMs(maxMs: number): number {
     if (this.nextForeignExpiry === null) return maxMs;
-    return Math.max(0, Math.min(maxMs, this.nextForeignExpiry - this.now() + 1));
+    // Leases run out one by one; a tenth of the period apart, sweeps take several at a time.
+    return Math.max(Math.floor(maxMs / 10), Math.min(maxMs, this.nextForeignExpiry - this.now() + 1));
   }
 
   /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
