@@ -1,4 +1,6 @@
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.ts';
 import { FinalResultSchema } from '../src/contracts/result.ts';
 import type { S3Store } from '../src/persistence/s3-store.ts';
 import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
@@ -301,5 +303,41 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     // It was taken over in the fan-out, and B finished it.
     expect(fromA.map((call) => call.stage_key)).toEqual(['ffmpeg0', 'librosa', 'ffmpeg1', 'ffmpeg2']);
     expect(b.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'detector')).toBe(true);
+  });
+
+  it('an owner whose store stops answering stops its calls before its lease runs out, then resumes the request itself', async () => {
+    const ttl = 5000;
+    const gateway = await startTestGateway({ store, artifacts: 'none', clips: 3, framesPerClip: 1, latencyMs: 20, faults: [{ stage: 'ffmpeg2', clip: 0, kind: 'hang', times: 1 }] });
+    const logs: LogLine[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+    const app = await createApp({
+      env: replicaEnv(gateway.url, { LEASE_TTL_MS: String(ttl), MAX_CONCURRENT_INVOCATIONS: '1', RESUME_ON_START: 'false' }),
+      logger,
+    });
+    const id = 'paused-store';
+    try {
+      const handle = await app.orchestrator.submit({ video_uri: `s3://${moto.bucket}/${VIDEO_KEY}`, request_id: id });
+      const hung = await until(() => gateway.calls.find((call) => call.request_id === id && call.fault === 'hang'), { timeoutMs: 20_000, message: 'the hanging call is made' });
+      // The store stops answering: no renewal can land, and every lease stored expires by stoppedAt + ttl.
+      process.kill(moto.pid, 'SIGSTOP');
+      const stoppedAt = Date.now();
+      try {
+        await until(() => hung.ended_at !== null, { timeoutMs: 2 * ttl, message: 'the owner aborts its call while the store is silent' });
+      } finally {
+        process.kill(moto.pid, 'SIGCONT');
+      }
+      expect(hung.outcome).toBe('hang');
+      expect(hung.ended_at!).toBeLessThan(stoppedAt + ttl);
+
+      // Nobody took it meanwhile: the same process resumes it once the store answers again.
+      const outcome = await handle.done;
+      expect(outcome.status).toBe('COMPLETED');
+      expect(logs.filter((l) => l.request_id === id && l.event === 'lease_expired')).toHaveLength(1);
+      expect(logs.filter((l) => l.event === 'lease_lost')).toEqual([]);
+      expect(finalWrites(id)).toBe(1);
+    } finally {
+      await app.close();
+      await gateway.close();
+    }
   });
 });

@@ -75,6 +75,8 @@ export class Orchestrator {
   readonly events = new EventEmitter<OrchestratorEvents>();
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
+  /** What a caller joining a local execution awaits: its outcome, or the winner's if it is taken over. */
+  private readonly outcomes = new WeakMap<Execution, Promise<ExecutionOutcome>>();
   private readonly starting = new Map<string, Promise<Handle>>();
   private capabilities: StoreCapabilities | null = null;
   private readonly leaseTtlMs: number;
@@ -180,7 +182,7 @@ export class Orchestrator {
    */
   private async once(requestId: string, start: () => Promise<Handle>): Promise<Handle> {
     const joined = this.executions.get(requestId);
-    if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
+    if (joined) return { request_id: requestId, local: true, done: this.outcomes.get(joined) ?? joined.done, execution: joined };
     const starting = this.starting.get(requestId);
     if (starting) return starting;
     const promise = start();
@@ -430,6 +432,7 @@ export class Orchestrator {
       },
     );
     done.catch(() => undefined);
+    this.outcomes.set(execution, done);
     return { request_id: requestId, local: true, done, execution };
   }
 
@@ -439,6 +442,11 @@ export class Orchestrator {
       (state) => state?.envelope.lease?.owner ?? null,
       () => null,
     );
+    if (phase === 'renewal' && (winner === null || winner === this.owner)) {
+      // Stopped because the lease could not be renewed in time, and nobody has taken it since.
+      this.options.logger?.warn({ request_id: requestId, event: 'lease_expired', owner: this.owner });
+      return;
+    }
     this.options.logger?.info({ request_id: requestId, event: 'lease_lost', phase, owner: this.owner, winner });
     this.events.emit('lease_lost', requestId, phase, winner);
   }

@@ -46,6 +46,8 @@ export function motoSkipReason(): string | null {
 let skipPrinted = false;
 
 export interface RunningMoto {
+  /** The server's process id (to pause it with SIGSTOP, as a store that stops answering). */
+  pid: number;
   endpoint: string;
   bucket: string;
   accessKeyId: string;
@@ -126,6 +128,7 @@ export async function startMoto(): Promise<RunningMoto> {
       throw new Error(`${BINARY} did not start on ${endpoint}: ${output.slice(-1000)}`);
     }
     const moto: RunningMoto = {
+      pid: child.pid!,
       endpoint,
       bucket,
       accessKeyId: 'moto',
