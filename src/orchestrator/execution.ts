@@ -32,6 +32,11 @@ export interface ExecutionOptions {
   leaseTtlMs: number;
   /** The clock lease times are read from (Date.now, unless a skew is simulated). */
   now?: () => number;
+  /**
+   * Stop before an unrenewed lease runs out. Only where the store enforces conditional writes:
+   * elsewhere another process could not be kept out anyway, and stopping would only repeat calls.
+   */
+  fenced?: boolean;
   logger?: Logger;
   /** Live inspection (`@statelyai/inspect`), when switched on. */
   inspect?: Observer<InspectionEvent>;
@@ -93,7 +98,7 @@ export class Execution {
    * Rejects with LEASE_HELD when another owner holds it.
    */
   async start(): Promise<void> {
-    this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
+    if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
     // A write refused from here on means another owner took the request over (or the store is
     // gone): stop every call now, before the next step would start one more.
