@@ -7,6 +7,7 @@ import { parseStateFile, type StateEnvelope } from '../src/persistence/state-fil
 import { requestKeys } from '../src/persistence/store.ts';
 import { runFave, type ChildRun } from './support/child.ts';
 import { motoSkipReason, motoStoreOn, startMoto, type RunningMoto } from './support/moto.ts';
+import { startS3rver } from './support/s3rver.ts';
 import { startTestGateway, type CallRecord, type TestGateway, type TestGatewayOptions } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
 
@@ -110,6 +111,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
       const ready = await until(() => exited || logs.find((l) => l.event === 'store_ready'), { timeoutMs: 30_000, message: `replica ${name} has its store` });
       if (listening === true || ready === true) throw new Error(`replica ${name} exited: ${(await run.exit).stderr.slice(-2000)}`);
       expect(ready.conditional_writes).toBe(true);
+      expect(logs.filter((l) => l.event === 'store_without_conditional_writes')).toEqual([]);
       const replica = { name, run, url: String(listening.url), owner: String(ready.owner), gateway, logs, stop };
       replicas.push(replica);
       return replica;
@@ -338,6 +340,33 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     } finally {
       await app.close();
       await gateway.close();
+    }
+  });
+});
+
+describe('a store that ignores conditional writes', () => {
+  it('is detected at start, with a warning that one owner per request then holds within the process only', async () => {
+    const s3 = await startS3rver();
+    const logs: LogLine[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+    const env = {
+      FAVE_STORE: 's3',
+      ARTIFACT_ENDPOINT: s3.endpoint,
+      ARTIFACT_BUCKET: s3.bucket,
+      ARTIFACT_ACCESS_KEY: s3.accessKeyId,
+      ARTIFACT_SECRET_KEY: s3.secretAccessKey,
+      OPENFAAS_SECRETS_DIR: '/nonexistent',
+    };
+    const app = await createApp({ env, logger });
+    try {
+      expect(await app.orchestrator.init()).toEqual({ conditionalWrites: false });
+      expect(logs.find((l) => l.event === 'store_ready')).toMatchObject({ conditional_writes: false, owner: app.orchestrator.owner });
+      const warning = logs.find((l) => l.event === 'store_without_conditional_writes');
+      expect(warning).toMatchObject({ level: 40 });
+      expect(String(warning!.message)).toContain('within this process only');
+    } finally {
+      await app.close();
+      await s3.stop();
     }
   });
 });
