@@ -378,7 +378,7 @@ export class Orchestrator {
     return this.launch(envelope, etag, false);
   }
 
-  /** `ifLost`: when another owner claims it first, wait for its answer, or leave it to that owner. */
+  /** `ifLost`: when another owner claims it first or takes it over, wait for its answer, or leave it to that owner. */
   private async launch(envelope: StateEnvelope, etag: string, redrive: boolean, ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = envelope.request_id;
     const execution = new Execution({
@@ -427,9 +427,11 @@ export class Orchestrator {
         return outcome;
       },
       async (err: unknown) => {
-        // Taken over while running here: the calls have stopped; whoever waits gets the winner's answer.
+        // Taken over while running here: the calls have stopped; whoever waits gets the winner's
+        // answer (an orphan this process had picked up is left to its new owner).
         if (toFaveError(err).code !== 'LEASE_HELD') throw err;
         await this.lostRace(requestId, 'renewal');
+        if (ifLost === 'leave') throw err;
         return this.watch(requestId);
       },
     );
