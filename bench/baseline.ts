@@ -112,7 +112,7 @@ export async function runBaseline(options: BaselineOptions): Promise<BaselineRes
     };
     await enter(entry);
     invocations++;
-    const payload = buildStageRequest(requestId, functionName, { stage, input_uri: inputUri, fanout }, profile);
+    const payload = buildStageRequest(requestId, functionName, { stage, input_uri: inputUri, fanout: fanout ?? {} }, profile);
     const response = await request(`${options.gatewayUrl}/function/${encodeURIComponent(functionName)}`, {
       method: 'POST',
       body: JSON.stringify(payload),

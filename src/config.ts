@@ -30,6 +30,11 @@ export const RetryPolicySchema = z.strictObject({
   max_attempts: z.number().int().min(1).max(50),
   base_delay_ms: z.number().int().min(0),
   max_delay_ms: z.number().int().min(0),
+  /**
+   * Stop retrying a call whose last two attempts failed with the same HTTP status and the same
+   * body: a stage answers every exception with HTTP 500 and its text, so a repeat is deterministic.
+   */
+  stop_on_repeated_error: z.boolean(),
 });
 export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
 
@@ -54,10 +59,15 @@ type PartialProfile = z.infer<typeof PartialProfileSchema>;
 const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
   default: {},
   // Scaling from zero answers 502/503 for a while: give it more attempts and longer backoff.
-  cold: { replicas: { min: 0, max: 5 }, retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000 } },
+  // It keeps its whole budget even for a repeated answer: a function starting up may fail alike.
+  cold: { replicas: { min: 0, max: 5 }, retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false } },
   warm: { replicas: { min: 1, max: 5 } },
   'burst-ready': { replicas: { min: 3, max: 10 } },
 };
+
+/** How the HTTP surfaces answer a request: this orchestrator's own answer, or the Python one's envelope. */
+export const RESPONSE_FORMATS = ['fave', 'fave-v1'] as const;
+export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
 
 const envBoolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'TRUE', 'FALSE', 'True', 'False'])
@@ -83,6 +93,7 @@ const EnvSchema = z.object({
   RETRY_MAX_ATTEMPTS: envInt(1, 50).default(4),
   RETRY_BASE_DELAY_MS: envInt(0, 600_000).default(200),
   RETRY_MAX_DELAY_MS: envInt(0, 3_600_000).default(10_000),
+  RETRY_STOP_ON_REPEATED_ERROR: envBoolean.default(true),
   TOLERATED_FAILURE_PCT: z.coerce.number().min(0).max(100).default(0),
   ENABLE_OBJECT_DETECTOR: envBoolean.default(true),
   PERSIST_INTERVAL_MS: envInt(0, 3_600_000).default(1000),
@@ -95,6 +106,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
+  RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -120,6 +132,8 @@ export interface Config {
   allowPrivateSources: boolean;
   /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
   resumeOnStart: boolean;
+  /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
+  responseFormat: ResponseFormat;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -154,7 +168,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stage_timeout_s: e.STAGE_TIMEOUT_SECONDS,
     stage_timeouts_s: {},
     request_deadline_s: e.REQUEST_DEADLINE_SECONDS,
-    retry: { max_attempts: e.RETRY_MAX_ATTEMPTS, base_delay_ms: e.RETRY_BASE_DELAY_MS, max_delay_ms: e.RETRY_MAX_DELAY_MS },
+    retry: {
+      max_attempts: e.RETRY_MAX_ATTEMPTS,
+      base_delay_ms: e.RETRY_BASE_DELAY_MS,
+      max_delay_ms: e.RETRY_MAX_DELAY_MS,
+      stop_on_repeated_error: e.RETRY_STOP_ON_REPEATED_ERROR,
+    },
     max_concurrency: e.MAX_CONCURRENT_INVOCATIONS,
     tolerated_failure_pct: e.TOLERATED_FAILURE_PCT,
     replicas: { min: 0, max: 5 },
@@ -212,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
+    responseFormat: e.RESPONSE_FORMAT,
   };
 }
 

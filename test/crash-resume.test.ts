@@ -6,6 +6,8 @@ import { FinalResultSchema, type FinalResult } from '../src/contracts/result.ts'
 import { s3StoreOn, startS3rver, type RunningS3rver } from './support/s3rver.ts';
 import { startTestGateway, type TestGateway, type CallRecord } from './support/test-gateway.ts';
 import { runFave } from './support/child.ts';
+import { until } from './support/until.ts';
+import { flattenInvocations } from '../src/ui/timeline.ts';
 
 /**
  * Real child processes running `fave run`, SIGKILLed at many moments, resumed with `fave resume`
@@ -202,5 +204,47 @@ describe('crash and resume with real processes and SIGKILL', () => {
     const final = await readState(id);
     expect(final!.status).toBe('COMPLETED');
     expect(final!.lease).toBeNull();
+    // Every attempt sent was recorded before it was sent, so none goes uncounted. One killed
+    // after its record was stored and before it left may be counted without the gateway seeing
+    // it: at most one per call slot.
+    expect(result.metrics.invocations).toBeGreaterThanOrEqual(calls.length);
+    expect(result.metrics.invocations).toBeLessThanOrEqual(calls.length + Number(env.MAX_CONCURRENT_INVOCATIONS));
+  });
+
+  it('killed with calls in flight during FANOUT, the resumed answer counts every invocation the gateway served, the interrupted ones marked', async () => {
+    const id = 'crash-in-flight';
+    // Four clips' ffmpeg-2 calls hang, so every call slot holds a call the gateway is serving.
+    for (const clip of [3, 4, 5, 6]) gateway.addFault({ stage: 'ffmpeg2', clip, requestId: id, kind: 'hang', times: 1 });
+    const run = runFave(['run', VIDEO, '--request-id', id, '--query', 'cars', '--json'], env);
+    let exited = false;
+    void run.exit.then(() => (exited = true));
+    const hanging = () => gateway.calls.filter((c) => c.request_id === id && c.fault === 'hang' && c.ended_at === null).length;
+    await until(() => exited || hanging() === 4, { timeoutMs: 30_000, message: 'four hanging ffmpeg-2 calls' });
+    expect(exited).toBe(false);
+    run.child.kill('SIGKILL');
+    expect((await run.exit).signal).toBe('SIGKILL');
+    await until(() => hanging() === 0, { message: 'the hanging calls to end with the connection' });
+
+    const out = await runFave(['resume', id, '--json'], env).exit;
+    expect(out.code, out.stderr).toBe(0);
+    const result = FinalResultSchema.parse(JSON.parse(out.stdout));
+    expect(comparable(result)).toEqual(reference);
+    const served = gateway.calls.filter((c) => c.request_id === id);
+    expect(served.length).toBeGreaterThan(TOTAL_CALLS);
+    expect(result.metrics.invocations).toBe(served.length);
+    expect((await readFinal(id)).metrics.invocations).toBe(served.length);
+
+    const state = (await readState(id))!;
+    const records = state.snapshot.context.clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)]).concat(state.snapshot.context.records);
+    const interrupted = records.filter((r) => r.outcome === 'interrupted');
+    // The hanging calls, and any other sent before the kill whose answer was not in state.json.
+    expect(interrupted.length).toBe(served.length - TOTAL_CALLS);
+    for (const clip of [3, 4, 5, 6]) {
+      expect(interrupted.filter((r) => r.stage === 'stage-ffmpeg-2' && r.clip_index === clip)).toHaveLength(1);
+    }
+    expect(state.progress.invocations).toBe(served.length);
+    const timeline = flattenInvocations(state.snapshot.context);
+    expect(timeline).toHaveLength(served.length);
+    expect(timeline.filter((inv) => inv.outcome === 'interrupted')).toHaveLength(interrupted.length);
   });
 });

@@ -33,12 +33,12 @@ function makeStages(options: Omit<Parameters<typeof createLocalStages>[0], 'stor
   return createLocalStages({ speechCommand: null, detectorModel: null, ...options, store: options.store ?? store, workRoot: join(dir, 'work') });
 }
 
-function request(stage: string, requestId: string, inputUri: string, fanout: Fanout | null = null): StageRequest {
+function request(stage: string, requestId: string, inputUri: string, fanout: Fanout = {}): StageRequest {
   return { request_id: requestId, stage, input_uri: inputUri, output_hint: null, config: { profile: 'default' }, fanout };
 }
 
 /** Calls a stage and checks its answer against the wire contract every time. */
-async function call(stage: string, requestId: string, inputUri: string, fanout: Fanout | null = null, on: LocalStages = stages): Promise<LocalStageResponse> {
+async function call(stage: string, requestId: string, inputUri: string, fanout: Fanout = {}, on: LocalStages = stages): Promise<LocalStageResponse> {
   const response = await on[stage]!(request(stage, requestId, inputUri, fanout), AbortSignal.timeout(60_000));
   expect(StageResponseSchema.safeParse(response).success).toBe(true);
   expect(response.metrics).toMatchObject({ memory_limit_mb: null, cold_start: false, cost_unit: null, extra: {} });

@@ -24,7 +24,7 @@ const settings = (tolerated: number, detector = true): Settings => ({
   profile: 'default',
   stage_names: DEFAULT_STAGE_NAMES,
   timeouts_ms: { ffmpeg0: 1000, librosa: 1000, ffmpeg1: 1000, ffmpeg2: 1000, deepspeech: 1000, ffmpeg3: 1000, detector: 1000 },
-  retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 },
+  retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2, stop_on_repeated_error: true },
   max_concurrency: 1,
   tolerated_failure_pct: tolerated,
   detector_enabled: detector,

@@ -19,7 +19,7 @@ function context(clips: ClipState[], over: Partial<PipelineContext> = {}): Pipel
     settings: {
       bucket: 'b', profile: 'default', stage_names: DEFAULT_STAGE_NAMES,
       timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
-      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0 }, max_concurrency: 4, tolerated_failure_pct: 0,
+      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true }, max_concurrency: 4, tolerated_failure_pct: 0,
       detector_enabled: true, min_confidence: 0.5, deadline_at: 1000,
     },
     allow_local_path: false, allow_private_network: false, started_at: 0, finished_at: null, input_uri: null, steps: {},

@@ -54,6 +54,9 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
   afterEach(async () => {
     await Promise.all(replicas.map((r) => r.stop()));
     replicas = [];
+    // No request of one test may be an orphan for the next one's replicas to sweep up.
+    const states = (await store.list(moto.bucket, 'requests/')).filter((key) => key.endsWith('/metadata/state.json'));
+    await Promise.all(states.map((key) => store.delete({ bucket: moto.bucket, key })));
   });
 
   afterAll(async () => {
@@ -202,12 +205,14 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     const ids = Array.from({ length: 30 }, (_, i) => `replica-${String(i).padStart(2, '0')}`);
     await Promise.all(ids.map((id) => submitAsync(a!, id)));
 
-    // Mid-fan-out: every request has had a per-clip call.
-    await until(() => ids.every((id) => a!.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2')), {
+    // Mid-fan-out: every request has had a per-clip call. (On a store slower than the lease,
+    // A gives up some requests before the kill and B or C take them: that is allowed too.)
+    const inFanOut = (id: string) => [a!, b!, c!].some((r) => r.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2'));
+    await until(() => ids.every(inFanOut), {
       timeoutMs: 30_000,
       message: () =>
         `every request is in its fan-out on A; calls A/B/C ${[a!, b!, c!].map((r) => r.gateway.calls.length).join('/')}; ` +
-        `not yet: ${ids.filter((id) => !a!.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2')).join(',')}; ` +
+        `not yet: ${ids.filter((id) => !inFanOut(id)).join(',')}; ` +
         `A: ${eventsOf(a!).slice(0, 3000)}; B: ${eventsOf(b!).slice(0, 1500)}`,
     });
     a!.run.child.kill('SIGKILL');
@@ -216,7 +221,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     const orphans = (await Promise.all(ids.map(readState))).flatMap((s, i) => (s?.status === 'RUNNING' ? [ids[i]!] : []));
     expect(orphans.length).toBeGreaterThanOrEqual(20);
 
-    await until(() => completed(ids), { timeoutMs: 45_000, message: 'every request is COMPLETED', intervalMs: 250 });
+    await until(() => completed(ids), { timeoutMs: 45_000, message: 'every request is COMPLETED', everyMs: 250 });
 
     const doneAt = Date.now();
     const calls = callsOf(a!, b!, c!);
@@ -234,7 +239,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
       if (call.replica === 'A' || call.request_id === null) continue;
       takers.set(call.request_id, (takers.get(call.request_id) ?? new Set()).add(call.replica));
     }
-    expect([...takers.keys()].sort()).toEqual(orphans);
+    expect([...takers.keys()].filter((id) => orphans.includes(id)).sort()).toEqual(orphans);
     expect(new Set([...takers.values()].flatMap((owners) => [...owners]))).toEqual(new Set(['B', 'C']));
 
     // Every request completed once: one final.json, written once, and a released lease.
@@ -260,7 +265,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
       expect(owners.has(String(line.winner)), JSON.stringify(line)).toBe(true);
       expect(line.winner).not.toBe(line.owner);
     }
-  });
+  }, 150_000);
 
   it('a replica whose clock runs ahead takes over a live request: the owner loses its renewal and makes no further call or write', async () => {
     // Renewed every 3 s; without a renewal, an owner would stop on its own only after about 8 s.
@@ -284,7 +289,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     const writesAtLoss = await metric(a, 'fave_state_writes_total');
     expect(lost).toMatchObject({ phase: 'renewal', owner: a.owner, winner: b.owner });
 
-    await until(() => completed([id]), { timeoutMs: 30_000, message: 'the request is COMPLETED', intervalMs: 100 });
+    await until(() => completed([id]), { timeoutMs: 30_000, message: 'the request is COMPLETED', everyMs: 100 });
     const state = (await readState(id))!;
     expect(state.lease).toBeNull();
     expect(finalWrites(id)).toBe(1);

@@ -52,7 +52,7 @@ async function post(gw: TestGateway, name: string, body: string | object) {
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
-async function callStage(gw: TestGateway, key: keyof TestGateway['script']['stageNames'], requestId: string, inputUri: string, fanout: Fanout | null = null) {
+async function callStage(gw: TestGateway, key: keyof TestGateway['script']['stageNames'], requestId: string, inputUri: string, fanout: Fanout | Record<string, never> = {}) {
   const stage = gw.script.stageNames[key];
   const res = await post(gw, stage, { request_id: requestId, stage, input_uri: inputUri, output_hint: null, config: { profile: 'default' }, fanout });
   expect(res.status).toBe(200);

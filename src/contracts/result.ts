@@ -70,6 +70,8 @@ export const MetricsSummarySchema = z.object({
   cold_starts: z.number().int(),
   cost_units: z.number(),
   stages: z.record(z.string(), StageSummarySchema),
+  /** In an answer: the clips that got no frame from ffmpeg-3 (too short for its sampling rate). */
+  clips_without_frames: z.number().int().optional(),
 });
 export type MetricsSummary = z.infer<typeof MetricsSummarySchema>;
 

@@ -2,20 +2,33 @@ import { z } from 'zod';
 
 /** The wire contract with the FAVE stage functions (DESIGN §3). Unknown fields pass through. */
 
-export const FanoutSchema = z.looseObject({
-  clip_index: z.number().int().nonnegative(),
+/**
+ * Where a call sits in the fan-out: `{}` for the linear stages (ffmpeg-0, librosa, ffmpeg-1),
+ * `{clip_index}` per clip, `{clip_index, frame_index, frame_uri}` per frame. Never null: the
+ * stages validate it as a dictionary and refuse anything else.
+ */
+export const FanoutSchema = z.strictObject({
+  clip_index: z.number().int().nonnegative().optional(),
   frame_index: z.number().int().nonnegative().optional(),
   frame_uri: z.string().optional(),
 });
 export type Fanout = z.infer<typeof FanoutSchema>;
 
-export const StageRequestSchema = z.looseObject({
+/** The fan-out block of the linear stages. */
+export const LINEAR_FANOUT: Fanout = Object.freeze({});
+
+/**
+ * A stage request exactly as the stages' `StagePayload` validates it: every field present and of
+ * its type (`output_hint` a string or null, `config` and `fanout` objects), and nothing else, so
+ * a request this orchestrator builds is one every stage accepts.
+ */
+export const StageRequestSchema = z.strictObject({
   request_id: z.string(),
   stage: z.string(),
   input_uri: z.string(),
-  output_hint: z.string().nullable().default(null),
-  config: z.record(z.string(), z.unknown()).default({}),
-  fanout: FanoutSchema.nullable().default(null),
+  output_hint: z.string().nullable(),
+  config: z.record(z.string(), z.unknown()),
+  fanout: FanoutSchema,
 });
 export type StageRequest = z.infer<typeof StageRequestSchema>;
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
@@ -8,9 +9,12 @@ import { importInput, inputExtension } from '../persistence/input-import.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
+import type { StageOutput } from '../contracts/stage.ts';
 import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
+import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
 
@@ -22,6 +26,8 @@ export interface PipelineDeps {
   logger?: Logger;
   /** Told about every attempt of every stage call, as it ends (metrics, live views). */
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
+  /** Where each attempt is recorded durably before it is sent, so a resume can count it. */
+  dispatches?: DispatchLog;
 }
 
 export interface AttemptOutput {
@@ -69,8 +75,8 @@ export function createActors(deps: PipelineDeps) {
       return {
         task_id: input.task_id,
         stage: input.task.stage,
-        clip_index: input.task.fanout?.clip_index ?? null,
-        frame_index: input.task.fanout?.frame_index ?? null,
+        clip_index: input.task.fanout.clip_index ?? null,
+        frame_index: input.task.fanout.frame_index ?? null,
         ...(await callWithRetries(deps, input, signal, prior, onRetry)),
       };
     }),
@@ -137,8 +143,8 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
   const where = {
     stage: call.function_name,
-    ...(call.task.fanout ? { clip_index: call.task.fanout.clip_index } : {}),
-    ...(call.task.fanout?.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
+    ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
+    ...(call.task.fanout.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
   };
   const report = (record: InvocationRecord) => {
     deps.onInvocation?.(call.request_id, record);
@@ -154,11 +160,12 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
       {
         functionName: call.function_name,
         request,
-        clipIndex: call.task.fanout?.clip_index ?? null,
-        frameIndex: call.task.fanout?.frame_index ?? null,
+        clipIndex: call.task.fanout.clip_index ?? null,
+        frameIndex: call.task.fanout.frame_index ?? null,
         attempt,
         timeoutMs: call.timeout_ms,
         deadlineAt: call.deadline_at,
+        ...(deps.dispatches ? { dispatch: dispatchOf(deps.dispatches, call, attempt) } : {}),
       },
       signal,
     );
@@ -169,8 +176,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const { response, record } = attempted;
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    report(record);
-    return { facts, record };
+    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
+    report(kept);
+    return { facts, record: kept };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
@@ -179,6 +187,37 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
     report(failure.record);
     throw failure;
   }
+}
+
+/**
+ * An output as kept in its invocation record (state.json): type, uri and the short scalar
+ * metadata. Lists and long texts (inline detections, transcripts) are left out: what the answer
+ * needs of them is in the context already, and kept once per frame they would double its size.
+ */
+function slimOutput(output: StageOutput): StageOutput {
+  const metadata: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(output.metadata)) {
+    if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) metadata[key] = value;
+  }
+  return { type: output.type, uri: output.uri, metadata };
+}
+
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+  // 72 random bits: unique among a request's attempts, and short, as every record carries it.
+  const id = randomBytes(9).toString('base64url');
+  return {
+    id,
+    record: () =>
+      log.record(call.request_id, {
+        id,
+        task_id: call.task_id,
+        stage: call.function_name,
+        clip_index: call.task.fanout.clip_index ?? null,
+        frame_index: call.task.fanout.frame_index ?? null,
+        attempt,
+        at: Date.now(),
+      }),
+  };
 }
 
 /**
@@ -202,6 +241,10 @@ export async function callWithRetries(
     } catch (err) {
       const { error, record } = failureOf(err);
       if (record) records.push(record);
+      // A call restored from a state file older than the setting has none in its input: on.
+      if (error.transient && call.retry.stop_on_repeated_error !== false && isRepeatedFailure(records)) {
+        return { facts: null, error: repeatedFailureError(error, attempt), records };
+      }
       if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
       if (record) onRetry?.(record);
       const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);

@@ -1,5 +1,6 @@
 import { assign, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
+import { LINEAR_FANOUT } from '../contracts/stage.ts';
 import { faveError, type FaveError } from '../errors.ts';
 import { createActors, framesToDetect, type PipelineDeps, type RetryEvent, type RunnerEvent } from './actors.ts';
 import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
@@ -20,7 +21,7 @@ function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): 
     request_id: context.request_id,
     profile: settings.profile,
     function_name: settings.stage_names[stage],
-    task: { stage, input_uri: inputUri, fanout: null },
+    task: { stage, input_uri: inputUri, fanout: LINEAR_FANOUT },
     timeout_ms: settings.timeouts_ms[stage],
     retry: settings.retry,
     deadline_at: settings.deadline_at,

@@ -2,6 +2,7 @@ import { faveError, describeLocation, type FaveError } from '../errors.ts';
 import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
+import type { DispatchMarker } from '../persistence/dispatch-journal.ts';
 import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
 import { clipTaskId, emptyProgress, frameTaskId } from './context.ts';
 
@@ -160,6 +161,75 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
     frames_pending: Math.max(0, context.frames_pending - settled),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
+  };
+}
+
+/**
+ * Records, as `interrupted`, every dispatched attempt the context has no record of: sent before
+ * the process stopped, its answer never recorded. Each goes with the unit it belongs to (the
+ * request, the clip, the frame), so it counts as an invocation and shows on the timeline; it
+ * does not count against the call's retry budget. Attempts already recorded are left alone, so
+ * reading the same dispatches again changes nothing.
+ */
+export function recordInterrupted(context: PipelineContext, markers: readonly DispatchMarker[], lastSeenAt: number): { context: PipelineContext; interrupted: number } {
+  const known = new Set<string>();
+  const collect = (records: readonly InvocationRecord[]) => {
+    for (const r of records) if (r.dispatch_id !== undefined) known.add(r.dispatch_id);
+  };
+  collect(context.records);
+  for (const failed of Object.values(context.retrying)) collect(failed);
+  for (const clip of context.clips) {
+    collect(clip.records);
+    for (const frame of clip.frames) collect(frame.records);
+  }
+  const missing = markers.filter((m) => !known.has(m.id)).sort((a, b) => a.at - b.at);
+  if (missing.length === 0) return { context, interrupted: 0 };
+  let records = context.records;
+  const clips = context.clips.slice();
+  for (const marker of missing) {
+    known.add(marker.id);
+    const record = interruptedRecord(marker, lastSeenAt);
+    const position = marker.clip_index === null ? -1 : clipPosition(clips, marker.clip_index);
+    const clip = clips[position];
+    if (!clip) {
+      records = [...records, record];
+      continue;
+    }
+    const frameAt = marker.frame_index === null ? -1 : clip.frames.findIndex((f) => f.index === marker.frame_index);
+    const frame = clip.frames[frameAt];
+    if (frame) {
+      const frames = clip.frames.slice();
+      frames[frameAt] = { ...frame, records: [...frame.records, record] };
+      clips[position] = { ...clip, frames };
+    } else {
+      clips[position] = { ...clip, records: [...clip.records, record] };
+    }
+  }
+  return { context: { ...context, records, clips }, interrupted: missing.length };
+}
+
+/** Its end is unknown: the last moment the request's state was written, if after the send. */
+function interruptedRecord(marker: DispatchMarker, lastSeenAt: number): InvocationRecord {
+  const ended = Math.max(marker.at, lastSeenAt);
+  return {
+    stage: marker.stage,
+    clip_index: marker.clip_index,
+    frame_index: marker.frame_index,
+    attempt: marker.attempt,
+    queued_at: marker.at,
+    started_at: marker.at,
+    ended_at: ended,
+    latency_ms: ended - marker.at,
+    reported_duration_ms: null,
+    gateway_duration_ms: null,
+    call_id: null,
+    cold_start: null,
+    memory_limit_mb: null,
+    cost_unit: null,
+    http_status: null,
+    outcome: 'interrupted',
+    error: null,
+    dispatch_id: marker.id,
   };
 }
 

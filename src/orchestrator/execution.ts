@@ -14,6 +14,8 @@ export interface ExecutionOutcome {
   request_id: string;
   status: 'COMPLETED' | 'FAILED';
   result: FinalResult;
+  /** What the request learned, its invocation records included (answer formats are built from it). */
+  context: PipelineContext;
 }
 
 export interface ProgressView {
@@ -37,6 +39,8 @@ export interface ExecutionOptions {
    * elsewhere another process could not be kept out anyway, and stopping would only repeat calls.
    */
   fenced?: boolean;
+  /** The ETag of the request's state.json as stored now (null: gone), for the fence's last look. */
+  storedEtag?: () => Promise<string | null>;
   logger?: Logger;
   /** Live inspection (`@statelyai/inspect`), when switched on. */
   inspect?: Observer<InspectionEvent>;
@@ -238,7 +242,7 @@ export class Execution {
       this.options.writer.close();
     }
     this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
-    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()) });
+    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context });
     this.actor.stop();
   }
 
@@ -261,22 +265,55 @@ export class Execution {
   }
 
   /**
-   * Stops working on the request shortly before the newest stored lease runs out, unless a later
-   * write renews it first: once it has run out another replica may take the request over, and
-   * this process must not be calling stages for it then (a renewal held up by a slow store, or a
-   * paused process, would otherwise overlap with the new owner).
+   * Shortly before the newest stored lease runs out without a later write having renewed it
+   * (a slow or unreachable store, a stalled process), looks once more: once it has run out
+   * another replica may take the request over, and this process must not be calling stages for
+   * it then. If state.json is still our last write, the lease is renewed at once; if it changed,
+   * or the store does not answer within the margin, every call stops now.
    */
   private armFence(expiresAt: number | null): void {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
     if (expiresAt === null || this.finished) return;
-    const margin = Math.min(1000, Math.floor(this.options.leaseTtlMs / 10));
     const now = this.options.now?.() ?? Date.now();
+    this.setFence(Math.max(0, expiresAt - this.fenceMarginMs() - now), () => void this.lastLook());
+  }
+
+  private fenceMarginMs(): number {
+    // A third of the lease: the look comes only when a renewal due by then has not landed.
+    return Math.min(1000, Math.floor(this.options.leaseTtlMs / 3));
+  }
+
+  private setFence(delayMs: number, action: () => void): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = setTimeout(() => {
       this.fenceTimer = null;
-      void this.fail(faveError('LEASE_HELD', `the lease on ${this.requestId} ran out before it could be renewed; this process stops working on it`));
-    }, Math.max(0, expiresAt - margin - now));
+      action();
+    }, delayMs);
     this.fenceTimer.unref();
+  }
+
+  /** At most half the margin to look, half to renew: either way calls stop before the lease runs out. */
+  private async lastLook(): Promise<void> {
+    if (this.finished) return;
+    const margin = Math.floor(this.fenceMarginMs() / 2);
+    const expired = () => void this.fail(faveError('LEASE_HELD', `the lease on ${this.requestId} ran out before it could be renewed; this process stops working on it`));
+    const before = this.options.writer.stored;
+    // A write on its way renews the lease when it lands (and re-arms the fence); else, stop.
+    if (before.writing) return this.setFence(margin, expired);
+    let timer: NodeJS.Timeout | undefined;
+    const etag = await Promise.race([
+      (this.options.storedEtag?.() ?? Promise.resolve(undefined)).catch(() => undefined),
+      new Promise<undefined>((resolve) => (timer = setTimeout(resolve, margin, undefined))),
+    ]);
+    clearTimeout(timer);
+    if (this.finished) return;
+    const after = this.options.writer.stored;
+    if (after.etag !== before.etag) return; // our own write landed meanwhile, and re-armed the fence
+    if (after.writing) return this.setFence(margin, expired);
+    if (etag === undefined || etag !== before.etag) return expired();
+    this.persist(true);
+    this.setFence(margin, expired);
   }
 }
 

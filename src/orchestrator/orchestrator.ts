@@ -15,6 +15,8 @@ import type { StageTransport } from '../services/transport.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
+import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
+import { recordInterrupted } from '../machine/plan.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../machine/context.ts';
 import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
@@ -88,6 +90,7 @@ export class Orchestrator {
   private nextForeignExpiry: number | null = null;
   /** Expiry of other owners' leases seen by sweeps: such a request is not read again before then. */
   private readonly foreignLeases = new Map<string, number>();
+  private readonly journals = new Map<string, DispatchJournal>();
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -101,6 +104,7 @@ export class Orchestrator {
       store: options.store,
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+      dispatches: { record: (requestId, marker) => this.journalFor(requestId).record(marker) },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -356,6 +360,7 @@ export class Orchestrator {
       leaseTtlMs: this.leaseTtlMs,
       now: this.now,
       fenced: this.capabilities?.conditionalWrites ?? false,
+      storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
@@ -381,14 +386,16 @@ export class Orchestrator {
   /** `ifLost`: when another owner claims it first or takes it over, wait for its answer, or leave it to that owner. */
   private async launch(envelope: StateEnvelope, etag: string, redrive: boolean, ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = envelope.request_id;
+    const snapshot = await this.withInterrupted(envelope);
     const execution = new Execution({
       machine: this.machine,
-      start: { snapshot: envelope.snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
+      start: { snapshot: snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
       writer: this.writer(requestId, etag),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
       now: this.now,
       fenced: this.capabilities?.conditionalWrites ?? false,
+      storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
@@ -419,11 +426,14 @@ export class Orchestrator {
     execution.done
       .finally(() => {
         if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+        this.journals.delete(requestId);
       })
       .catch(() => undefined);
     const done = execution.done.then(
       (outcome) => {
         this.events.emit('finished', requestId, outcome.status);
+        // Every attempt in the journal has its record in the final state.json now.
+        if (outcome.status === 'COMPLETED') void clearDispatches(this.options.store, this.options.config.bucket, requestId).catch(() => undefined);
         return outcome;
       },
       async (err: unknown) => {
@@ -440,6 +450,11 @@ export class Orchestrator {
     return { request_id: requestId, local: true, done, execution };
   }
 
+  private async storedEtag(requestId: string): Promise<string | null> {
+    const info = await this.options.store.head({ bucket: this.options.config.bucket, key: requestKeys.state(requestId) });
+    return info?.etag ?? null;
+  }
+
   /** Says who won (the owner in the lease now stored) and counts it; never fails. */
   private async lostRace(requestId: string, phase: LostRacePhase): Promise<void> {
     const winner = await this.readState(requestId).then(
@@ -453,6 +468,33 @@ export class Orchestrator {
     }
     this.options.logger?.info({ request_id: requestId, event: 'lease_lost', phase, owner: this.owner, winner });
     this.events.emit('lease_lost', requestId, phase, winner);
+  }
+
+  /** The dispatch journal of a request this process drives, made at its first stage call. */
+  private journalFor(requestId: string): DispatchJournal {
+    let journal = this.journals.get(requestId);
+    if (!journal) {
+      journal = new DispatchJournal(this.options.store, this.options.config.bucket, requestId, (bytes) => {
+        this.stateBytesWritten += bytes;
+      });
+      this.journals.set(requestId, journal);
+    }
+    return journal;
+  }
+
+  /**
+   * A request restored from state.json, with an `interrupted` record for every attempt its
+   * dispatch journal holds that state.json has no record of: those were sent, and their answer
+   * was lost with the process that sent them.
+   */
+  private async withInterrupted(envelope: StateEnvelope): Promise<StateEnvelope['snapshot']> {
+    const markers = await readDispatches(this.options.store, this.options.config.bucket, envelope.request_id);
+    if (markers.length === 0) return envelope.snapshot;
+    const context = envelope.snapshot.context as unknown as PipelineContext;
+    const { context: reconciled, interrupted } = recordInterrupted(context, markers, envelope.updated_at);
+    if (interrupted === 0) return envelope.snapshot;
+    this.options.logger?.info({ request_id: envelope.request_id, event: 'interrupted_attempts', count: interrupted });
+    return { ...envelope.snapshot, context: reconciled as unknown as StateEnvelope['snapshot']['context'] };
   }
 
   private writer(requestId: string, etag: string | null): StateWriter {
@@ -490,7 +532,7 @@ export class Orchestrator {
     const stored = await this.readResult(envelope.request_id).catch(() => null);
     const context = envelope.snapshot.context as unknown as PipelineContext;
     const result = stored ?? buildFinalResult(context, status, context.finished_at ?? envelope.updated_at);
-    return { request_id: envelope.request_id, status, result };
+    return { request_id: envelope.request_id, status, result, context };
   }
 }
 

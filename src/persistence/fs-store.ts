@@ -77,7 +77,7 @@ export class FsStore implements Store {
   async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
     const path = this.path(loc);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = await this.writeTemp(path, body);
+    const tmp = await this.writeTemp(path, body, options.sync ?? true);
     try {
       if (options.ifNoneMatch === '*') {
         // link() fails with EEXIST when the target exists: an atomic create-if-absent.
@@ -168,12 +168,12 @@ export class FsStore implements Store {
 
   async close(): Promise<void> {}
 
-  private async writeTemp(path: string, body: Buffer | string): Promise<string> {
+  private async writeTemp(path: string, body: Buffer | string, sync = true): Promise<string> {
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await open(tmp, 'wx');
     try {
       await handle.writeFile(body);
-      await handle.sync();
+      if (sync) await handle.sync();
     } finally {
       await handle.close();
     }

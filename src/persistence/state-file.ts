@@ -66,7 +66,13 @@ export const SettingsSchema = z.looseObject({
   profile: z.string(),
   stage_names: stageRecord(z.string()),
   timeouts_ms: stageRecord(z.number().positive()),
-  retry: z.looseObject({ max_attempts: z.number().int().min(1), base_delay_ms: z.number().min(0), max_delay_ms: z.number().min(0) }),
+  retry: z.looseObject({
+    max_attempts: z.number().int().min(1),
+    base_delay_ms: z.number().min(0),
+    max_delay_ms: z.number().min(0),
+    // Absent from state files written before the setting existed: its default then.
+    stop_on_repeated_error: z.boolean().default(true),
+  }),
   max_concurrency: z.number().int().min(1),
   tolerated_failure_pct: z.number().min(0).max(100),
   detector_enabled: z.boolean(),
@@ -98,11 +104,26 @@ export const ContextSchema = z.looseObject({
   redrives: z.number().int().min(0),
 });
 
+/**
+ * A child's input as restored. State files written before the linear stages were sent `fanout: {}`
+ * hold `fanout: null` in a stage call's input; restored as is, the call would be refused by
+ * every stage, so it is read as `{}`.
+ */
+function upgradeChildInput(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || !('task' in input)) return input;
+  const task = input.task;
+  if (typeof task !== 'object' || task === null || !('fanout' in task) || task.fanout !== null) return input;
+  return { ...input, task: { ...task, fanout: {} } };
+}
+
 export const SnapshotSchema = z.looseObject({
   status: z.enum(['active', 'done', 'error', 'stopped']),
   value: z.union([z.enum(TOP_LEVEL_STATES), z.partialRecord(z.enum(TOP_LEVEL_STATES), z.string())]),
   context: ContextSchema,
-  children: z.record(z.string(), z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string() }) })),
+  children: z.record(
+    z.string(),
+    z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string(), input: z.unknown().transform(upgradeChildInput) }) }),
+  ),
 });
 
 export const RequestStatusSchema = z.enum(['RUNNING', 'COMPLETED', 'FAILED']);

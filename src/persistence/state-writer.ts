@@ -43,6 +43,11 @@ export class StateWriter {
     return this.failure;
   }
 
+  /** The ETag of our last write as stored, and whether another write is on its way now. */
+  get stored(): { etag: string | null; writing: boolean } {
+    return { etag: this.etag, writing: this.writing };
+  }
+
   /**
    * Called once, as soon as writes stop for good (another owner's write got in first, or the
    * store kept failing): whoever drives the request must stop at once, not at its next change.

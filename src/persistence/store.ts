@@ -18,6 +18,11 @@ export interface PutOptions {
   ifMatch?: string;
   /** `'*'`: write only if no object exists yet. */
   ifNoneMatch?: '*';
+  /**
+   * false: the write must survive the process, not a power loss (the filesystem store skips its
+   * fsync). For small records written on a hot path whose loss with the machine costs little.
+   */
+  sync?: boolean;
 }
 
 export interface StoreCapabilities {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Config } from '../config.ts';
+import { RESPONSE_FORMATS, type Config, type ResponseFormat } from '../config.ts';
 import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
 import { FaveFailure, toFaveError, type ErrorCode, type FaveError } from '../errors.ts';
 import type { PipelineContext } from '../machine/context.ts';
@@ -8,6 +8,7 @@ import type { ExecutionOutcome, ProgressView } from '../orchestrator/execution.t
 import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { allRecords } from '../services/aggregate.ts';
 import { summarizeInvocations } from '../services/metrics.ts';
+import { faveV1Answer, faveV1Error } from '../services/fave-v1.ts';
 import { handleUi } from '../ui/routes.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
@@ -73,6 +74,19 @@ function publicError(error: FaveError): Record<string, unknown> {
   return Object.fromEntries(Object.entries({ code, message, stage, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
 }
 
+/**
+ * The answer format of this call: `?format=` when given, else the deployment's RESPONSE_FORMAT.
+ * `fave-v1` is the Python orchestrator's envelope, for FAVE's own client tools.
+ */
+function formatOf(request: HttpRequestLike, fallback: ResponseFormat): ResponseFormat | ApiError {
+  const raw = request.query.format;
+  if (raw === undefined || raw === '') return fallback;
+  const value = raw.trim().toLowerCase();
+  return (RESPONSE_FORMATS as readonly string[]).includes(value)
+    ? (value as ResponseFormat)
+    : apiError(400, 'BAD_REQUEST', `format: must be one of ${RESPONSE_FORMATS.join(', ')}`, 'format');
+}
+
 function flag(request: HttpRequestLike): boolean | ApiError {
   const raw = request.query.async ?? request.headers['x-fave-async'];
   if (raw === undefined || raw === '') return false;
@@ -108,7 +122,7 @@ export function createRouter(deps: RouterDeps): Router {
   const allowPrivateSources = deps.allowPrivateSources ?? config.allowPrivateSources;
   const cancelWaitMs = deps.cancelWaitMs ?? 15_000;
 
-  async function answer(request: HttpRequestLike, handle: Handle): Promise<HttpResponseLike> {
+  async function answer(request: HttpRequestLike, handle: Handle, format: ResponseFormat): Promise<HttpResponseLike> {
     const async = flag(request);
     if (typeof async !== 'boolean') return errorResponse(async);
     if (async) {
@@ -121,10 +135,12 @@ export function createRouter(deps: RouterDeps): Router {
     } catch (err) {
       // Not a FAILED request but an execution this process stopped driving (shutdown, lost lease).
       const error = toFaveError(err);
+      // FAVE's clients retry an HTTP error as a new request: in their format every end is a 200.
+      if (format === 'fave-v1') return json(200, faveV1Error(handle.request_id, error.message));
       const status = error.code === 'CANCELLED' ? 503 : statusForFailure(error.code);
       return json(status, { request_id: handle.request_id, status: 'INTERRUPTED', error: publicError(error), ...links(request, handle.request_id) });
     }
-    return outcomeResponse(outcome);
+    return format === 'fave-v1' ? json(200, faveV1Answer(outcome)) : outcomeResponse(outcome);
   }
 
   function outcomeResponse(outcome: ExecutionOutcome): HttpResponseLike {
@@ -136,6 +152,8 @@ export function createRouter(deps: RouterDeps): Router {
   async function start(request: HttpRequestLike): Promise<HttpResponseLike> {
     const async = flag(request);
     if (typeof async !== 'boolean') return errorResponse(async);
+    const format = formatOf(request, config.responseFormat);
+    if (typeof format !== 'string') return errorResponse(format);
     const body = parseJsonBody(request.body, true);
     if (!body.ok) return errorResponse(body.error);
     const checked = await checkPipelineRequest(body.value, {
@@ -147,7 +165,7 @@ export function createRouter(deps: RouterDeps): Router {
     if (!checked.ok) return errorResponse(checked.error);
     const handle = await orchestrator.submit(checked.value, { allowLocalPath: false, allowPrivateNetwork: allowPrivateSources });
     logger.info({ request_id: handle.request_id, event: 'http_submit', local: handle.local });
-    return answer(request, handle);
+    return answer(request, handle, format);
   }
 
   /** Status, current state, progress and a per-stage metrics summary. */
@@ -185,6 +203,8 @@ export function createRouter(deps: RouterDeps): Router {
   }
 
   async function result(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const format = formatOf(request, config.responseFormat);
+    if (typeof format !== 'string') return errorResponse(format);
     const view = await orchestrator.status(id);
     if (!view) return notFound(id);
     // A redriven request still has the final.json of its failed run: it is not the answer.
@@ -199,12 +219,19 @@ export function createRouter(deps: RouterDeps): Router {
     }
     const final = await orchestrator.readResult(id);
     if (!final) return errorResponse(apiError(404, 'NOT_FOUND', `request ${id} is ${view.status} but has no metadata/final.json`));
+    if (format === 'fave-v1') {
+      const found = await inspect(id);
+      if (!found) return notFound(id);
+      return json(200, faveV1Answer({ request_id: id, status: view.status, result: final, context: found.context }));
+    }
     return json(200, final);
   }
 
   async function resume(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
     const async = flag(request);
     if (typeof async !== 'boolean') return errorResponse(async);
+    const format = formatOf(request, config.responseFormat);
+    if (typeof format !== 'string') return errorResponse(format);
     const body = parseJsonBody(request.body, false);
     if (!body.ok) return errorResponse(body.error);
     let handle: Handle;
@@ -215,7 +242,7 @@ export function createRouter(deps: RouterDeps): Router {
       throw err;
     }
     logger.info({ request_id: id, event: 'http_resume', local: handle.local });
-    return answer(request, handle);
+    return answer(request, handle, format);
   }
 
   async function cancel(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {

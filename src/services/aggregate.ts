@@ -23,11 +23,25 @@ export function summarizeObjects(clip: ClipState): ObjectSummary[] {
 function objectsNote(clip: ClipState, detectorEnabled: boolean): string | null {
   if (clip.status !== 'done') return null;
   if (!detectorEnabled) return 'object detection disabled (ENABLE_OBJECT_DETECTOR=false)';
-  if (clip.frames.length === 0) return 'no frames were extracted from this clip';
+  if (clip.frames.length === 0) return noFrameNote(clip);
   const detected = clip.frames.some((f) => f.detections.length > 0);
   if (detected) return null;
   const notes = [...new Set(clip.frames.map((f) => f.note).filter((n): n is string => n !== null))];
   return notes.length > 0 ? notes.join('; ') : null;
+}
+
+/**
+ * ffmpeg-3 samples frames at a fixed rate (deployed as one every five seconds), so a clip shorter
+ * than one interval gets none: a fact about the clip, not a failure, and said as such.
+ */
+function noFrameNote(clip: ClipState): string {
+  const length = clip.start_s !== null && clip.end_s !== null ? ` (${round(clip.end_s - clip.start_s, 2)} s long)` : '';
+  return `no frame: the frame extractor returned none for this clip${length}; a clip shorter than its sampling interval gets none, so nothing was detected`;
+}
+
+/** Clips that finished their chain with no frame at all. */
+export function clipsWithoutFrames(context: PipelineContext): number {
+  return context.clips.filter((c) => c.status === 'done' && c.progress.frames !== null && c.progress.frames.length === 0).length;
 }
 
 export function clipResult(clip: ClipState, detectorEnabled: boolean): ClipResult {
@@ -86,7 +100,10 @@ function computeFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAI
     matches: matchClips(matchable, context.query, { minConfidence: context.settings.min_confidence }),
     failed_clips: failed.map((c) => ({ clip_index: c.index, error: c.error ?? { code: 'INTERNAL', message: 'failed without an error value' } })),
     error: context.error,
-    metrics: summarizeInvocations(allRecords(context), Math.max(0, finishedAt - context.started_at)),
+    metrics: {
+      ...summarizeInvocations(allRecords(context), Math.max(0, finishedAt - context.started_at)),
+      clips_without_frames: clipsWithoutFrames(context),
+    },
   };
 }
 

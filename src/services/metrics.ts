@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { MetricsSummary, StageSummary } from '../contracts/result.ts';
 import { isFaveError, type FaveError } from '../errors.ts';
+import { StageOutputSchema, type StageOutput } from '../contracts/stage.ts';
 
 /**
  * One attempt at one stage call. Persisted in state.json, so it stays plain JSON: times are
@@ -26,8 +27,22 @@ export interface InvocationRecord {
   memory_limit_mb: number | null;
   cost_unit: number | null;
   http_status: number | null;
-  outcome: 'success' | 'error' | 'skipped' | 'simulated';
+  /**
+   * `interrupted`: the attempt was sent, but the process driving the request stopped before its
+   * answer was recorded (a crash, a shutdown); the call was made again on resume.
+   */
+  outcome: 'success' | 'error' | 'skipped' | 'simulated' | 'interrupted';
   error: FaveError | null;
+  /** The attempt's marker in the dispatch journal. */
+  dispatch_id?: string;
+  /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
+  response_digest?: string;
+  /**
+   * The stage's `outputs`, on the attempt that settled its call successfully, with their short
+   * scalar metadata only. Left out for ffmpeg-3, whose one output per frame is in the clip's
+   * frame list already.
+   */
+  outputs?: StageOutput[];
 }
 
 /** For checking records loaded back from state.json before they are trusted. */
@@ -47,8 +62,11 @@ export const InvocationRecordSchema = z.object({
   memory_limit_mb: z.number().nullable(),
   cost_unit: z.number().nullable(),
   http_status: z.number().int().nullable(),
-  outcome: z.enum(['success', 'error', 'skipped', 'simulated']),
+  outcome: z.enum(['success', 'error', 'skipped', 'simulated', 'interrupted']),
   error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+  response_digest: z.string().optional(),
+  dispatch_id: z.string().optional(),
+  outputs: z.array(StageOutputSchema).optional(),
 }) satisfies z.ZodType<InvocationRecord>;
 
 /**
@@ -68,7 +86,8 @@ function roundCost(value: number): number {
 }
 
 function summarizeStage(records: readonly InvocationRecord[]): StageSummary {
-  const latencies = records.map((r) => r.latency_ms);
+  // An interrupted attempt's end is not known: it has no latency to count.
+  const latencies = records.filter((r) => r.outcome !== 'interrupted').map((r) => r.latency_ms);
   return {
     count: records.length,
     failures: records.filter((r) => r.outcome === 'error').length,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { faveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
@@ -14,6 +15,8 @@ export interface StageCallSpec {
   timeoutMs: number;
   /** Epoch ms after which no call may start or continue (the request deadline). */
   deadlineAt: number;
+  /** Makes the attempt known durably (the dispatch journal) right before it is sent. */
+  dispatch?: { id: string; record(): Promise<void> };
 }
 
 export interface StageCallSuccess {
@@ -80,6 +83,7 @@ function recordOf(
     http_status: http?.http_status ?? null,
     outcome,
     error,
+    ...(spec.dispatch ? { dispatch_id: spec.dispatch.id } : {}),
   };
 }
 
@@ -104,6 +108,14 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
   }
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
   const timeoutMs = Math.min(spec.timeoutMs, remaining);
+  if (spec.dispatch) {
+    try {
+      await spec.dispatch.record();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw failure(spec, queuedAt, startedAt, faveError('STORE_ERROR', `${describe(where)} was not sent: its dispatch could not be recorded (${reason})`, { ...where, transient: true }));
+    }
+  }
 
   let http;
   try {
@@ -130,7 +142,11 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
     call_id: http.headers['x-call-id'] ?? null,
     gateway_duration_ms: parseDurationHeader(http.headers['x-duration-seconds']),
   };
-  if (http.status !== 200) throw failure(spec, queuedAt, startedAt, classifyHttpStatus(http.status, http.body, where), facts);
+  if (http.status !== 200) {
+    const failed = failure(spec, queuedAt, startedAt, classifyHttpStatus(http.status, http.body, where), facts);
+    failed.record.response_digest = createHash('sha256').update(http.body).digest('hex').slice(0, 16);
+    throw failed;
+  }
 
   let json: unknown;
   try {

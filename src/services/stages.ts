@@ -30,7 +30,7 @@ export type StageFacts =
 export interface StageTask {
   stage: StageKey;
   input_uri: string;
-  fanout: Fanout | null;
+  fanout: Fanout;
 }
 
 export function buildStageRequest(requestId: string, functionName: string, task: StageTask, profile: string): StageRequest {

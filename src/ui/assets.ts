@@ -50,6 +50,7 @@ svg.statechart { display: block; }
 .inv .r { fill: var(--run); }
 .inv.outcome-success .r { fill: var(--ok); }
 .inv.outcome-error .r { fill: var(--fail); }
+.inv.outcome-interrupted .r { fill: var(--queue); stroke: var(--fail); stroke-width: 1.2; stroke-dasharray: 3 2; }
 .inv.retry .r { stroke: var(--warn); stroke-width: 1.5; stroke-dasharray: 2 1.5; }
 .inv.critical .r { stroke: var(--crit); stroke-width: 2.2; stroke-dasharray: none; }
 .inv .cold { fill: #0ea5e9; }

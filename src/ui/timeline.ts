@@ -105,7 +105,8 @@ export function toInvocation(raw: unknown, steps: ReadonlyMap<string, StageKey>)
   const ended = Math.max(started, r.ended_at);
   const queued = Math.min(started, r.queued_at ?? started);
   return {
-    key: invocationKey(r),
+    // An interrupted attempt is made again under the same number: its key must differ.
+    key: r.outcome === 'interrupted' ? `${invocationKey(r)}|interrupted` : invocationKey(r),
     stage: r.stage,
     step: steps.get(r.stage) ?? null,
     clip_index: r.clip_index,

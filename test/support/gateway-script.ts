@@ -21,6 +21,8 @@ export interface ScriptOptions {
   bucket?: string;
   clips?: number;
   framesPerClip?: number;
+  /** Clips ffmpeg-3 extracts no frame from (too short for the sampling rate): no outputs at all. */
+  clipsWithoutFrames?: number[];
   clipSeconds?: number;
   /**
    * 'metadata': stage-ffmpeg-1 puts `start_s`/`end_s` on each clip output.
@@ -38,6 +40,7 @@ export interface Script {
   bucket: string;
   clips: number;
   framesPerClip: number;
+  clipsWithoutFrames: number[];
   clipSeconds: number;
   clipTimesIn: ClipTimesIn;
   transcript: (clip: number) => string;
@@ -92,12 +95,18 @@ export function wireDetection(d: Detection, clip: number, frame: number, index: 
   }
 }
 
+/** How many frames ffmpeg-3 extracts from a clip. */
+export function framesOf(script: Script, clip: number): number {
+  return script.clipsWithoutFrames.includes(clip) ? 0 : script.framesPerClip;
+}
+
 export function resolveScript(options: ScriptOptions, storeBucket?: string): Script {
   const stageNames = { ...DEFAULT_STAGE_NAMES, ...options.stageNames };
   return {
     bucket: options.bucket ?? storeBucket ?? DEFAULT_BUCKET,
     clips: options.clips ?? 3,
     framesPerClip: options.framesPerClip ?? 2,
+    clipsWithoutFrames: options.clipsWithoutFrames ?? [],
     clipSeconds: options.clipSeconds ?? 4,
     clipTimesIn: options.clipTimesIn ?? 'metadata',
     transcript: options.transcript ?? defaultTranscript,
@@ -195,7 +204,7 @@ export function expectedClips(options: ScriptOptions & { store?: { bucket: strin
     const text = transcriptText(script, i);
     const dummy = text.startsWith(DUMMY_PREFIX);
     const frames: ExpectedFrame[] = [];
-    for (let f = 0; f < script.framesPerClip; f++) {
+    for (let f = 0; f < framesOf(script, i); f++) {
       frames.push({ frame_index: f, detections: script.detectorMode === 'detections' ? script.detections(i, f) : [] });
     }
     clips.push({

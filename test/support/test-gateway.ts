@@ -2,16 +2,17 @@ import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StageKey } from '../../src/config.ts';
 import { REQUEST_ID_PATTERN } from '../../src/contracts/request.ts';
-import { StageRequestSchema, describeZodIssue, type StageRequest } from '../../src/contracts/stage.ts';
 import { FaveFailure } from '../../src/errors.ts';
 import { ConnectionReset, startGatewayServer } from '../../src/gateway/server.ts';
 import type { FunctionCall, FunctionReply, GatewayServer } from '../../src/gateway/types.ts';
 import { formatS3Uri, parseS3Uri, type Store } from '../../src/persistence/store.ts';
 import { makeTarGz } from './archives.ts';
+import { validateStagePayload, validateStageResult, type StagePayload } from './python-stage-models.ts';
 import {
   PLACEHOLDER_NOTE,
   artifactKeys,
   clipTimes,
+  framesOf,
   resolveScript,
   stageKeyOf,
   timestampsTxt,
@@ -73,6 +74,8 @@ export interface CallRecord {
   outcome: CallOutcome | null;
   fault: FaultKind | null;
   cold_start: boolean | null;
+  /** `metrics.cost_unit` of the answer; null when it answered none. */
+  cost_unit: number | null;
 }
 
 export interface TestGatewayOptions extends ScriptOptions {
@@ -142,7 +145,7 @@ interface Peek {
 interface StageContext {
   key: StageKey;
   name: string;
-  request: StageRequest;
+  request: StagePayload;
   requestId: string;
 }
 
@@ -229,10 +232,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
 
   type Output = { type: string; uri: string; metadata: Record<string, unknown> };
 
-  function requireClip(request: StageRequest): number {
-    const clip = request.fanout?.clip_index;
-    if (clip === undefined) throw new StageInputError('fanout.clip_index is required');
-    return clip;
+  function requireClip(request: StagePayload): number {
+    return requireIndex(request, 'clip_index');
   }
 
   async function work(ctx: StageContext): Promise<Output[]> {
@@ -288,7 +289,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       }
       case 'ffmpeg3': {
         const clip = requireClip(request);
-        const frames = Array.from({ length: script.framesPerClip }, (_, f) => f);
+        const frames = Array.from({ length: framesOf(script, clip) }, (_, f) => f);
         return Promise.all(
           frames.map(async (f) => ({
             type: 'image',
@@ -299,8 +300,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       }
       case 'detector': {
         const clip = requireClip(request);
-        const frame = request.fanout?.frame_index;
-        if (frame === undefined) throw new StageInputError('fanout.frame_index is required');
+        const frame = requireIndex(request, 'frame_index');
         const document =
           script.detectorMode === 'placeholder'
             ? { model: 'yolov8n.onnx', raw_output_shapes: [[1, 84, 8400]], note: PLACEHOLDER_NOTE }
@@ -347,9 +347,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     } catch (err) {
       return stageError(`invalid JSON body: ${(err as Error).message}`);
     }
-    const parsed = StageRequestSchema.safeParse(raw);
-    if (!parsed.success) return stageError(`invalid request: ${describeZodIssue(parsed.error)}`);
-    const request = parsed.data;
+    // Every Python stage starts with `StagePayload(**body)` and answers its ValidationError as is.
+    const parsed = validateStagePayload(raw);
+    if (!parsed.ok) return stageError(parsed.message);
+    const request = parsed.value;
     if (!REQUEST_ID_PATTERN.test(request.request_id)) return stageError(`invalid request: request_id ${JSON.stringify(request.request_id)}`);
 
     let outputs: Output[];
@@ -387,7 +388,13 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       const first = response.outputs[0];
       if (first) delete first.uri;
       else response.outputs.push({ type: 'unknown', metadata: {} });
+    } else {
+      // The stages build their answer as a `StageResult`; one that does not validate raises, and
+      // an exception in a stage is an HTTP 500 with its text.
+      const checked = validateStageResult(response);
+      if (!checked.ok) return { outcome: 'status', reply: { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: checked.message } };
     }
+    record.cost_unit = response.metrics.cost_unit;
     return { outcome: fault?.kind === 'contract' ? 'contract' : 'success', reply: { status: 200, headers: JSON_HEADERS, body: JSON.stringify(response) } };
   }
 
@@ -406,6 +413,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       outcome: null,
       fault: null,
       cold_start: null,
+      cost_unit: null,
     };
     calls.push(record);
     enter(peek.requestId);
@@ -468,6 +476,13 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     },
     close: () => server.close(),
   };
+}
+
+/** `payload.fanout["clip_index"]`, as the per-clip and per-frame stages read it. */
+function requireIndex(request: StagePayload, key: 'clip_index' | 'frame_index'): number {
+  const value = request.fanout[key];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new StageInputError(`fanout.${key} is required`);
+  return value;
 }
 
 function stageError(message: string): Answer {

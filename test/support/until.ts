@@ -1,26 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface UntilOptions {
-  timeoutMs: number;
+  /** Default 10 s. */
+  timeoutMs?: number;
+  /** Between checks (default 10 ms). */
+  everyMs?: number;
   /** What was awaited, for the failure; a function is asked only when it fails. */
-  message: string | (() => string);
-  /** Between checks (default 20 ms). */
-  intervalMs?: number;
+  message?: string | (() => string);
 }
 
 /**
- * Waits until `condition` holds (it may be async), checking every `intervalMs`; fails naming
- * `message` once `timeoutMs` has passed. Answers the condition's first truthy value.
+ * Waits until `condition` holds (checked every `everyMs`), or fails with `message` after
+ * `timeoutMs`. For tests: wait on what must become true, never on a bare sleep. Answers the
+ * condition's first truthy value (a log line found, a call made).
  */
-export async function until<T>(condition: () => T | Promise<T>, options: UntilOptions): Promise<NonNullable<T>> {
-  const deadline = Date.now() + options.timeoutMs;
+export async function until<T>(
+  condition: () => T | Promise<T>,
+  { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: UntilOptions = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();
     if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) {
-      const message = typeof options.message === 'function' ? options.message() : options.message;
-      throw new Error(`timed out after ${options.timeoutMs} ms waiting until ${message}`);
-    }
-    await sleep(options.intervalMs ?? 20);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof message === 'function' ? message() : message}`);
+    await sleep(everyMs);
   }
 }

@@ -105,8 +105,8 @@ async function letterboxedRgb(ctx: StageContext, image: string, lb: Letterbox): 
 
 /** `clip_002/frame_0007` from the fan-out block, else the input's own name. */
 function outputName(ctx: StageContext): string {
-  const fanout = ctx.request.fanout;
-  if (fanout && fanout.frame_index !== undefined) return `${clipName(fanout.clip_index)}/${frameName(fanout.frame_index)}`;
+  const { clip_index: clip, frame_index: frame } = ctx.request.fanout;
+  if (clip !== undefined && frame !== undefined) return `${clipName(clip)}/${frameName(frame)}`;
   const base = basename(ctx.input.key).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'frame';
-  return fanout ? `${clipName(fanout.clip_index)}/${base}` : base;
+  return clip !== undefined ? `${clipName(clip)}/${base}` : base;
 }

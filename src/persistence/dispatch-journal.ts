@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Store } from './store.ts';
+
+/**
+ * The dispatch journal of one request: every stage-call attempt is written here, durably, before
+ * it is sent. state.json is written in coalesced batches, so an attempt in flight at a crash (or
+ * finished but not yet in a written state) would otherwise leave no trace although the gateway
+ * served it; on resume the journal's attempts that state.json has no record of are recorded as
+ * interrupted, and `metrics.invocations` equals what the gateway served.
+ *
+ * One small object per batch of dispatches (the attempts sent in the same turn of the event loop
+ * share one write), under `requests/{id}/metadata/dispatches/`, so a dispatch costs a few hundred
+ * bytes, not a rewrite of state.json.
+ */
+
+export interface DispatchMarker {
+  /** Unique per attempt; the attempt's invocation record carries it as `dispatch_id`. */
+  id: string;
+  task_id: string;
+  /** Function name. */
+  stage: string;
+  clip_index: number | null;
+  frame_index: number | null;
+  attempt: number;
+  /** Epoch ms when it was dispatched. */
+  at: number;
+}
+
+const DispatchMarkerSchema = z.object({
+  id: z.string(),
+  task_id: z.string(),
+  stage: z.string(),
+  clip_index: z.number().int().nullable(),
+  frame_index: z.number().int().nullable(),
+  attempt: z.number().int().positive(),
+  at: z.number(),
+});
+
+export const dispatchPrefix = (requestId: string) => `requests/${requestId}/metadata/dispatches/`;
+
+/** Where a process records the attempts it is about to send. */
+export interface DispatchLog {
+  /** Resolves once the marker is durable; the attempt may be sent then. */
+  record(requestId: string, marker: DispatchMarker): Promise<void>;
+}
+
+interface Waiting {
+  marker: DispatchMarker;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Writes one request's markers: those of one turn of the event loop go in one object, and the
+ * writes of successive turns run side by side, so a dispatch waits for one small write only.
+ */
+export class DispatchJournal {
+  private waiting: Waiting[] = [];
+  private scheduled = false;
+  private seq = 0;
+  /** Unique per journal, so two processes (or two runs) never write the same key. */
+  private readonly epoch = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bucket: string,
+    private readonly requestId: string,
+    private readonly onWrite?: (bytes: number) => void,
+  ) {}
+
+  record(marker: DispatchMarker): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ marker, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => void this.write());
+    });
+  }
+
+  private async write(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.waiting;
+    this.waiting = [];
+    const key = `${dispatchPrefix(this.requestId)}${this.epoch}-${String(this.seq++).padStart(8, '0')}.json`;
+    const body = JSON.stringify(batch.map((w) => w.marker));
+    try {
+      // A marker must outlive the process (a crash, a SIGKILL); one lost with the whole machine
+      // only makes the count low by the calls in flight then, so it is not worth an fsync each.
+      await this.store.put({ bucket: this.bucket, key }, body, { contentType: 'application/json', sync: false });
+      this.onWrite?.(Buffer.byteLength(body));
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  }
+}
+
+/** Every marker written for a request, by any process; unreadable objects are skipped. */
+export async function readDispatches(store: Store, bucket: string, requestId: string): Promise<DispatchMarker[]> {
+  const keys = await store.list(bucket, dispatchPrefix(requestId));
+  const markers: DispatchMarker[] = [];
+  const READERS = 16;
+  for (let i = 0; i < keys.length; i += READERS) {
+    const bodies = await Promise.all(keys.slice(i, i + READERS).map((key) => store.get({ bucket, key }).catch(() => null)));
+    for (const body of bodies) {
+      if (!body) continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        // A write cut short by the crash itself: its attempts were never sent.
+        continue;
+      }
+      const list = z.array(DispatchMarkerSchema).safeParse(parsed);
+      if (list.success) markers.push(...list.data);
+    }
+  }
+  return markers;
+}
+
+/** Removes a finished request's journal: every attempt in it has its record in state.json. */
+export async function clearDispatches(store: Store, bucket: string, requestId: string): Promise<void> {
+  const keys = await store.list(bucket, dispatchPrefix(requestId));
+  const DELETERS = 16;
+  for (let i = 0; i < keys.length; i += DELETERS) {
+    await Promise.all(keys.slice(i, i + DELETERS).map((key) => store.delete({ bucket, key }).catch(() => undefined)));
+  }
+}

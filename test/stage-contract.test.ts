@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { createApp, type App } from '../src/app.ts';
+import { StageRequestSchema } from '../src/contracts/stage.ts';
+import { requestKeys } from '../src/persistence/store.ts';
+import { buildStageRequest } from '../src/services/stages.ts';
+import { startHarness, type Harness } from './support/harness.ts';
+import { validateStagePayload } from './support/python-stage-models.ts';
+import { until } from './support/until.ts';
+
+let h: Harness | null = null;
+let second: App | null = null;
+afterEach(async () => {
+  await second?.close();
+  await h?.close();
+  h = null;
+  second = null;
+});
+
+const FULL = {
+  request_id: 'r1',
+  stage: 'stage-ffmpeg-2',
+  input_uri: 's3://fave-artifacts/requests/r1/stage-ffmpeg-1/clip_002.mp4',
+  output_hint: null,
+  config: { profile: 'warm' },
+  fanout: { clip_index: 2 },
+};
+
+describe('stage requests as the stages validate them', () => {
+  it('the linear stages get fanout {} and every request is one the StagePayload stand-in accepts', () => {
+    const linear = buildStageRequest('r1', 'stage-ffmpeg-0', { stage: 'ffmpeg0', input_uri: 's3://b/k', fanout: {} }, 'default');
+    expect(linear).toEqual({ request_id: 'r1', stage: 'stage-ffmpeg-0', input_uri: 's3://b/k', output_hint: null, config: { profile: 'default' }, fanout: {} });
+    expect(StageRequestSchema.safeParse(linear).success).toBe(true);
+    expect(validateStagePayload(linear)).toMatchObject({ ok: true });
+    expect(validateStagePayload(FULL)).toMatchObject({ ok: true });
+  });
+
+  it.each([
+    ['fanout', null],
+    ['config', null],
+    ['output_hint', 3],
+    ['input_uri', null],
+  ])('the contract schema refuses %s: %s', (field, value) => {
+    expect(StageRequestSchema.safeParse({ ...FULL, [field]: value }).success).toBe(false);
+  });
+
+  it('the contract schema refuses a missing or an unknown field', () => {
+    const { fanout: _omitted, ...withoutFanout } = FULL;
+    expect(StageRequestSchema.safeParse(withoutFanout).success).toBe(false);
+    expect(StageRequestSchema.safeParse({ ...FULL, extra: 1 }).success).toBe(false);
+    expect(StageRequestSchema.safeParse({ ...FULL, fanout: { clip_index: 2, extra: 1 } }).success).toBe(false);
+  });
+
+  it('the test gateway refuses fanout: null and config: null with HTTP 200 and pydantic\'s message', async () => {
+    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1, requireInputs: false } });
+    for (const field of ['fanout', 'config'] as const) {
+      const res = await request(`${h.gateway.url}/function/stage-ffmpeg-0`, {
+        method: 'POST',
+        body: JSON.stringify({ ...FULL, stage: 'stage-ffmpeg-0', [field]: null }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.statusCode).toBe(200);
+      const body = (await res.body.json()) as Record<string, unknown>;
+      expect(Object.keys(body).sort()).toEqual(['message', 'status']);
+      expect(body.status).toBe('error');
+      expect(body.message).toBe(
+        `1 validation error for StagePayload\n${field}\n  Input should be a valid dictionary [type=dict_type, input_value=None, input_type=NoneType]\n` +
+          '    For further information visit https://errors.pydantic.dev/2.11/v/dict_type',
+      );
+    }
+    expect(h.gateway.calls.map((c) => c.outcome)).toEqual(['error', 'error']);
+  });
+
+  it('a full request passes through the strict stand-in: no call is refused', async () => {
+    h = await startHarness({ gateway: { clips: 3, framesPerClip: 2 } });
+    const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'strict' })).done;
+    expect(outcome.status).toBe('COMPLETED');
+    expect(h.gateway.calls).toHaveLength(3 + 3 * 3 + 3 * 2);
+    expect(h.gateway.calls.every((c) => c.outcome === 'success')).toBe(true);
+  });
+
+  it('a state.json written when linear stages were sent fanout: null resumes with fanout {}', async () => {
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang', times: 1 }] } });
+    const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'legacy' });
+    handle.done.catch(() => undefined);
+    await until(async () => h!.gateway.callsTo('librosa').length === 1 && (await h!.readState('legacy')).state === 'LIBROSA', { message: 'librosa in flight' });
+    await h.app.orchestrator.close();
+
+    // What an older version wrote: the in-flight call's input with `fanout: null`.
+    const loc = { bucket: 'fave-artifacts', key: requestKeys.state('legacy') };
+    const state = JSON.parse((await h.store.get(loc)).toString('utf8')) as {
+      snapshot: { children: Record<string, { snapshot: { input: { task: { fanout: unknown } } } }> };
+    };
+    const child = state.snapshot.children.librosa;
+    expect(child?.snapshot.input.task.fanout).toEqual({});
+    child!.snapshot.input.task.fanout = null;
+    await h.store.put(loc, JSON.stringify(state));
+
+    second = await createApp({ env: h.env, logger: pino({ level: 'silent' }) });
+    const resumed = await (await second.orchestrator.resume('legacy')).done;
+    expect(resumed.status).toBe('COMPLETED');
+    expect(h.gateway.callsTo('librosa').map((c) => c.outcome)).toEqual(['hang', 'success']);
+  });
+});
