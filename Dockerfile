@@ -8,6 +8,9 @@
 #
 # Build:  docker build -t <registry>/fave-orchestrator:<tag> .
 # Deploy: faas-cli deploy -f stack.yml   (see docs/deploy.md)
+#
+# test/image/rehearse.ts (run by .ci/run) repeats the build stage's commands without Docker and
+# checks they are still the ones below: change them together.
 
 ARG NODE_VERSION=22
 ARG WATCHDOG_VERSION=0.10.1

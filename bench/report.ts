@@ -1,4 +1,5 @@
 /** The figures of one bench run, how they are judged, and their readable form. */
+import type { Sizes } from './sizes.ts';
 
 export const FIGURE_NAMES = [
   'overhead_ratio',
@@ -25,21 +26,40 @@ export const TARGETS: Partial<Record<FigureName, Target>> = {
   peak_rss_mb: { op: '<=', value: 300 },
 };
 
-const MEANING: Record<FigureName, string> = {
-  overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
-  fanout_efficiency: 'ideal ÷ measured wall time, 13k invocations',
-  baseline_speedup: 'sequential baseline ÷ ours wall time, same workload',
-  write_amplification: 'state.json bytes written ÷ final size (ours)',
-  baseline_write_amplification: 'same, sequential baseline',
-  peak_rss_mb: 'orchestrator process peak RSS, 13k request',
-  resume_ms_per_1k_clips: 'read + validate + rehydrate, per 1,000 clips',
-  concurrent_scaling: 'N requests at once vs one at a time (throughput)',
-};
+/** Stage invocations of one request: ffmpeg-0 and librosa once, then per clip 3 calls and one per frame. */
+export function invocationsOf(request: { clips: number; framesPerClip: number }): number {
+  return 3 + request.clips * (3 + request.framesPerClip);
+}
 
-export function verdict(name: FigureName, value: number | null): string {
+/** The fan-out request by its real size: "13,003 invocations (1,000 clips)". */
+export function fanoutLabel(sizes: Pick<Sizes, 'fanout'>): string {
+  return `${invocationsOf(sizes.fanout).toLocaleString('en-US')} invocations (${sizes.fanout.clips.toLocaleString('en-US')} clips)`;
+}
+
+function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout'>): string {
+  const fanout = fanoutLabel(sizes);
+  const meanings: Record<FigureName, string> = {
+    overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
+    fanout_efficiency: `ideal ÷ measured wall time, ${fanout}`,
+    baseline_speedup: 'sequential baseline ÷ ours wall time, same workload',
+    write_amplification: 'state.json + dispatch journal bytes written ÷ final state.json size (ours)',
+    baseline_write_amplification: 'same, sequential baseline',
+    peak_rss_mb: `orchestrator process peak RSS, ${fanout}`,
+    resume_ms_per_1k_clips: 'read + validate + rehydrate, per 1,000 clips',
+    concurrent_scaling: 'N requests at once vs one at a time (throughput)',
+  };
+  return meanings[name];
+}
+
+/**
+ * Met or MISSED against the target, which holds for the full-size run only: a smoke run's
+ * figures are not judged.
+ */
+export function verdict(name: FigureName, value: number | null, mode: Sizes['mode'] = 'full'): string {
   const target = TARGETS[name];
   if (!target) return '';
   if (value === null) return `not run (${target.op} ${target.value})`;
+  if (mode === 'smoke') return `not judged in smoke (full run: ${target.op} ${target.value})`;
   const ok = target.op === '<=' ? value <= target.value : value >= target.value;
   return `${ok ? 'met' : 'MISSED'} (${target.op} ${target.value})`;
 }
@@ -57,10 +77,10 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function figuresTable(figures: Record<FigureName, number | null>): string {
+export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout'>): string {
   return table([
     ['figure', 'value', 'target', 'meaning'],
-    ...FIGURE_NAMES.map((name) => [name, format(figures[name]), verdict(name, figures[name]), MEANING[name]]),
+    ...FIGURE_NAMES.map((name) => [name, format(figures[name]), verdict(name, figures[name], sizes.mode), meaning(name, sizes)]),
   ]);
 }
 

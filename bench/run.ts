@@ -3,7 +3,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewayHost } from './gateways.ts';
-import { FIGURE_NAMES, detailsTable, figuresTable, type Figures } from './report.ts';
+import { FIGURE_NAMES, detailsTable, fanoutLabel, figuresTable, type Figures } from './report.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios/index.ts';
 import type { BenchContext } from './scenarios/context.ts';
 import { FULL, SMOKE } from './sizes.ts';
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     loadavg_end: [] as number[],
   };
   log(`fave-orchestrator bench (${sizes.mode}) on ${machine.cpus} CPUs, node ${machine.node}`);
+  if (sizes.mode === 'smoke') log(`smoke sizes (the fan-out request is ${fanoutLabel(sizes)}): the figures are not judged against the full-size targets`);
 
   const workspace = await openWorkspace();
   const syncArtifacts = values['sync-artifacts'];
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
 
   const complete = Object.fromEntries(FIGURE_NAMES.map((name) => [name, figures[name] ?? null])) as Record<keyof Figures, number | null>;
   out('');
-  out(figuresTable(complete));
+  out(figuresTable(complete, sizes));
   out('');
   out(detailsTable(details));
   if (values.json) process.stdout.write(`${JSON.stringify({ mode: sizes.mode, machine, stage_artifacts: !writeArtifacts ? 'inline' : syncArtifacts ? 'fsync' : 'plain', ...complete, details: raw })}\n`);

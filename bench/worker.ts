@@ -125,7 +125,8 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const result: WorkerResult = {
     wall_ms: wall,
     invocations: outcome.result.metrics.invocations,
-    state_bytes_written: app.orchestrator.stateBytes,
+    // The dispatch journal is written for the same durability as state.json: it counts too.
+    state_bytes_written: app.orchestrator.stateBytes + app.orchestrator.dispatchBytes,
     final_state_bytes: (await app.store.head(stateLoc))?.size ?? 0,
     max_rss_kb: process.resourceUsage().maxRSS,
     vm_hwm_kb: await vmHwmKb(),

@@ -6,6 +6,7 @@ import { openStore } from './persistence/open-store.ts';
 import type { Store } from './persistence/store.ts';
 import { HttpTransport } from './services/http-transport.ts';
 import type { StageTransport } from './services/transport.ts';
+import { importLocalStages } from './stages/load-local.ts';
 
 export interface App {
   config: Config;
@@ -50,7 +51,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
 
 export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
   if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
-  const { LocalTransport } = await import('./stages/local/local-transport.ts');
-  const { createLocalStages } = await import('./stages/local/index.ts');
+  const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
+  const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));
 }

@@ -2,14 +2,15 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { FIGURE_NAMES } from '../bench/report.ts';
+import { FIGURE_NAMES, fanoutLabel } from '../bench/report.ts';
+import { SMOKE } from '../bench/sizes.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 describe('npm run bench', () => {
   it('runs every scenario in --smoke mode and ends with one JSON line holding every figure', async () => {
-    const { stdout } = await run('npx', ['tsx', 'bench/run.ts', '--smoke', '--json'], {
+    const { stdout, stderr } = await run('npx', ['tsx', 'bench/run.ts', '--smoke', '--json'], {
       cwd: root,
       maxBuffer: 16 * 1024 * 1024,
       timeout: 120_000,
@@ -28,5 +29,11 @@ describe('npm run bench', () => {
       versus: expect.any(Object),
       scaling: expect.any(Object),
     });
+    // The table (on stderr with --json) judges nothing against the full-size targets and names
+    // the workload by the size it ran.
+    expect(stderr).not.toMatch(/MISSED|\bmet\b/);
+    expect(stderr).toContain('not judged in smoke');
+    expect(stderr).toContain(`ideal ÷ measured wall time, ${fanoutLabel(SMOKE)}`);
+    expect(stderr).not.toMatch(/13k|13,003/);
   }, 150_000);
 });

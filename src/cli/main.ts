@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { FaveFailure, toFaveError } from '../errors.ts';
+import { importLocalStages } from '../stages/load-local.ts';
+import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';
-import { EXIT, awaitWithProgress, fail, finish, requestId, withApp } from './shared.ts';
+import { EXIT, awaitWithProgress, exitFlushed, fail, finish, localPathOf, requestId, withApp } from './shared.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
@@ -23,12 +25,26 @@ async function sampleVideo(): Promise<string> {
   const path = resolve(dir, 'sample.mp4');
   if (!existsSync(path)) {
     const { mkdir } = await import('node:fs/promises');
-    const { makeSampleVideo } = await import('../stages/local/sample-media.ts');
+    const { makeSampleVideo } = await importLocalStages(() => import('../stages/local/sample-media.ts'));
     await mkdir(dir, { recursive: true });
     process.stderr.write(`generating a sample video at ${path}\n`);
     await makeSampleVideo(path);
   }
   return path;
+}
+
+/** Why a local video path cannot be read, before any request is made of it; null when it can. */
+async function unreadableFile(path: string): Promise<string | null> {
+  const { access, constants, stat } = await import('node:fs/promises');
+  const info = await stat(path).catch(() => null);
+  if (!info) return `no such file: ${path}`;
+  if (info.isDirectory()) return `${path} is a directory, not a video file`;
+  if (!info.isFile()) return `${path} is not a regular file`;
+  const denied = await access(path, constants.R_OK).then(
+    () => null,
+    (err: unknown) => (err as Error).message,
+  );
+  return denied ? `${path} cannot be read (${denied})` : null;
 }
 
 program
@@ -45,7 +61,10 @@ program
     if (!given && !opts.sample) fail({ code: 'BAD_REQUEST', message: 'video: give a video file or URI, or --sample' });
     const video = given ?? (await sampleVideo().catch((err: unknown) => fail(toFaveError(err))));
     const isUri = /^(s3|https?):\/\//i.test(video);
-    if (!isUri && !existsSync(video)) fail({ code: 'BAD_REQUEST', message: `video: no such file: ${video}` });
+    if (!isUri) {
+      const problem = await unreadableFile(video);
+      if (problem) fail({ code: 'BAD_REQUEST', message: `video: ${problem}` });
+    }
     const source = isUri ? video : resolve(video);
     const outcome = await withApp(async (app) => {
       let handle;
@@ -59,9 +78,9 @@ program
         fail(toFaveError(err));
       }
       if (!json) process.stderr.write(`request ${handle.request_id}\n`);
-      return awaitWithProgress(app, handle, json);
+      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    finish(outcome, json);
+    await finish(outcome.outcome, json, outcome.localPath);
   });
 
 program
@@ -72,10 +91,12 @@ program
   .action(async (id: string, opts: { json?: boolean }) => {
     const json = opts.json === true;
     const outcome = await withApp(async (app) => {
+      const before = await app.orchestrator.readState(id);
       const handle = await app.orchestrator.resume(id);
-      return awaitWithProgress(app, handle, json);
+      if (before?.envelope.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
+      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
-    finish(outcome, json);
+    await finish(outcome.outcome, json, outcome.localPath);
   });
 
 program
@@ -84,14 +105,19 @@ program
   .argument('<id>', 'request id', requestId)
   .option('--json', 'print JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
-    const view = await withApp((app) => app.orchestrator.status(id), true).catch((err: unknown) => fail(toFaveError(err)));
-    if (!view) fail({ code: 'INPUT_NOT_FOUND', message: `no request ${id}` });
+    const found = await withApp(async (app) => {
+      const view = await app.orchestrator.status(id);
+      const state = view?.status === 'RUNNING' ? await app.orchestrator.readState(id) : null;
+      return view ? { view, owner: state ? describeOwner(state.envelope, Date.now()) : null } : null;
+    }, true).catch((err: unknown) => fail(toFaveError(err)));
+    if (!found) fail({ code: 'INPUT_NOT_FOUND', message: `no request ${id}` });
+    const { view, owner } = found;
     if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     else {
-      process.stdout.write(`${view.request_id}: ${view.status} (${view.state})\n${progressLine(view)}\n`);
+      process.stdout.write(`${view.request_id}: ${view.status} (${view.state})${owner ? `, ${owner}` : ''}\n${progressLine(view)}\n`);
       if (view.error) process.stdout.write(`error: ${describeFailure(view.error)}\n`);
     }
-    process.exit(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
+    await exitFlushed(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
   });
 
 registerServe(program);

@@ -25,7 +25,73 @@ function fmtTime(seconds: number | null): string {
 }
 
 function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text;
+}
+
+/** Words wrapped to `width` after `prefix`, continuation lines indented by `indent`. */
+function wrap(text: string, width: number, indent: string, prefix = ''): string[] {
+  const lines: string[] = [];
+  let line = prefix;
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const blank = line === prefix || line === indent;
+    const next = blank ? `${line}${word}` : `${line} ${word}`;
+    if (next.length > width && !blank) {
+      lines.push(line);
+      line = `${indent}${word}`;
+    } else line = next;
+  }
+  if (line !== prefix) lines.push(line);
+  return lines;
+}
+
+/**
+ * What a person can do about a note the local stages leave on an empty column. Notes of other
+ * stages are shown as they are.
+ */
+const NOTE_ADVICE: Array<{ pattern: RegExp; variable: string; value: string; doc: string }> = [
+  { pattern: /no speech engine/i, variable: 'FAVE_SPEECH_COMMAND', value: 'a speech-to-text command line', doc: 'docs/stages.md, "Plugging in a speech engine"' },
+  { pattern: /no detector model/i, variable: 'FAVE_DETECTOR_MODEL', value: 'a YOLO .onnx model', doc: 'docs/stages.md, "Plugging in a detector model"' },
+];
+
+function adviceFor(note: string): string {
+  const advice = NOTE_ADVICE.find((a) => a.pattern.test(note));
+  return advice ? `; set ${advice.variable} to ${advice.value} (${advice.doc})` : '';
+}
+
+/** Numbers the distinct notes of empty cells, in order of first appearance. */
+class Notes {
+  private readonly texts: string[] = [];
+  ref(text: string): string {
+    let n = this.texts.indexOf(text);
+    if (n < 0) n = this.texts.push(text) - 1;
+    return `(note ${n + 1})`;
+  }
+  render(width: number): string[] {
+    if (this.texts.length === 0) return [];
+    const lines = ['notes:'];
+    this.texts.forEach((text, i) => {
+      lines.push(...wrap(`${text}${adviceFor(text)}`, width, '     ', `  ${i + 1}. `));
+    });
+    return lines;
+  }
+}
+
+export interface RenderOptions {
+  /** Terminal columns the table must fit in. */
+  width?: number;
+  /** Where a stored object is on this machine (the local store), or null to show its URI. */
+  localPath?: (uri: string) => string | null;
+}
+
+/** The clip files: a heading naming the first and last, then their directory on a line of its own. */
+function clipFilesLines(uris: string[], localPath: RenderOptions['localPath']): string[] {
+  if (uris.length === 0) return [];
+  const shown = uris.map((uri) => localPath?.(uri) ?? uri);
+  const dir = shown[0]!.slice(0, shown[0]!.lastIndexOf('/') + 1);
+  if (!shown.every((p) => p.startsWith(dir))) return ['clip files:', ...shown.map((p) => `  ${p}`)];
+  const first = shown[0]!.slice(dir.length);
+  const last = shown.at(-1)!.slice(dir.length);
+  return [`clip files (${first === last ? first : `${first} … ${last}`}):`, `  ${dir}`];
 }
 
 export function describeFailure(error: FaveError): string {
@@ -34,40 +100,53 @@ export function describeFailure(error: FaveError): string {
   return `${error.code}${where ? ` at ${where}` : ''}${tries}: ${error.message}`;
 }
 
-/** A readable table of clips, times, transcripts, objects and matches. */
-export function renderResult(result: FinalResult): string {
+/**
+ * A readable table of clips, times, transcripts, objects and matches, fitted to `width`: the
+ * transcript and objects columns share what the fixed ones leave. An empty cell points to a note
+ * printed once, in full, below the table.
+ */
+export function renderResult(result: FinalResult, options: RenderOptions = {}): string {
+  const width = Math.max(60, options.width ?? 100);
   const lines: string[] = [];
   lines.push(`request ${result.request_id}: ${result.status}${result.partial ? ' (partial)' : ''}`);
   if (result.query) lines.push(`query: "${result.query}"`);
   lines.push('');
   const header = ['clip', 'start', 'end', 'transcript', 'objects', 'match'];
   const matchSet = new Set(result.matches.map((m) => m.clip_index));
+  const notes = new Notes();
   const rows = result.clips.map((c) => [
     String(c.index),
     fmtTime(c.start_s),
     fmtTime(c.end_s),
-    truncate(c.transcript ?? `(${c.transcript_note ?? 'none'})`, 40),
-    truncate(
-      c.objects.length > 0 ? c.objects.map((o) => `${o.label}×${o.count}`).join(', ') : `(${c.objects_note ?? 'none'})`,
-      40,
-    ),
+    c.transcript ?? (c.transcript_note ? notes.ref(c.transcript_note) : '(none)'),
+    c.objects.length > 0 ? c.objects.map((o) => `${o.label}×${o.count}`).join(', ') : c.objects_note ? notes.ref(c.objects_note) : '(none)',
     c.status === 'failed' ? 'FAILED' : matchSet.has(c.index) ? '✔' : '',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  const natural = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  // Columns 3 and 4 (transcript, objects) flex; the others keep their natural width.
+  const fixed = natural[0]! + natural[1]! + natural[2]! + natural[5]! + 2 * (header.length - 1);
+  const room = Math.max(20, width - fixed);
+  const [t, o] = [natural[3]!, natural[4]!];
+  let objectsWidth = Math.min(o, Math.max(10, Math.floor(room * 0.4)));
+  const transcriptWidth = Math.min(t, room - objectsWidth);
+  objectsWidth = Math.min(o, room - transcriptWidth);
+  const widths = [natural[0]!, natural[1]!, natural[2]!, transcriptWidth, objectsWidth, natural[5]!];
+  const fmt = (r: string[]) => r.map((cell, i) => truncate(cell, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
   lines.push(fmt(header));
   lines.push(widths.map((w) => '─'.repeat(w)).join('  '));
   for (const r of rows) lines.push(fmt(r));
+  lines.push(...clipFilesLines(result.clips.flatMap((c) => (c.uri ? [c.uri] : [])), options.localPath));
+  lines.push(...notes.render(width));
   lines.push('');
   if (result.query) {
     if (result.matches.length === 0) lines.push('no clip matches the query');
     for (const m of result.matches) {
       const why = m.reasons.map((r) => (r.type === 'object' ? `${r.label} (${r.confidence.toFixed(2)})` : `"${r.word}" said`)).join(', ');
-      lines.push(`match: clip ${m.clip_index} ${fmtTime(m.start_s)}–${fmtTime(m.end_s)} score ${m.score.toFixed(2)}: ${why}`);
+      lines.push(...wrap(`match: clip ${m.clip_index} ${fmtTime(m.start_s)}–${fmtTime(m.end_s)} score ${m.score.toFixed(2)}: ${why}`, width, '  '));
     }
   }
-  for (const f of result.failed_clips) lines.push(`failed clip ${f.clip_index}: ${f.error.message}`);
-  if (result.error) lines.push(`error: ${describeFailure(result.error as FaveError)}`);
+  for (const f of result.failed_clips) lines.push(...wrap(`failed clip ${f.clip_index}: ${f.error.message}`, width, '  '));
+  if (result.error) lines.push(...wrap(`error: ${describeFailure(result.error as FaveError)}`, width, '  '));
   const m = result.metrics;
   lines.push(`${m.invocations} stage calls, ${m.retries} retries, ${m.cold_starts} cold starts, ${(m.wall_ms / 1000).toFixed(1)} s`);
   return lines.join('\n');

@@ -1,8 +1,11 @@
 import { createApp, type App } from '../app.ts';
+import { FsStore } from '../persistence/fs-store.ts';
+import { parseS3Uri } from '../persistence/store.ts';
 import { toFaveError, type FaveError } from '../errors.ts';
 import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import { InvalidArgumentError } from 'commander';
+import { reportOwnerWhileWaiting } from './ownership.ts';
 import { describeFailure, progressLine, renderResult } from './render.ts';
 
 /** Exit codes of DESIGN §8. */
@@ -42,14 +45,56 @@ export async function withApp<T>(fn: (app: App) => Promise<T>, quietLogs: boolea
   }
 }
 
-/** Prints the outcome and exits with its code. */
-export function finish(outcome: ExecutionOutcome, json: boolean): never {
+/**
+ * Exits with `code` once stdout and stderr have handed everything written to them to the OS.
+ * `process.exit()` right after a write drops whatever a pipe has not taken yet (a pipe holds
+ * 64 KiB), so `fave run --json | cat` would print a cut answer and still exit 0. A reader that
+ * went away (EPIPE) ends the wait too. The promise never settles: the process ends first.
+ */
+export function exitFlushed(code: number): Promise<never> {
+  process.exitCode = code;
+  return new Promise<never>(() => {
+    let waiting = 2;
+    const done = () => {
+      waiting -= 1;
+      if (waiting === 0) process.exit(code);
+    };
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.once('error', () => process.exit(code));
+      stream.write('', done);
+    }
+  });
+}
+
+/** Where the local store keeps an `s3://` object, for showing it as a path; null for S3. */
+export function localPathOf(app: App): (uri: string) => string | null {
+  const store = app.store;
+  if (!(store instanceof FsStore)) return () => null;
+  return (uri) => {
+    try {
+      return store.path(parseS3Uri(uri));
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** Columns of the terminal the table goes to; COLUMNS or 100 when stdout is not one. */
+function outputWidth(): number {
+  if (process.stdout.isTTY && process.stdout.columns) return process.stdout.columns;
+  const fromEnv = Number(process.env.COLUMNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 100;
+}
+
+/** Prints the outcome and exits with its code once it is all out. */
+export function finish(outcome: ExecutionOutcome, json: boolean, localPath: (uri: string) => string | null = () => null): Promise<never> {
   if (json) process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
-  else process.stdout.write(`${renderResult(outcome.result)}\n`);
-  process.exit(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
+  else process.stdout.write(`${renderResult(outcome.result, { width: outputWidth(), localPath })}\n`);
+  return exitFlushed(outcome.status === 'COMPLETED' ? EXIT.completed : EXIT.failed);
 }
 
 export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App['orchestrator']['submit']>>, json: boolean): Promise<ExecutionOutcome> {
+  const id = handle.request_id;
   const tty = !json && process.stderr.isTTY === true;
   let stop = () => {};
   if (tty && handle.execution) {
@@ -60,17 +105,25 @@ export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App
       last = now;
       process.stderr.write(`\r\x1b[2K${progressLine(view)}`);
     });
-  } else if (!json && !handle.local) {
-    process.stderr.write(`request ${handle.request_id} is run by another process; waiting for it\n`);
+  } else if (!handle.local) {
+    // Another owner runs it (or it had finished, which the reporter sees and says nothing about).
+    stop = reportOwnerWhileWaiting(app, id, process.stderr.isTTY === true);
   }
+  let interrupted = false;
   const onSignal = () => {
-    process.stderr.write('\ninterrupted: the request stays resumable with `fave resume`\n');
-    void app.close().then(() => process.exit(130));
+    interrupted = true;
+    stop();
+    process.stderr.write(`\ninterrupted: request ${id} stays resumable; continue it with\n  fave resume ${id}\n`);
+    void app.close().then(() => exitFlushed(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
     return await handle.done;
+  } catch (err) {
+    // Abandoning the request on a signal rejects it; the signal handler exits, with 130.
+    if (interrupted) return new Promise<never>(() => {});
+    throw err;
   } finally {
     stop();
     process.off('SIGINT', onSignal);
@@ -78,4 +131,3 @@ export async function awaitWithProgress(app: App, handle: Awaited<ReturnType<App
     if (tty) process.stderr.write('\r\x1b[2K');
   }
 }
-

@@ -84,6 +84,7 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
   private readonly now: () => number;
   /** Earliest expiry of another owner's lease seen by the last orphan sweep (lease clock). */
@@ -116,6 +117,11 @@ export class Orchestrator {
   /** Bytes this process has written to state.json files (for write-amplification figures). */
   get stateBytes(): number {
     return this.stateBytesWritten;
+  }
+
+  /** Bytes this process has written to dispatch journals, the other half of those figures. */
+  get dispatchBytes(): number {
+    return this.dispatchBytesWritten;
   }
 
   /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
@@ -475,7 +481,7 @@ export class Orchestrator {
     let journal = this.journals.get(requestId);
     if (!journal) {
       journal = new DispatchJournal(this.options.store, this.options.config.bucket, requestId, (bytes) => {
-        this.stateBytesWritten += bytes;
+        this.dispatchBytesWritten += bytes;
       });
       this.journals.set(requestId, journal);
     }

@@ -20,10 +20,8 @@ export function runFave(args: string[], env: Record<string, string>): ChildRun {
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      // Let the pipes drain before reporting.
-      setImmediate(() => resolve({ code, signal, stdout, stderr }));
-    });
+    // 'close', not 'exit': it comes once the pipes are drained, so nothing printed is missed.
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   return { child, exit };
 }

@@ -10,9 +10,9 @@ export interface UntilOptions {
 }
 
 /**
- * Waits until `condition` holds (checked every `everyMs`), or fails with `message` after
- * `timeoutMs`. For tests: wait on what must become true, never on a bare sleep. Answers the
- * condition's first truthy value (a log line found, a call made).
+ * Waits until `condition` gives a truthy value (checked every `everyMs`) and answers it, or fails
+ * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
+ * sleep.
  */
 export async function until<T>(
   condition: () => T | Promise<T>,

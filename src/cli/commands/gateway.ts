@@ -3,7 +3,7 @@ import { loadConfig } from '../../config.ts';
 import { toFaveError } from '../../errors.ts';
 import { createLogger } from '../../logger.ts';
 import { openStore } from '../../persistence/open-store.ts';
-import { startLocalGateway } from '../../stages/local/serve.ts';
+import { importLocalStages } from '../../stages/load-local.ts';
 import { fail, port } from '../shared.ts';
 
 /**
@@ -22,6 +22,10 @@ export function registerGateway(program: Command): void {
         const logger = createLogger(config.logLevel);
         const store = await openStore(config.store);
         await store.init();
+        // Imported here, not at the top: the local stages need the optional ffmpeg/onnx packages,
+        // which an image built with `--omit=optional` does not have, and every other command must
+        // start without them.
+        const { startLocalGateway } = await importLocalStages(() => import('../../stages/local/serve.ts'));
         const gateway = await startLocalGateway({ store, stageNames: config.stageNames, host: opts.host, port: opts.port });
         logger.info({ event: 'gateway_listening', url: gateway.url, store: store.kind });
         // The line a script waits for: where to point GATEWAY_URL.

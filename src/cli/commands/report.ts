@@ -5,7 +5,7 @@ import { faveError, toFaveError } from '../../errors.ts';
 import type { Orchestrator } from '../../orchestrator/orchestrator.ts';
 import { renderRequestPage } from '../../ui/page.ts';
 import { loadRequestView, type RequestView } from '../../ui/view.ts';
-import { EXIT, fail, requestId, withApp } from '../shared.ts';
+import { EXIT, exitFlushed, fail, requestId, withApp } from '../shared.ts';
 
 /** The request page as one static HTML file: the view is embedded, nothing is fetched. */
 export async function renderReport(orchestrator: Orchestrator, id: string): Promise<{ html: string; view: RequestView } | null> {
@@ -31,6 +31,6 @@ export function registerReport(program: Command): void {
         await writeFile(file, report.html).catch((err: unknown) => fail(faveError('BAD_REQUEST', `cannot write ${file}: ${(err as Error).message}`)));
         process.stderr.write(`${report.view.status} request ${id}: ${report.view.invocations.length} invocations → ${file}\n`);
       }
-      process.exit(EXIT.completed);
+      await exitFlushed(EXIT.completed);
     });
 }

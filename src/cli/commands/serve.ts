@@ -1,7 +1,20 @@
 import type { Command } from 'commander';
 import { toFaveError } from '../../errors.ts';
 import { startHttpServer } from '../../server/http-server.ts';
-import { fail, port, withApp } from '../shared.ts';
+import { EXIT, fail, port, withApp } from '../shared.ts';
+
+class PortInUse extends Error {
+  constructor(port: number, host: string) {
+    super(`port ${port} is in use (on ${host}): stop what listens there, or choose another port with --port`);
+  }
+}
+
+/** A wildcard listen address is not one a browser can open: show it as localhost. */
+function browsableUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.hostname === '0.0.0.0' || parsed.hostname === '[::]') parsed.hostname = 'localhost';
+  return parsed.origin;
+}
 
 function nextSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
@@ -28,8 +41,14 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .action(async (opts: { port: number; host: string }) => {
       await withApp(async (app) => {
-        const server = await startHttpServer({ app, port: opts.port, host: opts.host });
+        const server = await startHttpServer({ app, port: opts.port, host: opts.host }).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(opts.port, opts.host);
+          throw err;
+        });
         app.logger.info({ event: 'listening', url: server.url, gateway: app.config.gatewayUrl ?? 'local stages', store: app.store.kind });
+        // The line for a person (the log above is for machines), with addresses a browser opens.
+        const base = browsableUrl(server.url);
+        process.stdout.write(`fave serve: API ${base}/  UI ${base}/ui  (stages: ${app.config.gatewayUrl ?? 'local'}, store: ${app.store.kind}; Ctrl-C stops)\n`);
         // Requests whose owner is gone (a replica killed, a pod evicted) are taken over at start,
         // then as soon as the earliest lease of another owner could have run out (at least once
         // per lease period), so a dead owner's requests move within about one lease period.
@@ -62,6 +81,12 @@ export function registerServe(program: Command): void {
         process.once('SIGTERM', force);
         // Abandoning the executions is what lets waiting synchronous callers get their 503.
         await Promise.all([server.close(), app.orchestrator.close()]);
-      }, false).catch((err: unknown) => fail(toFaveError(err)));
+      }, false).catch((err: unknown) => {
+        if (err instanceof PortInUse) {
+          process.stderr.write(`fave: ${err.message}\n`);
+          process.exit(EXIT.failed);
+        }
+        fail(toFaveError(err));
+      });
     });
 }
