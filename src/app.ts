@@ -32,7 +32,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const config = loadConfig(options.env ?? process.env);
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = await openStore(config.store);
-  const transport = options.transport ?? (await createTransport(config, store));
+  const transport = options.transport ?? (await createTransport(config, store, options.env ?? process.env));
   const orchestrator = new Orchestrator({ config, store, transport, logger });
   return {
     config,
@@ -49,9 +49,9 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   };
 }
 
-export async function createTransport(config: Config, store: Store): Promise<StageTransport> {
+export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {
   if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
   const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
   const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
-  return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames }));
+  return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames, env }));
 }

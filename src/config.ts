@@ -107,6 +107,8 @@ const EnvSchema = z.object({
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
+  // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
+  FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -134,6 +136,8 @@ export interface Config {
   resumeOnStart: boolean;
   /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
   responseFormat: ResponseFormat;
+  /** The largest body `POST /uploads` stores; 0: uploads are refused. */
+  uploadMaxBytes: number;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -232,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
     responseFormat: e.RESPONSE_FORMAT,
+    uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
   };
 }
 

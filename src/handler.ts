@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { createApp, type App } from './app.ts';
 import { toFaveError } from './errors.ts';
 import { createMetrics } from './server/metrics.ts';
@@ -49,8 +50,39 @@ export function createHandler(runtime: () => Promise<{ router: Router }>): Funct
         body: JSON.stringify({ error: { code: error.code, message: error.message } }),
       };
     }
+    if (response.body instanceof Readable) {
+      const body = await collect(response.body);
+      if (typeof body === 'string') {
+        context.status(413).headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).succeed(body);
+        return;
+      }
+      context.status(response.status).headers(response.headers).succeed(body);
+      return;
+    }
     context.status(response.status).headers(response.headers).succeed(response.body);
   };
+}
+
+/** The most bytes of a streamed answer the template is handed in one piece. */
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The template answers whole bodies: a streamed one (an artifact) is read into memory first, up
+ * to a bound. Past it the client is told to ask for a range (`fave serve` streams instead).
+ */
+async function collect(stream: Readable): Promise<Buffer | string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += buf.length;
+    if (size > MAX_BUFFERED_BYTES) {
+      stream.destroy();
+      return JSON.stringify({ error: { code: 'PAYLOAD_TOO_LARGE', message: `the answer is larger than the ${MAX_BUFFERED_BYTES} bytes this function buffers: ask for a Range` } });
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
 }
 
 export function requestOf(event: FunctionEvent): HttpRequestLike {

@@ -169,8 +169,14 @@ describe('the result table', () => {
     const bursts = join(dir, 'bursts.mp4');
     await makeToneBurstVideo(bursts, { bursts: [[1, 3], [5, 7]], duration: 8 });
     const data = join(dir, 'embedded');
-    // No GATEWAY_URL: the local stages, with no speech engine and no detector model.
-    const out = await runFave(['run', bursts, '--request-id', 'table'], { FAVE_DATA_DIR: data, LOG_LEVEL: 'warn', COLUMNS: '64' }).exit;
+    // No GATEWAY_URL: the local stages, with no speech engine and no detector, clips on the bursts only.
+    const out = await runFave(['run', bursts, '--request-id', 'table'], {
+      FAVE_DATA_DIR: data,
+      LOG_LEVEL: 'warn',
+      COLUMNS: '64',
+      FAVE_DETECTOR: 'none',
+      FAVE_SILENT_CLIPS: 'false',
+    }).exit;
     expect(out.code, out.stderr).toBe(0);
     const lines = out.stdout.split('\n');
     const header = lines.findIndex((l) => l.startsWith('clip '));

@@ -9,7 +9,7 @@ import { unpackTarGz } from '../src/stages/local/archive.ts';
 import { createLocalStages, type LocalStageResponse, type LocalStages } from '../src/stages/local/index.ts';
 import { LocalTransport } from '../src/stages/local/local-transport.ts';
 import { probeMedia, type MediaInfo } from '../src/stages/local/probe.ts';
-import { BlockEnergies, formatTimestamp, frameMeanSquares, nonSilentIntervals, parseTimestampsFile, segmentAudio } from '../src/stages/local/segmentation.ts';
+import { BlockEnergies, formatTimestamp, frameMeanSquares, nonSilentIntervals, parseTimestampsFile, segmentAudio, shapeClips } from '../src/stages/local/segmentation.ts';
 import { speechArgv, splitCommandLine } from '../src/stages/local/speech.ts';
 import { startLocalGateway } from '../src/stages/local/serve.ts';
 import { makeNotAVideo, makeSilentVideo, makeToneBurstVideo } from './support/media.ts';
@@ -28,9 +28,12 @@ let dir: string;
 let store: FsStore;
 let stages: LocalStages;
 
-/** Local stages whose per-call temp dirs go to `{dir}/work`, so the test can see they are all removed. */
+/**
+ * Local stages whose per-call temp dirs go to `{dir}/work`, so the test can see they are all
+ * removed. Clips follow the tone bursts only here, however short (the shaping of clips has its own test).
+ */
 function makeStages(options: Omit<Parameters<typeof createLocalStages>[0], 'store' | 'workRoot'> & { store?: FsStore } = {}): LocalStages {
-  return createLocalStages({ speechCommand: null, detectorModel: null, ...options, store: options.store ?? store, workRoot: join(dir, 'work') });
+  return createLocalStages({ speechCommand: null, detectorModel: null, segmentation: { silentClips: false, minClipS: 0.1 }, ...options, store: options.store ?? store, workRoot: join(dir, 'work') });
 }
 
 function request(stage: string, requestId: string, inputUri: string, fanout: Fanout = {}): StageRequest {
@@ -368,6 +371,44 @@ describe('segmentation (pure)', () => {
     const { meanSquares, count } = analyse(toneBursts(bursts, 10.5));
     expect(segmentAudio(meanSquares, count, { sampleRate: rate }).clips).toHaveLength(10);
     expect(segmentAudio(meanSquares, count, { sampleRate: rate, maxClips: 4 }).clips).toHaveLength(4);
+  });
+
+  it('bridges short pauses, folds in or drops short speech, and covers the silence with clips of its own', () => {
+    const shape = { duration: 20, minGapS: 0.3, minClipS: 1.25, maxClipS: 30, silentClips: true };
+    // A sentence with a 0.2 s pause, a 0.4 s blip far from anything, speech again at 12–15 s.
+    const clips = shapeClips(
+      [
+        { start_s: 2, end_s: 3.4 },
+        { start_s: 3.6, end_s: 5 },
+        { start_s: 8, end_s: 8.4 },
+        { start_s: 12, end_s: 15 },
+        { start_s: 15.5, end_s: 15.9 },
+      ],
+      shape,
+    );
+    expect(clips).toEqual([
+      { start_s: 0, end_s: 2, speech: false },
+      { start_s: 2, end_s: 5, speech: true },
+      { start_s: 5, end_s: 12, speech: false },
+      { start_s: 12, end_s: 15.9, speech: true },
+      { start_s: 15.9, end_s: 20, speech: false },
+    ]);
+    // Every second of the video is in exactly one clip.
+    clips.forEach((c, i) => expect(c.start_s).toBe(i === 0 ? 0 : clips[i - 1]!.end_s));
+    // Silence shorter than a clip is shared by its neighbours; without silent clips only speech is kept.
+    expect(shapeClips([{ start_s: 0.5, end_s: 4 }, { start_s: 5, end_s: 9 }], { ...shape, duration: 9.8 })).toEqual([
+      { start_s: 0, end_s: 4.5, speech: true },
+      { start_s: 4.5, end_s: 9.8, speech: true },
+    ]);
+    expect(shapeClips([{ start_s: 2, end_s: 5 }, { start_s: 9, end_s: 12 }], { ...shape, silentClips: false })).toEqual([
+      { start_s: 2, end_s: 5, speech: true },
+      { start_s: 9, end_s: 12, speech: true },
+    ]);
+    expect(shapeClips([], { ...shape, duration: 70 }).map((c) => [c.start_s, c.end_s, c.speech])).toEqual([
+      [0, 70 / 3, false],
+      [70 / 3, (2 * 70) / 3, false],
+      [(2 * 70) / 3, 70, false],
+    ]);
   });
 
   it('writes and reads timestamps with sub-second precision', () => {

@@ -193,6 +193,18 @@ describe.each(factories)('Store contract: $name', (factory) => {
     expect(read).toEqual({ sha256: sha256(body), size: body.length });
   });
 
+  it('streams a byte range out with getRange, and a missing object is INPUT_NOT_FOUND', async () => {
+    const body = randomBytes(200_000);
+    await store.put(at('gr/blob.bin'), body);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await store.getRange(at('gr/blob.bin'), { start: 1000, end: 150_999 })) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(body.subarray(1000, 151_000))).toBe(true);
+    const last: Buffer[] = [];
+    for await (const chunk of await store.getRange(at('gr/blob.bin'), { start: 199_999, end: 199_999 })) last.push(chunk as Buffer);
+    expect(Buffer.concat(last)).toEqual(body.subarray(199_999));
+    await expect(store.getRange(at('gr/none.bin'), { start: 0, end: 1 })).rejects.toMatchObject({ error: { code: 'INPUT_NOT_FOUND' } });
+  });
+
   it('stores a ~30 MB stream of unknown length byte-identically', async () => {
     const source = generatedStream(31, 1_000_003);
     const info = await store.putStream(at('ps/big.bin'), source.stream, { contentType: 'application/octet-stream' });

@@ -1,14 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handleUi } from '../src/ui/routes.ts';
+import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import type { RequestView } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
@@ -21,24 +19,12 @@ const PIPELINE_ORDER = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT'
 
 let h: Harness;
 let browser: Browser;
-let server: Server;
+let server: HttpServer;
 let base: string;
 
-async function serveUi(harness: Harness): Promise<Server> {
-  const s = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    void handleUi({ method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: {}, body: undefined }, harness.app.orchestrator)
-      .then((answer) => {
-        if (!answer) {
-          res.writeHead(404).end();
-          return;
-        }
-        res.writeHead(answer.status, answer.headers).end(answer.body);
-      })
-      .catch((err: unknown) => res.writeHead(500).end(String(err)));
-  });
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  return s;
+/** The UI as `fave serve` serves it, with the artifact route its pictures and clips come from. */
+async function serveUi(harness: Harness): Promise<HttpServer> {
+  return startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
 }
 
 async function apiView(id: string): Promise<RequestView> {
@@ -79,7 +65,7 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
     });
     h = await startHarness({ gateway: { clips: 10, framesPerClip: 2, latencyMs: 3, coldStartEvery: 9 }, env: { MAX_CONCURRENT_INVOCATIONS: '4' } });
     server = await serveUi(h);
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = server.url;
     // The live feed starts with the first UI request; make that before any request runs.
     await fetch(`${base}/ui`);
     await mkdir(join(root, 'test-artifacts'), { recursive: true });
@@ -87,7 +73,7 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await server?.close(200);
     await h?.close();
   });
 

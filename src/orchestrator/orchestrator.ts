@@ -92,6 +92,18 @@ export class Orchestrator {
   /** Expiry of other owners' leases seen by sweeps: such a request is not read again before then. */
   private readonly foreignLeases = new Map<string, number>();
   private readonly journals = new Map<string, DispatchJournal>();
+  private readonly background = new Set<Promise<void>>();
+
+  /** The profiles a request may name, the configured default first. */
+  get profileNames(): string[] {
+    const { profileName, profiles } = this.options.config;
+    return [profileName, ...Object.keys(profiles).filter((p) => p !== profileName)];
+  }
+
+  /** True when the stages run in this process (no gateway): the embedded default. */
+  get embedded(): boolean {
+    return this.options.config.gatewayUrl === null;
+  }
 
   constructor(private readonly options: OrchestratorOptions) {
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -344,7 +356,18 @@ export class Orchestrator {
   async close(): Promise<void> {
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
+    await Promise.all(this.background);
     this.inspector?.stop();
+  }
+
+  /** Work on the store that no caller waits for, but that `close()` lets finish. */
+  private inBackground(work: Promise<unknown>): void {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.background.add(settled);
+    void settled.then(() => this.background.delete(settled));
   }
 
   private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
@@ -438,8 +461,6 @@ export class Orchestrator {
     const done = execution.done.then(
       (outcome) => {
         this.events.emit('finished', requestId, outcome.status);
-        // Every attempt in the journal has its record in the final state.json now.
-        if (outcome.status === 'COMPLETED') void clearDispatches(this.options.store, this.options.config.bucket, requestId).catch(() => undefined);
         return outcome;
       },
       async (err: unknown) => {
@@ -453,6 +474,14 @@ export class Orchestrator {
     );
     done.catch(() => undefined);
     this.outcomes.set(execution, done);
+    // Tracked from the start, so that close() also waits for a finish whose last writes are in
+    // flight, and for the journal's removal after it (not for a winner's answer after a loss).
+    this.inBackground(
+      execution.done.then(async (outcome) => {
+        // Every attempt in the journal has its record in the final state.json now.
+        if (outcome.status === 'COMPLETED') await clearDispatches(this.options.store, this.options.config.bucket, requestId);
+      }),
+    );
     return { request_id: requestId, local: true, done, execution };
   }
 

@@ -8,6 +8,7 @@ import { FaveFailure, faveError } from '../errors.ts';
 import {
   notFound,
   preconditionFailed,
+  type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
   type PutOptions,
@@ -63,6 +64,12 @@ export class FsStore implements Store {
     const path = this.path(loc);
     await this.statOrThrow(loc);
     return createReadStream(path);
+  }
+
+  async getRange(loc: ObjectLocation, range: ByteRange): Promise<Readable> {
+    const path = this.path(loc);
+    await this.statOrThrow(loc);
+    return createReadStream(path, { start: range.start, end: range.end });
   }
 
   async head(loc: ObjectLocation): Promise<ObjectInfo | null> {

@@ -20,6 +20,7 @@ import {
   formatS3Uri,
   notFound,
   preconditionFailed,
+  type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
   type PutOptions,
@@ -148,9 +149,18 @@ export class S3Store implements Store {
   }
 
   async getStream(loc: ObjectLocation): Promise<Readable> {
+    return this.bodyStream(loc);
+  }
+
+  /** A ranged GetObject: only the asked bytes cross the network. */
+  async getRange(loc: ObjectLocation, range: ByteRange): Promise<Readable> {
+    return this.bodyStream(loc, `bytes=${range.start}-${range.end}`);
+  }
+
+  private async bodyStream(loc: ObjectLocation, range?: string): Promise<Readable> {
     let body: unknown;
     try {
-      body = (await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }))).Body;
+      body = (await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, ...(range ? { Range: range } : {}) }))).Body;
     } catch (err) {
       throw this.readFailure('GetObject', loc, err);
     }

@@ -12,6 +12,12 @@ export interface ObjectInfo {
   etag: string;
 }
 
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 export interface PutOptions {
   contentType?: string;
   /** Write only if the current object has this ETag (optimistic concurrency). */
@@ -42,6 +48,8 @@ export interface Store {
   init(): Promise<StoreCapabilities>;
   get(loc: ObjectLocation): Promise<Buffer>;
   getStream(loc: ObjectLocation): Promise<Readable>;
+  /** Bytes `start` to `end` inclusive, streamed; the caller keeps the range within the object's size. */
+  getRange(loc: ObjectLocation, range: ByteRange): Promise<Readable>;
   head(loc: ObjectLocation): Promise<ObjectInfo | null>;
   put(loc: ObjectLocation, body: Buffer | string, options?: PutOptions): Promise<ObjectInfo>;
   /** Streams a body of unknown length into the store; the stored bytes equal the stream's. */

@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { App } from '../app.ts';
 import { createMetrics, type FaveMetrics } from './metrics.ts';
-import { createRouter, type Router } from './router.ts';
+import { createRouter, STREAMED_UPLOAD_PATH, type Router } from './router.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { MAX_BODY_BYTES, type HostLookup } from './validate.ts';
 
@@ -96,7 +98,24 @@ function errorBody(code: string, message: string, field?: string): string {
   return JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } });
 }
 
+/** Routes that read their body as a stream (into the store), bounded by their own cap. */
+function streamsBody(method: string | undefined, path: string): boolean {
+  return method?.toUpperCase() === 'POST' && path.replace(/\/+$/, '') === STREAMED_UPLOAD_PATH;
+}
+
 async function serve(req: IncomingMessage, res: ServerResponse, router: Router): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (streamsBody(req.method, url.pathname)) {
+    const response = await router({ ...requestParts(req, url), body: undefined, stream: req });
+    if (!req.complete) {
+      // The route stopped reading (a refusal): answer, then drop the rest up to a bound.
+      send(res, { ...response, headers: { ...response.headers, connection: 'close' } });
+      discard(req);
+    } else {
+      send(res, response);
+    }
+    return;
+  }
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
     tooLarge(req, res, `body: ${declared} bytes is more than the ${MAX_BODY_BYTES} allowed`);
@@ -108,26 +127,34 @@ async function serve(req: IncomingMessage, res: ServerResponse, router: Router):
     return;
   }
   if (body === 'aborted') return;
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const request: HttpRequestLike = { ...requestParts(req, url), body: body.length > 0 ? body : undefined };
+  send(res, await router(request));
+}
+
+function requestParts(req: IncomingMessage, url: URL): Pick<HttpRequestLike, 'method' | 'path' | 'query' | 'headers'> {
   const query: Record<string, string> = {};
   for (const [key, value] of url.searchParams) if (!(key in query)) query[key] = value;
   const headers: Record<string, string> = {};
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
-  const request: HttpRequestLike = { method: req.method ?? 'GET', path: url.pathname, query, headers, body: body.length > 0 ? body : undefined };
-  send(res, await router(request));
+  return { method: req.method ?? 'GET', path: url.pathname, query, headers };
 }
 
-/** Answers 413 at once, then drops the rest of the upload (up to a bound) and closes. */
-function tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
-  send(res, { status: 413, headers: { ...JSON_HEADERS, connection: 'close' }, body: errorBody('PAYLOAD_TOO_LARGE', message, 'body') });
+function discard(req: IncomingMessage): void {
   let discarded = 0;
   req.on('data', (chunk: Buffer) => {
     discarded += chunk.length;
     if (discarded > DISCARD_LIMIT_BYTES) req.destroy();
   });
+  req.on('error', () => undefined);
   req.resume();
+}
+
+/** Answers 413 at once, then drops the rest of the upload (up to a bound) and closes. */
+function tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
+  send(res, { status: 413, headers: { ...JSON_HEADERS, connection: 'close' }, body: errorBody('PAYLOAD_TOO_LARGE', message, 'body') });
+  discard(req);
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {
@@ -168,8 +195,20 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
 }
 
 function send(res: ServerResponse, response: HttpResponseLike): void {
-  if (res.destroyed || res.writableEnded) return;
+  if (res.destroyed || res.writableEnded) {
+    if (response.body instanceof Readable) response.body.destroy();
+    return;
+  }
+  if (response.body instanceof Readable) {
+    const stream = response.body;
+    res.writeHead(response.status, response.headers);
+    // A client that seeks closes the connection mid-body: stop reading the store then.
+    pipeline(stream, res).catch(() => undefined);
+    return;
+  }
   const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
-  res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
+  // A HEAD answer has no body but says how long the GET one is (the artifact route sets it).
+  const declared = body.length === 0 ? response.headers['content-length'] : undefined;
+  res.writeHead(response.status, { ...response.headers, 'content-length': declared ?? String(body.length) });
   res.end(body);
 }

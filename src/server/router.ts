@@ -10,6 +10,8 @@ import { allRecords } from '../services/aggregate.ts';
 import { summarizeInvocations } from '../services/metrics.ts';
 import { faveV1Answer, faveV1Error } from '../services/fave-v1.ts';
 import { handleUi } from '../ui/routes.ts';
+import { serveArtifact } from './artifact-route.ts';
+import { receiveUpload } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
@@ -26,6 +28,11 @@ export interface RouterDeps {
   /** How long `POST /requests/{id}/cancel` waits for the request to settle before answering 202. */
   cancelWaitMs?: number;
 }
+
+/** `POST /uploads`: its body is streamed into the store (the server leaves it unread). */
+export const STREAMED_UPLOAD_PATH = '/uploads';
+/** `GET /requests/{id}/artifacts/{name}`: a clip or frame of the request, with Range. */
+const ARTIFACT_PATH = /^\/requests\/([^/]*)\/artifacts\/([^/]+)$/;
 
 export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
 
@@ -300,19 +307,32 @@ export function createRouter(deps: RouterDeps): Router {
     return { status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.render() };
   }
 
+  async function artifact(request: HttpRequestLike, id: string, name: string): Promise<HttpResponseLike> {
+    const found = await inspect(id);
+    if (!found) return notFound(id);
+    return serveArtifact({ store: orchestrator.store, context: found.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
+  }
+
   type Route = { methods: Record<string, () => Promise<HttpResponseLike>> };
 
   async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
     const path = normalizePath(request.path);
     if (path === '/ui' || path.startsWith('/ui/')) {
-      return (await handleUi({ ...request, path }, orchestrator)) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+      return (await handleUi({ ...request, path }, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
     }
     const method = request.method.toUpperCase();
     let target: Route | null = null;
     if (path === '/') target = { methods: { POST: () => start(request) } };
     else if (path === '/healthz') target = { methods: { GET: healthz } };
     else if (path === '/metrics') target = { methods: { GET: prometheus } };
-    else {
+    else if (path === STREAMED_UPLOAD_PATH) target = { methods: { POST: () => receiveUpload({ store: orchestrator.store, request, maxBytes: config.uploadMaxBytes }) } };
+    else if (ARTIFACT_PATH.test(path)) {
+      const [, id, name] = ARTIFACT_PATH.exec(path)!;
+      if (!REQUEST_ID_PATTERN.test(id!)) {
+        return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
+      }
+      target = { methods: { GET: () => artifact(request, id!, name!) } };
+    } else {
       const match = /^\/requests\/([^/]*)(?:\/(result|resume|cancel))?$/.exec(path);
       if (match) {
         const id = match[1]!;

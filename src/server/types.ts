@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * The HTTP surface as plain values, so the same routing serves the OpenFaaS Node template
  * (event/context) and `fave serve` (node:http).
@@ -11,10 +13,16 @@ export interface HttpRequestLike {
   headers: Record<string, string>;
   /** Raw body; undefined when there is none. */
   body: Buffer | string | undefined;
+  /**
+   * The body as it arrives, for the routes that stream it into the store (`POST /uploads`); the
+   * server leaves it unread for them. Absent where the body was read already (the handler).
+   */
+  stream?: Readable;
 }
 
 export interface HttpResponseLike {
   status: number;
   headers: Record<string, string>;
-  body: string | Buffer;
+  /** A stream is piped out as it is read (artifacts); its length is in `content-length`. */
+  body: string | Buffer | Readable;
 }

@@ -4,7 +4,7 @@ import { summarizeInvocations, type InvocationRecord } from './metrics.ts';
 import { matchClips } from './query.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
-export function summarizeObjects(clip: ClipState): ObjectSummary[] {
+export function summarizeObjects(clip: { frames: ReadonlyArray<{ index: number; detections: ReadonlyArray<{ label: string; confidence: number }> }> }): ObjectSummary[] {
   const byLabel = new Map<string, { count: number; max: number; frames: Set<number> }>();
   for (const frame of clip.frames) {
     for (const d of frame.detections) {
@@ -20,7 +20,11 @@ export function summarizeObjects(clip: ClipState): ObjectSummary[] {
     .sort((a, b) => b.count - a.count || b.max_confidence - a.max_confidence || a.label.localeCompare(b.label));
 }
 
-function objectsNote(clip: ClipState, detectorEnabled: boolean): string | null {
+/** What a clip's object list needs of it (a ClipState, live or as state.json holds it). */
+type NotedClip = Pick<ClipState, 'status' | 'start_s' | 'end_s'> & { frames: ReadonlyArray<{ detections: readonly unknown[]; note: string | null }> };
+
+/** Why a settled clip has no objects, or null when it has some (or has not settled). */
+export function objectsNote(clip: NotedClip, detectorEnabled: boolean): string | null {
   if (clip.status !== 'done') return null;
   if (!detectorEnabled) return 'object detection disabled (ENABLE_OBJECT_DETECTOR=false)';
   if (clip.frames.length === 0) return noFrameNote(clip);
@@ -34,7 +38,7 @@ function objectsNote(clip: ClipState, detectorEnabled: boolean): string | null {
  * ffmpeg-3 samples frames at a fixed rate (deployed as one every five seconds), so a clip shorter
  * than one interval gets none: a fact about the clip, not a failure, and said as such.
  */
-function noFrameNote(clip: ClipState): string {
+function noFrameNote(clip: Pick<ClipState, 'start_s' | 'end_s'>): string {
   const length = clip.start_s !== null && clip.end_s !== null ? ` (${round(clip.end_s - clip.start_s, 2)} s long)` : '';
   return `no frame: the frame extractor returned none for this clip${length}; a clip shorter than its sampling interval gets none, so nothing was detected`;
 }

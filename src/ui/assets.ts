@@ -62,6 +62,59 @@ table.requests { border-collapse: collapse; width: 100%; }
 table.requests th, table.requests td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 table.requests th { font-size: 12px; color: var(--muted); font-weight: 600; }
 table.requests td.video { max-width: 380px; word-break: break-all; }
+h2.section { font-size: 17px; margin: 34px 0 6px; padding-top: 14px; border-top: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 18px 0 8px; }
+.answer { max-width: 1180px; }
+.ask { display: flex; flex-wrap: wrap; gap: 10px; align-items: baseline; margin-top: 6px; }
+.ask .query { font-size: 22px; font-weight: 650; letter-spacing: -0.01em; }
+.terms { display: flex; gap: 6px; flex-wrap: wrap; }
+.term { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #e0e7ff; color: #3730a3; }
+.term-label { background: #dcfce7; color: #166534; }
+.verdict { font-size: 16px; margin: 6px 0 12px; font-weight: 600; }
+.verdict-match { color: var(--ok); } .verdict-cannot-match, .verdict-failed { color: #9a3412; } .verdict-no-match { color: var(--fg); }
+.verdict-running { color: var(--run); } .verdict-no-query { color: var(--muted); font-weight: 500; }
+.strip-wrap { margin: 4px 0 18px; }
+.strip { position: relative; height: 26px; background: repeating-linear-gradient(90deg, #eef2f6 0 10px, #e6ebf1 10px 20px); border-radius: 6px; border: 1px solid var(--line); }
+.seg { position: absolute; top: 3px; bottom: 3px; border: 0; padding: 0; border-radius: 3px; background: #94a3b8; cursor: pointer; box-shadow: inset 0 0 0 1px rgba(255,255,255,.6); }
+.seg:hover, .seg:focus-visible { filter: brightness(0.85); outline: 2px solid var(--fg); outline-offset: 1px; }
+.seg-silent { background: repeating-linear-gradient(45deg, #cbd5e1 0 4px, #b8c3d1 4px 8px); }
+.seg-match { background: #f59e0b; top: 0; bottom: 0; box-shadow: 0 0 0 1px #b45309; }
+.seg-failed { background: var(--fail); }
+.strip-axis { position: relative; height: 16px; font-size: 11px; color: var(--muted); }
+.strip-axis span { position: absolute; transform: translateX(-50%); } .strip-axis span:first-child { transform: none; } .strip-axis span:last-child { transform: translateX(-100%); }
+.cards { display: grid; gap: 12px; }
+.card { border: 1px solid var(--line); border-radius: 10px; background: #fff; overflow: hidden; }
+.card-match { border-color: #f5c46b; box-shadow: 0 1px 3px rgba(180, 83, 9, .12); }
+.card.playing { outline: 3px solid #f59e0b; }
+.card-head { display: flex; gap: 12px; align-items: baseline; padding: 8px 14px; background: var(--panel); border-bottom: 1px solid var(--line); }
+.card-match .card-head { background: #fff8eb; }
+.rank { font-weight: 700; color: #b45309; } .time { font-weight: 600; font-variant-numeric: tabular-nums; }
+.score { margin-left: auto; font-weight: 700; font-variant-numeric: tabular-nums; padding: 0 8px; border-radius: 8px; background: #fde68a; color: #78350f; }
+.tag { font-size: 11px; padding: 0 7px; border-radius: 8px; background: #e2e8f0; color: #334155; }
+.tag-failed { background: #fee2e2; color: #991b1b; } .tag-pending { background: #dbeafe; color: #1e40af; }
+.card-body { display: grid; grid-template-columns: minmax(240px, 340px) 1fr; gap: 14px; padding: 12px 14px; }
+@media (max-width: 760px) { .card-body { grid-template-columns: 1fr; } }
+.player { width: 100%; max-height: 200px; background: #0f172a; border-radius: 6px; display: block; }
+.thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: 4px; margin-top: 6px; }
+.thumb { width: 100%; aspect-ratio: 4 / 3; object-fit: cover; border-radius: 4px; background: #e2e8f0; display: block; }
+.transcript { margin: 0 0 8px; font-size: 14.5px; line-height: 1.5; white-space: pre-wrap; overflow-wrap: anywhere; }
+mark { background: #fde047; color: inherit; padding: 0 2px; border-radius: 3px; }
+.chips { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; font-size: 12.5px; }
+.chip { padding: 2px 9px; border-radius: 12px; background: #eef2f6; border: 1px solid var(--line); font-variant-numeric: tabular-nums; }
+.chip.hit { background: #dcfce7; border-color: #86efac; }
+.reasons { margin: 6px 0 0; padding-left: 18px; color: var(--muted); font-size: 12.5px; }
+.clip-error { color: #7f1d1d; font-size: 12.5px; }
+details.others { margin-top: 14px; }
+details.others > summary { cursor: pointer; font-weight: 600; padding: 6px 0; color: var(--muted); }
+details.others .card { opacity: .96; }
+.media-note { font-size: 12.5px; }
+form.submit { display: grid; grid-template-columns: max-content minmax(220px, 520px); gap: 8px 12px; align-items: center; padding: 14px; border: 1px solid var(--line); border-radius: 10px; background: var(--panel); max-width: 760px; margin: 8px 0 22px; }
+form.submit label { color: var(--muted); font-size: 13px; }
+form.submit input[type=text], form.submit select { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; width: 100%; }
+form.submit .actions { grid-column: 2; display: flex; gap: 12px; align-items: center; }
+form.submit button { font: inherit; font-weight: 600; padding: 6px 16px; border-radius: 6px; border: 0; background: var(--run); color: #fff; cursor: pointer; }
+form.submit button:disabled { background: var(--muted); cursor: default; }
+#submit-status.error { color: var(--fail); }
 `;
 
 export const REQUEST_SCRIPT = String.raw`
@@ -233,10 +286,56 @@ export const REQUEST_SCRIPT = String.raw`
         render(d);
         if (d.status === 'RUNNING') { setText('live-note', 'live · updated ' + clock(d.observed_at)); setTimeout(poll, POLL_MS); }
         else setText('live-note', 'finished');
+        refreshAnswer(d);
       })
       .catch(function (e) { setText('live-note', 'cannot reach the server (' + e.message + '); retrying'); setTimeout(poll, POLL_MS * 4); });
   }
 
+
+  function answerMedia() {
+    // Artifact links are relative to /ui/requests/{id}; with a trailing slash they need one more '../'.
+    if (location.protocol === 'file:' || !/\/$/.test(location.pathname)) return;
+    var media = document.querySelectorAll('.answer img[src^="../"], .answer video[src^="../"]');
+    for (var i = 0; i < media.length; i++) media[i].setAttribute('src', '../' + media[i].getAttribute('src'));
+  }
+  function playClip(index) {
+    var card = byId('clip-' + index);
+    if (!card) return;
+    var others = byId('others');
+    if (others && others.contains(card)) others.open = true;
+    var playing = document.querySelectorAll('.card.playing');
+    for (var i = 0; i < playing.length; i++) playing[i].classList.remove('playing');
+    card.classList.add('playing');
+    card.scrollIntoView({ behavior: 'smooth', block: 'center' });
+    var video = card.querySelector('video');
+    if (video) { try { video.currentTime = 0; } catch (e) {} var p = video.play(); if (p && p.catch) p.catch(function () {}); }
+  }
+  function bindStrip() {
+    var strip = byId('strip');
+    if (strip) strip.addEventListener('click', function (ev) {
+      var seg = ev.target.closest ? ev.target.closest('[data-clip]') : null;
+      if (seg) playClip(seg.getAttribute('data-clip'));
+    });
+  }
+  bindStrip();
+  answerMedia();
+  // The answer is drawn by the server (one code path with the report): a live page swaps in the
+  // section of a fresh copy of itself when clips settle or the request ends.
+  function answerKey(d) { return d.status + ':' + (d.progress.clips_done + d.progress.clips_failed) + ':' + d.progress.frames_done; }
+  var shownAnswer = answerKey(data);
+  function refreshAnswer(d) {
+    var key = answerKey(d);
+    if (key === shownAnswer) return;
+    shownAnswer = key;
+    fetch(location.href, { cache: 'no-store', headers: { accept: 'text/html' } })
+      .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('answer');
+        var current = byId('answer');
+        if (fresh && current) { current.replaceWith(document.importNode(fresh, true)); bindStrip(); answerMedia(); }
+      })
+      .catch(function () { shownAnswer = ''; });
+  }
   var back = byId('back');
   if (back && location.protocol !== 'file:') {
     back.setAttribute('href', location.pathname.replace(/\/+$/, '').replace(/\/requests\/[^\/]*$/, '') || '/');
@@ -257,6 +356,52 @@ export const LIST_SCRIPT = String.raw`
   for (var i = 0; i < links.length; i++) {
     links[i].setAttribute('href', base + '/requests/' + encodeURIComponent(links[i].getAttribute('data-request')));
   }
-  if (document.body.getAttribute('data-running') === 'true') setTimeout(function () { location.reload(); }, 3000);
+  var form = document.getElementById('submit-form');
+  var root = base.replace(/\/ui$/, '');
+  function say(text, isError) {
+    var s = document.getElementById('submit-status');
+    s.textContent = text;
+    s.className = isError ? 'error' : 'muted';
+  }
+  function errorOf(r) {
+    return r.json().then(function (b) { return (b && b.error && b.error.message) || ('HTTP ' + r.status); }, function () { return 'HTTP ' + r.status; })
+      .then(function (m) { throw new Error(m); });
+  }
+  var busy = false;
+  if (form) form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (busy) return;
+    var fileInput = document.getElementById('f-file');
+    var file = fileInput && fileInput.files && fileInput.files[0];
+    var uri = document.getElementById('f-video').value.trim();
+    var query = document.getElementById('f-query').value.trim();
+    var profile = document.getElementById('f-profile').value;
+    if (!file && !uri) { say('give a video URI or choose a file', true); return; }
+    var max = Number(form.getAttribute('data-max-upload'));
+    if (file && max && file.size > max) { say(file.name + ' is ' + file.size + ' bytes, more than the ' + max + ' allowed', true); return; }
+    busy = true;
+    document.getElementById('f-submit').disabled = true;
+    var video = file
+      ? (say('uploading ' + file.name + '…'),
+        fetch(root + '/uploads?filename=' + encodeURIComponent(file.name), { method: 'POST', body: file, headers: { 'content-type': 'application/octet-stream' } })
+          .then(function (r) { return r.ok ? r.json() : errorOf(r); })
+          .then(function (b) { return b.uri; }))
+      : Promise.resolve(uri);
+    video
+      .then(function (videoUri) {
+        say('starting…');
+        var body = { video_uri: videoUri, profile: profile };
+        if (query) body.query = query;
+        return fetch(root + '/?async=true', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      })
+      .then(function (r) { return r.ok ? r.json() : errorOf(r); })
+      .then(function (b) { location.href = base + '/requests/' + encodeURIComponent(b.request_id); })
+      .catch(function (e) { say(e.message, true); busy = false; document.getElementById('f-submit').disabled = false; });
+  });
+  if (document.body.getAttribute('data-running') === 'true') setTimeout(function () {
+    // Never throw away what is being typed into the form.
+    var typing = form && (document.activeElement && form.contains(document.activeElement) || busy);
+    if (!typing) location.reload();
+  }, 3000);
 })();
 `;

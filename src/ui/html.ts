@@ -20,19 +20,22 @@ export function scriptJson(value: unknown): string {
  * The page's own policy: nothing is loaded from anywhere. A live page may fetch its own JSON;
  * a report may not fetch at all, so it provably works offline.
  */
-export function contentSecurityPolicy(live: boolean): string {
+export function contentSecurityPolicy(live: boolean, mediaOrigin: string | null = null): string {
   return [
     "default-src 'none'",
     "style-src 'unsafe-inline'",
     "script-src 'unsafe-inline'",
-    'img-src data:',
+    // A live page shows the request's frames and clips from this server (the artifact route);
+    // a report embeds its pictures and plays clips only from the server it was told of.
+    live ? "img-src 'self' data:" : 'img-src data:',
+    live ? "media-src 'self'" : `media-src ${mediaOrigin ?? "'none'"}`,
     `connect-src ${live ? "'self'" : "'none'"}`,
     "base-uri 'none'",
     "form-action 'none'",
   ].join('; ');
 }
 
-export function htmlDocument(options: { title: string; live: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string }): string {
+export function htmlDocument(options: { title: string; live: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string; mediaOrigin?: string | null }): string {
   const attributes = Object.entries(options.bodyAttributes ?? {})
     .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
     .join('');
@@ -42,8 +45,10 @@ export function htmlDocument(options: { title: string; live: boolean; body: stri
     '<head>',
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live))}">`,
+    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live, options.mediaOrigin ?? null))}">`,
     `<title>${escapeXml(options.title)}</title>`,
+    // No favicon request: a page asks for nothing it does not show.
+    '<link rel="icon" href="data:,">',
     options.head ?? '',
     '</head>',
     `<body${attributes}>`,

@@ -1,6 +1,7 @@
 import type { Statechart } from '../visualize/statechart.ts';
 import { describeUses } from '../visualize/statechart.ts';
 import { LIST_SCRIPT, REQUEST_SCRIPT, STYLES } from './assets.ts';
+import { renderAnswer, type MediaLinks } from './answer-html.ts';
 import { escapeXml, htmlDocument, scriptJson } from './html.ts';
 import { renderMachineSvg } from './statechart-svg.ts';
 import type { RequestSummary, RequestView } from './view.ts';
@@ -40,11 +41,22 @@ export function renderStatecharts(chart: Statechart): string {
 export interface RequestPageOptions {
   /** Live pages poll the server; a report is a snapshot that never touches the network. */
   mode: 'live' | 'report';
+  /** Where the answer's pictures and clips come from; a live page uses the artifact route. */
+  media?: MediaLinks;
+  /** The origin a report may play clips from (its CSP allows only that). */
+  mediaOrigin?: string | null;
+}
+
+/** The artifact route, relative to `/ui/requests/{id}` (the script corrects for a trailing slash). */
+export function liveMedia(requestId: string): MediaLinks {
+  const at = (artifact: string) => `../../requests/${encodeURIComponent(requestId)}/artifacts/${encodeURIComponent(artifact)}`;
+  return { picture: at, video: at };
 }
 
 export function renderRequestPage(view: RequestView, options: RequestPageOptions): string {
   const live = options.mode === 'live';
   const id = escapeXml(view.request_id);
+  const media = options.media ?? (live ? liveMedia(view.request_id) : { picture: () => null, video: () => null });
   const body = `
 <header>
   <h1>request <code>${id}</code></h1>
@@ -54,6 +66,8 @@ export function renderRequestPage(view: RequestView, options: RequestPageOptions
   ${live ? '<a id="back" href="../">all requests</a>' : ''}
 </header>
 <main>
+  ${renderAnswer(view.answer, view.query, media)}
+  <h2 class="section">Execution</h2>
   <dl class="meta">
     <dt>video</dt><dd class="mono">${escapeXml(view.video_uri)}</dd>
     <dt>query</dt><dd>${view.query ? escapeXml(view.query) : '<span class="muted">none</span>'}</dd>
@@ -62,18 +76,18 @@ export function renderRequestPage(view: RequestView, options: RequestPageOptions
     <dt>wall time</dt><dd id="wall">${escapeXml(duration(view.wall_ms))}</dd>
   </dl>
   <div id="error" class="error" hidden></div>
-  <h2>Progress</h2>
+  <h3>Progress</h3>
   <div class="progress">
     <span><span class="bar"><span id="clips-bar"></span></span> <span id="clips-text"></span></span>
     <span><span class="bar"><span id="frames-bar"></span></span> <span id="frames-text"></span></span>
     <span id="invocations-text"></span>
   </div>
-  <h2>Statechart</h2>
+  <h3>Statechart</h3>
   <p class="muted">The current state is highlighted (<code>data-current="true"</code>); hover an edge for its event and guard.</p>
   <div class="charts">
 ${renderStatecharts(view.statechart)}
   </div>
-  <h2>Invocations</h2>
+  <h3>Invocations</h3>
   <div class="legend">
     <span><i style="background:var(--queue)"></i>queued</span>
     <span><i style="background:var(--ok)"></i>ran, succeeded</span>
@@ -93,10 +107,40 @@ ${renderStatecharts(view.statechart)}
     body,
     bodyAttributes: { 'data-live': String(live), 'data-status': view.status },
     head: `<style>${STYLES}</style>`,
+    mediaOrigin: options.mediaOrigin ?? null,
   });
 }
 
-export function renderListPage(rows: readonly RequestSummary[]): string {
+export interface SubmitFormOptions {
+  profiles: readonly string[];
+  /** A file upload field (the embedded default: local store, stages in process). */
+  uploads: boolean;
+  /** The upload cap, said next to the field. */
+  maxUploadBytes: number;
+}
+
+function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${Math.round(n / 1024)} KiB`;
+}
+
+/** The form that starts a request: a video URI or (embedded) a file, a query and a profile. */
+export function renderSubmitForm(options: SubmitFormOptions): string {
+  const profiles = options.profiles.map((p) => `<option value="${escapeXml(p)}">${escapeXml(p)}</option>`).join('');
+  const upload = options.uploads
+    ? `<label for="f-file">or a file</label><div><input id="f-file" name="file" type="file" accept="video/*"> <span class="muted">stored under uploads/, at most ${escapeXml(bytes(options.maxUploadBytes))}</span></div>`
+    : '';
+  return `<form class="submit" id="submit-form" data-max-upload="${options.maxUploadBytes}">
+  <label for="f-video">video</label><input id="f-video" name="video_uri" type="text" placeholder="s3://bucket/key.mp4 or https://…" autocomplete="off">
+  ${upload}
+  <label for="f-query">query</label><input id="f-query" name="query" type="text" placeholder="where are the cars?" autocomplete="off">
+  <label for="f-profile">profile</label><select id="f-profile" name="profile">${profiles}</select>
+  <div class="actions"><button type="submit" id="f-submit">Start</button><span id="submit-status" class="muted" role="status"></span></div>
+</form>`;
+}
+
+export function renderListPage(rows: readonly RequestSummary[], form?: SubmitFormOptions): string {
   const running = rows.some((r) => r.status === 'RUNNING');
   const body = rows
     .map((r) => {
@@ -122,9 +166,10 @@ export function renderListPage(rows: readonly RequestSummary[]): string {
     body: `
 <header><h1>Requests</h1><span class="muted">${rows.length} known${running ? ' · refreshing while any runs' : ''}</span></header>
 <main>
+${form ? `<h2>New request</h2>\n${renderSubmitForm(form)}\n<h2>All requests</h2>` : ''}
 ${
   rows.length === 0
-    ? '<p class="muted">No requests yet. Start one with <code>fave run</code> or <code>POST /</code>.</p>'
+    ? '<p class="muted">No requests yet. Start one here, with <code>fave run</code> or with <code>POST /</code>.</p>'
     : `<table class="requests">
 <thead><tr><th>request</th><th>status</th><th>video</th><th>query</th><th>started</th><th>wall time</th><th>progress</th></tr></thead>
 <tbody>

@@ -49,7 +49,12 @@ function notFound(what: string, asJson: boolean): HttpResponseLike {
 const BAD_ID = 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$';
 
 /** Serves `/ui` and its JSON; null when the path is not the UI's. */
-export async function handleUi(request: HttpRequestLike, orchestrator: Orchestrator): Promise<HttpResponseLike | null> {
+export interface UiOptions {
+  /** The cap of `POST /uploads` (0: no upload field). */
+  maxUploadBytes?: number;
+}
+
+export async function handleUi(request: HttpRequestLike, orchestrator: Orchestrator, options: UiOptions = {}): Promise<HttpResponseLike | null> {
   const path = request.path.length > 1 ? request.path.replace(/\/+$/, '') : request.path;
   if (path !== '/ui' && !path.startsWith('/ui/')) return null;
   const asJson = path.startsWith('/ui/api/');
@@ -60,13 +65,22 @@ export async function handleUi(request: HttpRequestLike, orchestrator: Orchestra
   }
   // From here on, live views of running requests see every invocation as it ends.
   liveFeedOf(orchestrator);
-  const response = await answer(path, asJson, orchestrator);
+  const response = await answer(path, asJson, orchestrator, options);
   return method === 'HEAD' ? { ...response, body: '' } : response;
 }
 
-async function answer(path: string, asJson: boolean, orchestrator: Orchestrator): Promise<HttpResponseLike> {
+async function answer(path: string, asJson: boolean, orchestrator: Orchestrator, options: UiOptions): Promise<HttpResponseLike> {
   try {
-    if (path === '/ui') return html(200, renderListPage(await listRequestSummaries(orchestrator)));
+    if (path === '/ui') {
+      const maxUploadBytes = options.maxUploadBytes ?? 0;
+      const form = {
+        profiles: orchestrator.profileNames,
+        // The upload field is for the embedded default; elsewhere videos are already in a bucket.
+        uploads: maxUploadBytes > 0 && orchestrator.embedded && orchestrator.store.kind === 'fs',
+        maxUploadBytes,
+      };
+      return html(200, renderListPage(await listRequestSummaries(orchestrator), form));
+    }
     if (path === '/ui/api/requests') return json(200, { requests: await listRequestSummaries(orchestrator) });
     const match = /^\/ui\/(api\/)?requests\/([^/]+)$/.exec(path);
     if (!match) return notFound(`page ${path}`, asJson);

@@ -4,6 +4,8 @@ import { assertRequestId, type Orchestrator } from '../orchestrator/orchestrator
 import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
+import type { ArtifactContext } from '../services/request-artifacts.ts';
+import { buildAnswer, type Answer, type AnswerContext } from './answer.ts';
 import { liveFeedOf } from './live-feed.ts';
 import { buildTimeline, flattenInvocations, mergeInvocations, stepsByName, toInvocation, type Invocation, type Timeline } from './timeline.ts';
 
@@ -28,6 +30,8 @@ export interface RequestView {
   wall_ms: number;
   /** True when this process runs the request (the view is live, not read from state.json). */
   local: boolean;
+  /** The answer: verdict, matches and every clip with what was found in it. */
+  answer: Answer;
   invocations: Invocation[];
   timeline: Timeline;
   statechart: Statechart;
@@ -68,10 +72,10 @@ function wallOf(startedAt: number, finishedAt: number | null, now: number, runni
 }
 
 /** What a request view reads from its context, live or from state.json. */
-interface ViewedContext {
+interface ViewedContext extends AnswerContext {
   video_uri: string;
   query: string | null;
-  settings: { profile: string; stage_names?: Partial<Record<string, string>> };
+  settings: AnswerContext['settings'] & { profile: string; stage_names?: Partial<Record<string, string>> };
   started_at: number;
   finished_at: number | null;
 }
@@ -99,6 +103,7 @@ function assemble(
   return {
     ...base,
     active: activePaths(base.value),
+    answer: buildAnswer(context, base.status),
     wall_ms: wallOf(base.started_at, base.finished_at, base.observed_at, running),
     invocations,
     timeline: buildTimeline(invocations, { start: base.started_at, end }),
@@ -108,22 +113,32 @@ function assemble(
 
 /** The view of one request, from memory when it runs here, else from its state.json; null when unknown. */
 export async function loadRequestView(orchestrator: Orchestrator, requestId: string): Promise<RequestView | null> {
+  return (await loadRequestViewAndContext(orchestrator, requestId))?.view ?? null;
+}
+
+/** The view and the context it was drawn from (the report reads artifacts through it). */
+export async function loadRequestViewAndContext(orchestrator: Orchestrator, requestId: string): Promise<{ view: RequestView; context: ViewedContext & ArtifactContext } | null> {
   assertRequestId(requestId);
   const feed = liveFeedOf(orchestrator);
   const now = Date.now();
   const execution = orchestrator.get(requestId);
   if (execution) {
     const view = execution.view();
-    return assemble(
-      { request_id: requestId, status: view.status, state: view.state, value: stateValueOf(execution.value), progress: view.progress, error: view.error, observed_at: now, local: true },
-      execution.context,
-      feed.records(requestId),
-    );
+    const context = execution.context;
+    return {
+      view: assemble(
+        { request_id: requestId, status: view.status, state: view.state, value: stateValueOf(execution.value), progress: view.progress, error: view.error, observed_at: now, local: true },
+        context,
+        feed.records(requestId),
+      ),
+      context,
+    };
   }
   const stored = await orchestrator.readState(requestId);
   if (!stored) return null;
   const { envelope } = stored;
-  return assemble(
+  const context = envelope.snapshot.context;
+  const view = assemble(
     {
       request_id: requestId,
       status: envelope.status,
@@ -134,9 +149,10 @@ export async function loadRequestView(orchestrator: Orchestrator, requestId: str
       observed_at: now,
       local: false,
     },
-    envelope.snapshot.context,
+    context,
     feed.records(requestId),
   );
+  return { view, context };
 }
 
 async function summaryOf(orchestrator: Orchestrator, requestId: string, now: number): Promise<RequestSummary> {

@@ -92,6 +92,8 @@ export interface RunningS3rver {
   secretAccessKey: string;
   /** Every request the server received, as `METHOD /path?query`, in order. */
   requests: string[];
+  /** The requests that carried a Range header, as `METHOD /path range`. */
+  ranged: string[];
   stop(): Promise<void>;
 }
 
@@ -111,9 +113,14 @@ export async function startS3rver(): Promise<RunningS3rver> {
   });
   const address = await server.run();
   const requests: string[] = [];
-  server.httpServer?.on('request', (req: IncomingMessage) => requests.push(`${req.method} ${req.url}`));
+  const ranged: string[] = [];
+  server.httpServer?.on('request', (req: IncomingMessage) => {
+    requests.push(`${req.method} ${req.url}`);
+    if (req.headers.range) ranged.push(`${req.method} ${req.url} ${req.headers.range}`);
+  });
   return {
     requests,
+    ranged,
     endpoint: `http://127.0.0.1:${address.port}`,
     bucket,
     accessKeyId: 'S3RVER',

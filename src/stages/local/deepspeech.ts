@@ -8,6 +8,17 @@ import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
 
 /** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
 export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configured';
+/** A clip whose audio peaks below SILENCE_DB: a stretch without speech, no engine is asked. */
+export const SILENT_CLIP_TRANSCRIPT = 'Dummy transcript: no speech in this clip (a silent stretch)';
+/** Peak level (dBFS) under which a clip's audio is silence. */
+const SILENCE_DB = -50;
+
+/** The audio's peak level in dBFS (ffmpeg's volumedetect); -Infinity when there is no audio. */
+async function peakLevel(source: string, signal: AbortSignal): Promise<number> {
+  const { stderr } = await runTool('ffmpeg', ['-hide_banner', '-nostdin', '-i', source, '-map', '0:a:0?', '-vn', '-af', 'volumedetect', '-f', 'null', '-'], { signal });
+  const m = /max_volume:\s*(-?[\d.]+|-inf) dB/.exec(stderr);
+  return !m || m[1] === '-inf' ? Number.NEGATIVE_INFINITY : Number(m[1]);
+}
 
 /**
  * stage-deepspeech: the ffmpeg-2 archive (or a WAV, or a video) → `clip_NNN.tar.gz` holding
@@ -33,7 +44,10 @@ export function deepspeechStage(env: StageEnvironment, speechCommand: string | n
 
     let transcript = NO_ENGINE_TRANSCRIPT;
     let engine: string | null = null;
-    if (speechCommand) {
+    const peak = await peakLevel(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not read the audio'));
+    if (peak < SILENCE_DB) {
+      transcript = SILENT_CLIP_TRANSCRIPT;
+    } else if (speechCommand) {
       // Whatever the input's format, the engine gets the 16 kHz mono PCM it expects.
       const wav = ctx.path('speech.wav');
       await runTool('ffmpeg', [...FFMPEG_QUIET, '-i', source, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(SPEECH_AUDIO_RATE), '-c:a', 'pcm_s16le', wav], {
@@ -56,7 +70,13 @@ export function deepspeechStage(env: StageEnvironment, speechCommand: string | n
     const archive = ctx.path(name);
     await packTarGz([{ name: 'transcript.txt', path: text }, ...passAlong], archive);
     const uri = await ctx.upload(name, archive, 'application/gzip');
-    return [{ type: 'archive', uri, metadata: { clip_index: ctx.clipIndex, engine: engine === null ? null : engineName(engine) } }];
+    return [
+      {
+        type: 'archive',
+        uri,
+        metadata: { clip_index: ctx.clipIndex, engine: engine === null ? null : engineName(engine), peak_db: Number.isFinite(peak) ? peak : null },
+      },
+    ];
   });
 }
 

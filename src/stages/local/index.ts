@@ -8,6 +8,7 @@ import { ffmpeg2Stage } from './ffmpeg2.ts';
 import { ffmpeg3Stage } from './ffmpeg3.ts';
 import { librosaStage } from './librosa.ts';
 import { objectDetectorStage } from './object-detector.ts';
+import { CocoTfjsDetector } from './coco-tfjs.ts';
 import { SessionCache } from './onnx-runtime.ts';
 import { resolveLocalStageSettings, type LocalStageSettingsInput } from './settings.ts';
 import { speechArgv } from './speech.ts';
@@ -18,6 +19,8 @@ export type { LocalStageSettings, LocalStageSettingsInput } from './settings.ts'
 
 export interface LocalStagesOptions extends LocalStageSettingsInput {
   store: Store;
+  /** Where settings not given here are read from (default: the process environment). */
+  env?: NodeJS.ProcessEnv;
   /** Function names by stage; the defaults are DESIGN §2's. */
   stageNames?: Partial<Record<StageKey, string>>;
   /** Parent of the per-call temp dirs; the system's temp dir by default. */
@@ -36,7 +39,7 @@ const sessionsByStages = new WeakMap<LocalStages, SessionCache>();
  * FAVE_DETECTOR_CONFIDENCE); invalid ones fail here with BAD_CONFIG.
  */
 export function createLocalStages(options: LocalStagesOptions): LocalStages {
-  const settings = resolveLocalStageSettings(options);
+  const settings = resolveLocalStageSettings(options, options.env ?? process.env);
   if (settings.speechCommand !== null) {
     try {
       speechArgv(settings.speechCommand, 'audio.wav');
@@ -46,14 +49,17 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
   }
   const env = { store: options.store, ...(options.workRoot ? { workRoot: options.workRoot } : {}) };
   const sessions = new SessionCache();
+  const coco = new CocoTfjsDetector();
   const byKey: Record<StageKey, LocalStageFunction> = {
     ffmpeg0: ffmpeg0Stage(env),
-    librosa: librosaStage(env),
+    librosa: librosaStage(env, settings.segmentation),
     ffmpeg1: ffmpeg1Stage(env),
     ffmpeg2: ffmpeg2Stage(env),
     deepspeech: deepspeechStage(env, settings.speechCommand),
     ffmpeg3: ffmpeg3Stage(env, settings.frameFps),
     detector: objectDetectorStage(env, {
+      engine: settings.detector,
+      coco,
       modelPath: settings.detectorModel,
       confidenceThreshold: settings.detectorConfidence,
       sessions,

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { packTarGz } from './archive.ts';
 import { probeMedia } from './probe.ts';
-import { BlockEnergies, LIBROSA_SPLIT, formatTimestamps, frameMeanSquares, segmentAudio } from './segmentation.ts';
+import { BlockEnergies, LIBROSA_SPLIT, formatTimestamps, frameMeanSquares, segmentAudio, shapeClips } from './segmentation.ts';
+import type { SegmentationSettings } from './settings.ts';
 import { defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { runTool } from './tools.ts';
 
@@ -10,9 +11,10 @@ const ANALYSIS_RATE = 22050;
 
 /**
  * stage-librosa: `{video.mp4, audio.wav}` → `segments.tar.gz` {video.mp4, timestamps.txt}, one line
- * `HH:MM:SS.mmm HH:MM:SS.mmm` per non-silent stretch of the audio (see segmentation.ts).
+ * `HH:MM:SS.mmm HH:MM:SS.mmm` per clip: the non-silent stretches of the audio and, unless turned
+ * off, the silent stretches between them (see segmentation.ts).
  */
-export function librosaStage(env: StageEnvironment): LocalStageFunction {
+export function librosaStage(env: StageEnvironment, shape: SegmentationSettings): LocalStageFunction {
   return defineStage(env, async (ctx) => {
     const { dir, names } = await ctx.unpackInput();
     const videoName = pickMember(names, ['video.mp4'], VIDEO_EXTENSIONS);
@@ -35,8 +37,12 @@ export function librosaStage(env: StageEnvironment): LocalStageFunction {
       });
     }
 
+    const duration = videoInfo.duration && videoInfo.duration > 0 ? videoInfo.duration : Math.max(0, ...segmentation.clips.map((c) => c.end_s));
+    // No sound at all: nothing was found to split on, so there is no speech to keep apart.
+    const speech = segmentation.top_db === null ? [] : segmentation.clips;
+    const clips = shapeClips(speech, { duration, maxClipS: 30, ...shape });
     const timestamps = ctx.path('timestamps.txt');
-    await writeFile(timestamps, formatTimestamps(segmentation.clips));
+    await writeFile(timestamps, formatTimestamps(clips));
     const archive = ctx.path('segments.tar.gz');
     await packTarGz(
       [
@@ -50,7 +56,12 @@ export function librosaStage(env: StageEnvironment): LocalStageFunction {
       {
         type: 'archive',
         uri,
-        metadata: { clips: segmentation.clips.length, top_db: segmentation.top_db, ...(segmentation.note ? { note: segmentation.note } : {}) },
+        metadata: {
+          clips: clips.length,
+          silent_clips: clips.filter((c) => !c.speech).length,
+          top_db: segmentation.top_db,
+          ...(segmentation.note ? { note: segmentation.note } : {}),
+        },
       },
     ];
   });

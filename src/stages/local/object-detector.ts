@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { COCO_LABELS } from '../../services/coco.ts';
+import { COCO_TFJS_MAX_SIDE, COCO_TFJS_MODEL, COCO_TFJS_NOTE, type CocoTfjsDetector, type CocoTfjsLoad } from './coco-tfjs.ts';
 import { declaredInputSize, type SessionCache } from './onnx-runtime.ts';
 import { probeMedia } from './probe.ts';
 import { clipName, defineStage, type StageEnvironment, frameName, StageRejection, type LocalStageFunction, type StageContext } from './stage-kit.ts';
@@ -19,6 +20,9 @@ export interface DetectionDocument {
 }
 
 export interface DetectorSettings {
+  /** The ONNX model (`modelPath`), the COCO detector on tfjs, or none. */
+  engine: 'onnx' | 'coco' | 'none';
+  coco: CocoTfjsDetector;
   modelPath: string | null;
   confidenceThreshold: number;
   iouThreshold?: number;
@@ -36,7 +40,12 @@ const DEFAULT_INPUT_SIZE = 640;
  */
 export function objectDetectorStage(env: StageEnvironment, settings: DetectorSettings): LocalStageFunction {
   return defineStage(env, async (ctx) => {
-    const document = settings.modelPath ? await detect(ctx, settings.modelPath, settings) : { detections: [], model: null, note: NO_MODEL_NOTE };
+    const document =
+      settings.engine === 'onnx' && settings.modelPath
+        ? await detect(ctx, settings.modelPath, settings)
+        : settings.engine === 'coco'
+          ? await detectCoco(ctx, settings)
+          : { detections: [], model: null, note: NO_MODEL_NOTE };
     const uri = await ctx.uploadBody(`${outputName(ctx)}.json`, `${JSON.stringify(document, null, 2)}\n`, 'application/json');
     const fanout = ctx.request.fanout;
     return [
@@ -89,6 +98,31 @@ async function detect(ctx: StageContext, modelPath: string, settings: DetectorSe
     image: { width: lb.sourceWidth, height: lb.sourceHeight },
     input_size: size,
     output_shape: [...raw.dims],
+  };
+}
+
+/** The COCO detector on tfjs: the picture as raw RGB, at most COCO_TFJS_MAX_SIDE on its longer side. */
+async function detectCoco(ctx: StageContext, settings: DetectorSettings): Promise<DetectionDocument> {
+  const loaded = await settings.coco.load().catch((err: unknown): CocoTfjsLoad => ({ ok: false, reason: `the COCO detector failed to load: ${(err as Error).message.split('\n')[0]}` }));
+  if (!loaded.ok) return { detections: [], model: null, note: loaded.reason };
+  const image = await ctx.downloadInput();
+  const info = await probeMedia(image, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'input is not a readable picture'));
+  if (!info.video || info.video.width <= 0 || info.video.height <= 0) throw new StageRejection(`input ${ctx.request.input_uri} is not a picture`);
+  const { width: sourceWidth, height: sourceHeight } = info.video;
+  const factor = Math.min(1, COCO_TFJS_MAX_SIDE / Math.max(sourceWidth, sourceHeight));
+  const width = Math.max(2, Math.round((sourceWidth * factor) / 2) * 2);
+  const height = Math.max(2, Math.round((sourceHeight * factor) / 2) * 2);
+  const { stdout } = await runTool('ffmpeg', [...FFMPEG_QUIET, '-i', image, '-frames:v', '1', '-vf', `scale=${width}:${height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], {
+    signal: ctx.signal,
+  }).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not decode the picture'));
+  if (stdout.length !== width * height * 3) throw new StageRejection(`decoding ${ctx.request.input_uri} gave ${stdout.length} bytes, expected ${width * height * 3}`);
+  const detections = await settings.coco.detect(loaded.human, stdout, width, height, { minConfidence: settings.confidenceThreshold, scale: sourceWidth / width });
+  return {
+    detections,
+    model: COCO_TFJS_MODEL,
+    note: COCO_TFJS_NOTE,
+    image: { width: sourceWidth, height: sourceHeight },
+    input_size: Math.max(width, height),
   };
 }
 

@@ -155,6 +155,93 @@ export function segmentAudio(meanSquares: Float64Array, sampleCount: number, opt
   return { clips: clips.map((c) => ({ start_s: round3(c.start_s), end_s: round3(c.end_s) })), top_db: best.topDb, note: null };
 }
 
+export interface ShapeOptions {
+  /** Length of the whole video in seconds. */
+  duration: number;
+  /** Speech separated by a pause shorter than this is one clip. */
+  minGapS: number;
+  /** No clip is shorter than this (unless the whole video is). */
+  minClipS: number;
+  maxClipS: number;
+  /** The stretches without speech become clips too, so their frames are looked at. */
+  silentClips: boolean;
+}
+
+export interface ShapedClip extends Clip {
+  speech: boolean;
+}
+
+/**
+ * Turns the non-silent intervals into the clips the pipeline examines: pauses shorter than
+ * `minGapS` are bridged; a stretch of speech shorter than `minClipS` joins its nearer neighbour
+ * when that is within `minClipS`, else it is treated as silence. With `silentClips`, the clips
+ * then cover the whole video: a silent stretch at least `minClipS` long is a clip of its own
+ * (marked `speech: false`), a shorter one is shared by the clips around it.
+ */
+export function shapeClips(speech: readonly Clip[], options: ShapeOptions): ShapedClip[] {
+  const { duration, minGapS, minClipS, maxClipS } = options;
+  const sorted = [...speech].sort((a, b) => a.start_s - b.start_s).map((c) => ({ ...c }));
+  const bridged: Clip[] = [];
+  for (const c of sorted) {
+    const last = bridged.at(-1);
+    if (last && c.start_s - last.end_s < minGapS && c.end_s - last.start_s <= maxClipS) last.end_s = Math.max(last.end_s, c.end_s);
+    else bridged.push(c);
+  }
+  // Short stretches: joined to the nearer neighbour when it is close, else left to the silence.
+  let spoken = bridged;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const i = spoken.findIndex((c) => c.end_s - c.start_s < minClipS);
+    if (i < 0) break;
+    const c = spoken[i]!;
+    const prev = spoken[i - 1];
+    const next = spoken[i + 1];
+    const gapPrev = prev ? c.start_s - prev.end_s : Infinity;
+    const gapNext = next ? next.start_s - c.end_s : Infinity;
+    const intoPrev = gapPrev <= gapNext;
+    const target = intoPrev ? prev : next;
+    const gap = Math.min(gapPrev, gapNext);
+    const merged = target ? { start_s: Math.min(target.start_s, c.start_s), end_s: Math.max(target.end_s, c.end_s) } : null;
+    if (merged && gap < minClipS && merged.end_s - merged.start_s <= maxClipS) {
+      spoken = [...spoken.slice(0, intoPrev ? i - 1 : i), merged, ...spoken.slice(intoPrev ? i + 1 : i + 2)];
+    } else {
+      spoken = [...spoken.slice(0, i), ...spoken.slice(i + 1)];
+    }
+    changed = true;
+  }
+  const talk: ShapedClip[] = spoken.map((c) => ({ ...c, speech: true }));
+  if (talk.length === 0 && !options.silentClips) return [{ start_s: 0, end_s: round3(duration), speech: false }];
+  if (!options.silentClips) return talk;
+  if (talk.length === 0) return cutLong([{ start_s: 0, end_s: duration }], maxClipS).map((c) => ({ ...c, speech: false }));
+
+  const out: ShapedClip[] = [];
+  let cursor = 0;
+  for (let i = 0; i <= talk.length; i++) {
+    const c = talk[i];
+    const gapStart = cursor;
+    const gapEnd = c ? c.start_s : duration;
+    const gap = gapEnd - gapStart;
+    if (gap >= minClipS) {
+      out.push(...cutLong([{ start_s: gapStart, end_s: gapEnd }], maxClipS).map((s) => ({ ...s, speech: false })));
+    } else if (gap > 0) {
+      // Too short to be a clip: the clips on either side share it.
+      const prev = out.at(-1);
+      if (!prev) c!.start_s = 0;
+      else if (!c) prev.end_s = duration;
+      else {
+        const mid = (gapStart + gapEnd) / 2;
+        prev.end_s = mid;
+        c.start_s = mid;
+      }
+    }
+    if (c) {
+      out.push(c);
+      cursor = c.end_s;
+    }
+  }
+  return out.map((c) => ({ start_s: round3(c.start_s), end_s: round3(c.end_s), speech: c.speech }));
+}
+
 /**
  * 30, 25, 35, 20, 40, … within [10, 60]. 60 dB (librosa's default) is the ceiling: beyond it
  * digital silence, floored at −100 dB, would count as sound next to a quiet recording.

@@ -7,10 +7,26 @@ export interface LocalStageSettings {
   frameFps: number;
   /** Speech-to-text command line with a `{wav}` placeholder; null: no engine. */
   speechCommand: string | null;
-  /** Path of a YOLO ONNX model; null: no detector. */
+  /** Path of a YOLO ONNX model; null: none. */
   detectorModel: string | null;
+  /**
+   * Which detector runs: the ONNX model, the optional COCO detector on tfjs (when no model is
+   * configured), or none.
+   */
+  detector: 'onnx' | 'coco' | 'none';
   /** Detections below this confidence are dropped. */
   detectorConfidence: number;
+  /** How stage-librosa shapes clips out of the speech it finds. */
+  segmentation: SegmentationSettings;
+}
+
+export interface SegmentationSettings {
+  /** Pauses in speech shorter than this do not split a clip (seconds). */
+  minGapS: number;
+  /** The shortest clip (seconds); shorter speech joins a neighbour or counts as silence. */
+  minClipS: number;
+  /** Stretches without speech become clips too (marked as such), so their frames are examined. */
+  silentClips: boolean;
 }
 
 export interface LocalStageSettingsInput {
@@ -19,14 +35,23 @@ export interface LocalStageSettingsInput {
   speechCommand?: string | null;
   /** `null` turns the detector off even when FAVE_DETECTOR_MODEL is set. */
   detectorModel?: string | null;
+  /** `auto` (the default): the ONNX model when one is configured, else the COCO detector on tfjs. */
+  detector?: 'auto' | 'onnx' | 'coco' | 'none';
   detectorConfidence?: number;
+  segmentation?: Partial<SegmentationSettings>;
 }
+
+const envFlag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const EnvSchema = z.object({
   FAVE_FRAME_FPS: z.coerce.number().positive().max(120).default(1),
   FAVE_SPEECH_COMMAND: z.string().trim().min(1).optional(),
   FAVE_DETECTOR_MODEL: z.string().trim().min(1).optional(),
+  FAVE_DETECTOR: z.enum(['auto', 'onnx', 'coco', 'none']).default('auto'),
   FAVE_DETECTOR_CONFIDENCE: z.coerce.number().min(0).max(1).default(0.25),
+  FAVE_SEGMENT_MIN_GAP_S: z.coerce.number().min(0).max(60).default(0.3),
+  FAVE_SEGMENT_MIN_CLIP_S: z.coerce.number().min(0).max(30).default(1.25),
+  FAVE_SILENT_CLIPS: envFlag.default(true),
 });
 
 export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
@@ -36,11 +61,20 @@ export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, e
     throw new FaveFailure(faveError('BAD_CONFIG', `${String(issue.path[0])} is invalid: ${issue.message}`));
   }
   const e = parsed.data;
+  const detectorModel = input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel;
+  const choice = input.detectorModel === null ? 'none' : (input.detector ?? e.FAVE_DETECTOR);
+  if (choice === 'onnx' && detectorModel === null) throw new FaveFailure(faveError('BAD_CONFIG', 'FAVE_DETECTOR=onnx needs FAVE_DETECTOR_MODEL (the path of a YOLO .onnx model)'));
   const settings: LocalStageSettings = {
     frameFps: input.frameFps ?? e.FAVE_FRAME_FPS,
     speechCommand: input.speechCommand === undefined ? (e.FAVE_SPEECH_COMMAND ?? null) : input.speechCommand,
-    detectorModel: input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel,
+    detectorModel,
+    detector: choice === 'auto' ? (detectorModel !== null ? 'onnx' : 'coco') : choice,
     detectorConfidence: input.detectorConfidence ?? e.FAVE_DETECTOR_CONFIDENCE,
+    segmentation: {
+      minGapS: input.segmentation?.minGapS ?? e.FAVE_SEGMENT_MIN_GAP_S,
+      minClipS: input.segmentation?.minClipS ?? e.FAVE_SEGMENT_MIN_CLIP_S,
+      silentClips: input.segmentation?.silentClips ?? e.FAVE_SILENT_CLIPS,
+    },
   };
   if (!(settings.frameFps > 0 && settings.frameFps <= 120)) {
     throw new FaveFailure(faveError('BAD_CONFIG', `frameFps must be in (0, 120], got ${settings.frameFps}`));
