@@ -4,7 +4,9 @@
 # forwards every request to `fave serve` on 127.0.0.1:3000, which runs the same router as
 # src/handler.ts (the Node template entry). `fave serve` is used instead of the template's
 # Express wrapper so the image carries one HTTP stack: its own 1 MiB body limit with JSON 413s,
-# and a SIGTERM drain that leaves running requests resumable.
+# and a SIGTERM drain that leaves running requests resumable. Every outside caller reaches that
+# loopback server, so `--require-auth` makes it refuse to start without API tokens (the
+# fave-api-tokens secret or FAVE_API_TOKENS) unless FAVE_ANONYMOUS_ROLE grants a role on purpose.
 #
 # Build:  docker build -t <registry>/fave-orchestrator:<tag> .
 # Deploy: faas-cli deploy -f stack.yml   (see docs/deploy.md)
@@ -40,7 +42,7 @@ COPY --from=build --chown=app:app /src/dist ./dist
 USER app
 
 ENV NODE_ENV=production \
-    fprocess="node dist/cli/main.js serve --port 3000 --host 127.0.0.1" \
+    fprocess="node dist/cli/main.js serve --port 3000 --host 127.0.0.1 --require-auth" \
     mode=http \
     upstream_url=http://127.0.0.1:3000 \
     ready_path=/healthz \

@@ -50,7 +50,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
 }
 
 export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {
-  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth });
+  if (config.gatewayUrl) return new HttpTransport({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, maxResponseBytes: config.stageResponseMaxBytes });
   const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
   const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames, env }));

@@ -1,6 +1,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FaveFailure, faveError } from './errors.ts';
+import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from './persistence/s3-input-rules.ts';
+import { parseApiTokens, ROLES, type ApiAuth } from './server/auth.ts';
 
 /** The stages of the pipeline, by the key the machine uses, with their default function names. */
 export const STAGE_KEYS = ['ffmpeg0', 'librosa', 'ffmpeg1', 'ffmpeg2', 'deepspeech', 'ffmpeg3', 'detector'] as const;
@@ -106,6 +108,20 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
+  // API access: `role:token` entries (role read|operate), comma- or newline-separated.
+  FAVE_API_TOKENS: z.string().optional(),
+  FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
+  // Origins besides the service's own host whose pages may POST (a proxy that rewrites Host).
+  FAVE_ALLOWED_ORIGINS: z.string().optional(),
+  // The largest answer read from a stage, and the largest input video stored.
+  STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
+  MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
+  // The filesystem store's lock on state.json outlives a holder's last heartbeat by this long.
+  FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
+  // How many orphaned requests one sweep takes over at once.
+  ORPHAN_RESUME_CONCURRENCY: envInt(1, 256).default(8),
+  // Where s3:// videos may come from: `bucket`, `bucket/prefix` or `*` entries, comma-separated.
+  INPUT_S3_ALLOW: z.string().optional(),
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
   FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
@@ -116,7 +132,7 @@ export interface Config {
   gatewayUrl: string | null;
   gatewayAuth: { user: string; password: string } | null;
   store:
-    | { kind: 'fs'; dataDir: string; bucket: string }
+    | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
   bucket: string;
   profileName: string;
@@ -134,6 +150,18 @@ export interface Config {
   allowPrivateSources: boolean;
   /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
   resumeOnStart: boolean;
+  /** Bearer tokens of the HTTP API (`FAVE_API_TOKENS` or the `fave-api-tokens` secret) and the anonymous role. */
+  auth: ApiAuth;
+  /** Origins (`scheme://host[:port]`, lower case) accepted on state-changing routes besides the request's own host. */
+  allowedOrigins: string[];
+  /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
+  inputS3Rules: S3InputRule[];
+  /** Reading a stage's answer stops past this many bytes (`STAGE_RESPONSE_MAX_BYTES`, default 16 MiB). */
+  stageResponseMaxBytes: number;
+  /** A source video past this many bytes is refused and its partial copy removed (`MAX_INPUT_BYTES`, default 20 GiB). */
+  maxInputBytes: number;
+  /** Orphaned requests one sweep takes over at once (`ORPHAN_RESUME_CONCURRENCY`, default 8). */
+  orphanResumeConcurrency: number;
   /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
   responseFormat: ResponseFormat;
   /** The largest body `POST /uploads` stores; 0: uploads are refused. */
@@ -144,6 +172,29 @@ function readSecret(dir: string, name: string): string | undefined {
   const path = `${dir}/${name}`;
   if (!existsSync(path)) return undefined;
   return readFileSync(path, 'utf8').trim() || undefined;
+}
+
+/** A URL without its user:password, and those apart (percent-decoded). */
+function splitUserinfo(raw: string): { url: string; user?: string; password?: string } {
+  const url = new URL(raw);
+  if (!url.username && !url.password) return { url: raw };
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = '';
+  url.password = '';
+  return { url: url.toString(), user, password };
+}
+
+function parseOrigins(text: string | undefined): string[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map((o, index) => {
+      if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol)) throw badConfig('FAVE_ALLOWED_ORIGINS', `entry ${index + 1} is not an http(s) origin`);
+      return new URL(o).origin.toLowerCase();
+    });
 }
 
 function badConfig(variable: string, problem: string): FaveFailure {
@@ -206,15 +257,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   ) as Record<StageKey, string>;
 
   const secretsDir = e.OPENFAAS_SECRETS_DIR;
-  const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user');
-  const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password');
+  // user:password in GATEWAY_URL is the gateway's basic auth: taken out of the URL (which is
+  // logged) and sent as an Authorization header, unless basic auth is configured apart.
+  const gateway = e.GATEWAY_URL ? splitUserinfo(e.GATEWAY_URL) : null;
+  const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user') ?? gateway?.user;
+  const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password') ?? gateway?.password;
+  if (e.ARTIFACT_ENDPOINT && splitUserinfo(e.ARTIFACT_ENDPOINT).user !== undefined) {
+    throw badConfig('ARTIFACT_ENDPOINT', 'must not carry credentials (user:password@): use ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY or the artifact-access-key / artifact-secret-key secrets');
+  }
+  const tokensText = e.FAVE_API_TOKENS ?? readSecret(secretsDir, 'fave-api-tokens');
+  const tokens = tokensText ? parseApiTokens(tokensText, e.FAVE_API_TOKENS ? 'FAVE_API_TOKENS' : `${secretsDir}/fave-api-tokens`) : [];
+  const s3Rules = e.INPUT_S3_ALLOW === undefined ? defaultS3InputRules(e.ARTIFACT_BUCKET) : parseS3InputRules(e.INPUT_S3_ALLOW);
+  if (typeof s3Rules === 'string') throw badConfig('INPUT_S3_ALLOW', s3Rules);
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
   return {
-    gatewayUrl: e.GATEWAY_URL ? e.GATEWAY_URL.replace(/\/+$/, '') : null,
+    gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
     gatewayAuth: user && password ? { user, password } : null,
     store:
       storeKind === 'fs'
-        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET }
+        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }
         : {
             kind: 's3',
             bucket: e.ARTIFACT_BUCKET,
@@ -235,6 +296,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
+    auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
+    allowedOrigins: parseOrigins(e.FAVE_ALLOWED_ORIGINS),
+    inputS3Rules: s3Rules,
+    stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
+    maxInputBytes: e.MAX_INPUT_BYTES,
+    orphanResumeConcurrency: e.ORPHAN_RESUME_CONCURRENCY,
     responseFormat: e.RESPONSE_FORMAT,
     uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
   };

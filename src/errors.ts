@@ -1,3 +1,5 @@
+import { MAX_ERROR_CHARS, scrubSecrets, truncateText } from './services/redact.ts';
+
 /**
  * Errors are plain JSON values (they are persisted in state.json), with a code a program can
  * branch on, a message a person can act on, and the stage/clip/frame they concern.
@@ -38,8 +40,16 @@ export interface FaveError {
   transient?: boolean;
 }
 
+/**
+ * Errors are stored and shown, and their text often comes from elsewhere (a stage's body, an
+ * exception): credentials are scrubbed from it and its length is bounded, once, here.
+ */
 export function faveError(code: ErrorCode, message: string, where: Omit<FaveError, 'code' | 'message'> = {}): FaveError {
-  return { code, message, ...where };
+  return { code, message: cleanMessage(message), ...where };
+}
+
+export function cleanMessage(message: string): string {
+  return truncateText(scrubSecrets(message), MAX_ERROR_CHARS);
 }
 
 /** Thrown wrapper so a FaveError can cross `throw` boundaries and come back out intact. */
@@ -62,8 +72,8 @@ export function isFaveError(value: unknown): value is FaveError {
 /** Normalizes anything thrown into a FaveError; unknown throwables become INTERNAL. */
 export function toFaveError(value: unknown, where: Omit<FaveError, 'code' | 'message'> = {}): FaveError {
   if (value instanceof FaveFailure) return { ...where, ...value.error };
-  if (isFaveError(value)) return { ...where, ...value };
-  const message = value instanceof Error ? value.message : String(value);
+  if (isFaveError(value)) return { ...where, ...value, message: cleanMessage(value.message) };
+  const message = cleanMessage(value instanceof Error ? value.message : String(value));
   return { code: 'INTERNAL', message, ...where };
 }
 

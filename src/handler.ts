@@ -3,6 +3,8 @@ import { createApp, type App } from './app.ts';
 import { toFaveError } from './errors.ts';
 import { createMetrics } from './server/metrics.ts';
 import { createRouter, type Router } from './server/router.ts';
+import { describeAuth } from './server/auth.ts';
+import { serveAuth } from './server/http-server.ts';
 import type { HttpRequestLike, HttpResponseLike } from './server/types.ts';
 
 /**
@@ -112,8 +114,18 @@ let current: Promise<Runtime> | null = null;
 function processRuntime(): Promise<Runtime> {
   current ??= (async () => {
     const app = await createApp();
+    // Every caller of the function reaches this router: no loopback-only fallback here.
+    let access: ReturnType<typeof serveAuth>;
+    try {
+      access = serveAuth(app.config.auth, '0.0.0.0', { requireAuth: true });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    const { auth, notice } = access;
+    app.logger[notice ? 'warn' : 'info']({ event: 'api_auth', ...describeAuth(auth), ...(notice ? { notice } : {}) });
     const metrics = createMetrics(app.orchestrator, { processMetrics: true });
-    const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics, config: app.config });
+    const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics, config: app.config, auth });
     if (app.config.resumeOnStart) {
       void app.orchestrator
         .resumeOrphans()

@@ -180,7 +180,9 @@ describe('crash and resume with real processes and SIGKILL', () => {
     const killed = await run.exit;
     expect(killed.signal).toBe('SIGKILL');
     const killedAt = Date.now();
-    const atKill = await readState(id);
+    // s3rver writes an object in place: a read while it still stores the last PUT sees part of it.
+    let atKill: StateEnvelope | null = null;
+    await until(async () => (atKill = await readState(id)) !== null, { timeoutMs: 5000, message: 'a readable state.json' }).catch(() => undefined);
     expect(atKill, 'state.json exists at the kill').not.toBeNull();
     expect(atKill!.status).toBe('RUNNING');
     const finished = finishedUnits(atKill!);

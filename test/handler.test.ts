@@ -119,24 +119,26 @@ describe('handler.ts with the Node template event/context', () => {
     expect(accepted.json.request_id).toBe('queue-call-1');
     await h!.app.orchestrator.get('queue-call-1')?.done;
 
-    // RAW_BODY=true hands over a Buffer; a text/plain body arrives as a string.
+    // RAW_BODY=true hands over a Buffer; a text/plain body (what a cross-site no-cors page can send) is refused.
     const raw = await invoke(handler, event('POST', '/', Buffer.from(JSON.stringify({ video_uri: h!.videoUri, request_id: 'fn-raw' }))));
     expect(raw.status).toBe(200);
     const text = await invoke(handler, event('POST', '/', JSON.stringify({ video_uri: h!.videoUri, request_id: 'fn-text' }), { 'content-type': 'text/plain' }));
-    expect(text.status).toBe(200);
+    expect(text.status).toBe(415);
+    expect(text.json.error).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'Content-Type' });
 
     const health = await invoke(handler, event('GET', '/healthz'));
     expect(health.json.status).toBe('ok');
     const metrics = await invoke(handler, event('GET', '/metrics'));
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
-    expect(String(metrics.body)).toContain('fave_invocations_total{stage="stage-ffmpeg-0",outcome="success"} 4');
+    expect(String(metrics.body)).toContain('fave_invocations_total{stage="stage-ffmpeg-0",outcome="success"} 3');
   });
 
   it('refuses bad input with the same JSON errors as the server', async () => {
     const handler = await harnessHandler();
     const cases: Array<[FunctionEvent, number, string]> = [
       [event('POST', '/', {}), 400, 'video_uri'],
-      [event('POST', '/', 'not json', { 'content-type': 'text/plain' }), 400, 'body'],
+      [event('POST', '/', 'not json'), 400, 'body'],
+      [event('POST', '/', 'not json', { 'content-type': 'text/plain' }), 415, 'Content-Type'],
       [event('POST', '/', { video_uri: 'x'.repeat(MAX_BODY_BYTES) }), 413, 'body'],
       [event('POST', '/', { video_uri: 'file:///etc/shadow' }), 400, 'video_uri'],
       [event('POST', '/', { video_uri: 'http://169.254.169.254/latest/meta-data/' }), 400, 'video_uri'],
@@ -163,6 +165,23 @@ describe('handler.ts with the Node template event/context', () => {
       body: '{"a":1}',
     });
     expect(requestOf({}).body).toBeUndefined();
+  });
+
+  it('the default export refuses to start without API tokens or FAVE_ANONYMOUS_ROLE', async () => {
+    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, h.env, { FAVE_ANONYMOUS_ROLE: '' });
+      delete process.env.FAVE_API_TOKENS;
+      const refused = await invoke(handle, event('GET', '/requests/x'));
+      expect(refused.status).toBe(503);
+      expect(refused.json.error).toMatchObject({ code: 'BAD_CONFIG' });
+      expect(refused.json.error.message).toMatch(/FAVE_API_TOKENS is not set/);
+    } finally {
+      await closeHandler();
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
   });
 
   it('the default export makes one app from the environment on first use, and retries a failed start', async () => {

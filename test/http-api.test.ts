@@ -53,7 +53,7 @@ async function call(method: string, path: string, options: { body?: unknown; raw
   const body = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const res = await fetch(`${server!.url}${path}`, {
     method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+    headers: { ...(body !== undefined || method === 'POST' ? { 'content-type': 'application/json' } : {}), ...options.headers },
     ...(body !== undefined ? { body } : {}),
   });
   const text = await res.text();
@@ -293,7 +293,7 @@ describe('fave serve', () => {
     };
     try {
       const first = await serve({});
-      const answer = fetch(`${first.url}/`, { method: 'POST', body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
+      const answer = fetch(`${first.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
       await until(() => harness.gateway.callsTo('ffmpeg2').length, (n) => n === 2);
       // Stop once the fan-out is on disk: what finished before it must not run again.
       await until(() => harness.readState('served').then((s) => s.state), (s) => s === 'FANOUT');
@@ -437,8 +437,8 @@ describe('input checks', () => {
   });
 
   it('classifies addresses, including IPv6 forms that embed IPv4', async () => {
-    const blocked = ['127.0.0.1', '10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '100.127.255.255', '0.0.0.0', '::', '::1', 'fc00::1', 'fd00:ec2::254', 'fe80::1', 'fe80::1%eth0', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::7f00:1', '2002:7f00:1::', '224.0.0.1', '255.255.255.255'];
-    const allowed = ['8.8.8.8', '93.184.216.34', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700:4700::1111', '2001:db8::1', '::ffff:8.8.8.8'];
+    const blocked = ['127.0.0.1', '10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '100.127.255.255', '0.0.0.0', '::', '::1', 'fc00::1', 'fd00:ec2::254', 'fe80::1', 'fe80::1%eth0', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::7f00:1', '2002:7f00:1::', '224.0.0.1', '255.255.255.255', '2001:db8::1', '::ffff:8.8.8.8'];
+    const allowed = ['8.8.8.8', '93.184.216.34', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700:4700::1111', '64:ff9b::808:808', '2002:808:808::1'];
     for (const a of blocked) expect(classifyAddress(a), a).not.toBeNull();
     for (const a of allowed) expect(classifyAddress(a), a).toBeNull();
     const publicOnly: HostLookup = async () => [{ address: '93.184.216.34', family: 4 }];

@@ -171,8 +171,6 @@ describe('model-based: every transition of the machines is taken', () => {
         video_uri: 's3://b/v.mp4',
         query: 'car',
         settings: settings(tolerated),
-        allow_local_path: false,
-        allow_private_network: false,
         started_at: 0,
       };
       const run = coverTransitions(machine, {

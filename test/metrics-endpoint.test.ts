@@ -136,7 +136,7 @@ describe('GET /metrics', () => {
   it('counts a request in flight while it runs', async () => {
     h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang' }] } });
     server = await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false });
-    const accepted = await fetch(`${server.url}/?async=true`, { method: 'POST', body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }) });
+    const accepted = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }) });
     expect(accepted.status).toBe(202);
     for (let i = 0; i < 200 && h.gateway.callsTo('librosa').length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     const { samples } = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
@@ -159,7 +159,7 @@ describe('under load', () => {
     const harness = h;
     server = await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
     const run = async (id: string) => {
-      const res = await fetch(`${server!.url}/`, { method: 'POST', body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
+      const res = await fetch(`${server!.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
       return { status: res.status, body: (await res.json()) as SyncAnswer };
     };
     let peak = process.memoryUsage().rss;

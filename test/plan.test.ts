@@ -22,7 +22,7 @@ function context(clips: ClipState[], over: Partial<PipelineContext> = {}): Pipel
       retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true }, max_concurrency: 4, tolerated_failure_pct: 0,
       detector_enabled: true, min_confidence: 0.5, deadline_at: 1000,
     },
-    allow_local_path: false, allow_private_network: false, started_at: 0, finished_at: null, input_uri: null, steps: {},
+    started_at: 0, finished_at: null, input_uri: null, steps: {},
     clip_times: null, clips_note: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
     frames_pending: 0, failed_clips: 0, records: [], retrying: {}, error: null, failed_at: null, redrives: 0,
     ...over,

@@ -51,7 +51,7 @@ describe('POST /uploads', () => {
   it('stores the body byte-identically and answers the s3:// URI to submit', async () => {
     const before = await uploadsKept();
     const bytes = randomBytes(200_000);
-    const res = await fetch(`${server.url}/uploads?filename=${encodeURIComponent('My street (1).MP4')}`, { method: 'POST', body: bytes });
+    const res = await fetch(`${server.url}/uploads?filename=${encodeURIComponent('My street (1).MP4')}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
     expect(res.status).toBe(201);
     const answer = (await res.json()) as { uri: string; size: number };
     expect(answer.size).toBe(bytes.length);
@@ -68,7 +68,7 @@ describe('POST /uploads', () => {
 
   it('refuses an oversize upload with 413 by its Content-Length, and keeps nothing', async () => {
     const before = await uploadsKept();
-    const res = await fetch(`${server.url}/uploads?filename=big.mp4`, { method: 'POST', body: randomBytes(CAP + 1) });
+    const res = await fetch(`${server.url}/uploads?filename=big.mp4`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(CAP + 1) });
     expect(res.status).toBe(413);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('PAYLOAD_TOO_LARGE');
@@ -86,10 +86,10 @@ describe('POST /uploads', () => {
   });
 
   it('refuses names that are not video files, and an empty body', async () => {
-    const bad = await fetch(`${server.url}/uploads?filename=evil.sh`, { method: 'POST', body: 'x' });
+    const bad = await fetch(`${server.url}/uploads?filename=evil.sh`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { field: string } }).error.field).toBe('filename');
-    const empty = await fetch(`${server.url}/uploads?filename=a.mp4`, { method: 'POST', body: '' });
+    const empty = await fetch(`${server.url}/uploads?filename=a.mp4`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: '' });
     expect(empty.status).toBe(400);
     expect(uploadFileName('../../etc/passwd.mp4')).toBe('passwd.mp4');
     expect(uploadFileName('..mp4')).toBe('video.mp4');

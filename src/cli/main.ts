@@ -92,7 +92,8 @@ program
     const json = opts.json === true;
     const outcome = await withApp(async (app) => {
       const before = await app.orchestrator.readState(id);
-      const handle = await app.orchestrator.resume(id);
+      // As for `fave run`: the person running the CLI may use their files and their network.
+      const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: true });
       if (before?.envelope.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
       return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));

@@ -7,8 +7,11 @@ export const RequestIdSchema = z
   .string()
   .regex(REQUEST_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
 
+/** A video URI longer than this is refused: it is stored with the request and shown everywhere. */
+export const MAX_VIDEO_URI_CHARS = 4096;
+
 export const PipelineRequestSchema = z.strictObject({
-  video_uri: z.string().trim().min(1, 'must not be empty'),
+  video_uri: z.string().trim().min(1, 'must not be empty').max(MAX_VIDEO_URI_CHARS, `must be at most ${MAX_VIDEO_URI_CHARS} characters`),
   query: z
     .string()
     .max(1000, 'must be at most 1000 characters')

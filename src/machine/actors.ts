@@ -5,7 +5,8 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
-import { importInput, inputExtension } from '../persistence/input-import.ts';
+import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../persistence/input-import.ts';
+import { defaultS3InputRules } from '../persistence/s3-input-rules.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
 import type { Limiter } from '../services/limiter.ts';
 import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
@@ -26,6 +27,12 @@ export interface PipelineDeps {
   logger?: Logger;
   /** Told about every attempt of every stage call, as it ends (metrics, live views). */
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
+  /**
+   * Where and how this process may fetch a request's input: the full source URL (held in
+   * memory only) and the permissions of the running process, never read from state.json.
+   * Without it: the stored URI, no local paths, no private network, the default s3:// rules.
+   */
+  sourceAccess?: (requestId: string) => SourceAccess;
   /** Where each attempt is recorded durably before it is sent, so a resume can count it. */
   dispatches?: DispatchLog;
 }
@@ -44,17 +51,22 @@ export function createActors(deps: PipelineDeps) {
     /** Copies the input video into requests/{id}/input/ (byte-identical, streamed). */
     importInput: fromPromise<
       { input_uri: string },
-      Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings' | 'allow_local_path' | 'allow_private_network'>
+      Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings'>
     >(
       async ({ input, signal }) => {
         const dest = { bucket: input.settings.bucket, key: requestKeys.input(input.request_id, inputExtension(input.video_uri)) };
         if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
+        const access = deps.sourceAccess?.(input.request_id) ?? {
+          source: null,
+          policy: {
+            allowLocalPath: false,
+            allowPrivateNetwork: false,
+            s3: { artifactBucket: input.settings.bucket, rules: defaultS3InputRules(input.settings.bucket) },
+            maxBytes: DEFAULT_MAX_INPUT_BYTES,
+          },
+        };
         try {
-          await importInput(deps.store, input.video_uri, dest, {
-            allowLocalPath: input.allow_local_path,
-            allowPrivateNetwork: input.allow_private_network,
-            signal,
-          });
+          await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
         } catch (err) {
           throw toFaveError(err, { stage: 'INIT' });
         }
@@ -202,7 +214,7 @@ function slimOutput(output: StageOutput): StageOutput {
   return { type: output.type, uri: output.uri, metadata };
 }
 
-function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void> } {
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
   // 72 random bits: unique among a request's attempts, and short, as every record carries it.
   const id = randomBytes(9).toString('base64url');
   return {
@@ -217,6 +229,7 @@ function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { 
         attempt,
         at: Date.now(),
       }),
+    unsent: () => log.unsent(call.request_id, id),
   };
 }
 

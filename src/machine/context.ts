@@ -32,10 +32,6 @@ export interface PipelineInput {
   video_uri: string;
   query: string | null;
   settings: Settings;
-  /** Local paths are accepted from the CLI only. */
-  allow_local_path: boolean;
-  /** Whether the input may be fetched from loopback/private/link-local addresses. */
-  allow_private_network: boolean;
   started_at: number;
 }
 
@@ -144,8 +140,6 @@ export function inputOfContext(context: PipelineContext): PipelineInput {
     video_uri: context.video_uri,
     query: context.query,
     settings: context.settings,
-    allow_local_path: context.allow_local_path,
-    allow_private_network: context.allow_private_network,
     started_at: context.started_at,
   };
 }

@@ -104,9 +104,10 @@ export class Execution {
   async start(): Promise<void> {
     if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
-    // A write refused from here on means another owner took the request over (or the store is
-    // gone): stop every call now, before the next step would start one more.
-    this.options.writer.onStop((failure) => void this.fail(failure.error));
+    this.options.writer.onLost((failure) => {
+      if (failure.error.code === 'LEASE_HELD') void this.fail(failure.error);
+      else this.stopOnStoreFault(failure.error);
+    });
     this.actor.subscribe({
       next: (snapshot) => this.onSnapshot(snapshot.value, snapshot.context),
       error: (err) => void this.fail(toFaveError(err)),
@@ -192,10 +193,7 @@ export class Execution {
     }
     this.lastTop = top;
     this.persist(changed || terminal);
-    if (this.options.writer.lost) {
-      void this.fail(this.options.writer.lost.error);
-      return;
-    }
+    if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {
       const view = this.view();
       for (const listener of this.listeners) listener(view);
@@ -236,7 +234,12 @@ export class Execution {
     try {
       await this.options.writer.flush();
     } catch (err) {
-      this.rejectDone(toFaveError(err));
+      const error = toFaveError(err);
+      if (error.code === 'LEASE_HELD') this.rejectDone(error);
+      else {
+        this.options.logger?.error({ request_id: this.requestId, event: 'state_write_failed', error });
+        this.rejectDone(storeFault(this.requestId, error));
+      }
       return;
     } finally {
       this.options.writer.close();
@@ -244,6 +247,21 @@ export class Execution {
     this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
     this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context });
     this.actor.stop();
+  }
+
+  /**
+   * The store refuses state.json (disk full, read-only, unreachable): what runs here can no
+   * longer be made durable, so this process lets the request go, in memory only. The file keeps
+   * the last state written, whose lease runs out: the next orphan sweep takes the request over.
+   */
+  private stopOnStoreFault(error: FaveError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopTimers();
+    this.actor.stop();
+    this.options.writer.close();
+    this.options.logger?.error({ request_id: this.requestId, event: 'state_write_failed', error });
+    this.rejectDone(storeFault(this.requestId, error));
   }
 
   private async fail(error: FaveError): Promise<void> {
@@ -315,6 +333,13 @@ export class Execution {
     this.persist(true);
     this.setFence(margin, expired);
   }
+}
+
+function storeFault(requestId: string, error: FaveError): FaveError {
+  return faveError(
+    'STORE_ERROR',
+    `state.json of ${requestId} could not be written (${error.message}); this process let the request go, and it is resumed once the store takes writes again`,
+  );
 }
 
 /** Restoring ignores input, but the machine's type asks for one: rebuild it from the context. */

@@ -10,10 +10,13 @@ import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
 import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
 import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../services/aggregate.ts';
+import pLimit from 'p-limit';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
+import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
+import { redactUrl } from '../services/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
 import { recordInterrupted } from '../machine/plan.ts';
@@ -51,10 +54,14 @@ export interface OrchestratorEvents {
   lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
 }
 
+/**
+ * What the caller's surface allows for this start or resume. Never stored: a resumed request
+ * gets the permissions of the process and surface that resume it, whatever state.json says.
+ */
 export interface SubmitOptions {
-  /** Accept a local path as video_uri (the CLI; never a network-facing surface). */
+  /** Accept a local path as video_uri (the CLI; never a network-facing surface). Default no. */
   allowLocalPath?: boolean;
-  /** Fetch http(s) inputs from loopback/private/link-local addresses (default: no). */
+  /** Fetch http(s) inputs from loopback/private/link-local addresses. Default `ALLOW_PRIVATE_SOURCES`. */
   allowPrivateNetwork?: boolean;
 }
 
@@ -84,6 +91,11 @@ export class Orchestrator {
   private readonly leaseTtlMs: number;
   private readonly pollMs: number;
   private stateBytesWritten = 0;
+  /** Per request this process starts: the source as submitted (signature included) and the policy. */
+  private readonly access = new Map<string, SourceAccess>();
+  /** Requests let go after a store fault, with the timer of their next try. */
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private closed = false;
   private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
   private readonly now: () => number;
@@ -117,7 +129,11 @@ export class Orchestrator {
       store: options.store,
       limiter: this.limiter,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
-      dispatches: { record: (requestId, marker) => this.journalFor(requestId).record(marker) },
+      sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
+      dispatches: {
+        record: (requestId, marker) => this.journalFor(requestId).record(marker),
+        unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
+      },
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -178,19 +194,40 @@ export class Orchestrator {
     // Resolve the profile before anything is stored, so an unknown one stores nothing.
     const settings = resolveSettings(this.options.config, request.profile, now);
     const requestId = request.request_id ?? randomUUID();
+    // Stored and shown without its signature or credentials; the full URL is only kept here.
+    const shown = redactUrl(request.video_uri);
     return this.once(requestId, async () => {
       await this.init();
       const existing = await this.readState(requestId);
+      const known = existing?.envelope.snapshot.context.video_uri;
+      // The same source submitted again (say, after a crash at INIT) brings its signature back.
+      this.access.set(requestId, { source: existing && known !== shown ? null : request.video_uri, policy: this.policy(options) });
       if (existing) return this.adopt(existing.envelope, existing.etag);
-      return this.create(request, requestId, settings, now, options);
+      return this.create({ ...request, video_uri: shown }, requestId, settings, now);
     });
   }
 
+  /** The policy of this process, narrowed or widened by what the calling surface allows. */
+  private policy(options: SubmitOptions): SourcePolicy {
+    const { config } = this.options;
+    return {
+      allowLocalPath: options.allowLocalPath ?? false,
+      allowPrivateNetwork: options.allowPrivateNetwork ?? config.allowPrivateSources,
+      s3: { artifactBucket: config.bucket, rules: config.inputS3Rules },
+      maxBytes: config.maxInputBytes,
+    };
+  }
+
   /** Resumes a request from its state.json: continues a RUNNING one, redrives a FAILED one. */
-  async resume(requestId: string): Promise<Handle> {
+  async resume(requestId: string, options: SubmitOptions = {}): Promise<Handle> {
+    return this.resumeUnder(requestId, this.policy(options));
+  }
+
+  private async resumeUnder(requestId: string, policy: SourcePolicy): Promise<Handle> {
     assertRequestId(requestId);
     return this.once(requestId, async () => {
       await this.init();
+      this.access.set(requestId, { source: null, policy });
       const existing = await this.readState(requestId);
       if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
@@ -210,7 +247,12 @@ export class Orchestrator {
     const promise = start();
     this.starting.set(requestId, promise);
     try {
-      return await promise;
+      const handle = await promise;
+      if (!this.executions.has(requestId)) this.access.delete(requestId);
+      return handle;
+    } catch (err) {
+      this.access.delete(requestId);
+      throw err;
     } finally {
       this.starting.delete(requestId);
     }
@@ -228,32 +270,37 @@ export class Orchestrator {
     let nextExpiry: number | null = null;
     const listed = new Set(ids);
     for (const id of this.foreignLeases.keys()) if (!listed.has(id)) this.foreignLeases.delete(id);
-    for (const id of ids) {
-      if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) continue;
-      const known = this.foreignLeases.get(id);
-      if (known !== undefined && known > this.now()) {
-        nextExpiry = Math.min(nextExpiry ?? known, known);
-        continue;
-      }
-      this.foreignLeases.delete(id);
-      try {
-        const state = await this.readState(id);
-        if (!state || state.envelope.status !== 'RUNNING') continue;
-        const lease = state.envelope.lease;
-        if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
-          this.foreignLeases.set(id, lease.expires_at);
-          nextExpiry = Math.min(nextExpiry ?? lease.expires_at, lease.expires_at);
-          continue;
-        }
-        // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
-        const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
-        if (handle.local) resumed.push(id);
-      } catch (err) {
-        this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
-      }
-    }
+    const foreign = (expiresAt: number): void => {
+      nextExpiry = Math.min(nextExpiry ?? expiresAt, expiresAt);
+    };
+    // Several at once: one slow store operation (a lock, a large state.json) must not hold up the rest.
+    const limit = pLimit(this.options.config.orphanResumeConcurrency);
+    await Promise.all(
+      ids.map((id) =>
+        limit(async () => {
+          if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          const known = this.foreignLeases.get(id);
+          if (known !== undefined && known > this.now()) return foreign(known);
+          this.foreignLeases.delete(id);
+          try {
+            const state = await this.readState(id);
+            if (!state || state.envelope.status !== 'RUNNING') return;
+            const lease = state.envelope.lease;
+            if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+              this.foreignLeases.set(id, lease.expires_at);
+              return foreign(lease.expires_at);
+            }
+            // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
+            const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
+            if (handle.local) resumed.push(id);
+          } catch (err) {
+            this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
+          }
+        }),
+      ),
+    );
     this.nextForeignExpiry = nextExpiry;
-    return resumed;
+    return resumed.sort();
   }
 
   /**
@@ -354,6 +401,9 @@ export class Orchestrator {
 
   /** Stops every local execution without touching its state, so another process can resume it. */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     await Promise.all(this.background);
@@ -370,7 +420,7 @@ export class Orchestrator {
     void settled.then(() => this.background.delete(settled));
   }
 
-  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number, options: SubmitOptions): Promise<Handle> {
+  private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number): Promise<Handle> {
     const execution = new Execution({
       machine: this.machine,
       start: {
@@ -379,8 +429,6 @@ export class Orchestrator {
           video_uri: request.video_uri,
           query: request.query,
           settings,
-          allow_local_path: options.allowLocalPath ?? false,
-          allow_private_network: options.allowPrivateNetwork ?? false,
           started_at: now,
         },
       },
@@ -442,6 +490,7 @@ export class Orchestrator {
     try {
       await execution.start();
     } catch (err) {
+      this.access.delete(requestId);
       const error = toFaveError(err);
       if (error.code !== 'LEASE_HELD') throw err;
       await this.lostRace(requestId, 'claim');
@@ -451,10 +500,17 @@ export class Orchestrator {
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
+    const policy = this.access.get(requestId)?.policy ?? this.policy({});
+    execution.done.catch((err: unknown) => {
+      if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
+    });
     // Out of the registry as soon as it stops here, so status and sweeps read the store again.
     execution.done
       .finally(() => {
-        if (this.executions.get(requestId) === execution) this.executions.delete(requestId);
+        if (this.executions.get(requestId) === execution) {
+          this.executions.delete(requestId);
+          this.access.delete(requestId);
+        }
         this.journals.delete(requestId);
       })
       .catch(() => undefined);
@@ -503,6 +559,29 @@ export class Orchestrator {
     }
     this.options.logger?.info({ request_id: requestId, event: 'lease_lost', phase, owner: this.owner, winner });
     this.events.emit('lease_lost', requestId, phase, winner);
+  }
+
+  /**
+   * Takes a request let go after a store fault back once the store may take writes again: after
+   * a lease period, then backing off. Another replica's sweep may take it first; then this one
+   * finds it owned and leaves it.
+   */
+  private retryAfterStoreFault(requestId: string, policy: SourcePolicy, delayMs: number): void {
+    if (this.closed || this.retries.has(requestId)) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(requestId);
+      if (this.closed || this.executions.has(requestId)) return;
+      this.resumeUnder(requestId, policy).then(
+        (handle) => this.options.logger?.info({ request_id: requestId, event: 'resumed_after_store_fault', local: handle.local }),
+        (err: unknown) => {
+          const error = toFaveError(err);
+          this.options.logger?.warn({ request_id: requestId, event: 'resume_after_store_fault_failed', error });
+          if (error.code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, Math.min(delayMs * 2, 60_000));
+        },
+      );
+    }, delayMs);
+    timer.unref();
+    this.retries.set(requestId, timer);
   }
 
   /** The dispatch journal of a request this process drives, made at its first stage call. */

@@ -39,14 +39,20 @@ const DispatchMarkerSchema = z.object({
 
 export const dispatchPrefix = (requestId: string) => `requests/${requestId}/metadata/dispatches/`;
 
+/** An attempt recorded, then not sent after all (the request was stopped in between). */
+const UnsentSchema = z.object({ id: z.string(), unsent: z.literal(true) });
+type Unsent = z.infer<typeof UnsentSchema>;
+
 /** Where a process records the attempts it is about to send. */
 export interface DispatchLog {
   /** Resolves once the marker is durable; the attempt may be sent then. */
   record(requestId: string, marker: DispatchMarker): Promise<void>;
+  /** Takes back a marker whose attempt was stopped before it was sent. */
+  unsent(requestId: string, id: string): Promise<void>;
 }
 
 interface Waiting {
-  marker: DispatchMarker;
+  marker: DispatchMarker | Unsent;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -69,7 +75,7 @@ export class DispatchJournal {
     private readonly onWrite?: (bytes: number) => void,
   ) {}
 
-  record(marker: DispatchMarker): Promise<void> {
+  record(marker: DispatchMarker | Unsent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ marker, resolve, reject });
       if (this.scheduled) return;
@@ -100,6 +106,7 @@ export class DispatchJournal {
 export async function readDispatches(store: Store, bucket: string, requestId: string): Promise<DispatchMarker[]> {
   const keys = await store.list(bucket, dispatchPrefix(requestId));
   const markers: DispatchMarker[] = [];
+  const unsent = new Set<string>();
   const READERS = 16;
   for (let i = 0; i < keys.length; i += READERS) {
     const bodies = await Promise.all(keys.slice(i, i + READERS).map((key) => store.get({ bucket, key }).catch(() => null)));
@@ -112,11 +119,15 @@ export async function readDispatches(store: Store, bucket: string, requestId: st
         // A write cut short by the crash itself: its attempts were never sent.
         continue;
       }
-      const list = z.array(DispatchMarkerSchema).safeParse(parsed);
-      if (list.success) markers.push(...list.data);
+      const list = z.array(z.union([UnsentSchema, DispatchMarkerSchema])).safeParse(parsed);
+      if (!list.success) continue;
+      for (const entry of list.data) {
+        if ('unsent' in entry) unsent.add(entry.id);
+        else markers.push(entry);
+      }
     }
   }
-  return markers;
+  return markers.filter((m) => !unsent.has(m.id));
 }
 
 /** Removes a finished request's journal: every attempt in it has its record in state.json. */

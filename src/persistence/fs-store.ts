@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { FaveFailure, faveError } from '../errors.ts';
+import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
   preconditionFailed,
@@ -16,8 +17,6 @@ import {
   type StoreCapabilities,
 } from './store.ts';
 
-const LOCK_STALE_MS = 30_000;
-
 /**
  * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
  * a temporary file that is renamed into place, so readers never see a torn object. Conditional
@@ -27,11 +26,15 @@ export class FsStore implements Store {
   readonly kind = 'fs' as const;
   readonly root: string;
 
+  private readonly lockLeaseMs: number | undefined;
+
   constructor(
     root: string,
     readonly bucket: string,
+    options: { lockLeaseMs?: number } = {},
   ) {
     this.root = resolve(root);
+    this.lockLeaseMs = options.lockLeaseMs;
   }
 
   async init(): Promise<StoreCapabilities> {
@@ -83,8 +86,13 @@ export class FsStore implements Store {
 
   async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
     const path = this.path(loc);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = await this.writeTemp(path, body, options.sync ?? true);
+    let tmp: string;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      tmp = await this.writeTemp(path, body, options.sync ?? true);
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
     try {
       if (options.ifNoneMatch === '*') {
         // link() fails with EEXIST when the target exists: an atomic create-if-absent.
@@ -160,7 +168,7 @@ export class FsStore implements Store {
         const key = relative(base, full).split(sep).join('/');
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
-        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock')) {
+        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock') && !entry.name.endsWith('.broken')) {
           keys.push(key);
         }
       }
@@ -181,31 +189,18 @@ export class FsStore implements Store {
     try {
       await handle.writeFile(body);
       if (sync) await handle.sync();
-    } finally {
-      await handle.close();
+    } catch (err) {
+      // A full or failing disk must not leave half-written temp files behind.
+      await handle.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw err;
     }
+    await handle.close();
     return tmp;
   }
 
-  private async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-    const lock = `${path}.lock`;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const handle = await open(lock, 'wx');
-        await handle.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const info = await stat(lock).catch(() => null);
-        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
-        await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt)));
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      await rm(lock, { force: true });
-    }
+  private withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(`${path}.lock`, fn, this.lockLeaseMs === undefined ? {} : { leaseMs: this.lockLeaseMs });
   }
 
   private async statOrThrow(loc: ObjectLocation): Promise<void> {

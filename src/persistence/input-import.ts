@@ -9,6 +9,8 @@ import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, interceptors, request } from 'undici';
 import { classifyAddress } from '../services/addresses.ts';
 import { FaveFailure, faveError } from '../errors.ts';
+import { redactUrl } from '../services/redact.ts';
+import { s3InputRefusal, type S3InputPolicy } from './s3-input-rules.ts';
 import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from './store.ts';
 
 export interface ImportedInput {
@@ -32,7 +34,37 @@ export interface ImportOptions {
    * DNS answer that changed since the request was validated can reach them.
    */
   allowPrivateNetwork?: boolean;
+  /** Which `s3://` objects may be copied (none refused when absent). */
+  s3?: S3InputPolicy;
+  /** The largest input stored; past it the download stops and its partial copy is removed. */
+  maxBytes?: number;
+  /**
+   * Epoch ms the whole import must end by, connect, headers and body included (the request
+   * deadline): past it, DEADLINE_EXCEEDED.
+   */
+  deadlineAt?: number;
   signal?: AbortSignal;
+}
+
+/** What the running process allows a request's input to be fetched from. */
+export interface SourcePolicy {
+  allowLocalPath: boolean;
+  allowPrivateNetwork: boolean;
+  s3: S3InputPolicy;
+  /** `MAX_INPUT_BYTES`. */
+  maxBytes: number;
+}
+
+export const DEFAULT_MAX_INPUT_BYTES = 20 * 1024 ** 3;
+
+/**
+ * How one request's input is fetched: the policy of the process running it, and the source as
+ * submitted, signature and credentials included. That source lives in memory only; after a
+ * restart it is null and the stored (redacted) URI is all there is.
+ */
+export interface SourceAccess {
+  source: string | null;
+  policy: SourcePolicy;
 }
 
 const MAX_REDIRECTIONS = 5;
@@ -93,18 +125,39 @@ const VIDEO_TYPES: Record<string, string> = {
  * `allowLocalPath`) by streaming the file.
  */
 export async function importInput(store: Store, source: string, dest: ObjectLocation, options: ImportOptions = {}): Promise<ImportedInput> {
+  const deadline = options.deadlineAt === undefined ? null : AbortSignal.timeout(Math.max(0, options.deadlineAt - Date.now()));
+  const signal = deadline ? (options.signal ? AbortSignal.any([options.signal, deadline]) : deadline) : options.signal;
+  try {
+    return await importWithin(store, source, dest, { ...options, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    if (deadline?.aborted && !options.signal?.aborted) {
+      throw new FaveFailure(faveError('DEADLINE_EXCEEDED', `import of ${displayUrl(source)} did not finish before the request deadline`));
+    }
+    throw err;
+  }
+}
+
+async function importWithin(store: Store, source: string, dest: ObjectLocation, options: ImportOptions): Promise<ImportedInput> {
   const { signal } = options;
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
   if (signal?.aborted) throw cancelled(source);
-  if (/^s3:\/\//i.test(source)) return importFromS3(store, parseS3Uri(source), dest);
-  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? true);
+  if (/^s3:\/\//i.test(source)) {
+    const from = parseS3Uri(source);
+    const refusal = options.s3 ? s3InputRefusal(from, options.s3) : null;
+    if (refusal) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${refusal}`));
+    const info = await store.head(from);
+    if (info && info.size > maxBytes) throw tooLarge(source, maxBytes, info.size);
+    return importFromS3(store, from, dest);
+  }
+  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? true, maxBytes);
   const isFileUrl = /^file:\/\//i.test(source);
   if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${source}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${redactUrl(source)}`));
   }
   if (!options.allowLocalPath) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${source}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${redactUrl(source)}`));
   }
-  return importFromFile(store, isFileUrl ? localPathOf(source) : resolve(source), dest, signal);
+  return importFromFile(store, isFileUrl ? localPathOf(source) : resolve(source), dest, signal, maxBytes);
 }
 
 function localPathOf(fileUrl: string): string {
@@ -151,8 +204,9 @@ async function importFromHttp(
   dest: ObjectLocation,
   signal: AbortSignal | undefined,
   allowPrivateNetwork: boolean,
+  maxBytes: number,
 ): Promise<ImportedInput> {
-  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${source}`));
+  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${redactUrl(source)}`));
   const shown = displayUrl(source);
   let response: Awaited<ReturnType<typeof request>>;
   try {
@@ -177,11 +231,15 @@ async function importFromHttp(
   }
   const declared = headerValue(response.headers['content-length']);
   const expectedSize = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
+  if (expectedSize !== null && expectedSize > maxBytes) {
+    response.body.destroy();
+    throw tooLarge(source, maxBytes, expectedSize);
+  }
   const contentType = headerValue(response.headers['content-type']);
-  return streamInto(store, response.body, dest, { label: shown, expectedSize, contentType, signal, transient: true });
+  return streamInto(store, response.body, dest, { label: shown, expectedSize, maxBytes, contentType, signal, transient: true });
 }
 
-async function importFromFile(store: Store, path: string, dest: ObjectLocation, signal: AbortSignal | undefined): Promise<ImportedInput> {
+async function importFromFile(store: Store, path: string, dest: ObjectLocation, signal: AbortSignal | undefined, maxBytes: number): Promise<ImportedInput> {
   let isFile: boolean;
   try {
     isFile = (await stat(path)).isFile();
@@ -192,12 +250,13 @@ async function importFromFile(store: Store, path: string, dest: ObjectLocation, 
   }
   if (!isFile) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `${path} is not a regular file`));
   const contentType = VIDEO_TYPES[extname(path).toLowerCase()] ?? null;
-  return streamInto(store, createReadStream(path), dest, { label: path, expectedSize: null, contentType, signal, transient: false });
+  return streamInto(store, createReadStream(path), dest, { label: path, expectedSize: null, maxBytes, contentType, signal, transient: false });
 }
 
 interface StreamSource {
   label: string;
   expectedSize: number | null;
+  maxBytes: number;
   contentType: string | null;
   signal: AbortSignal | undefined;
   /** Whether a failure while reading the source is worth retrying (network: yes, local file: no). */
@@ -206,7 +265,7 @@ interface StreamSource {
 
 async function streamInto(store: Store, source: Readable, dest: ObjectLocation, from: StreamSource): Promise<ImportedInput> {
   if (from.signal) addAbortSignal(from.signal, source);
-  const hasher = new HashingPassThrough(from.expectedSize);
+  const hasher = new HashingPassThrough(from.expectedSize, from.maxBytes);
   // Told apart from store failures so the error blames the right side.
   let sourceError: unknown = null;
   source.once('error', (err) => {
@@ -220,6 +279,7 @@ async function streamInto(store: Store, source: Readable, dest: ObjectLocation, 
   } catch (err) {
     source.destroy();
     if (from.signal?.aborted) throw cancelled(from.label);
+    if (hasher.overLimit) throw tooLarge(from.label, from.maxBytes, null);
     if (hasher.lengthMismatch) {
       throw new FaveFailure(
         faveError('INPUT_IMPORT_FAILED', `${from.label} announced ${from.expectedSize} bytes but sent ${hasher.size}`, { transient: from.transient }),
@@ -241,15 +301,25 @@ class HashingPassThrough extends Transform {
   size = 0;
   /** Set when the byte count differs from the announced length. */
   lengthMismatch = false;
+  /** Set when more than the allowed bytes came: the copy stops there. */
+  overLimit = false;
   private readonly hash: Hash = createHash('sha256');
 
-  constructor(private readonly expectedSize: number | null) {
+  constructor(
+    private readonly expectedSize: number | null,
+    private readonly maxBytes: number,
+  ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
     this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      this.overLimit = true;
+      callback(new Error(`more than ${this.maxBytes} bytes`));
+      return;
+    }
+    this.hash.update(chunk);
     callback(null, chunk);
   }
 
@@ -282,7 +352,7 @@ function displayUrl(source: string): string {
     const url = new URL(source);
     return `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
   } catch {
-    return source;
+    return redactUrl(source);
   }
 }
 
@@ -296,6 +366,11 @@ function describeError(err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code;
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return `${code ? `${code} ` : ''}${err.message}${cause}`;
+}
+
+function tooLarge(source: string, maxBytes: number, size: number | null): FaveFailure {
+  const what = size === null ? `sent more than ${maxBytes} bytes` : `is ${size} bytes`;
+  return new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${displayUrl(source)} ${what}, more than MAX_INPUT_BYTES (${maxBytes}); nothing of it was kept`));
 }
 
 function cancelled(source: string): FaveFailure {

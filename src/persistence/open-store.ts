@@ -7,7 +7,7 @@ import type { Store } from './store.ts';
  * when it is configured, so the embedded default does not carry the AWS SDK in memory.
  */
 export async function openStore(config: Config['store']): Promise<Store> {
-  if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket);
+  if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket, config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs });
   const { S3Store } = await import('./s3-store.ts');
   return new S3Store({
     bucket: config.bucket,

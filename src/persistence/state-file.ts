@@ -85,8 +85,6 @@ export const ContextSchema = z.looseObject({
   video_uri: z.string(),
   query: z.string().nullable(),
   settings: SettingsSchema,
-  allow_local_path: z.boolean(),
-  allow_private_network: z.boolean(),
   started_at: z.number(),
   finished_at: z.number().nullable(),
   input_uri: z.string().nullable(),
@@ -185,6 +183,14 @@ export function parseStateFile(text: string, where: string): StateEnvelope {
     throw new FaveFailure(
       faveError('STATE_CORRUPT', `${where} is not a valid state file at ${issue.path.join('.') || '(root)'}: ${issue.message}; it was left untouched`),
     );
+  }
+  // Permissions were once stored with the request; they come from the running process now.
+  // (The import actor's persisted input is a copy of the context: the same keys go there too.)
+  const holders: unknown[] = [parsed.data.snapshot.context, ...Object.values(parsed.data.snapshot.children).map((child) => child.snapshot.input)];
+  for (const holder of holders) {
+    if (typeof holder !== 'object' || holder === null) continue;
+    delete (holder as Record<string, unknown>).allow_local_path;
+    delete (holder as Record<string, unknown>).allow_private_network;
   }
   return parsed.data;
 }

@@ -62,6 +62,11 @@ export class StateWriter {
     this.writtenListeners.add(listener);
   }
 
+  /** The same as `onStop`. */
+  onLost(listener: (failure: FaveFailure) => void): void {
+    this.onStop(listener);
+  }
+
   /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
   request(build: () => StateEnvelope, urgent: boolean): void {
     if (this.failure || this.closed) return;

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { App } from '../app.ts';
+import { FaveFailure, faveError } from '../errors.ts';
+import { describeAuth, type ApiAuth } from './auth.ts';
 import { createMetrics, type FaveMetrics } from './metrics.ts';
 import { createRouter, STREAMED_UPLOAD_PATH, type Router } from './router.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
@@ -19,6 +21,10 @@ export interface HttpServerOptions {
   lookup?: HostLookup;
   /** Adds prom-client's process metrics to /metrics (default true). */
   processMetrics?: boolean;
+  /** Without tokens or an anonymous role, allows binding an address other than loopback (every caller may operate). */
+  insecureNoAuth?: boolean;
+  /** Refuses to start without tokens or an explicit `FAVE_ANONYMOUS_ROLE`, even on loopback (the container image). */
+  requireAuth?: boolean;
 }
 
 export interface HttpServer {
@@ -39,12 +45,16 @@ const DISCARD_LIMIT_BYTES = 64 * MAX_BODY_BYTES;
 /** `fave serve`: the router of the OpenFaaS function on node:http. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { app } = options;
+  const host = options.host ?? (app.config.auth.tokens.length > 0 ? '0.0.0.0' : '127.0.0.1');
+  const { auth, notice } = serveAuth(app.config.auth, host, options);
+  app.logger[notice ? 'warn' : 'info']({ event: 'api_auth', ...describeAuth(auth), ...(notice ? { notice } : {}) });
   const metrics = createMetrics(app.orchestrator, { processMetrics: options.processMetrics ?? true });
   const router = createRouter({
     orchestrator: app.orchestrator,
     logger: app.logger,
     metrics,
     config: app.config,
+    auth,
     ...(options.allowPrivateSources !== undefined ? { allowPrivateSources: options.allowPrivateSources } : {}),
     ...(options.lookup ? { lookup: options.lookup } : {}),
   });
@@ -62,7 +72,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+    server.listen(options.port ?? 8080, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -90,6 +100,38 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return closing;
     },
   };
+}
+
+/**
+ * The access rule `fave serve` runs with. Tokens or an anonymous role from the configuration
+ * are used as they are. Without either, only loopback callers can reach the server, and they may
+ * operate; any other address needs `insecureNoAuth`, and `requireAuth` (the image, where
+ * of-watchdog forwards outside callers to loopback) refuses to start.
+ */
+export function serveAuth(configured: ApiAuth, host: string, options: { insecureNoAuth?: boolean; requireAuth?: boolean }): { auth: ApiAuth; notice: string | null } {
+  if (configured.tokens.length > 0 || configured.anonymousRole !== null) {
+    const notice = configured.anonymousRole ? `callers without a token get the ${configured.anonymousRole} role (FAVE_ANONYMOUS_ROLE)` : null;
+    return { auth: configured, notice };
+  }
+  if (options.requireAuth) {
+    throw new FaveFailure(
+      faveError('BAD_CONFIG', 'FAVE_API_TOKENS is not set (nor the fave-api-tokens secret): set tokens, or FAVE_ANONYMOUS_ROLE=read|operate to let callers in without one'),
+    );
+  }
+  if (isLoopback(host)) {
+    return { auth: { tokens: [], anonymousRole: 'operate' }, notice: `no API tokens are configured (FAVE_API_TOKENS): listening on ${host} only, where every local caller may operate` };
+  }
+  if (options.insecureNoAuth) {
+    return { auth: { tokens: [], anonymousRole: 'operate' }, notice: `no API tokens are configured and --insecure-no-auth is given: anyone who reaches ${host} may operate` };
+  }
+  throw new FaveFailure(
+    faveError('BAD_CONFIG', `FAVE_API_TOKENS is not set: listening on ${host} without tokens needs --insecure-no-auth (or listen on 127.0.0.1, or set FAVE_API_TOKENS)`),
+  );
+}
+
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };

@@ -9,7 +9,8 @@ import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { allRecords } from '../services/aggregate.ts';
 import { summarizeInvocations } from '../services/metrics.ts';
 import { faveV1Answer, faveV1Error } from '../services/fave-v1.ts';
-import { handleUi } from '../ui/routes.ts';
+import { handleUi, renderSignIn } from '../ui/routes.ts';
+import { allows, foreignOrigin, identify, mediaType, roleOfToken, sessionCookie, type Access, type ApiAuth } from './auth.ts';
 import { serveArtifact } from './artifact-route.ts';
 import { receiveUpload } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
@@ -27,12 +28,12 @@ export interface RouterDeps {
   lookup?: HostLookup;
   /** How long `POST /requests/{id}/cancel` waits for the request to settle before answering 202. */
   cancelWaitMs?: number;
+  /** Overrides `config.auth` (e.g. `fave serve` on loopback without tokens grants the anonymous role). */
+  auth?: ApiAuth;
 }
 
 /** `POST /uploads`: its body is streamed into the store (the server leaves it unread). */
 export const STREAMED_UPLOAD_PATH = '/uploads';
-/** `GET /requests/{id}/artifacts/{name}`: a clip or frame of the request, with Range. */
-const ARTIFACT_PATH = /^\/requests\/([^/]*)\/artifacts\/([^/]+)$/;
 
 export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
 
@@ -128,6 +129,7 @@ export function createRouter(deps: RouterDeps): Router {
   const { orchestrator, logger, metrics, config } = deps;
   const allowPrivateSources = deps.allowPrivateSources ?? config.allowPrivateSources;
   const cancelWaitMs = deps.cancelWaitMs ?? 15_000;
+  const auth = deps.auth ?? config.auth;
 
   async function answer(request: HttpRequestLike, handle: Handle, format: ResponseFormat): Promise<HttpResponseLike> {
     const async = flag(request);
@@ -144,7 +146,8 @@ export function createRouter(deps: RouterDeps): Router {
       const error = toFaveError(err);
       // FAVE's clients retry an HTTP error as a new request: in their format every end is a 200.
       if (format === 'fave-v1') return json(200, faveV1Error(handle.request_id, error.message));
-      const status = error.code === 'CANCELLED' ? 503 : statusForFailure(error.code);
+      // Let go by this process (shutdown, or a store that refuses writes): it is resumed later.
+      const status = error.code === 'CANCELLED' || error.code === 'STORE_ERROR' ? 503 : statusForFailure(error.code);
       return json(status, { request_id: handle.request_id, status: 'INTERRUPTED', error: publicError(error), ...links(request, handle.request_id) });
     }
     return format === 'fave-v1' ? json(200, faveV1Answer(outcome)) : outcomeResponse(outcome);
@@ -243,7 +246,7 @@ export function createRouter(deps: RouterDeps): Router {
     if (!body.ok) return errorResponse(body.error);
     let handle: Handle;
     try {
-      handle = await orchestrator.resume(id);
+      handle = await orchestrator.resume(id, { allowLocalPath: false, allowPrivateNetwork: allowPrivateSources });
     } catch (err) {
       if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return notFound(id);
       throw err;
@@ -307,52 +310,116 @@ export function createRouter(deps: RouterDeps): Router {
     return { status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.render() };
   }
 
+  /**
+   * Every route, with who may call it. A state-changing route (any method but GET/HEAD) also
+   * needs a body of one of the media types it `accepts` (JSON unless it says otherwise) and no
+   * foreign `Origin`. `{id}` is a request id; a path ending in `/*` covers everything under it.
+   * The first route whose method and path match answers.
+   */
+  const routes: RouteSpec[] = [
+    { method: 'GET', path: '/healthz', access: 'public', handle: healthz },
+    { method: 'GET', path: '/metrics', access: 'read', handle: prometheus },
+    { method: 'POST', path: '/', access: 'operate', handle: start },
+    { method: 'GET', path: '/requests/{id}', access: 'read', handle: (r, { id }) => status(r, id!) },
+    { method: 'GET', path: '/requests/{id}/result', access: 'read', handle: (r, { id }) => result(r, id!) },
+    { method: 'POST', path: '/requests/{id}/resume', access: 'operate', handle: (r, { id }) => resume(r, id!) },
+    { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, { id }) => cancel(r, id!) },
+    { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
+    // Its body is streamed into the store, unread by the server until this check has passed.
+    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes }) },
+    { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(signInPage(r)) },
+    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
+    { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signOut(r)) },
+    { method: 'GET', path: '/ui/*', access: 'read', handle: ui },
+  ];
+  const compiled = routes.map((spec) => ({ spec, pattern: compilePath(spec.path) }));
+
+  async function ui(request: HttpRequestLike): Promise<HttpResponseLike> {
+    return (await handleUi(request, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
+  }
+
   async function artifact(request: HttpRequestLike, id: string, name: string): Promise<HttpResponseLike> {
     const found = await inspect(id);
     if (!found) return notFound(id);
     return serveArtifact({ store: orchestrator.store, context: found.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
   }
 
-  type Route = { methods: Record<string, () => Promise<HttpResponseLike>> };
+  function signInPage(request: HttpRequestLike, status = 200, message: string | null = null): HttpResponseLike {
+    return renderSignIn(status, `${basePath(request)}/ui/login`, message);
+  }
+
+  function signIn(request: HttpRequestLike): HttpResponseLike {
+    const text = request.body === undefined ? '' : request.body.toString();
+    let token: string | null = null;
+    if (mediaType(request.headers) === 'application/json') {
+      const body = parseJsonBody(request.body, false);
+      if (body.ok && typeof body.value === 'object' && body.value !== null && 'token' in body.value && typeof body.value.token === 'string') token = body.value.token;
+    } else {
+      token = new URLSearchParams(text).get('token');
+    }
+    const role = token ? roleOfToken(auth, token.trim()) : null;
+    if (!token || !role) return signInPage(request, 401, 'That token is not valid.');
+    logger.info({ event: 'ui_sign_in', role });
+    return {
+      status: 303,
+      headers: { location: `${basePath(request)}/ui`, 'set-cookie': sessionCookie(token.trim(), secureRequest(request)), 'cache-control': 'no-store' },
+      body: '',
+    };
+  }
+
+  function signOut(request: HttpRequestLike): HttpResponseLike {
+    return {
+      status: 303,
+      headers: { location: `${basePath(request)}/ui/login`, 'set-cookie': sessionCookie('', secureRequest(request)), 'cache-control': 'no-store' },
+      body: '',
+    };
+  }
+
+  /** 401 (no or bad token), 403 (role too low, foreign origin) or 415 (body type); null lets the call through. */
+  function refusal(request: HttpRequestLike, path: string, spec: RouteSpec): HttpResponseLike | null {
+    // A public route ignores credentials: a stale sign-in cookie must not keep anyone from signing in again.
+    const caller = spec.access === 'public' ? ({ ok: true, role: null } as const) : identify(auth, request.headers);
+    const page = path === '/ui' || (path.startsWith('/ui/') && !path.startsWith('/ui/api/'));
+    if (!caller.ok || (caller.role === null && spec.access !== 'public')) {
+      const message = caller.ok ? 'this route needs a token: send "Authorization: Bearer <token>"' : caller.message;
+      if (page) return withHeaders(signInPage(request, 401, caller.ok ? null : message), CHALLENGE);
+      return errorResponse(apiError(401, 'UNAUTHORIZED', message), {}, CHALLENGE);
+    }
+    if (!allows(caller.role, spec.access)) {
+      return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this caller has the ${caller.role} role`));
+    }
+    if (spec.method === 'GET') return null;
+    const origin = foreignOrigin(request.headers, config.allowedOrigins);
+    if (origin !== null) {
+      return errorResponse(apiError(403, 'FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'));
+    }
+    const accepts = spec.accepts ?? JSON_TYPES;
+    const type = mediaType(request.headers);
+    if (type === null || !accepts.includes(type)) {
+      return errorResponse(apiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type: must be ${accepts.join(' or ')}${type ? `, not ${type.slice(0, 100)}` : ''}`, 'Content-Type'));
+    }
+    return null;
+  }
 
   async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
     const path = normalizePath(request.path);
-    if (path === '/ui' || path.startsWith('/ui/')) {
-      return (await handleUi({ ...request, path }, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
-    }
     const method = request.method.toUpperCase();
-    let target: Route | null = null;
-    if (path === '/') target = { methods: { POST: () => start(request) } };
-    else if (path === '/healthz') target = { methods: { GET: healthz } };
-    else if (path === '/metrics') target = { methods: { GET: prometheus } };
-    else if (path === STREAMED_UPLOAD_PATH) target = { methods: { POST: () => receiveUpload({ store: orchestrator.store, request, maxBytes: config.uploadMaxBytes }) } };
-    else if (ARTIFACT_PATH.test(path)) {
-      const [, id, name] = ARTIFACT_PATH.exec(path)!;
-      if (!REQUEST_ID_PATTERN.test(id!)) {
-        return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
-      }
-      target = { methods: { GET: () => artifact(request, id!, name!) } };
-    } else {
-      const match = /^\/requests\/([^/]*)(?:\/(result|resume|cancel))?$/.exec(path);
-      if (match) {
-        const id = match[1]!;
-        if (!REQUEST_ID_PATTERN.test(id)) {
-          return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
-        }
-        const action = match[2];
-        if (action === undefined) target = { methods: { GET: () => status(request, id) } };
-        else if (action === 'result') target = { methods: { GET: () => result(request, id) } };
-        else if (action === 'resume') target = { methods: { POST: () => resume(request, id) } };
-        else target = { methods: { POST: () => cancel(request, id) } };
-      }
-    }
-    if (!target) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
-    const handler = target.methods[method] ?? (method === 'HEAD' ? target.methods.GET : undefined);
-    if (!handler) {
-      const allow = Object.keys(target.methods).join(', ');
+    const onPath = compiled.filter(({ pattern }) => pattern.test(path));
+    if (onPath.length === 0) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+    const wanted = method === 'HEAD' ? 'GET' : method;
+    const found = onPath.find(({ spec }) => spec.method === wanted);
+    if (!found) {
+      const allow = [...new Set(onPath.map(({ spec }) => spec.method))].join(', ');
       return errorResponse(apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), {}, { allow });
     }
-    return handler();
+    const refused = refusal(request, path, found.spec);
+    if (refused) return refused;
+    const params = { ...found.pattern.exec(path)?.groups };
+    if (params.id !== undefined && !REQUEST_ID_PATTERN.test(params.id)) {
+      return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
+    }
+    const response = await found.spec.handle({ ...request, path }, params);
+    return method === 'HEAD' ? { ...response, body: '' } : response;
   }
 
   return async (request) => {
@@ -375,6 +442,42 @@ export function createRouter(deps: RouterDeps): Router {
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
   };
+}
+
+interface RouteSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  access: Access;
+  /** Media types accepted for the body of a state-changing route (default: JSON). */
+  accepts?: readonly string[];
+  /** `params` holds the path's `{id}` and `{name}` parts. */
+  handle: (request: HttpRequestLike, params: { id?: string; name?: string }) => Promise<HttpResponseLike>;
+}
+
+const JSON_TYPES = ['application/json'] as const;
+const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/json'] as const;
+const UPLOAD_TYPES = ['application/octet-stream', 'video/mp4', 'video/quicktime', 'video/x-matroska', 'video/webm', 'video/x-msvideo', 'video/x-m4v'] as const;
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
+
+function compilePath(path: string): RegExp {
+  if (path.endsWith('/*')) {
+    const base = path.slice(0, -2).replace(/[.+?^$()|[\]\\]/g, '\\$&');
+    return new RegExp(`^${base}(?:/.*)?$`);
+  }
+  const source = path
+    .split('/')
+    .map((part) => (part === '{id}' ? '(?<id>[^/]*)' : part === '{name}' ? '(?<name>[^/]+)' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}$`);
+}
+
+function withHeaders(response: HttpResponseLike, headers: Record<string, string>): HttpResponseLike {
+  return { ...response, headers: { ...response.headers, ...headers } };
+}
+
+/** Whether the caller reached this service over https (directly or through a proxy that says so). */
+function secureRequest(request: HttpRequestLike): boolean {
+  return request.headers['x-forwarded-proto']?.split(',')[0]?.trim().toLowerCase() === 'https';
 }
 
 /** `''` (the OpenFaaS gateway's path for `/function/name`) is `/`; a trailing slash is dropped. */

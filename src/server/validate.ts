@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { classifyAddress } from '../services/addresses.ts';
 import type { Config } from '../config.ts';
+import { s3InputRefusal, type S3InputPolicy } from '../persistence/s3-input-rules.ts';
 import { PipelineRequestSchema, REQUEST_ID_PATTERN, type PipelineRequest } from '../contracts/request.ts';
 
 /** The largest request body accepted, checked before parsing (and while reading, by the server). */
@@ -89,20 +90,24 @@ export async function checkPipelineRequest(raw: unknown, options: RequestCheckOp
     }
   }
 
-  const source = await checkVideoUri(request.video_uri, options.allowPrivateSources, options.lookup ?? systemLookup);
+  const source = await checkVideoUri(request.video_uri, options.allowPrivateSources, options.lookup ?? systemLookup, {
+    artifactBucket: options.config.bucket,
+    rules: options.config.inputS3Rules,
+  });
   if (source) return refuse(source);
   return { ok: true, value: { ...request, request_id: requestId } };
 }
 
 /** Null when the service may fetch `uri`; otherwise why not, naming `video_uri`. */
-export async function checkVideoUri(uri: string, allowPrivate: boolean, lookup: HostLookup = systemLookup): Promise<ApiError | null> {
+export async function checkVideoUri(uri: string, allowPrivate: boolean, lookup: HostLookup = systemLookup, s3?: S3InputPolicy): Promise<ApiError | null> {
   const bad = (message: string) => apiError(400, 'BAD_REQUEST', `video_uri: ${message}`, 'video_uri');
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme === 's3') {
     const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
     if (!match) return bad('an s3:// URI needs a bucket and a key (s3://bucket/key)');
     if (match[2]!.split('/').some((part) => part === '.' || part === '..')) return bad('the s3 key must not contain "." or ".." segments');
-    return null;
+    const refusal = s3 ? s3InputRefusal({ bucket: match[1]!, key: match[2]! }, s3) : null;
+    return refusal ? bad(refusal) : null;
   }
   if (scheme !== 'http' && scheme !== 'https') {
     if (scheme === undefined || scheme.length === 1) return bad('local paths are not accepted; use an s3://, http:// or https:// URI');

@@ -1,27 +1,90 @@
 import { isIP } from 'node:net';
 
-type Range = [prefix: number[], bits: number, reason: string];
+/**
+ * What an address range means for fetching a video from it: `refuse` it with a reason, judge
+ * the IPv4 address it embeds (`embedded`, at byte `v4At`), or `allow` it.
+ */
+export interface AddressRange {
+  cidr: string;
+  action: 'refuse' | 'embedded' | 'allow';
+  reason: string;
+  /** Where the range is defined. */
+  source: string;
+  /** For `embedded`: the byte offset of the IPv4 address inside the IPv6 one. */
+  v4At?: number;
+}
 
-const V4_RANGES: Range[] = [
-  [[0, 0, 0, 0], 8, 'unspecified ("this network")'],
-  [[10, 0, 0, 0], 8, 'private'],
-  [[100, 64, 0, 0], 10, 'carrier-grade NAT'],
-  [[127, 0, 0, 0], 8, 'loopback'],
-  [[169, 254, 0, 0], 16, 'link-local (cloud metadata)'],
-  [[172, 16, 0, 0], 12, 'private'],
-  [[192, 0, 0, 0], 24, 'reserved (IETF protocol assignments)'],
-  [[192, 168, 0, 0], 16, 'private'],
-  [[198, 18, 0, 0], 15, 'reserved (benchmarking)'],
-  [[224, 0, 0, 0], 4, 'multicast'],
-  [[240, 0, 0, 0], 4, 'reserved'],
+/**
+ * Every IPv4 range that is not public unicast: the IANA IPv4 Special-Purpose Address Registry
+ * (https://www.iana.org/assignments/iana-ipv4-special-registry), plus multicast and the
+ * reserved class E block. All of them are refused, even the few the registry marks globally
+ * reachable (anycast relays, AS112): none of them serves videos. First match wins.
+ */
+export const IPV4_RANGES: readonly AddressRange[] = [
+  { cidr: '0.0.0.0/8', action: 'refuse', reason: 'unspecified ("this network")', source: 'RFC 791' },
+  { cidr: '10.0.0.0/8', action: 'refuse', reason: 'private', source: 'RFC 1918' },
+  { cidr: '100.64.0.0/10', action: 'refuse', reason: 'carrier-grade NAT (shared address space)', source: 'RFC 6598' },
+  { cidr: '127.0.0.0/8', action: 'refuse', reason: 'loopback', source: 'RFC 1122' },
+  { cidr: '169.254.0.0/16', action: 'refuse', reason: 'link-local (cloud metadata)', source: 'RFC 3927' },
+  { cidr: '172.16.0.0/12', action: 'refuse', reason: 'private', source: 'RFC 1918' },
+  { cidr: '192.0.0.0/24', action: 'refuse', reason: 'reserved (IETF protocol assignments)', source: 'RFC 6890' },
+  { cidr: '192.0.2.0/24', action: 'refuse', reason: 'documentation (TEST-NET-1)', source: 'RFC 5737' },
+  { cidr: '192.31.196.0/24', action: 'refuse', reason: 'reserved (AS112-v4)', source: 'RFC 7535' },
+  { cidr: '192.52.193.0/24', action: 'refuse', reason: 'reserved (AMT)', source: 'RFC 7450' },
+  { cidr: '192.88.99.0/24', action: 'refuse', reason: 'reserved (deprecated 6to4 relay anycast)', source: 'RFC 7526' },
+  { cidr: '192.168.0.0/16', action: 'refuse', reason: 'private', source: 'RFC 1918' },
+  { cidr: '192.175.48.0/24', action: 'refuse', reason: 'reserved (AS112 direct delegation)', source: 'RFC 7534' },
+  { cidr: '198.18.0.0/15', action: 'refuse', reason: 'reserved (benchmarking)', source: 'RFC 2544' },
+  { cidr: '198.51.100.0/24', action: 'refuse', reason: 'documentation (TEST-NET-2)', source: 'RFC 5737' },
+  { cidr: '203.0.113.0/24', action: 'refuse', reason: 'documentation (TEST-NET-3)', source: 'RFC 5737' },
+  { cidr: '224.0.0.0/4', action: 'refuse', reason: 'multicast', source: 'RFC 5771' },
+  { cidr: '240.0.0.0/4', action: 'refuse', reason: 'reserved (future use, limited broadcast)', source: 'RFC 1112, RFC 919' },
 ];
 
-const V6_RANGES: Range[] = [
-  [[0xfc], 7, 'private (unique local)'],
-  [[0xfe, 0x80], 10, 'link-local'],
-  [[0xfe, 0xc0], 10, 'private (site-local)'],
-  [[0xff], 8, 'multicast'],
+/**
+ * IPv6, from the IANA IPv6 Special-Purpose Address Registry
+ * (https://www.iana.org/assignments/iana-ipv6-special-registry) and the IPv6 Address Space
+ * registry (https://www.iana.org/assignments/ipv6-address-space): global unicast is 2000::/3,
+ * everything outside it is refused (the last two rows). The well-known NAT64 prefix and 6to4
+ * carry an IPv4 address and are judged by it. First match wins.
+ */
+export const IPV6_RANGES: readonly AddressRange[] = [
+  { cidr: '::/128', action: 'refuse', reason: 'unspecified', source: 'RFC 4291' },
+  { cidr: '::1/128', action: 'refuse', reason: 'loopback', source: 'RFC 4291' },
+  { cidr: '::ffff:0:0/96', action: 'refuse', reason: 'IPv4-mapped', source: 'RFC 4291' },
+  { cidr: '::ffff:0:0:0/96', action: 'refuse', reason: 'IPv4-translated', source: 'RFC 6145' },
+  { cidr: '::/96', action: 'refuse', reason: 'IPv4-compatible (deprecated)', source: 'RFC 4291' },
+  { cidr: '64:ff9b::/96', action: 'embedded', v4At: 12, reason: 'NAT64 well-known prefix', source: 'RFC 6052' },
+  { cidr: '64:ff9b:1::/48', action: 'refuse', reason: 'NAT64 local-use prefix', source: 'RFC 8215' },
+  { cidr: '100::/64', action: 'refuse', reason: 'discard-only', source: 'RFC 6666' },
+  { cidr: '2001::/32', action: 'refuse', reason: 'Teredo', source: 'RFC 4380' },
+  { cidr: '2001::/23', action: 'refuse', reason: 'reserved (IETF protocol assignments)', source: 'RFC 2928' },
+  { cidr: '2001:db8::/32', action: 'refuse', reason: 'documentation', source: 'RFC 3849' },
+  { cidr: '2002::/16', action: 'embedded', v4At: 2, reason: '6to4', source: 'RFC 3056' },
+  { cidr: '2620:4f:8000::/48', action: 'refuse', reason: 'reserved (AS112 direct delegation)', source: 'RFC 7534' },
+  { cidr: '3fff::/20', action: 'refuse', reason: 'documentation', source: 'RFC 9637' },
+  { cidr: '2000::/3', action: 'allow', reason: 'global unicast', source: 'RFC 4291' },
+  { cidr: 'fc00::/7', action: 'refuse', reason: 'private (unique local)', source: 'RFC 4193' },
+  { cidr: 'fe80::/10', action: 'refuse', reason: 'link-local', source: 'RFC 4291' },
+  { cidr: 'fec0::/10', action: 'refuse', reason: 'private (site-local, deprecated)', source: 'RFC 3879' },
+  { cidr: 'ff00::/8', action: 'refuse', reason: 'multicast', source: 'RFC 4291' },
+  { cidr: '::/0', action: 'refuse', reason: 'reserved (outside global unicast 2000::/3)', source: 'IANA IPv6 Address Space' },
 ];
+
+interface Compiled {
+  range: AddressRange;
+  prefix: number[];
+  bits: number;
+}
+
+function compile(ranges: readonly AddressRange[], parse: (address: string) => number[] | null): Compiled[] {
+  return ranges.map((range) => {
+    const [address, bits] = range.cidr.split('/') as [string, string];
+    const prefix = parse(address);
+    if (!prefix) throw new Error(`bad range ${range.cidr}`);
+    return { range, prefix, bits: Number(bits) };
+  });
+}
 
 function inRange(bytes: readonly number[], prefix: readonly number[], bits: number): boolean {
   for (let i = 0; i < bits; i += 8) {
@@ -33,26 +96,25 @@ function inRange(bytes: readonly number[], prefix: readonly number[], bits: numb
 }
 
 /**
- * Why an address must not be fetched from (loopback, private, link-local, CGNAT, unspecified,
- * multicast, reserved), or null for a public one. IPv6 forms that embed an IPv4 address
- * (mapped, compatible, NAT64, 6to4) are judged by that IPv4 address.
+ * Why an address must not be fetched from (loopback, private, link-local, CGNAT, documentation,
+ * multicast, reserved…), or null for a public one.
  */
 export function classifyAddress(address: string): string | null {
   const v4 = parseIPv4(address);
-  if (v4) return V4_RANGES.find(([prefix, bits]) => inRange(v4, prefix, bits))?.[2] ?? null;
+  if (v4) {
+    const hit = V4.find(({ prefix, bits }) => inRange(v4, prefix, bits));
+    return hit && hit.range.action === 'refuse' ? hit.range.reason : null;
+  }
   const v6 = parseIPv6(address);
   if (!v6) return 'unparseable';
-  const zeros = (from: number, to: number) => v6.slice(from, to).every((b) => b === 0);
-  if (zeros(0, 16)) return 'unspecified';
-  if (zeros(0, 15) && v6[15] === 1) return 'loopback';
-  const embedded =
-    zeros(0, 10) && v6[10] === 0xff && v6[11] === 0xff ? v6.slice(12) // ::ffff:a.b.c.d
-    : zeros(0, 12) ? v6.slice(12) // ::a.b.c.d (deprecated compatible form)
-    : inRange(v6, [0x00, 0x64, 0xff, 0x9b], 96) ? v6.slice(12) // 64:ff9b::/96 NAT64
-    : inRange(v6, [0x20, 0x02], 16) ? v6.slice(2, 6) // 2002::/16 6to4
-    : null;
-  if (embedded) return classifyAddress(embedded.join('.'));
-  return V6_RANGES.find(([prefix, bits]) => inRange(v6, prefix, bits))?.[2] ?? null;
+  const hit = V6.find(({ prefix, bits }) => inRange(v6, prefix, bits));
+  if (!hit || hit.range.action === 'allow') return null;
+  if (hit.range.action === 'embedded') {
+    const at = hit.range.v4At ?? 12;
+    const inner = classifyAddress(v6.slice(at, at + 4).join('.'));
+    return inner ? `${inner} (inside ${hit.range.reason})` : null;
+  }
+  return hit.range.reason;
 }
 
 function parseIPv4(address: string): number[] | null {
@@ -84,3 +146,6 @@ function parseIPv6(input: string): number[] | null {
   if (all.length !== 8) return null;
   return all.flatMap((g) => [g >> 8, g & 0xff]);
 }
+
+const V4 = compile(IPV4_RANGES, parseIPv4);
+const V6 = compile(IPV6_RANGES, parseIPv6);

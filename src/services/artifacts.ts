@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { describeZodIssue } from '../contracts/stage.ts';
 import { FaveFailure, faveError } from '../errors.ts';
 import { cocoLabelForId } from './coco.ts';
+import { truncateText } from './redact.ts';
 
 /** Reading what the stages write: tar.gz archives, timestamps, transcripts, detections (DESIGN §3). */
 
@@ -164,6 +165,12 @@ const DUMMY = /^dummy transcript(?:\s*:([\s\S]*))?$/i;
  * A transcript, or why there is none. Without a model the deepspeech stage writes
  * `Dummy transcript: <reason>`, which is not speech and must not be searched as such.
  */
+/**
+ * Longest transcript kept per clip (it is stored in state.json and the result). A clip is at
+ * most 30 s of speech, a few thousand characters: this bounds a stage gone wrong, not speech.
+ */
+export const MAX_TRANSCRIPT_CHARS = 100_000;
+
 export function interpretTranscript(text: string): { transcript: string | null; note: string | null } {
   const trimmed = text.trim();
   if (trimmed === '') return { transcript: null, note: 'empty transcript' };
@@ -172,7 +179,8 @@ export function interpretTranscript(text: string): { transcript: string | null; 
     const reason = (dummy[1] ?? '').trim();
     return { transcript: null, note: reason === '' ? 'no transcript' : `no transcript: ${reason}` };
   }
-  return { transcript: trimmed, note: null };
+  // The text itself says where it was cut.
+  return { transcript: truncateText(trimmed, MAX_TRANSCRIPT_CHARS), note: null };
 }
 
 // ---------------------------------------------------------------------------------------------

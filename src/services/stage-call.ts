@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { faveError, type FaveError } from '../errors.ts';
 import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
 import type { InvocationRecord } from './metrics.ts';
-import { StageTimeout, type StageTransport } from './transport.ts';
+import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from './limiter.ts';
 
 /** One call of one stage function: what to send and where it belongs in the fan-out. */
@@ -16,7 +16,7 @@ export interface StageCallSpec {
   /** Epoch ms after which no call may start or continue (the request deadline). */
   deadlineAt: number;
   /** Makes the attempt known durably (the dispatch journal) right before it is sent. */
-  dispatch?: { id: string; record(): Promise<void> };
+  dispatch?: { id: string; record(): Promise<void>; unsent(): Promise<void> };
 }
 
 export interface StageCallSuccess {
@@ -115,6 +115,11 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
       const reason = err instanceof Error ? err.message : String(err);
       throw failure(spec, queuedAt, startedAt, faveError('STORE_ERROR', `${describe(where)} was not sent: its dispatch could not be recorded (${reason})`, { ...where, transient: true }));
     }
+    // Stopped while its marker was written: it will not be sent, so the marker is taken back.
+    if (signal.aborted) {
+      await spec.dispatch.unsent().catch(() => undefined);
+      throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} was sent`, where));
+    }
   }
 
   let http;
@@ -132,6 +137,10 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
           ? faveError('DEADLINE_EXCEEDED', `${describe(where)} was cut off at the request deadline`, where)
           : faveError('STAGE_TIMEOUT', `${describe(where)} did not answer within ${timeoutMs} ms (stage timeout)`, { ...where, transient: true }),
       );
+    }
+    if (err instanceof StageResponseTooLarge) {
+      // The same stage would answer the same body again: not worth a retry.
+      throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered with a body larger than ${err.limitBytes} bytes (STAGE_RESPONSE_MAX_BYTES); reading stopped there`, where));
     }
     const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));

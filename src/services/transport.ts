@@ -22,6 +22,14 @@ export class StageTimeout extends Error {
   }
 }
 
+/** Thrown by a transport when a stage answered more than it may (`STAGE_RESPONSE_MAX_BYTES`). */
+export class StageResponseTooLarge extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`the answer is larger than ${limitBytes} bytes (STAGE_RESPONSE_MAX_BYTES)`);
+    this.name = 'StageResponseTooLarge';
+  }
+}
+
 /**
  * How a stage function is reached: over HTTP through an OpenFaaS gateway, or in-process for the
  * embedded default. Either way the stage sees the same JSON and answers the same JSON.

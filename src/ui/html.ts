@@ -20,7 +20,7 @@ export function scriptJson(value: unknown): string {
  * The page's own policy: nothing is loaded from anywhere. A live page may fetch its own JSON;
  * a report may not fetch at all, so it provably works offline.
  */
-export function contentSecurityPolicy(live: boolean, mediaOrigin: string | null = null): string {
+export function contentSecurityPolicy(live: boolean, mediaOrigin: string | null = null, form = false): string {
   return [
     "default-src 'none'",
     "style-src 'unsafe-inline'",
@@ -31,11 +31,11 @@ export function contentSecurityPolicy(live: boolean, mediaOrigin: string | null 
     live ? "media-src 'self'" : `media-src ${mediaOrigin ?? "'none'"}`,
     `connect-src ${live ? "'self'" : "'none'"}`,
     "base-uri 'none'",
-    "form-action 'none'",
+    `form-action ${form ? "'self'" : "'none'"}`,
   ].join('; ');
 }
 
-export function htmlDocument(options: { title: string; live: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string; mediaOrigin?: string | null }): string {
+export function htmlDocument(options: { title: string; live: boolean; form?: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string; mediaOrigin?: string | null }): string {
   const attributes = Object.entries(options.bodyAttributes ?? {})
     .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
     .join('');
@@ -45,7 +45,7 @@ export function htmlDocument(options: { title: string; live: boolean; body: stri
     '<head>',
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live, options.mediaOrigin ?? null))}">`,
+    `<meta http-equiv="Content-Security-Policy" content="${escapeXml(contentSecurityPolicy(options.live, options.mediaOrigin ?? null, options.form ?? false))}">`,
     `<title>${escapeXml(options.title)}</title>`,
     // No favicon request: a page asks for nothing it does not show.
     '<link rel="icon" href="data:,">',

@@ -92,6 +92,7 @@ ${renderStatecharts(view.statechart)}
     <span><i style="background:var(--queue)"></i>queued</span>
     <span><i style="background:var(--ok)"></i>ran, succeeded</span>
     <span><i style="background:var(--fail)"></i>ran, failed ✕</span>
+    <span><i style="background:var(--queue);border:1.5px dashed var(--fail)"></i>interrupted (sent, answer lost with its process)</span>
     <span><i style="background:#fff;border:1.5px dashed var(--warn)"></i>retry</span>
     <span><i style="background:#0ea5e9;width:8px"></i>cold start</span>
     <span><i style="background:#fff;border:2px solid var(--crit)"></i>critical path</span>
@@ -188,5 +189,23 @@ export function renderMessagePage(title: string, message: string): string {
     live: false,
     head: `<style>${STYLES}</style>`,
     body: `<header><h1>${escapeXml(title)}</h1></header><main><p>${escapeXml(message)}</p></main>`,
+  });
+}
+
+/** The sign-in form: a token from `FAVE_API_TOKENS` becomes an HttpOnly cookie. */
+export function renderSignInPage(action: string, message: string | null): string {
+  return htmlDocument({
+    title: 'Sign in · fave',
+    live: false,
+    form: true,
+    head: `<style>${STYLES}</style>`,
+    body: [
+      '<header><h1>Sign in</h1></header><main>',
+      message ? `<p role="alert">${escapeXml(message)}</p>` : '<p>This service needs an API token (a <code>read</code> or <code>operate</code> token of <code>FAVE_API_TOKENS</code>).</p>',
+      `<form method="post" action="${escapeXml(action)}">`,
+      '<label>Token <input type="password" name="token" autocomplete="current-password" required></label> ',
+      '<button type="submit">Sign in</button>',
+      '</form></main>',
+    ].join(''),
   });
 }

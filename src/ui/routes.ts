@@ -4,7 +4,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { HttpRequestLike, HttpResponseLike } from '../server/types.ts';
 import { contentSecurityPolicy } from './html.ts';
 import { liveFeedOf } from './live-feed.ts';
-import { renderListPage, renderMessagePage, renderRequestPage } from './page.ts';
+import { renderListPage, renderMessagePage, renderRequestPage, renderSignInPage } from './page.ts';
 import { listRequestSummaries, loadRequestView } from './view.ts';
 
 /**
@@ -26,6 +26,15 @@ function html(status: number, body: string, live = true): HttpResponseLike {
     status,
     headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': contentSecurityPolicy(live), ...SECURITY_HEADERS },
     body,
+  };
+}
+
+/** The sign-in page (`GET /ui/login`, and the 401 answer of every UI page without a valid token). */
+export function renderSignIn(status: number, action: string, message: string | null): HttpResponseLike {
+  return {
+    status,
+    headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': contentSecurityPolicy(false, null, true), ...SECURITY_HEADERS },
+    body: renderSignInPage(action, message),
   };
 }
 

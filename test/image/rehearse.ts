@@ -39,6 +39,9 @@ const LEFT_OUT = ['@ffmpeg-installer/linux-x64', '@ffprobe-installer/linux-x64',
  * The environment of the image's processes (the stack.yml settings that matter here), the one
  * place to add what the server needs to start, e.g. credentials the API may come to require.
  */
+/** The image refuses to start without API tokens: the rehearsal gives it one and calls with it. */
+const API_TOKEN = 'rehearsal-operate-token-0123456789';
+
 function imageEnv(dataDir: string, gatewayUrl: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
@@ -53,6 +56,7 @@ function imageEnv(dataDir: string, gatewayUrl: string): NodeJS.ProcessEnv {
     RETRY_MAX_DELAY_MS: '20',
     LOG_LEVEL: 'info',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    FAVE_API_TOKENS: `operate:${API_TOKEN}`,
   };
 }
 
@@ -162,7 +166,7 @@ async function completeOneRequest(base: string, requestId: string, what: string)
   if (health.status !== 200) throw new StepFailed(`${what}: GET /healthz answered ${health.status}: ${await health.text()}`);
   const res = await fetch(`${base}/`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_TOKEN}` },
     body: JSON.stringify({ video_uri: `s3://${BUCKET}/${VIDEO_KEY}`, query: 'find scenes with cars', request_id: requestId }),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
@@ -192,7 +196,7 @@ async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: 
   }
 
   step(`${tag}: node dist/cli/main.js serve, one request through HTTP`);
-  const server = await startListening(node, ['dist/cli/main.js', 'serve', '--port', '0', '--host', '127.0.0.1'], dir, env, (out) => {
+  const server = await startListening(node, ['dist/cli/main.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--require-auth'], dir, env, (out) => {
     for (const line of out.split('\n')) {
       if (!line.startsWith('{')) continue;
       try {

@@ -29,6 +29,8 @@ export interface HarnessOptions {
   store?: Store;
   /** The app's logger (default: silent). */
   logger?: Logger;
+  /** The GATEWAY_URL the app gets, from the scripted gateway's URL (default: that URL). */
+  gatewayUrl?: (url: string) => string;
 }
 
 /** A filesystem store in a temp dir, the scripted gateway on loopback, and an app wired to both. */
@@ -38,13 +40,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   await store.init();
   const gateway = await startTestGateway({ store, ...options.gateway });
   const env: Record<string, string> = {
-    GATEWAY_URL: gateway.url,
+    GATEWAY_URL: options.gatewayUrl ? options.gatewayUrl(gateway.url) : gateway.url,
     FAVE_DATA_DIR: join(dir, 'data'),
     ARTIFACT_BUCKET: 'fave-artifacts',
     RETRY_BASE_DELAY_MS: '5',
     RETRY_MAX_DELAY_MS: '20',
     OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
     LOG_LEVEL: 'silent',
+    // Test servers let callers in without a token; the auth tests set FAVE_API_TOKENS and clear this.
+    FAVE_ANONYMOUS_ROLE: 'operate',
     ...options.env,
   };
   const app = await createApp({ env, logger: options.logger ?? pino({ level: 'silent' }) });

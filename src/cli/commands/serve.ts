@@ -38,11 +38,19 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('serve the HTTP API (the routes of the OpenFaaS function) until SIGINT/SIGTERM')
     .option('--port <port>', 'port to listen on (0 picks a free one)', port, 8080)
-    .option('--host <address>', 'address to listen on', '0.0.0.0')
-    .action(async (opts: { port: number; host: string }) => {
+    .option('--host <address>', 'address to listen on (default 0.0.0.0 with API tokens, 127.0.0.1 without)')
+    .option('--insecure-no-auth', 'listen on a non-loopback address without API tokens: every caller may operate')
+    .option('--require-auth', 'refuse to start without FAVE_API_TOKENS or FAVE_ANONYMOUS_ROLE, even on loopback')
+    .action(async (opts: { port: number; host?: string; insecureNoAuth?: boolean; requireAuth?: boolean }) => {
       await withApp(async (app) => {
-        const server = await startHttpServer({ app, port: opts.port, host: opts.host }).catch((err: unknown) => {
-          if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(opts.port, opts.host);
+        const server = await startHttpServer({
+          app,
+          port: opts.port,
+          ...(opts.host !== undefined ? { host: opts.host } : {}),
+          insecureNoAuth: opts.insecureNoAuth === true,
+          requireAuth: opts.requireAuth === true,
+        }).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(opts.port, opts.host ?? (app.config.auth.tokens.length > 0 ? '0.0.0.0' : '127.0.0.1'));
           throw err;
         });
         app.logger.info({ event: 'listening', url: server.url, gateway: app.config.gatewayUrl ?? 'local stages', store: app.store.kind });
