@@ -232,7 +232,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
 
     // No request was ever called by two owners at once.
     expect(overlaps(calls)).toEqual([]);
-    // Nothing ran on A after it died; every orphan went on with B or C, and both took some.
+    // Nothing ran on A after it died; every orphan went on with B or C.
     expect(calls.filter((call) => call.replica === 'A' && call.started_at > killedAt)).toEqual([]);
     const takers = new Map<string, Set<string>>();
     for (const call of calls) {
@@ -240,7 +240,8 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
       takers.set(call.request_id, (takers.get(call.request_id) ?? new Set()).add(call.replica));
     }
     expect([...takers.keys()].filter((id) => orphans.includes(id)).sort()).toEqual(orphans);
-    expect(new Set([...takers.values()].flatMap((owners) => [...owners]))).toEqual(new Set(['B', 'C']));
+    // Between them: which of the two sweeps first decides the split (one may take them all).
+    for (const owners of takers.values()) for (const owner of owners) expect(['B', 'C']).toContain(owner);
 
     // Every request completed once: one final.json, written once, and a released lease.
     for (const id of ids) {
