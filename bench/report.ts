@@ -4,6 +4,7 @@ import type { Sizes } from './sizes.ts';
 export const FIGURE_NAMES = [
   'overhead_ratio',
   'fanout_efficiency',
+  'async_fanout_efficiency',
   'baseline_speedup',
   'write_amplification',
   'baseline_write_amplification',
@@ -36,11 +37,12 @@ export function fanoutLabel(sizes: Pick<Sizes, 'fanout'>): string {
   return `${invocationsOf(sizes.fanout).toLocaleString('en-US')} invocations (${sizes.fanout.clips.toLocaleString('en-US')} clips)`;
 }
 
-function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout'>): string {
+function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout' | 'asyncFanout'>): string {
   const fanout = fanoutLabel(sizes);
   const meanings: Record<FigureName, string> = {
     overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
     fanout_efficiency: `ideal ÷ measured wall time, ${fanout}`,
+    async_fanout_efficiency: `same with async stage calls (queue + callback), ${invocationsOf(sizes.asyncFanout).toLocaleString('en-US')} invocations; sync beside it in the details`,
     baseline_speedup: 'sequential baseline ÷ ours wall time, same workload',
     write_amplification: 'state.json + dispatch journal bytes written ÷ final state.json size (ours)',
     baseline_write_amplification: 'same, sequential baseline',
@@ -77,7 +79,7 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout'>): string {
+export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout' | 'asyncFanout'>): string {
   return table([
     ['figure', 'value', 'target', 'meaning'],
     ...FIGURE_NAMES.map((name) => [name, format(figures[name]), verdict(name, figures[name], sizes.mode), meaning(name, sizes)]),

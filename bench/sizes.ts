@@ -10,6 +10,8 @@ export interface Sizes {
    */
   overhead: { clips: number; framesPerClip: number; warmup: number; reps: number };
   fanout: { clips: number; framesPerClip: number; latencyMs: number };
+  /** The fan-out request with sync and with async (queued, called back) stage calls. */
+  asyncFanout: { clips: number; framesPerClip: number; latencyMs: number };
   versus: { clips: number; framesPerClip: number; latencyMs: number };
   scaling: { requests: number; clips: number; framesPerClip: number; latencyMs: number };
   resumeReps: number;
@@ -24,6 +26,8 @@ export const FULL: Sizes = {
   overhead: { clips: 153, framesPerClip: 10, warmup: 5, reps: 7 },
   // 3 + 1,000 × (3 + 10) = 13,003 invocations.
   fanout: { clips: 1000, framesPerClip: 10, latencyMs: 20 },
+  // 3 + 200 × (3 + 10) = 2,603 invocations, each mode; every async answer is a stored callback.
+  asyncFanout: { clips: 200, framesPerClip: 10, latencyMs: 20 },
   // 653 invocations: the sequential baseline needs ≥ 13 s of pure latency for it.
   versus: { clips: 50, framesPerClip: 10, latencyMs: 20 },
   scaling: { requests: 50, clips: 20, framesPerClip: 4, latencyMs: 20 },
@@ -36,6 +40,7 @@ export const SMOKE: Sizes = {
   concurrency: 8,
   overhead: { clips: 4, framesPerClip: 2, warmup: 1, reps: 1 },
   fanout: { clips: 8, framesPerClip: 3, latencyMs: 2 },
+  asyncFanout: { clips: 4, framesPerClip: 2, latencyMs: 2 },
   versus: { clips: 3, framesPerClip: 2, latencyMs: 2 },
   scaling: { requests: 3, clips: 2, framesPerClip: 1, latencyMs: 2 },
   resumeReps: 1,

@@ -1,4 +1,5 @@
 import { copyFile, readFile, stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serveIpc, type BenchMessage } from './ipc.ts';
 
@@ -18,6 +19,11 @@ export interface WorkerJob {
   videoUri: string;
   concurrency: number;
   persistIntervalMs?: number;
+  /**
+   * `async`: stages are called through the gateway's queue and answer by callback into an
+   * HTTP server this worker starts for the request (default sync).
+   */
+  callMode?: 'sync' | 'async';
   /** Where to copy the in-flight state.json, once this many invocations have ended. */
   capture: { path: string; afterInvocations: number } | null;
 }
@@ -43,6 +49,8 @@ export interface WorkerResult {
   /** How late timers fired during the request (a 5 ms probe), in ms: what every answer waited extra. */
   event_loop_delay_ms: { p50: number; p99: number; max: number };
   captured: { bytes: number; after_invocations: number } | null;
+  /** Async runs: callbacks stored, and the queue delay (dispatch → function start) p50 / max ms. */
+  callbacks: { stored: number; queue_delay_p50_ms: number; queue_delay_max_ms: number } | null;
 }
 
 /** The histogram holds the time between probe ticks; what exceeds the period is lateness. */
@@ -81,14 +89,20 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const { FsStore } = await import('../src/persistence/fs-store.ts');
   const { requestKeys } = await import('../src/persistence/store.ts');
   const { BUCKET, benchEnv, openApp } = await import('./workspace.ts');
-  const app = await openApp(
-    benchEnv({
+  const callbackPort = job.callMode === 'async' ? await freePort() : null;
+  const app = await openApp({
+    ...benchEnv({
       gatewayUrl: job.gatewayUrl,
       dataDir: job.dataDir,
       concurrency: job.concurrency,
       ...(job.persistIntervalMs !== undefined ? { persistIntervalMs: job.persistIntervalMs } : {}),
     }),
-  );
+    ...(callbackPort !== null
+      ? { STAGE_CALL_MODE: 'async', CALLBACK_BASE_URL: `http://127.0.0.1:${callbackPort}`, CALLBACK_SECRET: 'bench-callback-secret-0123456789' }
+      : {}),
+  });
+  const { startHttpServer } = await import('../src/server/http-server.ts');
+  const server = callbackPort !== null ? await startHttpServer({ app, port: callbackPort, host: '127.0.0.1', processMetrics: false }) : null;
   const idleRss = Math.round(process.memoryUsage().rss / 1024);
   const stateLoc = { bucket: BUCKET, key: requestKeys.state(job.requestId) };
   const statePath = app.store instanceof FsStore ? app.store.path(stateLoc) : null;
@@ -106,6 +120,10 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     });
   };
   app.orchestrator.events.on('invocation', onInvocation);
+  const queueDelays: number[] = [];
+  app.orchestrator.events.on('invocation', (_id, record) => {
+    if (typeof record.queue_delay_ms === 'number') queueDelays.push(record.queue_delay_ms);
+  });
 
   const memory = sampleMemory();
   const delay = monitorEventLoopDelay({ resolution: LATENESS_PROBE_MS });
@@ -122,6 +140,8 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const peaks = memory.stop();
   if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
   if (capturing) await capturing;
+  const { callbackKeys } = await import('../src/services/callbacks.ts');
+  const { percentile } = await import('../src/services/metrics.ts');
   const result: WorkerResult = {
     wall_ms: wall,
     invocations: outcome.result.metrics.invocations,
@@ -138,9 +158,28 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     event_loop_utilization: elu.utilization,
     event_loop_delay_ms: { p50: lateness(delay.percentile(50)), p99: lateness(delay.percentile(99)), max: lateness(delay.max) },
     captured,
+    callbacks: server
+      ? {
+          stored: (await app.store.list(BUCKET, callbackKeys.prefix(job.requestId))).length,
+          queue_delay_p50_ms: percentile(queueDelays, 50),
+          queue_delay_max_ms: percentile(queueDelays, 100),
+        }
+      : null,
   };
+  await server?.close();
   await app.close();
   return result;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 serveIpc(async (message: BenchMessage) => {

@@ -6,6 +6,9 @@ import { openStore } from './persistence/open-store.ts';
 import type { Store } from './persistence/store.ts';
 import { HttpTransport } from './services/http-transport.ts';
 import type { StageTransport } from './services/transport.ts';
+import { AsyncStageCaller } from './services/async-transport.ts';
+import { CallbackInbox } from './services/callbacks.ts';
+import type { AsyncCalls } from './orchestrator/orchestrator.ts';
 import { importLocalStages } from './stages/load-local.ts';
 
 export interface App {
@@ -33,7 +36,8 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = await openStore(config.store);
   const transport = options.transport ?? (await createTransport(config, store, options.env ?? process.env));
-  const orchestrator = new Orchestrator({ config, store, transport, logger });
+  const callbacks = createCallbacks(config, store, logger, transport);
+  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks });
   return {
     config,
     logger,
@@ -42,11 +46,29 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     orchestrator,
     async close() {
       await orchestrator.close();
+      callbacks?.inbox.close();
+      await callbacks?.caller?.close();
       await transport.close();
       await store.close();
       logger.flush();
     },
   };
+}
+
+/**
+ * Async stage calls go through the gateway's queue and come back to the callback route. Every
+ * replica that has a callback secret stores callbacks (its inbox), whether or not it calls a
+ * gateway itself; the local stages are always called in-process.
+ */
+export function createCallbacks(config: Config, store: Store, logger: Logger, transport: StageTransport): AsyncCalls | null {
+  if (!config.callback) return null;
+  // A lease renewal's period: the longest a callback that reached another replica waits to be seen.
+  const inbox = new CallbackInbox({ store, bucket: config.bucket, pollMs: Math.max(50, Math.floor(config.leaseTtlMs / 3)), logger });
+  const caller =
+    config.gatewayUrl && transport.kind === 'http'
+      ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox })
+      : null;
+  return { inbox, caller };
 }
 
 export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {

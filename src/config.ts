@@ -28,6 +28,11 @@ const STAGE_NAME_ENV: Record<StageKey, string> = {
   detector: 'STAGE_OBJECT_DETECTOR',
 };
 
+/** How a stage is called: held open through `/function/…`, or queued through `/async-function/…` with a callback. */
+export const CALL_MODES = ['sync', 'async'] as const;
+export type CallMode = (typeof CALL_MODES)[number];
+const CallModeSchema = z.enum(CALL_MODES);
+
 export const RetryPolicySchema = z.strictObject({
   max_attempts: z.number().int().min(1).max(50),
   base_delay_ms: z.number().int().min(0),
@@ -49,6 +54,8 @@ export const ProfileSchema = z.strictObject({
   max_concurrency: z.number().int().min(1).max(1024),
   tolerated_failure_pct: z.number().min(0).max(100),
   replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }),
+  /** One mode for every stage, or per stage (stages not named keep STAGE_CALL_MODE). */
+  call_mode: z.union([CallModeSchema, z.partialRecord(z.enum(STAGE_KEYS), CallModeSchema)]),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -108,6 +115,9 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
   RESUME_ON_START: envBoolean.default(false),
+  STAGE_CALL_MODE: CallModeSchema.default('sync'),
+  CALLBACK_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   // API access: `role:token` entries (role read|operate), comma- or newline-separated.
   FAVE_API_TOKENS: z.string().optional(),
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
@@ -150,6 +160,8 @@ export interface Config {
   allowPrivateSources: boolean;
   /** `fave serve` takes over unfinished requests whose owner is gone when it starts. */
   resumeOnStart: boolean;
+  /** Where the queue-worker posts async results, and the key of their tokens; null when no stage runs async. */
+  callback: CallbackConfig | null;
   /** Bearer tokens of the HTTP API (`FAVE_API_TOKENS` or the `fave-api-tokens` secret) and the anonymous role. */
   auth: ApiAuth;
   /** Origins (`scheme://host[:port]`, lower case) accepted on state-changing routes besides the request's own host. */
@@ -166,6 +178,13 @@ export interface Config {
   responseFormat: ResponseFormat;
   /** The largest body `POST /uploads` stores; 0: uploads are refused. */
   uploadMaxBytes: number;
+}
+
+export interface CallbackConfig {
+  /** The orchestrator as the queue-worker reaches it, without a trailing slash. */
+  baseUrl: string;
+  /** HMAC key of the callback tokens. Never logged or stored. */
+  secret: string;
 }
 
 function readSecret(dir: string, name: string): string | undefined {
@@ -208,7 +227,14 @@ function mergeProfile(base: Profile, over: PartialProfile): Profile {
     stage_timeouts_s: { ...base.stage_timeouts_s, ...over.stage_timeouts_s },
     retry: { ...base.retry, ...over.retry },
     replicas: over.replicas ?? base.replicas,
+    call_mode: mergeCallMode(base, over.call_mode),
   } as Profile;
+}
+
+/** A per-stage call_mode names only the stages it changes; the others keep the base's mode. */
+function mergeCallMode(base: Profile, over: PartialProfile['call_mode']): Profile['call_mode'] {
+  if (over === undefined || typeof over === 'string') return over ?? base.call_mode;
+  return Object.fromEntries(STAGE_KEYS.map((stage) => [stage, over[stage] ?? stageCallMode(base, stage)]));
 }
 
 /** Reads and validates the environment; the error names the offending variable. */
@@ -232,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     max_concurrency: e.MAX_CONCURRENT_INVOCATIONS,
     tolerated_failure_pct: e.TOLERATED_FAILURE_PCT,
     replicas: { min: 0, max: 5 },
+    call_mode: e.STAGE_CALL_MODE,
   };
   const partials: Record<string, PartialProfile> = { ...BUILT_IN_PROFILES };
   if (e.FAVE_PROFILES_FILE) {
@@ -270,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const s3Rules = e.INPUT_S3_ALLOW === undefined ? defaultS3InputRules(e.ARTIFACT_BUCKET) : parseS3InputRules(e.INPUT_S3_ALLOW);
   if (typeof s3Rules === 'string') throw badConfig('INPUT_S3_ALLOW', s3Rules);
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
+  const callback = callbackConfig(e.CALLBACK_BASE_URL, e.CALLBACK_SECRET ?? readSecret(secretsDir, 'fave-callback-secret'), profiles);
   return {
     gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
     gatewayAuth: user && password ? { user, password } : null,
@@ -296,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,
+    callback,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
     allowedOrigins: parseOrigins(e.FAVE_ALLOWED_ORIGINS),
     inputS3Rules: s3Rules,
@@ -305,6 +334,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     responseFormat: e.RESPONSE_FORMAT,
     uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
   };
+}
+
+/** Async calls need somewhere to be called back and a key for their tokens; refused at start without them. */
+function callbackConfig(baseUrl: string | undefined, secret: string | undefined, profiles: Record<string, Profile>): CallbackConfig | null {
+  const asyncIn = Object.keys(profiles).find((name) => STAGE_KEYS.some((stage) => stageCallMode(profiles[name]!, stage) === 'async'));
+  if (asyncIn === undefined) return baseUrl && secret ? { baseUrl: baseUrl.replace(/\/+$/, ''), secret } : null;
+  const why = `is required when a stage is called async (STAGE_CALL_MODE or call_mode of profile "${asyncIn}")`;
+  if (!baseUrl) throw badConfig('CALLBACK_BASE_URL', why);
+  if (!secret) throw badConfig('CALLBACK_SECRET', `${why}; set it or mount the OpenFaaS secret fave-callback-secret`);
+  if (secret.length < 16) throw badConfig('CALLBACK_SECRET', 'must be at least 16 characters (the secret file fave-callback-secret too)');
+  return { baseUrl: baseUrl.replace(/\/+$/, ''), secret };
+}
+
+/** How one stage is called under a profile. */
+export function stageCallMode(profile: Profile, stage: StageKey): CallMode {
+  const mode = profile.call_mode;
+  return typeof mode === 'string' ? mode : (mode[stage] ?? 'sync');
 }
 
 /** The timeout of one stage call under a profile, in milliseconds. */

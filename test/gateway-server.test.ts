@@ -176,7 +176,7 @@ describe('gateway server: async calls', () => {
         },
         slow: gated.handler,
       },
-      { upstreamTimeoutMs: 100 },
+      { asyncTimeoutMs: 100 },
     );
     const a = await request(`${gw.url}/async-function/boom`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': 'a' } });
     await a.body.text();
@@ -191,6 +191,56 @@ describe('gateway server: async calls', () => {
     expect(second.headers['x-call-id']).toBe('b');
     expect(second.headers['x-function-status']).toBe('504');
     await gated.aborted;
+  });
+
+  it('holds a sync call to the upstream timeout (504) but lets an async one run past it, then calls back', async () => {
+    const receiver = await sink();
+    const slow: FunctionHandler = async (call) => {
+      await new Promise((r) => setTimeout(r, 400));
+      return { status: 200, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ done: call.callId }) };
+    };
+    const gw = await gateway({ slow }, { upstreamTimeoutMs: 100 });
+    const sync = await request(`${gw.url}/function/slow`, { method: 'POST', body: '{}' });
+    expect(sync.statusCode).toBe(504);
+    await sync.body.text();
+    const before = Date.now();
+    const queued = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': `${receiver.url}/cb?token=t` } });
+    expect(queued.statusCode).toBe(202);
+    const callId = queued.headers['x-call-id'];
+    expect(callId).toMatch(UUID);
+    await queued.body.text();
+    const callback = await receiver.nth(0);
+    expect(callback.path).toBe('/cb?token=t');
+    expect(callback.headers).toMatchObject({ 'x-call-id': callId, 'x-function-status': '200', 'x-function-name': 'slow', 'content-type': 'application/json' });
+    expect(Number(callback.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0.4);
+    // The watchdog's X-Start-Time: nanoseconds since the epoch.
+    const startedMs = Number(BigInt(callback.headers['x-start-time']!) / 1_000_000n);
+    expect(startedMs).toBeGreaterThanOrEqual(before - 5);
+    expect(JSON.parse(callback.body.toString())).toEqual({ done: callId });
+  });
+
+  it('runs queued calls at most max_inflight at a time; X-Start-Time shows the wait in the queue', async () => {
+    const receiver = await sink();
+    let running = 0;
+    let peak = 0;
+    const slow: FunctionHandler = async () => {
+      peak = Math.max(peak, ++running);
+      await new Promise((r) => setTimeout(r, 150));
+      running--;
+      return { status: 200, body: 'ok' };
+    };
+    const gw = await gateway({ slow }, { asyncMaxInflight: 1 });
+    const queuedAt = Date.now();
+    for (const id of ['q1', 'q2', 'q3']) {
+      const res = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': id } });
+      expect(res.statusCode).toBe(202);
+      await res.body.text();
+    }
+    const last = await receiver.nth(2);
+    expect(peak).toBe(1);
+    const startedMs = Number(BigInt(last.headers['x-start-time']!) / 1_000_000n);
+    // The third call waited for two before it in the queue.
+    expect(startedMs - queuedAt).toBeGreaterThanOrEqual(2 * 150 - 10);
   });
 
   it('answers 404 at once for an unknown function and 400 for a bad callback URL', async () => {

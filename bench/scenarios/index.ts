@@ -1,5 +1,6 @@
 import type { Figures } from '../report.ts';
 import type { BenchContext } from './context.ts';
+import { measureAsyncFanout } from './async-fanout.ts';
 import { measureFanout } from './fanout.ts';
 import { measureOverhead } from './overhead.ts';
 import { measureScaling } from './scaling.ts';
@@ -71,6 +72,33 @@ export const SCENARIOS = [
           ['resume: snapshot MB, clips, live children', `${mb(r.resume.bytes)}, ${r.resume.clips}, ${r.resume.children}`],
           ['resume: first (cold) / median ms', `${ms(r.resume.first_ms)} / ${ms(r.resume.total_ms)}`],
           ['resume of the final COMPLETED state: median ms', r.resume_final.total_ms],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'async',
+    title: 'fan-out with async stage calls: queued through /async-function, answered by callback',
+    async run(ctx) {
+      const r = await measureAsyncFanout(ctx);
+      const pair = (f: (m: typeof r.sync) => number, digits = 0) => `${f(r.sync).toFixed(digits)} / ${f(r.async).toFixed(digits)}`;
+      return {
+        figures: { async_fanout_efficiency: r.async.efficiency },
+        details: [
+          ['async: invocations per mode', r.invocations],
+          ['async: wall ms sync / async (ideal)', `${pair((m) => m.wall_ms)} (${ms(r.ideal.total_ms)})`],
+          ['async: efficiency (ideal ÷ wall) sync / async', pair((m) => m.efficiency, 2)],
+          ['async: orchestrator CPU µs / invocation sync / async', pair((m) => m.orchestrator_cpu_us_per_invocation)],
+          ['async: orchestrator event-loop use sync / async', pair((m) => m.orchestrator_elu, 2)],
+          ['async: gateway CPU µs / invocation sync / async', pair((m) => m.gateway_cpu_us_per_invocation)],
+          ['async: state.json MB written sync / async', `${mb(r.sync.state_bytes_written)} / ${mb(r.async.state_bytes_written)}`],
+          ['async: worker peak RSS MB (both runs) ', ms(r.async.peak_rss_mb)],
+          ['async: callbacks stored; queue delay p50 / max ms', `${r.callbacks_stored}; ${r.queue_delay_p50_ms.toFixed(0)} / ${r.queue_delay_max_ms.toFixed(0)}`],
+          [
+            'async: why they differ',
+            'each async call adds an enqueue POST (202), the callback POST into the orchestrator, an fsynced callback file written before the 2xx, and a dispatch record in state.json; with 20 ms stages that is pure overhead. It buys calls no gateway timeout cuts and that survive the orchestrator (see async-calls and async-crash tests)',
+          ],
         ],
         raw: r,
       };

@@ -23,7 +23,7 @@ const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connect
 type Outcome =
   | { kind: 'reply'; reply: FunctionReply; seconds: number }
   | { kind: 'crash'; message: string; seconds: number }
-  | { kind: 'timeout'; seconds: number }
+  | { kind: 'timeout'; seconds: number; timeoutMs: number }
   | { kind: 'reset'; seconds: number }
   /** The caller went away or the gateway is closing: nobody is left to answer. */
   | { kind: 'abandoned' };
@@ -34,8 +34,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const active = new Set<AbortController>();
   let closing = false;
   const shutdown = new AbortController();
+  const inflight = semaphore(options.asyncMaxInflight ?? Number.POSITIVE_INFINITY);
 
-  async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController): Promise<Outcome> {
+  async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController, timeoutMs: number | undefined): Promise<Outcome> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     let timer: NodeJS.Timeout | undefined;
@@ -50,12 +51,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         },
       );
     const racers = [work];
-    const timeoutMs = options.upstreamTimeoutMs;
     if (timeoutMs !== undefined) {
       racers.push(
         new Promise<Outcome>((resolve) => {
           timer = setTimeout(() => {
-            resolve({ kind: 'timeout', seconds: seconds() });
+            resolve({ kind: 'timeout', seconds: seconds(), timeoutMs });
             controller.abort(new Error(`upstream timeout after ${timeoutMs} ms`));
           }, timeoutMs);
         }),
@@ -83,7 +83,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     };
     res.on('close', onClose);
     try {
-      const outcome = await runHandler(handler, call, controller);
+      const outcome = await runHandler(handler, call, controller, options.upstreamTimeoutMs);
       if (res.destroyed || res.writableEnded) return;
       const ids = (seconds: number) => ({ 'X-Call-Id': call.callId, 'X-Duration-Seconds': formatSeconds(seconds) });
       switch (outcome.kind) {
@@ -124,9 +124,13 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     sendText(res, 202, '', { 'X-Call-Id': call.callId });
     void (async () => {
       try {
-        const outcome = await runHandler(handler, call, controller);
+        // At most max_inflight queued calls run at once; the others wait in the queue.
+        await inflight.acquire(controller.signal);
+        // The queue-worker calls the function directly, past the gateway: only its own timeout applies.
+        const startedAt = Date.now();
+        const outcome = await runHandler(handler, call, controller, options.asyncTimeoutMs).finally(() => inflight.release());
         if (!callbackUrl || closing || outcome.kind === 'abandoned') return;
-        await postCallback(callbackUrl, name, call.callId, outcome);
+        await postCallback(callbackUrl, name, call.callId, outcome, startedAt);
       } catch {
         // The caller asked for fire-and-forget: an unreachable callback URL is its own problem.
       } finally {
@@ -135,10 +139,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     })();
   }
 
-  async function postCallback(url: URL, name: string, callId: string, outcome: Exclude<Outcome, { kind: 'abandoned' }>): Promise<void> {
+  async function postCallback(url: URL, name: string, callId: string, outcome: Exclude<Outcome, { kind: 'abandoned' }>, startedAt: number): Promise<void> {
     let status: number;
     let body: string | Buffer;
-    const headers: Record<string, string> = { 'X-Call-Id': callId, 'X-Function-Name': name, 'X-Duration-Seconds': formatSeconds(outcome.seconds) };
+    // X-Start-Time as the watchdog sets it: when the function started, in nanoseconds since the epoch.
+    const headers: Record<string, string> = {
+      'X-Call-Id': callId,
+      'X-Function-Name': name,
+      'X-Duration-Seconds': formatSeconds(outcome.seconds),
+      'X-Start-Time': `${startedAt}000000`,
+    };
     switch (outcome.kind) {
       case 'reply': {
         status = outcome.reply.status;
@@ -157,10 +167,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         break;
       case 'timeout':
         status = 504;
-        body = `function ${name} did not answer within ${options.upstreamTimeoutMs} ms`;
+        body = `function ${name} did not answer within ${outcome.timeoutMs} ms`;
         break;
     }
     headers['X-Function-Status'] = String(status);
+    if ((await options.beforeCallback?.({ name, callId, url: url.href, headers, body })) === 'drop') return;
     const response = await fetch(url, {
       method: 'POST',
       headers,
@@ -231,6 +242,38 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         server.closeAllConnections();
       });
       return closed;
+    },
+  };
+}
+
+/** A counting semaphore; a waiter whose signal aborts leaves the line (and rejects). */
+function semaphore(limit: number): { acquire(signal: AbortSignal): Promise<void>; release(): void } {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    acquire(signal) {
+      if (running < limit) {
+        running++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal.removeEventListener('abort', onAbort);
+          running++;
+          resolve();
+        };
+        const onAbort = () => {
+          const at = waiting.indexOf(go);
+          if (at >= 0) waiting.splice(at, 1);
+          reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        };
+        waiting.push(go);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+    release() {
+      running--;
+      waiting.shift()?.();
     },
   };
 }

@@ -25,8 +25,17 @@ export interface GatewayServerOptions {
   /** 0 picks a free port. */
   port?: number;
   functions: Record<string, FunctionHandler>;
-  /** The gateway's own upstream timeout; past it the caller gets 504 like OpenFaaS. */
+  /** The gateway's own upstream timeout; past it a synchronous caller gets 504 like OpenFaaS. */
   upstreamTimeoutMs?: number;
+  /**
+   * The queue-worker's timeout for an async call (the function's own, not the gateway's); past
+   * it the callback reports 504. None by default.
+   */
+  asyncTimeoutMs?: number;
+  /** The queue-worker's `max_inflight`: queued calls run at most this many at once (no bound by default). */
+  asyncMaxInflight?: number;
+  /** Sees every callback before it is posted; 'drop' loses it, as a queue-worker that fails to post would. */
+  beforeCallback?: (callback: CallbackPost) => 'deliver' | 'drop' | Promise<'deliver' | 'drop'>;
   basicAuth?: { user: string; password: string };
 }
 
@@ -34,4 +43,13 @@ export interface GatewayServer {
   readonly url: string;
   readonly port: number;
   close(): Promise<void>;
+}
+
+/** A callback the queue-worker is about to post. */
+export interface CallbackPost {
+  name: string;
+  callId: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string | Buffer;
 }

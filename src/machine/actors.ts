@@ -15,6 +15,7 @@ import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailur
 import type { InvocationRecord } from '../services/metrics.ts';
 import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { AsyncDispatch, AsyncStageCaller, AsyncTiming } from '../services/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
 import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
@@ -24,6 +25,8 @@ export interface PipelineDeps {
   transport: StageTransport;
   store: Store;
   limiter: Limiter;
+  /** Calls stages through the gateway's queue, for stages whose call mode is async. */
+  asyncCalls?: AsyncStageCaller | null;
   logger?: Logger;
   /** Told about every attempt of every stage call, as it ends (metrics, live views). */
   onInvocation?: (requestId: string, record: InvocationRecord) => void;
@@ -82,14 +85,19 @@ export function createActors(deps: PipelineDeps) {
      */
     stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal, system }) => {
       const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
-      const prior = root?.getSnapshot().context.retrying[input.task_id] ?? [];
+      const context = root?.getSnapshot().context;
+      const prior = context?.retrying[input.task_id] ?? [];
       const onRetry = (record: InvocationRecord) => root?.send({ type: 'STAGE.RETRYING', task_id: input.task_id, record });
+      const queued: QueuedCall = {
+        dispatch: context?.dispatched?.[input.task_id] ?? null,
+        onDispatch: (dispatch) => root?.send({ type: 'STAGE.DISPATCHED', task_id: input.task_id, dispatch }),
+      };
       return {
         task_id: input.task_id,
         stage: input.task.stage,
         clip_index: input.task.fanout.clip_index ?? null,
         frame_index: input.task.fanout.frame_index ?? null,
-        ...(await callWithRetries(deps, input, signal, prior, onRetry)),
+        ...(await callWithRetries(deps, input, signal, prior, onRetry, queued)),
       };
     }),
 
@@ -98,7 +106,7 @@ export function createActors(deps: PipelineDeps) {
      * result is reported as it ends, so a crash loses at most the calls in flight.
      */
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
-      startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, signal) => {
+      startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
         const limit = pLimit(context.settings.max_concurrency);
         for (const clip of context.clips) {
           if (clip.status !== 'pending' && clip.status !== 'running') continue;
@@ -106,7 +114,10 @@ export function createActors(deps: PipelineDeps) {
             let progress = clip.progress;
             for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
               const call = clipCall(context, clip.index, step, stepInput(step, clip, progress));
-              const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record));
+              const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+                dispatch: context.dispatched?.[call.task_id] ?? null,
+                onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
+              });
               if (signal.aborted) return;
               report({ clip_index: clip.index, stage: step, facts: output.facts, error: output.error, records: output.records });
               if (!output.facts) return;
@@ -119,13 +130,16 @@ export function createActors(deps: PipelineDeps) {
 
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
-      startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, signal) => {
+      startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, dispatched, signal) => {
         const limit = pLimit(context.settings.max_concurrency);
         for (const [clipIndex, frame] of framesToDetect(context)) {
           void limit(async () => {
             if (signal.aborted) return;
             const call = detectCall(context, clipIndex, frame);
-            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record));
+            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+              dispatch: context.dispatched?.[call.task_id] ?? null,
+              onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
+            });
             if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
           });
         }
@@ -150,8 +164,17 @@ export function createActors(deps: PipelineDeps) {
   };
 }
 
+/**
+ * An async call's link to the request's state: the dispatch persisted before a restart (if any)
+ * and where to report a new one.
+ */
+export interface QueuedCall {
+  dispatch: AsyncDispatch | null;
+  onDispatch: (dispatch: AsyncDispatch) => void;
+}
+
 /** One attempt of one stage call, then reading back the facts the answer needs. */
-export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal): Promise<AttemptOutput> {
+export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
   const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
   const where = {
     stage: call.function_name,
@@ -164,10 +187,25 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
       deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
     }
   };
+  const resumed = call.call_mode === 'async' && deps.asyncCalls ? resumedDispatch(call, attempt, queued) : null;
+  // A queued attempt a restart interrupted keeps its journal marker: it is continued, not sent again.
+  const dispatch = deps.dispatches
+    ? resumed?.dispatch_id !== undefined
+      ? { id: resumed.dispatch_id, record: async () => {}, unsent: async () => {} }
+      : dispatchOf(deps.dispatches, call, attempt)
+    : null;
+  const asyncAttempt =
+    call.call_mode === 'async' && deps.asyncCalls
+      ? deps.asyncCalls.attempt(
+          { request_id: call.request_id, task_id: call.task_id, run: call.run ?? 0, attempt },
+          { resume: resumed, onDispatch: (d) => queued?.onDispatch(d), dispatchId: dispatch?.id ?? null },
+        )
+      : null;
+  const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
     attempted = await callStageOnce(
-      deps.transport,
+      asyncAttempt ?? deps.transport,
       deps.limiter,
       {
         functionName: call.function_name,
@@ -177,15 +215,18 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
         attempt,
         timeoutMs: call.timeout_ms,
         deadlineAt: call.deadline_at,
-        ...(deps.dispatches ? { dispatch: dispatchOf(deps.dispatches, call, attempt) } : {}),
+        ...(dispatch ? { dispatch } : {}),
       },
       signal,
     );
   } catch (err) {
-    if (isStageCallFailure(err)) report(err.record);
-    throw err;
+    if (!isStageCallFailure(err)) throw err;
+    const failure: StageCallFailure = { error: err.error, record: timed(err.record) };
+    report(failure.record);
+    throw failure;
   }
-  const { response, record } = attempted;
+  const response = attempted.response;
+  const record = timed(attempted.record);
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
     const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
@@ -244,11 +285,14 @@ export async function callWithRetries(
   signal: AbortSignal,
   prior: readonly InvocationRecord[] = [],
   onRetry?: (record: InvocationRecord) => void,
+  queued?: QueuedCall,
 ): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
   const records: InvocationRecord[] = [...prior];
   for (let attempt = prior.length + 1; ; attempt++) {
     try {
-      const { facts, record } = await performAttempt(deps, call, attempt, signal);
+      // Only the attempt a restart interrupted can have a dispatch of its own already.
+      const link = queued && attempt > prior.length + 1 ? { ...queued, dispatch: null } : queued;
+      const { facts, record } = await performAttempt(deps, call, attempt, signal, link);
       records.push(record);
       return { facts, error: null, records };
     } catch (err) {
@@ -264,6 +308,32 @@ export async function callWithRetries(
       await sleep(until - Date.now(), signal);
     }
   }
+}
+
+/** The dispatch a restart interrupted, when it is this very attempt's: waited for, not queued again. */
+function resumedDispatch(call: StageCallInput, attempt: number, queued: QueuedCall | undefined): AsyncDispatch | null {
+  const dispatch = queued?.dispatch;
+  return dispatch && dispatch.run === (call.run ?? 0) && dispatch.attempt === attempt ? dispatch : null;
+}
+
+/**
+ * An async attempt's record on the queue's clock: queued from its dispatch, started when the
+ * function started (X-Start-Time, else at dispatch), ended when its callback came.
+ */
+function withQueueTimes(record: InvocationRecord, timing: AsyncTiming): InvocationRecord {
+  if (timing.dispatched_at === null) return record;
+  const queuedAt = timing.dispatched_at;
+  const endedAt = Math.max(queuedAt, timing.answered_at ?? record.ended_at);
+  const startedAt = Math.min(endedAt, Math.max(queuedAt, timing.function_started_at ?? queuedAt));
+  return {
+    ...record,
+    queued_at: queuedAt,
+    started_at: startedAt,
+    ended_at: endedAt,
+    latency_ms: endedAt - queuedAt,
+    call_mode: 'async',
+    queue_delay_ms: timing.function_started_at === null ? null : startedAt - queuedAt,
+  };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -305,11 +375,15 @@ export interface FrameResult {
 /** A failed attempt of a call that is about to be tried again. */
 export type RetryEvent = { type: 'STAGE.RETRYING'; task_id: string; record: InvocationRecord };
 
+/** An async call the gateway has queued: persisted so a restart waits for its callback. */
+export type DispatchEvent = { type: 'STAGE.DISPATCHED'; task_id: string; dispatch: AsyncDispatch };
+
 /** What the runners send back: results in batches, or that they could not start; and retries. */
 export type RunnerEvent =
   | { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError }
   | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError }
-  | RetryEvent;
+  | RetryEvent
+  | DispatchEvent;
 
 interface SystemLike {
   get(id: string): unknown;
@@ -317,7 +391,7 @@ interface SystemLike {
 
 interface RootLike {
   getSnapshot(): { context: PipelineContext };
-  send(event: RetryEvent): void;
+  send(event: RetryEvent | DispatchEvent): void;
 }
 
 /**
@@ -331,7 +405,13 @@ function startRunner<R>(
   system: SystemLike,
   sendBack: (event: RunnerEvent) => void,
   type: 'CLIPS.PROGRESS' | 'FRAMES.SETTLED',
-  run: (context: PipelineContext, report: (result: R) => void, retrying: (taskId: string, record: InvocationRecord) => void, signal: AbortSignal) => void,
+  run: (
+    context: PipelineContext,
+    report: (result: R) => void,
+    retrying: (taskId: string, record: InvocationRecord) => void,
+    dispatched: (taskId: string, dispatch: AsyncDispatch) => void,
+    signal: AbortSignal,
+  ) => void,
 ): () => void {
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
@@ -363,6 +443,9 @@ function startRunner<R>(
     (taskId, record) => {
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.RETRYING', task_id: taskId, record });
     },
+    (taskId, dispatch) => {
+      if (!controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', task_id: taskId, dispatch });
+    },
     controller.signal,
   );
   return () => controller.abort();
@@ -379,6 +462,8 @@ function clipCall(context: PipelineContext, clipIndex: number, step: ClipStep, i
     timeout_ms: settings.timeouts_ms[step],
     retry: settings.retry,
     deadline_at: settings.deadline_at,
+    call_mode: settings.call_modes?.[step] ?? 'sync',
+    run: context.redrives,
   };
 }
 
@@ -403,6 +488,8 @@ function detectCall(context: PipelineContext, clipIndex: number, frame: { index:
     timeout_ms: settings.timeouts_ms.detector,
     retry: settings.retry,
     deadline_at: settings.deadline_at,
+    call_mode: settings.call_modes?.detector ?? 'sync',
+    run: context.redrives,
   };
 }
 

@@ -1,4 +1,5 @@
-import type { StageKey, RetryPolicy } from '../config.ts';
+import type { CallMode, StageKey, RetryPolicy } from '../config.ts';
+import type { AsyncDispatch } from '../services/async-transport.ts';
 import type { FaveError } from '../errors.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import type { ClipTime, Detection, StageFacts, StageTask } from '../services/stages.ts';
@@ -25,6 +26,8 @@ export interface Settings {
   min_confidence: number;
   /** Epoch ms: the whole-request deadline. */
   deadline_at: number;
+  /** How each stage is called; absent in requests started before async calls existed (all sync). */
+  call_modes?: Record<StageKey, CallMode>;
 }
 
 export interface PipelineInput {
@@ -94,6 +97,11 @@ export interface PipelineContext extends PipelineInput {
    * same budget, instead of starting over.
    */
   retrying: Record<string, InvocationRecord[]>;
+  /**
+   * Async calls queued and not answered yet, by task id: a resumed request waits for their
+   * callbacks on the clock of their dispatch instead of queueing them again.
+   */
+  dispatched?: Record<string, AsyncDispatch>;
   error: FaveError | null;
   failed_at: RunningState | null;
   redrives: number;
@@ -109,6 +117,10 @@ export interface StageCallInput {
   timeout_ms: number;
   retry: RetryPolicy;
   deadline_at: number;
+  /** Absent: sync. */
+  call_mode?: CallMode;
+  /** The request's redrive count: attempts of a redriven call are told apart from the first run's. */
+  run?: number;
 }
 
 export interface StageCallOutput {

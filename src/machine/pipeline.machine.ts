@@ -2,7 +2,7 @@ import { assign, setup } from 'xstate';
 import type { StageKey } from '../config.ts';
 import { LINEAR_FANOUT } from '../contracts/stage.ts';
 import { faveError, type FaveError } from '../errors.ts';
-import { createActors, framesToDetect, type PipelineDeps, type RetryEvent, type RunnerEvent } from './actors.ts';
+import { createActors, framesToDetect, type DispatchEvent, type PipelineDeps, type RetryEvent, type RunnerEvent } from './actors.ts';
 import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
 import * as plan from './plan.ts';
 
@@ -25,6 +25,8 @@ function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): 
     timeout_ms: settings.timeouts_ms[stage],
     retry: settings.retry,
     deadline_at: settings.deadline_at,
+    call_mode: settings.call_modes?.[stage] ?? 'sync',
+    run: context.redrives,
   };
 }
 
@@ -74,10 +76,18 @@ export function createPipelineMachine(deps: PipelineDeps) {
 
       recordRetry: assign(({ context }, params: Omit<RetryEvent, 'type'>) => plan.recordRetry(context, params.task_id, params.record)),
 
+      recordDispatch: assign(({ context }, params: Omit<DispatchEvent, 'type'>) => plan.recordDispatch(context, params.task_id, params.dispatch)),
+
       recordFailure: assign(({ context }, params: { at: RunningState; error: FaveError | null; output?: StageCallOutput }) => ({
         error: params.error ?? faveError('INTERNAL', `${params.at} failed without an error value`),
         failed_at: params.at,
-        ...(params.output ? { records: [...context.records, ...params.output.records], retrying: plan.settleRetries(context.retrying, [params.output], (o) => o.task_id) } : {}),
+        ...(params.output
+          ? {
+              records: [...context.records, ...params.output.records],
+              retrying: plan.settleRetries(context.retrying, [params.output], (o) => o.task_id),
+              dispatched: plan.settleRetries(context.dispatched ?? {}, [params.output], (o) => o.task_id),
+            }
+          : {}),
       })),
 
       recordCancel: assign((_, params: { at: RunningState; reason: string | undefined }) => ({
@@ -115,12 +125,17 @@ export function createPipelineMachine(deps: PipelineDeps) {
       failed_clips: 0,
       records: [],
       retrying: {},
+      dispatched: {},
       error: null,
       failed_at: null,
       redrives: 0,
     }),
     // A stage call about to retry, from any running state: persisted so a resume continues its count.
-    on: { 'STAGE.RETRYING': { actions: { type: 'recordRetry', params: ({ event }) => ({ task_id: event.task_id, record: event.record }) } } },
+    on: {
+      'STAGE.RETRYING': { actions: { type: 'recordRetry', params: ({ event }) => ({ task_id: event.task_id, record: event.record }) } },
+      // An async call the gateway queued, from any running state: persisted so a resume waits for its callback.
+      'STAGE.DISPATCHED': { actions: { type: 'recordDispatch', params: ({ event }) => ({ task_id: event.task_id, dispatch: event.dispatch }) } },
+    },
     initial: 'INIT',
     states: {
       INIT: {

@@ -2,6 +2,7 @@ import { faveError, describeLocation, type FaveError } from '../errors.ts';
 import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
+import type { AsyncDispatch } from '../services/async-transport.ts';
 import type { DispatchMarker } from '../persistence/dispatch-journal.ts';
 import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
 import { clipTaskId, emptyProgress, frameTaskId } from './context.ts';
@@ -32,10 +33,18 @@ export function recordRetry(context: PipelineContext, taskId: string, record: In
   return { retrying: { ...context.retrying, [taskId]: [...(context.retrying[taskId] ?? []), record] } };
 }
 
-/** `retrying` without the calls that settled: their results carry those attempts' records. */
-export function settleRetries<T>(retrying: PipelineContext['retrying'], settled: readonly T[], taskIdOf: (item: T) => string): PipelineContext['retrying'] {
+/** An async call queued by the gateway; replaces the dispatch of its previous attempt. */
+export function recordDispatch(context: PipelineContext, taskId: string, dispatch: AsyncDispatch): Partial<PipelineContext> {
+  return { dispatched: { ...context.dispatched, [taskId]: dispatch } };
+}
+
+/**
+ * A per-task map (`retrying`, `dispatched`) without the calls that settled: their results carry
+ * those attempts' records.
+ */
+export function settleRetries<T, V>(retrying: Record<string, V>, settled: readonly T[], taskIdOf: (item: T) => string): Record<string, V> {
   if (Object.keys(retrying).length === 0) return retrying;
-  let left: PipelineContext['retrying'] | null = null;
+  let left: Record<string, V> | null = null;
   for (const item of settled) {
     const id = taskIdOf(item);
     if (!(id in retrying)) continue;
@@ -49,11 +58,12 @@ export function settleRetries<T>(retrying: PipelineContext['retrying'], settled:
 export function applyStep(context: PipelineContext, output: StageCallOutput): Partial<PipelineContext> {
   const records = [...context.records, ...output.records];
   const retrying = settleRetries(context.retrying, [output], (o) => o.task_id);
+  const dispatched = settleRetries(context.dispatched ?? {}, [output], (o) => o.task_id);
   const facts = output.facts;
-  if (!facts) return { records, retrying };
+  if (!facts) return { records, retrying, dispatched };
   switch (facts.kind) {
     case 'timestamps':
-      return { records, retrying, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
+      return { records, retrying, dispatched, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
     case 'clips': {
       const clips: ClipState[] = facts.clips.map((c) => {
         const fallback = context.clip_times?.[c.index] ?? null;
@@ -69,10 +79,12 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
           error: null,
         };
       });
-      return { records, retrying, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
+      return { records, retrying, dispatched, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
     }
     default:
-      return output.stage === 'ffmpeg0' ? { records, retrying, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } } : { records, retrying };
+      return output.stage === 'ffmpeg0'
+        ? { records, retrying, dispatched, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } }
+        : { records, retrying, dispatched };
   }
 }
 
@@ -110,6 +122,7 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     clips_pending: Math.max(0, context.clips_pending - ended),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.stage)),
+    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => clipTaskId(r.clip_index, r.stage)),
   };
 }
 
@@ -161,6 +174,7 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
     frames_pending: Math.max(0, context.frames_pending - settled),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
+    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
   };
 }
 
@@ -178,6 +192,8 @@ export function recordInterrupted(context: PipelineContext, markers: readonly Di
   };
   collect(context.records);
   for (const failed of Object.values(context.retrying)) collect(failed);
+  // An async attempt still queued is continued by the resume: waited for, not lost.
+  for (const queued of Object.values(context.dispatched ?? {})) if (queued.dispatch_id !== undefined) known.add(queued.dispatch_id);
   for (const clip of context.clips) {
     collect(clip.records);
     for (const frame of clip.frames) collect(frame.records);
@@ -278,6 +294,7 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     redrives: context.redrives + 1,
     // A redriven call gets the whole retry budget again.
     retrying: {},
+    dispatched: {},
     settings: { ...context.settings, deadline_at: now + budget },
   };
 }

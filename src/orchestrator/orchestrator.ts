@@ -13,6 +13,8 @@ import { buildFinalResult } from '../services/aggregate.ts';
 import pLimit from 'p-limit';
 import { createLimiter, type Limiter } from '../services/limiter.ts';
 import type { StageTransport } from '../services/transport.ts';
+import type { AsyncStageCaller } from '../services/async-transport.ts';
+import type { CallbackInbox } from '../services/callbacks.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
 import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
@@ -39,6 +41,13 @@ export interface OrchestratorOptions {
   pollMs?: number;
   /** The clock leases are written and judged by; defaults to Date.now shifted by LEASE_CLOCK_OFFSET_MS. */
   now?: () => number;
+  /** Async stage calls: where their callbacks are kept, and the caller (null without a gateway). */
+  callbacks?: AsyncCalls | null;
+}
+
+export interface AsyncCalls {
+  inbox: CallbackInbox;
+  caller: AsyncStageCaller | null;
 }
 
 /** Where a lost race was lost: claiming a request, or holding it (a renewal or any state write). */
@@ -128,6 +137,7 @@ export class Orchestrator {
       transport: options.transport,
       store: options.store,
       limiter: this.limiter,
+      asyncCalls: options.callbacks?.caller ?? null,
       onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
       sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
       dispatches: {
@@ -140,6 +150,11 @@ export class Orchestrator {
 
   get store(): Store {
     return this.options.store;
+  }
+
+  /** Where callbacks of async stage calls are stored and handed to their waiting calls; null when not configured. */
+  get callbackInbox(): CallbackInbox | null {
+    return this.options.callbacks?.inbox ?? null;
   }
 
   /** Bytes this process has written to state.json files (for write-amplification figures). */

@@ -1,4 +1,4 @@
-import { STAGE_KEYS, stageTimeoutMs, type Config } from '../config.ts';
+import { STAGE_KEYS, stageCallMode, stageTimeoutMs, type Config } from '../config.ts';
 import { FaveFailure, faveError } from '../errors.ts';
 import type { Settings } from '../machine/context.ts';
 
@@ -25,5 +25,6 @@ export function resolveSettings(config: Config, profileName: string | null, now:
     detector_enabled: config.detectorEnabled,
     min_confidence: DEFAULT_MIN_CONFIDENCE,
     deadline_at: now + profile.request_deadline_s * 1000,
+    call_modes: Object.fromEntries(STAGE_KEYS.map((k) => [k, stageCallMode(profile, k)])) as Settings['call_modes'],
   };
 }

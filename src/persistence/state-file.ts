@@ -97,6 +97,20 @@ export const ContextSchema = z.looseObject({
   records: z.array(RecordSchema),
   // Absent from state files written before retries were persisted.
   retrying: z.record(z.string(), z.array(RecordSchema)).default({}),
+  // Absent from state files written before async calls existed.
+  dispatched: z
+    .record(
+      z.string(),
+      z.looseObject({
+        run: z.number().int().min(0),
+        attempt: z.number().int().min(1),
+        call_id: z.string().nullable(),
+        dispatched_at: z.number(),
+        timeout_ms: z.number().positive(),
+        dispatch_id: z.string().optional(),
+      }),
+    )
+    .default({}),
   error: ErrorValue.nullable(),
   failed_at: z.enum(TOP_LEVEL_STATES).nullable(),
   redrives: z.number().int().min(0),

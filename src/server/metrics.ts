@@ -39,6 +39,13 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
     buckets: DURATION_BUCKETS,
     registers,
   });
+  const queueDelay = new Histogram({
+    name: 'fave_queue_delay_seconds',
+    help: 'Async stage calls: time from dispatch to the function starting (X-Start-Time), spent in the gateway queue',
+    labelNames: ['stage'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
   const retries = new Counter({ name: 'fave_retries_total', help: 'Stage call attempts after the first', labelNames: ['stage'] as const, registers });
   const coldStarts = new Counter({ name: 'fave_cold_starts_total', help: 'Stage calls that reported a cold start', labelNames: ['stage'] as const, registers });
   new Gauge({
@@ -66,6 +73,7 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
     invocations.inc({ stage: record.stage, outcome: record.outcome === 'error' ? (record.error?.code ?? 'error') : record.outcome });
     duration.observe({ stage: record.stage }, Math.max(0, record.latency_ms) / 1000);
     if (record.attempt > 1) retries.inc({ stage: record.stage });
+    if (typeof record.queue_delay_ms === 'number') queueDelay.observe({ stage: record.stage }, Math.max(0, record.queue_delay_ms) / 1000);
     if (record.cold_start === true) coldStarts.inc({ stage: record.stage });
   };
   const onStateWrite = (_requestId: string, bytes: number) => {

@@ -12,6 +12,7 @@ import { faveV1Answer, faveV1Error } from '../services/fave-v1.ts';
 import { handleUi, renderSignIn } from '../ui/routes.ts';
 import { allows, foreignOrigin, identify, mediaType, roleOfToken, sessionCookie, type Access, type ApiAuth } from './auth.ts';
 import { serveArtifact } from './artifact-route.ts';
+import { CALLBACK_PATH, receiveCallback } from './callback-route.ts';
 import { receiveUpload } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
@@ -331,8 +332,24 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
     { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signOut(r)) },
     { method: 'GET', path: '/ui/*', access: 'read', handle: ui },
+    // The queue-worker's answer to an async stage call: its HMAC token is its authentication, and
+    // its body is whatever the function answered (JSON, or the text of an exception).
+    { method: 'POST', path: CALLBACK_PATH, access: 'public', accepts: 'any', handle: (r, { id }) => callback(r, id!) },
   ];
   const compiled = routes.map((spec) => ({ spec, pattern: compilePath(spec.path) }));
+
+  /** A stage's async answer from the queue-worker; authenticated by its HMAC token, not a bearer token. */
+  async function callback(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
+    const answer = await receiveCallback(request, id, {
+      callback: config.callback,
+      inbox: orchestrator.callbackInbox,
+      store: orchestrator.store,
+      bucket: config.bucket,
+      runsHere: (requestId) => orchestrator.get(requestId) !== undefined,
+      logger,
+    });
+    return answer.ok ? json(answer.status, answer.body) : errorResponse(answer.error);
+  }
 
   async function ui(request: HttpRequestLike): Promise<HttpResponseLike> {
     return (await handleUi(request, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
@@ -394,6 +411,7 @@ export function createRouter(deps: RouterDeps): Router {
       return errorResponse(apiError(403, 'FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'));
     }
     const accepts = spec.accepts ?? JSON_TYPES;
+    if (accepts === 'any') return null;
     const type = mediaType(request.headers);
     if (type === null || !accepts.includes(type)) {
       return errorResponse(apiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type: must be ${accepts.join(' or ')}${type ? `, not ${type.slice(0, 100)}` : ''}`, 'Content-Type'));
@@ -448,8 +466,8 @@ interface RouteSpec {
   method: 'GET' | 'POST';
   path: string;
   access: Access;
-  /** Media types accepted for the body of a state-changing route (default: JSON). */
-  accepts?: readonly string[];
+  /** Media types accepted for the body of a state-changing route (default: JSON); `any`: every type, or none. */
+  accepts?: readonly string[] | 'any';
   /** `params` holds the path's `{id}` and `{name}` parts. */
   handle: (request: HttpRequestLike, params: { id?: string; name?: string }) => Promise<HttpResponseLike>;
 }

@@ -33,6 +33,10 @@ export interface InvocationRecord {
    */
   outcome: 'success' | 'error' | 'skipped' | 'simulated' | 'interrupted';
   error: FaveError | null;
+  /** Set for a call made through the gateway's queue; `queued_at` is then its dispatch. */
+  call_mode?: 'async';
+  /** Async calls: dispatch → function start (from X-Start-Time), null when the start is not known. */
+  queue_delay_ms?: number | null;
   /** The attempt's marker in the dispatch journal. */
   dispatch_id?: string;
   /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
@@ -64,6 +68,8 @@ export const InvocationRecordSchema = z.object({
   http_status: z.number().int().nullable(),
   outcome: z.enum(['success', 'error', 'skipped', 'simulated', 'interrupted']),
   error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+  call_mode: z.literal('async').optional(),
+  queue_delay_ms: z.number().nullable().optional(),
   response_digest: z.string().optional(),
   dispatch_id: z.string().optional(),
   outputs: z.array(StageOutputSchema).optional(),

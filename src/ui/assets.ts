@@ -197,7 +197,7 @@ export const REQUEST_SCRIPT = String.raw`
     var lines = [
       where(inv) + ' · attempt ' + inv.attempt,
       'outcome: ' + inv.outcome + (inv.http_status !== null ? ' (HTTP ' + inv.http_status + ')' : ''),
-      'queued ' + ms(inv.started_at - inv.queued_at) + ', ran ' + ms(inv.ended_at - inv.started_at),
+      (inv.call_mode === 'async' ? 'queued in the gateway ' : 'queued ') + ms(inv.started_at - inv.queued_at) + ', ran ' + ms(inv.ended_at - inv.started_at),
       'started ' + clock(inv.started_at),
     ];
     if (inv.cold_start) lines.push('cold start');

@@ -20,6 +20,8 @@ export interface Invocation
   step: StageKey | null;
   outcome: string;
   error: { code: string; message: string } | null;
+  /** `async`: queued through the gateway; `queued_at` is the dispatch, `started_at` the function's start. */
+  call_mode: 'sync' | 'async';
 }
 
 export interface Lane {
@@ -65,6 +67,7 @@ const RecordSchema = z.looseObject({
   outcome: z.string().catch('error'),
   error: z.looseObject({ code: z.string(), message: z.string() }).nullable().catch(null),
   call_id: z.string().nullable().catch(null),
+  call_mode: z.enum(['sync', 'async']).optional().catch(undefined),
 });
 
 const ContextShape = z.looseObject({
@@ -121,6 +124,7 @@ export function toInvocation(raw: unknown, steps: ReadonlyMap<string, StageKey>)
     outcome: r.outcome,
     error: r.error ? { code: r.error.code, message: r.error.message } : null,
     call_id: r.call_id,
+    call_mode: r.call_mode ?? 'sync',
   };
 }
 

@@ -4,7 +4,7 @@ import type { StageKey } from '../../src/config.ts';
 import { REQUEST_ID_PATTERN } from '../../src/contracts/request.ts';
 import { FaveFailure } from '../../src/errors.ts';
 import { ConnectionReset, startGatewayServer } from '../../src/gateway/server.ts';
-import type { FunctionCall, FunctionReply, GatewayServer } from '../../src/gateway/types.ts';
+import type { CallbackPost, FunctionCall, FunctionReply, GatewayServer } from '../../src/gateway/types.ts';
 import { formatS3Uri, parseS3Uri, type Store } from '../../src/persistence/store.ts';
 import { makeTarGz } from './archives.ts';
 import { validateStagePayload, validateStageResult, type StagePayload } from './python-stage-models.ts';
@@ -32,7 +32,8 @@ export * from './gateway-script.ts';
  * - contract: HTTP 200 with a full response whose outputs[0].uri is missing;
  * - hang: never answers until the call is aborted (client gone, gateway timeout, close);
  * - slow: waits `ms` more, then answers normally;
- * - reset: the connection is reset without an answer.
+ * - reset: the connection is reset without an answer;
+ * - lose-callback: an async call runs and answers normally, but its callback is never posted.
  */
 export type FaultAction =
   | { kind: 'status'; status: number; body?: string }
@@ -41,7 +42,8 @@ export type FaultAction =
   | { kind: 'contract' }
   | { kind: 'hang' }
   | { kind: 'slow'; ms: number }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  | { kind: 'lose-callback' };
 
 export interface FaultMatch {
   /** A stage key (`ffmpeg2`) or function name (`stage-ffmpeg-2`). */
@@ -95,7 +97,12 @@ export interface TestGatewayOptions extends ScriptOptions {
    * detections in `metadata`), so a call costs little more than its latency. For benchmarks.
    */
   artifacts?: 'write' | 'none';
+  /** Synchronous calls longer than this get 504 from the gateway, as OpenFaaS's upstream timeout. */
   upstreamTimeoutMs?: number;
+  /** The queue-worker's own timeout for async calls (none by default). */
+  asyncTimeoutMs?: number;
+  /** The queue-worker's max_inflight (no bound by default). */
+  asyncMaxInflight?: number;
   basicAuth?: { user: string; password: string };
   host?: string;
   port?: number;
@@ -116,6 +123,13 @@ export interface TestGateway {
   callsTo(stage: string): CallRecord[];
   addFault(fault: Fault): void;
   clearFaults(): void;
+  /** Every callback posted (or lost) for an async call, in order. */
+  readonly callbacks: CallbackPost[];
+  /** Holds callbacks of the matching stage (all when absent) until `releaseCallbacks()`. */
+  holdCallbacks(stage?: string): void;
+  releaseCallbacks(): void;
+  /** Callbacks waiting to be released. */
+  readonly heldCallbacks: number;
   /** Clears calls, concurrency peaks and the cold-start counter; faults stay. */
   reset(): void;
   close(): Promise<void>;
@@ -175,6 +189,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   let maxConcurrent = 0;
   let answered = 0;
   const inFlightByRequest = new Map<string, number>();
+  const lostCallbacks = new Set<string>();
+  const callbacks: CallbackPost[] = [];
+  let hold: { stage: string | null; released: Promise<void>; release: () => void } | null = null;
+  let held = 0;
   const peakByRequest = new Map<string, number>();
 
   const addFault = (fault: Fault) => faults.push({ fault, remaining: fault.times ?? Number.POSITIVE_INFINITY });
@@ -420,6 +438,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     try {
       const fault = takeFault(key, call.name, peek);
       record.fault = fault?.kind ?? null;
+      if (fault?.kind === 'lose-callback') lostCallbacks.add(call.callId);
       const { reply, outcome } = await respond(key, call, fault, record);
       record.status = reply.status;
       record.outcome = outcome;
@@ -441,7 +460,20 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     host: options.host,
     port: options.port,
     upstreamTimeoutMs: options.upstreamTimeoutMs,
+    asyncTimeoutMs: options.asyncTimeoutMs,
+    asyncMaxInflight: options.asyncMaxInflight,
     basicAuth: options.basicAuth,
+    async beforeCallback(post) {
+      callbacks.push(post);
+      if (lostCallbacks.delete(post.callId)) return 'drop';
+      const holding = hold;
+      if (holding && (holding.stage === null || stageKeyOf(script, holding.stage) === stageKeyOf(script, post.name))) {
+        held++;
+        await holding.released;
+        held--;
+      }
+      return 'deliver';
+    },
   });
 
   return {
@@ -463,6 +495,22 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       const key = stageKeyOf(script, stage);
       return calls.filter((c) => c.stage_key === key);
     },
+    get callbacks() {
+      return callbacks;
+    },
+    holdCallbacks(stage) {
+      if (hold) return;
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      hold = { stage: stage ?? null, released, release };
+    },
+    releaseCallbacks() {
+      hold?.release();
+      hold = null;
+    },
+    get heldCallbacks() {
+      return held;
+    },
     addFault,
     clearFaults: () => {
       faults = [];
@@ -474,7 +522,11 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       for (const [id, n] of inFlightByRequest) peakByRequest.set(id, n);
       answered = 0;
     },
-    close: () => server.close(),
+    close: () => {
+      hold?.release();
+      hold = null;
+      return server.close();
+    },
   };
 }
 

@@ -1,0 +1,84 @@
+import { idealTime, invocations, type IdealTime } from '../ideal.ts';
+import { spawnTs } from '../ipc.ts';
+import type { GatewayUsage } from '../gateway-process.ts';
+import type { WorkerJob, WorkerResult } from '../worker.ts';
+import { openGateway, type BenchContext } from './context.ts';
+
+/** One mode's run of the request: wall time, what it cost the orchestrator and the gateway. */
+export interface ModeFigures {
+  wall_ms: number;
+  efficiency: number;
+  orchestrator_cpu_us_per_invocation: number;
+  orchestrator_elu: number;
+  gateway_cpu_us_per_invocation: number;
+  state_bytes_written: number;
+  peak_rss_mb: number;
+}
+
+export interface AsyncFanoutFigures {
+  invocations: number;
+  ideal: IdealTime;
+  sync: ModeFigures;
+  async: ModeFigures;
+  callbacks_stored: number;
+  queue_delay_p50_ms: number;
+  queue_delay_max_ms: number;
+}
+
+/**
+ * The fan-out request twice in one worker process, warmed up by a first untimed run: its stages
+ * called synchronously, then through the gateway's queue with callbacks. Same gateway, sizes and
+ * concurrency, so the difference is what the queue path costs per call.
+ */
+export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanoutFigures> {
+  const { clips, framesPerClip, latencyMs } = ctx.sizes.asyncFanout;
+  const concurrency = ctx.sizes.concurrency;
+  const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
+  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'async fan-out worker');
+  const job = (requestId: string, callMode: 'sync' | 'async'): WorkerJob => ({
+    gatewayUrl: gateway.url,
+    dataDir: ctx.workspace.dataDir,
+    requestId,
+    videoUri: ctx.workspace.videoUri,
+    concurrency,
+    callMode,
+    capture: null,
+  });
+  const expected = invocations({ clips, framesPerClip });
+  const ideal = idealTime({ clips, framesPerClip, latencyMs, concurrency });
+  const run = async (requestId: string, callMode: 'sync' | 'async'): Promise<{ result: WorkerResult; gateway: GatewayUsage }> => {
+    await gateway.usage();
+    const result = await worker.request<WorkerResult>({ type: 'run', job: job(requestId, callMode) });
+    if (result.invocations !== expected) throw new Error(`async fan-out (${callMode}): expected ${expected} invocations, got ${result.invocations}`);
+    return { result, gateway: await gateway.usage() };
+  };
+  const figures = ({ result, gateway: usage }: { result: WorkerResult; gateway: GatewayUsage }): ModeFigures => ({
+    wall_ms: result.wall_ms,
+    efficiency: ideal.total_ms / result.wall_ms,
+    orchestrator_cpu_us_per_invocation: (result.cpu_ms * 1000) / result.invocations,
+    orchestrator_elu: result.event_loop_utilization,
+    gateway_cpu_us_per_invocation: (usage.cpu_ms * 1000) / result.invocations,
+    state_bytes_written: result.state_bytes_written,
+    peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
+  });
+  try {
+    await run('async-fanout-warmup-sync', 'sync');
+    await run('async-fanout-warmup-async', 'async');
+    const sync = await run('async-fanout-sync', 'sync');
+    const queued = await run('async-fanout-async', 'async');
+    const callbacks = queued.result.callbacks;
+    ctx.log(`  async fan-out: ${expected} invocations, sync ${sync.result.wall_ms.toFixed(0)} ms, async ${queued.result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms)`);
+    return {
+      invocations: expected,
+      ideal,
+      sync: figures(sync),
+      async: figures(queued),
+      callbacks_stored: callbacks?.stored ?? 0,
+      queue_delay_p50_ms: callbacks?.queue_delay_p50_ms ?? 0,
+      queue_delay_max_ms: callbacks?.queue_delay_max_ms ?? 0,
+    };
+  } finally {
+    await worker.close();
+    await gateway.stop();
+  }
+}
