@@ -107,6 +107,8 @@ const EnvSchema = z.object({
   ENABLE_OBJECT_DETECTOR: envBoolean.default(true),
   PERSIST_INTERVAL_MS: envInt(0, 3_600_000).default(1000),
   LEASE_TTL_MS: envInt(500, 3_600_000).default(30_000),
+  // Shifts the clock leases are written and judged by, to rehearse replicas whose clocks disagree.
+  LEASE_CLOCK_OFFSET_MS: envInt(-86_400_000, 86_400_000).default(0),
   BASIC_AUTH_USER: z.string().optional(),
   BASIC_AUTH_PASSWORD: z.string().optional(),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
@@ -151,6 +153,8 @@ export interface Config {
   persistIntervalMs: number;
   /** How long an owner's claim on a request lasts without renewal (renewed every third of it). */
   leaseTtlMs: number;
+  /** Added to this process's clock for lease times only (0; other values rehearse clock skew). */
+  leaseClockOffsetMs: number;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   /** Lets http(s) video sources resolve to loopback, private, link-local or metadata addresses. */
   allowPrivateSources: boolean;
@@ -316,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     processMaxConcurrency: e.PROCESS_MAX_CONCURRENT_INVOCATIONS,
     persistIntervalMs: e.PERSIST_INTERVAL_MS,
     leaseTtlMs: e.LEASE_TTL_MS,
+    leaseClockOffsetMs: e.LEASE_CLOCK_OFFSET_MS,
     logLevel: e.LOG_LEVEL,
     allowPrivateSources: e.ALLOW_PRIVATE_SOURCES,
     resumeOnStart: e.RESUME_ON_START,

@@ -32,6 +32,15 @@ export interface ExecutionOptions {
   writer: StateWriter;
   owner: string;
   leaseTtlMs: number;
+  /** The clock lease times are read from (Date.now, unless a skew is simulated). */
+  now?: () => number;
+  /**
+   * Stop before an unrenewed lease runs out. Only where the store enforces conditional writes:
+   * elsewhere another process could not be kept out anyway, and stopping would only repeat calls.
+   */
+  fenced?: boolean;
+  /** The ETag of the request's state.json as stored now (null: gone), for the fence's last look. */
+  storedEtag?: () => Promise<string | null>;
   logger?: Logger;
   /** Live inspection (`@statelyai/inspect`), when switched on. */
   inspect?: Observer<InspectionEvent>;
@@ -55,6 +64,7 @@ export class Execution {
   private seq: number;
   private lastTop: TopLevelState | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
+  private fenceTimer: NodeJS.Timeout | null = null;
   private finished = false;
   private redriving: boolean;
   private resolveDone!: (outcome: ExecutionOutcome) => void;
@@ -92,6 +102,7 @@ export class Execution {
    * Rejects with LEASE_HELD when another owner holds it.
    */
   async start(): Promise<void> {
+    if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
     this.options.writer.onLost((failure) => {
       if (failure.error.code === 'LEASE_HELD') void this.fail(failure.error);
@@ -198,7 +209,7 @@ export class Execution {
   /** The state.json of this moment; `release` gives up the lease so another owner may resume now. */
   private envelope(release = false): StateEnvelope {
     const snapshot = this.actor.getSnapshot();
-    const now = Date.now();
+    const now = this.options.now?.() ?? Date.now();
     const terminal = isTerminal(snapshot.value);
     return {
       format: STATE_FORMAT,
@@ -259,13 +270,68 @@ export class Execution {
     this.stopTimers();
     this.actor.stop();
     this.options.writer.close();
-    this.options.logger?.error({ request_id: this.requestId, event: 'execution_failed', error });
+    // A lost lease is no fault of this process; its owner reports who took the request over.
+    if (error.code !== 'LEASE_HELD') this.options.logger?.error({ request_id: this.requestId, event: 'execution_failed', error });
     this.rejectDone(error);
   }
 
   private stopTimers(): void {
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.renewTimer = null;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+  }
+
+  /**
+   * Shortly before the newest stored lease runs out without a later write having renewed it
+   * (a slow or unreachable store, a stalled process), looks once more: once it has run out
+   * another replica may take the request over, and this process must not be calling stages for
+   * it then. If state.json is still our last write, the lease is renewed at once; if it changed,
+   * or the store does not answer within the margin, every call stops now.
+   */
+  private armFence(expiresAt: number | null): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+    if (expiresAt === null || this.finished) return;
+    const now = this.options.now?.() ?? Date.now();
+    this.setFence(Math.max(0, expiresAt - this.fenceMarginMs() - now), () => void this.lastLook());
+  }
+
+  private fenceMarginMs(): number {
+    // A third of the lease: the look comes only when a renewal due by then has not landed.
+    return Math.min(1000, Math.floor(this.options.leaseTtlMs / 3));
+  }
+
+  private setFence(delayMs: number, action: () => void): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = null;
+      action();
+    }, delayMs);
+    this.fenceTimer.unref();
+  }
+
+  /** At most half the margin to look, half to renew: either way calls stop before the lease runs out. */
+  private async lastLook(): Promise<void> {
+    if (this.finished) return;
+    const margin = Math.floor(this.fenceMarginMs() / 2);
+    const expired = () => void this.fail(faveError('LEASE_HELD', `the lease on ${this.requestId} ran out before it could be renewed; this process stops working on it`));
+    const before = this.options.writer.stored;
+    // A write on its way renews the lease when it lands (and re-arms the fence); else, stop.
+    if (before.writing) return this.setFence(margin, expired);
+    let timer: NodeJS.Timeout | undefined;
+    const etag = await Promise.race([
+      (this.options.storedEtag?.() ?? Promise.resolve(undefined)).catch(() => undefined),
+      new Promise<undefined>((resolve) => (timer = setTimeout(resolve, margin, undefined))),
+    ]);
+    clearTimeout(timer);
+    if (this.finished) return;
+    const after = this.options.writer.stored;
+    if (after.etag !== before.etag) return; // our own write landed meanwhile, and re-armed the fence
+    if (after.writing) return this.setFence(margin, expired);
+    if (etag === undefined || etag !== before.etag) return expired();
+    this.persist(true);
+    this.setFence(margin, expired);
   }
 }
 

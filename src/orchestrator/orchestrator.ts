@@ -39,6 +39,8 @@ export interface OrchestratorOptions {
   leaseTtlMs?: number;
   /** How often a joiner polls a request that another process owns. */
   pollMs?: number;
+  /** The clock leases are written and judged by; defaults to Date.now shifted by LEASE_CLOCK_OFFSET_MS. */
+  now?: () => number;
   /** Async stage calls: where their callbacks are kept, and the caller (null without a gateway). */
   callbacks?: AsyncCalls | null;
 }
@@ -48,12 +50,17 @@ export interface AsyncCalls {
   caller: AsyncStageCaller | null;
 }
 
+/** Where a lost race was lost: claiming a request, or holding it (a renewal or any state write). */
+export type LostRacePhase = 'claim' | 'renewal';
+
 /** What the orchestrator reports as it works: the feed for /metrics and live views. */
 export interface OrchestratorEvents {
   invocation: [requestId: string, record: InvocationRecord];
   state_write: [requestId: string, bytes: number];
   started: [requestId: string, how: 'new' | 'resume' | 'redrive'];
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
+  /** Another owner's write got in first; `winner` is the owner its lease names, if it could be read. */
+  lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
 }
 
 /**
@@ -86,6 +93,8 @@ export class Orchestrator {
   readonly events = new EventEmitter<OrchestratorEvents>();
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
+  /** What a caller joining a local execution awaits: its outcome, or the winner's if it is taken over. */
+  private readonly outcomes = new WeakMap<Execution, Promise<ExecutionOutcome>>();
   private readonly starting = new Map<string, Promise<Handle>>();
   private capabilities: StoreCapabilities | null = null;
   private readonly leaseTtlMs: number;
@@ -98,6 +107,11 @@ export class Orchestrator {
   private closed = false;
   private dispatchBytesWritten = 0;
   private inspector: Inspector | null = null;
+  private readonly now: () => number;
+  /** Earliest expiry of another owner's lease seen by the last orphan sweep (lease clock). */
+  private nextForeignExpiry: number | null = null;
+  /** Expiry of other owners' leases seen by sweeps: such a request is not read again before then. */
+  private readonly foreignLeases = new Map<string, number>();
   private readonly journals = new Map<string, DispatchJournal>();
   private readonly background = new Set<Promise<void>>();
 
@@ -117,6 +131,8 @@ export class Orchestrator {
     this.limiter = options.limiter ?? createLimiter(options.config.processMaxConcurrency);
     this.leaseTtlMs = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.pollMs = options.pollMs ?? 250;
+    const offset = options.config.leaseClockOffsetMs;
+    this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
     this.machine = createPipelineMachine({
       transport: options.transport,
       store: options.store,
@@ -161,6 +177,7 @@ export class Orchestrator {
         store: this.options.store.kind,
         bucket: this.options.store.bucket,
         conditional_writes: this.capabilities.conditionalWrites,
+        owner: this.owner,
       });
       if (!this.capabilities.conditionalWrites) {
         this.options.logger?.warn({
@@ -239,7 +256,7 @@ export class Orchestrator {
    */
   private async once(requestId: string, start: () => Promise<Handle>): Promise<Handle> {
     const joined = this.executions.get(requestId);
-    if (joined) return { request_id: requestId, local: true, done: joined.done, execution: joined };
+    if (joined) return { request_id: requestId, local: true, done: this.outcomes.get(joined) ?? joined.done, execution: joined };
     const starting = this.starting.get(requestId);
     if (starting) return starting;
     const promise = start();
@@ -265,18 +282,31 @@ export class Orchestrator {
     const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
     const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
     const resumed: string[] = [];
+    let nextExpiry: number | null = null;
+    const listed = new Set(ids);
+    for (const id of this.foreignLeases.keys()) if (!listed.has(id)) this.foreignLeases.delete(id);
+    const foreign = (expiresAt: number): void => {
+      nextExpiry = Math.min(nextExpiry ?? expiresAt, expiresAt);
+    };
     // Several at once: one slow store operation (a lock, a large state.json) must not hold up the rest.
     const limit = pLimit(this.options.config.orphanResumeConcurrency);
     await Promise.all(
       ids.map((id) =>
         limit(async () => {
-          if (this.executions.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          const known = this.foreignLeases.get(id);
+          if (known !== undefined && known > this.now()) return foreign(known);
+          this.foreignLeases.delete(id);
           try {
             const state = await this.readState(id);
             if (!state || state.envelope.status !== 'RUNNING') return;
             const lease = state.envelope.lease;
-            if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) return;
-            const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false));
+            if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+              this.foreignLeases.set(id, lease.expires_at);
+              return foreign(lease.expires_at);
+            }
+            // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
+            const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
             if (handle.local) resumed.push(id);
           } catch (err) {
             this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
@@ -284,7 +314,19 @@ export class Orchestrator {
         }),
       ),
     );
+    this.nextForeignExpiry = nextExpiry;
     return resumed.sort();
+  }
+
+  /**
+   * How long until the next sweep for orphans is worth making: until the earliest lease of
+   * another owner seen by the last sweep runs out (so a dead owner's requests are taken over as
+   * soon as its lease lets them be), at most `maxMs`.
+   */
+  orphanSweepDueInMs(maxMs: number): number {
+    if (this.nextForeignExpiry === null) return maxMs;
+    // Leases run out one by one; a tenth of the period apart, sweeps take several at a time.
+    return Math.max(Math.floor(maxMs / 10), Math.min(maxMs, this.nextForeignExpiry - this.now() + 1));
   }
 
   /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
@@ -408,6 +450,9 @@ export class Orchestrator {
       writer: this.writer(requestId, null),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
+      now: this.now,
+      fenced: this.capabilities?.conditionalWrites ?? false,
+      storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
@@ -422,7 +467,7 @@ export class Orchestrator {
       return { request_id: requestId, local: false, done: Promise.resolve(await this.outcomeOf(envelope)), execution: null };
     }
     const lease = envelope.lease;
-    if (lease && lease.owner !== this.owner && lease.expires_at > Date.now()) {
+    if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
       const done = this.watch(requestId);
       done.catch(() => undefined);
       return { request_id: requestId, local: false, done, execution: null };
@@ -430,7 +475,8 @@ export class Orchestrator {
     return this.launch(envelope, etag, false);
   }
 
-  private async launch(envelope: StateEnvelope, etag: string, redrive: boolean): Promise<Handle> {
+  /** `ifLost`: when another owner claims it first or takes it over, wait for its answer, or leave it to that owner. */
+  private async launch(envelope: StateEnvelope, etag: string, redrive: boolean, ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = envelope.request_id;
     const snapshot = await this.withInterrupted(envelope);
     const execution = new Execution({
@@ -439,19 +485,22 @@ export class Orchestrator {
       writer: this.writer(requestId, etag),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
+      now: this.now,
+      fenced: this.capabilities?.conditionalWrites ?? false,
+      storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
-    return this.register(execution, redrive ? 'redrive' : 'resume');
+    return this.register(execution, redrive ? 'redrive' : 'resume', ifLost);
   }
 
   /**
    * Claims the request for this process and runs it. When another owner claimed it first
    * (a concurrent submission elsewhere), waits for that owner's answer instead.
    */
-  private async register(execution: Execution, how: 'new' | 'resume' | 'redrive'): Promise<Handle> {
+  private async register(execution: Execution, how: 'new' | 'resume' | 'redrive', ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = execution.requestId;
     try {
       await execution.start();
@@ -459,8 +508,8 @@ export class Orchestrator {
       this.access.delete(requestId);
       const error = toFaveError(err);
       if (error.code !== 'LEASE_HELD') throw err;
-      this.options.logger?.info({ request_id: requestId, event: 'joined_other_owner' });
-      const done = this.watch(requestId);
+      await this.lostRace(requestId, 'claim');
+      const done = ifLost === 'watch' ? this.watch(requestId) : Promise.reject(new FaveFailure(error));
       done.catch(() => undefined);
       return { request_id: requestId, local: false, done, execution: null };
     }
@@ -470,28 +519,61 @@ export class Orchestrator {
     execution.done.catch((err: unknown) => {
       if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
     });
-    const done = execution.done
-      .then((outcome) => {
-        this.events.emit('finished', requestId, outcome.status);
-        return outcome;
-      })
+    // Out of the registry as soon as it stops here, so status and sweeps read the store again.
+    execution.done
       .finally(() => {
         if (this.executions.get(requestId) === execution) {
           this.executions.delete(requestId);
           this.access.delete(requestId);
         }
         this.journals.delete(requestId);
-      });
+      })
+      .catch(() => undefined);
+    const done = execution.done.then(
+      (outcome) => {
+        this.events.emit('finished', requestId, outcome.status);
+        return outcome;
+      },
+      async (err: unknown) => {
+        // Taken over while running here: the calls have stopped; whoever waits gets the winner's
+        // answer (an orphan this process had picked up is left to its new owner).
+        if (toFaveError(err).code !== 'LEASE_HELD') throw err;
+        await this.lostRace(requestId, 'renewal');
+        if (ifLost === 'leave') throw err;
+        return this.watch(requestId);
+      },
+    );
     done.catch(() => undefined);
+    this.outcomes.set(execution, done);
     // Tracked from the start, so that close() also waits for a finish whose last writes are in
-    // flight, and for the journal's removal after it.
+    // flight, and for the journal's removal after it (not for a winner's answer after a loss).
     this.inBackground(
-      done.then(async (outcome) => {
+      execution.done.then(async (outcome) => {
         // Every attempt in the journal has its record in the final state.json now.
         if (outcome.status === 'COMPLETED') await clearDispatches(this.options.store, this.options.config.bucket, requestId);
       }),
     );
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  private async storedEtag(requestId: string): Promise<string | null> {
+    const info = await this.options.store.head({ bucket: this.options.config.bucket, key: requestKeys.state(requestId) });
+    return info?.etag ?? null;
+  }
+
+  /** Says who won (the owner in the lease now stored) and counts it; never fails. */
+  private async lostRace(requestId: string, phase: LostRacePhase): Promise<void> {
+    const winner = await this.readState(requestId).then(
+      (state) => state?.envelope.lease?.owner ?? null,
+      () => null,
+    );
+    if (phase === 'renewal' && (winner === null || winner === this.owner)) {
+      // Stopped because the lease could not be renewed in time, and nobody has taken it since.
+      this.options.logger?.warn({ request_id: requestId, event: 'lease_expired', owner: this.owner });
+      return;
+    }
+    this.options.logger?.info({ request_id: requestId, event: 'lease_lost', phase, owner: this.owner, winner });
+    this.events.emit('lease_lost', requestId, phase, winner);
   }
 
   /**
@@ -567,7 +649,7 @@ export class Orchestrator {
       const { envelope, etag } = state;
       if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
       const lease = envelope.lease;
-      if (!lease || lease.owner === this.owner || lease.expires_at <= Date.now()) {
+      if (!lease || lease.owner === this.owner || lease.expires_at <= this.now()) {
         const handle = await this.launch(envelope, etag, false);
         return handle.done;
       }

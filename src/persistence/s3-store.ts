@@ -198,6 +198,9 @@ export class S3Store implements Store {
       return { size: bytes.length, etag: this.etagOf(out.ETag, 'PutObject', loc) };
     } catch (err) {
       if (isConditionFailure(err)) throw preconditionFailed(loc);
+      // AWS S3 (and moto) answer an If-Match on a key that no longer exists with 404 NoSuchKey:
+      // the object expected is gone, which is a failed precondition too.
+      if (options.ifMatch !== undefined && isNotFound(err) && errorName(err) !== 'NoSuchBucket') throw preconditionFailed(loc);
       throw this.failure('PutObject', formatS3Uri(loc), err);
     }
   }

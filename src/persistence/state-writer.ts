@@ -32,7 +32,8 @@ export class StateWriter {
   private closed = false;
   private failure: FaveFailure | null = null;
   private etag: string | null;
-  private readonly lostListeners: Array<(failure: FaveFailure) => void> = [];
+  private readonly stopListeners = new Set<(failure: FaveFailure) => void>();
+  private readonly writtenListeners = new Set<(envelope: StateEnvelope) => void>();
 
   constructor(private readonly options: StateWriterOptions) {
     this.etag = options.etag;
@@ -42,14 +43,28 @@ export class StateWriter {
     return this.failure;
   }
 
-  /** Called once, when writing stops for good (lease lost, or the store refuses the write). */
-  onLost(listener: (failure: FaveFailure) => void): void {
-    this.lostListeners.push(listener);
+  /** The ETag of our last write as stored, and whether another write is on its way now. */
+  get stored(): { etag: string | null; writing: boolean } {
+    return { etag: this.etag, writing: this.writing };
   }
 
-  private stop(failure: FaveFailure): void {
-    this.failure = failure;
-    for (const listener of this.lostListeners) listener(failure);
+  /**
+   * Called once, as soon as writes stop for good (another owner's write got in first, or the
+   * store kept failing): whoever drives the request must stop at once, not at its next change.
+   */
+  onStop(listener: (failure: FaveFailure) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.stopListeners.add(listener);
+  }
+
+  /** Told of every envelope that is now stored, as its write lands. */
+  onWritten(listener: (envelope: StateEnvelope) => void): void {
+    this.writtenListeners.add(listener);
+  }
+
+  /** The same as `onStop`. */
+  onLost(listener: (failure: FaveFailure) => void): void {
+    this.onStop(listener);
   }
 
   /** Records the newest envelope; `urgent` writes it without waiting out the interval. */
@@ -122,6 +137,18 @@ export class StateWriter {
       });
   }
 
+  /** No write is made after this: not the pending one, not a later request, not a flush. */
+  private stop(failure: FaveFailure): void {
+    this.failure = failure;
+    this.build = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.writtenListeners.clear();
+    const listeners = [...this.stopListeners];
+    this.stopListeners.clear();
+    for (const listener of listeners) listener(failure);
+  }
+
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
     const body = serializeEnvelope(envelope);
     const bytes = body.length;
@@ -134,10 +161,13 @@ export class StateWriter {
         this.bytesWritten += bytes;
         this.writes++;
         this.options.onWrite?.(bytes);
+        for (const listener of this.writtenListeners) listener(envelope);
         return;
       } catch (err) {
         if (isPreconditionFailed(err)) {
-          this.stop(new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)));
+          this.stop(
+            new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)),
+          );
           return;
         }
         const transient = err instanceof FaveFailure ? err.error.transient !== false && err.error.code === 'STORE_ERROR' : true;

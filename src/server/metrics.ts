@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Orchestrator } from '../orchestrator/orchestrator.ts';
+import type { LostRacePhase, Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { InvocationRecord } from '../services/metrics.ts';
 
 export interface FaveMetrics {
@@ -59,6 +59,14 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   const requests = new Counter({ name: 'fave_requests_total', help: 'Requests finished by this process, by status', labelNames: ['status'] as const, registers });
   const stateWrites = new Counter({ name: 'fave_state_writes_total', help: 'Writes of metadata/state.json', registers });
   const stateBytes = new Counter({ name: 'fave_state_write_bytes_total', help: 'Bytes written to metadata/state.json', registers });
+  const leasesLost = new Counter({
+    name: 'fave_lease_lost_total',
+    help: 'Races for a request lost to another owner: claim (it was taken first) or renewal (it was taken over while running here)',
+    labelNames: ['phase'] as const,
+    registers,
+  });
+  leasesLost.inc({ phase: 'claim' }, 0);
+  leasesLost.inc({ phase: 'renewal' }, 0);
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
   const onInvocation = (_requestId: string, record: InvocationRecord) => {
@@ -73,9 +81,11 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
     stateBytes.inc(bytes);
   };
   const onFinished = (_requestId: string, status: 'COMPLETED' | 'FAILED') => requests.inc({ status });
+  const onLeaseLost = (_requestId: string, phase: LostRacePhase) => leasesLost.inc({ phase });
   orchestrator.events.on('invocation', onInvocation);
   orchestrator.events.on('state_write', onStateWrite);
   orchestrator.events.on('finished', onFinished);
+  orchestrator.events.on('lease_lost', onLeaseLost);
 
   return {
     registry,
@@ -85,6 +95,7 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
       orchestrator.events.off('invocation', onInvocation);
       orchestrator.events.off('state_write', onStateWrite);
       orchestrator.events.off('finished', onFinished);
+      orchestrator.events.off('lease_lost', onLeaseLost);
     },
   };
 }
