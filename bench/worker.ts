@@ -1,7 +1,7 @@
 import { copyFile, readFile, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serveIpc, type BenchMessage } from './ipc.ts';
+import { freePort } from '../test/support/free-port.ts';
 
 /**
  * Runs one request in a process of its own, so its peak RSS is the orchestrator's alone.
@@ -171,16 +171,6 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   return result;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 serveIpc(async (message: BenchMessage) => {
   if (message.type !== 'run') throw new Error(`unknown message ${message.type}`);

@@ -1,5 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { flattenInvocations } from '../src/ui/timeline.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { startTestGateway } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
+import { freePort } from './support/free-port.ts';
 
 const SECRET = 'test-callback-secret-0123456789';
 const SLOW_MS = 3000;
@@ -22,16 +22,6 @@ let h: Harness;
 let asyncApp: App;
 let server: HttpServer;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 let asyncEnv: Record<string, string>;
 

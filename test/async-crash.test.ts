@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { callbackKeys } from '../src/services/callbacks.ts';
 import { runFave, type ChildRun } from './support/child.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
+import { freePort } from './support/free-port.ts';
 
 /**
  * No process holds an async call: an owner SIGKILLed while 10 calls are queued leaves them to the
@@ -28,16 +28,6 @@ let gateway: TestGateway;
 let env: Record<string, string>;
 let replica: ChildRun | null = null;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fave-async-crash-'));

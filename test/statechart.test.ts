@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createWebSocketReceiver, type StatelyInspectionEvent } from '@statelyai/inspect';
@@ -23,6 +22,7 @@ import {
   toMermaid,
   type StatechartMachine,
 } from '../src/visualize/statechart.ts';
+import { freePort } from './support/free-port.ts';
 
 const root = join(import.meta.dirname, '..');
 const chart = pipelineStatechart();
@@ -142,16 +142,6 @@ describe('the statechart as SVG', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('createInspector', () => {
   it('is off unless FAVE_INSPECT asks for it', async () => {

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store, type S3StoreOptions } from '../../src/persistence/s3-store.ts';
+import { freePort } from './free-port.ts';
 
 /**
  * moto's S3 server (Python, `moto_server`) as a child process on a free loopback port: an
@@ -57,16 +57,6 @@ export interface RunningMoto {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
