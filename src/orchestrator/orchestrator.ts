@@ -526,7 +526,9 @@ export class Orchestrator {
           this.executions.delete(requestId);
           this.access.delete(requestId);
         }
+        const journal = this.journals.get(requestId);
         this.journals.delete(requestId);
+        if (journal) this.inBackground(journal.close());
       })
       .catch(() => undefined);
     const done = execution.done.then(

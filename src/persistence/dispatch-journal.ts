@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Store } from './store.ts';
+import type { Appender, Store } from './store.ts';
 
 /**
  * The dispatch journal of one request: every stage-call attempt is written here, durably, before
@@ -9,9 +9,10 @@ import type { Store } from './store.ts';
  * served it; on resume the journal's attempts that state.json has no record of are recorded as
  * interrupted, and `metrics.invocations` equals what the gateway served.
  *
- * One small object per batch of dispatches (the attempts sent in the same turn of the event loop
- * share one write), under `requests/{id}/metadata/dispatches/`, so a dispatch costs a few hundred
- * bytes, not a rewrite of state.json.
+ * The attempts sent in the same turn of the event loop share one write, of a few hundred bytes,
+ * not a rewrite of state.json: a line appended to this journal's own file where the store can
+ * append (the filesystem), else one small object per batch (S3); both under
+ * `requests/{id}/metadata/dispatches/`, one JSON array of markers per line.
  */
 
 export interface DispatchMarker {
@@ -67,6 +68,7 @@ export class DispatchJournal {
   private seq = 0;
   /** Unique per journal, so two processes (or two runs) never write the same key. */
   private readonly epoch = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
+  private appender: Promise<Appender> | null = null;
 
   constructor(
     private readonly store: Store,
@@ -88,17 +90,32 @@ export class DispatchJournal {
     this.scheduled = false;
     const batch = this.waiting;
     this.waiting = [];
-    const key = `${dispatchPrefix(this.requestId)}${this.epoch}-${String(this.seq++).padStart(8, '0')}.json`;
     const body = JSON.stringify(batch.map((w) => w.marker));
     try {
       // A marker must outlive the process (a crash, a SIGKILL); one lost with the whole machine
       // only makes the count low by the calls in flight then, so it is not worth an fsync each.
-      await this.store.put({ bucket: this.bucket, key }, body, { contentType: 'application/json', sync: false });
+      if (this.store.openAppender) {
+        this.appender ??= this.store.openAppender({ bucket: this.bucket, key: `${dispatchPrefix(this.requestId)}${this.epoch}.jsonl` });
+        await (await this.appender).append(`${body}\n`);
+      } else {
+        const key = `${dispatchPrefix(this.requestId)}${this.epoch}-${String(this.seq++).padStart(8, '0')}.json`;
+        await this.store.put({ bucket: this.bucket, key }, body, { contentType: 'application/json', sync: false });
+      }
       this.onWrite?.(Buffer.byteLength(body));
       for (const w of batch) w.resolve();
     } catch (err) {
+      // A failed open is not kept: the next batch tries again.
+      const opening = this.appender;
+      if (opening && !(await opening.then(() => true, () => false)) && this.appender === opening) this.appender = null;
       for (const w of batch) w.reject(err);
     }
+  }
+
+  /** Releases the journal's file, once the request no longer runs here. */
+  async close(): Promise<void> {
+    const appender = this.appender;
+    this.appender = null;
+    if (appender) await appender.then((a) => a.close()).catch(() => undefined);
   }
 }
 
@@ -110,11 +127,11 @@ export async function readDispatches(store: Store, bucket: string, requestId: st
   const READERS = 16;
   for (let i = 0; i < keys.length; i += READERS) {
     const bodies = await Promise.all(keys.slice(i, i + READERS).map((key) => store.get({ bucket, key }).catch(() => null)));
-    for (const body of bodies) {
-      if (!body) continue;
+    for (const line of bodies.flatMap((body) => (body ? body.toString('utf8').split('\n') : []))) {
+      if (!line) continue;
       let parsed: unknown;
       try {
-        parsed = JSON.parse(body.toString('utf8'));
+        parsed = JSON.parse(line);
       } catch {
         // A write cut short by the crash itself: its attempts were never sent.
         continue;

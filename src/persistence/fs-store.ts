@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,7 @@ import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
   preconditionFailed,
+  type Appender,
   type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
@@ -120,6 +121,31 @@ export class FsStore implements Store {
       await rm(tmp, { force: true });
       throw this.mapError(err, loc);
     }
+  }
+
+  async openAppender(loc: ObjectLocation): Promise<Appender> {
+    const path = this.path(loc);
+    let handle: FileHandle;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      handle = await open(path, 'a');
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
+    return {
+      append: async (text) => {
+        const bytes = Buffer.from(text, 'utf8');
+        try {
+          for (let offset = 0; offset < bytes.length; ) {
+            const { bytesWritten } = await handle.write(bytes, offset);
+            offset += bytesWritten;
+          }
+        } catch (err) {
+          throw this.mapError(err, loc);
+        }
+      },
+      close: () => handle.close(),
+    };
   }
 
   async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {

@@ -59,6 +59,17 @@ export interface Store {
   /** Keys under a prefix, in lexical order. */
   list(bucket: string, prefix: string): Promise<string[]>;
   delete(loc: ObjectLocation): Promise<void>;
+  /**
+   * Where the store can add to an object in place (a local file), an appender to it: each append
+   * survives the process once it resolves, and one cut short by a crash leaves a torn last line
+   * that readers skip. Stores without it (S3) write one object per record instead.
+   */
+  openAppender?(loc: ObjectLocation): Promise<Appender>;
+  close(): Promise<void>;
+}
+
+export interface Appender {
+  append(text: string): Promise<void>;
   close(): Promise<void>;
 }
 
