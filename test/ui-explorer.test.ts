@@ -35,9 +35,9 @@ const BURSTS: Array<[number, number]> = [
 const XSS = '<img src=x onerror=window.__xss=1>';
 const SPEECH = `#!/bin/sh
 n=$(wc -c < "$1")
-if [ "$n" -lt 72000 ]; then echo "a red car passes the house ${XSS}"
+if [ "$n" -lt 72000 ]; then echo "a red car passes the house"
 elif [ "$n" -lt 100000 ]; then echo "the dog barks at a car"
-else echo "a quiet street at night"; fi
+else echo "a quiet street at night ${XSS}"; fi
 `;
 
 let dir: string;
@@ -131,7 +131,7 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
     expect(await page.locator('#strip .seg-match').count()).toBe(result!.matches.length);
     // Highlighted words, and the transcript's markup shown as text.
     expect(await page.locator('#matches .card').first().locator('mark').allTextContents()).toEqual(['red', 'car']);
-    expect(await page.locator('#matches .card').first().locator('.transcript').textContent()).toContain(XSS);
+    expect(await page.locator('#others .transcript').filter({ hasText: 'a quiet street' }).textContent()).toContain(XSS);
     expect(await page.locator('.transcript img').count()).toBe(0);
     expect(await page.evaluate('window.__xss')).toBeUndefined();
 
@@ -175,7 +175,7 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
     expect(report!.leftOut).toBe(0);
     const file = join(dir, 'report.html');
     await writeFile(file, report!.html);
-    expect(report!.html.includes('passes the house &lt;img src=x onerror=window.__xss=1&gt;')).toBe(true);
+    expect(report!.html.includes('a quiet street at night &lt;img src=x onerror=window.__xss=1&gt;')).toBe(true);
     expect(report!.html.includes('<img src=x')).toBe(false);
 
     const context = await browser.newContext({ offline: true, viewport: { width: 1280, height: 900 } });
