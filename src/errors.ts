@@ -60,13 +60,16 @@ export class FaveFailure extends Error {
   }
 }
 
+const KNOWN_CODES: ReadonlySet<string> = new Set(ErrorCodes);
+
+/**
+ * A FaveError value, not merely something with a code: Node's own errors carry string codes
+ * too (`ERR_MODULE_NOT_FOUND`, `ENOENT`), and those are not ours to pass on as if they were.
+ */
 export function isFaveError(value: unknown): value is FaveError {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { code?: unknown }).code === 'string' &&
-    typeof (value as { message?: unknown }).message === 'string'
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  const { code, message } = value as { code?: unknown; message?: unknown };
+  return typeof code === 'string' && KNOWN_CODES.has(code) && typeof message === 'string';
 }
 
 /** Normalizes anything thrown into a FaveError; unknown throwables become INTERNAL. */

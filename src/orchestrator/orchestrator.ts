@@ -301,7 +301,7 @@ export class Orchestrator {
             const state = await this.readState(id);
             if (!state || state.envelope.status !== 'RUNNING') return;
             const lease = state.envelope.lease;
-            if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+            if (lease && this.heldElsewhere(lease)) {
               this.foreignLeases.set(id, lease.expires_at);
               return foreign(lease.expires_at);
             }
@@ -425,6 +425,11 @@ export class Orchestrator {
     this.inspector?.stop();
   }
 
+  /** The lease policy: another owner's lease that has not run out keeps this process off the request. */
+  private heldElsewhere(lease: { owner: string; expires_at: number }): boolean {
+    return lease.owner !== this.owner && lease.expires_at > this.now();
+  }
+
   /** Work on the store that no caller waits for, but that `close()` lets finish. */
   private inBackground(work: Promise<unknown>): void {
     const settled = work.then(
@@ -467,7 +472,7 @@ export class Orchestrator {
       return { request_id: requestId, local: false, done: Promise.resolve(await this.outcomeOf(envelope)), execution: null };
     }
     const lease = envelope.lease;
-    if (lease && lease.owner !== this.owner && lease.expires_at > this.now()) {
+    if (lease && this.heldElsewhere(lease)) {
       const done = this.watch(requestId);
       done.catch(() => undefined);
       return { request_id: requestId, local: false, done, execution: null };
@@ -651,7 +656,7 @@ export class Orchestrator {
       const { envelope, etag } = state;
       if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
       const lease = envelope.lease;
-      if (!lease || lease.owner === this.owner || lease.expires_at <= this.now()) {
+      if (!lease || !this.heldElsewhere(lease)) {
         const handle = await this.launch(envelope, etag, false);
         return handle.done;
       }
