@@ -1,11 +1,11 @@
-import { faveError, describeLocation, type FaveError } from '../errors.ts';
-import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
+import { faveError, describeLocation, type FaveError } from '../domain/errors.ts';
+import { failureOf, type ClipStepResult, type FrameResult } from './work.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
-import type { AsyncDispatch } from '../services/async-transport.ts';
-import type { DispatchMarker } from '../persistence/dispatch-journal.ts';
-import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
-import { clipTaskId, emptyProgress, frameTaskId } from './context.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
+
+import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from '../domain/context.ts';
+import { clipTaskId, emptyProgress, frameTaskId, type AsyncDispatch } from '../domain/context.ts';
+import { type DispatchMarker } from '../domain/invocations.ts';
 
 /**
  * Pure bookkeeping of the pipeline machine: how finished work changes the context, when the
@@ -63,7 +63,7 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
   if (!facts) return { records, retrying, dispatched };
   switch (facts.kind) {
     case 'timestamps':
-      return { records, retrying, dispatched, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
+      return { records, retrying, dispatched, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times };
     case 'clips': {
       const clips: ClipState[] = facts.clips.map((c) => {
         const fallback = context.clip_times?.[c.index] ?? null;
@@ -282,7 +282,7 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     // A clip whose chain finished failed in detection: it is done, only its frames run again.
     return { ...clip, status: clip.progress.frames ? 'done' : 'pending', frames, error: null };
   });
-  const pending = clips.filter((c) => c.status === 'pending' || c.status === 'running').length;
+  const pending = clips.filter((c) => c.status === 'pending').length;
   return {
     clips,
     failed_clips: 0,
