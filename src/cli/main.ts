@@ -111,7 +111,7 @@ program
       const state = view?.status === 'RUNNING' ? await app.orchestrator.readState(id) : null;
       return view ? { view, owner: state ? describeOwner(state.envelope, Date.now()) : null } : null;
     }, true).catch((err: unknown) => fail(toFaveError(err)));
-    if (!found) fail({ code: 'INPUT_NOT_FOUND', message: `no request ${id}` });
+    if (!found) fail({ code: 'REQUEST_NOT_FOUND', message: `no request ${id}` });
     const { view, owner } = found;
     if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     else {

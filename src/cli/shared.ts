@@ -11,7 +11,7 @@ import { describeFailure, progressLine, renderResult } from './render.ts';
 /** Exit codes of DESIGN §8. */
 export const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
 
-export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
+export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'REQUEST_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
 
 export function port(value: string): number {
   const n = Number(value);

@@ -11,7 +11,7 @@ import { classifyAddress } from './addresses.ts';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { redactUrl } from '../lib/redact.ts';
 import { s3InputRefusal, type S3InputPolicy } from './s3-input-rules.ts';
-import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from '../persistence/store.ts';
+import { formatS3Uri, isNotFound, parseS3Uri, type ObjectLocation, type Store } from '../persistence/store.ts';
 
 export interface ImportedInput {
   size: number;
@@ -191,11 +191,21 @@ async function importFromS3(store: Store, from: ObjectLocation, dest: ObjectLoca
   if (from.bucket === dest.bucket && from.key === dest.key) {
     // A resubmitted request may name its own imported input; copying an object onto itself is refused by S3.
     const info = await store.head(from);
-    if (!info) throw notFound(from);
+    if (!info) throw noVideoAt(from);
     return { size: info.size, sha256: null, contentType: null };
   }
-  const info = await store.copy(from, dest);
-  return { size: info.size, sha256: null, contentType: null };
+  try {
+    const info = await store.copy(from, dest);
+    return { size: info.size, sha256: null, contentType: null };
+  } catch (err) {
+    // The store says an object is missing; for the request that is its video.
+    if (isNotFound(err)) throw noVideoAt(from);
+    throw err;
+  }
+}
+
+function noVideoAt(from: ObjectLocation): FaveFailure {
+  return new FaveFailure(faveError('INPUT_NOT_FOUND', `no video at ${formatS3Uri(from)}: no object there`));
 }
 
 async function importFromHttp(

@@ -23,7 +23,7 @@ import { redactUrl } from '../lib/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
 import { recordInterrupted } from '../machine/plan.ts';
-import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
+import { isNotFound, requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../domain/context.ts';
 import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
 import { resolveSettings } from './settings.ts';
@@ -246,7 +246,7 @@ export class Orchestrator {
       await this.init();
       this.access.set(requestId, { source: null, policy });
       const existing = await this.readState(requestId);
-      if (!existing) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
+      if (!existing) throw new FaveFailure(faveError('REQUEST_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
       return this.adopt(existing.envelope, existing.etag);
     });
@@ -385,7 +385,7 @@ export class Orchestrator {
       try {
         body = await this.options.store.get(loc);
       } catch (err) {
-        if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+        if (isNotFound(err)) return null;
         throw err;
       }
       const after = await this.options.store.head(loc);
@@ -401,7 +401,7 @@ export class Orchestrator {
       const body = await this.options.store.get({ bucket: this.options.config.bucket, key: requestKeys.final(requestId) });
       return FinalResultSchema.parse(JSON.parse(body.toString('utf8')));
     } catch (err) {
-      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+      if (isNotFound(err)) return null;
       throw err;
     }
   }
@@ -653,7 +653,7 @@ export class Orchestrator {
     for (;;) {
       await new Promise((r) => setTimeout(r, this.pollMs));
       const state = await this.readState(requestId);
-      if (!state) throw new FaveFailure(faveError('INPUT_NOT_FOUND', `request ${requestId} disappeared from the store`));
+      if (!state) throw new FaveFailure(faveError('REQUEST_NOT_FOUND', `request ${requestId} disappeared from the store`));
       const { envelope, etag } = state;
       if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
       const lease = envelope.lease;

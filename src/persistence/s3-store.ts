@@ -176,7 +176,7 @@ export class S3Store implements Store {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
       return { size: out.ContentLength ?? 0, etag: this.etagOf(out.ETag, 'HeadObject', loc) };
     } catch (err) {
-      if (isNotFound(err)) return null;
+      if (isS3NotFound(err)) return null;
       throw this.failure('HeadObject', formatS3Uri(loc), err);
     }
   }
@@ -200,7 +200,7 @@ export class S3Store implements Store {
       if (isConditionFailure(err)) throw preconditionFailed(loc);
       // AWS S3 (and moto) answer an If-Match on a key that no longer exists with 404 NoSuchKey:
       // the object expected is gone, which is a failed precondition too.
-      if (options.ifMatch !== undefined && isNotFound(err) && errorName(err) !== 'NoSuchBucket') throw preconditionFailed(loc);
+      if (options.ifMatch !== undefined && isS3NotFound(err) && errorName(err) !== 'NoSuchBucket') throw preconditionFailed(loc);
       throw this.failure('PutObject', formatS3Uri(loc), err);
     }
   }
@@ -288,7 +288,7 @@ export class S3Store implements Store {
     } catch (err) {
       const missingBucket = typeof err === 'object' && err !== null ? (err as { BucketName?: unknown }).BucketName : undefined;
       const destinationMissing = errorName(err) === 'NoSuchBucket' && missingBucket === to.bucket && to.bucket !== from.bucket;
-      if (isNotFound(err) && !destinationMissing) throw notFound(from);
+      if (isS3NotFound(err) && !destinationMissing) throw notFound(from);
       throw this.failure('CopyObject', `${formatS3Uri(from)} -> ${formatS3Uri(to)}`, err);
     }
     const info = await this.head(to);
@@ -319,7 +319,7 @@ export class S3Store implements Store {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
     } catch (err) {
-      if (isNotFound(err)) return;
+      if (isS3NotFound(err)) return;
       throw this.failure('DeleteObject', formatS3Uri(loc), err);
     }
   }
@@ -389,9 +389,9 @@ export class S3Store implements Store {
     return this.failure('HeadBucket', `s3://${this.bucket}`, err);
   }
 
-  /** Reads map every 404 (missing key or missing bucket) to INPUT_NOT_FOUND, as the filesystem store does. */
+  /** Reads map every 404 (missing key or missing bucket) to NOT_FOUND, as the filesystem store does. */
   private readFailure(op: string, loc: ObjectLocation, err: unknown): FaveFailure {
-    if (isNotFound(err)) return notFound(loc);
+    if (isS3NotFound(err)) return notFound(loc);
     return this.failure(op, formatS3Uri(loc), err);
   }
 
@@ -447,7 +447,7 @@ function httpStatus(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-function isNotFound(err: unknown): boolean {
+function isS3NotFound(err: unknown): boolean {
   return NOT_FOUND_NAMES.has(errorName(err)) || httpStatus(err) === 404;
 }
 

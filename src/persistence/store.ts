@@ -38,8 +38,10 @@ export interface StoreCapabilities {
 
 /**
  * The artifact store. Two implementations (filesystem and S3) pass the same contract tests.
- * Missing objects raise a FaveFailure with code INPUT_NOT_FOUND from `get*`/`copy`, and `head`
- * answers null. A failed precondition raises code LEASE_HELD (see `isPreconditionFailed`).
+ * Missing objects raise a FaveFailure with code NOT_FOUND from `get*`/`copy` (see `isNotFound`),
+ * and `head` answers null. A failed precondition raises code PRECONDITION_FAILED (see
+ * `isPreconditionFailed`). The store speaks of objects only: what a missing object or a lost
+ * write means (no such request, another owner's lease) is for its callers to say.
  */
 export interface Store {
   readonly kind: 'fs' | 's3';
@@ -89,15 +91,19 @@ export function parseS3Uri(uri: string): ObjectLocation {
 }
 
 export function preconditionFailed(loc: ObjectLocation): FaveFailure {
-  return new FaveFailure(faveError('LEASE_HELD', `precondition failed writing ${formatS3Uri(loc)}: another writer changed it`));
+  return new FaveFailure(faveError('PRECONDITION_FAILED', `precondition failed writing ${formatS3Uri(loc)}: another writer changed it`));
 }
 
 export function isPreconditionFailed(error: unknown): boolean {
-  return error instanceof FaveFailure && error.error.code === 'LEASE_HELD';
+  return error instanceof FaveFailure && error.error.code === 'PRECONDITION_FAILED';
 }
 
 export function notFound(loc: ObjectLocation): FaveFailure {
-  return new FaveFailure(faveError('INPUT_NOT_FOUND', `no object at ${formatS3Uri(loc)}`));
+  return new FaveFailure(faveError('NOT_FOUND', `no object at ${formatS3Uri(loc)}`));
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof FaveFailure && error.error.code === 'NOT_FOUND';
 }
 
 /** Keys of one request (DESIGN §4). `requestId` must already match REQUEST_ID_PATTERN. */

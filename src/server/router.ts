@@ -250,7 +250,7 @@ export function createRouter(deps: RouterDeps): Router {
     try {
       handle = await orchestrator.resume(id, { allowLocalPath: false, allowPrivateNetwork: allowPrivateSources });
     } catch (err) {
-      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return notFound(id);
+      if (err instanceof FaveFailure && err.error.code === 'REQUEST_NOT_FOUND') return notFound(id);
       throw err;
     }
     logger.info({ request_id: id, event: 'http_resume', local: handle.local });

@@ -44,7 +44,7 @@ function json(status: number, value: unknown): HttpResponseLike {
 
 function failure(err: unknown, asJson: boolean): HttpResponseLike {
   const error = toFaveError(err);
-  const status = error.code === 'BAD_REQUEST' ? 400 : error.code === 'INPUT_NOT_FOUND' ? 404 : 500;
+  const status = error.code === 'BAD_REQUEST' ? 400 : error.code === 'REQUEST_NOT_FOUND' ? 404 : 500;
   const message = status === 500 && !(err instanceof FaveFailure) ? 'the UI failed to answer' : error.message;
   if (asJson) return json(status, { error: { code: error.code, message } });
   return html(status, renderMessagePage(status === 500 ? 'Error' : 'Not available', `${error.code}: ${message}`), false);

@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { FaveFailure, toFaveError } from '../domain/errors.ts';
-import { isPreconditionFailed, type Store } from '../persistence/store.ts';
+import { toFaveError } from '../domain/errors.ts';
+import { isNotFound, isPreconditionFailed, type Store } from '../persistence/store.ts';
 import type { StageHttpResponse } from './transport.ts';
 
 /**
@@ -135,7 +135,7 @@ export class CallbackInbox {
       const parsed = StoredCallbackSchema.safeParse(JSON.parse(body.toString('utf8')));
       return parsed.success ? parsed.data : null;
     } catch (err) {
-      if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') return null;
+      if (isNotFound(err)) return null;
       if (err instanceof SyntaxError) return null;
       throw err;
     }

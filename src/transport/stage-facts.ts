@@ -1,7 +1,7 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import type { StageFacts, StageKey, StageOutput, StageTask } from '../domain/stage.ts';
 import type { StageRequest, StageResponse } from './contract.ts';
-import { parseS3Uri, type Store } from '../persistence/store.ts';
+import { isNotFound, parseS3Uri, type Store } from '../persistence/store.ts';
 import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember } from './artifacts.ts';
 
 /**
@@ -103,7 +103,7 @@ async function readObject(store: Store, uri: string, where: Where): Promise<Buff
   try {
     return await store.get(parseS3Uri(uri));
   } catch (err) {
-    if (err instanceof FaveFailure && err.error.code === 'INPUT_NOT_FOUND') {
+    if (isNotFound(err)) {
       throw new FaveFailure(faveError('ARTIFACT_UNREADABLE', `${where.stage} output ${uri} does not exist in the store`, where));
     }
     if (err instanceof FaveFailure && err.error.code === 'BAD_REQUEST') throw contract(where, `returned an output uri that is not s3://bucket/key: ${uri}`);

@@ -73,7 +73,7 @@ export function registerReport(program: Command): void {
         (app) => renderReport(app.orchestrator, id, { baseUrl: opts.baseUrl ?? null, ...(opts.maxEmbedKib !== undefined ? { maxEmbedBytes: opts.maxEmbedKib } : {}) }),
         true,
       ).catch((err: unknown) => fail(toFaveError(err)));
-      if (!report) fail(faveError('INPUT_NOT_FOUND', `no request ${id}`));
+      if (!report) fail(faveError('REQUEST_NOT_FOUND', `no request ${id}`));
       const pictures = `${report.embedded} thumbnails embedded${report.leftOut ? `, ${report.leftOut} left out` : ''}`;
       if (opts.output === '-') {
         process.stdout.write(report.html);

@@ -204,7 +204,7 @@ export function defineStage(env: StageEnvironment, body: StageBody): LocalStageF
       if (signal.aborted) throw signal.reason ?? err;
       if (err instanceof StageRejection) return respond('error', [], err.message);
       if (err instanceof ToolFailure) return respond('error', [], `${err.tool}: ${ctx.describe(err)}`);
-      if (err instanceof FaveFailure && (err.error.code === 'INPUT_NOT_FOUND' || err.error.code === 'BAD_REQUEST')) {
+      if (err instanceof FaveFailure && (err.error.code === 'NOT_FOUND' || err.error.code === 'BAD_REQUEST')) {
         return respond('error', [], err.error.message);
       }
       throw err;
