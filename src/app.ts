@@ -9,6 +9,7 @@ import type { StageTransport } from './transport/transport.ts';
 import { AsyncStageCaller } from './transport/async-transport.ts';
 import { CallbackInbox } from './transport/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
+import { startOrphanSweeps, type OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
 import { importLocalStages } from './stages/load-local.ts';
 import { createInspector } from './visualize/inspect.ts';
 
@@ -18,6 +19,11 @@ export interface App {
   store: Store;
   transport: StageTransport;
   orchestrator: Orchestrator;
+  /**
+   * Sweeps for requests whose owner is gone, now and about once per lease period, until stopped
+   * or the app is closed. The HTTP server and the OpenFaaS function both run them.
+   */
+  startOrphanSweeps(): OrphanSweeps;
   close(): Promise<void>;
 }
 
@@ -40,13 +46,26 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const callbacks = createCallbacks(config, store, logger, transport);
   const inspector = await createInspector(options.env ?? process.env);
   const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, ...(inspector ? { inspect: inspector.inspect } : {}) });
+  const sweeps = new Set<OrphanSweeps>();
   return {
     config,
     logger,
     store,
     transport,
     orchestrator,
+    startOrphanSweeps() {
+      const started = startOrphanSweeps(orchestrator, { everyMs: config.leaseTtlMs, logger });
+      sweeps.add(started);
+      return {
+        async stop() {
+          sweeps.delete(started);
+          await started.stop();
+        },
+      };
+    },
     async close() {
+      await Promise.all([...sweeps].map((s) => s.stop()));
+      sweeps.clear();
       await orchestrator.close();
       callbacks?.inbox.close();
       await callbacks?.caller?.close();

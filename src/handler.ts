@@ -126,12 +126,8 @@ function processRuntime(): Promise<Runtime> {
     app.logger[notice ? 'warn' : 'info']({ event: 'api_auth', ...describeAuth(auth), ...(notice ? { notice } : {}) });
     const metrics = createMetrics(app.orchestrator, { processMetrics: true });
     const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics, config: app.config, auth });
-    if (app.config.resumeOnStart) {
-      void app.orchestrator
-        .resumeOrphans()
-        .then((ids) => ids.length > 0 && app.logger.info({ event: 'resumed_orphans', request_ids: ids }))
-        .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }));
-    }
+    // As `fave serve` does: at start, then as the leases of owners that may be gone run out.
+    if (app.config.resumeOnStart) app.startOrphanSweeps();
     return { app, router };
   })();
   // A failed start (say, a secret not mounted yet) is retried by the next call.

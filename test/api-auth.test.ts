@@ -258,7 +258,7 @@ describe.skipIf(!existsSync(CHROMIUM))('a page on another origin in Chromium', (
       .map((l) => JSON.parse(l) as { event?: string; path?: string; status?: number })
       .filter((l) => l.event === 'http' && (l.path === '/' || l.path === '/requests/victim/cancel') && l.status !== 202);
     expect(refused.map((l) => l.status)).toEqual([403, 403, 403]);
-    expect((await harness.app.orchestrator.status('victim'))?.status).toBe('RUNNING');
-    expect(await harness.app.orchestrator.status('planted')).toBeNull();
+    expect((await harness.app.orchestrator.requests.view('victim'))?.status).toBe('RUNNING');
+    expect(await harness.app.orchestrator.requests.view('planted')).toBeNull();
   });
 });

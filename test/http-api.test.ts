@@ -387,7 +387,7 @@ describe('input checks', () => {
     }
     expect(await storeKeys(h)).toEqual(before);
     expect(h.gateway.calls).toHaveLength(0);
-    expect(await h.app.orchestrator.listRequests()).toEqual([]);
+    expect(await h.app.orchestrator.requests.stored()).toEqual([]);
   });
 
   it('stops reading a chunked upload past 1 MiB and answers 413', async () => {

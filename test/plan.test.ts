@@ -3,7 +3,7 @@ import * as plan from '../src/machine/plan.ts';
 import { emptyProgress, type ClipState, type PipelineContext } from '../src/domain/context.ts';
 import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
 
-import { summarizeProgress } from '../src/orchestrator/progress.ts';
+import { summarizeProgress } from '../src/domain/progress.ts';
 import { allRecords } from '../src/domain/answer.ts';
 import { invocationRecord } from './support/fixtures.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';

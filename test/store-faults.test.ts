@@ -166,7 +166,7 @@ describe('orphans', () => {
       await writeFile(lock, JSON.stringify({ host: 'another-host', pid: 1 }));
     }
     const started = performance.now();
-    const resumed = await harness.app.orchestrator.resumeOrphans();
+    const resumed = await harness.app.orchestrator.sweepOrphans();
     const ms = performance.now() - started;
     expect(resumed).toEqual(ids);
     // One at a time this took four leases.

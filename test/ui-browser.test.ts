@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import type { RequestView } from '../src/ui/view.ts';
+import type { RequestPageView } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -27,10 +27,10 @@ async function serveUi(harness: Harness): Promise<HttpServer> {
   return startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
 }
 
-async function apiView(id: string): Promise<RequestView> {
+async function apiView(id: string): Promise<RequestPageView> {
   const response = await fetch(`${base}/ui/api/requests/${id}`);
   expect(response.status).toBe(200);
-  return (await response.json()) as RequestView;
+  return (await response.json()) as RequestPageView;
 }
 
 /** Runs in the page before its own script: records every state it marks current, in order. */
@@ -147,7 +147,7 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
   });
 
   it('writes `fave report` as one file that opens offline with the same bars', async () => {
-    if (!(await h.app.orchestrator.status('ui-ten'))) {
+    if (!(await h.app.orchestrator.requests.view('ui-ten'))) {
       await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-ten' })).done;
     }
     const view = await apiView('ui-ten');

@@ -113,7 +113,7 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
   });
 
   it('shows the match cards in score order, every thumbnail loaded, transcripts as text', async () => {
-    const result = await app.orchestrator.readResult(requestId);
+    const result = await app.orchestrator.requests.readResult(requestId);
     expect(result?.status).toBe('COMPLETED');
     expect(result!.video_uri).toMatch(/^s3:\/\/fave-artifacts\/uploads\/[0-9a-f]+\/street\.mp4$/);
     expect(result!.matches.length).toBe(2);

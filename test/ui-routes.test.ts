@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TOP_LEVEL_STATES } from '../src/domain/context.ts';
 import type { HttpResponseLike } from '../src/server/types.ts';
 import { handleUi } from '../src/server/ui-routes.ts';
-import type { RequestSummary, RequestView } from '../src/ui/view.ts';
+import type { RequestPageView, RequestSummary } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 let h: Harness | null = null;
@@ -40,7 +40,7 @@ describe('the UI routes', () => {
     const api = await get('/ui/api/requests/ui-done');
     expect(api.status).toBe(200);
     expect(api.headers['content-type']).toMatch(/^application\/json/);
-    const view = JSON.parse(body(api)) as RequestView;
+    const view = JSON.parse(body(api)) as RequestPageView;
     expect(view).toMatchObject({ request_id: 'ui-done', status: 'COMPLETED', state: 'COMPLETED', value: 'COMPLETED', active: ['COMPLETED'], local: false, query });
     expect(view.invocations).toHaveLength(final.metrics.invocations);
     expect(view.invocations.filter((i) => i.attempt > 1)).toHaveLength(1);
@@ -103,7 +103,7 @@ describe('the UI routes', () => {
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-live' });
     await until(() => h!.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0), "clip 0's ffmpeg-3 call");
 
-    const view = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestView;
+    const view = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestPageView;
     expect(view).toMatchObject({ status: 'RUNNING', state: 'FANOUT', value: 'FANOUT', active: ['FANOUT'], local: true });
     // Clip 0 has not settled; its finished attempts show all the same.
     expect(view.invocations.map((i) => i.key)).toEqual(expect.arrayContaining(['stage-ffmpeg-2|0|-|1', 'stage-deepspeech|0|-|1']));
@@ -116,7 +116,7 @@ describe('the UI routes', () => {
     h.app.orchestrator.cancel('ui-live', 'test over');
     const outcome = await handle.done;
     expect(outcome.status).toBe('FAILED');
-    const after = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestView;
+    const after = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestPageView;
     expect(after).toMatchObject({ status: 'FAILED', state: 'FAILED', value: { FAILED: 'settled' }, active: ['FAILED', 'FAILED.settled'], local: false });
     expect(after.error).toMatchObject({ code: 'CANCELLED' });
   });

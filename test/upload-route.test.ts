@@ -63,7 +63,7 @@ describe('POST /uploads', () => {
     // The URI starts a request.
     const started = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: answer.uri, request_id: 'from-upload' }) });
     expect(started.status).toBe(202);
-    expect((await h.app.orchestrator.get('from-upload')?.done)?.status ?? (await h.app.orchestrator.status('from-upload'))?.status).toBe('COMPLETED');
+    expect((await h.app.orchestrator.get('from-upload')?.done)?.status ?? (await h.app.orchestrator.requests.view('from-upload'))?.status).toBe('COMPLETED');
   });
 
   it('refuses an oversize upload with 413 by its Content-Length, and keeps nothing', async () => {

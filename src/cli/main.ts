@@ -91,10 +91,10 @@ program
   .action(async (id: string, opts: { json?: boolean }) => {
     const json = opts.json === true;
     const outcome = await withApp(async (app) => {
-      const before = await app.orchestrator.readState(id);
+      const before = await app.orchestrator.requests.view(id);
       // As for `fave run`: the person running the CLI may use their files and their network.
       const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: true });
-      if (before?.envelope.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
+      if (before?.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
       return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
     await finish(outcome.outcome, json, outcome.localPath);
@@ -106,15 +106,13 @@ program
   .argument('<id>', 'request id', requestId)
   .option('--json', 'print JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
-    const found = await withApp(async (app) => {
-      const view = await app.orchestrator.status(id);
-      const state = view?.status === 'RUNNING' ? await app.orchestrator.readState(id) : null;
-      return view ? { view, owner: state ? describeOwner(state.envelope, Date.now()) : null } : null;
-    }, true).catch((err: unknown) => fail(toFaveError(err)));
-    if (!found) fail({ code: 'REQUEST_NOT_FOUND', message: `no request ${id}` });
-    const { view, owner } = found;
-    if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
-    else {
+    const view = await withApp((app) => app.orchestrator.requests.view(id), true).catch((err: unknown) => fail(toFaveError(err)));
+    if (!view) fail({ code: 'REQUEST_NOT_FOUND', message: `no request ${id}` });
+    const owner = view.status === 'RUNNING' ? describeOwner(view, Date.now()) : null;
+    if (opts.json) {
+      const { request_id, status, state, progress, error, lease, updated_at } = view;
+      process.stdout.write(`${JSON.stringify({ request_id, status, state, progress, error, lease, updated_at }, null, 2)}\n`);
+    } else {
       process.stdout.write(`${view.request_id}: ${view.status} (${view.state})${owner ? `, ${owner}` : ''}\n${progressLine(view)}\n`);
       if (view.error) process.stdout.write(`error: ${describeFailure(view.error)}\n`);
     }

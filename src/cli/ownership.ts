@@ -1,5 +1,5 @@
 import type { App } from '../app.ts';
-import type { StateEnvelope } from '../persistence/state-file.ts';
+import type { RequestView } from '../domain/request-view.ts';
 
 /** Whole seconds, rounded towards what a person would say: "renewed 0 s ago", "expires in 1 s". */
 const secondsSince = (ms: number) => Math.max(0, Math.floor(ms / 1000));
@@ -10,16 +10,18 @@ const secondsUntil = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
  * when the lease runs out. Owners renew every third of their lease, so one that has not for two
  * thirds of it has missed a renewal and is likely gone.
  */
-export function describeOwner(envelope: Pick<StateEnvelope, 'request_id' | 'lease' | 'updated_at'>, now: number): string {
-  const { lease } = envelope;
-  if (!lease) return `no owner (released; \`fave resume ${envelope.request_id}\` continues it)`;
-  const renewedAgo = now - envelope.updated_at;
-  const ttl = lease.expires_at - envelope.updated_at;
+export function describeOwner(view: Pick<RequestView, 'request_id' | 'lease' | 'updated_at' | 'observed_at'>, now: number): string {
+  const { lease } = view;
+  if (!lease) return `no owner (released; \`fave resume ${view.request_id}\` continues it)`;
+  // A live view is this process's own: its lease was renewed as it was read.
+  const updatedAt = view.updated_at ?? view.observed_at;
+  const renewedAgo = now - updatedAt;
+  const ttl = lease.expires_at - updatedAt;
   const renewal = renewedAgo > (2 * ttl) / 3 ? `not renewed for ${secondsSince(renewedAgo)} s` : `renewed ${secondsSince(renewedAgo)} s ago`;
   const expiry =
     lease.expires_at > now
       ? `lease expires in ${secondsUntil(lease.expires_at - now)} s`
-      : `lease expired ${secondsSince(now - lease.expires_at)} s ago; \`fave resume ${envelope.request_id}\` takes it over`;
+      : `lease expired ${secondsSince(now - lease.expires_at)} s ago; \`fave resume ${view.request_id}\` takes it over`;
   return `owner ${lease.owner} ${renewal} (${expiry})`;
 }
 
@@ -34,17 +36,16 @@ export function reportOwnerWhileWaiting(app: App, requestId: string, tty: boolea
   let lastPrinted: string | null = null;
   let lastPrintedAt = 0;
   const tick = async () => {
-    const state = await app.orchestrator.readState(requestId).catch(() => null);
-    if (stopped || !state || state.envelope.status !== 'RUNNING') return;
-    const { envelope } = state;
+    const view = await app.orchestrator.requests.view(requestId).catch(() => null);
+    if (stopped || !view || view.status !== 'RUNNING' || view.local) return;
     const now = Date.now();
-    if (envelope.lease?.owner === app.orchestrator.owner) return;
-    const line = `request ${requestId} is run by another process: ${describeOwner(envelope, now)}; waiting for its answer, or for the lease to run out to resume it here`;
+    if (view.lease?.owner === app.orchestrator.owner) return;
+    const line = `request ${requestId} is run by another process: ${describeOwner(view, now)}; waiting for its answer, or for the lease to run out to resume it here`;
     if (tty) {
       process.stderr.write(`\r\x1b[2K${line}`);
       return;
     }
-    const remaining = envelope.lease ? envelope.lease.expires_at - now : 0;
+    const remaining = view.lease ? view.lease.expires_at - now : 0;
     if (line !== lastPrinted && (lastPrinted === null || now - lastPrintedAt >= 10_000 || remaining <= 5_000)) {
       process.stderr.write(`${line}\n`);
       lastPrinted = line;

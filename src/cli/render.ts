@@ -1,11 +1,11 @@
 import type { FinalResult } from '../domain/result.ts';
-import type { ProgressView } from '../orchestrator/execution.ts';
+import type { RequestView } from '../domain/request-view.ts';
 import { describeLocation, type FaveError } from '../domain/errors.ts';
 
 const STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT'];
 
 /** One line of progress for a terminal: state, a bar over clips and frames, invocations. */
-export function progressLine(view: ProgressView, width = 24): string {
+export function progressLine(view: Pick<RequestView, 'state' | 'progress'>, width = 24): string {
   const p = view.progress;
   const units = p.clips_total + p.frames_total;
   const doneUnits = p.clips_done + p.clips_failed + p.frames_done;

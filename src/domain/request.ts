@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FaveFailure, faveError } from './errors.ts';
 
 /** DESIGN §4: anything else is rejected before a storage key is built from it. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -22,3 +23,17 @@ export const PipelineRequestSchema = z.strictObject({
 });
 export type PipelineRequestInput = z.input<typeof PipelineRequestSchema>;
 export type PipelineRequest = z.infer<typeof PipelineRequestSchema>;
+
+/** A request as submitted, checked; anything else is a BAD_REQUEST naming the field. */
+export function parsePipelineRequest(raw: unknown): PipelineRequest {
+  const parsed = PipelineRequestSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new FaveFailure(faveError('BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`));
+}
+
+/** Refuses an id that is not a request id before a storage key is built from it. */
+export function assertRequestId(requestId: string): void {
+  const parsed = RequestIdSchema.safeParse(requestId);
+  if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${parsed.error.issues[0]!.message}`));
+}

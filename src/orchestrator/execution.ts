@@ -1,14 +1,16 @@
-import { createActor, type Actor, type InspectionEvent, type Observer, type Snapshot, type StateValue } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type Observer, type StateValue } from 'xstate';
 import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../domain/errors.ts';
 import type { FinalResult } from '../domain/result.ts';
 import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../domain/context.ts';
-import { persistedSnapshotOf } from '../machine/persisted-snapshot.ts';
+import { persistedSnapshotOf, restorable } from '../machine/persisted-snapshot.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../domain/answer.ts';
-import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
+import { STATE_FORMAT, STATE_VERSION, type StateEnvelope } from '../persistence/state-file.ts';
 import type { StateWriter } from '../persistence/state-writer.ts';
-import { isTerminal, requestStatus, summarizeProgress, topLevelState } from './progress.ts';
+import type { LiveRequest } from '../persistence/request-repository.ts';
+import { isTerminal, requestStatus, summarizeProgress, topLevelState } from '../domain/progress.ts';
+import { requestView, type Lease, type RequestView } from '../domain/request-view.ts';
 
 export interface ExecutionOutcome {
   request_id: string;
@@ -18,17 +20,9 @@ export interface ExecutionOutcome {
   context: PipelineContext;
 }
 
-export interface ProgressView {
-  request_id: string;
-  status: 'RUNNING' | 'COMPLETED' | 'FAILED';
-  state: TopLevelState;
-  progress: ProgressSummary;
-  error: FaveError | null;
-}
-
 export interface ExecutionOptions {
   machine: PipelineMachine;
-  start: { input: PipelineInput } | { snapshot: Snapshot<unknown>; created_at: number; seq: number; redrive: boolean };
+  start: { input: PipelineInput } | { snapshot: StateEnvelope['snapshot']; created_at: number; seq: number; redrive: boolean };
   writer: StateWriter;
   owner: string;
   leaseTtlMs: number;
@@ -59,7 +53,9 @@ export class Execution {
   readonly requestId: string;
   readonly done: Promise<ExecutionOutcome>;
   private readonly actor: Actor<PipelineMachine>;
-  private readonly listeners = new Set<(view: ProgressView) => void>();
+  private readonly listeners = new Set<(view: RequestView) => void>();
+  /** The lease of the newest state.json built (null before the first, and once released or finished). */
+  private lease: Lease | null = null;
   private readonly createdAt: number;
   private seq: number;
   private lastTop: TopLevelState | null = null;
@@ -86,9 +82,9 @@ export class Execution {
             ...(options.inspect ? { inspect: options.inspect } : {}),
           })
         : createActor(options.machine, {
-            snapshot: start.snapshot,
+            snapshot: restorable(start.snapshot),
             systemId: PIPELINE_SYSTEM_ID,
-            input: inputOf(start.snapshot),
+            input: inputOfContext(start.snapshot.context),
             ...(options.inspect ? { inspect: options.inspect } : {}),
           });
     this.createdAt = 'input' in start ? start.input.started_at : start.created_at;
@@ -144,18 +140,13 @@ export class Execution {
     return this.actor.getSnapshot().context;
   }
 
-  view(): ProgressView {
+  /** What a view of the request is drawn from while it runs here. */
+  live(): LiveRequest {
     const snapshot = this.actor.getSnapshot();
-    return {
-      request_id: this.requestId,
-      status: requestStatus(snapshot.value),
-      state: topLevelState(snapshot.value),
-      progress: summarizeProgress(snapshot.context),
-      error: snapshot.context.error,
-    };
+    return { value: snapshot.value, context: snapshot.context, lease: this.lease };
   }
 
-  onProgress(listener: (view: ProgressView) => void): () => void {
+  onProgress(listener: (view: RequestView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -195,7 +186,7 @@ export class Execution {
     this.persist(changed || terminal);
     if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {
-      const view = this.view();
+      const view = requestView({ ...this.live(), local: true, updated_at: null, observed_at: Date.now() });
       for (const listener of this.listeners) listener(view);
     }
     if (terminal) void this.finish(top === 'COMPLETED' ? 'COMPLETED' : 'FAILED', context);
@@ -211,6 +202,7 @@ export class Execution {
     const snapshot = this.actor.getSnapshot();
     const now = this.options.now?.() ?? Date.now();
     const terminal = isTerminal(snapshot.value);
+    this.lease = terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs };
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -220,10 +212,10 @@ export class Execution {
       seq: ++this.seq,
       created_at: this.createdAt,
       updated_at: now,
-      lease: terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs },
+      lease: this.lease,
       progress: summarizeProgress(snapshot.context),
       error: snapshot.context.error,
-      snapshot: persistedSnapshotOf(this.actor) as unknown as StateEnvelope['snapshot'],
+      snapshot: persistedSnapshotOf(this.actor),
     };
   }
 
@@ -340,9 +332,4 @@ function storeFault(requestId: string, error: FaveError): FaveError {
     'STORE_ERROR',
     `state.json of ${requestId} could not be written (${error.message}); this process let the request go, and it is resumed once the store takes writes again`,
   );
-}
-
-/** Restoring ignores input, but the machine's type asks for one: rebuild it from the context. */
-function inputOf(snapshot: Snapshot<unknown>): PipelineInput {
-  return inputOfContext((snapshot as unknown as { context: PipelineContext }).context);
 }

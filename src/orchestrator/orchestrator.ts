@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import type { InspectionEvent, Observer, Snapshot } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { Config } from '../config/config.ts';
-import { FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
-import { FinalResultSchema, type FinalResult } from '../domain/result.ts';
-import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../domain/request.ts';
+import { FaveFailure, toFaveError } from '../domain/errors.ts';
+import { assertRequestId, parsePipelineRequest, RequestIdSchema, type PipelineRequest } from '../domain/request.ts';
 import { pipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { createActors } from './actors.ts';
 import { buildFinalResult } from '../domain/answer.ts';
@@ -17,15 +15,16 @@ import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller } from '../transport/async-transport.ts';
 import type { CallbackInbox } from '../transport/callbacks.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
-import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
+import type { StateEnvelope } from '../persistence/state-file.ts';
+import { RequestRepository } from '../persistence/request-repository.ts';
 import type { SourceAccess, SourcePolicy } from '../input/import.ts';
 import { redactUrl } from '../lib/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
 import { recordInterrupted } from '../machine/plan.ts';
-import { isNotFound, requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
+import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../domain/context.ts';
-import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
+import { Execution, type ExecutionOptions, type ExecutionOutcome } from './execution.ts';
 import { resolveSettings } from './settings.ts';
 
 export interface OrchestratorOptions {
@@ -93,6 +92,8 @@ export class Orchestrator {
   readonly owner: string;
   readonly limiter: Limiter;
   readonly events = new EventEmitter<OrchestratorEvents>();
+  /** The requests of the bucket, and the one view of each: live when it runs here, else as stored. */
+  readonly requests: RequestRepository;
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
   /** What a caller joining a local execution awaits: its outcome, or the winner's if it is taken over. */
@@ -134,6 +135,10 @@ export class Orchestrator {
     this.pollMs = options.pollMs ?? 250;
     const offset = options.config.leaseClockOffsetMs;
     this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
+    this.requests = new RequestRepository(options.store, options.config.bucket, {
+      get: (requestId) => this.executions.get(requestId)?.live() ?? null,
+      ids: () => [...this.executions.keys()],
+    });
     this.machine = pipelineMachine.provide({
       actors: createActors({
         transport: options.transport,
@@ -201,12 +206,7 @@ export class Orchestrator {
 
   /** Validates and starts a request, or joins it when its id is already known. */
   async submit(raw: unknown, options: SubmitOptions = {}): Promise<Handle> {
-    const parsed = PipelineRequestSchema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new FaveFailure(faveError('BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`));
-    }
-    const request = parsed.data;
+    const request = parsePipelineRequest(raw);
     const now = Date.now();
     // Resolve the profile before anything is stored, so an unknown one stores nothing.
     const settings = resolveSettings(this.options.config, request.profile, now);
@@ -215,7 +215,7 @@ export class Orchestrator {
     const shown = redactUrl(request.video_uri);
     return this.once(requestId, async () => {
       await this.init();
-      const existing = await this.readState(requestId);
+      const existing = await this.requests.readState(requestId);
       const known = existing?.envelope.snapshot.context.video_uri;
       // The same source submitted again (say, after a crash at INIT) brings its signature back.
       this.access.set(requestId, { source: existing && known !== shown ? null : request.video_uri, policy: this.policy(options) });
@@ -245,8 +245,8 @@ export class Orchestrator {
     return this.once(requestId, async () => {
       await this.init();
       this.access.set(requestId, { source: null, policy });
-      const existing = await this.readState(requestId);
-      if (!existing) throw new FaveFailure(faveError('REQUEST_NOT_FOUND', `no request ${requestId}: requests/${requestId}/metadata/state.json does not exist`));
+      const existing = await this.requests.readState(requestId);
+      if (!existing) throw RequestRepository.missing(requestId);
       if (existing.envelope.status === 'FAILED') return this.launch(existing.envelope, existing.etag, true);
       return this.adopt(existing.envelope, existing.etag);
     });
@@ -277,12 +277,12 @@ export class Orchestrator {
 
   /**
    * Resumes every unfinished request whose owner is gone (lease expired or absent), e.g. at
-   * server start. Returns the ids it took over.
+   * server start and then periodically (`startOrphanSweeps`). Returns the ids it took over.
    */
-  async resumeOrphans(): Promise<string[]> {
+  async sweepOrphans(): Promise<string[]> {
+    if (this.closed) return [];
     await this.init();
-    const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
-    const ids = keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
+    const ids = await this.requests.stored();
     const resumed: string[] = [];
     let nextExpiry: number | null = null;
     const listed = new Set(ids);
@@ -295,12 +295,12 @@ export class Orchestrator {
     await Promise.all(
       ids.map((id) =>
         limit(async () => {
-          if (this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) return;
+          if (this.closed || this.executions.has(id) || this.starting.has(id) || !RequestIdSchema.safeParse(id).success) return;
           const known = this.foreignLeases.get(id);
           if (known !== undefined && known > this.now()) return foreign(known);
           this.foreignLeases.delete(id);
           try {
-            const state = await this.readState(id);
+            const state = await this.requests.readState(id);
             if (!state || state.envelope.status !== 'RUNNING') return;
             const lease = state.envelope.lease;
             if (lease && this.heldElsewhere(lease)) {
@@ -331,12 +331,6 @@ export class Orchestrator {
     return Math.max(Math.floor(maxMs / 10), Math.min(maxMs, this.nextForeignExpiry - this.now() + 1));
   }
 
-  /** Ids of every request the store knows, newest state first is not guaranteed (lexical). */
-  async listRequests(): Promise<string[]> {
-    const keys = await this.options.store.list(this.options.config.bucket, 'requests/');
-    return keys.filter((k) => k.endsWith('/metadata/state.json')).map((k) => k.split('/')[1]!);
-  }
-
   cancel(requestId: string, reason?: string): boolean {
     const execution = this.executions.get(requestId);
     if (!execution) return false;
@@ -350,70 +344,11 @@ export class Orchestrator {
    */
   async requestCancel(requestId: string, reason: string): Promise<boolean> {
     if (this.cancel(requestId, reason)) return true;
-    const state = await this.readState(requestId);
+    const state = await this.requests.readState(requestId);
     if (!state || state.envelope.status !== 'RUNNING') return false;
-    const body = JSON.stringify({ reason, requested_at: Date.now(), requested_by: this.owner });
-    await this.options.store.put({ bucket: this.options.config.bucket, key: requestKeys.cancel(requestId) }, body, { contentType: 'application/json' });
+    await this.requests.putCancelMarker(requestId, reason, this.owner);
     this.options.logger?.info({ request_id: requestId, event: 'cancel_requested' });
     return true;
-  }
-
-  /** A cancel marker newer than `since`, taken (deleted) so it acts once; its reason. */
-  private async takeCancelMarker(requestId: string, since: number): Promise<string | null> {
-    const loc = { bucket: this.options.config.bucket, key: requestKeys.cancel(requestId) };
-    if (!(await this.options.store.head(loc))) return null;
-    const marker = z
-      .object({ reason: z.string(), requested_at: z.number() })
-      .safeParse(JSON.parse((await this.options.store.get(loc)).toString('utf8')));
-    await this.options.store.delete(loc);
-    // A marker from before this execution started was meant for an earlier run of the request.
-    if (!marker.success || marker.data.requested_at < since) return null;
-    return marker.data.reason;
-  }
-
-  /**
-   * Reads state.json with the ETag of exactly the bytes read: a compare-and-swap against it then
-   * fails if anyone wrote in between. (A read racing a write is simply read again.)
-   */
-  async readState(requestId: string): Promise<{ envelope: StateEnvelope; etag: string } | null> {
-    assertRequestId(requestId);
-    const loc = { bucket: this.options.config.bucket, key: requestKeys.state(requestId) };
-    for (let attempt = 1; ; attempt++) {
-      const before = await this.options.store.head(loc);
-      if (!before) return null;
-      let body: Buffer;
-      try {
-        body = await this.options.store.get(loc);
-      } catch (err) {
-        if (isNotFound(err)) return null;
-        throw err;
-      }
-      const after = await this.options.store.head(loc);
-      if (after?.etag === before.etag || attempt >= 5) {
-        return { envelope: parseStateFile(body.toString('utf8'), `requests/${requestId}/metadata/state.json`), etag: before.etag };
-      }
-    }
-  }
-
-  async readResult(requestId: string): Promise<FinalResult | null> {
-    assertRequestId(requestId);
-    try {
-      const body = await this.options.store.get({ bucket: this.options.config.bucket, key: requestKeys.final(requestId) });
-      return FinalResultSchema.parse(JSON.parse(body.toString('utf8')));
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
-  }
-
-  /** Where a request stands, from memory when it runs here, else from its state.json. */
-  async status(requestId: string): Promise<ProgressView | null> {
-    const execution = this.executions.get(requestId);
-    if (execution) return execution.view();
-    const state = await this.readState(requestId);
-    if (!state) return null;
-    const { envelope } = state;
-    return { request_id: requestId, status: envelope.status, state: envelope.state, progress: envelope.progress, error: envelope.error };
   }
 
   /** Stops every local execution without touching its state, so another process can resume it. */
@@ -442,28 +377,8 @@ export class Orchestrator {
   }
 
   private async create(request: PipelineRequest, requestId: string, settings: PipelineContext['settings'], now: number): Promise<Handle> {
-    const execution = new Execution({
-      machine: this.machine,
-      start: {
-        input: {
-          request_id: requestId,
-          video_uri: request.video_uri,
-          query: request.query,
-          settings,
-          started_at: now,
-        },
-      },
-      writer: this.writer(requestId, null),
-      owner: this.owner,
-      leaseTtlMs: this.leaseTtlMs,
-      now: this.now,
-      fenced: this.capabilities?.conditionalWrites ?? false,
-      storedEtag: () => this.storedEtag(requestId),
-      ...(this.options.logger ? { logger: this.options.logger } : {}),
-      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
-      cancelRequested: (since) => this.takeCancelMarker(requestId, since),
-    });
-    return this.register(execution, 'new');
+    const input = { request_id: requestId, video_uri: request.video_uri, query: request.query, settings, started_at: now };
+    return this.register(this.execution(requestId, { input }, null), 'new');
   }
 
   /** A known id: finished ones answer from the store, live ones are joined, orphans resumed. */
@@ -485,21 +400,26 @@ export class Orchestrator {
   private async launch(envelope: StateEnvelope, etag: string, redrive: boolean, ifLost: 'watch' | 'leave' = 'watch'): Promise<Handle> {
     const requestId = envelope.request_id;
     const snapshot = await this.withInterrupted(envelope);
-    const execution = new Execution({
+    const execution = this.execution(requestId, { snapshot, created_at: envelope.created_at, seq: envelope.seq, redrive }, etag);
+    this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
+    return this.register(execution, redrive ? 'redrive' : 'resume', ifLost);
+  }
+
+  /** An execution of a request, new (`etag` null) or restored from the state.json of that ETag. */
+  private execution(requestId: string, start: ExecutionOptions['start'], etag: string | null): Execution {
+    return new Execution({
       machine: this.machine,
-      start: { snapshot: snapshot as unknown as Snapshot<unknown>, created_at: envelope.created_at, seq: envelope.seq, redrive },
+      start,
       writer: this.writer(requestId, etag),
       owner: this.owner,
       leaseTtlMs: this.leaseTtlMs,
       now: this.now,
       fenced: this.capabilities?.conditionalWrites ?? false,
-      storedEtag: () => this.storedEtag(requestId),
+      storedEtag: () => this.requests.stateEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
-      cancelRequested: (since) => this.takeCancelMarker(requestId, since),
+      cancelRequested: (since) => this.requests.takeCancelMarker(requestId, since),
     });
-    this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });
-    return this.register(execution, redrive ? 'redrive' : 'resume', ifLost);
   }
 
   /**
@@ -564,14 +484,9 @@ export class Orchestrator {
     return { request_id: requestId, local: true, done, execution };
   }
 
-  private async storedEtag(requestId: string): Promise<string | null> {
-    const info = await this.options.store.head({ bucket: this.options.config.bucket, key: requestKeys.state(requestId) });
-    return info?.etag ?? null;
-  }
-
   /** Says who won (the owner in the lease now stored) and counts it; never fails. */
   private async lostRace(requestId: string, phase: LostRacePhase): Promise<void> {
-    const winner = await this.readState(requestId).then(
+    const winner = await this.requests.readState(requestId).then(
       (state) => state?.envelope.lease?.owner ?? null,
       () => null,
     );
@@ -627,11 +542,10 @@ export class Orchestrator {
   private async withInterrupted(envelope: StateEnvelope): Promise<StateEnvelope['snapshot']> {
     const markers = await readDispatches(this.options.store, this.options.config.bucket, envelope.request_id);
     if (markers.length === 0) return envelope.snapshot;
-    const context = envelope.snapshot.context as unknown as PipelineContext;
-    const { context: reconciled, interrupted } = recordInterrupted(context, markers, envelope.updated_at);
+    const { context, interrupted } = recordInterrupted(envelope.snapshot.context, markers, envelope.updated_at);
     if (interrupted === 0) return envelope.snapshot;
     this.options.logger?.info({ request_id: envelope.request_id, event: 'interrupted_attempts', count: interrupted });
-    return { ...envelope.snapshot, context: reconciled as unknown as StateEnvelope['snapshot']['context'] };
+    return { ...envelope.snapshot, context };
   }
 
   private writer(requestId: string, etag: string | null): StateWriter {
@@ -652,8 +566,8 @@ export class Orchestrator {
   private async watch(requestId: string): Promise<ExecutionOutcome> {
     for (;;) {
       await new Promise((r) => setTimeout(r, this.pollMs));
-      const state = await this.readState(requestId);
-      if (!state) throw new FaveFailure(faveError('REQUEST_NOT_FOUND', `request ${requestId} disappeared from the store`));
+      const state = await this.requests.readState(requestId);
+      if (!state) throw RequestRepository.missing(requestId, 'it disappeared from the store');
       const { envelope, etag } = state;
       if (envelope.status !== 'RUNNING') return this.outcomeOf(envelope);
       const lease = envelope.lease;
@@ -666,14 +580,9 @@ export class Orchestrator {
 
   private async outcomeOf(envelope: StateEnvelope): Promise<ExecutionOutcome> {
     const status = envelope.status === 'COMPLETED' ? 'COMPLETED' : 'FAILED';
-    const stored = await this.readResult(envelope.request_id).catch(() => null);
-    const context = envelope.snapshot.context as unknown as PipelineContext;
+    const stored = await this.requests.readResult(envelope.request_id).catch(() => null);
+    const context = envelope.snapshot.context;
     const result = stored ?? buildFinalResult(context, status, context.finished_at ?? envelope.updated_at);
     return { request_id: envelope.request_id, status, result, context };
   }
-}
-
-export function assertRequestId(requestId: string): void {
-  const parsed = RequestIdSchema.safeParse(requestId);
-  if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${parsed.error.issues[0]!.message}`));
 }

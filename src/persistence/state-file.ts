@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { FaveErrorSchema, FaveFailure, faveError } from '../domain/errors.ts';
 import { PipelineContextSchema, TopLevelStateSchema } from '../domain/context.ts';
+import { ProgressSummarySchema, RequestStatusSchema } from '../domain/progress.ts';
+import { LeaseSchema } from '../domain/request-view.ts';
 
 /**
  * state.json: a versioned envelope around the persisted XState snapshot of one request.
@@ -32,26 +34,6 @@ export const SnapshotSchema = z.looseObject({
     z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string(), input: z.unknown().transform(upgradeChildInput) }) }),
   ),
 });
-
-export const RequestStatusSchema = z.enum(['RUNNING', 'COMPLETED', 'FAILED']);
-export type RequestStatus = z.infer<typeof RequestStatusSchema>;
-
-export const LeaseSchema = z.object({
-  owner: z.string(),
-  acquired_at: z.number(),
-  expires_at: z.number(),
-});
-export type Lease = z.infer<typeof LeaseSchema>;
-
-export const ProgressSummarySchema = z.object({
-  clips_total: z.number().int(),
-  clips_done: z.number().int(),
-  clips_failed: z.number().int(),
-  frames_total: z.number().int(),
-  frames_done: z.number().int(),
-  invocations: z.number().int(),
-});
-export type ProgressSummary = z.infer<typeof ProgressSummarySchema>;
 
 export const StateEnvelopeSchema = z.object({
   format: z.literal(STATE_FORMAT),

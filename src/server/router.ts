@@ -3,11 +3,9 @@ import { z } from 'zod';
 import { RESPONSE_FORMATS, type Config, type ResponseFormat } from '../config/config.ts';
 import { REQUEST_ID_PATTERN } from '../domain/request.ts';
 import { FaveFailure, toFaveError, type ErrorCode, type FaveError } from '../domain/errors.ts';
-import type { PipelineContext } from '../domain/context.ts';
-import type { ExecutionOutcome, ProgressView } from '../orchestrator/execution.ts';
+import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
-import { allRecords } from '../domain/answer.ts';
-import { summarizeInvocations } from '../domain/invocations.ts';
+import { requestMetrics, type RequestView } from '../domain/request-view.ts';
 import { faveV1Answer, faveV1Error } from '../domain/fave-v1.ts';
 import { handleUi, renderSignIn } from './ui-routes.ts';
 import { allows, foreignOrigin, identify, mediaType, sessionCookie, type Access } from './auth.ts';
@@ -182,42 +180,32 @@ export function createRouter(deps: RouterDeps): Router {
 
   /** Status, current state, progress and a per-stage metrics summary. */
   async function status(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
-    const found = await inspect(id);
-    if (!found) return notFound(id);
-    const { view, context, updatedAt } = found;
-    const wall = (context.finished_at ?? Date.now()) - context.started_at;
+    const view = await inspect(id);
+    if (!view) return notFound(id);
     return json(200, {
       request_id: id,
       status: view.status,
       state: view.state,
-      profile: context.settings.profile,
-      query: context.query,
+      profile: view.context.settings.profile,
+      query: view.context.query,
       progress: view.progress,
-      metrics: summarizeInvocations(allRecords(context), Math.max(0, wall)),
+      metrics: requestMetrics(view),
       error: view.error ? publicError(view.error) : null,
-      running_here: orchestrator.get(id) !== undefined,
-      updated_at: updatedAt === null ? null : new Date(updatedAt).toISOString(),
+      running_here: view.local,
+      updated_at: view.updated_at === null ? null : new Date(view.updated_at).toISOString(),
       ...links(request, id),
     });
   }
 
-  async function inspect(id: string): Promise<{ view: ProgressView; context: PipelineContext; updatedAt: number | null } | null> {
-    const execution = orchestrator.get(id);
-    if (execution) return { view: execution.view(), context: execution.context, updatedAt: null };
-    const state = await orchestrator.readState(id);
-    if (!state) return null;
-    const { envelope } = state;
-    return {
-      view: { request_id: id, status: envelope.status, state: envelope.state, progress: envelope.progress, error: envelope.error },
-      context: envelope.snapshot.context as unknown as PipelineContext,
-      updatedAt: envelope.updated_at,
-    };
+  /** The one view of a request: live when it runs here, else from its state.json; null when unknown. */
+  function inspect(id: string): Promise<RequestView | null> {
+    return orchestrator.requests.view(id);
   }
 
   async function result(request: HttpRequestLike, id: string): Promise<HttpResponseLike> {
     const format = formatOf(request, config.responseFormat);
     if (typeof format !== 'string') return errorResponse(format);
-    const view = await orchestrator.status(id);
+    const view = await inspect(id);
     if (!view) return notFound(id);
     // A redriven request still has the final.json of its failed run: it is not the answer.
     if (view.status === 'RUNNING') {
@@ -229,13 +217,9 @@ export function createRouter(deps: RouterDeps): Router {
         ...links(request, id),
       });
     }
-    const final = await orchestrator.readResult(id);
+    const final = await orchestrator.requests.readResult(id);
     if (!final) return errorResponse(apiError(404, 'NOT_FOUND', `request ${id} is ${view.status} but has no metadata/final.json`));
-    if (format === 'fave-v1') {
-      const found = await inspect(id);
-      if (!found) return notFound(id);
-      return json(200, faveV1Answer({ request_id: id, status: view.status, result: final, context: found.context }));
-    }
+    if (format === 'fave-v1') return json(200, faveV1Answer({ request_id: id, status: view.status, result: final, context: view.context }));
     return json(200, final);
   }
 
@@ -268,7 +252,7 @@ export function createRouter(deps: RouterDeps): Router {
     }
     const execution = orchestrator.get(id);
     if (!execution || !orchestrator.cancel(id, parsed.data.reason ?? 'cancelled through the HTTP API')) {
-      const view = await orchestrator.status(id);
+      const view = await inspect(id);
       if (!view) return notFound(id);
       if (view.status !== 'RUNNING') {
         return errorResponse(apiError(409, 'ALREADY_FINISHED', `request ${id} has already finished (${view.status})`), { request_id: id, status: view.status });
@@ -357,9 +341,9 @@ export function createRouter(deps: RouterDeps): Router {
   }
 
   async function artifact(request: HttpRequestLike, id: string, name: string): Promise<HttpResponseLike> {
-    const found = await inspect(id);
-    if (!found) return notFound(id);
-    return serveArtifact({ store: orchestrator.store, context: found.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
+    const view = await inspect(id);
+    if (!view) return notFound(id);
+    return serveArtifact({ store: orchestrator.store, context: view.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
   }
 
   function signInPage(request: HttpRequestLike, status = 200, message: string | null = null): HttpResponseLike {

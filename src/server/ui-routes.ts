@@ -5,7 +5,7 @@ import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { contentSecurityPolicy } from '../ui/html.ts';
 import { liveFeedOf } from '../ui/live-feed.ts';
 import { renderListPage, renderMessagePage, renderRequestPage, renderSignInPage } from '../ui/page.ts';
-import { listRequestSummaries, loadRequestView } from '../ui/view.ts';
+import { listRequestSummaries, loadRequestPage } from '../ui/view.ts';
 
 /**
  * The UI under `/ui`:
@@ -100,7 +100,7 @@ async function answer(path: string, asJson: boolean, orchestrator: Orchestrator,
       id = match[2]!;
     }
     if (!REQUEST_ID_PATTERN.test(id)) return asJson ? json(400, { error: { code: 'BAD_REQUEST', message: BAD_ID } }) : html(400, renderMessagePage('Bad request', BAD_ID), false);
-    const view = await loadRequestView(orchestrator, id);
+    const view = await loadRequestPage(orchestrator, id);
     if (!view) return notFound(`request ${id}`, asJson);
     return asJson ? json(200, view) : html(200, renderRequestPage(view, { mode: 'live' }));
   } catch (err) {

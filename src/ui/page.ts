@@ -4,7 +4,7 @@ import { LIST_SCRIPT, REQUEST_SCRIPT, STYLES } from './assets.ts';
 import { renderAnswer, type MediaLinks } from './answer-html.ts';
 import { escapeXml, htmlDocument, scriptJson } from './html.ts';
 import { renderMachineSvg } from './statechart-svg.ts';
-import type { RequestSummary, RequestView } from './view.ts';
+import type { RequestPageView, RequestSummary } from './view.ts';
 
 /**
  * The HTML pages. The request page is the same document live and as a report: the embedded
@@ -53,7 +53,7 @@ export function liveMedia(requestId: string): MediaLinks {
   return { picture: at, video: at };
 }
 
-export function renderRequestPage(view: RequestView, options: RequestPageOptions): string {
+export function renderRequestPage(view: RequestPageView, options: RequestPageOptions): string {
   const live = options.mode === 'live';
   const id = escapeXml(view.request_id);
   const media = options.media ?? (live ? liveMedia(view.request_id) : { picture: () => null, video: () => null });

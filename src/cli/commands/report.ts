@@ -5,7 +5,8 @@ import { faveError, toFaveError } from '../../domain/errors.ts';
 import type { Orchestrator } from '../../orchestrator/orchestrator.ts';
 import { renderRequestPage } from '../../ui/page.ts';
 import { DEFAULT_MAX_EMBED_BYTES, prepareReportMedia } from '../../ui/report-media.ts';
-import { loadRequestViewAndContext, type RequestView } from '../../ui/view.ts';
+import { liveFeedOf } from '../../ui/live-feed.ts';
+import { pageViewOf, type RequestPageView } from '../../ui/view.ts';
 import { EXIT, exitFlushed, fail, requestId, withApp } from '../shared.ts';
 
 export interface ReportOptions {
@@ -17,19 +18,19 @@ export interface ReportOptions {
 
 export interface Report {
   html: string;
-  view: RequestView;
+  view: RequestPageView;
   embedded: number;
   leftOut: number;
 }
 
 /** The request page as one static HTML file: the view and the thumbnails are embedded, nothing is fetched. */
 export async function renderReport(orchestrator: Orchestrator, id: string, options: ReportOptions = {}): Promise<Report | null> {
-  const loaded = await loadRequestViewAndContext(orchestrator, id);
-  if (!loaded) return null;
-  const { view, context } = loaded;
+  const request = await orchestrator.requests.view(id);
+  if (!request) return null;
+  const view = pageViewOf(request, liveFeedOf(orchestrator).records(id));
   const media = await prepareReportMedia({
     store: orchestrator.store,
-    context,
+    context: request.context,
     answer: view.answer,
     baseUrl: options.baseUrl ?? null,
     maxEmbedBytes: options.maxEmbedBytes ?? DEFAULT_MAX_EMBED_BYTES,

@@ -57,31 +57,10 @@ export function registerServe(program: Command): void {
         // The line for a person (the log above is for machines), with addresses a browser opens.
         const base = browsableUrl(server.url);
         process.stdout.write(`fave serve: API ${base}/  UI ${base}/ui  (stages: ${app.config.gatewayUrl ?? 'local'}, store: ${app.store.kind}; Ctrl-C stops)\n`);
-        // Requests whose owner is gone (a replica killed, a pod evicted) are taken over at start,
-        // then as soon as the earliest lease of another owner could have run out (at least once
-        // per lease period), so a dead owner's requests move within about one lease period.
-        let sweep: NodeJS.Timeout | null = null;
-        let stopping = false;
-        if (app.config.resumeOnStart) {
-          const resumeOrphans = () => {
-            sweep = null;
-            void app.orchestrator
-              .resumeOrphans()
-              .then((ids) => {
-                if (ids.length > 0) app.logger.info({ event: 'resumed_orphans', request_ids: ids });
-              })
-              .catch((err: unknown) => app.logger.error({ event: 'resume_orphans_failed', error: toFaveError(err) }))
-              .finally(() => {
-                if (stopping) return;
-                sweep = setTimeout(resumeOrphans, app.orchestrator.orphanSweepDueInMs(app.config.leaseTtlMs));
-                sweep.unref();
-              });
-          };
-          resumeOrphans();
-        }
+        // Requests whose owner is gone (a replica killed, a pod evicted) are taken over at start and then as their leases run out.
+        const sweeps = app.config.resumeOnStart ? app.startOrphanSweeps() : null;
         const signal = await nextSignal();
-        stopping = true;
-        if (sweep) clearTimeout(sweep);
+        void sweeps?.stop();
         app.logger.info({ event: 'shutting_down', signal, requests_running: app.orchestrator.running().length });
         // A second signal during the drain means "now".
         const force = () => process.exit(130);

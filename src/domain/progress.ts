@@ -1,19 +1,34 @@
-import type { StateValue } from 'xstate';
-import { TOP_LEVEL_STATES, type PipelineContext, type TopLevelState } from '../domain/context.ts';
-import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
+import { z } from 'zod';
+import { TOP_LEVEL_STATES, type PipelineContext, type TopLevelState } from './context.ts';
 
-export function topLevelState(value: StateValue): TopLevelState {
+/** A machine's state value: a state name, or a state and its substates (`{ DETECT: 'detecting' }`). */
+export type MachineValue = string | { [state: string]: MachineValue | undefined };
+
+export const RequestStatusSchema = z.enum(['RUNNING', 'COMPLETED', 'FAILED']);
+export type RequestStatus = z.infer<typeof RequestStatusSchema>;
+
+export const ProgressSummarySchema = z.object({
+  clips_total: z.number().int(),
+  clips_done: z.number().int(),
+  clips_failed: z.number().int(),
+  frames_total: z.number().int(),
+  frames_done: z.number().int(),
+  invocations: z.number().int(),
+});
+export type ProgressSummary = z.infer<typeof ProgressSummarySchema>;
+
+export function topLevelState(value: MachineValue): TopLevelState {
   const key = typeof value === 'string' ? value : Object.keys(value)[0];
   return (TOP_LEVEL_STATES as readonly string[]).includes(key ?? '') ? (key as TopLevelState) : 'INIT';
 }
 
 /** A request is terminal once COMPLETED, or FAILED with its report written. */
-export function isTerminal(value: StateValue): boolean {
+export function isTerminal(value: MachineValue): boolean {
   if (value === 'COMPLETED') return true;
-  return typeof value === 'object' && (value as Record<string, unknown>).FAILED === 'settled';
+  return typeof value === 'object' && value.FAILED === 'settled';
 }
 
-export function requestStatus(value: StateValue): RequestStatus {
+export function requestStatus(value: MachineValue): RequestStatus {
   const top = topLevelState(value);
   return top === 'COMPLETED' ? 'COMPLETED' : top === 'FAILED' ? 'FAILED' : 'RUNNING';
 }
