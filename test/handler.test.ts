@@ -5,6 +5,7 @@ import { createMetrics } from '../src/server/metrics.ts';
 import { createRouter } from '../src/server/router.ts';
 import { MAX_BODY_BYTES } from '../src/server/validate.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -177,6 +178,28 @@ describe('handler.ts with the Node template event/context', () => {
       expect(refused.status).toBe(503);
       expect(refused.json.error).toMatchObject({ code: 'BAD_CONFIG' });
       expect(refused.json.error.message).toMatch(/FAVE_API_TOKENS is not set/);
+    } finally {
+      await closeHandler();
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
+  });
+
+  it('the default export takes over orphans at every sweep, not only at its first call', async () => {
+    // Short leases: the function's sweeps come at least once per lease period.
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, latencyMs: 150 }, env: { LEASE_TTL_MS: '1500' } });
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, h.env, { RESUME_ON_START: 'true' });
+      // The first call starts the function, and with it its first sweep.
+      expect((await invoke(handle, event('GET', '/healthz'))).status).toBe(200);
+      // Another process runs a request under its lease, then stops driving it (a redeploy).
+      await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'orphaned' });
+      await until(async () => (await h!.readState('orphaned').catch(() => null))?.state === 'CLIP', { timeoutMs: 20_000, message: 'the request to reach CLIP' });
+      await h.app.orchestrator.close();
+      expect((await h.readState('orphaned')).status).toBe('RUNNING');
+      // No further call reaches the function: only a later sweep of its own can finish it.
+      await until(async () => (await h!.readState('orphaned')).status === 'COMPLETED', { timeoutMs: 30_000, message: 'the function to take the orphan over and finish it' });
     } finally {
       await closeHandler();
       for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
