@@ -1,9 +1,11 @@
 import { Agent, request } from 'undici';
-import { DEFAULT_STAGE_NAMES, type StageKey } from '../src/config.ts';
-import { StageResponseSchema, describeZodIssue, type StageResponse } from '../src/contracts/stage.ts';
-import { inputExtension } from '../src/persistence/input-import.ts';
+
+import { StageResponseSchema, type StageResponse } from '../src/transport/contract.ts';
+import { inputExtension } from '../src/input/import.ts';
 import { formatS3Uri, parseS3Uri, requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';
-import { buildStageRequest, extractFacts, type StageFacts } from '../src/services/stages.ts';
+import { buildStageRequest, extractFacts } from '../src/transport/stage-facts.ts';
+import { describeZodIssue } from '../src/lib/zod-issue.ts';
+import { DEFAULT_STAGE_NAMES, type StageKey, type StageFacts } from '../src/domain/stage.ts';
 
 /**
  * The orchestration algorithm this project replaces (DESIGN §1), rebuilt faithfully so it can

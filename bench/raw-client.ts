@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
-import type { StageRequest } from '../src/contracts/stage.ts';
-import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/services/transport.ts';
+import type { StageRequest } from '../src/transport/contract.ts';
+import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/transport/transport.ts';
 
 /** One stage call as it went over the wire. */
 export interface RecordedCall {

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { createActor, type Snapshot } from 'xstate';
-import type { StageRequest } from '../src/contracts/stage.ts';
-import { createPipelineMachine } from '../src/machine/pipeline.machine.ts';
-import { inputOfContext, type PipelineContext } from '../src/machine/context.ts';
+import type { StageRequest } from '../src/transport/contract.ts';
+import { pipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { createActors } from '../src/orchestrator/actors.ts';
+import { inputOfContext, type PipelineContext } from '../src/domain/context.ts';
 import { parseStateFile } from '../src/persistence/state-file.ts';
 import type { Store } from '../src/persistence/store.ts';
-import { createLimiter } from '../src/services/limiter.ts';
-import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/services/transport.ts';
+import { createLimiter } from '../src/lib/limiter.ts';
+import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/transport/transport.ts';
 
 /**
  * What a resume costs before any stage is called again: read state.json, parse and validate
@@ -47,7 +48,7 @@ const inputOf = inputOfContext;
  * first of them, paid while the parsing and machine code paths are still cold.
  */
 export async function timeResume(path: string, store: Store, reps: number): Promise<ResumeTiming & { first_ms: number }> {
-  const machine = createPipelineMachine({ transport: new UnreachableTransport(), store, limiter: createLimiter(256) });
+  const machine = pipelineMachine.provide({ actors: createActors({ transport: new UnreachableTransport(), store, limiter: createLimiter(256) }) });
   const runs: ResumeTiming[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();

@@ -140,8 +140,8 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const peaks = memory.stop();
   if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
   if (capturing) await capturing;
-  const { callbackKeys } = await import('../src/services/callbacks.ts');
-  const { percentile } = await import('../src/services/metrics.ts');
+  const { callbackKeys } = await import('../src/transport/callbacks.ts');
+  const { percentile } = await import('../src/domain/invocations.ts');
   const result: WorkerResult = {
     wall_ms: wall,
     invocations: outcome.result.metrics.invocations,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createApp, type App } from '../src/app.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import type { StageTransport } from '../src/services/transport.ts';
+import type { StageTransport } from '../src/transport/transport.ts';
 
 export const BUCKET = 'fave-artifacts';
 

@@ -1,15 +1,16 @@
 import type { Logger } from 'pino';
-import { loadConfig, type Config } from './config.ts';
-import { createLogger } from './logger.ts';
+import { loadConfig, type Config } from './config/config.ts';
+import { createLogger } from './lib/logger.ts';
 import { Orchestrator } from './orchestrator/orchestrator.ts';
-import { openStore } from './persistence/open-store.ts';
+import { openStore } from './config/open-store.ts';
 import type { Store } from './persistence/store.ts';
-import { HttpTransport } from './services/http-transport.ts';
-import type { StageTransport } from './services/transport.ts';
-import { AsyncStageCaller } from './services/async-transport.ts';
-import { CallbackInbox } from './services/callbacks.ts';
+import { HttpTransport } from './transport/http-transport.ts';
+import type { StageTransport } from './transport/transport.ts';
+import { AsyncStageCaller } from './transport/async-transport.ts';
+import { CallbackInbox } from './transport/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
 import { importLocalStages } from './stages/load-local.ts';
+import { createInspector } from './visualize/inspect.ts';
 
 export interface App {
   config: Config;
@@ -37,7 +38,8 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const store = await openStore(config.store);
   const transport = options.transport ?? (await createTransport(config, store, options.env ?? process.env));
   const callbacks = createCallbacks(config, store, logger, transport);
-  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks });
+  const inspector = await createInspector(options.env ?? process.env);
+  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, ...(inspector ? { inspect: inspector.inspect } : {}) });
   return {
     config,
     logger,
@@ -50,6 +52,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       await callbacks?.caller?.close();
       await transport.close();
       await store.close();
+      inspector?.stop();
       logger.flush();
     },
   };

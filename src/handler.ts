@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { createApp, type App } from './app.ts';
-import { toFaveError } from './errors.ts';
+import { toFaveError } from './domain/errors.ts';
 import { createMetrics } from './server/metrics.ts';
 import { createRouter, type Router } from './server/router.ts';
-import { describeAuth } from './server/auth.ts';
+import { describeAuth } from './config/api-tokens.ts';
 import { serveAuth } from './server/http-server.ts';
 import type { HttpRequestLike, HttpResponseLike } from './server/types.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, IPV4_RANGES, IPV6_RANGES, type AddressRange } from '../src/services/addresses.ts';
+import { classifyAddress, IPV4_RANGES, IPV6_RANGES, type AddressRange } from '../src/input/addresses.ts';
 import { checkVideoUri } from '../src/server/validate.ts';
 
 /** The first and the last address of a range, as text. */

@@ -4,7 +4,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import type { Store } from '../src/persistence/store.ts';
 import { parseRange, serveArtifact } from '../src/server/artifact-route.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import { locateArtifact, type ArtifactContext } from '../src/services/request-artifacts.ts';
+import { locateArtifact, type ArtifactContext } from '../src/persistence/request-artifacts.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { artifactKeys, resolveScript } from './support/gateway-script.ts';
 import { s3StoreOn, startS3rver } from './support/s3rver.ts';

@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { FaveFailure } from '../src/errors.ts';
+import { FaveFailure } from '../src/domain/errors.ts';
 import {
   interpretDetections,
   interpretTranscript,
   parseTimestamps,
   readTarGzMember,
   readTarGzMembers,
-} from '../src/services/artifacts.ts';
-import { COCO_LABELS, cocoLabelForId } from '../src/services/coco.ts';
+} from '../src/transport/artifacts.ts';
+import { COCO_LABELS, cocoLabelForId } from '../src/domain/query/coco.ts';
 
 type Entry =
   | { name: string; content: string | Buffer }

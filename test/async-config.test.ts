@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, stageCallMode } from '../src/config.ts';
-import { FaveFailure } from '../src/errors.ts';
+import { loadConfig, stageCallMode } from '../src/config/config.ts';
+import { FaveFailure } from '../src/domain/errors.ts';
 
 let dir: string;
 const SECRET = 'a-callback-secret-of-some-length';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TASK_ID_PATTERN, callbackToken, callbackUrl, parseStartTime, verifyCallbackToken } from '../src/services/callbacks.ts';
+import { TASK_ID_PATTERN, callbackToken, callbackUrl, parseStartTime, verifyCallbackToken } from '../src/transport/callbacks.ts';
 
 const SECRET = 'unit-test-callback-secret-01';
 const address = { request_id: 'req-1', task_id: 'clip-3/deepspeech', run: 0, attempt: 2 };

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FinalResultSchema } from '../src/contracts/result.ts';
+import { FinalResultSchema } from '../src/domain/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { runFave } from './support/child.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';

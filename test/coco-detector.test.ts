@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
-import { COCO_LABELS } from '../src/services/coco.ts';
+import { COCO_LABELS } from '../src/domain/query/coco.ts';
 import { COCO_TFJS_MISSING, COCO_TFJS_MODEL, CocoTfjsDetector } from '../src/stages/local/coco-tfjs.ts';
 import { objectDetectorStage } from '../src/stages/local/object-detector.ts';
 import { SessionCache } from '../src/stages/local/onnx-runtime.ts';

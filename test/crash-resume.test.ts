@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Store } from '../src/persistence/s3-store.ts';
 import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
 import { requestKeys } from '../src/persistence/store.ts';
-import { FinalResultSchema, type FinalResult } from '../src/contracts/result.ts';
+import { FinalResultSchema, type FinalResult } from '../src/domain/result.ts';
 import { s3StoreOn, startS3rver, type RunningS3rver } from './support/s3rver.ts';
 import { startTestGateway, type TestGateway, type CallRecord } from './support/test-gateway.ts';
 import { runFave } from './support/child.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
-import { COCO_LABELS } from '../src/services/coco.ts';
+import { COCO_LABELS } from '../src/domain/query/coco.ts';
 import { closeLocalStages, createLocalStages } from '../src/stages/local/index.ts';
 import { loadOnnxRuntime } from '../src/stages/local/onnx-runtime.ts';
 import {

@@ -2,10 +2,11 @@ import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DispatchJournal, clearDispatches, dispatchPrefix, readDispatches, type DispatchMarker } from '../src/persistence/dispatch-journal.ts';
+import { DispatchJournal, clearDispatches, dispatchPrefix, readDispatches } from '../src/persistence/dispatch-journal.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import type { Store } from '../src/persistence/store.ts';
 import { startS3rverStore } from './support/s3rver.ts';
+import { type DispatchMarker } from '../src/domain/invocations.ts';
 
 const BUCKET = 'fave-artifacts';
 const marker = (n: number): DispatchMarker => ({

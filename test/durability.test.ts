@@ -6,7 +6,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { createApp } from '../src/app.ts';
 import { pino } from 'pino';
 import { requestKeys } from '../src/persistence/store.ts';
-import { FinalResultSchema } from '../src/contracts/result.ts';
+import { FinalResultSchema } from '../src/domain/result.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
 import { runFave } from './support/child.ts';

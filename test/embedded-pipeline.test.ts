@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createApp } from '../src/app.ts';
-import { FinalResultSchema, type FinalResult } from '../src/contracts/result.ts';
+import { FinalResultSchema, type FinalResult } from '../src/domain/result.ts';
 import { makeNotAVideo, makeSilentVideo, makeToneBurstVideo } from './support/media.ts';
 import { runFave } from './support/child.ts';
 

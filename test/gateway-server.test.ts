@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { ConnectionReset, startGatewayServer } from '../src/gateway/server.ts';
-import type { FunctionCall, FunctionHandler, GatewayServer, GatewayServerOptions } from '../src/gateway/types.ts';
+import { ConnectionReset, startGatewayServer } from '../src/stages/gateway/server.ts';
+import type { FunctionCall, FunctionHandler, GatewayServer, GatewayServerOptions } from '../src/stages/gateway/types.ts';
 import { startHttpSink, type HttpSink } from './support/http-sink.ts';
 import { until } from './support/until.ts';
 

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import { importInput, inputExtension } from '../src/persistence/input-import.ts';
+import { importInput, inputExtension } from '../src/input/import.ts';
 import { requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';
 import { startS3rverStore } from './support/s3rver.ts';
 import { failureOf } from './support/fixtures.ts';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StageResponseSchema, type Fanout, type StageRequest } from '../src/contracts/stage.ts';
+import { StageResponseSchema, type StageRequest } from '../src/transport/contract.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
 import { unpackTarGz } from '../src/stages/local/archive.ts';
@@ -14,6 +14,7 @@ import { speechArgv, splitCommandLine } from '../src/stages/local/speech.ts';
 import { startLocalGateway } from '../src/stages/local/serve.ts';
 import { makeNotAVideo, makeSilentVideo, makeToneBurstVideo } from './support/media.ts';
 import { until } from './support/until.ts';
+import { type Fanout } from '../src/domain/stage.ts';
 
 const BUCKET = 'fave-artifacts';
 const BURSTS: Array<[number, number]> = [

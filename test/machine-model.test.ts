@@ -1,23 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { fromPromise, type Actor, type AnyStateMachine, type EventObject } from 'xstate';
-import { createPipelineMachine, type PipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { fromCallback, fromPromise, type Actor, type AnyStateMachine, type EventObject } from 'xstate';
+import { pipelineMachine, type ImportInput, type ImportOutput, type PipelineMachine, type ResultInput, type ResultOutput } from '../src/machine/pipeline.machine.ts';
+import type { RunnerEvent, RunnerInput } from '../src/machine/work.ts';
 import { persistedSnapshotOf } from '../src/machine/persisted-snapshot.ts';
-import { type PipelineDeps } from '../src/machine/actors.ts';
-import type { PipelineContext, PipelineInput, Settings } from '../src/machine/context.ts';
-import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
+import type { PipelineContext, PipelineInput, StageCallInput, StageCallOutput } from '../src/domain/context.ts';
+
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 import { invocationRecord } from './support/fixtures.ts';
+import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
+import { type Settings } from '../src/domain/settings.ts';
 
-/** Dependencies that must never be reached: the model replaces every actor with an inert one. */
-const unreachable = (): never => {
-  throw new Error('the model test must not perform side effects');
-};
-const deps: PipelineDeps = {
-  transport: { kind: 'http', call: unreachable, close: unreachable },
-  store: new Proxy({}, { get: unreachable }) as PipelineDeps['store'],
-  limiter: { run: unreachable, active: 0, pending: 0 },
-};
-const inert = fromPromise(() => new Promise<never>(() => {}));
+/** The model sends every done/error event itself: the actors it runs never settle. */
+const inert = <Output, Input>() => fromPromise<Output, Input>(() => new Promise<never>(() => {}));
+const inertRunner = fromCallback<RunnerEvent, RunnerInput>(() => () => {});
 
 const settings = (tolerated: number, detector = true): Settings => ({
   bucket: 'fave-artifacts',
@@ -66,7 +61,7 @@ function pipelineEvents(clipCount: number) {
         break;
       case 'LIBROSA':
         for (const ok of [true, false]) {
-          events.push(callOutput('librosa', 'librosa', { kind: 'timestamps', uri: 's3://b/l.tgz', clip_times: [{ start_s: 0, end_s: 1 }], note: null }, ok));
+          events.push(callOutput('librosa', 'librosa', { kind: 'timestamps', uri: 's3://b/l.tgz', clip_times: [{ start_s: 0, end_s: 1 }] }, ok));
         }
         break;
       case 'CLIP': {
@@ -159,10 +154,15 @@ function uncovered(machine: AnyStateMachine, taken: Set<string>): string[] {
 
 describe('model-based: every transition of the machines is taken', () => {
   it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included), and its persisted snapshot at every step', () => {
-    const machine = createPipelineMachine(deps).provide({
-      // Inert stand-ins: the model sends the done/error events itself.
-      actors: { importInput: inert, writeResult: inert, stageCall: inert, runClips: inert, detectFrames: inert } as never,
-    }) as AnyStateMachine;
+    const machine: AnyStateMachine = pipelineMachine.provide({
+      actors: {
+        importInput: inert<ImportOutput, ImportInput>(),
+        writeResult: inert<ResultOutput, ResultInput>(),
+        stageCall: inert<StageCallOutput, StageCallInput>(),
+        runClips: inertRunner,
+        detectFrames: inertRunner,
+      },
+    });
     const taken = new Set<string>();
     let states = 0;
     let checked = 0;

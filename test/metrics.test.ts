@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { MetricsSummarySchema } from '../src/contracts/result.ts';
-import { faveError } from '../src/errors.ts';
+import { MetricsSummarySchema } from '../src/domain/result.ts';
+import { faveError } from '../src/domain/errors.ts';
 import {
   InvocationRecordSchema,
   percentile,
   summarizeInvocations,
   type InvocationRecord,
-} from '../src/services/metrics.ts';
+} from '../src/domain/invocations.ts';
 import { invocationRecord } from './support/fixtures.ts';
 
 let clock = 1_700_000_000_000;

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.ts';
 import { expectedClips, type ScriptOptions } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
-import type { ClipResult } from '../src/contracts/result.ts';
+import type { ClipResult } from '../src/domain/result.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import * as plan from '../src/machine/plan.ts';
-import { emptyProgress, type ClipState, type PipelineContext } from '../src/machine/context.ts';
+import { emptyProgress, type ClipState, type PipelineContext } from '../src/domain/context.ts';
 import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
-import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
+
 import { summarizeProgress } from '../src/orchestrator/progress.ts';
-import { allRecords } from '../src/services/aggregate.ts';
+import { allRecords } from '../src/domain/answer.ts';
 import { invocationRecord } from './support/fixtures.ts';
+import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
 
 const rec = (stage: string) => invocationRecord(stage);
 
@@ -23,8 +24,8 @@ function context(clips: ClipState[], over: Partial<PipelineContext> = {}): Pipel
       detector_enabled: true, min_confidence: 0.5, deadline_at: 1000,
     },
     started_at: 0, finished_at: null, input_uri: null, steps: {},
-    clip_times: null, clips_note: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
-    frames_pending: 0, failed_clips: 0, records: [], retrying: {}, error: null, failed_at: null, redrives: 0,
+    clip_times: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
+    frames_pending: 0, failed_clips: 0, records: [], retrying: {}, dispatched: {}, error: null, failed_at: null, redrives: 0,
     ...over,
   };
 }
@@ -32,7 +33,7 @@ function context(clips: ClipState[], over: Partial<PipelineContext> = {}): Pipel
 describe('retries in progress', () => {
   it('are kept by task id until their call settles, whichever way the result comes', () => {
     const failed = { ...rec('stage-deepspeech'), clip_index: 0, outcome: 'error' as const, http_status: 502 };
-    let ctx = context([clip(0, { status: 'running' }), clip(1, { status: 'running' })]);
+    let ctx = context([clip(0, { status: 'pending' }), clip(1, { status: 'pending' })]);
     ctx = { ...ctx, ...plan.recordRetry(ctx, 'clip-0/deepspeech', failed) };
     ctx = { ...ctx, ...plan.recordRetry(ctx, 'clip-0/deepspeech', { ...failed, attempt: 2 }) };
     ctx = { ...ctx, ...plan.recordRetry(ctx, 'librosa', failed) };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MatchSchema } from '../src/contracts/result.ts';
-import { COCO_LABELS, cocoLabelForTerm } from '../src/services/coco.ts';
+import { MatchSchema } from '../src/domain/result.ts';
+import { COCO_LABELS, cocoLabelForTerm } from '../src/domain/query/coco.ts';
 import {
   DEFAULT_MIN_CONFIDENCE,
   matchClips,
@@ -8,7 +8,7 @@ import {
   parseQuery,
   singularize,
   type MatchableClip,
-} from '../src/services/query.ts';
+} from '../src/domain/query/match.ts';
 
 function clip(
   index: number,

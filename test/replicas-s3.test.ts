@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
-import { FinalResultSchema } from '../src/contracts/result.ts';
+import { FinalResultSchema } from '../src/domain/result.ts';
 import type { S3Store } from '../src/persistence/s3-store.ts';
 import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
 import { requestKeys } from '../src/persistence/store.ts';

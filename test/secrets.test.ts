@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import { redactUrl, scrubSecrets } from '../src/services/redact.ts';
+import { redactUrl, scrubSecrets } from '../src/lib/redact.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 let h: Harness | null = null;

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { requestKeys } from '../src/persistence/store.ts';
-import { s3InputRefusal } from '../src/persistence/s3-input-rules.ts';
+import { s3InputRefusal } from '../src/input/s3-input-rules.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 

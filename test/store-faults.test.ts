@@ -4,7 +4,7 @@ import { mkdtemp, open, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { toFaveError } from '../src/errors.ts';
+import { toFaveError } from '../src/domain/errors.ts';
 import { withFileLock } from '../src/persistence/fs-lock.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { requestKeys } from '../src/persistence/store.ts';

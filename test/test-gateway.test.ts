@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { StageResponseSchema, type StageOutput } from '../src/contracts/stage.ts';
+import { StageResponseSchema } from '../src/transport/contract.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
 import { makeTarGz, readTarGz } from './support/archives.ts';
+import { type StageOutput } from '../src/domain/stage.ts';
 import {
   expectedClips,
   startTestGateway,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderReport } from '../src/cli/commands/report.ts';
 import { highlightTranscript } from '../src/ui/answer-html.ts';
 import { buildAnswer, pickThumbnails, type AnswerContext } from '../src/ui/answer.ts';
-import { handleUi } from '../src/ui/routes.ts';
+import { handleUi } from '../src/server/ui-routes.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -57,7 +57,7 @@ describe('the verdict', () => {
 
   it('says what is there when there is no query, and how far a running request is', () => {
     expect(buildAnswer(context(null, [clip(0), clip(1)]), 'COMPLETED').verdict).toEqual({ kind: 'no-query', text: '2 clips; no query was given, so none is ranked' });
-    const running = buildAnswer(context('car', [clip(0, { transcript: 'car' }), { ...clip(1), status: 'running' }]), 'RUNNING');
+    const running = buildAnswer(context('car', [clip(0, { transcript: 'car' }), { ...clip(1), status: 'pending' }]), 'RUNNING');
     expect(running.verdict).toEqual({ kind: 'running', text: 'running: 1 of 2 clips analysed; 1 matching so far' });
   });
 

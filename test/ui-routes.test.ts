@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { TOP_LEVEL_STATES } from '../src/machine/context.ts';
+import { TOP_LEVEL_STATES } from '../src/domain/context.ts';
 import type { HttpResponseLike } from '../src/server/types.ts';
-import { handleUi } from '../src/ui/routes.ts';
+import { handleUi } from '../src/server/ui-routes.ts';
 import type { RequestSummary, RequestView } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { until } from './support/until.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STAGE_NAMES } from '../src/config.ts';
-import type { InvocationRecord } from '../src/services/metrics.ts';
+
+import type { InvocationRecord } from '../src/domain/invocations.ts';
 import {
   buildTimeline,
   criticalPath,
@@ -15,6 +15,7 @@ import {
 } from '../src/ui/timeline.ts';
 import { liveStateValue } from '../src/ui/view.ts';
 import { invocationRecord } from './support/fixtures.ts';
+import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
 
 const N = DEFAULT_STAGE_NAMES;
 

@@ -4,12 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StageRequest } from '../src/contracts/stage.ts';
-import { FaveFailure } from '../src/errors.ts';
+import type { StageRequest } from '../src/transport/contract.ts';
+import { FaveFailure } from '../src/domain/errors.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import { importInput } from '../src/persistence/input-import.ts';
-import { HttpTransport } from '../src/services/http-transport.ts';
-import { StageResponseTooLarge, StageTimeout } from '../src/services/transport.ts';
+import { importInput } from '../src/input/import.ts';
+import { HttpTransport } from '../src/transport/http-transport.ts';
+import { StageResponseTooLarge, StageTimeout } from '../src/transport/transport.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 
 let servers: Server[] = [];

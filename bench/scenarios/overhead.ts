@@ -1,4 +1,4 @@
-import { HttpTransport } from '../../src/services/http-transport.ts';
+import { HttpTransport } from '../../src/transport/http-transport.ts';
 import { invocations } from '../ideal.ts';
 import { RawClient, RecordingTransport } from '../raw-client.ts';
 import { benchEnv, openApp, timeRequest } from '../workspace.ts';

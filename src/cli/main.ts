@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { FaveFailure, toFaveError } from '../errors.ts';
+import { FaveFailure, toFaveError } from '../domain/errors.ts';
 import { importLocalStages } from '../stages/load-local.ts';
 import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';

@@ -1,6 +1,6 @@
-import type { FinalResult } from '../contracts/result.ts';
+import type { FinalResult } from '../domain/result.ts';
 import type { ProgressView } from '../orchestrator/execution.ts';
-import { describeLocation, type FaveError } from '../errors.ts';
+import { describeLocation, type FaveError } from '../domain/errors.ts';
 
 const STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT'];
 

@@ -1,8 +1,8 @@
 import { createApp, type App } from '../app.ts';
 import { FsStore } from '../persistence/fs-store.ts';
 import { parseS3Uri } from '../persistence/store.ts';
-import { toFaveError, type FaveError } from '../errors.ts';
-import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
+import { toFaveError, type FaveError } from '../domain/errors.ts';
+import { REQUEST_ID_PATTERN } from '../domain/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import { InvalidArgumentError } from 'commander';
 import { reportOwnerWhileWaiting } from './ownership.ts';

@@ -1,6 +1,7 @@
-import type { StageKey } from '../config.ts';
-import type { StageFacts } from '../services/stages.ts';
-import type { ClipProgress, ClipState } from './context.ts';
+
+
+import type { ClipProgress, ClipState } from '../domain/context.ts';
+import { type StageKey, type StageFacts } from '../domain/stage.ts';
 
 /**
  * One clip's chain: compress (ffmpeg-2) → transcribe (deepspeech) → extract frames (ffmpeg-3).

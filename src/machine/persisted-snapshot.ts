@@ -1,5 +1,5 @@
 import type { Actor, Snapshot } from 'xstate';
-import type { PipelineContext } from './context.ts';
+import type { PipelineContext } from '../domain/context.ts';
 import type { PipelineMachine } from './pipeline.machine.ts';
 
 /**

@@ -1,12 +1,10 @@
-import { assign, setup } from 'xstate';
-import type { StageKey } from '../config.ts';
-import { LINEAR_FANOUT } from '../contracts/stage.ts';
-import { faveError, type FaveError } from '../errors.ts';
-import { createActors, framesToDetect, type DispatchEvent, type PipelineDeps, type RetryEvent, type RunnerEvent } from './actors.ts';
-import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from './context.ts';
+import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { faveError, type FaveError } from '../domain/errors.ts';
+import { framesToDetect, linearCall, type DispatchEvent, type RetryEvent, type RunnerEvent, type RunnerInput } from './work.ts';
+import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from '../domain/context.ts';
 import * as plan from './plan.ts';
 
-export { PIPELINE_SYSTEM_ID } from './actors.ts';
+export { PIPELINE_SYSTEM_ID } from './work.ts';
 
 export type PipelineEvent =
   | { type: 'CANCEL'; reason?: string }
@@ -14,20 +12,14 @@ export type PipelineEvent =
   | RunnerEvent
   | { type: `xstate.done.actor.${string}`; output: unknown };
 
-function stepCall(context: PipelineContext, stage: StageKey, inputUri: string): StageCallInput {
-  const { settings } = context;
-  return {
-    task_id: stage,
-    request_id: context.request_id,
-    profile: settings.profile,
-    function_name: settings.stage_names[stage],
-    task: { stage, input_uri: inputUri, fanout: LINEAR_FANOUT },
-    timeout_ms: settings.timeouts_ms[stage],
-    retry: settings.retry,
-    deadline_at: settings.deadline_at,
-    call_mode: settings.call_modes?.[stage] ?? 'sync',
-    run: context.redrives,
-  };
+export type ImportInput = Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings'>;
+export type ImportOutput = { input_uri: string };
+export type ResultInput = { status: 'COMPLETED' | 'FAILED' };
+export type ResultOutput = { final_uri: string };
+
+/** An actor the host has not provided: the definition alone describes the pipeline, it cannot run it. */
+function notProvided(name: string): never {
+  throw new Error(`the pipeline's "${name}" actor is not provided: run pipelineMachine.provide({ actors: createActors(deps) })`);
 }
 
 /** CANCEL from a running state: leaving it stops its actor, which aborts the calls in flight. */
@@ -44,21 +36,19 @@ function cancelFrom(at: RunningState) {
  *      → DETECT (per frame: object detector, then aggregate) → COMPLETED, or FAILED from anywhere.
  * FAILED is not final: REDRIVE resumes from the step that failed once its cause is fixed.
  */
-export function createPipelineMachine(deps: PipelineDeps) {
-  const actors = createActors(deps);
-
-  return setup({
+export const pipelineMachine = setup({
     types: {} as {
       input: PipelineInput;
       context: PipelineContext;
       events: PipelineEvent;
     },
+    // Placeholders with the implementations' types; hosts provide the real ones.
     actors: {
-      importInput: actors.importInput,
-      stageCall: actors.stageCall,
-      runClips: actors.runClips,
-      detectFrames: actors.detectFrames,
-      writeResult: actors.writeResult,
+      importInput: fromPromise<ImportOutput, ImportInput>(async () => notProvided('importInput')),
+      stageCall: fromPromise<StageCallOutput, StageCallInput>(async () => notProvided('stageCall')),
+      runClips: fromCallback<RunnerEvent, RunnerInput>(() => notProvided('runClips')),
+      detectFrames: fromCallback<RunnerEvent, RunnerInput>(() => notProvided('detectFrames')),
+      writeResult: fromPromise<ResultOutput, ResultInput>(async () => notProvided('writeResult')),
     },
     guards: {
       callSucceeded: (_, params: { output: StageCallOutput }) => params.output.facts !== null,
@@ -85,7 +75,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
           ? {
               records: [...context.records, ...params.output.records],
               retrying: plan.settleRetries(context.retrying, [params.output], (o) => o.task_id),
-              dispatched: plan.settleRetries(context.dispatched ?? {}, [params.output], (o) => o.task_id),
+              dispatched: plan.settleRetries(context.dispatched, [params.output], (o) => o.task_id),
             }
           : {}),
       })),
@@ -118,7 +108,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
       input_uri: null,
       steps: {},
       clip_times: null,
-      clips_note: null,
+      
       clips: [],
       clips_pending: 0,
       frames_pending: 0,
@@ -157,7 +147,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
         invoke: {
           id: 'ffmpeg0',
           src: 'stageCall',
-          input: ({ context }) => stepCall(context, 'ffmpeg0', context.input_uri!),
+          input: ({ context }) => linearCall(context, 'ffmpeg0', context.input_uri!),
           onDone: [
             {
               guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
@@ -177,7 +167,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
         invoke: {
           id: 'librosa',
           src: 'stageCall',
-          input: ({ context }) => stepCall(context, 'librosa', context.steps.ffmpeg0!.output_uri),
+          input: ({ context }) => linearCall(context, 'librosa', context.steps.ffmpeg0!.output_uri),
           onDone: [
             {
               guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
@@ -197,7 +187,7 @@ export function createPipelineMachine(deps: PipelineDeps) {
         invoke: {
           id: 'ffmpeg1',
           src: 'stageCall',
-          input: ({ context }) => stepCall(context, 'ffmpeg1', context.steps.librosa!.output_uri),
+          input: ({ context }) => linearCall(context, 'ffmpeg1', context.steps.librosa!.output_uri),
           onDone: [
             {
               guard: { type: 'callSucceeded', params: ({ event }) => ({ output: event.output }) },
@@ -303,7 +293,6 @@ export function createPipelineMachine(deps: PipelineDeps) {
         },
       },
     },
-  });
-}
+});
 
-export type PipelineMachine = ReturnType<typeof createPipelineMachine>;
+export type PipelineMachine = typeof pipelineMachine;

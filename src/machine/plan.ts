@@ -1,11 +1,11 @@
-import { faveError, describeLocation, type FaveError } from '../errors.ts';
-import { failureOf, type ClipStepResult, type FrameResult } from './actors.ts';
+import { faveError, describeLocation, type FaveError } from '../domain/errors.ts';
+import { failureOf, type ClipStepResult, type FrameResult } from './work.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
-import type { AsyncDispatch } from '../services/async-transport.ts';
-import type { DispatchMarker } from '../persistence/dispatch-journal.ts';
-import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from './context.ts';
-import { clipTaskId, emptyProgress, frameTaskId } from './context.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
+
+import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from '../domain/context.ts';
+import { clipTaskId, emptyProgress, frameTaskId, type AsyncDispatch } from '../domain/context.ts';
+import { type DispatchMarker } from '../domain/invocations.ts';
 
 /**
  * Pure bookkeeping of the pipeline machine: how finished work changes the context, when the
@@ -58,12 +58,12 @@ export function settleRetries<T, V>(retrying: Record<string, V>, settled: readon
 export function applyStep(context: PipelineContext, output: StageCallOutput): Partial<PipelineContext> {
   const records = [...context.records, ...output.records];
   const retrying = settleRetries(context.retrying, [output], (o) => o.task_id);
-  const dispatched = settleRetries(context.dispatched ?? {}, [output], (o) => o.task_id);
+  const dispatched = settleRetries(context.dispatched, [output], (o) => o.task_id);
   const facts = output.facts;
   if (!facts) return { records, retrying, dispatched };
   switch (facts.kind) {
     case 'timestamps':
-      return { records, retrying, dispatched, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times, clips_note: facts.note };
+      return { records, retrying, dispatched, steps: { ...context.steps, librosa: { output_uri: facts.uri } }, clip_times: facts.clip_times };
     case 'clips': {
       const clips: ClipState[] = facts.clips.map((c) => {
         const fallback = context.clip_times?.[c.index] ?? null;
@@ -122,7 +122,7 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     clips_pending: Math.max(0, context.clips_pending - ended),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.stage)),
-    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => clipTaskId(r.clip_index, r.stage)),
+    dispatched: settleRetries(context.dispatched, results, (r) => clipTaskId(r.clip_index, r.stage)),
   };
 }
 
@@ -174,7 +174,7 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
     frames_pending: Math.max(0, context.frames_pending - settled),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
-    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
+    dispatched: settleRetries(context.dispatched, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
   };
 }
 
@@ -193,7 +193,7 @@ export function recordInterrupted(context: PipelineContext, markers: readonly Di
   collect(context.records);
   for (const failed of Object.values(context.retrying)) collect(failed);
   // An async attempt still queued is continued by the resume: waited for, not lost.
-  for (const queued of Object.values(context.dispatched ?? {})) if (queued.dispatch_id !== undefined) known.add(queued.dispatch_id);
+  for (const queued of Object.values(context.dispatched)) if (queued.dispatch_id !== undefined) known.add(queued.dispatch_id);
   for (const clip of context.clips) {
     collect(clip.records);
     for (const frame of clip.frames) collect(frame.records);
@@ -282,7 +282,7 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     // A clip whose chain finished failed in detection: it is done, only its frames run again.
     return { ...clip, status: clip.progress.frames ? 'done' : 'pending', frames, error: null };
   });
-  const pending = clips.filter((c) => c.status === 'pending' || c.status === 'running').length;
+  const pending = clips.filter((c) => c.status === 'pending').length;
   return {
     clips,
     failed_clips: 0,

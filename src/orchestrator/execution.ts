@@ -1,11 +1,11 @@
 import { createActor, type Actor, type InspectionEvent, type Observer, type Snapshot, type StateValue } from 'xstate';
 import type { Logger } from 'pino';
-import { faveError, toFaveError, type FaveError } from '../errors.ts';
-import type { FinalResult } from '../contracts/result.ts';
-import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../machine/context.ts';
+import { faveError, toFaveError, type FaveError } from '../domain/errors.ts';
+import type { FinalResult } from '../domain/result.ts';
+import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../domain/context.ts';
 import { persistedSnapshotOf } from '../machine/persisted-snapshot.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
-import { buildFinalResult } from '../services/aggregate.ts';
+import { buildFinalResult } from '../domain/answer.ts';
 import { STATE_FORMAT, STATE_VERSION, type ProgressSummary, type StateEnvelope } from '../persistence/state-file.ts';
 import type { StateWriter } from '../persistence/state-writer.ts';
 import { isTerminal, requestStatus, summarizeProgress, topLevelState } from './progress.ts';

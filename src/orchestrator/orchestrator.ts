@@ -3,30 +3,30 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Snapshot } from 'xstate';
-import type { Config } from '../config.ts';
-import { FaveFailure, faveError, toFaveError } from '../errors.ts';
-import { FinalResultSchema, type FinalResult } from '../contracts/result.ts';
-import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../contracts/request.ts';
-import { createPipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
-import { buildFinalResult } from '../services/aggregate.ts';
+import type { InspectionEvent, Observer, Snapshot } from 'xstate';
+import type { Config } from '../config/config.ts';
+import { FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
+import { FinalResultSchema, type FinalResult } from '../domain/result.ts';
+import { PipelineRequestSchema, RequestIdSchema, type PipelineRequest } from '../domain/request.ts';
+import { pipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
+import { createActors } from './actors.ts';
+import { buildFinalResult } from '../domain/answer.ts';
 import pLimit from 'p-limit';
-import { createLimiter, type Limiter } from '../services/limiter.ts';
-import type { StageTransport } from '../services/transport.ts';
-import type { AsyncStageCaller } from '../services/async-transport.ts';
-import type { CallbackInbox } from '../services/callbacks.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
+import { createLimiter, type Limiter } from '../lib/limiter.ts';
+import type { StageTransport } from '../transport/transport.ts';
+import type { AsyncStageCaller } from '../transport/async-transport.ts';
+import type { CallbackInbox } from '../transport/callbacks.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
 import { parseStateFile, type StateEnvelope } from '../persistence/state-file.ts';
-import type { SourceAccess, SourcePolicy } from '../persistence/input-import.ts';
-import { redactUrl } from '../services/redact.ts';
+import type { SourceAccess, SourcePolicy } from '../input/import.ts';
+import { redactUrl } from '../lib/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
 import { recordInterrupted } from '../machine/plan.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
-import type { PipelineContext } from '../machine/context.ts';
+import type { PipelineContext } from '../domain/context.ts';
 import { Execution, type ExecutionOutcome, type ProgressView } from './execution.ts';
 import { resolveSettings } from './settings.ts';
-import { createInspector, type Inspector } from '../visualize/inspect.ts';
 
 export interface OrchestratorOptions {
   config: Config;
@@ -43,6 +43,8 @@ export interface OrchestratorOptions {
   now?: () => number;
   /** Async stage calls: where their callbacks are kept, and the caller (null without a gateway). */
   callbacks?: AsyncCalls | null;
+  /** Observes every actor, event and snapshot of the requests run here (a live inspector). */
+  inspect?: Observer<InspectionEvent>;
 }
 
 export interface AsyncCalls {
@@ -106,7 +108,6 @@ export class Orchestrator {
   private readonly retries = new Map<string, NodeJS.Timeout>();
   private closed = false;
   private dispatchBytesWritten = 0;
-  private inspector: Inspector | null = null;
   private readonly now: () => number;
   /** Earliest expiry of another owner's lease seen by the last orphan sweep (lease clock). */
   private nextForeignExpiry: number | null = null;
@@ -133,18 +134,20 @@ export class Orchestrator {
     this.pollMs = options.pollMs ?? 250;
     const offset = options.config.leaseClockOffsetMs;
     this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
-    this.machine = createPipelineMachine({
-      transport: options.transport,
-      store: options.store,
-      limiter: this.limiter,
-      asyncCalls: options.callbacks?.caller ?? null,
-      onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
-      sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
-      dispatches: {
-        record: (requestId, marker) => this.journalFor(requestId).record(marker),
-        unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
-      },
-      ...(options.logger ? { logger: options.logger } : {}),
+    this.machine = pipelineMachine.provide({
+      actors: createActors({
+        transport: options.transport,
+        store: options.store,
+        limiter: this.limiter,
+        asyncCalls: options.callbacks?.caller ?? null,
+        onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+        sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
+        dispatches: {
+          record: (requestId, marker) => this.journalFor(requestId).record(marker),
+          unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
+        },
+        ...(options.logger ? { logger: options.logger } : {}),
+      }),
     });
   }
 
@@ -170,7 +173,6 @@ export class Orchestrator {
   /** Probes the store once; a missing bucket or bad credentials fail here, not mid-request. */
   async init(): Promise<StoreCapabilities> {
     if (!this.capabilities) {
-      this.inspector = await createInspector();
       this.capabilities = await this.options.store.init();
       this.options.logger?.info({
         event: 'store_ready',
@@ -422,7 +424,6 @@ export class Orchestrator {
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     await Promise.all(this.background);
-    this.inspector?.stop();
   }
 
   /** The lease policy: another owner's lease that has not run out keeps this process off the request. */
@@ -459,7 +460,7 @@ export class Orchestrator {
       fenced: this.capabilities?.conditionalWrites ?? false,
       storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
-      ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
+      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     return this.register(execution, 'new');
@@ -494,7 +495,7 @@ export class Orchestrator {
       fenced: this.capabilities?.conditionalWrites ?? false,
       storedEtag: () => this.storedEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
-      ...(this.inspector ? { inspect: this.inspector.inspect } : {}),
+      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.takeCancelMarker(requestId, since),
     });
     this.options.logger?.info({ request_id: requestId, event: redrive ? 'redrive' : 'resume', state: envelope.state });

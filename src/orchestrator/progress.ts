@@ -1,5 +1,5 @@
 import type { StateValue } from 'xstate';
-import { TOP_LEVEL_STATES, type PipelineContext, type TopLevelState } from '../machine/context.ts';
+import { TOP_LEVEL_STATES, type PipelineContext, type TopLevelState } from '../domain/context.ts';
 import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
 
 export function topLevelState(value: StateValue): TopLevelState {

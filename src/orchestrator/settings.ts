@@ -1,6 +1,8 @@
-import { STAGE_KEYS, stageCallMode, stageTimeoutMs, type Config } from '../config.ts';
-import { FaveFailure, faveError } from '../errors.ts';
-import type { Settings } from '../machine/context.ts';
+import { stageCallMode, stageTimeoutMs, type Config } from '../config/config.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
+
+import { STAGE_KEYS } from '../domain/stage.ts';
+import { type Settings } from '../domain/settings.ts';
 
 /** Detections below this confidence do not make a clip match a query. */
 export const DEFAULT_MIN_CONFIDENCE = 0.5;

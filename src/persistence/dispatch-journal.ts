@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { DispatchMarkerSchema, type DispatchMarker } from '../domain/invocations.ts';
 import type { Appender, Store } from './store.ts';
 
 /**
@@ -14,29 +15,6 @@ import type { Appender, Store } from './store.ts';
  * append (the filesystem), else one small object per batch (S3); both under
  * `requests/{id}/metadata/dispatches/`, one JSON array of markers per line.
  */
-
-export interface DispatchMarker {
-  /** Unique per attempt; the attempt's invocation record carries it as `dispatch_id`. */
-  id: string;
-  task_id: string;
-  /** Function name. */
-  stage: string;
-  clip_index: number | null;
-  frame_index: number | null;
-  attempt: number;
-  /** Epoch ms when it was dispatched. */
-  at: number;
-}
-
-const DispatchMarkerSchema = z.object({
-  id: z.string(),
-  task_id: z.string(),
-  stage: z.string(),
-  clip_index: z.number().int().nullable(),
-  frame_index: z.number().int().nullable(),
-  attempt: z.number().int().positive(),
-  at: z.number(),
-});
 
 export const dispatchPrefix = (requestId: string) => `requests/${requestId}/metadata/dispatches/`;
 

@@ -4,7 +4,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 import { withFileLock } from './fs-lock.ts';
 import {
   notFound,

@@ -15,7 +15,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 import {
   formatS3Uri,
   notFound,

@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { ErrorCodes, FaveFailure, faveError } from '../errors.ts';
-import { ErrorSchema } from '../contracts/result.ts';
-import { STAGE_KEYS } from '../config.ts';
-import { TOP_LEVEL_STATES } from '../machine/context.ts';
+import { FaveErrorSchema, FaveFailure, faveError } from '../domain/errors.ts';
+import { PipelineContextSchema, TopLevelStateSchema } from '../domain/context.ts';
 
 /**
  * state.json: a versioned envelope around the persisted XState snapshot of one request.
@@ -12,109 +10,6 @@ import { TOP_LEVEL_STATES } from '../machine/context.ts';
 
 export const STATE_FORMAT = 'fave-state';
 export const STATE_VERSION = 1;
-
-/** An error as persisted: the result's error shape, with a code this version knows. */
-const ErrorValue = ErrorSchema.extend({ code: z.enum(ErrorCodes) });
-
-const RecordSchema = z.looseObject({
-  stage: z.string(),
-  clip_index: z.number().nullable(),
-  frame_index: z.number().nullable(),
-  attempt: z.number().int().min(1),
-  started_at: z.number(),
-  ended_at: z.number(),
-  latency_ms: z.number(),
-  outcome: z.string(),
-});
-
-const Unit = z.enum(['pending', 'running', 'done', 'failed']);
-
-const FrameSchema = z.looseObject({
-  index: z.number().int().nonnegative(),
-  uri: z.string(),
-  status: Unit,
-  detections: z.array(z.looseObject({ label: z.string(), confidence: z.number() })),
-  note: z.string().nullable(),
-  records: z.array(RecordSchema),
-  error: ErrorValue.nullable(),
-});
-
-const ProgressSchema = z.looseObject({
-  compressed_uri: z.string().nullable(),
-  transcript_uri: z.string().nullable(),
-  transcript: z.string().nullable(),
-  transcript_note: z.string().nullable(),
-  frames: z.array(z.looseObject({ index: z.number().int(), uri: z.string() })).nullable(),
-});
-
-const ClipSchema = z.looseObject({
-  index: z.number().int().nonnegative(),
-  uri: z.string(),
-  start_s: z.number().nullable(),
-  end_s: z.number().nullable(),
-  status: Unit,
-  progress: ProgressSchema,
-  frames: z.array(FrameSchema),
-  records: z.array(RecordSchema),
-  error: ErrorValue.nullable(),
-});
-
-const stageRecord = <T extends z.ZodType>(value: T) => z.object(Object.fromEntries(STAGE_KEYS.map((k) => [k, value])) as Record<(typeof STAGE_KEYS)[number], T>);
-
-export const SettingsSchema = z.looseObject({
-  bucket: z.string(),
-  profile: z.string(),
-  stage_names: stageRecord(z.string()),
-  timeouts_ms: stageRecord(z.number().positive()),
-  retry: z.looseObject({
-    max_attempts: z.number().int().min(1),
-    base_delay_ms: z.number().min(0),
-    max_delay_ms: z.number().min(0),
-    // Absent from state files written before the setting existed: its default then.
-    stop_on_repeated_error: z.boolean().default(true),
-  }),
-  max_concurrency: z.number().int().min(1),
-  tolerated_failure_pct: z.number().min(0).max(100),
-  detector_enabled: z.boolean(),
-  min_confidence: z.number(),
-  deadline_at: z.number(),
-});
-
-export const ContextSchema = z.looseObject({
-  request_id: z.string(),
-  video_uri: z.string(),
-  query: z.string().nullable(),
-  settings: SettingsSchema,
-  started_at: z.number(),
-  finished_at: z.number().nullable(),
-  input_uri: z.string().nullable(),
-  steps: z.record(z.string(), z.looseObject({ output_uri: z.string() })),
-  clip_times: z.array(z.looseObject({ start_s: z.number(), end_s: z.number() })).nullable(),
-  clips: z.array(ClipSchema),
-  clips_pending: z.number().int().min(0),
-  frames_pending: z.number().int().min(0),
-  failed_clips: z.number().int().min(0),
-  records: z.array(RecordSchema),
-  // Absent from state files written before retries were persisted.
-  retrying: z.record(z.string(), z.array(RecordSchema)).default({}),
-  // Absent from state files written before async calls existed.
-  dispatched: z
-    .record(
-      z.string(),
-      z.looseObject({
-        run: z.number().int().min(0),
-        attempt: z.number().int().min(1),
-        call_id: z.string().nullable(),
-        dispatched_at: z.number(),
-        timeout_ms: z.number().positive(),
-        dispatch_id: z.string().optional(),
-      }),
-    )
-    .default({}),
-  error: ErrorValue.nullable(),
-  failed_at: z.enum(TOP_LEVEL_STATES).nullable(),
-  redrives: z.number().int().min(0),
-});
 
 /**
  * A child's input as restored. State files written before the linear stages were sent `fanout: {}`
@@ -130,8 +25,8 @@ function upgradeChildInput(input: unknown): unknown {
 
 export const SnapshotSchema = z.looseObject({
   status: z.enum(['active', 'done', 'error', 'stopped']),
-  value: z.union([z.enum(TOP_LEVEL_STATES), z.partialRecord(z.enum(TOP_LEVEL_STATES), z.string())]),
-  context: ContextSchema,
+  value: z.union([TopLevelStateSchema, z.partialRecord(TopLevelStateSchema, z.string())]),
+  context: PipelineContextSchema,
   children: z.record(
     z.string(),
     z.looseObject({ src: z.string(), snapshot: z.looseObject({ status: z.string(), input: z.unknown().transform(upgradeChildInput) }) }),
@@ -163,13 +58,13 @@ export const StateEnvelopeSchema = z.object({
   version: z.number().int(),
   request_id: z.string(),
   status: RequestStatusSchema,
-  state: z.enum(TOP_LEVEL_STATES),
+  state: TopLevelStateSchema,
   seq: z.number().int().min(0),
   created_at: z.number(),
   updated_at: z.number(),
   lease: LeaseSchema.nullable(),
   progress: ProgressSummarySchema,
-  error: ErrorValue.nullable(),
+  error: FaveErrorSchema.nullable(),
   snapshot: SnapshotSchema,
 });
 export type StateEnvelope = z.infer<typeof StateEnvelopeSchema>;

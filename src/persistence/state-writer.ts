@@ -1,4 +1,4 @@
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
 import { serializeEnvelope } from './state-serializer.ts';

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 
 /** Where an object lives: `s3://{bucket}/{key}`. */
 export interface ObjectLocation {

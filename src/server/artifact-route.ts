@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { contentTypeOf, locateArtifact, type ArtifactContext } from '../services/request-artifacts.ts';
+import { contentTypeOf, locateArtifact, type ArtifactContext } from '../persistence/request-artifacts.ts';
 import type { ByteRange, Store } from '../persistence/store.ts';
 import type { HttpResponseLike } from './types.ts';
 

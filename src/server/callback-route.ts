@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { CallbackConfig } from '../config.ts';
-import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
+
+import { REQUEST_ID_PATTERN } from '../domain/request.ts';
 import { requestKeys, type Store } from '../persistence/store.ts';
 import {
   CALLBACK_MAX_BODY_BYTES,
@@ -10,9 +10,10 @@ import {
   type CallbackAddress,
   type CallbackInbox,
   type StoredCallback,
-} from '../services/callbacks.ts';
+} from '../transport/callbacks.ts';
 import type { HttpRequestLike } from './types.ts';
 import { apiError, type ApiError } from './validate.ts';
+import { type CallbackConfig } from '../transport/async-transport.ts';
 
 /**
  * `POST /callbacks/{request_id}?task=…&run=…&attempt=…&token=…`: where OpenFaaS's queue-worker

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LostRacePhase, Orchestrator } from '../orchestrator/orchestrator.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
 
 export interface FaveMetrics {
   readonly registry: Registry;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { toFaveError } from '../errors.ts';
+import { toFaveError } from '../domain/errors.ts';
 import { formatS3Uri, type ObjectLocation, type Store } from '../persistence/store.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 

@@ -1,9 +1,9 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { classifyAddress } from '../services/addresses.ts';
-import type { Config } from '../config.ts';
-import { s3InputRefusal, type S3InputPolicy } from '../persistence/s3-input-rules.ts';
-import { PipelineRequestSchema, REQUEST_ID_PATTERN, type PipelineRequest } from '../contracts/request.ts';
+import { classifyAddress } from '../input/addresses.ts';
+import type { Config } from '../config/config.ts';
+import { s3InputRefusal, type S3InputPolicy } from '../input/s3-input-rules.ts';
+import { PipelineRequestSchema, REQUEST_ID_PATTERN, type PipelineRequest } from '../domain/request.ts';
 
 /** The largest request body accepted, checked before parsing (and while reading, by the server). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -157,4 +157,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-export { classifyAddress } from '../services/addresses.ts';
+export { classifyAddress } from '../input/addresses.ts';

@@ -1,4 +1,4 @@
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 
 /**
  * Imports a module of the local stages. They need optional packages (the ffmpeg and ffprobe

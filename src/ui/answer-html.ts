@@ -1,5 +1,5 @@
-import type { MatchReason } from '../contracts/result.ts';
-import { normalizeWords } from '../services/query.ts';
+import type { MatchReason } from '../domain/result.ts';
+import { normalizeWords } from '../domain/query/match.ts';
 import type { Answer, AnswerClip } from './answer.ts';
 import { escapeXml } from './html.ts';
 

@@ -1,7 +1,7 @@
-import type { MatchReason, ObjectSummary } from '../contracts/result.ts';
-import { objectsNote, summarizeObjects } from '../services/aggregate.ts';
-import { matchClips, parseQuery } from '../services/query.ts';
-import { artifactNames } from '../services/request-artifacts.ts';
+import type { MatchReason, ObjectSummary } from '../domain/result.ts';
+import { objectsNote, summarizeObjects } from '../domain/answer.ts';
+import { matchClips, parseQuery } from '../domain/query/match.ts';
+import { artifactNames } from '../persistence/request-artifacts.ts';
 
 /**
  * The answer as the request page shows it: a one-line verdict, then every clip with what was
@@ -17,7 +17,7 @@ export interface AnswerContext {
     index: number;
     start_s: number | null;
     end_s: number | null;
-    status: 'pending' | 'running' | 'done' | 'failed';
+    status: 'pending' | 'done' | 'failed';
     progress: { transcript: string | null; transcript_note: string | null; frames: ReadonlyArray<{ index: number; uri: string }> | null };
     frames: ReadonlyArray<{ index: number; uri: string; detections: ReadonlyArray<{ label: string; confidence: number }>; note: string | null }>;
     error: { code: string; message: string } | null;

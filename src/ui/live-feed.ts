@@ -1,5 +1,5 @@
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
 
 /**
  * Invocation records as the orchestrator reports them, per running request. A clip's records

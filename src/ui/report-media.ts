@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../persistence/store.ts';
-import { contentTypeOf, locateArtifact, type ArtifactContext } from '../services/request-artifacts.ts';
+import { contentTypeOf, locateArtifact, type ArtifactContext } from '../persistence/request-artifacts.ts';
 import type { Answer } from './answer.ts';
 import type { MediaLinks } from './answer-html.ts';
 

@@ -1,6 +1,6 @@
-import type { InvocationRecord } from '../services/metrics.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
 import { z } from 'zod';
-import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../config.ts';
+import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.ts';
 
 /**
  * The timeline of a request as pure data: every invocation (one attempt of one stage call),

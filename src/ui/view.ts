@@ -1,10 +1,10 @@
-import type { FaveError } from '../errors.ts';
-import type { PipelineContext, TopLevelState } from '../machine/context.ts';
+import type { FaveError } from '../domain/errors.ts';
+import type { PipelineContext, TopLevelState } from '../domain/context.ts';
 import { assertRequestId, type Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ProgressSummary, RequestStatus } from '../persistence/state-file.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
 import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
-import type { ArtifactContext } from '../services/request-artifacts.ts';
+import type { ArtifactContext } from '../persistence/request-artifacts.ts';
 import { buildAnswer, type Answer, type AnswerContext } from './answer.ts';
 import { liveFeedOf } from './live-feed.ts';
 import { buildTimeline, flattenInvocations, mergeInvocations, stepsByName, toInvocation, type Invocation, type Timeline } from './timeline.ts';

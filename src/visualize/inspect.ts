@@ -1,6 +1,6 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
-import { FaveFailure, faveError } from '../errors.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
 
 /**
  * Live inspection of the running machines with `@statelyai/inspect`, the XState 5 successor of

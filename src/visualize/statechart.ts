@@ -1,7 +1,6 @@
 import { StateMachine, type AnyStateMachine, type AnyStateNode } from 'xstate';
-import { FaveFailure, faveError } from '../errors.ts';
-import type { PipelineDeps } from '../machine/actors.ts';
-import { createPipelineMachine } from '../machine/pipeline.machine.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
+import { pipelineMachine } from '../machine/pipeline.machine.ts';
 
 /**
  * The pipeline's statechart as data, read from the machine definitions themselves (state
@@ -79,27 +78,9 @@ export interface Statechart {
  */
 export const SPAWNING_ACTIONS: Readonly<Record<string, string>> = {};
 
-/** Deps for building the machine only: the definition never calls them, using one is a bug. */
-function unusableDeps(): PipelineDeps {
-  const refuse = (what: string): never => {
-    throw new FaveFailure(faveError('INTERNAL', `the statechart machine has no ${what}; it is for drawing only`));
-  };
-  return {
-    get transport() {
-      return refuse('transport');
-    },
-    get store() {
-      return refuse('store');
-    },
-    get limiter() {
-      return refuse('limiter');
-    },
-  };
-}
-
-/** A pipeline machine built for reading its definition, not for running. */
+/** The pipeline machine's definition: read here, never run. */
 export function definitionMachine(): AnyStateMachine {
-  return createPipelineMachine(unusableDeps());
+  return pipelineMachine;
 }
 
 let cached: Statechart | null = null;

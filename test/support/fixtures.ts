@@ -1,5 +1,5 @@
-import { FaveFailure } from '../../src/errors.ts';
-import type { InvocationRecord } from '../../src/services/metrics.ts';
+import { FaveFailure } from '../../src/domain/errors.ts';
+import type { InvocationRecord } from '../../src/domain/invocations.ts';
 
 /** A successful first attempt of `stage` that took 1 ms at time 0, with `over` applied. */
 export function invocationRecord(stage: string, over: Partial<InvocationRecord> = {}): InvocationRecord {

@@ -1,4 +1,5 @@
-import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../src/config.ts';
+
+import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../src/domain/stage.ts';
 
 /**
  * The pure half of the scripted test gateway: what each stage produces for a given set of

@@ -6,8 +6,8 @@ import { createApp, type App } from '../../src/app.ts';
 import { FsStore } from '../../src/persistence/fs-store.ts';
 import { parseStateFile, type StateEnvelope } from '../../src/persistence/state-file.ts';
 import { requestKeys, type Store } from '../../src/persistence/store.ts';
-import type { FinalResult } from '../../src/contracts/result.ts';
-import { FinalResultSchema } from '../../src/contracts/result.ts';
+import type { FinalResult } from '../../src/domain/result.ts';
+import { FinalResultSchema } from '../../src/domain/result.ts';
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from './test-gateway.ts';
 
 export interface Harness {

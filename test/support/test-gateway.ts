@@ -1,13 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StageKey } from '../../src/config.ts';
-import { REQUEST_ID_PATTERN } from '../../src/contracts/request.ts';
-import { FaveFailure } from '../../src/errors.ts';
-import { ConnectionReset, startGatewayServer } from '../../src/gateway/server.ts';
-import type { CallbackPost, FunctionCall, FunctionReply, GatewayServer } from '../../src/gateway/types.ts';
+
+import { REQUEST_ID_PATTERN } from '../../src/domain/request.ts';
+import { FaveFailure } from '../../src/domain/errors.ts';
+import { ConnectionReset, startGatewayServer } from '../../src/stages/gateway/server.ts';
+import type { CallbackPost, FunctionCall, FunctionReply, GatewayServer } from '../../src/stages/gateway/types.ts';
 import { formatS3Uri, parseS3Uri, type Store } from '../../src/persistence/store.ts';
 import { makeTarGz } from './archives.ts';
 import { validateStagePayload, validateStageResult, type StagePayload } from './python-stage-models.ts';
+import { type StageKey } from '../../src/domain/stage.ts';
 import {
   PLACEHOLDER_NOTE,
   artifactKeys,

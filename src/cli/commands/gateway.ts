@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config.ts';
-import { toFaveError } from '../../errors.ts';
-import { createLogger } from '../../logger.ts';
-import { openStore } from '../../persistence/open-store.ts';
+import { loadConfig } from '../../config/config.ts';
+import { toFaveError } from '../../domain/errors.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { openStore } from '../../config/open-store.ts';
 import { importLocalStages } from '../../stages/load-local.ts';
 import { fail, port } from '../shared.ts';
 

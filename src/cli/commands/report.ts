@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { faveError, toFaveError } from '../../errors.ts';
+import { faveError, toFaveError } from '../../domain/errors.ts';
 import type { Orchestrator } from '../../orchestrator/orchestrator.ts';
 import { renderRequestPage } from '../../ui/page.ts';
 import { DEFAULT_MAX_EMBED_BYTES, prepareReportMedia } from '../../ui/report-media.ts';

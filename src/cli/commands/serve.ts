@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { toFaveError } from '../../errors.ts';
+import { toFaveError } from '../../domain/errors.ts';
 import { startHttpServer } from '../../server/http-server.ts';
 import { EXIT, fail, port, withApp } from '../shared.ts';
 

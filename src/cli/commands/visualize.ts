@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { faveError, toFaveError } from '../../errors.ts';
+import { faveError, toFaveError } from '../../domain/errors.ts';
 import { mermaidBlockOf, pipelineStatechart, replaceMermaidBlock, toMermaid } from '../../visualize/statechart.ts';
 import { EXIT, fail } from '../shared.ts';
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { COCO_LABELS } from '../../services/coco.ts';
-import { cocoLabelForTerm } from '../../services/coco.ts';
+import { COCO_LABELS } from '../../domain/query/coco.ts';
+import { cocoLabelForTerm } from '../../domain/query/coco.ts';
 import type { Detection } from './yolo.ts';
 
 /**

@@ -1,5 +1,5 @@
-import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../config.ts';
-import { FaveFailure, faveError } from '../../errors.ts';
+
+import { FaveFailure, faveError } from '../../domain/errors.ts';
 import type { Store } from '../../persistence/store.ts';
 import { deepspeechStage } from './deepspeech.ts';
 import { ffmpeg0Stage } from './ffmpeg0.ts';
@@ -13,6 +13,7 @@ import { SessionCache } from './onnx-runtime.ts';
 import { resolveLocalStageSettings, type LocalStageSettingsInput } from './settings.ts';
 import { speechArgv } from './speech.ts';
 import type { LocalStageFunction } from './stage-kit.ts';
+import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../domain/stage.ts';
 
 export type { LocalStageFunction, LocalStageResponse, LocalStageOutput, LocalStageMetrics } from './stage-kit.ts';
 export type { LocalStageSettings, LocalStageSettingsInput } from './settings.ts';

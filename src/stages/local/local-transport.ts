@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { StageRequestSchema, describeZodIssue } from '../../contracts/stage.ts';
-import type { StageRequest } from '../../contracts/stage.ts';
-import { FaveFailure } from '../../errors.ts';
-import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from '../../services/transport.ts';
+import { StageRequestSchema } from '../../transport/contract.ts';
+import type { StageRequest } from '../../transport/contract.ts';
+import { FaveFailure } from '../../domain/errors.ts';
+import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from '../../transport/transport.ts';
 import { closeLocalStages, type LocalStages } from './index.ts';
+import { describeZodIssue } from '../../lib/zod-issue.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 

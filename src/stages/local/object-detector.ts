@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { COCO_LABELS } from '../../services/coco.ts';
+import { COCO_LABELS } from '../../domain/query/coco.ts';
 import { COCO_TFJS_MAX_SIDE, COCO_TFJS_MODEL, COCO_TFJS_NOTE, type CocoTfjsDetector, type CocoTfjsLoad } from './coco-tfjs.ts';
 import { declaredInputSize, type SessionCache } from './onnx-runtime.ts';
 import { probeMedia } from './probe.ts';

@@ -1,5 +1,5 @@
-import { startGatewayServer } from '../../gateway/server.ts';
-import type { FunctionHandler, GatewayServer, GatewayServerOptions } from '../../gateway/types.ts';
+import { startGatewayServer } from '../gateway/server.ts';
+import type { FunctionHandler, GatewayServer, GatewayServerOptions } from '../gateway/types.ts';
 import { closeLocalStages, createLocalStages, type LocalStages, type LocalStagesOptions } from './index.ts';
 import { invokeLocalStage } from './local-transport.ts';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FaveFailure, faveError } from '../../errors.ts';
+import { FaveFailure, faveError } from '../../domain/errors.ts';
 
 /** Settings of the local stages. Options given in code win over the environment. */
 export interface LocalStageSettings {

@@ -1,5 +1,5 @@
-import { faveError, type FaveError } from '../errors.ts';
-import type { InvocationRecord } from './metrics.ts';
+import { faveError, type FaveError } from './errors.ts';
+import type { InvocationRecord } from './invocations.ts';
 
 /**
  * A call whose last two attempts failed with the same HTTP status and the same body will fail

@@ -1,7 +1,7 @@
-import type { ClipResult, FinalResult, ObjectSummary } from '../contracts/result.ts';
-import type { ClipState, PipelineContext } from '../machine/context.ts';
-import { summarizeInvocations, type InvocationRecord } from './metrics.ts';
-import { matchClips } from './query.ts';
+import type { ClipResult, FinalResult, ObjectSummary } from './result.ts';
+import type { ClipState, PipelineContext } from './context.ts';
+import { summarizeInvocations, type InvocationRecord } from './invocations.ts';
+import { matchClips } from './query/match.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
 export function summarizeObjects(clip: { frames: ReadonlyArray<{ index: number; detections: ReadonlyArray<{ label: string; confidence: number }> }> }): ObjectSummary[] {

@@ -1,22 +1,11 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
-import { FaveFailure, faveError } from './errors.ts';
-import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from './persistence/s3-input-rules.ts';
-import { parseApiTokens, ROLES, type ApiAuth } from './server/auth.ts';
-
-/** The stages of the pipeline, by the key the machine uses, with their default function names. */
-export const STAGE_KEYS = ['ffmpeg0', 'librosa', 'ffmpeg1', 'ffmpeg2', 'deepspeech', 'ffmpeg3', 'detector'] as const;
-export type StageKey = (typeof STAGE_KEYS)[number];
-
-export const DEFAULT_STAGE_NAMES: Record<StageKey, string> = {
-  ffmpeg0: 'stage-ffmpeg-0',
-  librosa: 'stage-librosa',
-  ffmpeg1: 'stage-ffmpeg-1',
-  ffmpeg2: 'stage-ffmpeg-2',
-  deepspeech: 'stage-deepspeech',
-  ffmpeg3: 'stage-ffmpeg-3',
-  detector: 'stage-object-detector',
-};
+import { FaveFailure, faveError } from '../domain/errors.ts';
+import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from '../input/s3-input-rules.ts';
+import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.ts';
+import { CallModeSchema, RetryPolicySchema, type CallMode } from '../domain/settings.ts';
+import type { CallbackConfig } from '../transport/async-transport.ts';
+import { parseApiTokens, ROLES, type ApiAuth } from './api-tokens.ts';
 
 const STAGE_NAME_ENV: Record<StageKey, string> = {
   ffmpeg0: 'STAGE_FFMPEG_0',
@@ -28,29 +17,14 @@ const STAGE_NAME_ENV: Record<StageKey, string> = {
   detector: 'STAGE_OBJECT_DETECTOR',
 };
 
-/** How a stage is called: held open through `/function/…`, or queued through `/async-function/…` with a callback. */
-export const CALL_MODES = ['sync', 'async'] as const;
-export type CallMode = (typeof CALL_MODES)[number];
-const CallModeSchema = z.enum(CALL_MODES);
-
-export const RetryPolicySchema = z.strictObject({
-  max_attempts: z.number().int().min(1).max(50),
-  base_delay_ms: z.number().int().min(0),
-  max_delay_ms: z.number().int().min(0),
-  /**
-   * Stop retrying a call whose last two attempts failed with the same HTTP status and the same
-   * body: a stage answers every exception with HTTP 500 and its text, so a repeat is deterministic.
-   */
-  stop_on_repeated_error: z.boolean(),
-});
-export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+const StrictRetryPolicySchema = RetryPolicySchema.strict();
 
 /** A profile: timeouts, retry policy, concurrency, tolerated failures and the replica regime. */
 export const ProfileSchema = z.strictObject({
   stage_timeout_s: z.number().positive(),
   stage_timeouts_s: z.partialRecord(z.enum(STAGE_KEYS), z.number().positive()),
   request_deadline_s: z.number().positive(),
-  retry: RetryPolicySchema,
+  retry: StrictRetryPolicySchema,
   max_concurrency: z.number().int().min(1).max(1024),
   tolerated_failure_pct: z.number().min(0).max(100),
   replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }),
@@ -60,7 +34,7 @@ export const ProfileSchema = z.strictObject({
 export type Profile = z.infer<typeof ProfileSchema>;
 
 export const PartialProfileSchema = ProfileSchema.partial().extend({
-  retry: RetryPolicySchema.partial().optional(),
+  retry: StrictRetryPolicySchema.partial().optional(),
   replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }).optional(),
 });
 type PartialProfile = z.infer<typeof PartialProfileSchema>;
@@ -180,12 +154,6 @@ export interface Config {
   uploadMaxBytes: number;
 }
 
-export interface CallbackConfig {
-  /** The orchestrator as the queue-worker reaches it, without a trailing slash. */
-  baseUrl: string;
-  /** HMAC key of the callback tokens. Never logged or stored. */
-  secret: string;
-}
 
 function readSecret(dir: string, name: string): string | undefined {
   const path = `${dir}/${name}`;

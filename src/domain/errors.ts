@@ -1,4 +1,5 @@
-import { MAX_ERROR_CHARS, scrubSecrets, truncateText } from './services/redact.ts';
+import { z } from 'zod';
+import { MAX_ERROR_CHARS, scrubSecrets, truncateText } from '../lib/redact.ts';
 
 /**
  * Errors are plain JSON values (they are persisted in state.json), with a code a program can
@@ -28,17 +29,18 @@ export const ErrorCodes = [
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
-export interface FaveError {
-  code: ErrorCode;
-  message: string;
-  stage?: string;
-  clip_index?: number;
-  frame_index?: number;
-  attempts?: number;
-  http_status?: number;
+export const FaveErrorSchema = z.object({
+  code: z.enum(ErrorCodes),
+  message: z.string(),
+  stage: z.string().optional(),
+  clip_index: z.number().int().optional(),
+  frame_index: z.number().int().optional(),
+  attempts: z.number().int().optional(),
+  http_status: z.number().int().optional(),
   /** True when a retry may succeed (transport errors, timeouts, 408/429/5xx). */
-  transient?: boolean;
-}
+  transient: z.boolean().optional(),
+});
+export type FaveError = z.infer<typeof FaveErrorSchema>;
 
 /**
  * Errors are stored and shown, and their text often comes from elsewhere (a stage's body, an

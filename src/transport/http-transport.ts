@@ -1,6 +1,6 @@
 import { Pool, errors } from 'undici';
-import type { StageRequest } from '../contracts/stage.ts';
-import { BodyTooLarge, readTextCapped } from './bounded-body.ts';
+import type { StageRequest } from './contract.ts';
+import { BodyTooLarge, readTextCapped } from '../lib/bounded-body.ts';
 import { StageResponseTooLarge, StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
 
 export interface HttpTransportOptions {

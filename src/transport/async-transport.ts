@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
-import type { CallbackConfig } from '../config.ts';
-import type { StageRequest } from '../contracts/stage.ts';
+import type { AsyncDispatch } from '../domain/context.ts';
+import type { StageRequest } from './contract.ts';
 import { callbackUrl, responseOfCallback, type CallbackAddress, type CallbackInbox, type StoredCallback } from './callbacks.ts';
 import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
 
@@ -8,14 +8,11 @@ import { StageTimeout, type StageCallOptions, type StageHttpResponse, type Stage
  * One async attempt as persisted in the request's state: when it was queued and for how long
  * its callback is awaited, so a restarted process keeps waiting (or gives up) on the same clock.
  */
-export interface AsyncDispatch {
-  run: number;
-  attempt: number;
-  call_id: string | null;
-  dispatched_at: number;
-  timeout_ms: number;
-  /** The attempt's marker in the dispatch journal: a resume continues it, it is not interrupted. */
-  dispatch_id?: string;
+export interface CallbackConfig {
+  /** The orchestrator as the queue-worker reaches it, without a trailing slash. */
+  baseUrl: string;
+  /** HMAC key of the callback tokens. Never logged or stored. */
+  secret: string;
 }
 
 /** When an async attempt was queued, when its function started and when its answer came. */

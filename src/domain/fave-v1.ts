@@ -1,7 +1,8 @@
-import type { StageOutput } from '../contracts/stage.ts';
-import type { FinalResult } from '../contracts/result.ts';
-import type { ClipState, PipelineContext } from '../machine/context.ts';
-import type { InvocationRecord } from './metrics.ts';
+
+import type { FinalResult } from './result.ts';
+import type { ClipState, PipelineContext } from './context.ts';
+import type { InvocationRecord } from './invocations.ts';
+import { type StageOutput } from './stage.ts';
 
 /**
  * The Python FAVE orchestrator's answer envelope (`fave-v1`), so FAVE's own client tools keep

@@ -2,10 +2,11 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { z } from 'zod';
-import { describeZodIssue } from '../contracts/stage.ts';
-import { FaveFailure, faveError } from '../errors.ts';
-import { cocoLabelForId } from './coco.ts';
-import { truncateText } from './redact.ts';
+
+import { FaveFailure, faveError } from '../domain/errors.ts';
+import { cocoLabelForId } from '../domain/query/coco.ts';
+import { truncateText } from '../lib/redact.ts';
+import { describeZodIssue } from '../lib/zod-issue.ts';
 
 /** Reading what the stages write: tar.gz archives, timestamps, transcripts, detections (DESIGN §3). */
 

@@ -1,79 +1,79 @@
 import { z } from 'zod';
-import type { MetricsSummary, StageSummary } from '../contracts/result.ts';
-import { isFaveError, type FaveError } from '../errors.ts';
-import { StageOutputSchema, type StageOutput } from '../contracts/stage.ts';
+import type { MetricsSummary, StageSummary } from './result.ts';
+import { FaveErrorSchema, type FaveError } from './errors.ts';
+import { StageOutputSchema } from './stage.ts';
 
 /**
  * One attempt at one stage call. Persisted in state.json, so it stays plain JSON: times are
  * epoch milliseconds, absent facts are `null`.
  */
-export interface InvocationRecord {
-  stage: string;
-  clip_index: number | null;
-  frame_index: number | null;
-  /** 1 for the first try; above 1 for a retry. */
-  attempt: number;
-  queued_at: number;
-  started_at: number;
-  ended_at: number;
-  latency_ms: number;
-  /** `metrics.duration_ms` as the stage reported it. */
-  reported_duration_ms: number | null;
-  /** The gateway's `X-Duration-Seconds`, in milliseconds. */
-  gateway_duration_ms: number | null;
-  /** The gateway's `X-Call-Id`. */
-  call_id: string | null;
-  cold_start: boolean | null;
-  memory_limit_mb: number | null;
-  cost_unit: number | null;
-  http_status: number | null;
-  /**
-   * `interrupted`: the attempt was sent, but the process driving the request stopped before its
-   * answer was recorded (a crash, a shutdown); the call was made again on resume.
-   */
-  outcome: 'success' | 'error' | 'skipped' | 'simulated' | 'interrupted';
-  error: FaveError | null;
-  /** Set for a call made through the gateway's queue; `queued_at` is then its dispatch. */
-  call_mode?: 'async';
-  /** Async calls: dispatch → function start (from X-Start-Time), null when the start is not known. */
-  queue_delay_ms?: number | null;
-  /** The attempt's marker in the dispatch journal. */
-  dispatch_id?: string;
-  /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
-  response_digest?: string;
-  /**
-   * The stage's `outputs`, on the attempt that settled its call successfully, with their short
-   * scalar metadata only. Left out for ffmpeg-3, whose one output per frame is in the clip's
-   * frame list already.
-   */
-  outputs?: StageOutput[];
-}
-
-/** For checking records loaded back from state.json before they are trusted. */
 export const InvocationRecordSchema = z.object({
   stage: z.string(),
   clip_index: z.number().int().nullable(),
   frame_index: z.number().int().nullable(),
+  /** 1 for the first try; above 1 for a retry. */
   attempt: z.number().int().positive(),
   queued_at: z.number(),
   started_at: z.number(),
   ended_at: z.number(),
   latency_ms: z.number(),
+  /** `metrics.duration_ms` as the stage reported it. */
   reported_duration_ms: z.number().nullable(),
+  /** The gateway's `X-Duration-Seconds`, in milliseconds. */
   gateway_duration_ms: z.number().nullable(),
+  /** The gateway's `X-Call-Id`. */
   call_id: z.string().nullable(),
   cold_start: z.boolean().nullable(),
   memory_limit_mb: z.number().nullable(),
   cost_unit: z.number().nullable(),
   http_status: z.number().int().nullable(),
+  /**
+   * `interrupted`: the attempt was sent, but the process driving the request stopped before its
+   * answer was recorded (a crash, a shutdown); the call was made again on resume.
+   */
   outcome: z.enum(['success', 'error', 'skipped', 'simulated', 'interrupted']),
-  error: z.custom<FaveError>(isFaveError, { message: 'expected a FaveError {code, message}' }).nullable(),
+  error: FaveErrorSchema.nullable(),
+  /** Set for a call made through the gateway's queue; `queued_at` is then its dispatch. */
   call_mode: z.literal('async').optional(),
+  /** Async calls: dispatch → function start (from X-Start-Time), null when the start is not known. */
   queue_delay_ms: z.number().nullable().optional(),
+  /** SHA-256 (hex, first 16) of the body of an answer other than HTTP 200: tells a repeat. */
   response_digest: z.string().optional(),
+  /** The attempt's marker in the dispatch journal. */
   dispatch_id: z.string().optional(),
+  /**
+   * The stage's `outputs`, on the attempt that settled its call successfully, with their short
+   * scalar metadata only. Left out for ffmpeg-3, whose one output per frame is in the clip's
+   * frame list already.
+   */
   outputs: z.array(StageOutputSchema).optional(),
-}) satisfies z.ZodType<InvocationRecord>;
+});
+export type InvocationRecord = z.infer<typeof InvocationRecordSchema>;
+
+/** An attempt as it was about to be sent: what a crash leaves of a call whose answer was never recorded. */
+export const DispatchMarkerSchema = z.object({
+  /** Unique per attempt; the attempt's invocation record carries it as `dispatch_id`. */
+  id: z.string(),
+  task_id: z.string(),
+  /** Function name. */
+  stage: z.string(),
+  clip_index: z.number().int().nullable(),
+  frame_index: z.number().int().nullable(),
+  attempt: z.number().int().positive(),
+  /** Epoch ms when it was dispatched. */
+  at: z.number(),
+});
+export type DispatchMarker = z.infer<typeof DispatchMarkerSchema>;
+
+/** A failed attempt: the classified error and the record of the attempt. Plain JSON. */
+export interface StageCallFailure {
+  error: FaveError;
+  record: InvocationRecord;
+}
+
+export function isStageCallFailure(value: unknown): value is StageCallFailure {
+  return typeof value === 'object' && value !== null && 'error' in value && 'record' in value;
+}
 
 /**
  * Nearest-rank percentile (p in 0..100): the smallest value with at least p% of the values at

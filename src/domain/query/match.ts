@@ -1,4 +1,4 @@
-import type { Match, MatchReason } from '../contracts/result.ts';
+import type { Match, MatchReason } from '../result.ts';
 import { cocoLabelForTerm } from './coco.ts';
 
 /** Query matching (DESIGN §5): the words of a search query against what each clip holds. */

@@ -1,4 +1,4 @@
-import { parseS3Uri, requestKeys, type ObjectLocation } from '../persistence/store.ts';
+import { parseS3Uri, requestKeys, type ObjectLocation } from './store.ts';
 
 /**
  * The artifacts of a request that may be served: each one is named by what it is (`clip-3`,

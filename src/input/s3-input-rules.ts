@@ -1,4 +1,4 @@
-import type { ObjectLocation } from './store.ts';
+import type { ObjectLocation } from '../persistence/store.ts';
 
 /**
  * Which `s3://` objects may be submitted as a video. The orchestrator reads them with its own

@@ -1,11 +1,11 @@
-import { FaveFailure, toFaveError } from '../errors.ts';
-import { REQUEST_ID_PATTERN } from '../contracts/request.ts';
+import { FaveFailure, toFaveError } from '../domain/errors.ts';
+import { REQUEST_ID_PATTERN } from '../domain/request.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
-import type { HttpRequestLike, HttpResponseLike } from '../server/types.ts';
-import { contentSecurityPolicy } from './html.ts';
-import { liveFeedOf } from './live-feed.ts';
-import { renderListPage, renderMessagePage, renderRequestPage, renderSignInPage } from './page.ts';
-import { listRequestSummaries, loadRequestView } from './view.ts';
+import type { HttpRequestLike, HttpResponseLike } from './types.ts';
+import { contentSecurityPolicy } from '../ui/html.ts';
+import { liveFeedOf } from '../ui/live-feed.ts';
+import { renderListPage, renderMessagePage, renderRequestPage, renderSignInPage } from '../ui/page.ts';
+import { listRequestSummaries, loadRequestView } from '../ui/view.ts';
 
 /**
  * The UI under `/ui`:

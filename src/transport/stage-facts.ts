@@ -1,6 +1,6 @@
-import { FaveFailure, faveError } from '../errors.ts';
-import type { StageKey } from '../config.ts';
-import type { Fanout, StageOutput, StageRequest, StageResponse } from '../contracts/stage.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
+import type { StageFacts, StageKey, StageOutput, StageTask } from '../domain/stage.ts';
+import type { StageRequest, StageResponse } from './contract.ts';
 import { parseS3Uri, type Store } from '../persistence/store.ts';
 import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember } from './artifacts.ts';
 
@@ -8,30 +8,6 @@ import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMem
  * Every stage of the pipeline in one place: how its request is built and what the orchestrator
  * keeps of its answer. What is kept is small plain JSON, because it is persisted in state.json.
  */
-
-export interface ClipTime {
-  start_s: number;
-  end_s: number;
-}
-
-export interface Detection {
-  label: string;
-  confidence: number;
-}
-
-export type StageFacts =
-  | { kind: 'output'; uri: string }
-  | { kind: 'timestamps'; uri: string; clip_times: ClipTime[] | null; note: string | null }
-  | { kind: 'clips'; uri: string; clips: Array<{ index: number; uri: string; start_s: number | null; end_s: number | null }> }
-  | { kind: 'transcript'; uri: string; transcript: string | null; note: string | null }
-  | { kind: 'frames'; uri: string; frames: Array<{ index: number; uri: string }> }
-  | { kind: 'detections'; uri: string; detections: Detection[]; note: string | null };
-
-export interface StageTask {
-  stage: StageKey;
-  input_uri: string;
-  fanout: Fanout;
-}
 
 export function buildStageRequest(requestId: string, functionName: string, task: StageTask, profile: string): StageRequest {
   return {
@@ -73,8 +49,9 @@ export async function extractFacts(
       return { kind: 'output', uri: last.uri };
     case 'librosa': {
       const member = await readArchiveMember(store, last.uri, 'timestamps.txt', where);
-      if (member === null) return { kind: 'timestamps', uri: last.uri, clip_times: null, note: 'timestamps.txt not found in the librosa archive' };
-      return { kind: 'timestamps', uri: last.uri, clip_times: parseTimestamps(member.toString('utf8')), note: null };
+      // Without timestamps.txt the clips' time ranges come from ffmpeg-1's metadata alone.
+      if (member === null) return { kind: 'timestamps', uri: last.uri, clip_times: null };
+      return { kind: 'timestamps', uri: last.uri, clip_times: parseTimestamps(member.toString('utf8')) };
     }
     case 'ffmpeg1': {
       const videos = response.outputs.filter((o) => o.type === 'video');

@@ -1,4 +1,4 @@
-import type { StageRequest } from '../contracts/stage.ts';
+import type { StageRequest } from './contract.ts';
 
 /** What came back from one stage call, before it is validated against the contract. */
 export interface StageHttpResponse {

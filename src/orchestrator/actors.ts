@@ -3,22 +3,38 @@ import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { FaveFailure, faveError, toFaveError, type FaveError } from '../errors.ts';
+import { FaveFailure, faveError, toFaveError, type FaveError } from '../domain/errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
-import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../persistence/input-import.ts';
-import { defaultS3InputRules } from '../persistence/s3-input-rules.ts';
-import { buildFinalResult } from '../services/aggregate.ts';
-import type { Limiter } from '../services/limiter.ts';
-import { buildStageRequest, extractFacts, type StageFacts } from '../services/stages.ts';
-import type { StageOutput } from '../contracts/stage.ts';
-import { backoffDelayMs, callStageOnce, isStageCallFailure, type StageCallFailure } from '../services/stage-call.ts';
-import type { InvocationRecord } from '../services/metrics.ts';
-import { isRepeatedFailure, repeatedFailureError } from '../services/repeated-failure.ts';
-import type { StageTransport } from '../services/transport.ts';
-import type { AsyncDispatch, AsyncStageCaller, AsyncTiming } from '../services/async-transport.ts';
+import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../input/import.ts';
+import { defaultS3InputRules } from '../input/s3-input-rules.ts';
+import { buildFinalResult } from '../domain/answer.ts';
+import type { Limiter } from '../lib/limiter.ts';
+import { buildStageRequest, extractFacts } from '../transport/stage-facts.ts';
+
+import { backoffDelayMs, callStageOnce } from '../transport/stage-call.ts';
+import type { InvocationRecord } from '../domain/invocations.ts';
+import { isRepeatedFailure, repeatedFailureError } from '../domain/repeated-failure.ts';
+import type { StageTransport } from '../transport/transport.ts';
+import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
-import { clipTaskId, frameTaskId, type PipelineContext, type StageCallInput, type StageCallOutput } from './context.ts';
-import { applyStepFacts, nextStep, stepInput, type ClipStep } from './clip-chain.ts';
+import { type PipelineContext, type StageCallInput, type StageCallOutput, type AsyncDispatch } from '../domain/context.ts';
+import { applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
+import {
+  clipStepCall,
+  failureOf,
+  frameCall,
+  framesToDetect,
+  PIPELINE_SYSTEM_ID,
+  type ClipStepResult,
+  type DispatchEvent,
+  type FrameResult,
+  type RetryEvent,
+  type RunnerEvent,
+  type RunnerInput,
+} from '../machine/work.ts';
+import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../machine/pipeline.machine.ts';
+import { type StageOutput, type StageFacts } from '../domain/stage.ts';
+import { isStageCallFailure, type StageCallFailure } from '../domain/invocations.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
 export interface PipelineDeps {
@@ -52,10 +68,7 @@ export interface AttemptOutput {
 export function createActors(deps: PipelineDeps) {
   return {
     /** Copies the input video into requests/{id}/input/ (byte-identical, streamed). */
-    importInput: fromPromise<
-      { input_uri: string },
-      Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings'>
-    >(
+    importInput: fromPromise<ImportOutput, ImportInput>(
       async ({ input, signal }) => {
         const dest = { bucket: input.settings.bucket, key: requestKeys.input(input.request_id, inputExtension(input.video_uri)) };
         if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
@@ -109,11 +122,11 @@ export function createActors(deps: PipelineDeps) {
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
         const limit = pLimit(context.settings.max_concurrency);
         for (const clip of context.clips) {
-          if (clip.status !== 'pending' && clip.status !== 'running') continue;
+          if (clip.status !== 'pending') continue;
           void limit(async () => {
             let progress = clip.progress;
             for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
-              const call = clipCall(context, clip.index, step, stepInput(step, clip, progress));
+              const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
               const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
                 dispatch: context.dispatched?.[call.task_id] ?? null,
                 onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
@@ -135,7 +148,7 @@ export function createActors(deps: PipelineDeps) {
         for (const [clipIndex, frame] of framesToDetect(context)) {
           void limit(async () => {
             if (signal.aborted) return;
-            const call = detectCall(context, clipIndex, frame);
+            const call = frameCall(context, clipIndex, frame);
             const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
               dispatch: context.dispatched?.[call.task_id] ?? null,
               onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
@@ -150,7 +163,7 @@ export function createActors(deps: PipelineDeps) {
      * Aggregates the answer and writes final.json. Reads the context from the machine rather than
      * taking it as input, so the persisted snapshot does not carry a second copy of it.
      */
-    writeResult: fromPromise<{ final_uri: string }, { status: 'COMPLETED' | 'FAILED' }>(
+    writeResult: fromPromise<ResultOutput, ResultInput>(
       async ({ input, system }) => {
         const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
         if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
@@ -349,42 +362,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** The root actor's system id, so children can read the request's current context. */
-export const PIPELINE_SYSTEM_ID = 'pipeline';
-
-export interface RunnerInput {
-  request_id: string;
-}
-
-export interface ClipStepResult {
-  clip_index: number;
-  stage: ClipStep;
-  facts: StageFacts | null;
-  error: FaveError | null;
-  records: InvocationRecord[];
-}
-
-export interface FrameResult {
-  clip_index: number;
-  frame_index: number;
-  facts: StageFacts | null;
-  error: FaveError | null;
-  records: InvocationRecord[];
-}
-
-/** A failed attempt of a call that is about to be tried again. */
-export type RetryEvent = { type: 'STAGE.RETRYING'; task_id: string; record: InvocationRecord };
-
-/** An async call the gateway has queued: persisted so a restart waits for its callback. */
-export type DispatchEvent = { type: 'STAGE.DISPATCHED'; task_id: string; dispatch: AsyncDispatch };
-
-/** What the runners send back: results in batches, or that they could not start; and retries. */
-export type RunnerEvent =
-  | { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError }
-  | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError }
-  | RetryEvent
-  | DispatchEvent;
-
 interface SystemLike {
   get(id: string): unknown;
 }
@@ -451,54 +428,8 @@ function startRunner<R>(
   return () => controller.abort();
 }
 
-function clipCall(context: PipelineContext, clipIndex: number, step: ClipStep, inputUri: string): StageCallInput {
-  const { settings } = context;
-  return {
-    task_id: clipTaskId(clipIndex, step),
-    request_id: context.request_id,
-    profile: settings.profile,
-    function_name: settings.stage_names[step],
-    task: { stage: step, input_uri: inputUri, fanout: { clip_index: clipIndex } },
-    timeout_ms: settings.timeouts_ms[step],
-    retry: settings.retry,
-    deadline_at: settings.deadline_at,
-    call_mode: settings.call_modes?.[step] ?? 'sync',
-    run: context.redrives,
-  };
-}
-
-/** Frames of finished clips not detected yet, in clip then frame order. */
-export function framesToDetect(context: PipelineContext): Array<[number, PipelineContext['clips'][number]['frames'][number]]> {
-  const todo: Array<[number, PipelineContext['clips'][number]['frames'][number]]> = [];
-  for (const clip of context.clips) {
-    if (clip.status !== 'done') continue;
-    for (const frame of clip.frames) if (frame.status === 'pending' || frame.status === 'running') todo.push([clip.index, frame]);
-  }
-  return todo;
-}
-
-function detectCall(context: PipelineContext, clipIndex: number, frame: { index: number; uri: string }): StageCallInput {
-  const { settings } = context;
-  return {
-    task_id: frameTaskId(clipIndex, frame.index),
-    request_id: context.request_id,
-    profile: settings.profile,
-    function_name: settings.stage_names.detector,
-    task: { stage: 'detector', input_uri: frame.uri, fanout: { clip_index: clipIndex, frame_index: frame.index, frame_uri: frame.uri } },
-    timeout_ms: settings.timeouts_ms.detector,
-    retry: settings.retry,
-    deadline_at: settings.deadline_at,
-    call_mode: settings.call_modes?.detector ?? 'sync',
-    run: context.redrives,
-  };
-}
-
 /** Transient, attempts left, and time left before the request deadline. */
 export function mayRetry(error: FaveError, attempt: number, call: Pick<StageCallInput, 'retry' | 'deadline_at'>): boolean {
   return error.transient === true && attempt < call.retry.max_attempts && Date.now() < call.deadline_at;
 }
 
-export function failureOf(value: unknown): { error: ReturnType<typeof toFaveError>; record: InvocationRecord | null } {
-  if (isStageCallFailure(value)) return { error: value.error, record: value.record };
-  return { error: toFaveError(value), record: null };
-}

@@ -1,21 +1,7 @@
 import { z } from 'zod';
+import { FanoutSchema, StageOutputSchema } from '../domain/stage.ts';
 
 /** The wire contract with the FAVE stage functions (DESIGN §3). Unknown fields pass through. */
-
-/**
- * Where a call sits in the fan-out: `{}` for the linear stages (ffmpeg-0, librosa, ffmpeg-1),
- * `{clip_index}` per clip, `{clip_index, frame_index, frame_uri}` per frame. Never null: the
- * stages validate it as a dictionary and refuse anything else.
- */
-export const FanoutSchema = z.strictObject({
-  clip_index: z.number().int().nonnegative().optional(),
-  frame_index: z.number().int().nonnegative().optional(),
-  frame_uri: z.string().optional(),
-});
-export type Fanout = z.infer<typeof FanoutSchema>;
-
-/** The fan-out block of the linear stages. */
-export const LINEAR_FANOUT: Fanout = Object.freeze({});
 
 /**
  * A stage request exactly as the stages' `StagePayload` validates it: every field present and of
@@ -31,13 +17,6 @@ export const StageRequestSchema = z.strictObject({
   fanout: FanoutSchema,
 });
 export type StageRequest = z.infer<typeof StageRequestSchema>;
-
-export const StageOutputSchema = z.looseObject({
-  type: z.string(),
-  uri: z.string(),
-  metadata: z.record(z.string(), z.unknown()).nullish().transform((m) => m ?? {}),
-});
-export type StageOutput = z.infer<typeof StageOutputSchema>;
 
 const optionalNumber = z.number().nullish().transform((v) => v ?? null);
 
@@ -66,13 +45,3 @@ export const StageResponseSchema = z.looseObject({
   message: z.string().nullish().transform((m) => m ?? null),
 });
 export type StageResponse = z.infer<typeof StageResponseSchema>;
-
-/** Describes the first offending field of a zod failure, e.g. `outputs[0].uri: expected string`. */
-export function describeZodIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid value';
-  const path = issue.path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
-    .join('');
-  return `${path || '(root)'}: ${issue.message}`;
-}

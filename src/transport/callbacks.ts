@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { FaveFailure, toFaveError } from '../errors.ts';
+import { FaveFailure, toFaveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type Store } from '../persistence/store.ts';
 import type { StageHttpResponse } from './transport.ts';
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { faveError, type FaveError } from '../errors.ts';
-import { StageResponseSchema, describeZodIssue, type StageRequest, type StageResponse } from '../contracts/stage.ts';
-import type { InvocationRecord } from './metrics.ts';
+import { faveError, type FaveError } from '../domain/errors.ts';
+import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
+import type { InvocationRecord, StageCallFailure } from '../domain/invocations.ts';
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
-import type { Limiter } from './limiter.ts';
+import type { Limiter } from '../lib/limiter.ts';
+import { describeZodIssue } from '../lib/zod-issue.ts';
 
 /** One call of one stage function: what to send and where it belongs in the fan-out. */
 export interface StageCallSpec {
@@ -22,16 +23,6 @@ export interface StageCallSpec {
 export interface StageCallSuccess {
   response: StageResponse;
   record: InvocationRecord;
-}
-
-/** A failed attempt: the classified error and the record of the attempt. Plain JSON. */
-export interface StageCallFailure {
-  error: FaveError;
-  record: InvocationRecord;
-}
-
-export function isStageCallFailure(value: unknown): value is StageCallFailure {
-  return typeof value === 'object' && value !== null && 'error' in value && 'record' in value;
 }
 
 /**

@@ -7,11 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, interceptors, request } from 'undici';
-import { classifyAddress } from '../services/addresses.ts';
-import { FaveFailure, faveError } from '../errors.ts';
-import { redactUrl } from '../services/redact.ts';
+import { classifyAddress } from './addresses.ts';
+import { FaveFailure, faveError } from '../domain/errors.ts';
+import { redactUrl } from '../lib/redact.ts';
 import { s3InputRefusal, type S3InputPolicy } from './s3-input-rules.ts';
-import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from './store.ts';
+import { formatS3Uri, notFound, parseS3Uri, type ObjectLocation, type Store } from '../persistence/store.ts';
 
 export interface ImportedInput {
   size: number;

@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { FaveErrorSchema } from './errors.ts';
+import { InvocationRecordSchema } from './invocations.ts';
+import { SettingsSchema } from './settings.ts';
+import { ClipTimeSchema, DetectionSchema, FrameRefSchema, type StageFacts, type StageKey, type StageTask } from './stage.ts';
+import type { CallMode, RetryPolicy } from './settings.ts';
+import type { FaveError } from './errors.ts';
+import type { InvocationRecord } from './invocations.ts';
+
+/**
+ * Everything the pipeline knows of one request, declared once: the schema state.json is read
+ * with, and (by `z.infer`) the type the machine works on. It is plain JSON because it is persisted
+ * verbatim; resuming a request is restoring this context and the active children.
+ */
+
+export const TOP_LEVEL_STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT', 'COMPLETED', 'FAILED'] as const;
+export const TopLevelStateSchema = z.enum(TOP_LEVEL_STATES);
+export type TopLevelState = z.infer<typeof TopLevelStateSchema>;
+export const RunningStateSchema = TopLevelStateSchema.exclude(['COMPLETED', 'FAILED']);
+export type RunningState = z.infer<typeof RunningStateSchema>;
+
+export const PipelineInputSchema = z.object({
+  request_id: z.string(),
+  video_uri: z.string(),
+  query: z.string().nullable(),
+  settings: SettingsSchema,
+  started_at: z.number(),
+});
+export type PipelineInput = z.infer<typeof PipelineInputSchema>;
+
+/**
+ * Where a clip or a frame is. A unit is `pending` until its work ends, `done` or `failed`.
+ * Files written before this version may say `running` (a status never assigned): it reads as
+ * `pending`, which is what it meant.
+ */
+export const UnitStatusSchema = z.preprocess((value) => (value === 'running' ? 'pending' : value), z.enum(['pending', 'done', 'failed']));
+export type UnitStatus = z.infer<typeof UnitStatusSchema>;
+
+export const FrameStateSchema = z.object({
+  index: z.number().int().nonnegative(),
+  uri: z.string(),
+  status: UnitStatusSchema,
+  detections: z.array(DetectionSchema),
+  note: z.string().nullable(),
+  records: z.array(InvocationRecordSchema),
+  error: FaveErrorSchema.nullable(),
+});
+export type FrameState = z.infer<typeof FrameStateSchema>;
+
+/** What a clip's chain has produced so far; lets a redriven clip skip the steps it finished. */
+export const ClipProgressSchema = z.object({
+  compressed_uri: z.string().nullable(),
+  transcript_uri: z.string().nullable(),
+  transcript: z.string().nullable(),
+  transcript_note: z.string().nullable(),
+  frames: z.array(FrameRefSchema).nullable(),
+});
+export type ClipProgress = z.infer<typeof ClipProgressSchema>;
+
+export const ClipStateSchema = z.object({
+  index: z.number().int().nonnegative(),
+  uri: z.string(),
+  start_s: z.number().nullable(),
+  end_s: z.number().nullable(),
+  status: UnitStatusSchema,
+  progress: ClipProgressSchema,
+  frames: z.array(FrameStateSchema),
+  records: z.array(InvocationRecordSchema),
+  error: FaveErrorSchema.nullable(),
+});
+export type ClipState = z.infer<typeof ClipStateSchema>;
+
+export const StepStateSchema = z.object({ output_uri: z.string() });
+export type StepState = z.infer<typeof StepStateSchema>;
+
+/** An async call queued at the gateway and not answered yet. */
+export const AsyncDispatchSchema = z.object({
+  /** The request's redrive count when it was queued. */
+  run: z.number().int().min(0),
+  attempt: z.number().int().min(1),
+  call_id: z.string().nullable(),
+  dispatched_at: z.number(),
+  timeout_ms: z.number().positive(),
+  /** The attempt's marker in the dispatch journal: a resume continues it, it is not interrupted. */
+  dispatch_id: z.string().optional(),
+});
+export type AsyncDispatch = z.infer<typeof AsyncDispatchSchema>;
+
+/** What the request was started with, and everything learned since. */
+export const PipelineContextSchema = PipelineInputSchema.extend({
+  finished_at: z.number().nullable(),
+  input_uri: z.string().nullable(),
+  steps: z.object({ ffmpeg0: StepStateSchema.optional(), librosa: StepStateSchema.optional(), ffmpeg1: StepStateSchema.optional() }),
+  clip_times: z.array(ClipTimeSchema).nullable(),
+  clips: z.array(ClipStateSchema),
+  /** Clips whose chain has not ended (done or failed) yet. */
+  clips_pending: z.number().int().min(0),
+  /** Frames still to be detected in this pass of DETECT. */
+  frames_pending: z.number().int().min(0),
+  /** How many clips are failed (kept so the failure check on every event is O(1)). */
+  failed_clips: z.number().int().min(0),
+  /** Records of the single-call stages (ffmpeg-0, librosa, ffmpeg-1). */
+  records: z.array(InvocationRecordSchema),
+  /**
+   * The failed attempts of calls being retried, by task id, until the call settles. A call
+   * interrupted between attempts (a crash, a restart) resumes at its next attempt, within the
+   * same budget, instead of starting over. Absent from files written before retries were persisted.
+   */
+  retrying: z.record(z.string(), z.array(InvocationRecordSchema)).default({}),
+  /**
+   * Async calls queued and not answered yet, by task id: a resumed request waits for their
+   * callbacks on the clock of their dispatch instead of queueing them again. Absent from files
+   * written before async calls existed.
+   */
+  dispatched: z.record(z.string(), AsyncDispatchSchema).default({}),
+  error: FaveErrorSchema.nullable(),
+  failed_at: RunningStateSchema.nullable(),
+  redrives: z.number().int().min(0),
+});
+export type PipelineContext = z.infer<typeof PipelineContextSchema>;
+
+/** What one stage call (with its retries) ends with. */
+export interface StageCallInput {
+  task_id: string;
+  request_id: string;
+  profile: string;
+  function_name: string;
+  task: StageTask;
+  timeout_ms: number;
+  retry: RetryPolicy;
+  deadline_at: number;
+  /** Absent: sync. */
+  call_mode?: CallMode;
+  /** The request's redrive count: attempts of a redriven call are told apart from the first run's. */
+  run?: number;
+}
+
+export interface StageCallOutput {
+  task_id: string;
+  stage: StageKey;
+  clip_index: number | null;
+  frame_index: number | null;
+  facts: StageFacts | null;
+  error: FaveError | null;
+  records: InvocationRecord[];
+}
+
+/** Task ids name one stage call of a request: the key of `retrying`. */
+export const clipTaskId = (clipIndex: number, step: string): string => `clip-${clipIndex}/${step}`;
+export const frameTaskId = (clipIndex: number, frameIndex: number): string => `frame-${clipIndex}-${frameIndex}`;
+
+export const emptyProgress = (): ClipProgress => ({
+  compressed_uri: null,
+  transcript_uri: null,
+  transcript: null,
+  transcript_note: null,
+  frames: null,
+});
+
+/** The input a request was started with, rebuilt from its context (restoring needs one). */
+export function inputOfContext(context: PipelineContext): PipelineInput {
+  return {
+    request_id: context.request_id,
+    video_uri: context.video_uri,
+    query: context.query,
+    settings: context.settings,
+    started_at: context.started_at,
+  };
+}
