@@ -4,6 +4,7 @@ import type { HttpResponseLike } from '../src/server/types.ts';
 import { handleUi } from '../src/server/ui-routes.ts';
 import type { RequestPageView, RequestSummary } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -19,14 +20,6 @@ async function get(path: string, method = 'GET'): Promise<HttpResponseLike> {
 
 function body(response: HttpResponseLike): string {
   return response.body.toString();
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('the UI routes', () => {
@@ -101,7 +94,7 @@ describe('the UI routes', () => {
     h = await startHarness({ gateway: { clips: 3, framesPerClip: 1, faults: [{ stage: 'ffmpeg3', clip: 0, kind: 'hang' }] } });
     await get('/ui');
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-live' });
-    await until(() => h!.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0), "clip 0's ffmpeg-3 call");
+    await until(() => h!.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0), { timeoutMs: 15_000, message: "clip 0's ffmpeg-3 call" });
 
     const view = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestPageView;
     expect(view).toMatchObject({ status: 'RUNNING', state: 'FANOUT', value: 'FANOUT', active: ['FANOUT'], local: true });
