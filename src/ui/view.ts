@@ -10,7 +10,8 @@ import { buildTimeline, flattenInvocations, mergeInvocations, stepsByName, toInv
 
 /**
  * What the request page shows, and what `/ui/api/requests/{id}` answers: the request's view
- * without its context, with what the page draws from it. Plain JSON.
+ * with what the page draws from its context instead of the context (large) and the lease (it
+ * names hosts). Plain JSON.
  */
 export interface RequestPageView extends Omit<RequestView, 'context' | 'lease'> {
   /** Every state path the value makes active: `DETECT`, `DETECT.detecting`. */
