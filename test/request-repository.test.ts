@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestView } from '../src/domain/request-view.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { RequestRepository } from '../src/persistence/request-repository.ts';
+import { StateWriter } from '../src/persistence/state-writer.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { failureOf } from './support/fixtures.ts';
 import { startHarness, type Harness } from './support/harness.ts';
@@ -63,6 +64,22 @@ describe('the request repository', () => {
     const failure = await failureOf(h.app.orchestrator.resume('nobody'));
     expect(failure.error).toMatchObject({ code: 'REQUEST_NOT_FOUND', message: expect.stringContaining('no request nobody') });
     expect((await failureOf(h.app.orchestrator.requests.view('../x'))).error.code).toBe('BAD_REQUEST');
+  });
+
+  it('a state write that loses its precondition is LEASE_HELD for the request, and the stored state stays as it was', async () => {
+    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
+    await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'taken' })).done;
+    const { envelope } = (await h.app.orchestrator.requests.readState('taken'))!;
+    const location = { bucket: BUCKET, key: requestKeys.state('taken') };
+    const before = await h.store.get(location);
+    const next = { ...envelope, seq: envelope.seq + 1 };
+    for (const etag of ['"not-the-stored-one"', null]) {
+      const writer = new StateWriter({ store: h.store, location, intervalMs: 0, conditional: true, etag });
+      const failure = await failureOf(writer.acquire(next));
+      expect(failure.error).toMatchObject({ code: 'LEASE_HELD', message: expect.stringContaining('changed by another owner') });
+      expect(writer.lost?.error.code).toBe('LEASE_HELD');
+    }
+    expect(await h.store.get(location)).toEqual(before);
   });
 
   it('keeps cancel markers: one newer than the run is taken once, an older or unreadable one is dropped', async () => {
