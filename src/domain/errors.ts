@@ -9,6 +9,7 @@ export const ErrorCodes = [
   'BAD_REQUEST',
   'BAD_CONFIG',
   'INPUT_NOT_FOUND',
+  'REQUEST_NOT_FOUND',
   'INPUT_IMPORT_FAILED',
   'STAGE_NOT_FOUND',
   'STAGE_HTTP_ERROR',
