@@ -86,6 +86,15 @@ export function statusOfInterrupted(code: ErrorCode): number {
   return code === 'CANCELLED' || code === 'STORE_ERROR' ? 503 : statusOfFailedRequest(code);
 }
 
+/**
+ * A process that could not make its app (the OpenFaaS handler's first call): a configuration it
+ * cannot start with is a service unavailable until it is fixed (503), anything else a fault.
+ */
+export function startFailure(err: unknown): ApiError {
+  const error = toFaveError(err);
+  return { ...apiError(error.code, error.message), ...(error.code === 'BAD_CONFIG' ? { status: 503 } : {}) };
+}
+
 /** A refusal: its status (from the table), its code, a message naming the problem and the input at fault. */
 export interface ApiError {
   status: number;
