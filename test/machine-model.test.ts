@@ -61,7 +61,7 @@ function pipelineEvents(clipCount: number) {
         break;
       case 'LIBROSA':
         for (const ok of [true, false]) {
-          events.push(callOutput('librosa', 'librosa', { kind: 'timestamps', uri: 's3://b/l.tgz', clip_times: [{ start_s: 0, end_s: 1 }], note: null }, ok));
+          events.push(callOutput('librosa', 'librosa', { kind: 'timestamps', uri: 's3://b/l.tgz', clip_times: [{ start_s: 0, end_s: 1 }] }, ok));
         }
         break;
       case 'CLIP': {

@@ -65,7 +65,7 @@ export type FrameRef = z.infer<typeof FrameRefSchema>;
  */
 export type StageFacts =
   | { kind: 'output'; uri: string }
-  | { kind: 'timestamps'; uri: string; clip_times: ClipTime[] | null; note: string | null }
+  | { kind: 'timestamps'; uri: string; clip_times: ClipTime[] | null }
   | { kind: 'clips'; uri: string; clips: Array<{ index: number; uri: string; start_s: number | null; end_s: number | null }> }
   | { kind: 'transcript'; uri: string; transcript: string | null; note: string | null }
   | { kind: 'frames'; uri: string; frames: FrameRef[] }

@@ -75,7 +75,7 @@ export const pipelineMachine = setup({
           ? {
               records: [...context.records, ...params.output.records],
               retrying: plan.settleRetries(context.retrying, [params.output], (o) => o.task_id),
-              dispatched: plan.settleRetries(context.dispatched ?? {}, [params.output], (o) => o.task_id),
+              dispatched: plan.settleRetries(context.dispatched, [params.output], (o) => o.task_id),
             }
           : {}),
       })),

@@ -58,7 +58,7 @@ export function settleRetries<T, V>(retrying: Record<string, V>, settled: readon
 export function applyStep(context: PipelineContext, output: StageCallOutput): Partial<PipelineContext> {
   const records = [...context.records, ...output.records];
   const retrying = settleRetries(context.retrying, [output], (o) => o.task_id);
-  const dispatched = settleRetries(context.dispatched ?? {}, [output], (o) => o.task_id);
+  const dispatched = settleRetries(context.dispatched, [output], (o) => o.task_id);
   const facts = output.facts;
   if (!facts) return { records, retrying, dispatched };
   switch (facts.kind) {
@@ -122,7 +122,7 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     clips_pending: Math.max(0, context.clips_pending - ended),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.stage)),
-    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => clipTaskId(r.clip_index, r.stage)),
+    dispatched: settleRetries(context.dispatched, results, (r) => clipTaskId(r.clip_index, r.stage)),
   };
 }
 
@@ -174,7 +174,7 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
     frames_pending: Math.max(0, context.frames_pending - settled),
     failed_clips: context.failed_clips + newlyFailed,
     retrying: settleRetries(context.retrying, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
-    dispatched: settleRetries(context.dispatched ?? {}, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
+    dispatched: settleRetries(context.dispatched, results, (r) => frameTaskId(r.clip_index, r.frame_index)),
   };
 }
 
@@ -193,7 +193,7 @@ export function recordInterrupted(context: PipelineContext, markers: readonly Di
   collect(context.records);
   for (const failed of Object.values(context.retrying)) collect(failed);
   // An async attempt still queued is continued by the resume: waited for, not lost.
-  for (const queued of Object.values(context.dispatched ?? {})) if (queued.dispatch_id !== undefined) known.add(queued.dispatch_id);
+  for (const queued of Object.values(context.dispatched)) if (queued.dispatch_id !== undefined) known.add(queued.dispatch_id);
   for (const clip of context.clips) {
     collect(clip.records);
     for (const frame of clip.frames) collect(frame.records);

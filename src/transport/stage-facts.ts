@@ -51,8 +51,9 @@ export async function extractFacts(
       return { kind: 'output', uri: last.uri };
     case 'librosa': {
       const member = await readArchiveMember(store, last.uri, 'timestamps.txt', where);
-      if (member === null) return { kind: 'timestamps', uri: last.uri, clip_times: null, note: 'timestamps.txt not found in the librosa archive' };
-      return { kind: 'timestamps', uri: last.uri, clip_times: parseTimestamps(member.toString('utf8')), note: null };
+      // Without timestamps.txt the clips' time ranges come from ffmpeg-1's metadata alone.
+      if (member === null) return { kind: 'timestamps', uri: last.uri, clip_times: null };
+      return { kind: 'timestamps', uri: last.uri, clip_times: parseTimestamps(member.toString('utf8')) };
     }
     case 'ffmpeg1': {
       const videos = response.outputs.filter((o) => o.type === 'video');
