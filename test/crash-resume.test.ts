@@ -134,8 +134,9 @@ const TRIGGERS: Trigger[] = [
 
 async function waitFor(id: string, trigger: Trigger, exited: () => boolean): Promise<void> {
   const etags = new Set<string>();
-  for (;;) {
-    if (exited()) return;
+  let seen: Seen = { calls: [], stateExists: false, stateVersions: 0 };
+  const reached = async (): Promise<boolean> => {
+    if (exited()) return true;
     let stateExists = false;
     if (trigger.watchState) {
       // HEAD is cheap enough to poll without slowing the process under test.
@@ -145,10 +146,15 @@ async function waitFor(id: string, trigger: Trigger, exited: () => boolean): Pro
         etags.add(info.etag);
       }
     }
-    const calls = gateway.calls.filter((c) => c.request_id === id);
-    if (trigger.ready({ calls, stateExists, stateVersions: etags.size })) return;
-    await new Promise((r) => setTimeout(r, trigger.watchState ? 1 : 2));
-  }
+    seen = { calls: gateway.calls.filter((c) => c.request_id === id), stateExists, stateVersions: etags.size };
+    return trigger.ready(seen);
+  };
+  // Polled every 1-2 ms: the kill has to land right at the moment, before the run moves on.
+  await until(reached, {
+    timeoutMs: 30_000,
+    everyMs: trigger.watchState ? 1 : 2,
+    message: () => `${id} to be ${trigger.name} (seen ${seen.calls.length} calls, ${seen.stateVersions} state versions)`,
+  });
 }
 
 describe('crash and resume with real processes and SIGKILL', () => {

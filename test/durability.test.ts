@@ -11,6 +11,7 @@ import { startHarness, type Harness } from './support/harness.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
 import { runFave } from './support/child.ts';
 import { startS3rver } from './support/s3rver.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -165,19 +166,20 @@ describe('orphans are taken over while a server runs', () => {
     try {
       let serverLog = '';
       server.child.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
-      while (!serverLog.includes('"event":"listening"')) await new Promise((r) => setTimeout(r, 20));
+      await until(() => serverLog.includes('"event":"listening"'), { timeoutMs: 15_000, message: () => `fave serve to listen; its stderr: ${serverLog}` });
 
       const run = runFave(['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', 'orphan', '--json'], env);
-      while (gateway.calls.filter((c) => c.request_id === 'orphan').length < 8) await new Promise((r) => setTimeout(r, 5));
+      // Polled tightly: the kill must land while the run is still under way.
+      await until(() => gateway.calls.filter((c) => c.request_id === 'orphan').length >= 8, { timeoutMs: 15_000, everyMs: 5, message: "the orphan's first 8 calls" });
       run.child.kill('SIGKILL');
       await run.exit;
 
       const stateKey = { bucket: 'fave-artifacts', key: requestKeys.state('orphan') };
-      for (let i = 0; i < 600; i++) {
-        const state = JSON.parse((await store.get(stateKey)).toString()) as { status: string };
-        if (state.status !== 'RUNNING') break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await until(async () => (JSON.parse((await store.get(stateKey)).toString()) as { status: string }).status !== 'RUNNING', {
+        timeoutMs: 30_000,
+        everyMs: 50,
+        message: () => `the server to finish the orphan; its stderr: ${serverLog}`,
+      });
       const final = FinalResultSchema.parse(JSON.parse((await store.get({ bucket: 'fave-artifacts', key: requestKeys.final('orphan') })).toString()));
       expect(final.status).toBe('COMPLETED');
       expect(final.clips).toHaveLength(8);
@@ -241,9 +243,7 @@ describe('retries across a crash', () => {
     try {
       const run = runFave(['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', 'retried', '--json'], env);
       // The third attempt is hanging and the first two failures are in state.json: kill now.
-      for (let i = 0; i < 1000 && (calls().length < 3 || (await persistedRetries()).length < 2); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await until(async () => calls().length >= 3 && (await persistedRetries()).length >= 2, { message: 'the third attempt hanging after two persisted failures' });
       expect(await persistedRetries()).toEqual([1, 2]);
       run.child.kill('SIGKILL');
       expect((await run.exit).signal).toBe('SIGKILL');
@@ -281,7 +281,7 @@ describe('cancel across processes', () => {
     const other = await createApp({ env: h.env, logger: pino({ level: 'silent' }) });
     try {
       const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'far-cancel' });
-      while (h.gateway.callsTo('ffmpeg2').length < 4) await new Promise((r) => setTimeout(r, 10));
+      await until(() => h!.gateway.callsTo('ffmpeg2').length >= 4, { message: 'all 4 ffmpeg-2 calls' });
       expect(other.orchestrator.get('far-cancel')).toBeUndefined();
       expect(await other.orchestrator.requestCancel('far-cancel', 'asked elsewhere')).toBe(true);
       const outcome = await handle.done;

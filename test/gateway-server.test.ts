@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { ConnectionReset, startGatewayServer } from '../src/stages/gateway/server.ts';
 import type { FunctionCall, FunctionHandler, GatewayServer, GatewayServerOptions } from '../src/stages/gateway/types.ts';
 import { startHttpSink, type HttpSink } from './support/http-sink.ts';
+import { until } from './support/until.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -195,25 +196,32 @@ describe('gateway server: async calls', () => {
 
   it('holds a sync call to the upstream timeout (504) but lets an async one run past it, then calls back', async () => {
     const receiver = await sink();
-    const slow: FunctionHandler = async (call) => {
-      await new Promise((r) => setTimeout(r, 400));
-      return { status: 200, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ done: call.callId }) };
-    };
-    const gw = await gateway({ slow }, { upstreamTimeoutMs: 100 });
-    const sync = await request(`${gw.url}/function/slow`, { method: 'POST', body: '{}' });
-    expect(sync.statusCode).toBe(504);
-    await sync.body.text();
+    const releases = new Map<string, () => void>();
+    // Each call runs until the test lets it go (or the gateway gives up on it).
+    const held: FunctionHandler = (call) =>
+      new Promise((resolve, reject) => {
+        releases.set(call.callId, () => resolve({ status: 200, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ done: call.callId }) }));
+        call.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
+    const gw = await gateway({ held }, { upstreamTimeoutMs: 100 });
     const before = Date.now();
-    const queued = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': `${receiver.url}/cb?token=t` } });
+    const queued = await request(`${gw.url}/async-function/held`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': `${receiver.url}/cb?token=t` } });
     expect(queued.statusCode).toBe(202);
     const callId = queued.headers['x-call-id'];
     expect(callId).toMatch(UUID);
     await queued.body.text();
+    const release = await until(() => releases.get(String(callId)), { message: 'the queued call to start' });
+    // A sync call made after it started is cut off at the upstream timeout, so by the time it is
+    // answered the queued call has run past that timeout: only then is it let go.
+    const sync = await request(`${gw.url}/function/held`, { method: 'POST', body: '{}' });
+    expect(sync.statusCode).toBe(504);
+    await sync.body.text();
+    release();
     const callback = await receiver.nth(0);
     expect(callback.path).toBe('/cb?token=t');
-    expect(callback.headers).toMatchObject({ 'x-call-id': callId, 'x-function-status': '200', 'x-function-name': 'slow', 'content-type': 'application/json' });
+    expect(callback.headers).toMatchObject({ 'x-call-id': callId, 'x-function-status': '200', 'x-function-name': 'held', 'content-type': 'application/json' });
     // Node's timers may fire a fraction of a millisecond early against performance.now().
-    expect(Number(callback.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0.39);
+    expect(Number(callback.headers['x-duration-seconds'])).toBeGreaterThanOrEqual(0.099);
     // The watchdog's X-Start-Time: nanoseconds since the epoch.
     const startedMs = Number(BigInt(callback.headers['x-start-time']!) / 1_000_000n);
     expect(startedMs).toBeGreaterThanOrEqual(before - 5);
@@ -222,26 +230,39 @@ describe('gateway server: async calls', () => {
 
   it('runs queued calls at most max_inflight at a time; X-Start-Time shows the wait in the queue', async () => {
     const receiver = await sink();
+    const ids = ['q1', 'q2', 'q3'];
     let running = 0;
     let peak = 0;
-    const slow: FunctionHandler = async () => {
+    const started: string[] = [];
+    const releases = new Map<string, () => void>();
+    // Each call runs until the test lets it go: one started while another is held would show in the peak.
+    const held: FunctionHandler = async (call) => {
       peak = Math.max(peak, ++running);
-      await new Promise((r) => setTimeout(r, 150));
+      started.push(call.callId);
+      await new Promise<void>((resolve) => releases.set(call.callId, resolve));
       running--;
       return { status: 200, body: 'ok' };
     };
-    const gw = await gateway({ slow }, { asyncMaxInflight: 1 });
-    const queuedAt = Date.now();
-    for (const id of ['q1', 'q2', 'q3']) {
-      const res = await request(`${gw.url}/async-function/slow`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': id } });
+    const gw = await gateway({ held }, { asyncMaxInflight: 1 });
+    for (const id of ids) {
+      const res = await request(`${gw.url}/async-function/held`, { method: 'POST', body: '{}', headers: { 'X-Callback-Url': receiver.url, 'X-Call-Id': id } });
       expect(res.statusCode).toBe(202);
       await res.body.text();
     }
-    const last = await receiver.nth(2);
+    const releasedAt: number[] = [];
+    for (const id of ids) {
+      const release = await until(() => releases.get(id), { message: () => `${id} to start (started so far: ${started.join(', ')})` });
+      releasedAt.push(Date.now());
+      release();
+    }
+    const callbacks = await Promise.all(ids.map((_, n) => receiver.nth(n)));
     expect(peak).toBe(1);
-    const startedMs = Number(BigInt(last.headers['x-start-time']!) / 1_000_000n);
-    // The third call waited for two before it in the queue.
-    expect(startedMs - queuedAt).toBeGreaterThanOrEqual(2 * 150 - 10);
+    expect(started).toEqual(ids);
+    expect(callbacks.map((cb) => cb.headers['x-call-id'])).toEqual(ids);
+    // Each call waited in the queue until the one before it was let go.
+    const startedMs = callbacks.map((cb) => Number(BigInt(cb.headers['x-start-time']!) / 1_000_000n));
+    expect(startedMs[1]).toBeGreaterThanOrEqual(releasedAt[0]!);
+    expect(startedMs[2]).toBeGreaterThanOrEqual(releasedAt[1]!);
   });
 
   it('answers 404 at once for an unknown function and 400 for a bad callback URL', async () => {

@@ -8,6 +8,7 @@ import { checkVideoUri, classifyAddress, MAX_BODY_BYTES, type HostLookup } from 
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 import { expectedClips } from './support/test-gateway.ts';
 import { runFave, type ChildRun } from './support/child.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -65,17 +66,6 @@ async function call(method: string, path: string, options: { body?: unknown; raw
   return { status: res.status, headers: res.headers, text, body: parsed };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: () => Promise<T> | T, ok: (v: T) => boolean, tries = 500): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const v = await what();
-    if (ok(v)) return v;
-    await sleep(10);
-  }
-  throw new Error('condition not reached');
-}
-
 async function storeKeys(harness: Harness): Promise<string[]> {
   return (await harness.store.list('fave-artifacts', '')).sort();
 }
@@ -112,8 +102,11 @@ describe('POST /', () => {
       expect(res.body.result_url).toBe(`/requests/${id}/result`);
       expect(res.headers.get('location')).toBe(`/requests/${id}`);
       const done = await until(
-        () => call('GET', res.body.status_url as string),
-        (r) => r.body.status !== 'RUNNING',
+        async () => {
+          const view = await call('GET', res.body.status_url as string);
+          return view.body.status !== 'RUNNING' ? view : null;
+        },
+        { message: `${id} to leave RUNNING` },
       );
       expect(done.status).toBe(200);
       expect(done.body).toMatchObject({
@@ -220,10 +213,7 @@ describe('cancel', () => {
     const accepted = await call('POST', '/?async=true', { body: { video_uri: h.videoUri, request_id: 'cancel-me' } });
     expect(accepted.status).toBe(202);
     const waiting = call('POST', '/', { body: { video_uri: h.videoUri, request_id: 'cancel-me' } });
-    await until(
-      () => h.gateway.callsTo('ffmpeg2').filter((c) => c.request_id === 'cancel-me').length,
-      (n) => n > 0,
-    );
+    await until(() => h.gateway.callsTo('ffmpeg2').some((c) => c.request_id === 'cancel-me'), { message: "cancel-me's first ffmpeg-2 call" });
 
     const early = await call('GET', '/requests/cancel-me/result');
     expect(early.status).toBe(409);
@@ -242,9 +232,12 @@ describe('cancel', () => {
     const view = await call('GET', '/requests/cancel-me');
     expect(view.body).toMatchObject({ status: 'FAILED', error: { code: 'CANCELLED' } });
     expect((await h.readState('cancel-me')).error).toMatchObject({ code: 'CANCELLED' });
-    await sleep(150);
+    // Stopped here means its actor is stopped: once the aborted calls have left the gateway,
+    // nothing is left that could make another call.
+    await until(() => h.app.orchestrator.get('cancel-me') === undefined && h.gateway.inFlight === 0, {
+      message: () => `cancel-me to stop (${h.gateway.inFlight} calls in flight)`,
+    });
     expect(h.gateway.calls.length).toBe(calls);
-    await until(() => h.gateway.inFlight, (n) => n === 0);
 
     const twice = await call('POST', '/requests/cancel-me/cancel');
     expect(twice.status).toBe(409);
@@ -260,7 +253,7 @@ describe('resume', () => {
   it('continues an interrupted request through POST /requests/{id}/resume without redoing finished work', async () => {
     const { h } = await start({ gateway: { clips: 3, framesPerClip: 1, faults: [{ stage: 'ffmpeg3', clip: 2, kind: 'hang' }] } });
     expect((await call('POST', '/?async=true', { body: { video_uri: h.videoUri, request_id: 'interrupted' } })).status).toBe(202);
-    await until(() => h.gateway.callsTo('ffmpeg3').filter((c) => c.clip === 2).length, (n) => n > 0);
+    await until(() => h.gateway.callsTo('ffmpeg3').some((c) => c.clip === 2), { message: "clip 2's ffmpeg-3 call" });
     // What a crash or a shutdown leaves: state.json says RUNNING and nobody drives it.
     await h.app.orchestrator.close();
     expect((await h.readState('interrupted')).status).toBe('RUNNING');
@@ -287,15 +280,18 @@ describe('fave serve', () => {
       children.push(run);
       let seen = '';
       run.child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
-      const url = await until(() => /"event":"listening","url":"([^"]+)"/.exec(seen)?.[1] ?? null, (u) => u !== null, 3000);
-      return { run, url: url! };
+      const url = await until(() => /"event":"listening","url":"([^"]+)"/.exec(seen)?.[1], {
+        timeoutMs: 15_000,
+        message: () => `fave serve to listen; its stderr: ${seen}`,
+      });
+      return { run, url };
     };
     try {
       const first = await serve({});
       const answer = fetch(`${first.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
-      await until(() => harness.gateway.callsTo('ffmpeg2').length, (n) => n === 2);
+      await until(() => harness.gateway.callsTo('ffmpeg2').length === 2, { message: 'both ffmpeg-2 calls' });
       // Stop once the fan-out is on disk: what finished before it must not run again.
-      await until(() => harness.readState('served').then((s) => s.state), (s) => s === 'FANOUT');
+      await until(async () => (await harness.readState('served')).state === 'FANOUT', { message: 'FANOUT in state.json' });
       first.run.child.kill('SIGTERM');
       const interrupted = await answer;
       expect(interrupted.status).toBe(503);
@@ -307,12 +303,16 @@ describe('fave serve', () => {
       expect(state.status).toBe('RUNNING');
 
       // The old owner's lease has to run out before another process may take the request over.
-      await sleep(Math.max(0, (state.lease?.expires_at ?? 0) - Date.now()) + 50);
+      const expiresAt = state.lease?.expires_at ?? 0;
+      await until(() => Date.now() > expiresAt, { message: 'the old lease to run out' });
       const calls = harness.gateway.calls.length;
       const second = await serve({ RESUME_ON_START: 'true' });
       const done = await until(
-        async () => (await fetch(`${second.url}/requests/served`)).json() as Promise<{ status: string }>,
-        (v) => v.status !== 'RUNNING',
+        async () => {
+          const view = (await (await fetch(`${second.url}/requests/served`)).json()) as { status: string };
+          return view.status !== 'RUNNING' ? view : null;
+        },
+        { message: 'served to leave RUNNING' },
       );
       expect(done.status).toBe('COMPLETED');
       const resumedCalls = harness.gateway.calls.slice(calls);
@@ -500,7 +500,7 @@ describe('routes', () => {
     };
     expect((await hit('POST', '/', { body: { video_uri: h.videoUri, request_id: 'with-auth' } })).status).toBe(200);
     await hit('POST', '/?async=true', { body: { video_uri: h.videoUri, request_id: 'hangs' } });
-    await until(() => h.gateway.callsTo('ffmpeg3').filter((c) => c.request_id === 'hangs').length, (n) => n > 0);
+    await until(() => h.gateway.callsTo('ffmpeg3').some((c) => c.request_id === 'hangs'), { message: "hangs' ffmpeg-3 call" });
     await hit('GET', '/requests/hangs');
     await hit('GET', '/requests/hangs/result');
     await hit('POST', '/requests/hangs/cancel');
@@ -519,7 +519,7 @@ describe('routes', () => {
     // Whatever else may log a config or a call, redaction covers it.
     h.app.logger.info({ event: 'probe', config: h.app.config, auth, headers: { authorization: 'Basic x' }, call: { headers: { authorization: 'Basic y' } } });
     h.app.logger.flush();
-    await sleep(50);
+    await until(() => lines.some((line) => line.includes('"event":"probe"')), { message: 'the probe line in the log' });
 
     const token = Buffer.from(`${auth.user}:${auth.password}`).toString('base64');
     const answered = answers.map((a) => `${a.status} ${[...a.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n${a.text}`).join('\n');

@@ -13,6 +13,7 @@ import { BlockEnergies, formatTimestamp, frameMeanSquares, nonSilentIntervals, p
 import { speechArgv, splitCommandLine } from '../src/stages/local/speech.ts';
 import { startLocalGateway } from '../src/stages/local/serve.ts';
 import { makeNotAVideo, makeSilentVideo, makeToneBurstVideo } from './support/media.ts';
+import { until } from './support/until.ts';
 import { type Fanout } from '../src/domain/stage.ts';
 
 const BUCKET = 'fave-artifacts';
@@ -502,8 +503,7 @@ describe('LocalTransport', () => {
       }
       return false;
     };
-    for (let i = 0; i < 600 && !(await started()); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await started()).toBe(true);
+    await until(started, { timeoutMs: 30_000, everyMs: 50, message: 'the speech command to start' });
     controller.abort(new Error('caller gave up mid-call'));
     expect(await outcome).toBe('caller gave up mid-call');
     expect(await readdir(join(dir, 'work'))).toEqual([]);

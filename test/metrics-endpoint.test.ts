@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { expectedClips } from './support/test-gateway.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -138,7 +139,8 @@ describe('GET /metrics', () => {
     server = await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false });
     const accepted = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }) });
     expect(accepted.status).toBe(202);
-    for (let i = 0; i < 200 && h.gateway.callsTo('librosa').length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const harness = h;
+    await until(() => harness.gateway.callsTo('librosa').length > 0, { message: 'the librosa call' });
     const { samples } = parseExposition(await (await fetch(`${server.url}/metrics`)).text());
     expect(sum(samples, 'fave_requests_in_flight')).toBe(1);
     expect(samples.some((s) => s.name.startsWith('process_'))).toBe(false);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.ts';
 import { expectedClips, type ScriptOptions } from './support/test-gateway.ts';
+import { until } from './support/until.ts';
 import type { ClipResult } from '../src/domain/result.ts';
 
 let h: Harness | null = null;
@@ -215,17 +216,20 @@ describe('failures', () => {
 
   it('cancels a running request: in-flight calls aborted, no new ones, CANCELLED persisted', async () => {
     h = await startHarness({ gateway: { clips: 6, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', kind: 'hang' }] } });
-    const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'cancel-me' });
-    while (h.gateway.callsTo('ffmpeg2').length < 6 && h.gateway.inFlight < 6) await new Promise((r) => setTimeout(r, 10));
+    const harness = h;
+    const handle = await harness.app.orchestrator.submit({ video_uri: harness.videoUri, request_id: 'cancel-me' });
+    await until(() => harness.gateway.callsTo('ffmpeg2').length >= 6 || harness.gateway.inFlight >= 6, { message: 'six ffmpeg-2 calls hanging' });
     expect(h.app.orchestrator.cancel('cancel-me', 'user asked')).toBe(true);
     const outcome = await handle.done;
     expect(outcome.status).toBe('FAILED');
     expect(outcome.result.error).toMatchObject({ code: 'CANCELLED' });
     const calls = h.gateway.calls.length;
-    await new Promise((r) => setTimeout(r, 100));
+    // Out of the registry means its actor is stopped: once the aborted calls have left the
+    // gateway, nothing is left that could make another call.
+    await until(() => harness.app.orchestrator.get('cancel-me') === undefined && harness.gateway.inFlight === 0, {
+      message: () => `cancel-me to stop (${harness.gateway.inFlight} calls in flight)`,
+    });
     expect(h.gateway.calls.length).toBe(calls);
-    for (let i = 0; i < 50 && h.gateway.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(h.gateway.inFlight).toBe(0);
     expect((await h.readState('cancel-me')).error).toMatchObject({ code: 'CANCELLED', stage: 'FANOUT' });
   });
 });

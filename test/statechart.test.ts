@@ -23,6 +23,7 @@ import {
   type StatechartMachine,
 } from '../src/visualize/statechart.ts';
 import { freePort } from './support/free-port.ts';
+import { until } from './support/until.ts';
 
 const root = join(import.meta.dirname, '..');
 const chart = pipelineStatechart();
@@ -174,13 +175,11 @@ describe('createInspector', () => {
       const probe = createMachine({ id: 'probe', initial: 'idle', context: { records: [1, 2, 3] }, states: { idle: { on: { GO: 'busy' } }, busy: {} } });
       const actor = createActor(probe, { inspect: inspector.inspect }).start();
       actor.send({ type: 'GO' });
-      const deadline = Date.now() + 10_000;
-      const reached = () =>
-        seen.find((e): e is Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }> => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy');
-      while (!reached() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const snapshot = reached();
-      expect(snapshot, 'the relay never saw the snapshot in `busy`').toBeDefined();
-      expect((snapshot!.snapshot as { context?: unknown }).context).toEqual({ records: '3 invocation records' });
+      const snapshot = await until(
+        () => seen.find((e): e is Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }> => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy'),
+        { everyMs: 20, message: 'the relay to see the snapshot in `busy`' },
+      );
+      expect((snapshot.snapshot as { context?: unknown }).context).toEqual({ records: '3 invocation records' });
       expect(seen.some((e) => e.type === '@xstate.actor')).toBe(true);
       actor.stop();
     } finally {

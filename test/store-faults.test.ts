@@ -123,12 +123,14 @@ describe("the filesystem store's lock is a lease", () => {
     expect(waited).toBeGreaterThan(leaseMs * 0.8);
     expect(waited).toBeLessThan(leaseMs + 1000);
 
-    // A live holder runs three leases long; the waiter gets the lock only after it is done.
+    // A live holder keeps the lock until the waiter has waited two whole leases (without the
+    // heartbeat it would have broken the lock after one); the waiter gets it only after that.
     const order: string[] = [];
+    let waitingSince: number | null = null;
     const holder = withFileLock(
       lock,
       async () => {
-        await new Promise((r) => setTimeout(r, leaseMs * 3));
+        await until(() => waitingSince !== null && performance.now() - waitingSince > leaseMs * 2, { message: 'the waiter to wait two leases' });
         order.push('holder done');
       },
       { leaseMs },
@@ -138,6 +140,7 @@ describe("the filesystem store's lock is a lease", () => {
     await writeFile(lock, JSON.stringify({ host: 'another-host', pid: 1 }));
     const now = new Date();
     await utimes(lock, now, now);
+    waitingSince = performance.now();
     await withFileLock(lock, async () => void order.push('waiter'), { leaseMs });
     await holder;
     expect(order).toEqual(['holder done', 'waiter']);

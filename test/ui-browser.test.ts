@@ -47,6 +47,16 @@ const RECORD_CURRENT_STATES = `
   }).observe(document, { attributes: true, attributeFilter: ['data-current'], subtree: true });
 `;
 
+/** Records the page's fetch calls as it makes them, so that none having been made can be read at once. */
+const RECORD_FETCHES = `
+  window.fetchedUrls = [];
+  const pageFetch = window.fetch;
+  window.fetch = function (input, init) {
+    window.fetchedUrls.push(String(input));
+    return pageFetch.call(this, input, init);
+  };
+`;
+
 /** Page errors and console errors (CSP violations show up there) fail the test. */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -160,6 +170,8 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
     expect(stderr).toContain(file);
 
     const context = await browser.newContext({ offline: true, viewport: { width: 1400, height: 1000 } });
+    await context.clock.install();
+    await context.addInitScript({ content: RECORD_FETCHES });
     const requests: string[] = [];
     context.on('request', (request) => requests.push(request.url()));
     const page = await context.newPage();
@@ -171,8 +183,12 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
     expect(keys.sort()).toEqual(view.invocations.map((i) => i.key).sort());
     expect(await page.locator('.sc-state[data-machine="pipeline"][data-current="true"]').getAttribute('data-state')).toBe('COMPLETED');
     expect(await page.locator('#live-note').textContent()).toMatch(/^report taken /);
-    // A report never polls: give it the time of a few polls and check nothing was asked for.
-    await page.waitForTimeout(1200);
+    // A report never polls: once the page's clock has run twenty poll periods on, every timer it
+    // set has fired, and none of them fetched anything or reloaded the page.
+    await page.evaluate('window.firstDocument = true');
+    await page.clock.runFor(10_000);
+    expect(await page.evaluate('window.fetchedUrls')).toEqual([]);
+    expect(await page.evaluate('window.firstDocument === true')).toBe(true);
     expect(requests).toEqual([url]);
     expect(errors).toEqual([]);
     await context.close();

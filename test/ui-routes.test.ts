@@ -6,6 +6,7 @@ import type { HttpResponseLike } from '../src/server/types.ts';
 import type { RequestSummary, RequestView } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { routerCall, type RouterCall } from './support/router.ts';
+import { until } from './support/until.ts';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -23,14 +24,6 @@ async function get(path: string, method = 'GET'): Promise<HttpResponseLike> {
 
 function body(response: HttpResponseLike): string {
   return response.body.toString();
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('the UI routes', () => {
@@ -143,7 +136,7 @@ describe('the UI routes', () => {
     h = await startHarness({ gateway: { clips: 3, framesPerClip: 1, faults: [{ stage: 'ffmpeg3', clip: 0, kind: 'hang' }] } });
     await get('/ui');
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-live' });
-    await until(() => h!.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0), "clip 0's ffmpeg-3 call");
+    await until(() => h!.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0), { timeoutMs: 15_000, message: "clip 0's ffmpeg-3 call" });
 
     const view = JSON.parse(body(await get('/ui/api/requests/ui-live'))) as RequestView;
     expect(view).toMatchObject({ status: 'RUNNING', state: 'FANOUT', value: 'FANOUT', active: ['FANOUT'], local: true });

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FsStore } from '../../src/persistence/fs-store.ts';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
+import { until } from '../support/until.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const BUCKET = 'fave-artifacts';
@@ -139,19 +140,21 @@ async function startListening(
 ): Promise<{ child: ChildProcess; url: string; output: () => string; exit: Promise<Exit> }> {
   const child = spawn(node, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output, exit } = collect(child);
-  const deadline = Date.now() + START_TIMEOUT_MS;
   let exited: Exit | null = null;
   void exit.then((e) => (exited = e));
-  for (;;) {
-    const url = portOf(output());
-    if (url) return { child, url, output, exit };
-    if (exited) throw new StepFailed(`\`node ${args.join(' ')}\` exited ${(exited as Exit).code ?? (exited as Exit).signal} before listening:\n${output()}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new StepFailed(`\`node ${args.join(' ')}\` did not listen within ${START_TIMEOUT_MS / 1000} s:\n${output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const url = await until(
+    () => {
+      const found = portOf(output());
+      if (!found && exited) throw new StepFailed(`\`node ${args.join(' ')}\` exited ${(exited as Exit).code ?? (exited as Exit).signal} before listening:\n${output()}`);
+      return found;
+    },
+    { timeoutMs: START_TIMEOUT_MS, everyMs: 50 },
+  ).catch((err: unknown) => {
+    if (err instanceof StepFailed) throw err;
+    child.kill('SIGKILL');
+    throw new StepFailed(`\`node ${args.join(' ')}\` did not listen within ${START_TIMEOUT_MS / 1000} s:\n${output()}`);
+  });
+  return { child, url, output, exit };
 }
 
 async function stop(server: { child: ChildProcess; exit: Promise<Exit> }): Promise<Exit> {

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store, type S3StoreOptions } from '../../src/persistence/s3-store.ts';
 import { freePort } from './free-port.ts';
+import { until } from './until.ts';
 
 /**
  * moto's S3 server (Python, `moto_server`) as a child process on a free loopback port: an
@@ -65,17 +65,18 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Waits for the server to answer HTTP; false if it exits or stays silent for `timeoutMs`. */
 async function answers(endpoint: string, child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) return false;
-    const ok = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) }).then(
-      () => true,
-      () => false,
-    );
-    if (ok) return true;
-    await sleep(100);
-  }
-  return false;
+  const outcome = await until(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+      const ok = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) }).then(
+        () => true,
+        () => false,
+      );
+      return ok ? 'answering' : null;
+    },
+    { timeoutMs, everyMs: 100, message: `${BINARY} to answer on ${endpoint}` },
+  ).catch(() => 'silent');
+  return outcome === 'answering';
 }
 
 /**
