@@ -114,7 +114,7 @@ export async function runBaseline(options: BaselineOptions): Promise<BaselineRes
     };
     await enter(entry);
     invocations++;
-    const payload = buildStageRequest(requestId, functionName, { stage, input_uri: inputUri, fanout: fanout ?? {} }, profile);
+    const payload = buildStageRequest({ request_id: requestId, function_name: functionName, task: { stage, input_uri: inputUri, fanout: fanout ?? {} }, profile });
     const response = await request(`${options.gatewayUrl}/function/${encodeURIComponent(functionName)}`, {
       method: 'POST',
       body: JSON.stringify(payload),

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { createApp, type App } from './app.ts';
-import { toFaveError } from './domain/errors.ts';
 import { createMetrics } from './server/metrics.ts';
 import { createRouter, type Router } from './server/router.ts';
+import { errorAnswer, startFailure } from './server/error-policy.ts';
 import { describeAuth } from './config/api-tokens.ts';
 import { serveAuth } from './server/http-server.ts';
 import type { HttpRequestLike, HttpResponseLike } from './server/types.ts';
@@ -45,12 +45,7 @@ export function createHandler(runtime: () => Promise<{ router: Router }>): Funct
       response = await router(requestOf(event));
     } catch (err) {
       // Only the start can fail here (e.g. invalid configuration); the router answers everything else.
-      const error = toFaveError(err);
-      response = {
-        status: error.code === 'BAD_CONFIG' ? 503 : 500,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify({ error: { code: error.code, message: error.message } }),
-      };
+      response = errorAnswer(startFailure(err), 'json');
     }
     if (response.body instanceof Readable) {
       const body = await collect(response.body);

@@ -4,7 +4,6 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/lib/logger.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import { handleUi } from '../src/server/ui-routes.ts';
 import { checkVideoUri, classifyAddress, MAX_BODY_BYTES, type HostLookup } from '../src/server/validate.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 import { expectedClips } from './support/test-gateway.ts';
@@ -448,30 +447,31 @@ describe('input checks', () => {
 });
 
 describe('routes', () => {
-  it('answers 404, 405 and /healthz as JSON errors and delegates /ui', async () => {
+  it('answers 404, 405 and /healthz by one table, and a page path with a page', async () => {
     await start();
     const cases: Array<[string, string, number, string | null]> = [
       ['GET', '/nowhere', 404, 'NOT_FOUND'],
       ['GET', '/', 405, 'METHOD_NOT_ALLOWED'],
       ['DELETE', '/requests/abc', 405, 'METHOD_NOT_ALLOWED'],
-      ['GET', '/requests/abc', 404, 'NOT_FOUND'],
-      ['GET', '/requests/abc/result', 404, 'NOT_FOUND'],
-      ['POST', '/requests/abc/resume', 404, 'NOT_FOUND'],
-      ['GET', '/ui', 404, 'NOT_FOUND'],
-      ['GET', '/ui/app.js', 404, 'NOT_FOUND'],
+      ['GET', '/requests/abc', 404, 'REQUEST_NOT_FOUND'],
+      ['GET', '/requests/abc/result', 404, 'REQUEST_NOT_FOUND'],
+      ['POST', '/requests/abc/resume', 404, 'REQUEST_NOT_FOUND'],
+      ['POST', '/requests/abc/cancel', 404, 'REQUEST_NOT_FOUND'],
+      ['GET', '/requests/abc/artifacts/clip-0', 404, 'REQUEST_NOT_FOUND'],
+      ['GET', '/ui/api/requests/abc', 404, 'REQUEST_NOT_FOUND'],
+      ['GET', '/ui/api/nothing', 404, 'NOT_FOUND'],
       ['GET', '/healthz', 200, null],
     ];
     for (const [method, path, status, code] of cases) {
       const res = await call(method, path);
-      if (path.startsWith('/ui')) {
-        // Whatever the UI module answers goes out as is; a path it does not serve is a JSON 404.
-        const direct = await handleUi({ method, path, query: {}, headers: {}, body: undefined }, h!.app.orchestrator);
-        expect(res.status, `${method} ${path}`).toBe(direct?.status ?? 404);
-        if (!direct) expect(res.body.error.code).toBe('NOT_FOUND');
-        continue;
-      }
       expect(res.status, `${method} ${path}`).toBe(status);
+      expect(res.headers.get('content-type'), `${method} ${path}`).toMatch(/^application\/json/);
       if (code) expect(res.body.error.code, `${method} ${path}`).toBe(code);
+    }
+    for (const path of ['/ui/requests/abc', '/ui/app.js']) {
+      const res = await call('GET', path);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('content-type'), path).toBe('text/html; charset=utf-8');
     }
     expect((await call('GET', '/')).headers.get('allow')).toBe('POST');
     expect((await call('GET', '/healthz')).body).toMatchObject({ status: 'ok', requests_running: 0 });

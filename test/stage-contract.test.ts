@@ -29,7 +29,7 @@ const FULL = {
 
 describe('stage requests as the stages validate them', () => {
   it('the linear stages get fanout {} and every request is one the StagePayload stand-in accepts', () => {
-    const linear = buildStageRequest('r1', 'stage-ffmpeg-0', { stage: 'ffmpeg0', input_uri: 's3://b/k', fanout: {} }, 'default');
+    const linear = buildStageRequest({ request_id: 'r1', function_name: 'stage-ffmpeg-0', task: { stage: 'ffmpeg0', input_uri: 's3://b/k', fanout: {} }, profile: 'default' });
     expect(linear).toEqual({ request_id: 'r1', stage: 'stage-ffmpeg-0', input_uri: 's3://b/k', output_hint: null, config: { profile: 'default' }, fanout: {} });
     expect(StageRequestSchema.safeParse(linear).success).toBe(true);
     expect(validateStagePayload(linear)).toMatchObject({ ok: true });

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderReport } from '../src/cli/commands/report.ts';
 import { highlightTranscript } from '../src/ui/answer-html.ts';
 import { buildAnswer, pickThumbnails, type AnswerContext } from '../src/ui/answer.ts';
-import { handleUi } from '../src/server/ui-routes.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { routerCall } from './support/router.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -94,9 +94,10 @@ describe('what stages answer is text on the page and in the report', () => {
   });
 
   it('escapes transcripts and labels in the live page and the report', async () => {
-    const page = await handleUi({ method: 'GET', path: '/ui/requests/xss', query: {}, headers: {}, body: undefined }, h.app.orchestrator);
+    const page = await routerCall(h.app)('GET', '/ui/requests/xss');
+    expect(page.status).toBe(200);
     const report = await renderReport(h.app.orchestrator, 'xss');
-    for (const html of [String(page!.body), report!.html]) {
+    for (const html of [String(page.body), report!.html]) {
       expect(html.includes('<img src=x')).toBe(false);
       expect(html).toContain('a <mark>car</mark> &lt;img src=x onerror=alert(1)&gt;');
       expect(html).toContain('<b>car&lt;img src=x onerror=alert(1)&gt;</b>');

@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TOP_LEVEL_STATES } from '../src/domain/context.ts';
+import { REQUEST_ID_MESSAGE } from '../src/domain/request.ts';
+import { requestKeys } from '../src/persistence/store.ts';
 import type { HttpResponseLike } from '../src/server/types.ts';
-import { handleUi } from '../src/server/ui-routes.ts';
 import type { RequestPageView, RequestSummary } from '../src/ui/view.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { routerCall, type RouterCall } from './support/router.ts';
 import { until } from './support/until.ts';
 
 let h: Harness | null = null;
@@ -12,10 +14,12 @@ afterEach(async () => {
   h = null;
 });
 
+let call: { h: Harness; route: RouterCall } | null = null;
+
+/** One router per harness, as one server has. */
 async function get(path: string, method = 'GET'): Promise<HttpResponseLike> {
-  const response = await handleUi({ method, path, query: {}, headers: {}, body: undefined }, h!.app.orchestrator);
-  if (!response) throw new Error(`${path} was not answered by the UI`);
-  return response;
+  if (call?.h !== h) call = { h: h!, route: routerCall(h!.app) };
+  return call.route(method, path);
 }
 
 function body(response: HttpResponseLike): string {
@@ -67,27 +71,65 @@ describe('the UI routes', () => {
     ]);
   });
 
-  it('answers errors as the caller expects them and leaves other paths alone', async () => {
+  it('fails like the API routes: the same status and message, as a page or as JSON', async () => {
     h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
-    expect((await get('/ui/requests/nope')).status).toBe(404);
-    const missing = await get('/ui/api/requests/nope');
-    expect(missing.status).toBe(404);
-    expect(JSON.parse(body(missing))).toEqual({ error: { code: 'NOT_FOUND', message: 'no request nope' } });
-    const bad = await get('/ui/api/requests/..%2Fsecrets');
-    expect(bad.status).toBe(400);
-    expect(JSON.parse(body(bad)).error.code).toBe('BAD_REQUEST');
-    expect((await get('/ui/requests/a%20b')).status).toBe(400);
-    expect((await get('/ui/elsewhere')).status).toBe(404);
-    const post = await get('/ui', 'POST');
-    expect(post.status).toBe(405);
-    expect(post.headers.allow).toBe('GET, HEAD');
+    const isPage = (r: HttpResponseLike) => r.headers['content-type'] === 'text/html; charset=utf-8';
+    const errorOf = (r: HttpResponseLike) => (JSON.parse(body(r)) as { error: { code: string; message: string; field?: string } }).error;
+    const escaped = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+
+    // No such request: 404 REQUEST_NOT_FOUND from the API, the UI's JSON and the UI's page.
+    const missing = { code: 'REQUEST_NOT_FOUND', message: 'no request nope' };
+    expect([(await get('/requests/nope')).status, (await get('/ui/api/requests/nope')).status, (await get('/ui/requests/nope')).status]).toEqual([404, 404, 404]);
+    expect(errorOf(await get('/requests/nope'))).toEqual(missing);
+    expect(errorOf(await get('/ui/api/requests/nope'))).toEqual(missing);
+    const missingPage = await get('/ui/requests/nope');
+    expect(isPage(missingPage)).toBe(true);
+    expect(body(missingPage)).toContain(`REQUEST_NOT_FOUND: no request nope`);
+
+    // A request id that cannot be one: 400 with one message, wherever it is.
+    const badId = { code: 'BAD_REQUEST', message: `request_id: ${REQUEST_ID_MESSAGE}`, field: 'request_id' };
+    for (const path of ['/requests/..%2Fsecrets', '/requests/a%20b/result', '/ui/api/requests/..%2Fsecrets']) {
+      const answer = await get(path);
+      expect(answer.status, path).toBe(400);
+      expect(errorOf(answer), path).toEqual(badId);
+    }
+    const badPage = await get('/ui/requests/a%20b');
+    expect(badPage.status).toBe(400);
+    expect(isPage(badPage)).toBe(true);
+    expect(body(badPage)).toContain(escaped(badId.message));
+
+    // A method a route does not take: 405 with Allow, API and UI alike.
+    for (const [method, path, allow] of [
+      ['DELETE', '/requests/abc', 'GET, HEAD'],
+      ['POST', '/ui', 'GET, HEAD'],
+      ['POST', '/ui/requests/abc', 'GET, HEAD'],
+      ['PUT', '/ui/api/requests', 'GET, HEAD'],
+      ['GET', '/requests/abc/cancel', 'POST'],
+      ['DELETE', '/ui/login', 'GET, HEAD, POST'],
+    ] as const) {
+      const answer = await get(path, method);
+      expect(answer.status, `${method} ${path}`).toBe(405);
+      expect(answer.headers.allow, `${method} ${path}`).toBe(allow);
+      expect(isPage(answer), `${method} ${path}`).toBe(path === '/ui' || path.startsWith('/ui/requests') || path === '/ui/login');
+    }
+
+    // No such route: 404, a page under /ui, JSON elsewhere.
+    const elsewhere = await get('/ui/elsewhere');
+    expect([elsewhere.status, isPage(elsewhere)]).toEqual([404, true]);
+    const nowhere = await get('/nowhere');
+    expect([nowhere.status, errorOf(nowhere).code]).toEqual([404, 'NOT_FOUND']);
+
     const head = await get('/ui', 'HEAD');
     expect(head.status).toBe(200);
     expect(head.body).toBe('');
     expect(body(await get('/ui/'))).toContain('No requests yet');
-    for (const path of ['/', '/uix', '/requests/x', '/metrics']) {
-      expect(await handleUi({ method: 'GET', path, query: {}, headers: {}, body: undefined }, h.app.orchestrator)).toBeNull();
-    }
+
+    // A state.json that cannot be read is the same fault for the API and the UI.
+    await h.store.put({ bucket: 'fave-artifacts', key: requestKeys.state('broken') }, Buffer.from('{"not": "a state file"'));
+    const statuses = await Promise.all(['/requests/broken', '/ui/api/requests/broken', '/ui/requests/broken'].map(async (path) => (await get(path)).status));
+    expect(statuses).toEqual([500, 500, 500]);
+    expect(errorOf(await get('/ui/api/requests/broken')).code).toBe(errorOf(await get('/requests/broken')).code);
+
   });
 
   it('shows a running request live, with attempts of clips that have not settled yet', async () => {

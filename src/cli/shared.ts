@@ -2,13 +2,13 @@ import { createApp, type App } from '../app.ts';
 import { FsStore } from '../persistence/fs-store.ts';
 import { parseS3Uri } from '../persistence/store.ts';
 import { toFaveError, type FaveError } from '../domain/errors.ts';
-import { REQUEST_ID_PATTERN } from '../domain/request.ts';
+import { REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN } from '../domain/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import { InvalidArgumentError } from 'commander';
 import { reportOwnerWhileWaiting } from './ownership.ts';
 import { describeFailure, progressLine, renderResult } from './render.ts';
 
-/** Exit codes of DESIGN §8. */
+/** The exit codes of every command. */
 export const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
 
 export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'REQUEST_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
@@ -20,7 +20,7 @@ export function port(value: string): number {
 }
 
 export function requestId(value: string): string {
-  if (!REQUEST_ID_PATTERN.test(value)) throw new InvalidArgumentError('must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
+  if (!REQUEST_ID_PATTERN.test(value)) throw new InvalidArgumentError(REQUEST_ID_MESSAGE);
   return value;
 }
 

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { FaveFailure, faveError } from './errors.ts';
 
-/** DESIGN §4: anything else is rejected before a storage key is built from it. */
+/** Anything else is rejected before a storage key is built from it. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
-export const RequestIdSchema = z
-  .string()
-  .regex(REQUEST_ID_PATTERN, 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$');
+/** What every surface says of a request id that does not match, after the name of its field. */
+export const REQUEST_ID_MESSAGE = `must match ${REQUEST_ID_PATTERN.source}`;
+
+export const RequestIdSchema = z.string().regex(REQUEST_ID_PATTERN, REQUEST_ID_MESSAGE);
 
 /** A video URI longer than this is refused: it is stored with the request and shown everywhere. */
 export const MAX_VIDEO_URI_CHARS = 4096;

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess
 import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
 import type { Limiter } from '../lib/limiter.ts';
-import { buildStageRequest, extractFacts } from '../transport/stage-facts.ts';
+import { extractFacts } from '../transport/stage-facts.ts';
 
 import { backoffDelayMs, callStageOnce } from '../transport/stage-call.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
@@ -188,7 +188,6 @@ export interface QueuedCall {
 
 /** One attempt of one stage call, then reading back the facts the answer needs. */
 export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
-  const request = buildStageRequest(call.request_id, call.function_name, call.task, call.profile);
   const where = {
     stage: call.function_name,
     ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
@@ -217,21 +216,7 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
-    attempted = await callStageOnce(
-      asyncAttempt ?? deps.transport,
-      deps.limiter,
-      {
-        functionName: call.function_name,
-        request,
-        clipIndex: call.task.fanout.clip_index ?? null,
-        frameIndex: call.task.fanout.frame_index ?? null,
-        attempt,
-        timeoutMs: call.timeout_ms,
-        deadlineAt: call.deadline_at,
-        ...(dispatch ? { dispatch } : {}),
-      },
-      signal,
-    );
+    attempted = await callStageOnce(asyncAttempt ?? deps.transport, deps.limiter, call, { attempt, ...(dispatch ? { dispatch } : {}) }, signal);
   } catch (err) {
     if (!isStageCallFailure(err)) throw err;
     const failure: StageCallFailure = { error: err.error, record: timed(err.record) };

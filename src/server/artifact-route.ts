@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { contentTypeOf, locateArtifact, type ArtifactContext } from '../persistence/request-artifacts.ts';
 import type { ByteRange, Store } from '../persistence/store.ts';
 import type { HttpResponseLike } from './types.ts';
+import { apiError, errorAnswer } from './error-policy.ts';
 
 /**
  * `GET /requests/{id}/artifacts/{name}`: a clip video or frame picture of a request, streamed
@@ -41,11 +42,7 @@ const HEADERS = {
 };
 
 function notFound(requestId: string, name: string): HttpResponseLike {
-  return {
-    status: 404,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-    body: JSON.stringify({ error: { code: 'NOT_FOUND', message: `request ${requestId} has no artifact ${name}` } }),
-  };
+  return errorAnswer(apiError('NOT_FOUND', `request ${requestId} has no artifact ${name}`), 'json');
 }
 
 export async function serveArtifact(options: {

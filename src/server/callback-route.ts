@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-
-import { REQUEST_ID_PATTERN } from '../domain/request.ts';
+import { REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN } from '../domain/request.ts';
 import { requestKeys, type Store } from '../persistence/store.ts';
 import {
   CALLBACK_MAX_BODY_BYTES,
@@ -12,7 +11,7 @@ import {
   type StoredCallback,
 } from '../transport/callbacks.ts';
 import type { HttpRequestLike } from './types.ts';
-import { apiError, type ApiError } from './validate.ts';
+import { apiError, type ApiError, type RefusalCode } from './error-policy.ts';
 import { type CallbackConfig } from '../transport/async-transport.ts';
 
 /**
@@ -36,22 +35,23 @@ export interface CallbackRouteDeps {
 export type CallbackAnswer = { ok: true; status: number; body: Record<string, unknown> } | { ok: false; error: ApiError };
 
 export async function receiveCallback(request: HttpRequestLike, requestId: string, deps: CallbackRouteDeps): Promise<CallbackAnswer> {
-  if (!deps.callback || !deps.inbox) return refuse(404, 'NOT_FOUND', 'async stage calls are not configured here (CALLBACK_BASE_URL, CALLBACK_SECRET)');
-  if (!REQUEST_ID_PATTERN.test(requestId)) return refuse(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id');
+  if (!deps.callback || !deps.inbox) return refuse('NOT_FOUND', 'async stage calls are not configured here (CALLBACK_BASE_URL, CALLBACK_SECRET)');
+  // The router has checked it already; a storage key is built from it below, so once more here.
+  if (!REQUEST_ID_PATTERN.test(requestId)) return refuse('BAD_REQUEST', `request_id: ${REQUEST_ID_MESSAGE}`, 'request_id');
   const address = addressOf(request.query, requestId);
   if ('error' in address) return { ok: false, error: address.error };
   const size = request.body === undefined ? 0 : Buffer.byteLength(request.body);
-  if (size > CALLBACK_MAX_BODY_BYTES) return refuse(413, 'PAYLOAD_TOO_LARGE', `body: ${size} bytes is more than the ${CALLBACK_MAX_BODY_BYTES} allowed`, 'body');
+  if (size > CALLBACK_MAX_BODY_BYTES) return refuse('PAYLOAD_TOO_LARGE', `body: ${size} bytes is more than the ${CALLBACK_MAX_BODY_BYTES} allowed`, 'body');
   if (!verifyCallbackToken(deps.callback.secret, address.value, request.query.token ?? '')) {
     deps.logger.warn({ request_id: requestId, event: 'callback_forged', task_id: address.value.task_id });
-    return refuse(403, 'FORBIDDEN', 'token: does not match this callback address', 'token');
+    return refuse('FORBIDDEN', 'token: does not match this callback address', 'token');
   }
   const status = Number(request.headers['x-function-status']);
   if (!Number.isInteger(status) || status < 100 || status > 599) {
-    return refuse(400, 'BAD_REQUEST', 'X-Function-Status: must be the HTTP status of the function (100-599)', 'X-Function-Status');
+    return refuse('BAD_REQUEST', 'X-Function-Status: must be the HTTP status of the function (100-599)', 'X-Function-Status');
   }
   if (!deps.runsHere(requestId) && !(await deps.store.head({ bucket: deps.bucket, key: requestKeys.state(requestId) }))) {
-    return refuse(404, 'NOT_FOUND', `no request ${requestId}`);
+    return refuse('REQUEST_NOT_FOUND', `no request ${requestId}`);
   }
   const duration = Number(request.headers['x-duration-seconds']);
   const callback: StoredCallback = {
@@ -73,12 +73,12 @@ export async function receiveCallback(request: HttpRequestLike, requestId: strin
 
 function addressOf(query: Record<string, string>, requestId: string): { value: CallbackAddress } | { error: ApiError } {
   const task = query.task ?? '';
-  if (!TASK_ID_PATTERN.test(task)) return { error: apiError(400, 'BAD_REQUEST', 'task: not a task id of this orchestrator', 'task') };
+  if (!TASK_ID_PATTERN.test(task)) return { error: apiError('BAD_REQUEST', 'task: not a task id of this orchestrator', 'task') };
   const run = intParam(query.run, 0, 1_000_000);
-  if (run === null) return { error: apiError(400, 'BAD_REQUEST', 'run: must be an integer from 0', 'run') };
+  if (run === null) return { error: apiError('BAD_REQUEST', 'run: must be an integer from 0', 'run') };
   const attempt = intParam(query.attempt, 1, 50);
-  if (attempt === null) return { error: apiError(400, 'BAD_REQUEST', 'attempt: must be an integer from 1 to 50', 'attempt') };
-  if (!query.token) return { error: apiError(400, 'BAD_REQUEST', 'token: missing', 'token') };
+  if (attempt === null) return { error: apiError('BAD_REQUEST', 'attempt: must be an integer from 1 to 50', 'attempt') };
+  if (!query.token) return { error: apiError('BAD_REQUEST', 'token: missing', 'token') };
   return { value: { request_id: requestId, task_id: task, run, attempt } };
 }
 
@@ -93,6 +93,6 @@ function header(request: HttpRequestLike, name: string): string | null {
   return value ? value.slice(0, 256) : null;
 }
 
-function refuse(status: number, code: string, message: string, field?: string): CallbackAnswer {
-  return { ok: false, error: apiError(status, code, message, field) };
+function refuse(code: RefusalCode, message: string, field?: string): CallbackAnswer {
+  return { ok: false, error: apiError(code, message, field) };
 }

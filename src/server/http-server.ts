@@ -9,6 +9,7 @@ import { createMetrics, type FaveMetrics } from './metrics.ts';
 import { createRouter, STREAMED_UPLOAD_PATH, type Router } from './router.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { MAX_BODY_BYTES, type HostLookup } from './validate.ts';
+import { apiError, errorAnswer } from './error-policy.ts';
 
 export interface HttpServerOptions {
   app: App;
@@ -62,7 +63,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const server = createServer((req, res) => {
     void serve(req, res, router).catch((err: unknown) => {
       app.logger.error({ event: 'http_server_error', error: err instanceof Error ? err.message : String(err) });
-      if (!res.headersSent) send(res, { status: 500, headers: JSON_HEADERS, body: errorBody('INTERNAL', 'the server failed to answer') });
+      if (!res.headersSent) send(res, errorAnswer(apiError('INTERNAL', 'the server failed to answer'), 'json'));
       else res.destroy();
     });
   });
@@ -134,12 +135,6 @@ function isLoopback(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-
-function errorBody(code: string, message: string, field?: string): string {
-  return JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } });
-}
-
 /** Routes that read their body as a stream (into the store), bounded by their own cap. */
 function streamsBody(method: string | undefined, path: string): boolean {
   return method?.toUpperCase() === 'POST' && path.replace(/\/+$/, '') === STREAMED_UPLOAD_PATH;
@@ -195,7 +190,7 @@ function discard(req: IncomingMessage): void {
 
 /** Answers 413 at once, then drops the rest of the upload (up to a bound) and closes. */
 function tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
-  send(res, { status: 413, headers: { ...JSON_HEADERS, connection: 'close' }, body: errorBody('PAYLOAD_TOO_LARGE', message, 'body') });
+  send(res, errorAnswer(apiError('PAYLOAD_TOO_LARGE', message, 'body'), 'json', { headers: { connection: 'close' } }));
   discard(req);
 }
 

@@ -1,21 +1,24 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RESPONSE_FORMATS, type Config, type ResponseFormat } from '../config/config.ts';
-import { REQUEST_ID_PATTERN } from '../domain/request.ts';
-import { FaveFailure, toFaveError, type ErrorCode, type FaveError } from '../domain/errors.ts';
+import { REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN } from '../domain/request.ts';
+import { FaveFailure, toFaveError, type FaveError } from '../domain/errors.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { requestMetrics, type RequestView } from '../domain/request-view.ts';
 import { faveV1Answer, faveV1Error } from '../domain/fave-v1.ts';
-import { handleUi, renderSignIn } from './ui-routes.ts';
-import { allows, foreignOrigin, identify, mediaType, sessionCookie, type Access } from './auth.ts';
-import { roleOfToken, type ApiAuth } from '../config/api-tokens.ts';
+import { createUiPages } from './ui-pages.ts';
+import { allows, foreignOrigin, identify, mediaType, type Access } from './auth.ts';
+import type { ApiAuth } from '../config/api-tokens.ts';
 import { serveArtifact } from './artifact-route.ts';
 import { CALLBACK_PATH, receiveCallback } from './callback-route.ts';
 import { receiveUpload } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
-import { apiError, checkPipelineRequest, parseJsonBody, type ApiError, type HostLookup } from './validate.ts';
+import { checkPipelineRequest, parseJsonBody, type HostLookup } from './validate.ts';
+import { answerFormatOf, apiError, errorAnswer, statusOfFailedRequest, statusOfInterrupted, thrownError, type AnswerFormat, type ApiError } from './error-policy.ts';
+import { jsonAnswer as json, withHeaders } from './answers.ts';
+import { basePath } from './forwarded.ts';
 
 export interface RouterDeps {
   orchestrator: Orchestrator;
@@ -37,43 +40,9 @@ export const STREAMED_UPLOAD_PATH = '/uploads';
 
 export type Router = (request: HttpRequestLike) => Promise<HttpResponseLike>;
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } as const;
-
-/**
- * The HTTP status of a FAILED request, by the code of its error: a cancelled request conflicts
- * with what was asked (409), a timeout is a gateway timeout (504), a video that is not there is
- * unprocessable input (422), a fault of this service or its store is a 500, and everything a stage
- * (or the video source) did wrong is a bad gateway (502).
- */
-export function statusForFailure(code: string): number {
-  switch (code as ErrorCode) {
-    case 'CANCELLED':
-      return 409;
-    case 'STAGE_TIMEOUT':
-    case 'DEADLINE_EXCEEDED':
-      return 504;
-    case 'BAD_REQUEST':
-    case 'INPUT_NOT_FOUND':
-      return 422;
-    case 'BAD_CONFIG':
-    case 'STORE_ERROR':
-    case 'STATE_CORRUPT':
-    case 'STATE_VERSION':
-    case 'LEASE_HELD':
-    case 'INTERNAL':
-      return 500;
-    default:
-      return 502;
-  }
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseLike {
-  return { status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
-}
-
+/** A refusal of an API route (always JSON: the UI's pages fail by throwing, through the router's one policy). */
 function errorResponse(error: ApiError, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpResponseLike {
-  const { status, ...body } = error;
-  return json(status, { error: body, ...extra }, headers);
+  return errorAnswer(error, 'json', { extra, headers });
 }
 
 /** The FaveError fields a caller can act on; never anything else that may ride along. */
@@ -92,7 +61,7 @@ function formatOf(request: HttpRequestLike, fallback: ResponseFormat): ResponseF
   const value = raw.trim().toLowerCase();
   return (RESPONSE_FORMATS as readonly string[]).includes(value)
     ? (value as ResponseFormat)
-    : apiError(400, 'BAD_REQUEST', `format: must be one of ${RESPONSE_FORMATS.join(', ')}`, 'format');
+    : apiError('BAD_REQUEST', `format: must be one of ${RESPONSE_FORMATS.join(', ')}`, 'format');
 }
 
 function flag(request: HttpRequestLike): boolean | ApiError {
@@ -101,17 +70,7 @@ function flag(request: HttpRequestLike): boolean | ApiError {
   const value = raw.trim().toLowerCase();
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
-  return apiError(400, 'BAD_REQUEST', 'async: must be true or false', 'async');
-}
-
-/**
- * Where the caller reaches this service. Behind the OpenFaaS gateway the function sees `/` for
- * `/function/orchestrator/`, so a proxy may announce its prefix in `X-Forwarded-Prefix`.
- */
-function basePath(request: HttpRequestLike): string {
-  const prefix = request.headers['x-forwarded-prefix']?.trim() ?? '';
-  // A path of plain segments only: never `//host` (a protocol-relative URL in Location).
-  return /^(?:\/[A-Za-z0-9._~-]+)+\/?$/.test(prefix) ? prefix.replace(/\/+$/, '') : '';
+  return apiError('BAD_REQUEST', 'async: must be true or false', 'async');
 }
 
 function links(request: HttpRequestLike, requestId: string): { status_url: string; result_url: string } {
@@ -122,7 +81,7 @@ function links(request: HttpRequestLike, requestId: string): { status_url: strin
 const CancelBodySchema = z.strictObject({ reason: z.string().max(500).optional() });
 
 /**
- * One routing for the OpenFaaS function and `fave serve` (DESIGN §8). Input is checked before the
+ * One routing for the OpenFaaS function and `fave serve`, API and UI alike. Input is checked before the
  * orchestrator sees it, every refusal is JSON naming the field, and nothing is stored for it.
  */
 export function createRouter(deps: RouterDeps): Router {
@@ -147,7 +106,7 @@ export function createRouter(deps: RouterDeps): Router {
       // FAVE's clients retry an HTTP error as a new request: in their format every end is a 200.
       if (format === 'fave-v1') return json(200, faveV1Error(handle.request_id, error.message));
       // Let go by this process (shutdown, or a store that refuses writes): it is resumed later.
-      const status = error.code === 'CANCELLED' || error.code === 'STORE_ERROR' ? 503 : statusForFailure(error.code);
+      const status = statusOfInterrupted(error.code);
       return json(status, { request_id: handle.request_id, status: 'INTERRUPTED', error: publicError(error), ...links(request, handle.request_id) });
     }
     return format === 'fave-v1' ? json(200, faveV1Answer(outcome)) : outcomeResponse(outcome);
@@ -156,7 +115,7 @@ export function createRouter(deps: RouterDeps): Router {
   function outcomeResponse(outcome: ExecutionOutcome): HttpResponseLike {
     if (outcome.status === 'COMPLETED') return json(200, { request_id: outcome.request_id, status: 'COMPLETED', result: outcome.result });
     const error = toFaveError(outcome.result.error ?? { code: 'INTERNAL', message: 'the request failed without an error report' });
-    return json(statusForFailure(error.code), { request_id: outcome.request_id, status: 'FAILED', error: publicError(error), result: outcome.result });
+    return json(statusOfFailedRequest(error.code), { request_id: outcome.request_id, status: 'FAILED', error: publicError(error), result: outcome.result });
   }
 
   async function start(request: HttpRequestLike): Promise<HttpResponseLike> {
@@ -209,7 +168,7 @@ export function createRouter(deps: RouterDeps): Router {
     if (!view) return notFound(id);
     // A redriven request still has the final.json of its failed run: it is not the answer.
     if (view.status === 'RUNNING') {
-      return errorResponse(apiError(409, 'RESULT_NOT_READY', `request ${id} is still running (${view.state})`), {
+      return errorResponse(apiError('RESULT_NOT_READY', `request ${id} is still running (${view.state})`), {
         request_id: id,
         status: view.status,
         state: view.state,
@@ -218,7 +177,7 @@ export function createRouter(deps: RouterDeps): Router {
       });
     }
     const final = await orchestrator.requests.readResult(id);
-    if (!final) return errorResponse(apiError(404, 'NOT_FOUND', `request ${id} is ${view.status} but has no metadata/final.json`));
+    if (!final) return errorResponse(apiError('NOT_FOUND', `request ${id} is ${view.status} but has no metadata/final.json`));
     if (format === 'fave-v1') return json(200, faveV1Answer({ request_id: id, status: view.status, result: final, context: view.context }));
     return json(200, final);
   }
@@ -248,14 +207,14 @@ export function createRouter(deps: RouterDeps): Router {
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.') || 'body';
-      return errorResponse(apiError(400, 'BAD_REQUEST', `${field}: ${issue.message}`, field));
+      return errorResponse(apiError('BAD_REQUEST', `${field}: ${issue.message}`, field));
     }
     const execution = orchestrator.get(id);
     if (!execution || !orchestrator.cancel(id, parsed.data.reason ?? 'cancelled through the HTTP API')) {
       const view = await inspect(id);
       if (!view) return notFound(id);
       if (view.status !== 'RUNNING') {
-        return errorResponse(apiError(409, 'ALREADY_FINISHED', `request ${id} has already finished (${view.status})`), { request_id: id, status: view.status });
+        return errorResponse(apiError('ALREADY_FINISHED', `request ${id} has already finished (${view.status})`), { request_id: id, status: view.status });
       }
       // Another process runs it: leave it a cancel it will read at its next lease renewal.
       await orchestrator.requestCancel(id, parsed.data.reason ?? 'cancelled through the HTTP API');
@@ -280,7 +239,7 @@ export function createRouter(deps: RouterDeps): Router {
   }
 
   function notFound(id: string): HttpResponseLike {
-    return errorResponse(apiError(404, 'NOT_FOUND', `no request ${id}`));
+    return errorResponse(apiError('REQUEST_NOT_FOUND', `no request ${id}`));
   }
 
   async function healthz(): Promise<HttpResponseLike> {
@@ -296,11 +255,13 @@ export function createRouter(deps: RouterDeps): Router {
     return { status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.render() };
   }
 
+  const ui = createUiPages({ orchestrator, auth, logger, maxUploadBytes: config.uploadMaxBytes });
+
   /**
-   * Every route, with who may call it. A state-changing route (any method but GET/HEAD) also
-   * needs a body of one of the media types it `accepts` (JSON unless it says otherwise) and no
-   * foreign `Origin`. `{id}` is a request id; a path ending in `/*` covers everything under it.
-   * The first route whose method and path match answers.
+   * Every route, API and UI, with who may call it. A state-changing route (any method but
+   * GET/HEAD) also needs a body of one of the media types it `accepts` (JSON unless it says
+   * otherwise) and no foreign `Origin`. `{id}` is a request id, checked before any handler runs.
+   * The first route whose method and path match answers; every failure goes through one policy.
    */
   const routes: RouteSpec[] = [
     { method: 'GET', path: '/healthz', access: 'public', handle: healthz },
@@ -313,10 +274,13 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
     // Its body is streamed into the store, unread by the server until this check has passed.
     { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes }) },
-    { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(signInPage(r)) },
-    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
-    { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signOut(r)) },
-    { method: 'GET', path: '/ui/*', access: 'read', handle: ui },
+    { method: 'GET', path: '/ui', access: 'read', handle: () => ui.list() },
+    { method: 'GET', path: '/ui/requests/{id}', access: 'read', handle: (_, { id }) => ui.page(id!) },
+    { method: 'GET', path: '/ui/api/requests', access: 'read', handle: () => ui.listJson() },
+    { method: 'GET', path: '/ui/api/requests/{id}', access: 'read', handle: (_, { id }) => ui.view(id!) },
+    { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(ui.signInForm(r)) },
+    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(ui.signIn(r)) },
+    { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(ui.signOut(r)) },
     // The queue-worker's answer to an async stage call: its HMAC token is its authentication, and
     // its body is whatever the function answered (JSON, or the text of an exception).
     { method: 'POST', path: CALLBACK_PATH, access: 'public', accepts: 'any', handle: (r, { id }) => callback(r, id!) },
@@ -336,90 +300,59 @@ export function createRouter(deps: RouterDeps): Router {
     return answer.ok ? json(answer.status, answer.body) : errorResponse(answer.error);
   }
 
-  async function ui(request: HttpRequestLike): Promise<HttpResponseLike> {
-    return (await handleUi(request, orchestrator, { maxUploadBytes: config.uploadMaxBytes })) ?? errorResponse(apiError(404, 'NOT_FOUND', `no route ${request.path}`));
-  }
-
   async function artifact(request: HttpRequestLike, id: string, name: string): Promise<HttpResponseLike> {
     const view = await inspect(id);
     if (!view) return notFound(id);
     return serveArtifact({ store: orchestrator.store, context: view.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
   }
 
-  function signInPage(request: HttpRequestLike, status = 200, message: string | null = null): HttpResponseLike {
-    return renderSignIn(status, `${basePath(request)}/ui/login`, message);
-  }
-
-  function signIn(request: HttpRequestLike): HttpResponseLike {
-    const text = request.body === undefined ? '' : request.body.toString();
-    let token: string | null = null;
-    if (mediaType(request.headers) === 'application/json') {
-      const body = parseJsonBody(request.body, false);
-      if (body.ok && typeof body.value === 'object' && body.value !== null && 'token' in body.value && typeof body.value.token === 'string') token = body.value.token;
-    } else {
-      token = new URLSearchParams(text).get('token');
-    }
-    const role = token ? roleOfToken(auth, token.trim()) : null;
-    if (!token || !role) return signInPage(request, 401, 'That token is not valid.');
-    logger.info({ event: 'ui_sign_in', role });
-    return {
-      status: 303,
-      headers: { location: `${basePath(request)}/ui`, 'set-cookie': sessionCookie(token.trim(), secureRequest(request)), 'cache-control': 'no-store' },
-      body: '',
-    };
-  }
-
-  function signOut(request: HttpRequestLike): HttpResponseLike {
-    return {
-      status: 303,
-      headers: { location: `${basePath(request)}/ui/login`, 'set-cookie': sessionCookie('', secureRequest(request)), 'cache-control': 'no-store' },
-      body: '',
-    };
-  }
-
-  /** 401 (no or bad token), 403 (role too low, foreign origin) or 415 (body type); null lets the call through. */
-  function refusal(request: HttpRequestLike, path: string, spec: RouteSpec): HttpResponseLike | null {
+  /**
+   * 401 (no or bad token; a page answers with the sign-in form), 403 (role too low, foreign
+   * origin) or 415 (body type); null lets the call through.
+   */
+  function refusal(request: HttpRequestLike, spec: RouteSpec, format: AnswerFormat): HttpResponseLike | null {
     // A public route ignores credentials: a stale sign-in cookie must not keep anyone from signing in again.
     const caller = spec.access === 'public' ? ({ ok: true, role: null } as const) : identify(auth, request.headers);
-    const page = path === '/ui' || (path.startsWith('/ui/') && !path.startsWith('/ui/api/'));
     if (!caller.ok || (caller.role === null && spec.access !== 'public')) {
       const message = caller.ok ? 'this route needs a token: send "Authorization: Bearer <token>"' : caller.message;
-      if (page) return withHeaders(signInPage(request, 401, caller.ok ? null : message), CHALLENGE);
-      return errorResponse(apiError(401, 'UNAUTHORIZED', message), {}, CHALLENGE);
+      const unauthorized = apiError('UNAUTHORIZED', message);
+      if (format === 'html') return withHeaders(ui.signInForm(request, unauthorized.status, caller.ok ? null : message), CHALLENGE);
+      return errorAnswer(unauthorized, format, { headers: CHALLENGE });
     }
     if (!allows(caller.role, spec.access)) {
-      return errorResponse(apiError(403, 'FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this caller has the ${caller.role} role`));
+      return errorAnswer(apiError('FORBIDDEN', `${spec.method} ${spec.path} needs the ${spec.access} role; this caller has the ${caller.role} role`), format);
     }
     if (spec.method === 'GET') return null;
     const origin = foreignOrigin(request.headers, config.allowedOrigins);
     if (origin !== null) {
-      return errorResponse(apiError(403, 'FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'));
+      return errorAnswer(apiError('FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'), format);
     }
     const accepts = spec.accepts ?? JSON_TYPES;
     if (accepts === 'any') return null;
     const type = mediaType(request.headers);
     if (type === null || !accepts.includes(type)) {
-      return errorResponse(apiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type: must be ${accepts.join(' or ')}${type ? `, not ${type.slice(0, 100)}` : ''}`, 'Content-Type'));
+      return errorAnswer(apiError('UNSUPPORTED_MEDIA_TYPE', `Content-Type: must be ${accepts.join(' or ')}${type ? `, not ${type.slice(0, 100)}` : ''}`, 'Content-Type'), format);
     }
     return null;
   }
 
-  async function route(request: HttpRequestLike): Promise<HttpResponseLike> {
-    const path = normalizePath(request.path);
+  /** The one 404, 405 and bad request id of every route; then the route's own answer. */
+  async function route(request: HttpRequestLike, path: string, format: AnswerFormat): Promise<HttpResponseLike> {
     const method = request.method.toUpperCase();
     const onPath = compiled.filter(({ pattern }) => pattern.test(path));
-    if (onPath.length === 0) return errorResponse(apiError(404, 'NOT_FOUND', `no route ${path}`));
+    if (onPath.length === 0) return errorAnswer(apiError('NOT_FOUND', `no route ${path}`), format);
     const wanted = method === 'HEAD' ? 'GET' : method;
     const found = onPath.find(({ spec }) => spec.method === wanted);
     if (!found) {
-      const allow = [...new Set(onPath.map(({ spec }) => spec.method))].join(', ');
-      return errorResponse(apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), {}, { allow });
+      const methods = new Set(onPath.map(({ spec }) => spec.method));
+      const allow = [...methods].flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', ');
+      return errorAnswer(apiError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), format, { headers: { allow } });
     }
-    const refused = refusal(request, path, found.spec);
+    const refused = refusal(request, found.spec, format);
     if (refused) return refused;
     const params = { ...found.pattern.exec(path)?.groups };
     if (params.id !== undefined && !REQUEST_ID_PATTERN.test(params.id)) {
-      return errorResponse(apiError(400, 'BAD_REQUEST', 'request_id: must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$', 'request_id'));
+      return errorAnswer(apiError('BAD_REQUEST', `request_id: ${REQUEST_ID_MESSAGE}`, 'request_id'), format);
     }
     const response = await found.spec.handle({ ...request, path }, params);
     return method === 'HEAD' ? { ...response, body: '' } : response;
@@ -427,18 +360,15 @@ export function createRouter(deps: RouterDeps): Router {
 
   return async (request) => {
     const started = performance.now();
+    const path = normalizePath(request.path);
+    const format = answerFormatOf(path);
     let response: HttpResponseLike;
     try {
-      response = await route(request);
+      response = await route(request, path, format);
     } catch (err) {
-      const error = toFaveError(err);
-      if (error.code === 'BAD_REQUEST') {
-        const field = /^([A-Za-z_.]+):/.exec(error.message)?.[1];
-        response = errorResponse(apiError(400, 'BAD_REQUEST', error.message, field));
-      } else {
-        logger.error({ event: 'http_error', method: request.method, path: request.path, error });
-        response = errorResponse(apiError(error.code === 'LEASE_HELD' ? 409 : 500, error.code, error.message));
-      }
+      const { error, fault } = thrownError(err);
+      if (fault) logger.error({ event: 'http_error', method: request.method, path: request.path, error: fault });
+      response = errorAnswer(error, format);
     }
     // Polls and scrapes would drown the log at info.
     const level = request.method.toUpperCase() === 'GET' && response.status < 400 ? 'debug' : 'info';
@@ -463,24 +393,11 @@ const UPLOAD_TYPES = ['application/octet-stream', 'video/mp4', 'video/quicktime'
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
 
 function compilePath(path: string): RegExp {
-  if (path.endsWith('/*')) {
-    const base = path.slice(0, -2).replace(/[.+?^$()|[\]\\]/g, '\\$&');
-    return new RegExp(`^${base}(?:/.*)?$`);
-  }
   const source = path
     .split('/')
     .map((part) => (part === '{id}' ? '(?<id>[^/]*)' : part === '{name}' ? '(?<name>[^/]+)' : part.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
     .join('/');
   return new RegExp(`^${source}$`);
-}
-
-function withHeaders(response: HttpResponseLike, headers: Record<string, string>): HttpResponseLike {
-  return { ...response, headers: { ...response.headers, ...headers } };
-}
-
-/** Whether the caller reached this service over https (directly or through a proxy that says so). */
-function secureRequest(request: HttpRequestLike): boolean {
-  return request.headers['x-forwarded-proto']?.split(',')[0]?.trim().toLowerCase() === 'https';
 }
 
 /** `''` (the OpenFaaS gateway's path for `/function/name`) is `/`; a trailing slash is dropped. */

@@ -3,6 +3,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { toFaveError } from '../domain/errors.ts';
 import { formatS3Uri, type ObjectLocation, type Store } from '../persistence/store.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
+import { jsonAnswer } from './answers.ts';
+import { apiError, errorAnswer, type RefusalCode } from './error-policy.ts';
 
 /**
  * `POST /uploads`: the request body (the raw video bytes) streamed into the store under
@@ -12,10 +14,8 @@ import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 
 export const UPLOAD_EXTENSIONS = ['.mp4', '.m4v', '.mov', '.mkv', '.webm', '.avi', '.mpg', '.mpeg', '.ts', '.flv', '.wmv', '.3gp', '.ogv'];
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-
-function refuse(status: number, code: string, message: string, field?: string): HttpResponseLike {
-  return { status, headers: JSON_HEADERS, body: JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } }) };
+function refuse(code: RefusalCode, message: string, field?: string): HttpResponseLike {
+  return errorAnswer(apiError(code, message, field), 'json');
 }
 
 /** A file name safe as the last part of a key: `My clip (1).MP4` → `My_clip_1_.mp4`. */
@@ -52,12 +52,12 @@ class SizeCap extends Transform {
 
 export async function receiveUpload(options: { store: Store; request: HttpRequestLike; maxBytes: number }): Promise<HttpResponseLike> {
   const { store, request, maxBytes } = options;
-  if (maxBytes <= 0) return refuse(403, 'UPLOADS_DISABLED', 'uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)');
+  if (maxBytes <= 0) return refuse('UPLOADS_DISABLED', 'uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)');
   const name = uploadFileName(request.query.filename ?? request.headers['x-filename']);
-  if (typeof name !== 'string') return refuse(400, 'BAD_REQUEST', name.error, 'filename');
+  if (typeof name !== 'string') return refuse('BAD_REQUEST', name.error, 'filename');
   const declared = Number(request.headers['content-length'] ?? NaN);
   const tooLarge = (): HttpResponseLike =>
-    refuse(413, 'PAYLOAD_TOO_LARGE', `body: the upload is larger than the ${maxBytes} bytes allowed (FAVE_UPLOAD_MAX_BYTES)`, 'body');
+    refuse('PAYLOAD_TOO_LARGE', `body: the upload is larger than the ${maxBytes} bytes allowed (FAVE_UPLOAD_MAX_BYTES)`, 'body');
   if (Number.isFinite(declared) && declared > maxBytes) return tooLarge();
 
   const source = request.stream ?? Readable.from(request.body === undefined ? [] : [Buffer.from(request.body)]);
@@ -73,15 +73,15 @@ export async function receiveUpload(options: { store: Store; request: HttpReques
     const info = await store.putStream(loc, cap, { contentType: 'application/octet-stream' });
     if (info.size === 0) {
       await store.delete(loc);
-      return refuse(400, 'BAD_REQUEST', 'body: the upload is empty; send the video bytes as the request body', 'body');
+      return refuse('BAD_REQUEST', 'body: the upload is empty; send the video bytes as the request body', 'body');
     }
-    return { status: 201, headers: { ...JSON_HEADERS, location: formatS3Uri(loc) }, body: JSON.stringify({ uri: formatS3Uri(loc), bucket: loc.bucket, key: loc.key, size: info.size }) };
+    return jsonAnswer(201, { uri: formatS3Uri(loc), bucket: loc.bucket, key: loc.key, size: info.size }, { location: formatS3Uri(loc) });
   } catch (err) {
     source.unpipe(cap);
     // The stores keep nothing of a failed stream; this also covers a store that would.
     await store.delete(loc).catch(() => undefined);
     if (cap.exceeded) return tooLarge();
     const error = toFaveError(err);
-    return refuse(error.code === 'STORE_ERROR' ? 502 : 400, error.code, `the upload was not stored: ${error.message}`);
+    return refuse(error.code, `the upload was not stored: ${error.message}`);
   }
 }

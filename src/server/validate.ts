@@ -3,27 +3,16 @@ import { isIP } from 'node:net';
 import { classifyAddress } from '../input/addresses.ts';
 import type { Config } from '../config/config.ts';
 import { s3InputRefusal, type S3InputPolicy } from '../input/s3-input-rules.ts';
-import { PipelineRequestSchema, REQUEST_ID_PATTERN, type PipelineRequest } from '../domain/request.ts';
+import { PipelineRequestSchema, REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN, type PipelineRequest } from '../domain/request.ts';
+import { apiError, type ApiError } from './error-policy.ts';
 
 /** The largest request body accepted, checked before parsing (and while reading, by the server). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-/** A refusal of the HTTP surface: the status and the JSON `{error: {code, message, field?}}`. */
-export interface ApiError {
-  status: number;
-  code: string;
-  message: string;
-  field?: string;
-}
-
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
-export function apiError(status: number, code: string, message: string, field?: string): ApiError {
-  return { status, code, message, ...(field !== undefined ? { field } : {}) };
-}
-
 const refuse = (error: ApiError): { ok: false; error: ApiError } => ({ ok: false, error });
-const badField = (field: string, message: string) => refuse(apiError(400, 'BAD_REQUEST', `${field}: ${message}`, field));
+const badField = (field: string, message: string) => refuse(apiError('BAD_REQUEST', `${field}: ${message}`, field));
 
 export function bodyBytes(body: Buffer | string | undefined): number {
   if (body === undefined) return 0;
@@ -34,7 +23,7 @@ export function bodyBytes(body: Buffer | string | undefined): number {
 export function parseJsonBody(body: Buffer | string | undefined, required: boolean): Checked<unknown> {
   const size = bodyBytes(body);
   if (size > MAX_BODY_BYTES) {
-    return refuse(apiError(413, 'PAYLOAD_TOO_LARGE', `body: ${size} bytes is more than the ${MAX_BODY_BYTES} allowed`, 'body'));
+    return refuse(apiError('PAYLOAD_TOO_LARGE', `body: ${size} bytes is more than the ${MAX_BODY_BYTES} allowed`, 'body'));
   }
   const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
   if (text.trim() === '') return required ? badField('body', 'a JSON object is required') : { ok: true, value: undefined };
@@ -85,7 +74,7 @@ export async function checkPipelineRequest(raw: unknown, options: RequestCheckOp
   if (requestId === null) {
     const callId = options.headers['x-call-id']?.trim();
     if (callId) {
-      if (!REQUEST_ID_PATTERN.test(callId)) return badField('X-Call-Id', 'must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$ to be used as the request id');
+      if (!REQUEST_ID_PATTERN.test(callId)) return badField('X-Call-Id', `${REQUEST_ID_MESSAGE} to be used as the request id`);
       requestId = callId;
     }
   }
@@ -100,7 +89,7 @@ export async function checkPipelineRequest(raw: unknown, options: RequestCheckOp
 
 /** Null when the service may fetch `uri`; otherwise why not, naming `video_uri`. */
 export async function checkVideoUri(uri: string, allowPrivate: boolean, lookup: HostLookup = systemLookup, s3?: S3InputPolicy): Promise<ApiError | null> {
-  const bad = (message: string) => apiError(400, 'BAD_REQUEST', `video_uri: ${message}`, 'video_uri');
+  const bad = (message: string) => apiError('BAD_REQUEST', `video_uri: ${message}`, 'video_uri');
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
   if (scheme === 's3') {
     const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);

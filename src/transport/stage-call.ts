@@ -1,23 +1,30 @@
 import { createHash } from 'node:crypto';
 import { faveError, type FaveError } from '../domain/errors.ts';
+import type { StageCallInput } from '../domain/context.ts';
 import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
+import { buildStageRequest } from './stage-facts.ts';
 import type { InvocationRecord, StageCallFailure } from '../domain/invocations.ts';
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
 
-/** One call of one stage function: what to send and where it belongs in the fan-out. */
-export interface StageCallSpec {
-  functionName: string;
-  request: StageRequest;
-  clipIndex: number | null;
-  frameIndex: number | null;
+/**
+ * What one attempt needs of a stage call, as the machine planned it: the function, its task (the
+ * input and where it belongs in the fan-out), the per-stage timeout and the request's deadline.
+ */
+export type StageCall = Pick<StageCallInput, 'request_id' | 'profile' | 'function_name' | 'task' | 'timeout_ms' | 'deadline_at'>;
+
+/** Which attempt of the call this is. */
+export interface StageAttempt {
   attempt: number;
-  timeoutMs: number;
-  /** Epoch ms after which no call may start or continue (the request deadline). */
-  deadlineAt: number;
   /** Makes the attempt known durably (the dispatch journal) right before it is sent. */
   dispatch?: { id: string; record(): Promise<void>; unsent(): Promise<void> };
+}
+
+/** One attempt of one call: the planned call, which attempt it is, and the wire request made from it. */
+interface Spec extends StageAttempt {
+  call: StageCall;
+  request: StageRequest;
 }
 
 export interface StageCallSuccess {
@@ -27,15 +34,17 @@ export interface StageCallSuccess {
 
 /**
  * Performs one attempt: waits for a process-wide slot, POSTs the stage request with the
- * per-stage timeout, and classifies the outcome (DESIGN §6). Never retries; the machine does.
+ * per-stage timeout, and classifies the outcome. Never retries; the machine does.
  */
 export async function callStageOnce(
   transport: StageTransport,
   limiter: Limiter,
-  spec: StageCallSpec,
+  call: StageCall,
+  attempt: StageAttempt,
   signal: AbortSignal,
 ): Promise<StageCallSuccess> {
   const queuedAt = Date.now();
+  const spec: Spec = { ...attempt, call, request: buildStageRequest(call) };
   return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
 }
 
@@ -47,7 +56,7 @@ interface HttpFacts {
 
 /** The invocation record of one attempt; built field by field, as it is made for every call. */
 function recordOf(
-  spec: StageCallSpec,
+  spec: Spec,
   queuedAt: number,
   startedAt: number,
   http: HttpFacts | null,
@@ -57,9 +66,9 @@ function recordOf(
 ): InvocationRecord {
   const endedAt = Date.now();
   return {
-    stage: spec.request.stage,
-    clip_index: spec.clipIndex,
-    frame_index: spec.frameIndex,
+    stage: spec.call.function_name,
+    clip_index: spec.call.task.fanout.clip_index ?? null,
+    frame_index: spec.call.task.fanout.frame_index ?? null,
     attempt: spec.attempt,
     queued_at: queuedAt,
     started_at: startedAt,
@@ -79,7 +88,7 @@ function recordOf(
 }
 
 function failure(
-  spec: StageCallSpec,
+  spec: Spec,
   queuedAt: number,
   startedAt: number,
   error: FaveError,
@@ -90,15 +99,15 @@ function failure(
   return { error: withAttempts, record: recordOf(spec, queuedAt, startedAt, http, metrics, 'error', withAttempts) };
 }
 
-async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
+async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
   const startedAt = Date.now();
-  const where = { stage: spec.request.stage, ...location(spec) };
-  const remaining = spec.deadlineAt - startedAt;
+  const where = { stage: spec.call.function_name, ...location(spec.call) };
+  const remaining = spec.call.deadline_at - startedAt;
   if (remaining <= 0) {
     throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
   }
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
-  const timeoutMs = Math.min(spec.timeoutMs, remaining);
+  const timeoutMs = Math.min(spec.call.timeout_ms, remaining);
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -115,11 +124,11 @@ async function attemptNow(transport: StageTransport, spec: StageCallSpec, signal
 
   let http;
   try {
-    http = await transport.call(spec.functionName, spec.request, { signal, timeoutMs });
+    http = await transport.call(spec.call.function_name, spec.request, { signal, timeoutMs });
   } catch (err) {
     if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
     if (err instanceof StageTimeout) {
-      const deadline = timeoutMs < spec.timeoutMs;
+      const deadline = timeoutMs < spec.call.timeout_ms;
       throw failure(
         spec,
         queuedAt,
@@ -188,11 +197,9 @@ export function backoffDelayMs(attempt: number, policy: { base_delay_ms: number;
   return Math.floor(random() * cap);
 }
 
-function location(spec: StageCallSpec): { clip_index?: number; frame_index?: number } {
-  return {
-    ...(spec.clipIndex !== null ? { clip_index: spec.clipIndex } : {}),
-    ...(spec.frameIndex !== null ? { frame_index: spec.frameIndex } : {}),
-  };
+function location(call: StageCall): { clip_index?: number; frame_index?: number } {
+  const { clip_index, frame_index } = call.task.fanout;
+  return { ...(clip_index !== undefined ? { clip_index } : {}), ...(frame_index !== undefined ? { frame_index } : {}) };
 }
 
 function describe(where: Omit<FaveError, 'code' | 'message'>): string {

@@ -1,5 +1,6 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
-import type { StageFacts, StageKey, StageOutput, StageTask } from '../domain/stage.ts';
+import type { StageFacts, StageKey, StageOutput } from '../domain/stage.ts';
+import type { StageCallInput } from '../domain/context.ts';
 import type { StageRequest, StageResponse } from './contract.ts';
 import { isNotFound, parseS3Uri, type Store } from '../persistence/store.ts';
 import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember } from './artifacts.ts';
@@ -9,14 +10,15 @@ import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMem
  * keeps of its answer. What is kept is small plain JSON, because it is persisted in state.json.
  */
 
-export function buildStageRequest(requestId: string, functionName: string, task: StageTask, profile: string): StageRequest {
+/** The wire request of a stage call: the stages' own format, made from the call the machine planned. */
+export function buildStageRequest(call: Pick<StageCallInput, 'request_id' | 'function_name' | 'task' | 'profile'>): StageRequest {
   return {
-    request_id: requestId,
-    stage: functionName,
-    input_uri: task.input_uri,
+    request_id: call.request_id,
+    stage: call.function_name,
+    input_uri: call.task.input_uri,
     output_hint: null,
-    config: { profile },
-    fanout: task.fanout,
+    config: { profile: call.profile },
+    fanout: call.task.fanout,
   };
 }
 
@@ -26,7 +28,7 @@ function contract(where: Where, message: string): FaveFailure {
   return new FaveFailure(faveError('STAGE_CONTRACT', `${where.stage} ${message}`, where));
 }
 
-/** The uri of the last output: the next stage's input in the chain (DESIGN §2). */
+/** The uri of the last output: the next stage's input in the chain. */
 function lastOutput(response: StageResponse, where: Where): StageOutput {
   const out = response.outputs.at(-1);
   if (!out) throw contract(where, `answered status "${response.status}" with no outputs; at least one is required`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { StageRequest, StageStatus } from '../../transport/contract.ts';
-import { REQUEST_ID_PATTERN } from '../../domain/request.ts';
+import { REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN } from '../../domain/request.ts';
 import { FaveFailure } from '../../domain/errors.ts';
 import { formatS3Uri, parseS3Uri, type ObjectLocation, type Store } from '../../persistence/store.ts';
 import { ArchiveError, unpackTarGz } from './archive.ts';
@@ -215,7 +215,7 @@ export function defineStage(env: StageEnvironment, body: StageBody): LocalStageF
 }
 
 function checkRequest(request: StageRequest): string | null {
-  if (!REQUEST_ID_PATTERN.test(request.request_id)) return `request_id must match ${REQUEST_ID_PATTERN.source}`;
+  if (!REQUEST_ID_PATTERN.test(request.request_id)) return `request_id ${REQUEST_ID_MESSAGE}`;
   // It becomes a key segment: nothing that could reach another request's files.
   if (!STAGE_SEGMENT.test(request.stage)) return `stage is not a usable name: ${JSON.stringify(request.stage)}`;
   return null;

@@ -1,0 +1,12 @@
+import type { App } from '../../src/app.ts';
+import { createMetrics } from '../../src/server/metrics.ts';
+import { createRouter } from '../../src/server/router.ts';
+import type { HttpResponseLike } from '../../src/server/types.ts';
+
+export type RouterCall = (method: string, path: string, options?: { headers?: Record<string, string>; body?: string }) => Promise<HttpResponseLike>;
+
+/** The app's one router, called in process (no socket): every route, API and UI, as a server would. */
+export function routerCall(app: App): RouterCall {
+  const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics: createMetrics(app.orchestrator, { processMetrics: false }), config: app.config });
+  return (method, path, options = {}) => router({ method, path, query: {}, headers: options.headers ?? {}, body: options.body });
+}
