@@ -54,7 +54,7 @@ export class RequestRepository {
   }
 
   /** The view of a state.json already read. */
-  viewOf(envelope: StateEnvelope): RequestView {
+  private viewOf(envelope: StateEnvelope): RequestView {
     const { snapshot, lease, updated_at } = envelope;
     return requestView({ context: snapshot.context, value: snapshot.value, lease, local: false, updated_at, observed_at: Date.now() });
   }
