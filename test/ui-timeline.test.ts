@@ -13,7 +13,6 @@ import {
   toInvocation,
   type Invocation,
 } from '../src/ui/timeline.ts';
-import { liveStateValue } from '../src/ui/view.ts';
 import { invocationRecord } from './support/fixtures.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
 
@@ -196,14 +195,5 @@ describe('buildTimeline', () => {
   it('keys invocations as stage|clip|frame|attempt with - for none', () => {
     expect(invocationKey({ stage: 's', clip_index: null, frame_index: null, attempt: 1 })).toBe('s|-|-|1');
     expect(invocationKey({ stage: 's', clip_index: 3, frame_index: 0, attempt: 2 })).toBe('s|3|0|2');
-  });
-});
-
-describe('liveStateValue', () => {
-  it('fills in the DETECT and FAILED substates a running execution does not expose', () => {
-    expect(liveStateValue('FANOUT', { finished_at: null })).toBe('FANOUT');
-    expect(liveStateValue('DETECT', { finished_at: null })).toEqual({ DETECT: 'detecting' });
-    expect(liveStateValue('DETECT', { finished_at: 5 })).toEqual({ DETECT: 'aggregating' });
-    expect(liveStateValue('FAILED', { finished_at: 5 })).toEqual({ FAILED: 'reporting' });
   });
 });

@@ -1,4 +1,4 @@
-import type { PipelineContext, TopLevelState } from '../domain/context.ts';
+import type { TopLevelState } from '../domain/context.ts';
 import type { ProgressSummary, RequestStatus } from '../domain/progress.ts';
 import type { RequestView } from '../domain/request-view.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
@@ -36,17 +36,6 @@ export interface RequestSummary {
   wall_ms: number | null;
   progress: ProgressSummary | null;
   error: string | null;
-}
-
-/**
- * From a state summary alone (no live execution), the substate is inferred. Inside DETECT the rest follows from
- * the context (planning is eventless, so never a resting state; aggregating stamps
- * finished_at on entry); a FAILED one still here is writing its report.
- */
-export function liveStateValue(state: TopLevelState, context: Pick<PipelineContext, 'finished_at'>): string | Record<string, string> {
-  if (state === 'DETECT') return { DETECT: context.finished_at !== null ? 'aggregating' : 'detecting' };
-  if (state === 'FAILED') return { FAILED: 'reporting' };
-  return state;
 }
 
 /**
