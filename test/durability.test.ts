@@ -43,19 +43,25 @@ describe('idempotent request ids and redrive', () => {
   });
 
   it('redrives a FAILED request from the step that failed once the cause is fixed', async () => {
+    let othersTranscribing: () => void = () => {};
+    const refuse = new Promise<void>((resolve) => (othersTranscribing = resolve));
     h = await startHarness({
       gateway: {
         clips: 5,
         framesPerClip: 2,
         faults: [
-          // Clip 3 is refused at once while the others are still transcribing: their deepspeech
-          // calls hang until the failure stops them, however slow or loaded the machine is.
-          { stage: 'deepspeech', clip: 3, kind: 'status', status: 400 },
+          // Clip 3 is refused once every other clip is transcribing: their deepspeech calls hang
+          // until the failure stops them, however slow or loaded the machine is.
+          { stage: 'deepspeech', clip: 3, kind: 'status', status: 400, after: refuse },
           ...[0, 1, 2, 4].map((clip) => ({ stage: 'deepspeech', clip, kind: 'hang' as const })),
         ],
       },
     });
-    const failed = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'redrive' })).done;
+    const gateway = h.gateway;
+    const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'redrive' });
+    await until(() => new Set(gateway.callsTo('deepspeech').map((c) => c.clip)).size === 5, { message: 'every clip in deepspeech' });
+    othersTranscribing();
+    const failed = await handle.done;
     expect(failed.status).toBe('FAILED');
     expect(failed.result.error).toMatchObject({ stage: 'stage-deepspeech', clip_index: 3, code: 'STAGE_HTTP_ERROR', http_status: 400 });
 

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { addAbortSignal, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, interceptors, request } from 'undici';
 import { classifyAddress } from './addresses.ts';
@@ -83,7 +83,7 @@ const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
       const [address, reason] = blocked;
       return callback(privateAddress(hostname, address.address, reason!), '', 0);
     }
-    if (options.all) return (callback as unknown as (e: null, all: LookupAddress[]) => void)(null, addresses);
+    if (options.all) return callback(null, addresses);
     const first = addresses[0]!;
     return callback(null, first.address, first.family);
   });

@@ -27,7 +27,8 @@ export * from './gateway-script.ts';
 
 /**
  * What a scripted call does instead of (or before) its normal answer:
- * - status: the gateway answers that HTTP status (502/503 scaling, 504, 404, 500…), immediately;
+ * - status: the gateway answers that HTTP status (502/503 scaling, 504, 404, 500…), immediately,
+ *   or once `after` has settled;
  * - error: HTTP 200 `{"status":"error","message"}` and nothing else, as a stage rejecting its input;
  * - malformed: HTTP 200 whose body is not JSON;
  * - contract: HTTP 200 with a full response whose outputs[0].uri is missing;
@@ -37,7 +38,7 @@ export * from './gateway-script.ts';
  * - lose-callback: an async call runs and answers normally, but its callback is never posted.
  */
 export type FaultAction =
-  | { kind: 'status'; status: number; body?: string }
+  | { kind: 'status'; status: number; body?: string; after?: Promise<unknown> }
   | { kind: 'error'; message?: string }
   | { kind: 'malformed' }
   | { kind: 'contract' }
@@ -339,6 +340,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     const started = performance.now();
     switch (fault?.kind) {
       case 'status': {
+        if (fault.after) await Promise.race([fault.after, waitForAbort(signal)]);
         const body = fault.body ?? (fault.status === 404 ? `error finding function ${name}: function not found` : (STATUS_CODES[fault.status] ?? 'error'));
         return { outcome: 'status', reply: { status: fault.status, headers: { 'content-type': 'text/plain; charset=utf-8' }, body } };
       }
