@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { fromCallback, fromPromise, type Actor, type AnyStateMachine, type EventObject } from 'xstate';
-import { pipelineMachine, type ImportInput, type ImportOutput, type PipelineMachine, type ResultInput, type ResultOutput } from '../src/machine/pipeline.machine.ts';
-import type { RunnerEvent, RunnerInput } from '../src/machine/work.ts';
+import { type Actor, type AnyStateMachine, type EventObject } from 'xstate';
+import { pipelineMachine, type PipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { inertActors } from './support/inert-actors.ts';
 import { persistedSnapshotOf } from '../src/machine/persisted-snapshot.ts';
-import type { PipelineContext, PipelineInput, StageCallInput, StageCallOutput } from '../src/domain/context.ts';
+import type { PipelineContext, PipelineInput } from '../src/domain/context.ts';
 
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 import { invocationRecord } from './support/fixtures.ts';
@@ -11,8 +11,6 @@ import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
 import { type Settings } from '../src/domain/settings.ts';
 
 /** The model sends every done/error event itself: the actors it runs never settle. */
-const inert = <Output, Input>() => fromPromise<Output, Input>(() => new Promise<never>(() => {}));
-const inertRunner = fromCallback<RunnerEvent, RunnerInput>(() => () => {});
 
 const settings = (tolerated: number, detector = true): Settings => ({
   bucket: 'fave-artifacts',
@@ -155,13 +153,7 @@ function uncovered(machine: AnyStateMachine, taken: Set<string>): string[] {
 describe('model-based: every transition of the machines is taken', () => {
   it('the pipeline machine (FAILED paths, tolerance, cancel and redrive included), and its persisted snapshot at every step', () => {
     const machine: AnyStateMachine = pipelineMachine.provide({
-      actors: {
-        importInput: inert<ImportOutput, ImportInput>(),
-        writeResult: inert<ResultOutput, ResultInput>(),
-        stageCall: inert<StageCallOutput, StageCallInput>(),
-        runClips: inertRunner,
-        detectFrames: inertRunner,
-      },
+      actors: inertActors(),
     });
     const taken = new Set<string>();
     let states = 0;

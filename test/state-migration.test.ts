@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, type Snapshot } from 'xstate';
-import { pipelineMachine, type ImportInput, type ImportOutput, type ResultInput, type ResultOutput } from '../src/machine/pipeline.machine.ts';
-import type { RunnerEvent, RunnerInput } from '../src/machine/work.ts';
-import { inputOfContext, type StageCallInput, type StageCallOutput } from '../src/domain/context.ts';
+import { createActor, type Snapshot } from 'xstate';
+import { pipelineMachine } from '../src/machine/pipeline.machine.ts';
+import { inertActors } from './support/inert-actors.ts';
+import { inputOfContext } from '../src/domain/context.ts';
 import { parseStateFile } from '../src/persistence/state-file.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { startHarness, type Harness } from './support/harness.ts';
@@ -44,16 +44,8 @@ describe('a state.json of the earlier format', () => {
 
   it('restores into the pipeline machine where it was', () => {
     const { snapshot } = parseStateFile(text, FIXTURE);
-    const inert = <Output, Input>() => fromPromise<Output, Input>(() => new Promise<never>(() => {}));
-    const runner = fromCallback<RunnerEvent, RunnerInput>(() => () => {});
     const machine = pipelineMachine.provide({
-      actors: {
-        importInput: inert<ImportOutput, ImportInput>(),
-        writeResult: inert<ResultOutput, ResultInput>(),
-        stageCall: inert<StageCallOutput, StageCallInput>(),
-        runClips: runner,
-        detectFrames: runner,
-      },
+      actors: inertActors(),
     });
     // A request in FANOUT is an active snapshot: it has neither output nor error yet.
     const restored: Snapshot<unknown> = { ...snapshot, status: 'active', output: undefined, error: undefined };
