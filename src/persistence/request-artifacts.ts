@@ -1,3 +1,5 @@
+import type { ClipProgress, ClipState, FrameState, PipelineContext } from '../domain/context.ts';
+import type { Settings } from '../domain/settings.ts';
 import { parseS3Uri, requestKeys, type ObjectLocation } from './store.ts';
 
 /**
@@ -8,16 +10,15 @@ import { parseS3Uri, requestKeys, type ObjectLocation } from './store.ts';
  */
 
 /** What artifact lookup reads of a pipeline context (live or from state.json). */
-export interface ArtifactContext {
-  request_id: string;
-  settings: { bucket: string };
-  clips: ReadonlyArray<{
-    index: number;
-    uri: string;
-    frames: ReadonlyArray<{ index: number; uri: string }>;
-    progress: { frames: ReadonlyArray<{ index: number; uri: string }> | null };
-  }>;
-}
+export type ArtifactContext = Pick<PipelineContext, 'request_id'> & {
+  settings: Pick<Settings, 'bucket'>;
+  clips: ReadonlyArray<
+    Pick<ClipState, 'index' | 'uri'> & {
+      frames: ReadonlyArray<Pick<FrameState, 'index' | 'uri'>>;
+      progress: Pick<ClipProgress, 'frames'>;
+    }
+  >;
+};
 
 export type ArtifactName = { kind: 'clip'; clip: number } | { kind: 'frame'; clip: number; frame: number };
 

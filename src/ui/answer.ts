@@ -1,3 +1,5 @@
+import type { ClipProgress, ClipState, FrameState, PipelineContext } from '../domain/context.ts';
+import type { Settings } from '../domain/settings.ts';
 import type { MatchReason, ObjectSummary } from '../domain/result.ts';
 import { objectsNote, summarizeObjects } from '../domain/answer.ts';
 import { matchClips, parseQuery } from '../domain/query/match.ts';
@@ -10,20 +12,15 @@ import { artifactNames } from '../persistence/request-artifacts.ts';
  */
 
 /** What the answer reads of a pipeline context (live or from state.json). */
-export interface AnswerContext {
-  query: string | null;
-  settings: { detector_enabled: boolean; min_confidence: number };
-  clips: ReadonlyArray<{
-    index: number;
-    start_s: number | null;
-    end_s: number | null;
-    status: 'pending' | 'done' | 'failed';
-    progress: { transcript: string | null; transcript_note: string | null; frames: ReadonlyArray<{ index: number; uri: string }> | null };
-    frames: ReadonlyArray<{ index: number; uri: string; detections: ReadonlyArray<{ label: string; confidence: number }>; note: string | null }>;
-    error: { code: string; message: string } | null;
-  }>;
-  error: { code: string; message: string } | null;
-}
+export type AnswerContext = Pick<PipelineContext, 'query' | 'error'> & {
+  settings: Pick<Settings, 'detector_enabled' | 'min_confidence'>;
+  clips: ReadonlyArray<
+    Pick<ClipState, 'index' | 'start_s' | 'end_s' | 'status' | 'error'> & {
+      progress: Pick<ClipProgress, 'transcript' | 'transcript_note' | 'frames'>;
+      frames: ReadonlyArray<Pick<FrameState, 'index' | 'uri' | 'detections' | 'note'>>;
+    }
+  >;
+};
 
 export type VerdictKind = 'match' | 'no-match' | 'cannot-match' | 'no-query' | 'running' | 'failed';
 
@@ -31,7 +28,7 @@ export interface AnswerClip {
   index: number;
   start_s: number | null;
   end_s: number | null;
-  status: 'done' | 'failed' | 'pending';
+  status: ClipState['status'];
   transcript: string | null;
   transcript_note: string | null;
   /** The clip is a stretch without speech (its transcript note says so, as the local stage-deepspeech writes it). */

@@ -1,11 +1,13 @@
 import type { InvocationRecord } from '../domain/invocations.ts';
-import { z } from 'zod';
+import type { ClipState, FrameState } from '../domain/context.ts';
+import type { FaveError } from '../domain/errors.ts';
+import type { Settings } from '../domain/settings.ts';
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.ts';
 
 /**
  * The timeline of a request as pure data: every invocation (one attempt of one stage call),
  * the lanes they are drawn in, and the critical path. Built from a pipeline context, live or
- * loaded from state.json, so the input is checked rather than trusted.
+ * loaded from state.json.
  */
 
 /** One attempt as the timeline draws it: the persisted record's timing, plus where it belongs. */
@@ -18,8 +20,8 @@ export interface Invocation
   key: string;
   /** The pipeline step the function serves, when the request's settings name it. */
   step: StageKey | null;
-  outcome: string;
-  error: { code: string; message: string } | null;
+  outcome: InvocationRecord['outcome'];
+  error: Pick<FaveError, 'code' | 'message'> | null;
   /** `async`: queued through the gateway; `queued_at` is the dispatch, `started_at` the function's start. */
   call_mode: 'sync' | 'async';
 }
@@ -50,39 +52,13 @@ export interface Timeline {
   critical_path: number[];
 }
 
-const num = z.number().refine(Number.isFinite, 'must be finite');
-
-/** Lenient: records written by older versions may miss fields that only add detail. */
-const RecordSchema = z.looseObject({
-  stage: z.string(),
-  clip_index: z.number().int().nullable().catch(null),
-  frame_index: z.number().int().nullable().catch(null),
-  attempt: z.number().int().min(1).catch(1),
-  queued_at: num.optional().catch(undefined),
-  started_at: num,
-  ended_at: num,
-  latency_ms: num.optional().catch(undefined),
-  cold_start: z.boolean().nullable().catch(null),
-  http_status: z.number().int().nullable().catch(null),
-  outcome: z.string().catch('error'),
-  error: z.looseObject({ code: z.string(), message: z.string() }).nullable().catch(null),
-  call_id: z.string().nullable().catch(null),
-  call_mode: z.enum(['sync', 'async']).optional().catch(undefined),
-});
-
-const ContextShape = z.looseObject({
-  settings: z.looseObject({ stage_names: z.record(z.string(), z.string()).optional() }).optional().catch(undefined),
-  records: z.array(z.unknown()).catch([]),
-  retrying: z.record(z.string(), z.array(z.unknown())).catch({}),
-  clips: z
-    .array(
-      z.looseObject({
-        records: z.array(z.unknown()).catch([]),
-        frames: z.array(z.looseObject({ records: z.array(z.unknown()).catch([]) })).catch([]),
-      }),
-    )
-    .catch([]),
-});
+/** What the timeline reads of a pipeline context: every record it holds, and the stage names. */
+export interface TimelineContext {
+  settings: Pick<Settings, 'stage_names'>;
+  records: readonly InvocationRecord[];
+  retrying?: Readonly<Record<string, readonly InvocationRecord[]>>;
+  clips: ReadonlyArray<Pick<ClipState, 'records'> & { frames: ReadonlyArray<Pick<FrameState, 'records'>> }>;
+}
 
 export function invocationKey(r: { stage: string; clip_index: number | null; frame_index: number | null; attempt: number }): string {
   return `${r.stage}|${r.clip_index ?? '-'}|${r.frame_index ?? '-'}|${r.attempt}`;
@@ -99,14 +75,11 @@ export function stepsByName(stageNames: Partial<Record<string, string>> | undefi
   return map;
 }
 
-/** One record as an Invocation; null when it is not a record at all. */
-export function toInvocation(raw: unknown, steps: ReadonlyMap<string, StageKey>): Invocation | null {
-  const parsed = RecordSchema.safeParse(raw);
-  if (!parsed.success) return null;
-  const r = parsed.data;
+/** One attempt's record as the timeline draws it. */
+export function toInvocation(r: InvocationRecord, steps: ReadonlyMap<string, StageKey>): Invocation {
   const started = r.started_at;
   const ended = Math.max(started, r.ended_at);
-  const queued = Math.min(started, r.queued_at ?? started);
+  const queued = Math.min(started, r.queued_at);
   return {
     // An interrupted attempt is made again under the same number: its key must differ.
     key: r.outcome === 'interrupted' ? `${invocationKey(r)}|interrupted` : invocationKey(r),
@@ -118,7 +91,7 @@ export function toInvocation(raw: unknown, steps: ReadonlyMap<string, StageKey>)
     queued_at: queued,
     started_at: started,
     ended_at: ended,
-    latency_ms: r.latency_ms ?? ended - started,
+    latency_ms: r.latency_ms,
     cold_start: r.cold_start,
     http_status: r.http_status,
     outcome: r.outcome,
@@ -136,13 +109,11 @@ function byTime(a: Invocation, b: Invocation): number {
  * Every invocation a pipeline context holds — the single-call stages, each clip's chain, each
  * frame's detection, and the failed attempts of calls still being retried — in order of start.
  */
-export function flattenInvocations(context: unknown): Invocation[] {
-  const shape = ContextShape.safeParse(context);
-  if (!shape.success) return [];
-  const { settings, records, retrying, clips } = shape.data;
-  const steps = stepsByName(settings?.stage_names);
-  const raw = [...records, ...Object.values(retrying).flat(), ...clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)])];
-  return raw.flatMap((r) => toInvocation(r, steps) ?? []).sort(byTime);
+export function flattenInvocations(context: TimelineContext): Invocation[] {
+  const { settings, records, retrying = {}, clips } = context;
+  const steps = stepsByName(settings.stage_names);
+  const all = [...records, ...Object.values(retrying).flat(), ...clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)])];
+  return all.map((r) => toInvocation(r, steps)).sort(byTime);
 }
 
 /**

@@ -47,7 +47,7 @@ export function pageViewOf(view: RequestView, live: readonly InvocationRecord[] 
   const steps = stepsByName(context.settings.stage_names);
   const invocations = mergeInvocations(
     flattenInvocations(context),
-    live.flatMap((r) => toInvocation(r, steps) ?? []),
+    live.map((r) => toInvocation(r, steps)),
   );
   const end = view.status === 'RUNNING' ? view.observed_at : view.finished_at;
   return {
