@@ -453,7 +453,7 @@ describe('LocalTransport', () => {
     await transport.close();
   });
 
-  it('answers 404 for an unknown function and 400 for a body that is not a stage request', async () => {
+  it('answers 404 for an unknown function, and a body that is not a stage request as the stages do: HTTP 200, status error', async () => {
     const transport = new LocalTransport(stages);
     const notFound = await transport.call('stage-nope', request('stage-nope', 'x', `s3://${BUCKET}/a`), options());
     expect(notFound.status).toBe(404);
@@ -461,18 +461,21 @@ describe('LocalTransport', () => {
     const proto = await transport.call('constructor', request('constructor', 'x', `s3://${BUCKET}/a`), options());
     expect(proto.status).toBe(404);
     const bad = await transport.call('stage-ffmpeg-0', { request_id: 'x', stage: 'stage-ffmpeg-0' } as unknown as StageRequest, options());
-    expect(bad.status).toBe(400);
-    expect(JSON.parse(bad.body).error).toMatch(/input_uri/);
+    expect(bad.status).toBe(200);
+    const refusal = JSON.parse(bad.body) as Record<string, unknown>;
+    expect(Object.keys(refusal).sort()).toEqual(['message', 'status']);
+    expect(refusal).toMatchObject({ status: 'error', message: expect.stringMatching(/input_uri/) as unknown });
   });
 
-  it('answers 500 with the message when the stage throws (the store is broken)', async () => {
+  it('answers 500 with the message as plain text when the stage throws (the store is broken)', async () => {
     const blocker = join(dir, 'a-file');
     await writeFile(blocker, 'not a directory');
     const broken = new FsStore(join(blocker, 'data'), BUCKET);
     const transport = new LocalTransport(makeStages({ store: broken }));
     const http = await transport.call('stage-ffmpeg-0', request('stage-ffmpeg-0', 'broken-1', `s3://${BUCKET}/requests/broken-1/input/original.mp4`), options());
     expect(http.status).toBe(500);
-    expect(JSON.parse(http.body).error).toMatch(/filesystem store failed/);
+    expect(http.headers['content-type']).toMatch(/^text\/plain/);
+    expect(http.body).toMatch(/filesystem store failed/);
   });
 
   it('throws when the call is aborted, like a dropped connection', async () => {
@@ -538,8 +541,8 @@ describe('local gateway over HTTP', () => {
       expect(unknown.status).toBe(404);
       await unknown.arrayBuffer();
       const notJson = await fetch(`${gateway.url}/function/stage-librosa`, { method: 'POST', body: 'hello' });
-      expect(notJson.status).toBe(400);
-      await notJson.arrayBuffer();
+      expect(notJson.status).toBe(200);
+      expect(await notJson.json()).toEqual({ status: 'error', message: 'request body is not JSON' });
     } finally {
       await gateway.close();
     }

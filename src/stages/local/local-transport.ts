@@ -12,16 +12,22 @@ function reply(status: number, body: unknown, extra: Record<string, string> = {}
   return { status, headers: { ...JSON_HEADERS, ...extra }, body: JSON.stringify(body) };
 }
 
+/** A request the stage cannot act on: the answer of a stage whose payload model refuses it. */
+export function refused(message: string): StageHttpResponse {
+  return reply(200, { status: 'error', message });
+}
+
 /**
- * Runs one local stage the way a gateway would answer it: 404 for an unknown function, 400 for a
- * body that is not a stage request, 200 with the stage's JSON (which may say `status: "error"`),
- * 500 when the stage throws. An abort is thrown, like a dropped connection.
+ * Runs one local stage the way the gateway and the deployed stages answer: 404 for an unknown
+ * function; HTTP 200 `{"status": "error", "message"}` for a body that is not a stage request (as a
+ * stage refuses what its payload model does not validate); 200 with the stage's JSON; 500 with the
+ * exception's text as plain text when the stage throws. An abort is thrown, like a dropped connection.
  */
 export async function invokeLocalStage(stages: LocalStages, functionName: string, body: unknown, signal: AbortSignal): Promise<StageHttpResponse> {
   const stage = Object.hasOwn(stages, functionName) ? stages[functionName] : undefined;
   if (!stage) return reply(404, { error: `no such function: ${functionName}` });
   const parsed = StageRequestSchema.safeParse(body);
-  if (!parsed.success) return reply(400, { error: `invalid stage request: ${describeZodIssue(parsed.error)}` });
+  if (!parsed.success) return refused(`invalid stage request: ${describeZodIssue(parsed.error)}`);
 
   const started = performance.now();
   const headers = () => ({ 'x-call-id': randomUUID(), 'x-duration-seconds': ((performance.now() - started) / 1000).toFixed(6) });
@@ -31,7 +37,7 @@ export async function invokeLocalStage(stages: LocalStages, functionName: string
   } catch (err) {
     if (signal.aborted) throw signal.reason ?? err;
     const message = err instanceof FaveFailure ? err.error.message : err instanceof Error ? err.message : String(err);
-    return reply(500, { error: message }, headers());
+    return { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers() }, body: message };
   }
 }
 

@@ -1,7 +1,7 @@
 import { startGatewayServer } from '../gateway/server.ts';
 import type { FunctionHandler, GatewayServer, GatewayServerOptions } from '../gateway/types.ts';
 import { closeLocalStages, createLocalStages, type LocalStages, type LocalStagesOptions } from './index.ts';
-import { invokeLocalStage } from './local-transport.ts';
+import { invokeLocalStage, refused } from './local-transport.ts';
 
 export interface LocalGatewayOptions extends LocalStagesOptions, Pick<GatewayServerOptions, 'upstreamTimeoutMs' | 'basicAuth'> {
   host?: string;
@@ -18,7 +18,7 @@ export function localFunctionHandlers(stages: LocalStages): Record<string, Funct
       try {
         body = JSON.parse(call.body.toString('utf8'));
       } catch {
-        return { status: 400, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: 'request body is not JSON' }) };
+        return refused('request body is not JSON');
       }
       return invokeLocalStage(stages, name, body, call.signal);
     };
