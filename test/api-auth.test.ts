@@ -14,6 +14,7 @@ import { serveAuth, startHttpServer, type HttpServer } from '../src/server/http-
 import { runFave } from './support/child.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 import { until } from './support/until.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 const READ = 'read-token-0123456789abcdef';
 const OPERATE = 'operate-token-0123456789abcdef';
@@ -26,7 +27,7 @@ let other: Server | null = null;
 afterEach(async () => {
   await server?.close(200);
   await h?.close();
-  if (other) await new Promise<void>((resolve) => other!.close(() => resolve()));
+  if (other) await closeNodeServer(other);
   server = null;
   h = null;
   other = null;

@@ -13,6 +13,7 @@ import { MAX_ERROR_CHARS } from '../src/lib/redact.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { runFave } from './support/child.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -22,10 +23,7 @@ let dir: string | null = null;
 afterEach(async () => {
   await server?.close(200);
   await h?.close();
-  if (gateway) {
-    gateway.closeAllConnections();
-    await new Promise<void>((resolve) => gateway!.close(() => resolve()));
-  }
+  if (gateway) await closeNodeServer(gateway);
   if (dir) await rm(dir, { recursive: true, force: true });
   h = server = gateway = null;
   dir = null;

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
+import { closeAfterTest } from './support/cleanup.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 
 /**
@@ -11,16 +12,10 @@ import { startHarness, type Harness, type HarnessOptions } from './support/harne
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
-afterEach(async () => {
-  await server?.close(200);
-  await h?.close();
-  server = null;
-  h = null;
-});
 
 async function start(options: HarnessOptions): Promise<void> {
-  h = await startHarness(options);
-  server = await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false });
+  h = closeAfterTest(await startHarness(options));
+  server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
 }
 
 interface Posted {

@@ -9,6 +9,7 @@ import { startHarness, type Harness, type HarnessOptions } from './support/harne
 import { expectedClips } from './support/test-gateway.ts';
 import { runFave, type ChildRun } from './support/child.ts';
 import { until } from './support/until.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -17,7 +18,7 @@ let extra: Server | null = null;
 afterEach(async () => {
   await server?.close(200);
   await h?.close();
-  if (extra) await new Promise<void>((resolve) => extra!.close(() => resolve()));
+  if (extra) await closeNodeServer(extra);
   server = null;
   h = null;
   extra = null;

@@ -1,17 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import { startHarness, type Harness } from './support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { startHttpServer } from '../src/server/http-server.ts';
+import { closeAfterTest } from './support/cleanup.ts';
+import { startHarness } from './support/harness.ts';
 import { expectedClips } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
-
-let h: Harness | null = null;
-let server: HttpServer | null = null;
-afterEach(async () => {
-  await server?.close(200);
-  await h?.close();
-  server = null;
-  h = null;
-});
 
 interface Sample {
   name: string;
@@ -75,7 +67,7 @@ const sum = (samples: Sample[], name: string, where: Record<string, string> = {}
 
 describe('GET /metrics', () => {
   it('is Prometheus text whose invocation counts equal the calls the gateway saw', async () => {
-    h = await startHarness({
+    const h = closeAfterTest(await startHarness({
       gateway: {
         clips: 4,
         framesPerClip: 2,
@@ -87,10 +79,10 @@ describe('GET /metrics', () => {
           { stage: 'librosa', kind: 'error', requestId: 'm-fails' },
         ],
       },
-    });
-    server = await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: true });
+    }));
+    const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: true }), (s) => s.close(200));
     const post = (body: unknown) =>
-      fetch(`${server!.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post({ video_uri: h.videoUri, request_id: 'm-ok-1' })).status).toBe(200);
     expect((await post({ video_uri: h.videoUri, request_id: 'm-ok-2' })).status).toBe(200);
     expect((await post({ video_uri: h.videoUri, request_id: 'm-fails' })).status).toBe(502);
@@ -135,8 +127,8 @@ describe('GET /metrics', () => {
   });
 
   it('counts a request in flight while it runs', async () => {
-    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang' }] } });
-    server = await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false });
+    const h = closeAfterTest(await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang' }] } }));
+    const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
     const accepted = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }) });
     expect(accepted.status).toBe(202);
     const harness = h;
@@ -157,11 +149,11 @@ interface SyncAnswer {
 describe('under load', () => {
   it('completes 50 concurrent requests × 10 clips on one server process, and /metrics adds up', async () => {
     const script = { clips: 10, framesPerClip: 1 };
-    h = await startHarness({ gateway: { ...script, latencyMs: 1 } });
+    const h = closeAfterTest(await startHarness({ gateway: { ...script, latencyMs: 1 } }));
     const harness = h;
-    server = await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
+    const server = closeAfterTest(await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
     const run = async (id: string) => {
-      const res = await fetch(`${server!.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
+      const res = await fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
       return { status: res.status, body: (await res.json()) as SyncAnswer };
     };
     let peak = process.memoryUsage().rss;

@@ -8,6 +8,7 @@ import { requestKeys } from '../src/persistence/store.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { redactUrl, scrubSecrets } from '../src/lib/redact.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -16,7 +17,7 @@ let source: Server | null = null;
 afterEach(async () => {
   await server?.close(200);
   await h?.close();
-  if (source) await new Promise<void>((resolve) => source!.close(() => resolve()));
+  if (source) await closeNodeServer(source);
   server = h = source = null;
 });
 

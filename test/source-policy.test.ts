@@ -6,6 +6,7 @@ import { requestKeys } from '../src/persistence/store.ts';
 import { s3InputRefusal } from '../src/input/s3-input-rules.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 let h: Harness | null = null;
 let server: HttpServer | null = null;
@@ -14,10 +15,7 @@ let source: Server | null = null;
 afterEach(async () => {
   await server?.close(200);
   await h?.close();
-  if (source) {
-    source.closeAllConnections();
-    await new Promise<void>((resolve) => source!.close(() => resolve()));
-  }
+  if (source) await closeNodeServer(source);
   server = h = source = null;
 });
 

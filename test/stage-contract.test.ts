@@ -1,22 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { createApp, type App } from '../src/app.ts';
+import { createApp } from '../src/app.ts';
 import { StageRequestSchema } from '../src/transport/contract.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { buildStageRequest } from '../src/transport/stage-facts.ts';
-import { startHarness, type Harness } from './support/harness.ts';
+import { closeAfterTest } from './support/cleanup.ts';
+import { startHarness } from './support/harness.ts';
 import { validateStagePayload } from './support/python-stage-models.ts';
 import { until } from './support/until.ts';
-
-let h: Harness | null = null;
-let second: App | null = null;
-afterEach(async () => {
-  await second?.close();
-  await h?.close();
-  h = null;
-  second = null;
-});
 
 const FULL = {
   request_id: 'r1',
@@ -53,7 +45,7 @@ describe('stage requests as the stages validate them', () => {
   });
 
   it('the test gateway refuses fanout: null and config: null with HTTP 200 and pydantic\'s message', async () => {
-    h = await startHarness({ gateway: { clips: 1, framesPerClip: 1, requireInputs: false } });
+    const h = closeAfterTest(await startHarness({ gateway: { clips: 1, framesPerClip: 1, requireInputs: false } }));
     for (const field of ['fanout', 'config'] as const) {
       const res = await request(`${h.gateway.url}/function/stage-ffmpeg-0`, {
         method: 'POST',
@@ -73,7 +65,7 @@ describe('stage requests as the stages validate them', () => {
   });
 
   it('a full request passes through the strict stand-in: no call is refused', async () => {
-    h = await startHarness({ gateway: { clips: 3, framesPerClip: 2 } });
+    const h = closeAfterTest(await startHarness({ gateway: { clips: 3, framesPerClip: 2 } }));
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'strict' })).done;
     expect(outcome.status).toBe('COMPLETED');
     expect(h.gateway.calls).toHaveLength(3 + 3 * 3 + 3 * 2);
@@ -81,10 +73,10 @@ describe('stage requests as the stages validate them', () => {
   });
 
   it('a state.json written when linear stages were sent fanout: null resumes with fanout {}', async () => {
-    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang', times: 1 }] } });
+    const h = closeAfterTest(await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang', times: 1 }] } }));
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'legacy' });
     handle.done.catch(() => undefined);
-    await until(async () => h!.gateway.callsTo('librosa').length === 1 && (await h!.readState('legacy')).state === 'LIBROSA', { message: 'librosa in flight' });
+    await until(async () => h.gateway.callsTo('librosa').length === 1 && (await h.readState('legacy')).state === 'LIBROSA', { message: 'librosa in flight' });
     await h.app.orchestrator.close();
 
     // What an older version wrote: the in-flight call's input with `fanout: null`.
@@ -97,7 +89,7 @@ describe('stage requests as the stages validate them', () => {
     child!.snapshot.input.task.fanout = null;
     await h.store.put(loc, JSON.stringify(state));
 
-    second = await createApp({ env: h.env, logger: pino({ level: 'silent' }) });
+    const second = closeAfterTest(await createApp({ env: h.env, logger: pino({ level: 'silent' }) }));
     const resumed = await (await second.orchestrator.resume('legacy')).done;
     expect(resumed.status).toBe('COMPLETED');
     expect(h.gateway.callsTo('librosa').map((c) => c.outcome)).toEqual(['hang', 'success']);

@@ -11,6 +11,7 @@ import { importInput } from '../src/input/import.ts';
 import { HttpTransport } from '../src/transport/http-transport.ts';
 import { StageResponseTooLarge, StageTimeout } from '../src/transport/transport.ts';
 import { startHarness, type Harness } from './support/harness.ts';
+import { closeNodeServer } from './support/cleanup.ts';
 
 let servers: Server[] = [];
 let timers: NodeJS.Timeout[] = [];
@@ -19,10 +20,7 @@ let dir: string | null = null;
 
 afterEach(async () => {
   for (const t of timers) clearInterval(t);
-  for (const s of servers) {
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
+  for (const s of servers) await closeNodeServer(s);
   await h?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
   servers = [];
