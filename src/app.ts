@@ -39,12 +39,14 @@ export interface AppOptions {
  * With no GATEWAY_URL the stages run in this process (the embedded default).
  */
 export async function createApp(options: AppOptions = {}): Promise<App> {
-  const config = loadConfig(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const config = loadConfig(env);
+  // Read with the configuration, before anything is opened: a bad FAVE_INSPECT leaves nothing behind.
+  const inspector = await createInspector(env);
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = await openStore(config.store);
-  const transport = options.transport ?? (await createTransport(config, store, options.env ?? process.env));
+  const transport = options.transport ?? (await createTransport(config, store, env));
   const callbacks = createCallbacks(config, store, logger, transport);
-  const inspector = await createInspector(options.env ?? process.env);
   const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, ...(inspector ? { inspect: inspector.inspect } : {}) });
   const sweeps = new Set<OrphanSweeps>();
   return {

@@ -42,7 +42,6 @@ export function summarizeRecords(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** The inspector `FAVE_INSPECT` asks for, or null when inspection is off (the default). */
 /** The inspector the settings ask for, or null (the default); its package loads only when asked. */
 export async function createInspector(env: NodeJS.ProcessEnv = process.env): Promise<Inspector | null> {
   const parsed = InspectSettings.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_INSPECT') && v !== '')));
