@@ -1,11 +1,8 @@
 import { z } from 'zod';
-import { FaveErrorSchema } from './errors.ts';
-import { InvocationRecordSchema } from './invocations.ts';
-import { SettingsSchema } from './settings.ts';
+import { FaveErrorSchema, type FaveError } from './errors.ts';
+import { InvocationRecordSchema, type InvocationRecord } from './invocations.ts';
+import { SettingsSchema, type CallMode, type RetryPolicy } from './settings.ts';
 import { ClipTimeSchema, DetectionSchema, FrameRefSchema, type StageFacts, type StageKey, type StageTask } from './stage.ts';
-import type { CallMode, RetryPolicy } from './settings.ts';
-import type { FaveError } from './errors.ts';
-import type { InvocationRecord } from './invocations.ts';
 
 /**
  * Everything the pipeline knows of one request, declared once: the schema state.json is read

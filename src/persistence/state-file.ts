@@ -14,15 +14,18 @@ export const STATE_FORMAT = 'fave-state';
 export const STATE_VERSION = 1;
 
 /**
- * A child's input as restored. State files written before the linear stages were sent `fanout: {}`
- * hold `fanout: null` in a stage call's input; restored as is, the call would be refused by
- * every stage, so it is read as `{}`.
+ * A child's input as restored, upgraded from what earlier versions wrote:
+ * - permissions were once stored with the request (the import actor's input is a copy of the
+ *   context); they come from the running process now, so they are dropped;
+ * - the linear stages' calls held `fanout: null`, which every stage refuses; it is read as `{}`.
+ * The context itself needs neither: its schema keeps only the fields it declares.
  */
 function upgradeChildInput(input: unknown): unknown {
-  if (typeof input !== 'object' || input === null || !('task' in input)) return input;
-  const task = input.task;
-  if (typeof task !== 'object' || task === null || !('fanout' in task) || task.fanout !== null) return input;
-  return { ...input, task: { ...task, fanout: {} } };
+  if (typeof input !== 'object' || input === null) return input;
+  const { allow_local_path: _local, allow_private_network: _private, ...kept } = input as Record<string, unknown>;
+  const task = kept.task;
+  if (typeof task !== 'object' || task === null || !('fanout' in task) || task.fanout !== null) return kept;
+  return { ...kept, task: { ...task, fanout: {} } };
 }
 
 export const SnapshotSchema = z.looseObject({
@@ -74,14 +77,6 @@ export function parseStateFile(text: string, where: string): StateEnvelope {
     throw new FaveFailure(
       faveError('STATE_CORRUPT', `${where} is not a valid state file at ${issue.path.join('.') || '(root)'}: ${issue.message}; it was left untouched`),
     );
-  }
-  // Permissions were once stored with the request; they come from the running process now.
-  // (The import actor's persisted input is a copy of the context: the same keys go there too.)
-  const holders: unknown[] = [parsed.data.snapshot.context, ...Object.values(parsed.data.snapshot.children).map((child) => child.snapshot.input)];
-  for (const holder of holders) {
-    if (typeof holder !== 'object' || holder === null) continue;
-    delete (holder as Record<string, unknown>).allow_local_path;
-    delete (holder as Record<string, unknown>).allow_private_network;
   }
   return parsed.data;
 }
