@@ -1,5 +1,4 @@
 import { Agent, request } from 'undici';
-
 import { StageResponseSchema, type StageResponse } from '../src/transport/contract.ts';
 import { inputExtension } from '../src/input/import.ts';
 import { formatS3Uri, parseS3Uri, requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';

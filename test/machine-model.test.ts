@@ -4,7 +4,6 @@ import { pipelineMachine, type PipelineMachine } from '../src/machine/pipeline.m
 import { inertActors } from './support/inert-actors.ts';
 import { persistedSnapshotOf } from '../src/machine/persisted-snapshot.ts';
 import type { PipelineContext, PipelineInput } from '../src/domain/context.ts';
-
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 import { invocationRecord } from './support/fixtures.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import * as plan from '../src/machine/plan.ts';
 import { emptyProgress, type ClipState, type PipelineContext } from '../src/domain/context.ts';
 import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
-
 import { summarizeProgress } from '../src/domain/progress.ts';
 import { allRecords } from '../src/domain/answer.ts';
 import { invocationRecord } from './support/fixtures.ts';

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-
 import type { InvocationRecord } from '../src/domain/invocations.ts';
 import {
   buildTimeline,

@@ -108,7 +108,6 @@ export const pipelineMachine = setup({
       input_uri: null,
       steps: {},
       clip_times: null,
-      
       clips: [],
       clips_pending: 0,
       frames_pending: 0,

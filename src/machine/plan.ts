@@ -2,7 +2,6 @@ import { faveError, describeLocation, type FaveError } from '../domain/errors.ts
 import { failureOf, type ClipStepResult, type FrameResult } from './work.ts';
 import { applyStepFacts, CLIP_CHAIN } from './clip-chain.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
-
 import type { ClipState, FrameState, PipelineContext, RunningState, StageCallOutput } from '../domain/context.ts';
 import { clipTaskId, emptyProgress, frameTaskId, type AsyncDispatch } from '../domain/context.ts';
 import { type DispatchMarker } from '../domain/invocations.ts';

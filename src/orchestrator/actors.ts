@@ -10,14 +10,12 @@ import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { extractFacts } from '../transport/stage-facts.ts';
-
 import { backoffDelayMs, callStageOnce } from '../transport/stage-call.ts';
-import type { InvocationRecord } from '../domain/invocations.ts';
 import { isRepeatedFailure, repeatedFailureError } from '../domain/repeated-failure.ts';
 import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
-import { type PipelineContext, type StageCallInput, type StageCallOutput, type AsyncDispatch } from '../domain/context.ts';
+import type { AsyncDispatch, PipelineContext, StageCallInput, StageCallOutput } from '../domain/context.ts';
 import { applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
 import {
   clipStepCall,
@@ -33,8 +31,8 @@ import {
   type RunnerInput,
 } from '../machine/work.ts';
 import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../machine/pipeline.machine.ts';
-import { type StageOutput, type StageFacts } from '../domain/stage.ts';
-import { isStageCallFailure, type StageCallFailure } from '../domain/invocations.ts';
+import type { StageFacts, StageOutput } from '../domain/stage.ts';
+import { isStageCallFailure, type InvocationRecord, type StageCallFailure } from '../domain/invocations.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
 export interface PipelineDeps {

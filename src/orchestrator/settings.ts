@@ -1,6 +1,5 @@
 import { stageCallMode, stageTimeoutMs, type Config } from '../config/config.ts';
 import { FaveFailure, faveError } from '../domain/errors.ts';
-
 import { STAGE_KEYS } from '../domain/stage.ts';
 import { type Settings } from '../domain/settings.ts';
 

@@ -2,7 +2,6 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { z } from 'zod';
-
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { cocoLabelForId } from '../domain/query/coco.ts';
 import { truncateText } from '../lib/redact.ts';

@@ -1,6 +1,5 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-
 import { REQUEST_ID_PATTERN } from '../../src/domain/request.ts';
 import { FaveFailure } from '../../src/domain/errors.ts';
 import { ConnectionReset, startGatewayServer } from '../../src/stages/gateway/server.ts';
