@@ -31,7 +31,9 @@ const LAYERS = {
   ui: ['app'],
   server: ['ui'],
   handler: ['server'],
-  cli: ['server'],
+  /** The research workbench: load generation and analysis of results files. */
+  research: ['ui'],
+  cli: ['server', 'research'],
 } as const satisfies Record<string, readonly string[]>;
 
 type Layer = keyof typeof LAYERS;

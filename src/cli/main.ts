@@ -11,6 +11,8 @@ import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
 import { registerReport } from './commands/report.ts';
+import { registerLoad } from './commands/load.ts';
+import { registerAnalyze } from './commands/analyze.ts';
 
 const program = new Command()
   .name('fave')
@@ -123,6 +125,8 @@ registerServe(program);
 registerGateway(program);
 registerVisualize(program);
 registerReport(program);
+registerLoad(program);
+registerAnalyze(program);
 
 try {
   await program.parseAsync(process.argv);

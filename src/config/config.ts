@@ -85,6 +85,9 @@ const EnvSchema = z.object({
   LEASE_CLOCK_OFFSET_MS: envInt(-86_400_000, 86_400_000).default(0),
   BASIC_AUTH_USER: z.string().optional(),
   BASIC_AUTH_PASSWORD: z.string().optional(),
+  // The gateway's admin login for its system API (`fave load --cold/--warm`), as faas-cli names it.
+  OPENFAAS_USERNAME: z.string().min(1).optional(),
+  OPENFAAS_PASSWORD: z.string().min(1).optional(),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
@@ -115,6 +118,8 @@ const EnvSchema = z.object({
 export interface Config {
   gatewayUrl: string | null;
   gatewayAuth: { user: string; password: string } | null;
+  /** The login for the gateway's `/system/*` routes: OPENFAAS_USERNAME/OPENFAAS_PASSWORD, else the gateway's basic auth. */
+  systemAuth: { user: string; password: string } | null;
   store:
     | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
@@ -269,6 +274,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
     gatewayAuth: user && password ? { user, password } : null,
+    systemAuth: e.OPENFAAS_USERNAME && e.OPENFAAS_PASSWORD ? { user: e.OPENFAAS_USERNAME, password: e.OPENFAAS_PASSWORD } : user && password ? { user, password } : null,
     store:
       storeKind === 'fs'
         ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }
