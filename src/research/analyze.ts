@@ -140,7 +140,8 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
             p90_fave: exclusiveQuantile(latencies, 10, 9),
           }
         : null,
-    stages: Object.fromEntries([...stages].sort(([a], [b]) => a.localeCompare(b))),
+    // In the order the answers list them: the pipeline's order.
+    stages: Object.fromEntries(stages),
     cost_per_request: perRequest(cost),
     cost_per_request_all: perRequest(costAll),
     retries: { stage_calls: stageRetries, requests: clientRetries },

@@ -33,12 +33,27 @@ function cdfRows(runs: readonly AnalyzedRun[]): Array<{ run: string; latency_ms:
   });
 }
 
-function stageRows(runs: readonly AnalyzedRun[]): Array<{ run: string; stage: string; p50_ms: number | null; p90_ms: number | null; cold_starts: number; cost: number; calls: number }> {
-  return runs.flatMap(({ summary }) => Object.entries(summary.stages).map(([stage, s]) => ({ run: summary.name, stage, ...s })));
+function stageRows(runs: readonly AnalyzedRun[]): Array<{ run: string; stage: string; p50_ms: number | null; p90_ms: number | null; cold_starts: number; cost_per_request: number | null }> {
+  return runs.flatMap(({ summary }) =>
+    Object.entries(summary.stages).map(([stage, s]) => ({
+      run: summary.name,
+      stage,
+      p50_ms: s.p50_ms,
+      p90_ms: s.p90_ms,
+      cold_starts: s.cold_starts,
+      cost_per_request: summary.succeeded > 0 ? s.cost / summary.succeeded : null,
+    })),
+  );
+}
+
+/** Stages in the order the runs first list them (the pipeline's), not alphabetically. */
+function stageOrder(runs: readonly AnalyzedRun[]): string[] {
+  return [...new Set(runs.flatMap(({ summary }) => Object.keys(summary.stages)))];
 }
 
 export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; title: string; caption: string; spec: TopLevelSpec }> {
   const stages = stageRows(runs);
+  const stageAxis = { field: 'stage', type: 'nominal', title: null, sort: stageOrder(runs), axis: { labelAngle: -30, labelLimit: 200 } } as const;
   const color = { field: 'run', type: 'nominal', title: 'run' } as const;
   const groupedBars = (field: string, title: string): TopLevelSpec => ({
     config: CONFIG,
@@ -47,7 +62,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
     data: { values: stages },
     mark: { type: 'bar', tooltip: true },
     encoding: {
-      x: { field: 'stage', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+      x: stageAxis,
       xOffset: { field: 'run', type: 'nominal' },
       y: { field, type: 'quantitative', title },
       color,
@@ -81,7 +96,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
         height: 220,
         data: { values: stages },
         encoding: {
-          x: { field: 'stage', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+          x: stageAxis,
           xOffset: { field: 'run', type: 'nominal' },
           color,
         },
@@ -94,14 +109,14 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
     {
       id: 'cold-starts',
       title: 'Cold starts per stage',
-      caption: 'Calls that reported metrics.cold_start, per stage and run.',
+      caption: 'Calls of the successful requests that reported metrics.cold_start, per stage and run.',
       spec: groupedBars('cold_starts', 'cold starts'),
     },
     {
       id: 'stage-cost',
       title: 'Cost per stage',
-      caption: 'Sum of metrics.cost_unit over the calls of the successful requests, per stage and run.',
-      spec: groupedBars('cost', 'cost units'),
+      caption: 'metrics.cost_unit of each stage per successful request (its calls\' sum over the successful requests, divided by their number), per run.',
+      spec: groupedBars('cost_per_request', 'cost units per request'),
     },
   ];
 }
