@@ -8,6 +8,7 @@ import { arrivalOffsets } from '../src/research/arrivals.ts';
 import { runLoad, uploadVideo, type LoadOptions } from '../src/research/load.ts';
 import { scaleAndWait } from '../src/research/openfaas-system.ts';
 import { analyzeRecords } from '../src/research/analyze.ts';
+import { ResultsFileSchema } from '../src/research/results-file.ts';
 import { Agent } from 'undici';
 import { runFave, type ChildRun } from './support/child.ts';
 import { closeAfterTest, closeNodeServer } from './support/cleanup.ts';
@@ -89,7 +90,8 @@ describe('fave load against fave serve', () => {
     expect(out.stderr).toBe('');
     expect(await readdir(join(dir, 'out'))).toHaveLength(1);
 
-    const data = JSON.parse(await readFile(path, 'utf8')) as Array<{ request_id: string; intended_start_ms: number; started_ms: number; queue_delay_ms: number; duration_ms: number; attempts: number; status: string }>;
+    const raw: unknown = JSON.parse(await readFile(path, 'utf8'));
+    const data = raw as Array<{ request_id: string; intended_start_ms: number; started_ms: number; queue_delay_ms: number; duration_ms: number; attempts: number; status: string }>;
     expect(faveReads(data)).toEqual({ total: REQUESTS, trueSuccesses: REQUESTS });
     const interval = 1000 / RATE;
     data.forEach((r, i) => {
@@ -109,7 +111,7 @@ describe('fave load against fave serve', () => {
     // The video was uploaded once, and every request ran on that one upload.
     expect(await store.list('fave-artifacts', 'uploads/')).toHaveLength(1);
 
-    const summary = analyzeRecords('run', data.map((r) => ({ ...r, timestamp: '', response: (r as unknown as { response: unknown }).response }))).summary;
+    const summary = analyzeRecords('run', ResultsFileSchema.parse(raw)).summary;
     expect(summary.succeeded).toBe(REQUESTS);
     expect(summary.stages['stage-ffmpeg-0']!.calls).toBe(REQUESTS);
     expect(summary.stages['stage-object-detector']!.calls).toBe(REQUESTS);
