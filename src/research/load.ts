@@ -230,7 +230,12 @@ export async function runLoad(options: LoadOptions, videoUri: string, onProgress
       const wait = offsets[i]! - since();
       if (wait > 0) await sleep(wait, undefined, { signal: run.signal }).catch(() => undefined);
       progress.due += 1;
-      running.push(one(i));
+      // Recorded as a failure of that request rather than left to reject unobserved.
+      running.push(
+        one(i).catch((err: unknown) => {
+          records[i] = { timestamp: localIsoTimestamp(new Date()), duration_ms: 0, status: 'failure', response: { error: (err as Error).message }, profile: options.profile, attempts: 0 };
+        }),
+      );
     }
     await Promise.all(running);
   } finally {
