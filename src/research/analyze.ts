@@ -39,10 +39,16 @@ export interface RunSummary {
   success_pct: number;
   latency_ms: LatencySummary | null;
   stages: Record<string, StageRunSummary>;
-  /** `metrics.cost_unit` per successful request over the linear and per-clip calls (FAVE's sum). */
+  /**
+   * `metrics.cost_unit` per successful request, summed over `result.linear` and
+   * `result.clips[].stages` as final_analysis.py sums it: every call the answer lists (its last
+   * attempt), the detector's included.
+   */
   cost_per_request: number | null;
-  /** The same with this orchestrator's per-frame detector calls too. */
+  /** Every attempt, retried ones included, where the answer reports it (ours); else as `cost_per_request`. */
   cost_per_request_all: number | null;
+  /** `cost_per_request` without the object detector's calls. */
+  cost_per_request_without_detector: number | null;
   retries: { stage_calls: number | null; requests: number | null };
   queue_delay_ms: { p50: number; max: number } | null;
   /** Figures this run has too few samples for (they are given, but say little). */
@@ -70,6 +76,7 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
   const stages = new Map<string, StageRunSummary>();
   let cost = 0;
   let costAll = 0;
+  let costWithoutDetector = 0;
   let costSeen = false;
   let stageRetries: number | null = null;
   let clientRetries: number | null = null;
@@ -89,12 +96,13 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
       continue;
     }
     latencies.push(record.duration_ms);
+    let listed = 0;
     for (const entry of envelope.entries) {
       const unit = entry.metrics?.cost_unit;
       if (typeof unit === 'number') {
         costSeen = true;
-        costAll += unit;
-        if (!entry.perFrame) cost += unit;
+        listed += unit;
+        if (!entry.detector) costWithoutDetector += unit;
       }
       const stage = stages.get(entry.stage) ?? { calls: 0, p50_ms: null, p90_ms: null, cold_starts: 0, cost: 0 };
       stage.calls += 1;
@@ -104,6 +112,8 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
       const duration = entry.metrics?.duration_ms;
       if (typeof duration === 'number') stageDurations.set(entry.stage, [...(stageDurations.get(entry.stage) ?? []), duration]);
     }
+    cost += listed;
+    costAll += envelope.costOfAllAttempts ?? listed;
   }
   for (const [key, stage] of stages) {
     const durations = stageDurations.get(key) ?? [];
@@ -114,7 +124,7 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
   const succeeded = latencies.length;
   const tooSmall: string[] = [];
   if (records.length === 0) tooSmall.push('success_pct');
-  if (succeeded === 0) tooSmall.push('latency_ms', 'cost_per_request', 'cost_per_request_all');
+  if (succeeded === 0) tooSmall.push('latency_ms', 'cost_per_request', 'cost_per_request_all', 'cost_per_request_without_detector');
   else {
     if (succeeded < MIN_SAMPLES.p90_fave) tooSmall.push('latency_ms.p90_fave');
     if (succeeded < MIN_SAMPLES.p90) tooSmall.push('latency_ms.p90');
@@ -144,6 +154,7 @@ export function analyzeRecords(name: string, records: readonly ResultRecord[]): 
     stages: Object.fromEntries(stages),
     cost_per_request: perRequest(cost),
     cost_per_request_all: perRequest(costAll),
+    cost_per_request_without_detector: perRequest(costWithoutDetector),
     retries: { stage_calls: stageRetries, requests: clientRetries },
     queue_delay_ms: queueDelays.length > 0 ? { p50: median(queueDelays)!, max: Math.max(...queueDelays) } : null,
     too_small_for: tooSmall,

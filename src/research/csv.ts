@@ -3,7 +3,7 @@ import type { RunSummary } from './analyze.ts';
 const COLUMNS = [
   'run', 'requests', 'gateway_failures', 'app_errors', 'succeeded', 'success_pct',
   'latency_min_ms', 'latency_p50_ms', 'latency_p90_ms', 'latency_p99_ms', 'latency_max_ms', 'latency_mean_ms', 'latency_p90_fave_ms',
-  'cost_per_request', 'cost_per_request_all',
+  'cost_per_request', 'cost_per_request_all', 'cost_per_request_without_detector',
   'stage', 'stage_calls', 'stage_p50_ms', 'stage_p90_ms', 'stage_cold_starts', 'stage_cost',
 ] as const;
 
@@ -23,7 +23,7 @@ export function runsCsv(runs: readonly RunSummary[]): string {
     const head = [
       run.name, run.requests, run.gateway_failures, run.app_errors, run.succeeded, run.success_pct,
       l?.min ?? null, l?.p50 ?? null, l?.p90 ?? null, l?.p99 ?? null, l?.max ?? null, l?.mean ?? null, l?.p90_fave ?? null,
-      run.cost_per_request, run.cost_per_request_all,
+      run.cost_per_request, run.cost_per_request_all, run.cost_per_request_without_detector,
     ];
     const stages = Object.entries(run.stages);
     if (stages.length === 0) lines.push([...head, null, null, null, null, null, null].map(cell).join(','));

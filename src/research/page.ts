@@ -36,13 +36,14 @@ function runRow(run: RunSummary): string {
     `<td>${fixed(l?.max)}</td>`,
     `<td>${fixed(run.cost_per_request, 2)}</td>`,
     `<td>${fixed(run.cost_per_request_all, 2)}</td>`,
+    `<td>${fixed(run.cost_per_request_without_detector, 2)}</td>`,
     `<td class="muted">${escapeXml(run.too_small_for.join(', ') || '–')}</td>`,
   ];
   return `<tr>${cells.join('')}</tr>`;
 }
 
 export function renderAnalysisPage(runs: readonly AnalyzedRun[], charts: readonly Chart[], generatedAt: Date): string {
-  const head = ['run', 'requests', 'gateway failures', 'app errors', 'succeeded', 'success', 'min ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'cost/request', 'cost/request (all)', 'too few samples for'];
+  const head = ['run', 'requests', 'gateway failures', 'app errors', 'succeeded', 'success', 'min ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'cost/request', 'all attempts', 'without detector', 'too few samples for'];
   const body = [
     '<header><h1>FAVE runs</h1>',
     `<span class="muted">${runs.length} run${runs.length === 1 ? '' : 's'} · generated ${escapeXml(generatedAt.toISOString())}</span></header>`,
@@ -52,7 +53,7 @@ export function renderAnalysisPage(runs: readonly AnalyzedRun[], charts: readonl
     `<table class="runs"><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr></thead>`,
     `<tbody>${runs.map((r) => runRow(r.summary)).join('')}</tbody></table>`,
     '</div>',
-    '<p class="muted">Counted as FAVE\'s final_analysis.py counts: a failed HTTP call is a gateway failure, an answer with status "error" an app error, latency and cost are over the rest. p50 is the median; p90 and p99 interpolate between the closest ranks. cost/request sums metrics.cost_unit over the linear and per-clip calls, as FAVE does; "all" adds the per-frame detector calls.</p>',
+    '<p class="muted">Counted as FAVE\'s final_analysis.py counts: a failed HTTP call is a gateway failure, an answer with status "error" an app error, latency and cost are over the rest. p50 is the median; p90 and p99 interpolate between the closest ranks. cost/request sums metrics.cost_unit over the calls the answer lists (result.linear and result.clips[].stages), as final_analysis.py does; "all attempts" counts retried attempts too where the answer reports them; "without detector" leaves out the object detector\'s calls.</p>',
     '<h2>Charts</h2>',
     '<div class="charts">',
     ...charts.map(

@@ -55,28 +55,35 @@ const EnvelopeSchema = z.looseObject({
     })
     .nullish(),
   // This orchestrator's own answer rides along in its fave-v1 envelope.
-  answer: z.looseObject({ metrics: z.looseObject({ retries: z.number().nullish() }).nullish() }).nullish(),
+  answer: z.looseObject({ metrics: z.looseObject({ retries: z.number().nullish(), cost_units: z.number().nullish() }).nullish() }).nullish(),
 });
 
 export interface Envelope {
   status: string | null;
-  /** Every call listed, linear ones first; `perFrame` marks the detector calls of one frame. */
-  entries: Array<EnvelopeEntry & { perFrame: boolean }>;
+  /** Every call listed (its last attempt), linear ones first; `detector` marks the object detector's. */
+  entries: Array<EnvelopeEntry & { detector: boolean }>;
   /** Stage-call retries this orchestrator reports for the request; null in FAVE's files. */
   retries: number | null;
+  /** The cost of every attempt, retried ones included, as this orchestrator reports it; null in FAVE's files. */
+  costOfAllAttempts: number | null;
+}
+
+/** The detector's calls: one per frame (they carry `frame_index`), or one per clip in FAVE's early answers. */
+function isDetector(entry: EnvelopeEntry): boolean {
+  return typeof entry.frame_index === 'number' || entry.stage === 'stage-object-detector';
 }
 
 /** What a results line's `response` says, read leniently: a malformed part counts as absent. */
 export function readEnvelope(response: unknown): Envelope {
   const parsed = EnvelopeSchema.safeParse(response);
-  if (!parsed.success) return { status: null, entries: [], retries: null };
+  if (!parsed.success) return { status: null, entries: [], retries: null, costOfAllAttempts: null };
   const { status, result, answer } = parsed.data;
   const entries: Envelope['entries'] = [];
   const add = (raw: unknown): void => {
     const entry = EnvelopeEntrySchema.safeParse(raw);
-    if (entry.success) entries.push({ ...entry.data, perFrame: typeof entry.data.frame_index === 'number' });
+    if (entry.success) entries.push({ ...entry.data, detector: isDetector(entry.data) });
   };
   for (const raw of result?.linear ?? []) add(raw);
   for (const clip of result?.clips ?? []) for (const raw of clip.stages ?? []) add(raw);
-  return { status: status ?? null, entries, retries: answer?.metrics?.retries ?? null };
+  return { status: status ?? null, entries, retries: answer?.metrics?.retries ?? null, costOfAllAttempts: answer?.metrics?.cost_units ?? null };
 }

@@ -13,11 +13,11 @@ function figure(value: number | null | undefined, digits = 0): string {
 /** FAVE's final_analysis.py table, with the figures it leaves out. */
 function table(runs: readonly RunSummary[]): string {
   const width = Math.min(60, Math.max(10, ...runs.map((r) => r.name.length)));
-  const head = `${'run'.padEnd(width)} | ${'req'.padStart(5)} | ${'gw'.padStart(4)} | ${'app'.padStart(4)} | ${'succ%'.padStart(6)} | ${'p50 ms'.padStart(8)} | ${'p90 ms'.padStart(8)} | ${'p99 ms'.padStart(8)} | ${'cost'.padStart(8)} | ${'cost all'.padStart(8)}`;
+  const head = `${'run'.padEnd(width)} | ${'req'.padStart(5)} | ${'gw'.padStart(4)} | ${'app'.padStart(4)} | ${'succ%'.padStart(6)} | ${'p50 ms'.padStart(8)} | ${'p90 ms'.padStart(8)} | ${'FAVE p90'.padStart(8)} | ${'p99 ms'.padStart(8)} | ${'cost'.padStart(8)} | ${'all att.'.padStart(8)} | ${'no det.'.padStart(8)}`;
   const lines = [head, '-'.repeat(head.length)];
   for (const r of runs) {
     lines.push(
-      `${r.name.slice(0, width).padEnd(width)} | ${String(r.requests).padStart(5)} | ${String(r.gateway_failures).padStart(4)} | ${String(r.app_errors).padStart(4)} | ${`${figure(r.success_pct, 1)}%`.padStart(6)} | ${figure(r.latency_ms?.p50).padStart(8)} | ${figure(r.latency_ms?.p90).padStart(8)} | ${figure(r.latency_ms?.p99).padStart(8)} | ${figure(r.cost_per_request, 2).padStart(8)} | ${figure(r.cost_per_request_all, 2).padStart(8)}`,
+      `${r.name.slice(0, width).padEnd(width)} | ${String(r.requests).padStart(5)} | ${String(r.gateway_failures).padStart(4)} | ${String(r.app_errors).padStart(4)} | ${`${figure(r.success_pct, 1)}%`.padStart(6)} | ${figure(r.latency_ms?.p50).padStart(8)} | ${figure(r.latency_ms?.p90).padStart(8)} | ${figure(r.latency_ms?.p90_fave).padStart(8)} | ${figure(r.latency_ms?.p99).padStart(8)} | ${figure(r.cost_per_request, 2).padStart(8)} | ${figure(r.cost_per_request_all, 2).padStart(8)} | ${figure(r.cost_per_request_without_detector, 2).padStart(8)}`,
     );
   }
   const small = runs.filter((r) => r.too_small_for.length > 0);
