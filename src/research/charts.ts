@@ -55,7 +55,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
   const stages = stageRows(runs);
   const stageAxis = { field: 'stage', type: 'nominal', title: null, sort: stageOrder(runs), axis: { labelAngle: -30, labelLimit: 200 } } as const;
   const color = { field: 'run', type: 'nominal', title: 'run' } as const;
-  const groupedBars = (field: string, title: string): TopLevelSpec => ({
+  const groupedBars = (field: string, title: string, counts = false): TopLevelSpec => ({
     config: CONFIG,
     width: { step: 14 * Math.max(1, runs.length) + 10 },
     height: 220,
@@ -64,7 +64,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
     encoding: {
       x: stageAxis,
       xOffset: { field: 'run', type: 'nominal' },
-      y: { field, type: 'quantitative', title },
+      y: { field, type: 'quantitative', title, ...(counts ? { axis: { format: 'd', tickMinStep: 1 } } : {}) },
       color,
     },
   });
@@ -110,7 +110,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
       id: 'cold-starts',
       title: 'Cold starts per stage',
       caption: 'Calls of the successful requests that reported metrics.cold_start, per stage and run.',
-      spec: groupedBars('cold_starts', 'cold starts'),
+      spec: groupedBars('cold_starts', 'cold starts', true),
     },
     {
       id: 'stage-cost',
