@@ -7,6 +7,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { arrivalOffsets } from '../src/research/arrivals.ts';
 import { runLoad, uploadVideo, type LoadOptions } from '../src/research/load.ts';
 import { scaleAndWait } from '../src/research/openfaas-system.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { analyzeRecords } from '../src/research/analyze.ts';
 import { ResultsFileSchema } from '../src/research/results-file.ts';
 import { Agent } from 'undici';
@@ -246,5 +247,14 @@ describe('the OpenFaaS system API client', () => {
 
     await expect(scaleAndWait({ gatewayUrl, auth: null }, ['stage-librosa'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 401.*OPENFAAS_USERNAME/);
     await expect(scaleAndWait({ gatewayUrl, auth: { user: 'admin', password: 'pw' } }, ['stage-nope'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 404/);
+  });
+});
+
+describe('the system API login', () => {
+  it("is OPENFAAS_USERNAME/OPENFAAS_PASSWORD, else the gateway's basic auth", () => {
+    const none = join(tmpdir(), 'fave-no-secrets');
+    expect(loadConfig({ OPENFAAS_SECRETS_DIR: none, OPENFAAS_USERNAME: 'admin', OPENFAAS_PASSWORD: 'pw', BASIC_AUTH_USER: 'u', BASIC_AUTH_PASSWORD: 'p' }).systemAuth).toEqual({ user: 'admin', password: 'pw' });
+    expect(loadConfig({ OPENFAAS_SECRETS_DIR: none, BASIC_AUTH_USER: 'u', BASIC_AUTH_PASSWORD: 'p' }).systemAuth).toEqual({ user: 'u', password: 'p' });
+    expect(loadConfig({ OPENFAAS_SECRETS_DIR: none }).systemAuth).toBeNull();
   });
 });
