@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { FaveFailure } from '../src/domain/errors.ts';
 import { COCO_TFJS_MISSING } from '../src/stages/local/coco-tfjs.ts';
 import type { DetectionJob } from '../src/stages/local/detection.ts';
 import { DetectorFailure, DetectorPool } from '../src/stages/local/detector-pool.ts';
+import { defaultDetectorWorkers, resolveLocalStageSettings } from '../src/stages/local/settings.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 import { makeImage } from './support/media.ts';
 
@@ -95,5 +96,27 @@ describe('the detector pool', () => {
     await pool.close();
     expect(pool.stats.threads).toBe(0);
     await expect(pool.detect(job(), AbortSignal.timeout(30_000))).rejects.toBeInstanceOf(FaveFailure);
+  });
+});
+
+describe('FAVE_DETECTOR_WORKERS', () => {
+  it('bounds the threads: one per core up to two by default, the setting when given', () => {
+    expect(defaultDetectorWorkers()).toBe(Math.min(2, availableParallelism()));
+    expect(resolveLocalStageSettings({}, {}).detectorWorkers).toBe(defaultDetectorWorkers());
+    expect(resolveLocalStageSettings({}, { FAVE_DETECTOR_WORKERS: '3' }).detectorWorkers).toBe(3);
+    expect(resolveLocalStageSettings({ detectorWorkers: 1 }, { FAVE_DETECTOR_WORKERS: '3' }).detectorWorkers).toBe(1);
+  });
+
+  it('refuses a count that is not a whole number from 1 to 16, naming the variable', () => {
+    for (const value of ['0', '1.5', '17', 'many']) {
+      let error: unknown = null;
+      try {
+        resolveLocalStageSettings({}, { FAVE_DETECTOR_WORKERS: value });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(FaveFailure);
+      expect((error as FaveFailure).error).toMatchObject({ code: 'BAD_CONFIG', message: expect.stringMatching(/^FAVE_DETECTOR_WORKERS is invalid/) });
+    }
   });
 });
