@@ -211,7 +211,7 @@ export class DetectorPool {
  */
 function startWorker(data: DetectorWorkerData): Worker {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./detector-worker.js', here), { workerData: data });
+  if (!new URL(here).pathname.endsWith('.ts')) return new Worker(new URL('./detector-worker.js', here), { workerData: data });
   const entry = new URL('./detector-worker.ts', here).href;
   const boot = `import(${JSON.stringify(tsxApiUrl())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
   return new Worker(boot, { eval: true, workerData: data });
