@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
@@ -225,6 +226,39 @@ describe('readTarGzMember', () => {
     const error = await failureOf(() => readTarGzMember(Buffer.from('PK\u0003\u0004zip'), 'transcript.txt'));
     expect(error.code).toBe('ARTIFACT_UNREADABLE');
     expect(error.message).toBe('not a gzip archive (7 bytes, starting with 504b0304)');
+  });
+
+  it('reads an archive as it streams, a chunk at a time, holding only the wanted member', async () => {
+    const video = randomBytes(2_000_000);
+    const archive = await tarGzOf([
+      { name: 'video.mp4', content: video },
+      { name: 'timestamps.txt', content: '00:00:00 00:00:04\n' },
+    ]);
+    const chunks = Array.from({ length: Math.ceil(archive.length / 1000) }, (_, i) => archive.subarray(i * 1000, (i + 1) * 1000));
+    const member = await readTarGzMember(Readable.from(chunks), 'timestamps.txt', { maxBytes: 1024 });
+    expect(member?.toString()).toBe('00:00:00 00:00:04\n');
+  });
+
+  it('refuses a wanted member larger than the bound instead of holding it', async () => {
+    const archive = await tarGzOf([{ name: 'timestamps.txt', content: 'x'.repeat(5000) }]);
+    const error = await failureOf(() => readTarGzMember(Readable.from([archive]), 'timestamps.txt', { maxBytes: 4096 }));
+    expect(error).toEqual({ code: 'ARTIFACT_UNREADABLE', message: 'member timestamps.txt is larger than 4096 bytes' });
+  });
+
+  it('says a streamed archive that is not gzip, counting its bytes without keeping them', async () => {
+    const error = await failureOf(() => readTarGzMember(Readable.from([Buffer.from('he'), Buffer.alloc(100_000)]), 'a.txt'));
+    expect(error.message).toBe('not a gzip archive (100002 bytes, starting with 68650000)');
+  });
+
+  it('passes on a failure of the stream it reads, as it is', async () => {
+    const archive = await tarGzOf([{ name: 'video.mp4', content: randomBytes(50_000) }]);
+    const source = new Readable({
+      read() {
+        this.push(archive.subarray(0, 100));
+        this.destroy(new Error('connection reset'));
+      },
+    });
+    await expect(readTarGzMember(source, 'timestamps.txt')).rejects.toThrow('connection reset');
   });
 });
 

@@ -12,8 +12,9 @@ import { parseS3Uri } from '../src/persistence/store.ts';
 import { COCO_LABELS } from '../src/domain/query/coco.ts';
 import { COCO_TFJS_MISSING, COCO_TFJS_MODEL, CocoTfjsDetector } from '../src/stages/local/coco-tfjs.ts';
 import { objectDetectorStage } from '../src/stages/local/object-detector.ts';
-import { SessionCache } from '../src/stages/local/onnx-runtime.ts';
+import { DetectorPool } from '../src/stages/local/detector-pool.ts';
 import { runTool } from '../src/stages/local/tools.ts';
+import { closeAfterTest } from './support/cleanup.ts';
 
 /**
  * The optional COCO detector of the embedded default: a real photograph (one that
@@ -89,7 +90,8 @@ describe('the COCO detector on tfjs', () => {
       signal: AbortSignal.timeout(30_000),
     });
     await store.put({ bucket: 'fave-artifacts', key: frameKey }, await (await import('node:fs/promises')).readFile(join(dir, 'f.jpg')));
-    const stage = objectDetectorStage({ store, workRoot: dir }, { engine: 'coco', coco: missing, modelPath: null, confidenceThreshold: 0.25, sessions: new SessionCache() });
+    const pool = closeAfterTest(new DetectorPool({ size: 1, cocoResolveFrom: pathToFileURL(join(elsewhere, 'x.js')).href }));
+    const stage = objectDetectorStage({ store, workRoot: dir }, { engine: 'coco', modelPath: null, confidenceThreshold: 0.25, pool });
     const response = await stage(
       { request_id: 'nopkg', stage: 'stage-object-detector', input_uri: `s3://fave-artifacts/${frameKey}`, output_hint: null, config: { profile: 'default' }, fanout: { clip_index: 0, frame_index: 0 } },
       AbortSignal.timeout(30_000),

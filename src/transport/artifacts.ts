@@ -1,5 +1,6 @@
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../domain/errors.ts';
@@ -8,8 +9,6 @@ import { truncateText } from '../lib/redact.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
 
 /** Reading what the stages write: tar.gz archives, timestamps, transcripts, detections (DESIGN §3). */
-
-const gunzipAsync = promisify(gunzip);
 
 function unreadable(message: string): FaveFailure {
   return new FaveFailure(faveError('ARTIFACT_UNREADABLE', message));
@@ -45,28 +44,75 @@ interface Member {
   data: Buffer;
 }
 
-async function gunzipArchive(bytes: Buffer): Promise<Buffer> {
-  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
-    const head = bytes.subarray(0, 4).toString('hex') || 'nothing';
-    throw unreadable(`not a gzip archive (${bytes.length} bytes, starting with ${head})`);
-  }
-  try {
-    return await gunzipAsync(bytes);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw unreadable(`gzip stream is corrupt or truncated: ${reason}`);
+/** The archive's first bytes, kept for the message when they are not gzip. */
+class NotGzip extends Error {
+  constructor(
+    readonly size: number,
+    readonly head: string,
+  ) {
+    super('not a gzip archive');
   }
 }
 
 /**
- * Regular files of a tar.gz, in archive order; only those `keep` accepts are buffered, so
- * looking for a small member does not copy a large video next to it.
+ * Passes a gzip stream through once its first two bytes are the gzip magic; anything else is
+ * counted, not kept, and refused at its end with its size and first bytes.
  */
-async function extractMembers(bytes: Buffer, keep: (name: string) => boolean): Promise<Member[]> {
-  const tarBytes = await gunzipArchive(bytes);
+class GzipMagic extends Transform {
+  private head = Buffer.alloc(0);
+  private size = 0;
+  private verdict: 'pending' | 'gzip' | 'other' = 'pending';
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.verdict === 'gzip') return callback(null, chunk);
+    if (this.verdict === 'other') {
+      if (this.head.length < 4) this.head = Buffer.concat([this.head, chunk.subarray(0, 4 - this.head.length)]);
+      return callback();
+    }
+    this.head = Buffer.concat([this.head, chunk]);
+    if (this.head.length < 2) return callback();
+    this.verdict = this.head[0] === 0x1f && this.head[1] === 0x8b ? 'gzip' : 'other';
+    if (this.verdict === 'other') {
+      this.head = this.head.subarray(0, 4);
+      return callback();
+    }
+    const pending = this.head;
+    this.head = Buffer.alloc(0);
+    callback(null, pending);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.verdict === 'gzip') return callback();
+    callback(new NotGzip(this.size, this.head.subarray(0, 4).toString('hex') || 'nothing'));
+  }
+}
+
+/** A member is larger than its reader takes: refused rather than held. */
+export const MEMBER_TOO_LARGE = 'is larger than';
+
+/**
+ * Regular files of a tar.gz, in archive order, read as the archive streams by: only those `keep`
+ * accepts are held (each up to `maxMemberBytes`), the rest is drained, so looking for a small
+ * member does not hold the video next to it, nor the archive itself.
+ */
+async function extractMembers(
+  source: Readable,
+  keep: (name: string) => boolean,
+  onMember: (member: Member) => void,
+  maxMemberBytes = Number.POSITIVE_INFINITY,
+): Promise<void> {
+  const magic = new GzipMagic();
+  const gunzip = createGunzip();
   const extract = tar.extract();
-  const members: Member[] = [];
-  const reading = (async () => {
+  let sourceError: unknown = null;
+  let gunzipError: Error | null = null;
+  source.once('error', (err) => (sourceError ??= err));
+  gunzip.once('error', (err) => (gunzipError ??= err));
+  const flowing = pipeline(source, magic, gunzip, extract);
+  // The loop below sees the same failure; this only keeps an early one from going unhandled.
+  flowing.catch(() => undefined);
+  try {
     for await (const entry of extract) {
       const name = normalizeMemberName(entry.header.name);
       if (!FILE_TYPES.has(entry.header.type) || !keep(name)) {
@@ -74,40 +120,67 @@ async function extractMembers(bytes: Buffer, keep: (name: string) => boolean): P
         continue;
       }
       const chunks: Buffer[] = [];
-      for await (const chunk of entry) chunks.push(chunk as Buffer);
-      members.push({ name, data: Buffer.concat(chunks) });
+      let size = 0;
+      for await (const chunk of entry) {
+        size += (chunk as Buffer).length;
+        if (size > maxMemberBytes) throw unreadable(`member ${name} ${MEMBER_TOO_LARGE} ${maxMemberBytes} bytes`);
+        chunks.push(chunk as Buffer);
+      }
+      onMember({ name, data: Buffer.concat(chunks, size) });
     }
-  })();
-  extract.end(tarBytes);
-  try {
-    await reading;
+    await flowing;
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    source.destroy();
+    if (err instanceof FaveFailure) throw err;
+    if (sourceError !== null) throw sourceError;
+    if (err instanceof NotGzip) throw unreadable(`not a gzip archive (${err.size} bytes, starting with ${err.head})`);
+    const failure = gunzipError ?? err;
+    const reason = failure instanceof Error ? failure.message : String(failure);
+    if (gunzipError !== null) throw unreadable(`gzip stream is corrupt or truncated: ${reason}`);
     throw unreadable(`tar archive inside the gzip stream is corrupt or truncated: ${reason}`);
   }
-  return members;
+}
+
+function sourceOf(archive: Buffer | Readable): Readable {
+  return Buffer.isBuffer(archive) ? Readable.from([archive]) : archive;
 }
 
 /**
  * Every regular file of a tar.gz by its name, without a leading "./" or "/". A name stored
- * twice keeps its last copy, as extracting the archive would.
+ * twice keeps its last copy, as extracting the archive would. It holds every member: for
+ * archives known to be small.
  */
-export async function readTarGzMembers(bytes: Buffer): Promise<Map<string, Buffer>> {
-  const members = await extractMembers(bytes, () => true);
-  return new Map(members.map((m) => [m.name, m.data]));
+export async function readTarGzMembers(archive: Buffer | Readable): Promise<Map<string, Buffer>> {
+  const members = new Map<string, Buffer>();
+  await extractMembers(sourceOf(archive), () => true, (m) => members.set(m.name, m.data));
+  return members;
+}
+
+export interface MemberReadOptions {
+  /** A wanted member larger than this is ARTIFACT_UNREADABLE instead of being held. */
+  maxBytes?: number;
 }
 
 /**
  * One file of a tar.gz, or `null` when there is none by that name. The exact path wins
  * (its last copy); otherwise the first file with the same base name, since stages differ in
- * whether they put files under a directory.
+ * whether they put files under a directory. The archive streams through: at most two copies of
+ * the wanted member are held, never the rest.
  */
-export async function readTarGzMember(bytes: Buffer, name: string): Promise<Buffer | null> {
+export async function readTarGzMember(archive: Buffer | Readable, name: string, options: MemberReadOptions = {}): Promise<Buffer | null> {
   const wanted = normalizeMemberName(name);
   const wantedBase = basename(wanted);
-  const members = await extractMembers(bytes, (n) => n === wanted || basename(n) === wantedBase);
-  const exact = members.filter((m) => m.name === wanted).at(-1);
-  return (exact ?? members[0])?.data ?? null;
+  const found: { exact: Buffer | null; byBase: Buffer | null } = { exact: null, byBase: null };
+  await extractMembers(
+    sourceOf(archive),
+    (n) => n === wanted || (found.byBase === null && basename(n) === wantedBase),
+    (m) => {
+      if (m.name === wanted) found.exact = m.data;
+      else found.byBase ??= m.data;
+    },
+    options.maxBytes,
+  );
+  return found.exact ?? found.byBase;
 }
 
 // ---------------------------------------------------------------------------------------------

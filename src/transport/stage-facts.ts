@@ -1,9 +1,10 @@
+import type { Readable } from 'node:stream';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import type { StageFacts, StageKey, StageOutput } from '../domain/stage.ts';
 import type { StageCallInput } from '../domain/context.ts';
 import type { StageRequest, StageResponse } from './contract.ts';
 import { isNotFound, parseS3Uri, type Store } from '../persistence/store.ts';
-import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember } from './artifacts.ts';
+import { interpretDetections, interpretTranscript, MAX_TRANSCRIPT_CHARS, parseTimestamps, readTarGzMember } from './artifacts.ts';
 
 /**
  * Every stage of the pipeline in one place: how its request is built and what the orchestrator
@@ -75,8 +76,9 @@ export async function extractFacts(
       if (inline) return { kind: 'transcript', uri: last.uri, ...interpretTranscript(String(inline.metadata.transcript)) };
       const txt = response.outputs.find((o) => o.uri.toLowerCase().endsWith('.txt'));
       if (txt) {
-        const text = await readObject(store, txt.uri, where);
-        return { kind: 'transcript', uri: last.uri, ...interpretTranscript(text.toString('utf8')) };
+        // Past what is kept, the rest of a transcript is not read: the text says where it was cut.
+        const { bytes } = await readObjectHead(store, txt.uri, where, MAX_TRANSCRIPT_BYTES);
+        return { kind: 'transcript', uri: last.uri, ...interpretTranscript(bytes.toString('utf8')) };
       }
       const member = await readArchiveMember(store, last.uri, 'transcript.txt', where);
       if (member === null) return { kind: 'transcript', uri: last.uri, transcript: null, note: 'no transcript: transcript.txt not found in the deepspeech archive' };
@@ -102,9 +104,18 @@ export async function extractFacts(
   }
 }
 
-async function readObject(store: Store, uri: string, where: Where): Promise<Buffer> {
+/**
+ * The most of a stage's small outputs that is read: `timestamps.txt` of a ten-hour video is
+ * under 1 MB and a detector document of 300 boxes under 100 kB. The bound keeps a stage gone
+ * wrong from filling the orchestrator's memory; the video next to them is streamed past.
+ */
+export const MAX_SMALL_ARTIFACT_BYTES = 8 * 1024 * 1024;
+/** A transcript is kept up to MAX_TRANSCRIPT_CHARS; more bytes than these could not add to it. */
+const MAX_TRANSCRIPT_BYTES = MAX_TRANSCRIPT_CHARS * 4 + 4;
+
+async function openObject(store: Store, uri: string, where: Where): Promise<Readable> {
   try {
-    return await store.get(parseS3Uri(uri));
+    return await store.getStream(parseS3Uri(uri));
   } catch (err) {
     if (isNotFound(err)) {
       throw new FaveFailure(faveError('ARTIFACT_UNREADABLE', `${where.stage} output ${uri} does not exist in the store`, where));
@@ -114,18 +125,43 @@ async function readObject(store: Store, uri: string, where: Where): Promise<Buff
   }
 }
 
-async function readArchiveMember(store: Store, uri: string, member: string, where: Where): Promise<Buffer | null> {
-  const bytes = await readObject(store, uri, where);
+/** The object's first `maxBytes` at most, and whether there was more. */
+async function readObjectHead(store: Store, uri: string, where: Where, maxBytes: number): Promise<{ bytes: Buffer; cut: boolean }> {
+  const body = await openObject(store, uri, where);
+  const chunks: Buffer[] = [];
+  let size = 0;
   try {
-    return await readTarGzMember(bytes, member);
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      const room = maxBytes - size;
+      if (buf.length > room) {
+        chunks.push(buf.subarray(0, room));
+        return { bytes: Buffer.concat(chunks, maxBytes), cut: true };
+      }
+      chunks.push(buf);
+      size += buf.length;
+    }
+  } finally {
+    body.destroy();
+  }
+  return { bytes: Buffer.concat(chunks, size), cut: false };
+}
+
+async function readArchiveMember(store: Store, uri: string, member: string, where: Where): Promise<Buffer | null> {
+  const body = await openObject(store, uri, where);
+  try {
+    return await readTarGzMember(body, member, { maxBytes: MAX_SMALL_ARTIFACT_BYTES });
   } catch (err) {
     if (err instanceof FaveFailure) throw new FaveFailure({ ...err.error, ...where, message: `${where.stage} archive ${uri}: ${err.error.message}` });
     throw err;
+  } finally {
+    body.destroy();
   }
 }
 
 async function readJson(store: Store, uri: string, where: Where): Promise<unknown> {
-  const bytes = await readObject(store, uri, where);
+  const { bytes, cut } = await readObjectHead(store, uri, where, MAX_SMALL_ARTIFACT_BYTES);
+  if (cut) throw contract(where, `wrote ${uri}, which is larger than ${MAX_SMALL_ARTIFACT_BYTES} bytes`);
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch {

@@ -33,6 +33,8 @@ export interface ReportMedia {
 }
 
 export const DEFAULT_MAX_EMBED_BYTES = 3 * 1024 * 1024;
+/** The largest picture read to be downscaled. */
+const MAX_PICTURE_BYTES = 32 * 1024 * 1024;
 /** Pictures this small are embedded as they are. */
 const SMALL_PICTURE_BYTES = 12 * 1024;
 
@@ -75,7 +77,9 @@ export async function prepareReportMedia(options: ReportMediaOptions): Promise<R
         continue;
       }
       const loc = locateArtifact(context, artifact);
-      const original = loc ? await store.get(loc).catch(() => null) : null;
+      // A frame is a picture of some kilobytes; an artifact far larger is not read into memory.
+      const info = loc ? await store.head(loc).catch(() => null) : null;
+      const original = loc && info && info.size <= MAX_PICTURE_BYTES ? await store.get(loc).catch(() => null) : null;
       if (!original) {
         leftOut++;
         continue;

@@ -1,8 +1,11 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { probeMedia } from './probe.ts';
 import { parseTimestampsFile } from './segmentation.ts';
 import { clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction, type LocalStageOutput } from './stage-kit.ts';
 import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
+
+/** A clip every second of a ten-hour video is 36,000 lines of 30 bytes: about 1 MB. */
+const MAX_TIMESTAMPS_BYTES = 8 * 1024 * 1024;
 
 /**
  * stage-ffmpeg-1: `{video.mp4, timestamps.txt}` → one `clip_NNN.mp4` per timestamps line, output
@@ -17,7 +20,10 @@ export function ffmpeg1Stage(env: StageEnvironment): LocalStageFunction {
     if (!names.includes('timestamps.txt')) throw new StageRejection(`input archive ${ctx.request.input_uri} holds no timestamps.txt`);
     const video = `${dir}/${videoName}`;
 
-    const parsed = parseTimestampsFile(await readFile(`${dir}/timestamps.txt`, 'utf8'));
+    const timestamps = `${dir}/timestamps.txt`;
+    const { size } = await stat(timestamps);
+    if (size > MAX_TIMESTAMPS_BYTES) throw new StageRejection(`timestamps.txt in ${ctx.request.input_uri} is ${size} bytes, more than the ${MAX_TIMESTAMPS_BYTES} a list of clips takes`);
+    const parsed = parseTimestampsFile(await readFile(timestamps, 'utf8'));
     if ('error' in parsed) throw new StageRejection(parsed.error);
     const info = await probeMedia(video, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, `${videoName} is not readable`));
     if (!info.video) throw new StageRejection(`${videoName} in ${ctx.request.input_uri} has no video stream`);

@@ -8,8 +8,7 @@ import { ffmpeg2Stage } from './ffmpeg2.ts';
 import { ffmpeg3Stage } from './ffmpeg3.ts';
 import { librosaStage } from './librosa.ts';
 import { objectDetectorStage } from './object-detector.ts';
-import { CocoTfjsDetector } from './coco-tfjs.ts';
-import { SessionCache } from './onnx-runtime.ts';
+import { DetectorPool } from './detector-pool.ts';
 import { resolveLocalStageSettings, type LocalStageSettingsInput } from './settings.ts';
 import { speechArgv } from './speech.ts';
 import type { LocalStageFunction } from './stage-kit.ts';
@@ -28,16 +27,16 @@ export interface LocalStagesOptions extends LocalStageSettingsInput {
   workRoot?: string;
 }
 
-/** The local stages by function name, plus what they hold open (the detector's model session). */
+/** The local stages by function name; what they hold open (the detector's threads) is closed by closeLocalStages. */
 export type LocalStages = Record<string, LocalStageFunction>;
 
-const sessionsByStages = new WeakMap<LocalStages, SessionCache>();
+const poolsByStages = new WeakMap<LocalStages, DetectorPool>();
 
 /**
  * The whole pipeline's stage functions, in-process: each takes a StageRequest and answers the
  * stage response JSON of DESIGN §3, reading and writing artifacts in `store`. Settings not given
  * here come from the environment (FAVE_FRAME_FPS, FAVE_SPEECH_COMMAND, FAVE_DETECTOR_MODEL,
- * FAVE_DETECTOR_CONFIDENCE); invalid ones fail here with BAD_CONFIG.
+ * FAVE_DETECTOR_CONFIDENCE, FAVE_DETECTOR_WORKERS); invalid ones fail here with BAD_CONFIG.
  */
 export function createLocalStages(options: LocalStagesOptions): LocalStages {
   const settings = resolveLocalStageSettings(options, options.env ?? process.env);
@@ -49,8 +48,7 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
     }
   }
   const env = { store: options.store, ...(options.workRoot ? { workRoot: options.workRoot } : {}) };
-  const sessions = new SessionCache();
-  const coco = new CocoTfjsDetector();
+  const pool = new DetectorPool({ size: settings.detectorWorkers });
   const byKey: Record<StageKey, LocalStageFunction> = {
     ffmpeg0: ffmpeg0Stage(env),
     librosa: librosaStage(env, settings.segmentation),
@@ -60,10 +58,9 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
     ffmpeg3: ffmpeg3Stage(env, settings.frameFps),
     detector: objectDetectorStage(env, {
       engine: settings.detector,
-      coco,
       modelPath: settings.detectorModel,
       confidenceThreshold: settings.detectorConfidence,
-      sessions,
+      pool,
     }),
   };
   const stages: LocalStages = {};
@@ -72,11 +69,11 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
     if (stages[name]) throw new FaveFailure(faveError('BAD_CONFIG', `two stages share the function name "${name}"`));
     stages[name] = byKey[key];
   }
-  sessionsByStages.set(stages, sessions);
+  poolsByStages.set(stages, pool);
   return stages;
 }
 
-/** Releases what the stages hold (the detector's model session). */
+/** Releases what the stages hold: the detector's worker threads and their models. */
 export async function closeLocalStages(stages: LocalStages): Promise<void> {
-  await sessionsByStages.get(stages)?.close();
+  await poolsByStages.get(stages)?.close();
 }

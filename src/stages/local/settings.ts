@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
 
@@ -16,6 +17,8 @@ export interface LocalStageSettings {
   detector: 'onnx' | 'coco' | 'none';
   /** Detections below this confidence are dropped. */
   detectorConfidence: number;
+  /** The most worker threads detecting at once (each holds its own copy of the model). */
+  detectorWorkers: number;
   /** How stage-librosa shapes clips out of the speech it finds. */
   segmentation: SegmentationSettings;
 }
@@ -38,7 +41,16 @@ export interface LocalStageSettingsInput {
   /** `auto` (the default): the ONNX model when one is configured, else the COCO detector on tfjs. */
   detector?: 'auto' | 'onnx' | 'coco' | 'none';
   detectorConfidence?: number;
+  detectorWorkers?: number;
   segmentation?: Partial<SegmentationSettings>;
+}
+
+/** Each thread holds a model (tens to hundreds of MB): more than this is a mistake. */
+export const MAX_DETECTOR_WORKERS = 16;
+
+/** One thread per core, up to two: detection must leave the main thread a core to answer on. */
+export function defaultDetectorWorkers(): number {
+  return Math.max(1, Math.min(2, availableParallelism()));
 }
 
 const envFlag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -49,6 +61,7 @@ const EnvSchema = z.object({
   FAVE_DETECTOR_MODEL: z.string().trim().min(1).optional(),
   FAVE_DETECTOR: z.enum(['auto', 'onnx', 'coco', 'none']).default('auto'),
   FAVE_DETECTOR_CONFIDENCE: z.coerce.number().min(0).max(1).default(0.25),
+  FAVE_DETECTOR_WORKERS: z.coerce.number().int().min(1).max(MAX_DETECTOR_WORKERS).optional(),
   FAVE_SEGMENT_MIN_GAP_S: z.coerce.number().min(0).max(60).default(0.3),
   FAVE_SEGMENT_MIN_CLIP_S: z.coerce.number().min(0).max(30).default(1.25),
   FAVE_SILENT_CLIPS: envFlag.default(true),
@@ -70,6 +83,7 @@ export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, e
     detectorModel,
     detector: choice === 'auto' ? (detectorModel !== null ? 'onnx' : 'coco') : choice,
     detectorConfidence: input.detectorConfidence ?? e.FAVE_DETECTOR_CONFIDENCE,
+    detectorWorkers: input.detectorWorkers ?? e.FAVE_DETECTOR_WORKERS ?? defaultDetectorWorkers(),
     segmentation: {
       minGapS: input.segmentation?.minGapS ?? e.FAVE_SEGMENT_MIN_GAP_S,
       minClipS: input.segmentation?.minClipS ?? e.FAVE_SEGMENT_MIN_CLIP_S,
@@ -81,6 +95,9 @@ export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, e
   }
   if (!(settings.detectorConfidence >= 0 && settings.detectorConfidence <= 1)) {
     throw new FaveFailure(faveError('BAD_CONFIG', `detectorConfidence must be in [0, 1], got ${settings.detectorConfidence}`));
+  }
+  if (!(Number.isInteger(settings.detectorWorkers) && settings.detectorWorkers >= 1 && settings.detectorWorkers <= MAX_DETECTOR_WORKERS)) {
+    throw new FaveFailure(faveError('BAD_CONFIG', `detectorWorkers must be an integer from 1 to ${MAX_DETECTOR_WORKERS}, got ${settings.detectorWorkers}`));
   }
   return settings;
 }
