@@ -97,6 +97,8 @@ const EnvSchema = z.object({
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
   // Origins besides the service's own host whose pages may POST (a proxy that rewrites Host).
   FAVE_ALLOWED_ORIGINS: z.string().optional(),
+  // Host names besides loopback that callers without a token may use (a proxy's name).
+  FAVE_ALLOWED_HOSTS: z.string().optional(),
   // The largest answer read from a stage, and the largest input video stored.
   STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
   MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
@@ -140,6 +142,8 @@ export interface Config {
   auth: ApiAuth;
   /** Origins (`scheme://host[:port]`, lower case) accepted on state-changing routes besides the request's own host. */
   allowedOrigins: string[];
+  /** Host names (`name` or `name:port`, lower case) callers without a token may use besides 127.0.0.1, localhost and [::1] on the server's port. */
+  allowedHosts: string[];
   /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
   inputS3Rules: S3InputRule[];
   /** Reading a stage's answer stops past this many bytes (`STAGE_RESPONSE_MAX_BYTES`, default 16 MiB). */
@@ -181,6 +185,18 @@ function parseOrigins(text: string | undefined): string[] {
     .map((o, index) => {
       if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol)) throw badConfig('FAVE_ALLOWED_ORIGINS', `entry ${index + 1} is not an http(s) origin`);
       return new URL(o).origin.toLowerCase();
+    });
+}
+
+function parseHosts(text: string | undefined): string[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '')
+    .map((h, index) => {
+      if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/.test(h)) throw badConfig('FAVE_ALLOWED_HOSTS', `entry ${index + 1} is not a host name or host:port`);
+      return h;
     });
 }
 
@@ -295,6 +311,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     callback,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
     allowedOrigins: parseOrigins(e.FAVE_ALLOWED_ORIGINS),
+    allowedHosts: parseHosts(e.FAVE_ALLOWED_HOSTS),
     inputS3Rules: s3Rules,
     stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
     maxInputBytes: e.MAX_INPUT_BYTES,
