@@ -111,6 +111,12 @@ const EnvSchema = z.object({
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
   FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
+  // All stored uploads together (default 20 GiB); an upload that would pass it is refused with 507.
+  MAX_UPLOAD_STORE_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
+  // An upload is removed this long after it was stored unless a request running here still reads it; 0 keeps uploads.
+  UPLOAD_TTL_SECONDS: envInt(0, 10 * 365 * 86_400).default(7 * 86_400),
+  // A temp file of the filesystem store untouched this long is a dead writer's and is removed.
+  STALE_TEMP_AFTER_SECONDS: envInt(1, 30 * 86_400).default(3600),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -156,6 +162,12 @@ export interface Config {
   responseFormat: ResponseFormat;
   /** The largest body `POST /uploads` stores; 0: uploads are refused. */
   uploadMaxBytes: number;
+  /** What all stored uploads may take together (`MAX_UPLOAD_STORE_BYTES`, default 20 GiB). */
+  uploadStoreMaxBytes: number;
+  /** How long an upload no request running here reads is kept (`UPLOAD_TTL_SECONDS`, default 7 days); null: kept. */
+  uploadTtlMs: number | null;
+  /** A filesystem-store temp file untouched this long is a dead writer's (`STALE_TEMP_AFTER_SECONDS`, default 1 h). */
+  staleTempMs: number;
 }
 
 
@@ -318,6 +330,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     orphanResumeConcurrency: e.ORPHAN_RESUME_CONCURRENCY,
     responseFormat: e.RESPONSE_FORMAT,
     uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
+    uploadStoreMaxBytes: e.MAX_UPLOAD_STORE_BYTES,
+    uploadTtlMs: e.UPLOAD_TTL_SECONDS === 0 ? null : e.UPLOAD_TTL_SECONDS * 1000,
+    staleTempMs: e.STALE_TEMP_AFTER_SECONDS * 1000,
   };
 }
 

@@ -158,6 +158,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, router: Router):
   }
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (streamsBody(req.method, url.pathname)) {
+    // A client that goes away before the route reads the body must not take the process with it.
+    req.on('error', () => undefined);
     const response = await router({ ...requestParts(req, url), body: undefined, stream: req });
     if (!req.complete) {
       // The route stopped reading (a refusal): answer, then drop the rest up to a bound.

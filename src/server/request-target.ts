@@ -14,7 +14,7 @@ export function badRequestTarget(target: string): string | null {
 
 /**
  * Why a path (without its query) is refused: empty segments (`//`), `.` or `..` segments (percent-encoded
- * too), backslashes, control characters. Routing matches the path as it is, segment by segment, never a
+ * too), backslashes (URL parsers read them as slashes). Routing matches the path as it is, segment by segment, never a
  * decoded or resolved form, so an encoded slash inside a segment stays part of that segment.
  */
 export function badPath(path: string): string | null {
@@ -31,7 +31,6 @@ export function badPath(path: string): string | null {
     }
     if (segment === '' && segments.length > 1) return 'the path has an empty segment ("//")';
     if (segment === '.' || segment === '..') return `the path has a "${segment}" segment`;
-    if (/[\u0000-\u001f\u007f\\]/.test(segment)) return 'the path has a control character or backslash';
   }
   return null;
 }

@@ -14,7 +14,7 @@ import { badPath } from './request-target.ts';
 import type { ApiAuth } from '../config/api-tokens.ts';
 import { serveArtifact } from './artifact-route.ts';
 import { CALLBACK_PATH, receiveCallback } from './callback-route.ts';
-import { receiveUpload } from './upload-route.ts';
+import { receiveUpload, UploadQuota } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { checkPipelineRequest, parseJsonBody, type HostLookup } from './validate.ts';
@@ -98,6 +98,7 @@ export function createRouter(deps: RouterDeps): Router {
   // Only where callers without a token get a role: with tokens only, a rebound page has nothing to use.
   const hostPolicy: HostPolicy | null = auth.anonymousRole === null ? null : { port: deps.port ?? null, extra: config.allowedHosts };
   const throttle = deps.throttle ?? new AuthThrottle();
+  const uploadQuota = new UploadQuota(orchestrator.store, config.uploadStoreMaxBytes);
 
   async function answer(request: HttpRequestLike, handle: Handle, format: ResponseFormat): Promise<HttpResponseLike> {
     const async = flag(request);
@@ -282,7 +283,7 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, { id }) => cancel(r, id!) },
     { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
     // Its body is streamed into the store, unread by the server until this check has passed.
-    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes }) },
+    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes, quota: uploadQuota }) },
     { method: 'GET', path: '/ui', access: 'read', handle: () => ui.list() },
     { method: 'GET', path: '/ui/requests/{id}', access: 'read', handle: (_, { id }) => ui.page(id!) },
     { method: 'GET', path: '/ui/api/requests', access: 'read', handle: () => ui.listJson() },
