@@ -289,6 +289,19 @@ describe('the filesystem store', () => {
     }
   });
 
+  it('answers a store failure through the API with the key, not the server path', async () => {
+    const h = closeAfterTest(await startHarness({}));
+    const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
+    // A file where the request's folder would go: every write under it fails with ENOTDIR.
+    await writeFile(join(h.dir, 'data', BUCKET, 'requests'), 'not a folder');
+    const res = await fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'no-room' }) });
+    const text = await res.text();
+    expect(res.status).toBe(500);
+    expect(JSON.parse(text).error).toMatchObject({ code: 'STORE_ERROR' });
+    expect(text).toContain('fave-artifacts/requests/no-room/');
+    expect(text).not.toContain(h.dir);
+  });
+
   it('gives ETags that change with every write and carry no inode number', async () => {
     const dir = await tempDir();
     const store = new FsStore(dir, BUCKET);
