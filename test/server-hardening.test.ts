@@ -4,6 +4,8 @@ import { foreignHost } from '../src/server/auth.ts';
 import { AuthThrottle } from '../src/server/auth-throttle.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
 import { badRequestTarget } from '../src/server/request-target.ts';
+import { clientOf } from '../src/server/router.ts';
+import type { HttpRequestLike } from '../src/server/types.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 import { startHarness, type Harness } from './support/harness.ts';
@@ -151,6 +153,19 @@ describe('failed sign-ins', () => {
     expect(form.status).toBe(429);
     // A caller without credentials guesses nothing: it gets its 401 as before.
     expect((await raw(server, 'GET', '/ui/api/requests', host)).status).toBe(401);
+  });
+
+  it('counts behind a proxy on loopback by the address it forwards', () => {
+    const request = (client: string | undefined, forwarded?: string): HttpRequestLike => {
+      const headers: Record<string, string> = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded };
+      return { method: 'GET', path: '/', query: {}, headers, body: undefined, ...(client === undefined ? {} : { client }) };
+    };
+    expect(clientOf(request('10.0.0.7'))).toBe('10.0.0.7');
+    // A caller off-host cannot pick its own count.
+    expect(clientOf(request('10.0.0.7', '1.2.3.4'))).toBe('10.0.0.7');
+    expect(clientOf(request('127.0.0.1', 'forged, 203.0.113.9'))).toBe('forwarded:203.0.113.9');
+    expect(clientOf(request('::ffff:127.0.0.1', '203.0.113.9'))).toBe('forwarded:203.0.113.9');
+    expect(clientOf(request(undefined))).toBe('unknown');
   });
 
   it('counts distinct guesses, forgets a window once it ended, and keeps its table bounded', () => {

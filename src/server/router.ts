@@ -418,9 +418,17 @@ export function createRouter(deps: RouterDeps): Router {
   };
 }
 
-/** Whom failed sign-ins are counted against: the peer address, or one shared count where the host does not give it. */
-function clientOf(request: HttpRequestLike): string {
-  return request.client ?? 'unknown';
+/**
+ * Whom failed sign-ins are counted against: the peer address. Behind a proxy on the same host
+ * (of-watchdog in the image) every peer is loopback, so there it is the last `X-Forwarded-For`
+ * entry, the address the proxy in front saw. Where the host gives no address, one shared count.
+ */
+export function clientOf(request: HttpRequestLike): string {
+  const peer = request.client ?? 'unknown';
+  const forwarded = request.headers['x-forwarded-for'];
+  if (forwarded === undefined || !(peer === 'unknown' || /^(?:::1|127\.\d+\.\d+\.\d+|::ffff:127\.\d+\.\d+\.\d+)$/.test(peer))) return peer;
+  const last = forwarded.split(',').at(-1)?.trim() ?? '';
+  return last === '' ? peer : `forwarded:${last.slice(0, 100)}`;
 }
 
 interface RouteSpec {
