@@ -8,7 +8,7 @@ import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { requestMetrics, type RequestView } from '../domain/request-view.ts';
 import { faveV1Answer, faveV1Error } from '../domain/fave-v1.ts';
 import { createUiPages } from './ui-pages.ts';
-import { allows, foreignHost, foreignOrigin, identify, mediaType, type Access, type HostPolicy } from './auth.ts';
+import { allows, cookieValue, foreignHost, foreignOrigin, identify, mediaType, SESSION_COOKIE, type Access, type HostPolicy } from './auth.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { badPath } from './request-target.ts';
 import type { ApiAuth } from '../config/api-tokens.ts';
@@ -340,7 +340,8 @@ export function createRouter(deps: RouterDeps): Router {
    * many failed tokens from this client); null lets the call through.
    */
   function refusal(request: HttpRequestLike, spec: RouteSpec, format: AnswerFormat): HttpResponseLike | null {
-    const presents = request.headers.authorization !== undefined || request.headers.cookie !== undefined;
+    const cookie = cookieValue(request.headers.cookie, SESSION_COOKIE);
+    const presents = request.headers.authorization !== undefined || cookie !== null;
     const client = clientOf(request);
     if (spec.access !== 'public' && presents) {
       const wait = throttled(client, format);
@@ -348,7 +349,7 @@ export function createRouter(deps: RouterDeps): Router {
     }
     // A public route ignores credentials: a stale sign-in cookie must not keep anyone from signing in again.
     const caller = spec.access === 'public' ? ({ ok: true, role: null, anonymous: true } as const) : identify(auth, request.headers);
-    if (!caller.ok) throttle.failed(client, `${request.headers.authorization ?? ''}\n${request.headers.cookie ?? ''}`);
+    if (!caller.ok) throttle.failed(client, request.headers.authorization ?? cookie ?? '');
     if (caller.ok && caller.anonymous && caller.role !== null && hostPolicy !== null) {
       const foreign = foreignHost(request.headers.host, hostPolicy);
       if (foreign !== null) return errorAnswer(apiError('FOREIGN_HOST', foreign, 'Host'), format);
