@@ -10,6 +10,7 @@ import { AsyncStageCaller } from './transport/async-transport.ts';
 import { CallbackInbox } from './transport/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
 import { startOrphanSweeps, type OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
+import { startDebrisSweeps, type DebrisSweeps } from './persistence/debris.ts';
 import { importLocalStages } from './stages/load-local.ts';
 import { createInspector } from './visualize/inspect.ts';
 
@@ -24,6 +25,11 @@ export interface App {
    * or the app is closed. The HTTP server and the OpenFaaS function both run them.
    */
   startOrphanSweeps(): OrphanSweeps;
+  /**
+   * Removes what crashed writers left (stale temp files, empty upload folders) and uploads past
+   * UPLOAD_TTL_SECONDS, now and then periodically, until stopped or the app is closed.
+   */
+  startDebrisSweeps(): DebrisSweeps;
   close(): Promise<void>;
 }
 
@@ -48,7 +54,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const transport = options.transport ?? (await createTransport(config, store, env));
   const callbacks = createCallbacks(config, store, logger, transport);
   const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, ...(inspector ? { inspect: inspector.inspect } : {}) });
-  const sweeps = new Set<OrphanSweeps>();
+  const sweeps = new Set<OrphanSweeps | DebrisSweeps>();
   return {
     config,
     logger,
@@ -57,6 +63,23 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     orchestrator,
     startOrphanSweeps() {
       const started = startOrphanSweeps(orchestrator, { everyMs: config.leaseTtlMs, logger });
+      sweeps.add(started);
+      return {
+        async stop() {
+          sweeps.delete(started);
+          await started.stop();
+        },
+      };
+    },
+    startDebrisSweeps() {
+      const started = startDebrisSweeps(store, {
+        staleTempMs: config.staleTempMs,
+        uploadTtlMs: config.uploadTtlMs,
+        inUse: () => new Set(orchestrator.running().map((execution) => execution.context.video_uri)),
+        // A walk of the store's folders: often enough that debris goes within about one bound, at most every 10 minutes.
+        everyMs: Math.min(Math.max(config.staleTempMs / 2, 1000), 600_000),
+        logger,
+      });
       sweeps.add(started);
       return {
         async stop() {

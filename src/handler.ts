@@ -123,6 +123,7 @@ function processRuntime(): Promise<Runtime> {
     const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics, config: app.config, auth });
     // As `fave serve` does: at start, then as the leases of owners that may be gone run out.
     if (app.config.resumeOnStart) app.startOrphanSweeps();
+    app.startDebrisSweeps();
     return { app, router };
   })();
   // A failed start (say, a secret not mounted yet) is retried by the next call.

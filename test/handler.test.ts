@@ -14,6 +14,9 @@ afterEach(async () => {
   h = null;
 });
 
+/** The Host the gateway forwards with; callers without a token are refused under names not listed. */
+const GATEWAY_HOST = { FAVE_ALLOWED_HOSTS: 'orchestrator.openfaas-fn' };
+
 interface Sent {
   status: number;
   headers: Record<string, string>;
@@ -91,7 +94,7 @@ function event(method: string, path: string, body: unknown = {}, headers: Record
 }
 
 async function harnessHandler(): Promise<FunctionHandler> {
-  h = await startHarness({ gateway: { clips: 3, framesPerClip: 1 } });
+  h = await startHarness({ gateway: { clips: 3, framesPerClip: 1 }, env: GATEWAY_HOST });
   const app = h.app;
   const metrics = createMetrics(app.orchestrator);
   const router = createRouter({ orchestrator: app.orchestrator, logger: pino({ level: 'silent' }), metrics, config: app.config });
@@ -187,7 +190,7 @@ describe('handler.ts with the Node template event/context', () => {
 
   it('the default export takes over orphans at every sweep, not only at its first call', async () => {
     // Short leases: the function's sweeps come at least once per lease period.
-    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, latencyMs: 150 }, env: { LEASE_TTL_MS: '1500' } });
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1, latencyMs: 150 }, env: { LEASE_TTL_MS: '1500', ...GATEWAY_HOST } });
     const saved = { ...process.env };
     try {
       Object.assign(process.env, h.env, { RESUME_ON_START: 'true' });
@@ -208,7 +211,7 @@ describe('handler.ts with the Node template event/context', () => {
   });
 
   it('the default export makes one app from the environment on first use, and retries a failed start', async () => {
-    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1 } });
+    h = await startHarness({ gateway: { clips: 2, framesPerClip: 1 }, env: GATEWAY_HOST });
     const saved = { ...process.env };
     try {
       Object.assign(process.env, h.env, { MAX_CONCURRENT_INVOCATIONS: 'lots' });

@@ -111,6 +111,20 @@ describe('secrets at the boundary', () => {
     expect(text).toContain('[redacted]');
   });
 
+  it('scrubs key=value secrets from free text, and their JSON form, and leaves other pairs', () => {
+    const cases: Array<[string, string]> = [
+      ['psql: password=hunter2 user=bob', 'psql: password=[redacted] user=bob'],
+      ['aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY region=eu', 'aws_secret_access_key=[redacted] region=eu'],
+      ['AWS_SECRET_ACCESS_KEY = "with a space" next', 'AWS_SECRET_ACCESS_KEY = [redacted] next'],
+      ["db_password='p w' token=abc&x=1 secret=s3cr3t, api-key=k1; client_secret=cs", 'db_password=[redacted] token=[redacted]&x=1 secret=[redacted], api-key=[redacted]; client_secret=[redacted]'],
+      ['{"client_secret": "abc\\"def", "password":"pw", "name": "ok"}', '{"client_secret": "[redacted]", "password":"[redacted]", "name": "ok"}'],
+      ['https://h.example/v.mp4?token=abc&sv=1', 'https://h.example/v.mp4?token=[redacted]&sv=1'],
+      ['uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)', 'uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)'],
+      ['set FAVE_ANONYMOUS_ROLE=read|operate', 'set FAVE_ANONYMOUS_ROLE=read|operate'],
+    ];
+    for (const [text, scrubbed] of cases) expect(scrubSecrets(text), text).toBe(scrubbed);
+  });
+
   it('refuses an ARTIFACT_ENDPOINT with credentials at start, without printing them', () => {
     let message = '';
     try {

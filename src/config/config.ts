@@ -100,6 +100,8 @@ const EnvSchema = z.object({
   FAVE_ANONYMOUS_ROLE: z.enum(ROLES).optional(),
   // Origins besides the service's own host whose pages may POST (a proxy that rewrites Host).
   FAVE_ALLOWED_ORIGINS: z.string().optional(),
+  // Host names besides loopback that callers without a token may use (a proxy's name).
+  FAVE_ALLOWED_HOSTS: z.string().optional(),
   // The largest answer read from a stage, and the largest input video stored.
   STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
   MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
@@ -112,6 +114,12 @@ const EnvSchema = z.object({
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
   FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
+  // All stored uploads together (default 20 GiB); an upload that would pass it is refused with 507.
+  MAX_UPLOAD_STORE_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
+  // An upload is removed this long after it was stored unless a request running here still reads it; 0 keeps uploads.
+  UPLOAD_TTL_SECONDS: envInt(0, 10 * 365 * 86_400).default(7 * 86_400),
+  // A temp file of the filesystem store untouched this long is a dead writer's and is removed.
+  STALE_TEMP_AFTER_SECONDS: envInt(1, 30 * 86_400).default(3600),
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
@@ -145,6 +153,8 @@ export interface Config {
   auth: ApiAuth;
   /** Origins (`scheme://host[:port]`, lower case) accepted on state-changing routes besides the request's own host. */
   allowedOrigins: string[];
+  /** Host names (`name` or `name:port`, lower case) callers without a token may use besides 127.0.0.1, localhost and [::1] on the server's port. */
+  allowedHosts: string[];
   /** Buckets and prefixes `s3://` videos may come from (`INPUT_S3_ALLOW`); `requests/` never. */
   inputS3Rules: S3InputRule[];
   /** Reading a stage's answer stops past this many bytes (`STAGE_RESPONSE_MAX_BYTES`, default 16 MiB). */
@@ -157,6 +167,12 @@ export interface Config {
   responseFormat: ResponseFormat;
   /** The largest body `POST /uploads` stores; 0: uploads are refused. */
   uploadMaxBytes: number;
+  /** What all stored uploads may take together (`MAX_UPLOAD_STORE_BYTES`, default 20 GiB). */
+  uploadStoreMaxBytes: number;
+  /** How long an upload no request running here reads is kept (`UPLOAD_TTL_SECONDS`, default 7 days); null: kept. */
+  uploadTtlMs: number | null;
+  /** A filesystem-store temp file untouched this long is a dead writer's (`STALE_TEMP_AFTER_SECONDS`, default 1 h). */
+  staleTempMs: number;
 }
 
 
@@ -186,6 +202,18 @@ function parseOrigins(text: string | undefined): string[] {
     .map((o, index) => {
       if (!URL.canParse(o) || !/^https?:$/.test(new URL(o).protocol)) throw badConfig('FAVE_ALLOWED_ORIGINS', `entry ${index + 1} is not an http(s) origin`);
       return new URL(o).origin.toLowerCase();
+    });
+}
+
+function parseHosts(text: string | undefined): string[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '')
+    .map((h, index) => {
+      if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/.test(h)) throw badConfig('FAVE_ALLOWED_HOSTS', `entry ${index + 1} is not a host name or host:port`);
+      return h;
     });
 }
 
@@ -301,12 +329,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     callback,
     auth: { tokens, anonymousRole: e.FAVE_ANONYMOUS_ROLE ?? null },
     allowedOrigins: parseOrigins(e.FAVE_ALLOWED_ORIGINS),
+    allowedHosts: parseHosts(e.FAVE_ALLOWED_HOSTS),
     inputS3Rules: s3Rules,
     stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
     maxInputBytes: e.MAX_INPUT_BYTES,
     orphanResumeConcurrency: e.ORPHAN_RESUME_CONCURRENCY,
     responseFormat: e.RESPONSE_FORMAT,
     uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
+    uploadStoreMaxBytes: e.MAX_UPLOAD_STORE_BYTES,
+    uploadTtlMs: e.UPLOAD_TTL_SECONDS === 0 ? null : e.UPLOAD_TTL_SECONDS * 1000,
+    staleTempMs: e.STALE_TEMP_AFTER_SECONDS * 1000,
   };
 }
 

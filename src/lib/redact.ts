@@ -50,19 +50,28 @@ export function redactUrl(uri: string): string {
 const AUTH_HEADER = /\b((?:proxy-)?authorization|x-amz-security-token|x-api-key|cookie|set-cookie)(["']?\s*[:=]\s*["']?)([^"'\r\n,;}]+)/gi;
 const SCHEME_CREDENTIALS = /\b(Basic|Bearer|Digest|AWS4-HMAC-SHA256|Token)\s+[A-Za-z0-9._~+/=,:-]{6,}/g;
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]+@/gi;
+/** Names whose value is a secret: `password`, `db_password`, `aws_secret_access_key`, `x-api-key`, `client_secret`, `token`… */
+const SECRET_NAME = String.raw`[A-Za-z0-9_.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|session[_-]?key|credentials?|signature)[A-Za-z0-9_.-]*`;
+/** `name=value` in free text (a command line, a config dump, a query string), the value quoted or not. */
+const KEY_VALUE = new RegExp(String.raw`\b(${SECRET_NAME})(\s*=\s*)(?!\[redacted\])("[^"\r\n]*"|'[^'\r\n]*'|[^\s&,;"'<>)\]}]+)`, 'gi');
+/** `"name": "value"` in JSON. */
+const JSON_KEY_VALUE = new RegExp(String.raw`(["'])(${SECRET_NAME})\1(\s*:\s*)"(?:[^"\\\r\n]|\\.)*"`, 'gi');
 const SIGNED_QUERY = new RegExp(`([?&](?:${[...SECRET_QUERY_PARAMS].map((p) => p.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})=)[^&\\s"'<>]*`, 'gi');
 
 /**
  * Text from elsewhere (a stage's error body, an exception message) without credentials:
- * Authorization-like header values, `Basic …`/`Bearer …` credentials, user:password in URLs and
- * signing query parameters are replaced by `[redacted]`.
+ * Authorization-like header values, `Basic …`/`Bearer …` credentials, user:password in URLs,
+ * signing query parameters, and the values of `password=…`, `aws_secret_access_key=…`,
+ * `token=…`-like pairs (and their JSON form) are replaced by `[redacted]`.
  */
 export function scrubSecrets(text: string): string {
   return text
     .replace(AUTH_HEADER, (_m, name: string, sep: string) => `${name}${sep}[redacted]`)
     .replace(SCHEME_CREDENTIALS, (_m, scheme: string) => `${scheme} [redacted]`)
     .replace(URL_USERINFO, '$1[redacted]@')
-    .replace(SIGNED_QUERY, '$1[redacted]');
+    .replace(SIGNED_QUERY, '$1[redacted]')
+    .replace(KEY_VALUE, (_m, name: string, sep: string) => `${name}${sep}[redacted]`)
+    .replace(JSON_KEY_VALUE, (_m, quote: string, name: string, sep: string) => `${quote}${name}${quote}${sep}"[redacted]"`);
 }
 
 /** Longest error message kept in state.json and answers. */

@@ -1,9 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { withFileLock } from './fs-lock.ts';
 import {
@@ -85,6 +85,15 @@ export class FsStore implements Store {
     }
   }
 
+  async modifiedAt(loc: ObjectLocation): Promise<number | null> {
+    try {
+      return (await stat(this.path(loc))).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw this.mapError(err, loc);
+    }
+  }
+
   async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
     const path = this.path(loc);
     let tmp: string;
@@ -118,7 +127,7 @@ export class FsStore implements Store {
       await rename(tmp, path);
       return infoOf(await stat(path, { bigint: true }));
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapError(err, loc);
     }
   }
@@ -150,14 +159,14 @@ export class FsStore implements Store {
 
   async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {
     const path = this.path(loc);
-    await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     try {
+      await mkdir(dirname(path), { recursive: true });
       await pipeline(body, createWriteStream(tmp));
       await rename(tmp, path);
       return infoOf(await stat(path, { bigint: true }));
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapError(err, loc);
     }
   }
@@ -166,14 +175,14 @@ export class FsStore implements Store {
     const src = this.path(from);
     await this.statOrThrow(from);
     const dst = this.path(to);
-    await mkdir(dirname(dst), { recursive: true });
     const tmp = `${dst}.${randomBytes(6).toString('hex')}.tmp`;
     try {
+      await mkdir(dirname(dst), { recursive: true });
       await copyFile(src, tmp);
       await rename(tmp, dst);
       return infoOf(await stat(dst, { bigint: true }));
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapError(err, to);
     }
   }
@@ -187,7 +196,7 @@ export class FsStore implements Store {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw err;
+        throw this.mapError(err, { bucket, key: `${relative(base, dir).split(sep).join('/')}/` });
       }
       for (const entry of entries) {
         const full = join(dir, entry.name);
@@ -204,7 +213,18 @@ export class FsStore implements Store {
   }
 
   async delete(loc: ObjectLocation): Promise<void> {
-    await rm(this.path(loc), { force: true });
+    try {
+      await rm(this.path(loc), { force: true });
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
+  }
+
+  async pruneFolder(loc: ObjectLocation): Promise<void> {
+    const folder = dirname(this.path(loc));
+    if (folder === join(this.root, loc.bucket)) return;
+    // Refused unless empty: whatever else is there stays.
+    await rmdir(folder).catch(() => undefined);
   }
 
   async close(): Promise<void> {}
@@ -218,7 +238,7 @@ export class FsStore implements Store {
     } catch (err) {
       // A full or failing disk must not leave half-written temp files behind.
       await handle.close().catch(() => undefined);
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
     await handle.close();
@@ -238,10 +258,31 @@ export class FsStore implements Store {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return notFound(loc);
     if (code === 'EISDIR') return notFound(loc);
-    return new FaveFailure(faveError('STORE_ERROR', `filesystem store failed on ${loc.bucket}/${loc.key}: ${(err as Error).message}`));
+    return new FaveFailure(faveError('STORE_ERROR', `filesystem store failed on ${loc.bucket}/${loc.key}: ${this.withoutPaths(err)}`));
+  }
+
+  /**
+   * An fs error's text without the server's paths (`ENOSPC: no space left on device, copyfile
+   * '/data/…' -> '/data/…'`): the key above already says which object, and answers and
+   * state.json must not show where the data directory is.
+   */
+  private withoutPaths(err: unknown): string {
+    const text = err instanceof Error ? err.message : String(err);
+    return text
+      .replace(/\s*'[^']*'(?:\s*->\s*'[^']*')?/g, '')
+      .split(this.root)
+      .join('…');
   }
 }
 
-function infoOf(s: { size: bigint; mtimeNs: bigint; ino: bigint }): ObjectInfo {
-  return { size: Number(s.size), etag: `${s.size.toString(16)}-${s.mtimeNs.toString(16)}-${s.ino.toString(16)}` };
+/**
+ * The ETag is a digest of size, modification time and file identity: shown to clients (artifact
+ * answers), it says nothing about the server's disk. The file identity is kept in the digest
+ * because every write renames a new file into place, and two writes of the same size within one
+ * tick of the file system's clock would otherwise carry the same ETag, letting a conditional
+ * write go through over the other.
+ */
+function infoOf(s: { size: bigint; mtimeNs: bigint; ino: bigint; dev: bigint }): ObjectInfo {
+  const etag = createHash('sha256').update(`${s.size}:${s.mtimeNs}:${s.dev}:${s.ino}`).digest('base64url').slice(0, 27);
+  return { size: Number(s.size), etag: `"${etag}"` };
 }

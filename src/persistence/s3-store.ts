@@ -181,6 +181,16 @@ export class S3Store implements Store {
     }
   }
 
+  async modifiedAt(loc: ObjectLocation): Promise<number | null> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }));
+      return out.LastModified?.getTime() ?? null;
+    } catch (err) {
+      if (isS3NotFound(err)) return null;
+      throw this.failure('HeadObject', formatS3Uri(loc), err);
+    }
+  }
+
   async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     try {

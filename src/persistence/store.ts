@@ -67,6 +67,13 @@ export interface Store {
    * that readers skip. Stores without it (S3) write one object per record instead.
    */
   openAppender?(loc: ObjectLocation): Promise<Appender>;
+  /**
+   * Where the store has folders (a local one), removes the object's folder if nothing is left in
+   * it: for a folder one writer owned alone (an upload's), once its object is deleted.
+   */
+  pruneFolder?(loc: ObjectLocation): Promise<void>;
+  /** When the object was last written (epoch ms); null when there is none. */
+  modifiedAt(loc: ObjectLocation): Promise<number | null>;
   close(): Promise<void>;
 }
 

@@ -12,7 +12,8 @@ export function allows(role: Role | null, access: Access): boolean {
   return role === 'operate' || access === 'read';
 }
 
-export type Caller = { ok: true; role: Role | null } | { ok: false; message: string };
+/** `anonymous`: no credentials were presented, the role (if any) is the anonymous one. */
+export type Caller = { ok: true; role: Role | null; anonymous: boolean } | { ok: false; message: string };
 
 /**
  * Who is calling: a bearer token in `Authorization`, else the UI's sign-in cookie, else the
@@ -24,14 +25,14 @@ export function identify(auth: ApiAuth, headers: Record<string, string>): Caller
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) return { ok: false, message: 'Authorization: expected "Bearer <token>"' };
     const role = roleOfToken(auth, match[1]!);
-    return role ? { ok: true, role } : { ok: false, message: 'Authorization: the token is not valid' };
+    return role ? { ok: true, role, anonymous: false } : { ok: false, message: 'Authorization: the token is not valid' };
   }
   const cookie = cookieValue(headers.cookie, SESSION_COOKIE);
   if (cookie) {
     const role = roleOfToken(auth, cookie);
-    return role ? { ok: true, role } : { ok: false, message: 'the sign-in cookie holds a token that is not valid; sign in again' };
+    return role ? { ok: true, role, anonymous: false } : { ok: false, message: 'the sign-in cookie holds a token that is not valid; sign in again' };
   }
-  return { ok: true, role: auth.anonymousRole };
+  return { ok: true, role: auth.anonymousRole, anonymous: true };
 }
 
 export function cookieValue(header: string | undefined, name: string): string | null {
@@ -84,4 +85,34 @@ export function sessionCookie(token: string, secure: boolean): string {
   if (token === '') parts.push('Max-Age=0');
   if (secure) parts.push('Secure');
   return parts.join('; ');
+}
+
+/** The Host names a loopback-only server answers to; any port but the server's is refused too. */
+export const LOOPBACK_HOST_NAMES = ['127.0.0.1', 'localhost', '[::1]'] as const;
+
+/**
+ * Which `Host` headers an anonymous caller may use. After a DNS rebind a page on another site
+ * reaches a loopback server under its own name (`Host: evil.example:8080`), and the browser
+ * then counts it as same-origin: only the names of this service let anonymous callers in.
+ */
+export interface HostPolicy {
+  /** The port the server listens on; null when it is not known here (behind of-watchdog): any port. */
+  port: number | null;
+  /** `FAVE_ALLOWED_HOSTS`: `name` (any port) or `name:port`, lower case. */
+  extra: readonly string[];
+}
+
+const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::(\d{1,5}))?$/i;
+
+/** Null when `host` (the Host header) names this service under `policy`; else why not. */
+export function foreignHost(host: string | undefined, policy: HostPolicy): string | null {
+  if (host === undefined || host.trim() === '') return 'the request has no Host header';
+  const match = HOST_HEADER.exec(host.trim());
+  if (!match) return `Host: "${host.slice(0, 100)}" is not a host name`;
+  const name = match[1]!.toLowerCase();
+  const port = match[2] === undefined ? 80 : Number(match[2]);
+  if ((LOOPBACK_HOST_NAMES as readonly string[]).includes(name) && (policy.port === null || port === policy.port)) return null;
+  if (policy.extra.includes(name) || policy.extra.includes(`${name}:${port}`)) return null;
+  const expected = LOOPBACK_HOST_NAMES.map((n) => (policy.port === null ? n : `${n}:${policy.port}`)).join(', ');
+  return `Host: ${host.slice(0, 100)} is not a name of this service: callers without a token must use ${expected}${policy.extra.length > 0 ? ` or ${policy.extra.join(', ')}` : ''} (FAVE_ALLOWED_HOSTS lists more)`;
 }

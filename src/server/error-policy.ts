@@ -21,6 +21,9 @@ export const SURFACE_CODES = [
   'RESULT_NOT_READY',
   'ALREADY_FINISHED',
   'UPLOADS_DISABLED',
+  'FOREIGN_HOST',
+  'AUTH_THROTTLED',
+  'UPLOAD_STORE_FULL',
 ] as const;
 export type SurfaceCode = (typeof SURFACE_CODES)[number];
 export type RefusalCode = ErrorCode | SurfaceCode;
@@ -30,6 +33,8 @@ const STATUS: Record<RefusalCode, number> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   FOREIGN_ORIGIN: 403,
+  // A Host that is not a name of this service, for a caller without a token (a DNS rebind).
+  FOREIGN_HOST: 403,
   UPLOADS_DISABLED: 403,
   NOT_FOUND: 404,
   REQUEST_NOT_FOUND: 404,
@@ -42,6 +47,9 @@ const STATUS: Record<RefusalCode, number> = {
   PRECONDITION_FAILED: 409,
   CANCELLED: 409,
   PAYLOAD_TOO_LARGE: 413,
+  AUTH_THROTTLED: 429,
+  // The uploads together fill their quota: the store has no room for this one, the request is fine.
+  UPLOAD_STORE_FULL: 507,
   UNSUPPORTED_MEDIA_TYPE: 415,
   // A video that is not there is a request body that cannot be acted on, not a missing resource.
   INPUT_NOT_FOUND: 422,
@@ -128,6 +136,7 @@ const PAGE_TITLES: Record<number, string> = {
   413: 'Too large',
   415: 'Unsupported content',
   422: 'Not processable',
+  429: 'Too many attempts',
 };
 
 export interface ErrorAnswerOptions {

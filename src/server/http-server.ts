@@ -10,6 +10,7 @@ import { createRouter, STREAMED_UPLOAD_PATH, type Router } from './router.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { MAX_BODY_BYTES, type HostLookup } from './validate.ts';
 import { apiError, errorAnswer } from './error-policy.ts';
+import { badRequestTarget } from './request-target.ts';
 
 export interface HttpServerOptions {
   app: App;
@@ -50,17 +51,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const { auth, notice } = serveAuth(app.config.auth, host, options);
   app.logger[notice ? 'warn' : 'info']({ event: 'api_auth', ...describeAuth(auth), ...(notice ? { notice } : {}) });
   const metrics = createMetrics(app.orchestrator, { processMetrics: options.processMetrics ?? true });
-  const router = createRouter({
-    orchestrator: app.orchestrator,
-    logger: app.logger,
-    metrics,
-    config: app.config,
-    auth,
-    ...(options.allowPrivateSources !== undefined ? { allowPrivateSources: options.allowPrivateSources } : {}),
-    ...(options.lookup ? { lookup: options.lookup } : {}),
-  });
+  // Made once the port is known: anonymous callers' Host must name it.
+  let router: Router | null = null;
 
   const server = createServer((req, res) => {
+    if (router === null) {
+      send(res, errorAnswer(apiError('INTERNAL', 'the server is starting'), 'json', { headers: { 'retry-after': '1' } }));
+      return;
+    }
     void serve(req, res, router).catch((err: unknown) => {
       app.logger.error({ event: 'http_server_error', error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) send(res, errorAnswer(apiError('INTERNAL', 'the server failed to answer'), 'json'));
@@ -79,6 +77,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   });
   const address = server.address() as AddressInfo;
+  router = createRouter({
+    orchestrator: app.orchestrator,
+    logger: app.logger,
+    metrics,
+    config: app.config,
+    auth,
+    port: address.port,
+    ...(options.allowPrivateSources !== undefined ? { allowPrivateSources: options.allowPrivateSources } : {}),
+    ...(options.lookup ? { lookup: options.lookup } : {}),
+  });
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
   let closing: Promise<void> | null = null;
@@ -141,8 +149,17 @@ function streamsBody(method: string | undefined, path: string): boolean {
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, router: Router): Promise<void> {
+  // Judged as sent: the URL parser below would resolve `..` and `//host` into another path.
+  const bad = badRequestTarget(req.url ?? '/');
+  if (bad !== null) {
+    send(res, errorAnswer(apiError('BAD_REQUEST', `path: ${bad}`, 'path'), 'json', { headers: { connection: 'close' } }));
+    discard(req);
+    return;
+  }
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (streamsBody(req.method, url.pathname)) {
+    // A client that goes away before the route reads the body must not take the process with it.
+    req.on('error', () => undefined);
     const response = await router({ ...requestParts(req, url), body: undefined, stream: req });
     if (!req.complete) {
       // The route stopped reading (a refusal): answer, then drop the rest up to a bound.
@@ -168,14 +185,14 @@ async function serve(req: IncomingMessage, res: ServerResponse, router: Router):
   send(res, await router(request));
 }
 
-function requestParts(req: IncomingMessage, url: URL): Pick<HttpRequestLike, 'method' | 'path' | 'query' | 'headers'> {
+function requestParts(req: IncomingMessage, url: URL): Pick<HttpRequestLike, 'method' | 'path' | 'query' | 'headers' | 'client'> {
   const query: Record<string, string> = {};
   for (const [key, value] of url.searchParams) if (!(key in query)) query[key] = value;
   const headers: Record<string, string> = {};
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
-  return { method: req.method ?? 'GET', path: url.pathname, query, headers };
+  return { method: req.method ?? 'GET', path: url.pathname, query, headers, ...(req.socket.remoteAddress !== undefined ? { client: req.socket.remoteAddress } : {}) };
 }
 
 function discard(req: IncomingMessage): void {

@@ -8,11 +8,13 @@ import type { Handle, Orchestrator } from '../orchestrator/orchestrator.ts';
 import { requestMetrics, type RequestView } from '../domain/request-view.ts';
 import { faveV1Answer, faveV1Error } from '../domain/fave-v1.ts';
 import { createUiPages } from './ui-pages.ts';
-import { allows, foreignOrigin, identify, mediaType, type Access } from './auth.ts';
+import { allows, cookieValue, foreignHost, foreignOrigin, identify, mediaType, SESSION_COOKIE, type Access, type HostPolicy } from './auth.ts';
+import { AuthThrottle } from './auth-throttle.ts';
+import { badPath } from './request-target.ts';
 import type { ApiAuth } from '../config/api-tokens.ts';
 import { serveArtifact } from './artifact-route.ts';
 import { CALLBACK_PATH, receiveCallback } from './callback-route.ts';
-import { receiveUpload } from './upload-route.ts';
+import { receiveUpload, UploadQuota } from './upload-route.ts';
 import type { FaveMetrics } from './metrics.ts';
 import type { HttpRequestLike, HttpResponseLike } from './types.ts';
 import { checkPipelineRequest, parseJsonBody, type HostLookup } from './validate.ts';
@@ -33,6 +35,10 @@ export interface RouterDeps {
   cancelWaitMs?: number;
   /** Overrides `config.auth` (e.g. `fave serve` on loopback without tokens grants the anonymous role). */
   auth?: ApiAuth;
+  /** The port callers reach this service on, checked in the Host of anonymous callers; unknown (null) behind of-watchdog. */
+  port?: number | null;
+  /** Failed authentication per client (tests set their own bounds). */
+  throttle?: AuthThrottle;
 }
 
 /** `POST /uploads`: its body is streamed into the store (the server leaves it unread). */
@@ -89,6 +95,10 @@ export function createRouter(deps: RouterDeps): Router {
   const allowPrivateSources = deps.allowPrivateSources ?? config.allowPrivateSources;
   const cancelWaitMs = deps.cancelWaitMs ?? 15_000;
   const auth = deps.auth ?? config.auth;
+  // Only where callers without a token get a role: with tokens only, a rebound page has nothing to use.
+  const hostPolicy: HostPolicy | null = auth.anonymousRole === null ? null : { port: deps.port ?? null, extra: config.allowedHosts };
+  const throttle = deps.throttle ?? new AuthThrottle();
+  const uploadQuota = new UploadQuota(orchestrator.store, config.uploadStoreMaxBytes);
 
   async function answer(request: HttpRequestLike, handle: Handle, format: ResponseFormat): Promise<HttpResponseLike> {
     const async = flag(request);
@@ -273,13 +283,13 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, { id }) => cancel(r, id!) },
     { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
     // Its body is streamed into the store, unread by the server until this check has passed.
-    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes }) },
+    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes, quota: uploadQuota }) },
     { method: 'GET', path: '/ui', access: 'read', handle: () => ui.list() },
     { method: 'GET', path: '/ui/requests/{id}', access: 'read', handle: (_, { id }) => ui.page(id!) },
     { method: 'GET', path: '/ui/api/requests', access: 'read', handle: () => ui.listJson() },
     { method: 'GET', path: '/ui/api/requests/{id}', access: 'read', handle: (_, { id }) => ui.view(id!) },
     { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(ui.signInForm(r)) },
-    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(ui.signIn(r)) },
+    { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
     { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(ui.signOut(r)) },
     // The queue-worker's answer to an async stage call: its HMAC token is its authentication, and
     // its body is whatever the function answered (JSON, or the text of an exception).
@@ -306,13 +316,44 @@ export function createRouter(deps: RouterDeps): Router {
     return serveArtifact({ store: orchestrator.store, context: view.context, name, range: request.headers.range, head: request.method.toUpperCase() === 'HEAD' });
   }
 
+  /** The sign-in form's token counts as a guess like a bearer token: throttled alike. */
+  function signIn(request: HttpRequestLike): HttpResponseLike {
+    const client = clientOf(request);
+    const wait = throttled(client, 'html');
+    if (wait) return wait;
+    const answer = ui.signIn(request);
+    if (answer.status === 401) throttle.failed(client, request.body === undefined ? '' : request.body.toString());
+    else throttle.succeeded(client);
+    return answer;
+  }
+
+  function throttled(client: string, format: AnswerFormat): HttpResponseLike | null {
+    const seconds = throttle.retryAfterSeconds(client);
+    if (seconds === null) return null;
+    const message = `too many failed sign-ins from this client: try again in ${seconds} s`;
+    return errorAnswer(apiError('AUTH_THROTTLED', message), format, { headers: { 'retry-after': String(seconds) } });
+  }
+
   /**
    * 401 (no or bad token; a page answers with the sign-in form), 403 (role too low, foreign
-   * origin) or 415 (body type); null lets the call through.
+   * origin, a Host not of this service for an anonymous caller), 415 (body type) or 429 (too
+   * many failed tokens from this client); null lets the call through.
    */
   function refusal(request: HttpRequestLike, spec: RouteSpec, format: AnswerFormat): HttpResponseLike | null {
+    const cookie = cookieValue(request.headers.cookie, SESSION_COOKIE);
+    const presents = request.headers.authorization !== undefined || cookie !== null;
+    const client = clientOf(request);
+    if (spec.access !== 'public' && presents) {
+      const wait = throttled(client, format);
+      if (wait) return wait;
+    }
     // A public route ignores credentials: a stale sign-in cookie must not keep anyone from signing in again.
-    const caller = spec.access === 'public' ? ({ ok: true, role: null } as const) : identify(auth, request.headers);
+    const caller = spec.access === 'public' ? ({ ok: true, role: null, anonymous: true } as const) : identify(auth, request.headers);
+    if (!caller.ok) throttle.failed(client, request.headers.authorization ?? cookie ?? '');
+    if (caller.ok && caller.anonymous && caller.role !== null && hostPolicy !== null) {
+      const foreign = foreignHost(request.headers.host, hostPolicy);
+      if (foreign !== null) return errorAnswer(apiError('FOREIGN_HOST', foreign, 'Host'), format);
+    }
     if (!caller.ok || (caller.role === null && spec.access !== 'public')) {
       const message = caller.ok ? 'this route needs a token: send "Authorization: Bearer <token>"' : caller.message;
       const unauthorized = apiError('UNAUTHORIZED', message);
@@ -364,7 +405,8 @@ export function createRouter(deps: RouterDeps): Router {
     const format = answerFormatOf(path);
     let response: HttpResponseLike;
     try {
-      response = await route(request, path, format);
+      const bad = request.path === '' ? null : badPath(request.path);
+      response = bad !== null ? errorAnswer(apiError('BAD_REQUEST', `path: ${bad}`, 'path'), format) : await route(request, path, format);
     } catch (err) {
       const { error, fault } = thrownError(err);
       if (fault) logger.error({ event: 'http_error', method: request.method, path: request.path, error: fault });
@@ -375,6 +417,19 @@ export function createRouter(deps: RouterDeps): Router {
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
   };
+}
+
+/**
+ * Whom failed sign-ins are counted against: the peer address. Behind a proxy on the same host
+ * (of-watchdog in the image) every peer is loopback, so there it is the last `X-Forwarded-For`
+ * entry, the address the proxy in front saw. Where the host gives no address, one shared count.
+ */
+export function clientOf(request: HttpRequestLike): string {
+  const peer = request.client ?? 'unknown';
+  const forwarded = request.headers['x-forwarded-for'];
+  if (forwarded === undefined || !(peer === 'unknown' || /^(?:::1|127\.\d+\.\d+\.\d+|::ffff:127\.\d+\.\d+\.\d+)$/.test(peer))) return peer;
+  const last = forwarded.split(',').at(-1)?.trim() ?? '';
+  return last === '' ? peer : `forwarded:${last.slice(0, 100)}`;
 }
 
 interface RouteSpec {

@@ -18,6 +18,8 @@ export interface HttpRequestLike {
    * server leaves it unread for them. Absent where the body was read already (the handler).
    */
   stream?: Readable;
+  /** The caller's address as the server saw it (failed sign-ins are counted per client). */
+  client?: string;
 }
 
 export interface HttpResponseLike {

@@ -59,8 +59,10 @@ export function registerServe(program: Command): void {
         process.stdout.write(`fave serve: API ${base}/  UI ${base}/ui  (stages: ${app.config.gatewayUrl ?? 'local'}, store: ${app.store.kind}; Ctrl-C stops)\n`);
         // Requests whose owner is gone (a replica killed, a pod evicted) are taken over at start and then as their leases run out.
         const sweeps = app.config.resumeOnStart ? app.startOrphanSweeps() : null;
+        const debris = app.startDebrisSweeps();
         const signal = await nextSignal();
         void sweeps?.stop();
+        void debris.stop();
         app.logger.info({ event: 'shutting_down', signal, requests_running: app.orchestrator.running().length });
         // A second signal during the drain means "now".
         const force = () => process.exit(130);
