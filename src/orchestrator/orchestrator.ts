@@ -71,8 +71,11 @@ export interface OrchestratorEvents {
 export interface SubmitOptions {
   /** Accept a local path as video_uri (the CLI; never a network-facing surface). Default no. */
   allowLocalPath?: boolean;
-  /** Fetch http(s) inputs from loopback/private/link-local addresses. Default `ALLOW_PRIVATE_SOURCES`. */
-  allowPrivateNetwork?: boolean;
+  /**
+   * Fetch http(s) inputs from loopback/private/link-local addresses (`except-link-local`: not
+   * from link-local or cloud metadata ones). Default `ALLOW_PRIVATE_SOURCES`.
+   */
+  allowPrivateNetwork?: PrivateNetworkAccess;
 }
 
 /** A request this process runs, or one it waits on while another owner runs it. */
