@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { linkLocalOrMetadata } from '../input/addresses.ts';
 import { importLocalStages } from '../stages/load-local.ts';
@@ -9,6 +10,7 @@ import { importLocalStages } from '../stages/load-local.ts';
  * wherever they run, judge the file then).
  */
 export async function notAVideo(path: string): Promise<string | null> {
+  if (!platformBinariesInstalled()) return null;
   const tools = await importLocalStages(() => import('../stages/local/probe.ts')).catch(() => null);
   if (!tools) return null;
   const { ToolFailure } = await import('../stages/local/tools.ts');
@@ -19,6 +21,23 @@ export async function notAVideo(path: string): Promise<string | null> {
   } catch (err) {
     if (err instanceof ToolFailure) return `${path} is not a video (ffprobe: ${err.reason})`;
     return `${path} is not a video (ffprobe could not read it: ${err instanceof Error ? err.message : String(err)})`;
+  }
+}
+
+/**
+ * Whether the ffmpeg/ffprobe binaries of this platform are installed, asked without loading their
+ * installer packages: those throw while loading when the binaries are missing, and a module that
+ * failed to load must not be imported again by the stages' own import (its message is the one to show).
+ */
+function platformBinariesInstalled(): boolean {
+  const require = createRequire(import.meta.url);
+  const platform = `${process.platform}-${process.arch}`;
+  try {
+    require.resolve(`@ffmpeg-installer/${platform}/package.json`);
+    require.resolve(`@ffprobe-installer/${platform}/package.json`);
+    return true;
+  } catch {
+    return false;
   }
 }
 
