@@ -297,11 +297,15 @@ async function main(): Promise<void> {
       await smokeCli(node, dir, env, version);
     }
     await mkdir(stagesDir);
+    const stagesStarted = performance.now();
     const size = await buildStageImage(REPO, stagesDir, join(dir, 'dist'), runner);
+    let stagesMs = performance.now() - stagesStarted;
     await layOutTemplate(dir, templateDir);
     for (const { node, tag } of tags) await smokeHandler(node, templateDir, env, tag);
+    const pipelineStarted = performance.now();
     for (const { node, tag } of tags) await rehearseStages(node, stagesDir, tag, scratch, runner);
-    step(`stage image: ${size}`);
+    stagesMs += performance.now() - pipelineStarted;
+    step(`stage image: ${size}; its rehearsal took ${(stagesMs / 1000).toFixed(0)} s`);
     step(`passed (${tags.map((t) => t.tag).join(', ')})`);
   } finally {
     await gateway?.close();
