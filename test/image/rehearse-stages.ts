@@ -17,13 +17,13 @@ import { freePort } from '../support/free-port.ts';
 import { s3StoreOn, startS3rver } from '../support/s3rver.ts';
 import { until } from '../support/until.ts';
 
-/** The stage image's build commands, as Dockerfile.stages spells them; checked before running. */
-export const STAGE_BUILD_STEPS = [
-  'npm ci --include=optional --ignore-scripts --no-audit --no-fund',
-  'npx tsc -p tsconfig.build.json',
-  'npm prune --omit=dev --include=optional --no-audit --no-fund',
-  'rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common',
-];
+/**
+ * Dockerfile.stages' commands, as it spells them; checked before running. Its `build` stage is
+ * the orchestrator image's (install without optional packages, compile); its `deps` stage
+ * installs what the stages run on.
+ */
+export const STAGE_COMPILE_STEPS = ['npm ci --omit=optional --ignore-scripts --no-audit --no-fund', 'npx tsc -p tsconfig.build.json'];
+export const STAGE_DEPS_STEPS = ['npm ci --omit=dev --include=optional --ignore-scripts --no-audit --no-fund', 'rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common'];
 /** What the stages need at run time; the rehearsal fails if the prune dropped one. */
 const MUST_KEEP = ['@ffmpeg-installer/linux-x64', '@ffprobe-installer/linux-x64', '@vladmandic/human', '@tensorflow/tfjs-backend-wasm', '@aws-sdk/client-s3'];
 const LEFT_OUT = ['onnxruntime-node', 'typescript', 'vitest'];
@@ -41,30 +41,30 @@ export interface Runner {
 
 export async function checkStagesDockerfile(repo: string, r: Runner): Promise<void> {
   const dockerfile = await readFile(join(repo, 'Dockerfile.stages'), 'utf8');
-  const buildStage = dockerfile.split(/^FROM /m).find((stage) => / AS build\b/.test(stage.split('\n')[0] ?? '')) ?? '';
-  const flat = buildStage.replace(/\\\n\s*/g, ' ').replace(/ +/g, ' ');
-  for (const command of STAGE_BUILD_STEPS) {
-    if (!flat.includes(command)) throw r.fail(`Dockerfile.stages' build stage no longer runs \`${command}\`: update the rehearsal with it`);
+  const stage = (name: string) =>
+    (dockerfile.split(/^FROM /m).find((part) => new RegExp(` AS ${name}\\b`).test(part.split('\n')[0] ?? '')) ?? '').replace(/\\\n\s*/g, ' ').replace(/ +/g, ' ');
+  for (const [name, commands] of [['build', STAGE_COMPILE_STEPS], ['deps', STAGE_DEPS_STEPS]] as const) {
+    for (const command of commands) {
+      if (!stage(name).includes(command)) throw r.fail(`Dockerfile.stages' ${name} stage no longer runs \`${command}\`: update the rehearsal with it`);
+    }
   }
-  for (const keep of ['package.json', 'node_modules', 'dist']) {
-    if (!new RegExp(`COPY --from=build .*/src/${keep} `).test(dockerfile)) throw r.fail(`Dockerfile.stages' runtime stage no longer copies ${keep}: update the rehearsal`);
+  for (const [from, keep] of [['deps', 'package.json'], ['deps', 'node_modules'], ['build', 'dist']] as const) {
+    if (!new RegExp(`COPY --from=${from} .*/src/${keep} `).test(dockerfile)) throw r.fail(`Dockerfile.stages' runtime stage no longer copies ${keep} from ${from}: update the rehearsal`);
   }
 }
 
 /**
- * The build stage in `dir`: install, prune, remove. The compile is the orchestrator image's, the
- * same command on the same sources, so its `dist` is copied in rather than compiled again.
+ * The image's files in `dir`: the deps stage's install, and the build stage's `dist`. That stage
+ * runs the orchestrator image's commands on the same sources, so its `dist` is copied in rather
+ * than compiled again.
  */
 export async function buildStageImage(repo: string, dir: string, compiledDist: string, r: Runner): Promise<string> {
   for (const input of ['package.json', 'package-lock.json']) await cp(join(repo, input), join(dir, input));
-  for (const command of STAGE_BUILD_STEPS) {
-    if (command.startsWith('npx tsc')) {
-      await cp(compiledDist, join(dir, 'dist'), { recursive: true });
-      continue;
-    }
+  for (const command of STAGE_DEPS_STEPS) {
     r.step(`stage image: ${command}`);
     await r.run(command, dir);
   }
+  await cp(compiledDist, join(dir, 'dist'), { recursive: true });
   await rm(join(dir, 'package-lock.json'));
   for (const pkg of MUST_KEEP) {
     if (!(await exists(join(dir, 'node_modules', pkg)))) throw r.fail(`${pkg} is missing from the stage image's node_modules`);

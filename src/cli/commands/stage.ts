@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { loadConfig } from '../../config/config.ts';
-import { toFaveError } from '../../domain/errors.ts';
+import { FaveFailure, faveError, toFaveError } from '../../domain/errors.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { openStore } from '../../config/open-store.ts';
 import { importLocalStages } from '../../stages/load-local.ts';
@@ -14,7 +13,7 @@ export const WATCHDOG_UPSTREAM_PORT = 8082;
 export function upstreamPort(env: NodeJS.ProcessEnv = process.env): number {
   const url = env.upstream_url;
   if (!url) return WATCHDOG_UPSTREAM_PORT;
-  if (!URL.canParse(url)) throw new InvalidArgumentError(`upstream_url is not a URL: ${url}`);
+  if (!URL.canParse(url)) throw new FaveFailure(faveError('BAD_CONFIG', `upstream_url is not a URL: ${url} (of-watchdog forwards there; e.g. http://127.0.0.1:8082)`));
   const parsed = new URL(url);
   return parsed.port ? Number(parsed.port) : parsed.protocol === 'https:' ? 443 : 80;
 }
