@@ -17,7 +17,8 @@ const BURSTS: Array<[number, number]> = [
 ];
 
 // The COCO detector has its own test (coco-detector.test.ts); here frames get the empty document.
-const NO_DETECTOR = { FAVE_DETECTOR: 'none' };
+/** No detector, and no speech engine even where pocketsphinx is installed: the notes saying so are checked. */
+const NO_DETECTOR = { FAVE_DETECTOR: 'none', FAVE_SPEECH_COMMAND: 'none' };
 
 let dir: string;
 let video: string;

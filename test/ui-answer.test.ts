@@ -58,7 +58,7 @@ describe('the verdict', () => {
   it('says what is there when there is no query, and how far a running request is', () => {
     expect(buildAnswer(context(null, [clip(0), clip(1)]), 'COMPLETED').verdict).toEqual({ kind: 'no-query', text: '2 clips; no query was given, so none is ranked' });
     const running = buildAnswer(context('car', [clip(0, { transcript: 'car' }), { ...clip(1), status: 'pending' }]), 'RUNNING');
-    expect(running.verdict).toEqual({ kind: 'running', text: 'running: 1 of 2 clips analysed; 1 matching so far' });
+    expect(running.verdict).toEqual({ kind: 'running', text: 'running: 1 of 2 clips done; 1 matching so far' });
   });
 
   it('marks the words that matched, escaping everything', () => {

@@ -1,22 +1,32 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import { z } from 'zod';
 import { FaveFailure, toFaveError } from '../domain/errors.ts';
 import { importLocalStages } from '../stages/load-local.ts';
 import { describeOwner } from './ownership.ts';
 import { progressLine, describeFailure } from './render.ts';
 import { EXIT, awaitWithProgress, exitFlushed, fail, finish, localPathOf, requestId, withApp } from './shared.ts';
+import { linkLocalRefusal, notAVideo, speechEngineLine } from './input-checks.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
 import { registerReport } from './commands/report.ts';
 import { registerLoad } from './commands/load.ts';
 import { registerAnalyze } from './commands/analyze.ts';
+import { registerStage } from './commands/stage.ts';
+
+/** package.json sits two levels up both from src/cli/main.ts and from the image's dist/cli/main.js. */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return z.object({ version: z.string() }).parse(JSON.parse(text)).version;
+}
 
 const program = new Command()
   .name('fave')
   .description('Orchestrates the FAVE video-analysis pipeline: clips, transcripts, objects, query matches')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError();
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? 0 : EXIT.badInput);
@@ -26,13 +36,18 @@ async function sampleVideo(): Promise<string> {
   const dir = resolve(process.env.FAVE_DATA_DIR || './.fave', 'samples');
   const path = resolve(dir, 'sample.mp4');
   if (!existsSync(path)) {
-    const { mkdir } = await import('node:fs/promises');
-    const { makeSampleVideo } = await importLocalStages(() => import('../stages/local/sample-media.ts'));
-    await mkdir(dir, { recursive: true });
     process.stderr.write(`generating a sample video at ${path}\n`);
-    await makeSampleVideo(path);
+    await writeSample(path);
   }
   return path;
+}
+
+async function writeSample(path: string): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  const { makeSampleVideo } = await importLocalStages(() => import('../stages/local/sample-media.ts'));
+  await mkdir(dirname(path), { recursive: true });
+  await makeSampleVideo(path);
 }
 
 /** Why a local video path cannot be read, before any request is made of it; null when it can. */
@@ -53,7 +68,7 @@ program
   .command('run')
   .description('run the pipeline on a video (a local file, s3:// or http(s):// URI), or on a generated sample')
   .argument('[video]', 'video file path or URI')
-  .option('--sample', 'generate a 12 s sample video (three tone bursts) and run on it')
+  .option('--sample', 'generate a 12 s sample video (three tone bursts; the silences between them are clips too) and run on it')
   .option('-q, --query <text>', 'what to look for, e.g. "find scenes with cars"')
   .option('-p, --profile <name>', 'profile (default, cold, warm, burst-ready, or one of FAVE_PROFILES_FILE)')
   .option('--request-id <id>', 'request id (re-using one joins or returns that request)', requestId)
@@ -64,17 +79,22 @@ program
     const video = given ?? (await sampleVideo().catch((err: unknown) => fail(toFaveError(err))));
     const isUri = /^(s3|https?):\/\//i.test(video);
     if (!isUri) {
-      const problem = await unreadableFile(video);
+      const problem = (await unreadableFile(video)) ?? (await notAVideo(video));
       if (problem) fail({ code: 'BAD_REQUEST', message: `video: ${problem}` });
     }
     const source = isUri ? video : resolve(video);
     const outcome = await withApp(async (app) => {
+      const refusal = app.config.allowPrivateSources ? null : await linkLocalRefusal(source);
+      if (refusal) fail({ code: 'BAD_REQUEST', message: `video: ${refusal}` });
+      const speech = app.config.gatewayUrl ? null : await speechEngineLine();
+      if (speech) process.stderr.write(`${speech}\n`);
       let handle;
       try {
         handle = await app.orchestrator.submit(
           { video_uri: source, query: opts.query ?? null, profile: opts.profile ?? null, request_id: opts.requestId ?? null },
-          // The CLI acts for the person running it: their files and their network.
-          { allowLocalPath: !isUri, allowPrivateNetwork: true },
+          // The CLI acts for the person running it: their files and their network, though not the
+          // cloud's metadata service unless ALLOW_PRIVATE_SOURCES says so.
+          { allowLocalPath: !isUri, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' },
         );
       } catch (err) {
         fail(toFaveError(err));
@@ -95,7 +115,7 @@ program
     const outcome = await withApp(async (app) => {
       const before = await app.orchestrator.requests.view(id);
       // As for `fave run`: the person running the CLI may use their files and their network.
-      const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: true });
+      const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' });
       if (before?.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
       return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
     }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
@@ -121,12 +141,24 @@ program
     await exitFlushed(view.status === 'FAILED' ? EXIT.failed : EXIT.completed);
   });
 
+program
+  .command('sample')
+  .description('write the sample video: 12 s of test pattern with three tone bursts (the silences between them become clips too)')
+  .requiredOption('-o, --output <path>', 'where to write it, e.g. video.mp4')
+  .action(async (opts: { output: string }) => {
+    const path = resolve(opts.output);
+    await writeSample(path).catch((err: unknown) => fail(toFaveError(err)));
+    process.stdout.write(`${path}\n`);
+    await exitFlushed(EXIT.completed);
+  });
+
 registerServe(program);
 registerGateway(program);
 registerVisualize(program);
 registerReport(program);
 registerLoad(program);
 registerAnalyze(program);
+registerStage(program);
 
 try {
   await program.parseAsync(process.argv);

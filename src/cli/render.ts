@@ -1,6 +1,7 @@
 import type { FinalResult } from '../domain/result.ts';
 import type { RequestView } from '../domain/request-view.ts';
 import { describeLocation, type FaveError } from '../domain/errors.ts';
+import { objectCountText } from '../domain/answer.ts';
 
 const STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT'];
 
@@ -119,7 +120,7 @@ export function renderResult(result: FinalResult, options: RenderOptions = {}): 
     fmtTime(c.start_s),
     fmtTime(c.end_s),
     c.transcript ?? (c.transcript_note ? notes.ref(c.transcript_note) : '(none)'),
-    c.objects.length > 0 ? c.objects.map((o) => `${o.label}×${o.count}`).join(', ') : c.objects_note ? notes.ref(c.objects_note) : '(none)',
+    c.objects.length > 0 ? c.objects.map((o) => `${o.label} (${objectCountText(o)})`).join(', ') : c.objects_note ? notes.ref(c.objects_note) : '(none)',
     c.status === 'failed' ? 'FAILED' : matchSet.has(c.index) ? '✔' : '',
   ]);
   const natural = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

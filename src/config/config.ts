@@ -30,6 +30,8 @@ export const ProfileSchema = z.strictObject({
   replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }),
   /** One mode for every stage, or per stage (stages not named keep STAGE_CALL_MODE). */
   call_mode: z.union([CallModeSchema, z.partialRecord(z.enum(STAGE_KEYS), CallModeSchema)]),
+  /** What the profile is for, in a sentence or two: the request form shows it beside the choice. */
+  description: z.string().max(500).optional(),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -39,13 +41,21 @@ export const PartialProfileSchema = ProfileSchema.partial().extend({
 });
 type PartialProfile = z.infer<typeof PartialProfileSchema>;
 
+/**
+ * The profiles every deployment has. Each description is the one place that explains a profile
+ * to the people choosing it (the request form shows it).
+ */
 const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
-  default: {},
+  default: { description: 'The settings of the environment, unchanged.' },
   // Scaling from zero answers 502/503 for a while: give it more attempts and longer backoff.
   // It keeps its whole budget even for a repeated answer: a function starting up may fail alike.
-  cold: { replicas: { min: 0, max: 5 }, retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false } },
-  warm: { replicas: { min: 1, max: 5 } },
-  'burst-ready': { replicas: { min: 3, max: 10 } },
+  cold: {
+    replicas: { min: 0, max: 5 },
+    retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false },
+    description: 'Stages may have to start first: slower, with more retries and longer waits between them.',
+  },
+  warm: { replicas: { min: 1, max: 5 }, description: 'Stages are already running: the usual choice.' },
+  'burst-ready': { replicas: { min: 3, max: 10 }, description: 'Stages kept running in numbers: for many clips or many requests at once.' },
 };
 
 /** How the HTTP surfaces answer a request: this orchestrator's own answer, or the Python one's envelope. */

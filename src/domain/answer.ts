@@ -5,19 +5,32 @@ import { matchClips } from './query/match.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
 export function summarizeObjects(clip: { frames: ReadonlyArray<{ index: number; detections: ReadonlyArray<{ label: string; confidence: number }> }> }): ObjectSummary[] {
-  const byLabel = new Map<string, { count: number; max: number; frames: Set<number> }>();
+  const byLabel = new Map<string, { count: number; max: number; maxInFrame: number; frames: Set<number> }>();
   for (const frame of clip.frames) {
+    const inFrame = new Map<string, number>();
     for (const d of frame.detections) {
-      const entry = byLabel.get(d.label) ?? { count: 0, max: 0, frames: new Set<number>() };
+      const entry = byLabel.get(d.label) ?? { count: 0, max: 0, maxInFrame: 0, frames: new Set<number>() };
       entry.count += 1;
       entry.max = Math.max(entry.max, d.confidence);
       entry.frames.add(frame.index);
       byLabel.set(d.label, entry);
+      inFrame.set(d.label, (inFrame.get(d.label) ?? 0) + 1);
     }
+    for (const [label, n] of inFrame) byLabel.get(label)!.maxInFrame = Math.max(byLabel.get(label)!.maxInFrame, n);
   }
   return [...byLabel.entries()]
-    .map(([label, e]) => ({ label, count: e.count, max_confidence: round(e.max, 4), frames: [...e.frames].sort((a, b) => a - b) }))
+    .map(([label, e]) => ({ label, count: e.count, max_in_frame: e.maxInFrame, max_confidence: round(e.max, 4), frames: [...e.frames].sort((a, b) => a - b) }))
     .sort((a, b) => b.count - a.count || b.max_confidence - a.max_confidence || a.label.localeCompare(b.label));
+}
+
+/**
+ * How many of an object a clip shows, for people: the most seen in one frame and in how many
+ * frames, never the sum over frames (one still photo over 7 frames is not 7 people).
+ */
+export function objectCountText(object: Pick<ObjectSummary, 'count' | 'max_in_frame' | 'frames'>): string {
+  const frames = object.frames.length;
+  const most = object.max_in_frame ?? Math.max(1, Math.round(object.count / Math.max(1, frames)));
+  return `${most} in one frame${object.max_in_frame === undefined ? ' (about)' : ''}, in ${frames} frame${frames === 1 ? '' : 's'}`;
 }
 
 /** What a clip's object list needs of it (a ClipState, live or as state.json holds it). */

@@ -4,7 +4,10 @@ import { z } from 'zod';
 
 export const ObjectSummarySchema = z.object({
   label: z.string(),
+  /** Detections summed over the clip's frames: one object seen in 7 frames counts 7. */
   count: z.number().int(),
+  /** The most seen in any one frame: how many there are, as far as the frames tell. Absent in older results. */
+  max_in_frame: z.number().int().optional(),
   max_confidence: z.number(),
   frames: z.array(z.number().int()),
 });

@@ -149,3 +149,23 @@ function parseIPv6(input: string): number[] | null {
 
 const V4 = compile(IPV4_RANGES, parseIPv4);
 const V6 = compile(IPV6_RANGES, parseIPv6);
+
+/**
+ * Cloud metadata services outside the link-local ranges: AWS's IPv6 endpoint (inside the unique
+ * local fc00::/7) and Alibaba Cloud's (inside carrier-grade NAT).
+ */
+export const METADATA_ADDRESSES: readonly string[] = ['fd00:ec2::254', '100.100.100.200'];
+
+/**
+ * Why an address is link-local or a cloud metadata service (what the CLI refuses even though it
+ * fetches from loopback and private addresses), or null. IPv4-mapped IPv6 is judged by its IPv4.
+ */
+export function linkLocalOrMetadata(address: string): string | null {
+  const v6 = parseIPv6(address);
+  if (v6 && v6.slice(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff) return linkLocalOrMetadata(v6.slice(12).join('.'));
+  const canonical = v6 ? v6.join(',') : address;
+  const metadata = METADATA_ADDRESSES.some((m) => (parseIPv6(m)?.join(',') ?? m) === canonical);
+  if (metadata) return 'cloud metadata';
+  const reason = classifyAddress(address);
+  return reason !== null && reason.includes('link-local') ? reason : null;
+}

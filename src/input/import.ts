@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { lookup as dnsLookup } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector, interceptors, request } from 'undici';
-import { classifyAddress } from './addresses.ts';
+import { classifyAddress, linkLocalOrMetadata } from './addresses.ts';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { redactUrl } from '../lib/redact.ts';
 import { s3InputRefusal, type S3InputPolicy } from './s3-input-rules.ts';
@@ -31,9 +31,11 @@ export interface ImportOptions {
   /**
    * Connect to loopback, private, link-local or metadata addresses (default true). When false,
    * every connection is checked as it is made, redirects included, so neither a redirect nor a
-   * DNS answer that changed since the request was validated can reach them.
+   * DNS answer that changed since the request was validated can reach them. `except-link-local`
+   * (the CLI's) allows loopback and private addresses but refuses link-local and cloud metadata
+   * ones, checked the same way.
    */
-  allowPrivateNetwork?: boolean;
+  allowPrivateNetwork?: PrivateNetworkAccess;
   /** Which `s3://` objects may be copied (none refused when absent). */
   s3?: S3InputPolicy;
   /** The largest input stored; past it the download stops and its partial copy is removed. */
@@ -47,9 +49,12 @@ export interface ImportOptions {
 }
 
 /** What the running process allows a request's input to be fetched from. */
+/** Which non-public addresses an http(s) input may come from. */
+export type PrivateNetworkAccess = boolean | 'except-link-local';
+
 export interface SourcePolicy {
   allowLocalPath: boolean;
-  allowPrivateNetwork: boolean;
+  allowPrivateNetwork: PrivateNetworkAccess;
   s3: S3InputPolicy;
   /** `MAX_INPUT_BYTES`. */
   maxBytes: number;
@@ -74,11 +79,11 @@ const downloads = new Agent({ connect: { timeout: 10_000 }, headersTimeout: 60_0
   interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
 );
 
-/** Refuses to resolve a host to an address that must not be fetched from. */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+/** Refuses to resolve a host to an address `judge` refuses. */
+const lookupRefusing = (judge: (address: string) => string | null): LookupFunction => (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, '', 0);
-    const blocked = addresses.map((a) => [a, classifyAddress(a.address)] as const).find(([, reason]) => reason !== null);
+    const blocked = addresses.map((a) => [a, judge(a.address)] as const).find(([, reason]) => reason !== null);
     if (blocked) {
       const [address, reason] = blocked;
       return callback(privateAddress(hostname, address.address, reason!), '', 0);
@@ -95,20 +100,26 @@ function privateAddress(host: string, address: string, reason: string): NodeJS.E
   });
 }
 
-const connectPublic = buildConnector({ timeout: 10_000, lookup: publicOnlyLookup });
+/** Downloads whose every connection, redirects included, is to an address `judge` allows. */
+function downloadsRefusing(judge: (address: string) => string | null): ReturnType<Agent['compose']> {
+  const connect = buildConnector({ timeout: 10_000, lookup: lookupRefusing(judge) });
+  return new Agent({
+    headersTimeout: 60_000,
+    bodyTimeout: 120_000,
+    connect: (options, callback) => {
+      // An address literal is never looked up, so it is checked here.
+      const host = options.hostname.replace(/^\[|\]$/g, '');
+      const reason = isIP(host) ? judge(host) : null;
+      if (reason) return callback(privateAddress(host, host, reason), null);
+      return connect(options, callback);
+    },
+  }).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
+}
 
-/** Downloads for untrusted callers: every connection, redirects included, is to a public address. */
-const publicDownloads = new Agent({
-  headersTimeout: 60_000,
-  bodyTimeout: 120_000,
-  connect: (options, callback) => {
-    // An address literal is never looked up, so it is checked here.
-    const host = options.hostname.replace(/^\[|\]$/g, '');
-    const reason = isIP(host) ? classifyAddress(host) : null;
-    if (reason) return callback(privateAddress(host, host, reason), null);
-    return connectPublic(options, callback);
-  },
-}).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
+/** Downloads for untrusted callers: public addresses only. */
+const publicDownloads = downloadsRefusing(classifyAddress);
+/** Downloads for the person at the CLI: their own machine and network, but not the cloud's metadata. */
+const localNetworkDownloads = downloadsRefusing(linkLocalOrMetadata);
 
 const VIDEO_TYPES: Record<string, string> = {
   '.mp4': 'video/mp4',
@@ -213,7 +224,7 @@ async function importFromHttp(
   source: string,
   dest: ObjectLocation,
   signal: AbortSignal | undefined,
-  allowPrivateNetwork: boolean,
+  allowPrivateNetwork: PrivateNetworkAccess,
   maxBytes: number,
 ): Promise<ImportedInput> {
   if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${redactUrl(source)}`));
@@ -222,7 +233,7 @@ async function importFromHttp(
   try {
     response = await request(source, {
       method: 'GET',
-      dispatcher: allowPrivateNetwork ? downloads : publicDownloads,
+      dispatcher: allowPrivateNetwork === true ? downloads : allowPrivateNetwork === false ? publicDownloads : localNetworkDownloads,
       headers: { accept: '*/*', 'user-agent': 'fave-orchestrator' },
       ...(signal ? { signal } : {}),
     });

@@ -17,7 +17,7 @@ import type { CallbackInbox } from '../transport/callbacks.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
 import type { StateEnvelope } from '../persistence/state-file.ts';
 import { RequestRepository } from '../persistence/request-repository.ts';
-import type { SourceAccess, SourcePolicy } from '../input/import.ts';
+import type { PrivateNetworkAccess, SourceAccess, SourcePolicy } from '../input/import.ts';
 import { redactUrl } from '../lib/redact.ts';
 import { StateWriter } from '../persistence/state-writer.ts';
 import { DispatchJournal, clearDispatches, readDispatches } from '../persistence/dispatch-journal.ts';
@@ -71,8 +71,11 @@ export interface OrchestratorEvents {
 export interface SubmitOptions {
   /** Accept a local path as video_uri (the CLI; never a network-facing surface). Default no. */
   allowLocalPath?: boolean;
-  /** Fetch http(s) inputs from loopback/private/link-local addresses. Default `ALLOW_PRIVATE_SOURCES`. */
-  allowPrivateNetwork?: boolean;
+  /**
+   * Fetch http(s) inputs from loopback/private/link-local addresses (`except-link-local`: not
+   * from link-local or cloud metadata ones). Default `ALLOW_PRIVATE_SOURCES`.
+   */
+  allowPrivateNetwork?: PrivateNetworkAccess;
 }
 
 /** A request this process runs, or one it waits on while another owner runs it. */
@@ -121,6 +124,13 @@ export class Orchestrator {
   get profileNames(): string[] {
     const { profileName, profiles } = this.options.config;
     return [profileName, ...Object.keys(profiles).filter((p) => p !== profileName)];
+  }
+
+  /** Each profile's description, for those that have one. */
+  get profileDescriptions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, profile] of Object.entries(this.options.config.profiles)) if (profile.description) out[name] = profile.description;
+    return out;
   }
 
   /** True when the stages run in this process (no gateway): the embedded default. */

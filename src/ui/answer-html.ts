@@ -1,5 +1,6 @@
 import type { MatchReason } from '../domain/result.ts';
 import { normalizeWords } from '../domain/query/match.ts';
+import { objectCountText } from '../domain/answer.ts';
 import type { Answer, AnswerClip } from './answer.ts';
 import { escapeXml } from './html.ts';
 
@@ -47,7 +48,7 @@ function reasonText(reason: MatchReason): string {
   return reason.type === 'object' ? `${reason.label} seen (confidence ${reason.confidence.toFixed(2)})` : `“${reason.word}” said`;
 }
 
-function card(clip: AnswerClip, media: MediaLinks): string {
+function card(clip: AnswerClip, media: MediaLinks, shared: ReadonlySet<string> = new Set()): string {
   const match = clip.match;
   const head = [
     match ? `<span class="rank">#${match.rank}</span>` : '',
@@ -70,16 +71,18 @@ function card(clip: AnswerClip, media: MediaLinks): string {
   const transcript =
     clip.transcript !== null && clip.transcript.trim() !== ''
       ? `<p class="transcript">${highlightTranscript(clip.transcript, clip.highlight)}</p>`
-      : `<p class="transcript muted">${escapeXml(clip.transcript_note ? `(${clip.transcript_note})` : '(no transcript)')}</p>`;
+      : clip.transcript_note !== null && shared.has(clip.transcript_note)
+        ? '<p class="transcript muted">(no transcript: see the note above)</p>'
+        : `<p class="transcript muted">${escapeXml(clip.transcript_note ? `(${clip.transcript_note})` : '(no transcript)')}</p>`;
   const chips =
     clip.objects.length > 0
       ? `<div class="chips">${clip.objects
           .map((o) => {
             const hit = match?.reasons.some((r) => r.type === 'object' && r.label === o.label) ? ' hit' : '';
-            return `<span class="chip${hit}" data-label="${escapeXml(o.label)}"><b>${escapeXml(o.label)}</b> ×${o.count} · ${o.max_confidence.toFixed(2)}</span>`;
+            return `<span class="chip${hit}" data-label="${escapeXml(o.label)}"><b>${escapeXml(o.label)}</b> ${escapeXml(objectCountText(o))} · ${o.max_confidence.toFixed(2)}</span>`;
           })
           .join('')}</div>`
-      : clip.objects_note
+      : clip.objects_note && !shared.has(clip.objects_note)
         ? `<div class="chips muted">${escapeXml(clip.objects_note)}</div>`
         : '';
   const reasons = match ? `<ul class="reasons">${match.reasons.map((r) => `<li>${escapeXml(reasonText(r))}</li>`).join('')}</ul>` : '';
@@ -111,12 +114,25 @@ function strip(answer: Answer): string {
   return `<div class="strip-wrap"><div class="strip" id="strip">${segments}</div><div class="strip-axis">${ticks}</div></div>`;
 }
 
+/**
+ * Notes about how the request was set up rather than about one clip (no speech engine, which
+ * detector looked and what to expect of it): said once above the clips, not under each.
+ */
+const SETUP_NOTE = /no speech engine configured|^detected by |no detector|object detection disabled/i;
+
+export function requestNotes(answer: Pick<Answer, 'clips'>): string[] {
+  const notes = answer.clips.flatMap((c) => [c.transcript_note, c.objects.length === 0 ? c.objects_note : null]);
+  return [...new Set(notes.filter((n): n is string => n !== null && SETUP_NOTE.test(n)))];
+}
+
 export function renderAnswer(answer: Answer, query: string | null, media: MediaLinks): string {
   const byIndex = new Map(answer.clips.map((c) => [c.index, c]));
   const matches = answer.matches.map((i) => byIndex.get(i)!).filter(Boolean);
   const others = answer.clips.filter((c) => c.match === null);
   const terms = [...answer.terms.labels.map((l) => `<span class="term term-label">${escapeXml(l)}</span>`), ...answer.terms.words.map((w) => `<span class="term">${escapeXml(w)}</span>`)].join('');
-  const otherCards = others.map((c) => card(c, media)).join('\n');
+  const notes = requestNotes(answer);
+  const shared = new Set(notes);
+  const otherCards = others.map((c) => card(c, media, shared)).join('\n');
   return `<section class="answer" id="answer" data-verdict="${answer.verdict.kind}">
   <div class="ask">
     <div class="query">${query ? `“${escapeXml(query)}”` : '<span class="muted">no query</span>'}</div>
@@ -124,8 +140,9 @@ export function renderAnswer(answer: Answer, query: string | null, media: MediaL
   </div>
   <p class="verdict verdict-${answer.verdict.kind}" id="verdict">${escapeXml(answer.verdict.text)}</p>
   ${media.note ? `<p class="media-note muted" id="media-note">${escapeXml(media.note)}</p>` : ''}
+  ${notes.length > 0 ? `<ul class="request-notes muted" id="request-notes">${notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>` : ''}
   ${strip(answer)}
-  ${matches.length > 0 ? `<div class="cards" id="matches">\n${matches.map((c) => card(c, media)).join('\n')}\n</div>` : ''}
+  ${matches.length > 0 ? `<div class="cards" id="matches">\n${matches.map((c) => card(c, media, shared)).join('\n')}\n</div>` : ''}
   ${
     others.length > 0
       ? `<details class="others" id="others"${matches.length === 0 && answer.verdict.kind === 'no-query' ? ' open' : ''}><summary>${matches.length > 0 ? `${others.length} other clip${others.length === 1 ? '' : 's'}` : `all ${others.length} clip${others.length === 1 ? '' : 's'}`}</summary><div class="cards">\n${otherCards}\n</div></details>`

@@ -138,7 +138,9 @@ function verdictOf(
   const total = context.clips.length;
   if (status === 'RUNNING') {
     const sofar = matchCount > 0 ? `; ${matchCount} matching so far` : '';
-    return { kind: 'running', text: `running: ${doneCount} of ${plural(total, 'clip')} analysed${sofar}` };
+    // The same figures as the progress bar: clips done (or failed) of the clips planned so far.
+    if (total === 0) return { kind: 'running', text: 'running: finding the clips in the video' };
+    return { kind: 'running', text: `running: ${doneCount} of ${plural(total, 'clip')} done${sofar}` };
   }
   if (status === 'FAILED' && doneCount === 0) {
     return { kind: 'failed', text: `the request failed before any clip was analysed${context.error ? `: ${context.error.message}` : ''}` };

@@ -111,6 +111,10 @@ details.others .card { opacity: .96; }
 form.submit { display: grid; grid-template-columns: max-content minmax(220px, 520px); gap: 8px 12px; align-items: center; padding: 14px; border: 1px solid var(--line); border-radius: 10px; background: var(--panel); max-width: 760px; margin: 8px 0 22px; }
 form.submit label { color: var(--muted); font-size: 13px; }
 form.submit input[type=text], form.submit select { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; width: 100%; }
+form.submit #f-video-note { display: block; font-size: 12px; margin-top: 3px; }
+form.submit .profile-notes { display: grid; grid-template-columns: max-content 1fr; gap: 2px 8px; margin: 6px 0 0; font-size: 12px; }
+form.submit .profile-notes dt { font-weight: 600; } form.submit .profile-notes dd { margin: 0; }
+.request-notes { margin: 0 0 10px; padding-left: 18px; font-size: 13px; }
 form.submit .actions { grid-column: 2; display: flex; gap: 12px; align-items: center; }
 form.submit button { font: inherit; font-weight: 600; padding: 6px 16px; border-radius: 6px; border: 0; background: var(--run); color: #fff; cursor: pointer; }
 form.submit button:disabled { background: var(--muted); cursor: default; }
@@ -321,7 +325,7 @@ export const REQUEST_SCRIPT = String.raw`
   answerMedia();
   // The answer is drawn by the server (one code path with the report): a live page swaps in the
   // section of a fresh copy of itself when clips settle or the request ends.
-  function answerKey(d) { return d.status + ':' + (d.progress.clips_done + d.progress.clips_failed) + ':' + d.progress.frames_done; }
+  function answerKey(d) { return d.status + ':' + d.progress.clips_total + ':' + (d.progress.clips_done + d.progress.clips_failed) + ':' + d.progress.frames_done; }
   var shownAnswer = answerKey(data);
   function refreshAnswer(d) {
     var key = answerKey(d);

@@ -83,7 +83,7 @@ export function renderRequestPage(view: RequestPageView, options: RequestPageOpt
     <span id="invocations-text"></span>
   </div>
   <h3>Statechart</h3>
-  <p class="muted">The current state is highlighted (<code>data-current="true"</code>); hover an edge for its event and guard.</p>
+  <p class="muted">The current state is highlighted in amber; hover an edge for its event and guard.</p>
   <div class="charts">
 ${renderStatecharts(view.statechart)}
   </div>
@@ -114,6 +114,8 @@ ${renderStatecharts(view.statechart)}
 
 export interface SubmitFormOptions {
   profiles: readonly string[];
+  /** What each profile is for (from the configuration), shown under the picker. */
+  profileDescriptions?: Readonly<Record<string, string>>;
   /** A file upload field (the embedded default: local store, stages in process). */
   uploads: boolean;
   /** The upload cap, said next to the field. */
@@ -128,15 +130,20 @@ function bytes(n: number): string {
 
 /** The form that starts a request: a video URI or (embedded) a file, a query and a profile. */
 export function renderSubmitForm(options: SubmitFormOptions): string {
+  const descriptions = options.profileDescriptions ?? {};
   const profiles = options.profiles.map((p) => `<option value="${escapeXml(p)}">${escapeXml(p)}</option>`).join('');
+  const explained = options.profiles
+    .filter((p) => descriptions[p])
+    .map((p) => `<dt>${escapeXml(p)}</dt><dd>${escapeXml(descriptions[p]!)}</dd>`)
+    .join('');
   const upload = options.uploads
     ? `<label for="f-file">or a file</label><div><input id="f-file" name="file" type="file" accept="video/*"> <span class="muted">stored under uploads/, at most ${escapeXml(bytes(options.maxUploadBytes))}</span></div>`
     : '';
   return `<form class="submit" id="submit-form" data-max-upload="${options.maxUploadBytes}">
-  <label for="f-video">video</label><input id="f-video" name="video_uri" type="text" placeholder="s3://bucket/key.mp4 or https://…" autocomplete="off">
+  <label for="f-video">video</label><div><input id="f-video" name="video_uri" type="text" placeholder="s3://bucket/key.mp4 or https://…" autocomplete="off" aria-describedby="f-video-note"> <span id="f-video-note" class="muted">an s3:// or http(s):// address; paths on the server's disk are refused${options.uploads ? ' (upload a file instead)' : ''}</span></div>
   ${upload}
   <label for="f-query">query</label><input id="f-query" name="query" type="text" placeholder="where are the cars?" autocomplete="off">
-  <label for="f-profile">profile</label><select id="f-profile" name="profile">${profiles}</select>
+  <label for="f-profile">profile</label><div><select id="f-profile" name="profile" aria-describedby="f-profile-notes">${profiles}</select>${explained ? `<dl class="profile-notes muted" id="f-profile-notes">${explained}</dl>` : ''}</div>
   <div class="actions"><button type="submit" id="f-submit">Start</button><span id="submit-status" class="muted" role="status"></span></div>
 </form>`;
 }

@@ -6,6 +6,8 @@
  * HTTP against the scripted test gateway, and `dist/handler.js` loaded by a stand-in of the
  * OpenFaaS Node template's index.js completing another.
  *
+ * Then the stage image (Dockerfile.stages), as rehearse-stages.ts describes.
+ *
  *   npx tsx test/image/rehearse.ts [--node <path to a node binary>]... [--keep]
  *
  * Each `--node` runs the image's processes under that binary (default: this one); the install
@@ -18,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { FsStore } from '../../src/persistence/fs-store.ts';
 import { startTestGateway, type TestGateway } from '../support/test-gateway.ts';
 import { until } from '../support/until.ts';
+import { buildStageImage, checkStagesDockerfile, rehearseStages, type Runner } from './rehearse-stages.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const BUCKET = 'fave-artifacts';
@@ -271,8 +274,11 @@ async function main(): Promise<void> {
   if (nodes.length === 0) nodes.push(process.execPath);
 
   await checkDockerfile();
+  const runner: Runner = { step, run, fail: (message) => new StepFailed(message) };
+  await checkStagesDockerfile(REPO, runner);
   const scratch = await mkdtemp(join(tmpdir(), 'fave-image-'));
   const dir = join(scratch, 'home-app');
+  const stagesDir = join(scratch, 'stages-home-app');
   const templateDir = join(scratch, 'template');
   const dataDir = join(scratch, 'data');
   let gateway: TestGateway | null = null;
@@ -290,8 +296,16 @@ async function main(): Promise<void> {
       tags.push({ node, tag: version });
       await smokeCli(node, dir, env, version);
     }
+    await mkdir(stagesDir);
+    const stagesStarted = performance.now();
+    const size = await buildStageImage(REPO, stagesDir, join(dir, 'dist'), runner);
+    let stagesMs = performance.now() - stagesStarted;
     await layOutTemplate(dir, templateDir);
     for (const { node, tag } of tags) await smokeHandler(node, templateDir, env, tag);
+    const pipelineStarted = performance.now();
+    for (const { node, tag } of tags) await rehearseStages(node, stagesDir, tag, scratch, runner);
+    stagesMs += performance.now() - pipelineStarted;
+    step(`stage image: ${size}; its rehearsal took ${(stagesMs / 1000).toFixed(0)} s`);
     step(`passed (${tags.map((t) => t.tag).join(', ')})`);
   } finally {
     await gateway?.close();

@@ -3,10 +3,19 @@ import { toFaveError } from '../../domain/errors.ts';
 import { startHttpServer } from '../../server/http-server.ts';
 import { EXIT, fail, port, withApp } from '../shared.ts';
 
-class PortInUse extends Error {
-  constructor(port: number, host: string) {
-    super(`port ${port} is in use (on ${host}): stop what listens there, or choose another port with --port`);
+/** A listen failure the user can act on, said with what to do. */
+class CannotListen extends Error {}
+
+function cannotListen(code: string | undefined, port: number, host: string): CannotListen | null {
+  if (code === 'EADDRINUSE') return new CannotListen(`port ${port} is in use (on ${host}): stop what listens there, or choose another port with --port`);
+  if (code === 'EACCES') {
+    return new CannotListen(
+      `port ${port} (on ${host}) needs privileges this user does not have: ports below 1024 are reserved for root on most systems. ` +
+        'Choose a port above 1024 with --port (e.g. --port 8080), or put a reverse proxy in front',
+    );
   }
+  if (code === 'EADDRNOTAVAIL') return new CannotListen(`${host} is not an address of this machine: choose one it has with --host (e.g. 127.0.0.1 or 0.0.0.0)`);
+  return null;
 }
 
 /** A wildcard listen address is not one a browser can open: show it as localhost. */
@@ -50,8 +59,8 @@ export function registerServe(program: Command): void {
           insecureNoAuth: opts.insecureNoAuth === true,
           requireAuth: opts.requireAuth === true,
         }).catch((err: unknown) => {
-          if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUse(opts.port, opts.host ?? (app.config.auth.tokens.length > 0 ? '0.0.0.0' : '127.0.0.1'));
-          throw err;
+          const host = opts.host ?? (app.config.auth.tokens.length > 0 ? '0.0.0.0' : '127.0.0.1');
+          throw cannotListen((err as NodeJS.ErrnoException).code, opts.port, host) ?? err;
         });
         app.logger.info({ event: 'listening', url: server.url, gateway: app.config.gatewayUrl ?? 'local stages', store: app.store.kind });
         // The line for a person (the log above is for machines), with addresses a browser opens.
@@ -71,7 +80,7 @@ export function registerServe(program: Command): void {
         // Abandoning the executions is what lets waiting synchronous callers get their 503.
         await Promise.all([server.close(), app.orchestrator.close()]);
       }, false).catch((err: unknown) => {
-        if (err instanceof PortInUse) {
+        if (err instanceof CannotListen) {
           process.stderr.write(`fave: ${err.message}\n`);
           process.exit(EXIT.failed);
         }

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packTarGz, type ArchiveMember } from './archive.ts';
 import { SPEECH_AUDIO_RATE } from './ffmpeg2.ts';
+import { probeMedia } from './probe.ts';
 import { transcribe } from './speech.ts';
 import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
@@ -10,6 +11,8 @@ import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
 export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configured';
 /** A clip whose audio peaks below SILENCE_DB: a stretch without speech, no engine is asked. */
 export const SILENT_CLIP_TRANSCRIPT = 'Dummy transcript: no speech in this clip (a silent stretch)';
+/** A clip whose video has no audio stream at all: nothing to listen to, no engine is asked. */
+export const NO_AUDIO_TRANSCRIPT = 'Dummy transcript: no audio track in this video';
 /** Peak level (dBFS) under which a clip's audio is silence. */
 const SILENCE_DB = -50;
 
@@ -30,22 +33,33 @@ export function deepspeechStage(env: StageEnvironment, speechCommand: string | n
   return defineStage(env, async (ctx) => {
     const input = await ctx.openInput();
     let source: string;
+    /** The clip's video, whose streams say whether there is sound at all. */
+    let video: string | null = null;
     const passAlong: ArchiveMember[] = [];
     if (input.kind === 'file') {
       source = input.path;
+      video = input.path;
     } else {
       const audioName = pickMember(input.names, ['audio.wav', 'clip.wav'], ['.wav']);
       const videoName = pickMember(input.names, CLIP_VIDEO_NAMES, VIDEO_EXTENSIONS);
       const chosen = audioName ?? videoName;
       if (!chosen) throw new StageRejection(`input archive ${ctx.request.input_uri} holds neither audio.wav nor a video (members: ${input.names.join(', ') || 'none'})`);
       source = join(input.dir, chosen);
-      if (videoName) passAlong.push({ name: 'clip.mp4', path: join(input.dir, videoName) });
+      if (videoName) {
+        video = join(input.dir, videoName);
+        passAlong.push({ name: 'clip.mp4', path: video });
+      }
     }
+    // A video without sound got a silent track from ffmpeg-0 (named so) and a silent audio.wav
+    // from ffmpeg-2; the clip's video tells that apart from a recording of silence.
+    const soundless = video !== null && (await probeMedia(video, ctx.signal).then((info) => info.video !== null && (info.audio === null || info.audio.added), () => false));
 
     let transcript = NO_ENGINE_TRANSCRIPT;
     let engine: string | null = null;
-    const peak = await peakLevel(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not read the audio'));
-    if (peak < SILENCE_DB) {
+    const peak = soundless ? Number.NEGATIVE_INFINITY : await peakLevel(source, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not read the audio'));
+    if (soundless) {
+      transcript = NO_AUDIO_TRANSCRIPT;
+    } else if (peak < SILENCE_DB) {
       transcript = SILENT_CLIP_TRANSCRIPT;
     } else if (speechCommand) {
       // Whatever the input's format, the engine gets the 16 kHz mono PCM it expects.

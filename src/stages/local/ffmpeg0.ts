@@ -1,5 +1,5 @@
 import { packTarGz } from './archive.ts';
-import { probeMedia, type MediaInfo } from './probe.ts';
+import { ADDED_SILENCE_HANDLER, probeMedia, type MediaInfo } from './probe.ts';
 import { defineStage, type StageEnvironment, StageRejection, type LocalStageFunction } from './stage-kit.ts';
 import { EVEN_DIMENSIONS, FFMPEG_QUIET, runTool } from './tools.ts';
 
@@ -52,7 +52,9 @@ function videoArgs(input: string, info: MediaInfo, output: string): string[] {
   if (info.audio) {
     args.push('-map', '0:v:0', '-map', '0:a:0');
   } else {
+    // Named, so the later stages can tell this track from a recording of silence.
     args.push('-f', 'lavfi', '-i', `anullsrc=channel_layout=mono:sample_rate=${ARCHIVE_AUDIO_RATE}`, '-map', '0:v:0', '-map', '1:a:0', '-shortest');
+    args.push('-metadata:s:a:0', `handler_name=${ADDED_SILENCE_HANDLER}`);
   }
   return [...args, ...videoCodec, '-c:a', 'aac', '-b:a', '128k', '-movflags', '+faststart', '-f', 'mp4', output];
 }

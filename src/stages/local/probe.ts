@@ -6,8 +6,12 @@ export interface MediaInfo {
   /** Seconds; null when the container does not say. */
   duration: number | null;
   video: { codec: string; width: number; height: number; fps: number | null } | null;
-  audio: { codec: string; sampleRate: number | null; channels: number | null } | null;
+  /** `added`: the silent track stage-ffmpeg-0 gives a video that had no sound (its handler name says so). */
+  audio: { codec: string; sampleRate: number | null; channels: number | null; added: boolean } | null;
 }
+
+/** The handler name of the silent track stage-ffmpeg-0 adds to a video without sound; re-encoding keeps it. */
+export const ADDED_SILENCE_HANDLER = 'FAVE: no audio track';
 
 const numeric = z
   .union([z.number(), z.string()])
@@ -30,6 +34,7 @@ const ProbeSchema = z.looseObject({
         channels: z.number().optional(),
         duration: numeric,
         disposition: z.looseObject({ attached_pic: z.number().optional() }).optional(),
+        tags: z.looseObject({ handler_name: z.string().optional() }).optional(),
       }),
     )
     .default([]),
@@ -48,7 +53,9 @@ export async function probeMedia(path: string, signal: AbortSignal): Promise<Med
     video: video
       ? { codec: video.codec_name ?? 'unknown', width: video.width ?? 0, height: video.height ?? 0, fps: parseRate(video.avg_frame_rate) }
       : null,
-    audio: audio ? { codec: audio.codec_name ?? 'unknown', sampleRate: audio.sample_rate, channels: audio.channels ?? null } : null,
+    audio: audio
+      ? { codec: audio.codec_name ?? 'unknown', sampleRate: audio.sample_rate, channels: audio.channels ?? null, added: audio.tags?.handler_name === ADDED_SILENCE_HANDLER }
+      : null,
   };
 }
 

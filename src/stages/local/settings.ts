@@ -1,4 +1,6 @@
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
 
@@ -8,6 +10,8 @@ export interface LocalStageSettings {
   frameFps: number;
   /** Speech-to-text command line with a `{wav}` placeholder; null: no engine. */
   speechCommand: string | null;
+  /** Where the speech command came from: set, or pocketsphinx found on this machine. */
+  speechSource: 'configured' | 'pocketsphinx' | null;
   /** Path of a YOLO ONNX model; null: none. */
   detectorModel: string | null;
   /**
@@ -67,6 +71,24 @@ const EnvSchema = z.object({
   FAVE_SILENT_CLIPS: envFlag.default(true),
 });
 
+/** Debian's `pocketsphinx` and `pocketsphinx-en-us` packages: the program and its US English model. */
+export const POCKETSPHINX_PROGRAM = 'pocketsphinx_continuous';
+export const POCKETSPHINX_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
+/** `{wav}` is the 16 kHz mono file; its log goes nowhere, so stdout is the transcript alone. */
+export const POCKETSPHINX_COMMAND =
+  `${POCKETSPHINX_PROGRAM} -infile {wav} -hmm ${POCKETSPHINX_MODEL_DIR}/en-us -lm ${POCKETSPHINX_MODEL_DIR}/en-us.lm.bin ` +
+  `-dict ${POCKETSPHINX_MODEL_DIR}/cmudict-en-us.dict -logfn /dev/null`;
+/** Says no engine runs, even where pocketsphinx is installed. */
+export const NO_SPEECH_ENGINE = 'none';
+
+/** pocketsphinx's command line when the program is on PATH and its US English model installed; else null. */
+export function findPocketsphinx(env: NodeJS.ProcessEnv = process.env): string | null {
+  const onPath = (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && existsSync(join(dir, POCKETSPHINX_PROGRAM)));
+  if (!onPath) return null;
+  const model = ['en-us/mdef', 'en-us.lm.bin', 'cmudict-en-us.dict'].every((file) => existsSync(join(POCKETSPHINX_MODEL_DIR, file)));
+  return model ? POCKETSPHINX_COMMAND : null;
+}
+
 export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_') && v !== '')));
   if (!parsed.success) {
@@ -77,9 +99,14 @@ export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, e
   const detectorModel = input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel;
   const choice = input.detectorModel === null ? 'none' : (input.detector ?? e.FAVE_DETECTOR);
   if (choice === 'onnx' && detectorModel === null) throw new FaveFailure(faveError('BAD_CONFIG', 'FAVE_DETECTOR=onnx needs FAVE_DETECTOR_MODEL (the path of a YOLO .onnx model)'));
+  // Unset: the engine this machine has, if any; `none`: no engine.
+  const configured = input.speechCommand === undefined ? (e.FAVE_SPEECH_COMMAND ?? null) : input.speechCommand;
+  const found = input.speechCommand === undefined && e.FAVE_SPEECH_COMMAND === undefined ? findPocketsphinx(env) : null;
+  const speechCommand = configured === NO_SPEECH_ENGINE ? null : (configured ?? found);
   const settings: LocalStageSettings = {
     frameFps: input.frameFps ?? e.FAVE_FRAME_FPS,
-    speechCommand: input.speechCommand === undefined ? (e.FAVE_SPEECH_COMMAND ?? null) : input.speechCommand,
+    speechCommand,
+    speechSource: speechCommand === null ? null : found !== null && configured === null ? 'pocketsphinx' : 'configured',
     detectorModel,
     detector: choice === 'auto' ? (detectorModel !== null ? 'onnx' : 'coco') : choice,
     detectorConfidence: input.detectorConfidence ?? e.FAVE_DETECTOR_CONFIDENCE,
