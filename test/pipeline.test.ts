@@ -12,18 +12,19 @@ afterEach(async () => {
 
 /** The objects a clip should report, computed independently from the script's detections. */
 function expectedObjects(frames: Array<{ frame_index: number; detections: Array<{ label: string; confidence: number }> }>) {
-  const by = new Map<string, { count: number; max: number; frames: number[] }>();
+  const by = new Map<string, { count: number; max: number; frames: number[]; inFrame: Map<number, number> }>();
   for (const f of frames) {
     for (const d of f.detections) {
-      const e = by.get(d.label) ?? { count: 0, max: 0, frames: [] };
+      const e = by.get(d.label) ?? { count: 0, max: 0, frames: [], inFrame: new Map<number, number>() };
       e.count++;
       e.max = Math.max(e.max, d.confidence);
+      e.inFrame.set(f.frame_index, (e.inFrame.get(f.frame_index) ?? 0) + 1);
       if (!e.frames.includes(f.frame_index)) e.frames.push(f.frame_index);
       by.set(d.label, e);
     }
   }
   return [...by.entries()]
-    .map(([label, e]) => ({ label, count: e.count, max_confidence: e.max, frames: e.frames }))
+    .map(([label, e]) => ({ label, count: e.count, max_in_frame: Math.max(...e.inFrame.values()), max_confidence: e.max, frames: e.frames }))
     .sort((a, b) => b.count - a.count || b.max_confidence - a.max_confidence || a.label.localeCompare(b.label));
 }
 
