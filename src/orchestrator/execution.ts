@@ -43,6 +43,8 @@ export interface ExecutionOptions {
    * cancel that reached another replica); answers the reason, or null.
    */
   cancelRequested?: (since: number) => Promise<string | null>;
+  /** Once the claim is stored and before the machine starts (so before any stage call); must not throw. */
+  onClaimed?: () => Promise<void>;
 }
 
 /**
@@ -100,6 +102,7 @@ export class Execution {
   async start(): Promise<void> {
     if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
+    await this.options.onClaimed?.();
     this.options.writer.onLost((failure) => {
       if (failure.error.code === 'LEASE_HELD') void this.fail(failure.error);
       else this.stopOnStoreFault(failure.error);

@@ -9,7 +9,10 @@ import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
   preconditionFailed,
+  MAX_LIST_PAGE,
   type Appender,
+  type ListPage,
+  type ListPageOptions,
   type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
@@ -194,13 +197,51 @@ export class FsStore implements Store {
         const key = relative(base, full).split(sep).join('/');
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
-        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock') && !entry.name.endsWith('.broken')) {
+        } else if (key.startsWith(prefix) && listable(entry.name)) {
           keys.push(key);
         }
       }
     };
     await walk(base);
     return keys.sort();
+  }
+
+  /** The token is the last key or prefix of the page before: pages stay valid while keys come and go. */
+  async listPage(bucket: string, prefix: string, options: ListPageOptions = {}): Promise<ListPage> {
+    const limit = Math.max(1, Math.min(MAX_LIST_PAGE, options.limit ?? MAX_LIST_PAGE));
+    const after = options.token ?? options.startAfter ?? '';
+    let keys: string[];
+    let prefixes: string[] = [];
+    if (options.delimiter) {
+      // One directory read: the "folders" under the prefix without walking into them.
+      const cut = prefix.lastIndexOf('/') + 1;
+      const dirKey = prefix.slice(0, cut);
+      const dir = join(this.root, bucket, ...dirKey.split('/').filter(Boolean));
+      const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      });
+      keys = [];
+      for (const entry of entries) {
+        const key = `${dirKey}${entry.name}`;
+        if (!key.startsWith(prefix)) continue;
+        if (entry.isDirectory()) prefixes.push(`${key}/`);
+        else if (listable(entry.name)) keys.push(key);
+      }
+    } else {
+      keys = await this.list(bucket, prefix);
+    }
+    const items = [...keys.map((key) => ({ key, folder: false })), ...prefixes.map((key) => ({ key, folder: true }))]
+      .filter((item) => item.key > after)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const page = items.slice(0, limit);
+    prefixes = page.filter((item) => item.folder).map((item) => item.key);
+    const objects = await Promise.all(
+      page
+        .filter((item) => !item.folder)
+        .map(async ({ key }) => ({ key, size: (await this.head({ bucket, key }))?.size ?? 0 })),
+    );
+    return { objects, prefixes, next: items.length > limit ? page.at(-1)!.key : null };
   }
 
   async delete(loc: ObjectLocation): Promise<void> {
@@ -240,6 +281,11 @@ export class FsStore implements Store {
     if (code === 'EISDIR') return notFound(loc);
     return new FaveFailure(faveError('STORE_ERROR', `filesystem store failed on ${loc.bucket}/${loc.key}: ${(err as Error).message}`));
   }
+}
+
+/** Temp files, locks and set-aside files are the store's own, never objects. */
+function listable(name: string): boolean {
+  return !name.endsWith('.tmp') && !name.endsWith('.lock') && !name.endsWith('.broken');
 }
 
 function infoOf(s: { size: bigint; mtimeNs: bigint; ino: bigint }): ObjectInfo {
