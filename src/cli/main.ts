@@ -11,6 +11,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerVisualize } from './commands/visualize.ts';
 import { registerReport } from './commands/report.ts';
+import { registerGc } from './commands/gc.ts';
 
 const program = new Command()
   .name('fave')
@@ -123,6 +124,7 @@ registerServe(program);
 registerGateway(program);
 registerVisualize(program);
 registerReport(program);
+registerGc(program);
 
 try {
   await program.parseAsync(process.argv);

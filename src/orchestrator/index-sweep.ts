@@ -16,6 +16,12 @@ export interface SweepCandidates {
  */
 export class IndexedSweep {
   private lastFullScanAt: number | null = null;
+  /**
+   * Running requests the full scan found without a marker, looked at by every sweep until they
+   * have one (taken over here or elsewhere) or are settled: one whose lease had not run out at
+   * the scan must not wait for the next scan.
+   */
+  private readonly unmarked = new Set<string>();
 
   constructor(
     private readonly index: RequestIndex,
@@ -24,13 +30,17 @@ export class IndexedSweep {
 
   async candidates(): Promise<SweepCandidates> {
     const running = await this.index.runningIds();
-    const now = Date.now();
-    if (this.lastFullScanAt !== null && now - this.lastFullScanAt < this.options.fullScanEveryMs) return { ids: running, fullScan: false };
-    const unindexed = await this.index.unindexed();
-    this.lastFullScanAt = now;
-    if (unindexed.length > 0) this.options.logger?.info({ event: 'index_full_scan', unindexed: unindexed.length });
     const seen = new Set(running);
-    return { ids: [...running, ...unindexed.filter((id) => !seen.has(id))], fullScan: true };
+    for (const id of this.unmarked) if (seen.has(id)) this.unmarked.delete(id);
+    const now = Date.now();
+    const fullScan = this.lastFullScanAt === null || now - this.lastFullScanAt >= this.options.fullScanEveryMs;
+    if (fullScan) {
+      const unindexed = await this.index.unindexed();
+      this.lastFullScanAt = now;
+      if (unindexed.length > 0) this.options.logger?.info({ event: 'index_full_scan', unindexed: unindexed.length });
+      for (const id of unindexed) this.unmarked.add(id);
+    }
+    return { ids: [...running, ...[...this.unmarked].filter((id) => !seen.has(id))], fullScan };
   }
 
   /**
@@ -39,6 +49,7 @@ export class IndexedSweep {
    * listing entry, which also indexes requests stored before the index existed.
    */
   async settle(requestId: string, stored: StateEnvelope | null): Promise<void> {
+    this.unmarked.delete(requestId);
     if (stored && stored.status !== 'RUNNING') {
       await this.index.markFinished(listingEntryOf(stored.snapshot.context, stored.status, stored.updated_at));
       this.options.logger?.info({ request_id: requestId, event: 'index_repaired', status: stored.status });

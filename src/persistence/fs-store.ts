@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -246,6 +246,17 @@ export class FsStore implements Store {
 
   async delete(loc: ObjectLocation): Promise<void> {
     await rm(this.path(loc), { force: true });
+  }
+
+  async pruneEmpty(bucket: string, prefix: string): Promise<void> {
+    const top = this.path({ bucket, key: prefix.replace(/\/+$/, '') });
+    const prune = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) if (entry.isDirectory()) await prune(join(dir, entry.name));
+      // Not empty (a file, or a folder just made by a writer) is left as it is.
+      await rmdir(dir).catch(() => undefined);
+    };
+    await prune(top);
   }
 
   async close(): Promise<void> {}

@@ -92,6 +92,8 @@ export interface Store {
    */
   listPage(bucket: string, prefix: string, options?: ListPageOptions): Promise<ListPage>;
   delete(loc: ObjectLocation): Promise<void>;
+  /** Where a store keeps folders (the filesystem), removes the empty ones under `prefix`, itself included. */
+  pruneEmpty?(bucket: string, prefix: string): Promise<void>;
   /**
    * Where the store can add to an object in place (a local file), an appender to it: each append
    * survives the process once it resolves, and one cut short by a crash leaves a torn last line
