@@ -43,6 +43,11 @@ export class IndexedSweep {
     return { ids: [...running, ...[...this.unmarked].filter((id) => !seen.has(id))], fullScan };
   }
 
+  /** A candidate taken over (here, or by the replica whose claim landed first): its claim writes its marker. */
+  taken(requestId: string): void {
+    this.unmarked.delete(requestId);
+  }
+
   /**
    * A candidate whose state.json says it is not running: its marker is dropped (stale after a
    * crash between the last state write and the marker's removal), and a finished one gets its

@@ -320,6 +320,7 @@ export class Orchestrator {
             }
             // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
             const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
+            this.indexSweep.taken(id);
             if (handle.local) resumed.push(id);
           } catch (err) {
             this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });

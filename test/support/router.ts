@@ -8,5 +8,10 @@ export type RouterCall = (method: string, path: string, options?: { headers?: Re
 /** The app's one router, called in process (no socket): every route, API and UI, as a server would. */
 export function routerCall(app: App): RouterCall {
   const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics: createMetrics(app.orchestrator, { processMetrics: false }), config: app.config });
-  return (method, path, options = {}) => router({ method, path, query: {}, headers: options.headers ?? {}, body: options.body });
+  return (method, target, options = {}) => {
+    // A query string in the target is parsed as the server would.
+    const [path = target, search = ''] = target.split('?', 2);
+    const query = Object.fromEntries(new URLSearchParams(search));
+    return router({ method, path, query, headers: options.headers ?? {}, body: options.body });
+  };
 }
