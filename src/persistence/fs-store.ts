@@ -229,7 +229,7 @@ export class FsStore implements Store {
         else if (listable(entry.name)) keys.push(key);
       }
     } else {
-      keys = await this.list(bucket, prefix);
+      keys = await this.walkSorted(bucket, prefix, after, limit + 1);
     }
     const items = [...keys.map((key) => ({ key, folder: false })), ...prefixes.map((key) => ({ key, folder: true }))]
       .filter((item) => item.key > after)
@@ -242,6 +242,41 @@ export class FsStore implements Store {
         .map(async ({ key }) => ({ key, size: (await this.head({ bucket, key }))?.size ?? 0 })),
     );
     return { objects, prefixes, next: items.length > limit ? page.at(-1)!.key : null };
+  }
+
+  /**
+   * Up to `max` keys under `prefix` after `after`, in lexical order, reading only the folders
+   * that can hold such keys: a page costs about its own size, not the whole listing's.
+   */
+  private async walkSorted(bucket: string, prefix: string, after: string, max: number): Promise<string[]> {
+    const base = join(this.root, bucket);
+    const keys: string[] = [];
+    const walk = async (dir: string, dirKey: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      // A folder's keys all start with `name/`: ordered by that, the walk yields keys in order.
+      const ordered = entries
+        .map((entry) => ({ entry, sortKey: `${dirKey}${entry.name}${entry.isDirectory() ? '/' : ''}` }))
+        .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+      for (const { entry, sortKey } of ordered) {
+        if (keys.length >= max) return;
+        if (entry.isDirectory()) {
+          const inPrefix = sortKey.startsWith(prefix) || prefix.startsWith(sortKey);
+          // Every key in it sorts before `after` when `after` is past the folder and not inside it.
+          const passed = after !== '' && sortKey < after && !after.startsWith(sortKey);
+          if (inPrefix && !passed) await walk(join(dir, entry.name), sortKey);
+        } else if (sortKey.startsWith(prefix) && sortKey > after && listable(entry.name)) {
+          keys.push(sortKey);
+        }
+      }
+    };
+    await walk(base, '');
+    return keys;
   }
 
   async delete(loc: ObjectLocation): Promise<void> {
