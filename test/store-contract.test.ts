@@ -177,7 +177,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
     const seen: string[] = [];
     let token: string | undefined;
     do {
-      const page = await store.listPage(BUCKET, 'pages/', { limit: 2, ...(token ? { token } : {}) });
+      const page = await store.listPage(BUCKET, 'pages/', { limit: 2, sizes: true, ...(token ? { token } : {}) });
       expect(page.objects.length).toBeLessThanOrEqual(2);
       for (const o of page.objects) expect(o.size).toBe(5);
       seen.push(...page.objects.map((o) => o.key));

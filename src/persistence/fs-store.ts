@@ -31,6 +31,8 @@ export class FsStore implements Store {
   readonly root: string;
 
   private readonly lockLeaseMs: number | undefined;
+  /** What listed pages left for their next token, briefly (see `listPage`). */
+  private readonly continuations = new Map<string, { items: ListedItem[]; until: number }>();
 
   constructor(
     root: string,
@@ -206,13 +208,21 @@ export class FsStore implements Store {
     return keys.sort();
   }
 
-  /** The token is the last key or prefix of the page before: pages stay valid while keys come and go. */
+  /**
+   * The token is the last key or prefix of the page before. A folder is read whole (readdir has
+   * no pages), so what a page leaves is kept a few seconds for the next token, as S3 keeps a
+   * listing's continuation: a scan through every page reads each folder once.
+   */
   async listPage(bucket: string, prefix: string, options: ListPageOptions = {}): Promise<ListPage> {
     const limit = Math.max(1, Math.min(MAX_LIST_PAGE, options.limit ?? MAX_LIST_PAGE));
     const after = options.token ?? options.startAfter ?? '';
-    let keys: string[];
-    let prefixes: string[] = [];
-    if (options.delimiter) {
+    const cacheKey = `${bucket}\n${prefix}\n${options.delimiter ? '/' : ''}\n${after}`;
+    const cached = options.token ? this.continuations.get(cacheKey) : undefined;
+    this.continuations.delete(cacheKey);
+    let items: ListedItem[];
+    if (cached && cached.until > Date.now()) {
+      items = cached.items;
+    } else if (options.delimiter) {
       // One directory read: the "folders" under the prefix without walking into them.
       const cut = prefix.lastIndexOf('/') + 1;
       const dirKey = prefix.slice(0, cut);
@@ -221,27 +231,30 @@ export class FsStore implements Store {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw err;
       });
-      keys = [];
+      items = [];
       for (const entry of entries) {
         const key = `${dirKey}${entry.name}`;
         if (!key.startsWith(prefix)) continue;
-        if (entry.isDirectory()) prefixes.push(`${key}/`);
-        else if (listable(entry.name)) keys.push(key);
+        if (entry.isDirectory()) items.push({ key: `${key}/`, folder: true });
+        else if (listable(entry.name)) items.push({ key, folder: false });
       }
+      items = items.filter((item) => item.key > after).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     } else {
-      keys = await this.walkSorted(bucket, prefix, after, limit + 1);
+      items = (await this.walkSorted(bucket, prefix, after, Number.POSITIVE_INFINITY)).map((key) => ({ key, folder: false }));
     }
-    const items = [...keys.map((key) => ({ key, folder: false })), ...prefixes.map((key) => ({ key, folder: true }))]
-      .filter((item) => item.key > after)
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const page = items.slice(0, limit);
-    prefixes = page.filter((item) => item.folder).map((item) => item.key);
+    const next = items.length > limit ? page.at(-1)!.key : null;
+    if (next !== null) {
+      if (this.continuations.size >= 16) this.continuations.delete(this.continuations.keys().next().value!);
+      this.continuations.set(`${bucket}\n${prefix}\n${options.delimiter ? '/' : ''}\n${next}`, { items: items.slice(limit), until: Date.now() + 10_000 });
+    }
+    const prefixes = page.filter((item) => item.folder).map((item) => item.key);
     const objects = await Promise.all(
       page
         .filter((item) => !item.folder)
-        .map(async ({ key }) => ({ key, size: (await this.head({ bucket, key }))?.size ?? 0 })),
+        .map(async ({ key }) => ({ key, size: options.sizes ? ((await this.head({ bucket, key }))?.size ?? 0) : null })),
     );
-    return { objects, prefixes, next: items.length > limit ? page.at(-1)!.key : null };
+    return { objects, prefixes, next };
   }
 
   /**
@@ -327,6 +340,11 @@ export class FsStore implements Store {
     if (code === 'EISDIR') return notFound(loc);
     return new FaveFailure(faveError('STORE_ERROR', `filesystem store failed on ${loc.bucket}/${loc.key}: ${(err as Error).message}`));
   }
+}
+
+interface ListedItem {
+  key: string;
+  folder: boolean;
 }
 
 /** Temp files, locks and set-aside files are the store's own, never objects. */

@@ -85,14 +85,14 @@ export async function collectGarbage(store: Store, bucket: string, options: GcOp
     }
     const finishedAt = envelope ? (envelope.snapshot.context.finished_at ?? envelope.updated_at) : null;
     if (finishedAt !== null && finishedAt >= cutoff) return;
-    const objects: Array<{ key: string; size: number }> = [];
-    for await (const page of listPages(store, bucket, requestKeys.prefix(id))) objects.push(...page.objects);
+    const objects: Array<{ key: string; size: number | null }> = [];
+    for await (const page of listPages(store, bucket, requestKeys.prefix(id), { sizes: true })) objects.push(...page.objects);
     const removed: RemovedRequest = {
       request_id: id,
       status: envelope ? (envelope.status === 'COMPLETED' ? 'COMPLETED' : 'FAILED') : null,
       finished_at: finishedAt,
       objects: objects.length,
-      bytes: objects.reduce((sum, o) => sum + o.size, 0),
+      bytes: objects.reduce((sum, o) => sum + (o.size ?? 0), 0),
     };
     if (!options.dryRun) {
       const stateKey = requestKeys.state(id);

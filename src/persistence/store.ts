@@ -41,7 +41,8 @@ export interface ListPage {
 
 export interface ListedObject {
   key: string;
-  size: number;
+  /** Bytes; null where the store would need a call per object to say (the filesystem store without `sizes`). */
+  size: number | null;
 }
 
 export interface ListPageOptions {
@@ -53,6 +54,8 @@ export interface ListPageOptions {
   token?: string;
   /** Group keys by their next `/` after the prefix into `prefixes`. */
   delimiter?: boolean;
+  /** Give every object's size, even where that costs a call per object. */
+  sizes?: boolean;
 }
 
 export const MAX_LIST_PAGE = 1000;
