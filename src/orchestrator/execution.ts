@@ -45,6 +45,8 @@ export interface ExecutionOptions {
   cancelRequested?: (since: number) => Promise<string | null>;
   /** Once the claim is stored and before the machine starts (so before any stage call); must not throw. */
   onClaimed?: () => Promise<void>;
+  /** Once the final state is stored and before `done` resolves; must not throw. */
+  onFinished?: (outcome: ExecutionOutcome) => Promise<void>;
 }
 
 /**
@@ -240,7 +242,9 @@ export class Execution {
       this.options.writer.close();
     }
     this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
-    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context });
+    const outcome: ExecutionOutcome = { request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context };
+    await this.options.onFinished?.(outcome);
+    this.resolveDone(outcome);
     this.actor.stop();
   }
 

@@ -432,6 +432,8 @@ export class Orchestrator {
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.requests.takeCancelMarker(requestId, since),
       onClaimed: () => this.markRunning(requestId, 'input' in start ? start.input.started_at : start.created_at, 'snapshot' in start && start.redrive),
+      // Before anyone is answered: a list read after the answer shows the request finished.
+      onFinished: (outcome) => this.markFinished(outcome),
     });
   }
 
@@ -513,7 +515,6 @@ export class Orchestrator {
     // flight, and for the journal's removal after it (not for a winner's answer after a loss).
     this.inBackground(
       execution.done.then(async (outcome) => {
-        await this.markFinished(outcome);
         // Every attempt in the journal has its record in the final state.json now.
         if (outcome.status === 'COMPLETED') await clearDispatches(this.options.store, this.options.config.bucket, requestId);
       }),
