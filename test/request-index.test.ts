@@ -130,6 +130,28 @@ describe('the running index', () => {
   });
 });
 
+describe('a redriven request', () => {
+  it('leaves the listing while it runs again, and is listed once with its new outcome', async () => {
+    const h = await harness();
+    h.gateway.addFault({ stage: 'ffmpeg1', kind: 'error', message: 'bad input' });
+    expect((await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'redriven' })).done).status).toBe('FAILED');
+    const entryKey = (await h.store.list(BUCKET, indexKeys.listedPrefix))[0]!;
+    expect(JSON.parse((await h.store.get({ bucket: BUCKET, key: entryKey })).toString('utf8'))).toMatchObject({ request_id: 'redriven', status: 'FAILED' });
+    h.gateway.clearFaults();
+    h.gateway.addFault({ stage: 'ffmpeg1', kind: 'hang' });
+    const again = await h.app.orchestrator.resume('redriven');
+    await until(() => h.gateway.callsTo('stage-ffmpeg-1').length === 2, { message: 'the redrive at ffmpeg-1' });
+    expect(await listedIds(h.store)).toEqual([]);
+    expect(await exists(h.store, indexKeys.running('redriven'))).toBe(true);
+    h.gateway.clearFaults();
+    h.app.orchestrator.cancel('redriven');
+    expect((await again.done).status).toBe('FAILED');
+    expect(await listedIds(h.store)).toEqual(['redriven']);
+    expect(await h.store.list(BUCKET, indexKeys.listedPrefix)).toEqual([entryKey]);
+    expect(await exists(h.store, indexKeys.running('redriven'))).toBe(false);
+  });
+});
+
 describe('the request list', () => {
   it('pages newest first with a cursor, running requests on the first page, and refuses a bad cursor or limit', async () => {
     const h = await harness();
