@@ -146,7 +146,7 @@ export const SCENARIOS = [
       const r = await measureSweep(ctx);
       const m = (s: typeof r.first) => `${s.ms.toFixed(1)} ms, ${s.state_reads} state reads, ${s.lists} listings, ${s.calls} store calls`;
       return {
-        figures: { sweep_state_reads: r.sweep_state_reads, sweep_ms: r.sweep_ms },
+        figures: { sweep_state_reads: r.sweep_state_reads, sweep_idle_state_reads: r.idle.state_reads, sweep_ms: r.sweep_ms },
         details: [
           ['sweep: stored finished / running', `${r.finished} / ${r.running}`],
           ['sweep: first sweep of a replica (full scan + each lease read)', m(r.first)],
