@@ -131,6 +131,30 @@ describe('fave gc', () => {
     await gcLeavesRunning(await motoHarness());
   });
 
+  it('leaves alone a finished request that runs again (redriven), though it is listed as old', async () => {
+    const h = await fsHarness();
+    h.gateway.addFault({ stage: 'ffmpeg1', kind: 'error', message: 'bad input' });
+    expect((await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'rerun' })).done).status).toBe('FAILED');
+    const keys = await keysOf(h.store, 'rerun');
+    h.gateway.clearFaults();
+    h.gateway.addFault({ stage: 'ffmpeg1', kind: 'hang' });
+    // The redrive claims the request while gc looks: the listing entry is what made it a candidate.
+    const entry = (await h.store.list(BUCKET, indexKeys.listedPrefix))[0]!;
+    const body = await h.store.get({ bucket: BUCKET, key: entry });
+    const again = await h.app.orchestrator.resume('rerun');
+    await until(() => h.gateway.callsTo('stage-ffmpeg-1').length === 2, { message: 'the redrive at ffmpeg-1' });
+    await h.store.put({ bucket: BUCKET, key: entry }, body);
+
+    const gc = await runFave(['gc', '--older-than', '0s'], h.env).exit;
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toContain('removed 0 requests');
+    expect(gc.stdout).toContain('1 that had finished and run again (redriven) left alone');
+    expect(await keysOf(h.store, 'rerun')).toEqual(expect.arrayContaining(keys));
+    h.gateway.clearFaults();
+    h.app.orchestrator.cancel('rerun');
+    expect((await again.done).status).toBe('FAILED');
+  });
+
   it('refuses an age it cannot read', async () => {
     const h = await fsHarness();
     const bad = await runFave(['gc', '--older-than', 'a month'], h.env).exit;

@@ -62,7 +62,8 @@ export function registerGc(program: Command): void {
         const what = `${report.removed.length} requests, ${report.objects} objects, ${megabytes(report.bytes)}`;
         process.stdout.write(
           `${dryRun ? `would remove ${what} (dry run: nothing removed)` : `removed ${what} freed`}; ` +
-            `${report.running_skipped} running left alone; cutoff ${new Date(report.cutoff).toISOString()}` +
+            `cutoff ${new Date(report.cutoff).toISOString()}` +
+            `${report.running_skipped > 0 ? `; ${report.running_skipped} that had finished and run again (redriven) left alone` : ''}` +
             `${report.indexed > 0 ? `; ${report.indexed} finished requests ${dryRun ? 'would be' : 'were'} added to the listing index` : ''}\n`,
         );
       }
