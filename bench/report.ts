@@ -11,6 +11,9 @@ export const FIGURE_NAMES = [
   'peak_rss_mb',
   'resume_ms_per_1k_clips',
   'concurrent_scaling',
+  'sweep_state_reads',
+  'sweep_idle_state_reads',
+  'sweep_ms',
 ] as const;
 export type FigureName = (typeof FIGURE_NAMES)[number];
 export type Figures = Record<FigureName, number>;
@@ -25,6 +28,10 @@ export const TARGETS: Partial<Record<FigureName, Target>> = {
   fanout_efficiency: { op: '>=', value: 0.9 },
   write_amplification: { op: '<=', value: 20 },
   peak_rss_mb: { op: '<=', value: 300 },
+  // The running count (10) + 1, and under a second, with 10,000 finished requests stored.
+  sweep_state_reads: { op: '<=', value: 11 },
+  sweep_idle_state_reads: { op: '<=', value: 0 },
+  sweep_ms: { op: '<=', value: 1000 },
 };
 
 /** Stage invocations of one request: ffmpeg-0 and librosa once, then per clip 3 calls and one per frame. */
@@ -37,7 +44,7 @@ export function fanoutLabel(sizes: Pick<Sizes, 'fanout'>): string {
   return `${invocationsOf(sizes.fanout).toLocaleString('en-US')} invocations (${sizes.fanout.clips.toLocaleString('en-US')} clips)`;
 }
 
-function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout' | 'asyncFanout'>): string {
+function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout' | 'asyncFanout' | 'sweep'>): string {
   const fanout = fanoutLabel(sizes);
   const meanings: Record<FigureName, string> = {
     overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
@@ -49,6 +56,9 @@ function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout' | 'asyncFanout'>)
     peak_rss_mb: `orchestrator process peak RSS, ${fanout}`,
     resume_ms_per_1k_clips: 'read + validate + rehydrate, per 1,000 clips',
     concurrent_scaling: 'N requests at once vs one at a time (throughput)',
+    sweep_state_reads: `most state.json reads of one orphan sweep, ${sizes.sweep.running} running and ${sizes.sweep.finished.toLocaleString('en-US')} finished stored (fs)`,
+    sweep_idle_state_reads: 'most state.json reads of one sweep once none runs, same store',
+    sweep_ms: 'slowest of those sweeps, the first one (full scan) included, ms',
   };
   return meanings[name];
 }
@@ -79,7 +89,7 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout' | 'asyncFanout'>): string {
+export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout' | 'asyncFanout' | 'sweep'>): string {
   return table([
     ['figure', 'value', 'target', 'meaning'],
     ...FIGURE_NAMES.map((name) => [name, format(figures[name]), verdict(name, figures[name], sizes.mode), meaning(name, sizes)]),

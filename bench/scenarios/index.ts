@@ -4,6 +4,7 @@ import { measureAsyncFanout } from './async-fanout.ts';
 import { measureFanout } from './fanout.ts';
 import { measureOverhead } from './overhead.ts';
 import { measureScaling } from './scaling.ts';
+import { measureSweep } from './sweep.ts';
 import { measureVersus } from './versus.ts';
 
 export interface ScenarioResult {
@@ -133,6 +134,25 @@ export const SCENARIOS = [
           ['scaling: requests', r.requests],
           ['scaling: wall ms one at a time / all at once', `${ms(r.alone_total_ms)} / ${ms(r.together_ms)}`],
           ['scaling: ideal ms of one request alone', r.ideal_alone_ms],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'sweep',
+    title: 'orphan sweeps of an idle replica: 10,000 finished requests stored, 10 running elsewhere',
+    async run(ctx) {
+      const r = await measureSweep(ctx);
+      const m = (s: typeof r.first) => `${s.ms.toFixed(1)} ms, ${s.state_reads} state reads, ${s.lists} listings, ${s.calls} store calls`;
+      return {
+        figures: { sweep_state_reads: r.sweep_state_reads, sweep_idle_state_reads: r.idle.state_reads, sweep_ms: r.sweep_ms },
+        details: [
+          ['sweep: stored finished / running', `${r.finished} / ${r.running}`],
+          ['sweep: first sweep of a replica (full scan + each lease read)', m(r.first)],
+          ['sweep: later sweeps, leases known (worst of 3)', m(r.steady)],
+          ['sweep: none running (worst of 3)', m(r.idle)],
+          ['sweep: request list, first page of 50 + running', `${r.list_first_page.ms.toFixed(1)} ms, ${r.list_first_page.calls} store calls, ${r.list_first_page.state_reads} state reads`],
         ],
         raw: r,
       };

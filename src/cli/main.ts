@@ -22,6 +22,7 @@ function packageVersion(): string {
   const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
   return z.object({ version: z.string() }).parse(JSON.parse(text)).version;
 }
+import { registerGc } from './commands/gc.ts';
 
 const program = new Command()
   .name('fave')
@@ -159,6 +160,7 @@ registerReport(program);
 registerLoad(program);
 registerAnalyze(program);
 registerStage(program);
+registerGc(program);
 
 try {
   await program.parseAsync(process.argv);

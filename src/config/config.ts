@@ -119,6 +119,8 @@ const EnvSchema = z.object({
   FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
   // How many orphaned requests one sweep takes over at once.
   ORPHAN_RESUME_CONCURRENCY: envInt(1, 256).default(8),
+  // How often an orphan sweep also scans every request for one the running index misses.
+  INDEX_FULL_SCAN_INTERVAL_MS: envInt(1000, 30 * 24 * 3_600_000).default(3_600_000),
   // Where s3:// videos may come from: `bucket`, `bucket/prefix` or `*` entries, comma-separated.
   INPUT_S3_ALLOW: z.string().optional(),
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
@@ -173,6 +175,11 @@ export interface Config {
   maxInputBytes: number;
   /** Orphaned requests one sweep takes over at once (`ORPHAN_RESUME_CONCURRENCY`, default 8). */
   orphanResumeConcurrency: number;
+  /**
+   * At most one slow scan of every request per this period (`INDEX_FULL_SCAN_INTERVAL_MS`,
+   * default 1 h): it finds a running request whose index marker a crash kept from being written.
+   */
+  indexFullScanIntervalMs: number;
   /** The answer format of the HTTP surfaces when a call names none (`?format=`). */
   responseFormat: ResponseFormat;
   /** The largest body `POST /uploads` stores; 0: uploads are refused. */
@@ -344,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stageResponseMaxBytes: e.STAGE_RESPONSE_MAX_BYTES,
     maxInputBytes: e.MAX_INPUT_BYTES,
     orphanResumeConcurrency: e.ORPHAN_RESUME_CONCURRENCY,
+    indexFullScanIntervalMs: e.INDEX_FULL_SCAN_INTERVAL_MS,
     responseFormat: e.RESPONSE_FORMAT,
     uploadMaxBytes: e.FAVE_UPLOAD_MAX_BYTES,
     uploadStoreMaxBytes: e.MAX_UPLOAD_STORE_BYTES,

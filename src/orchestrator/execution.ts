@@ -43,6 +43,10 @@ export interface ExecutionOptions {
    * cancel that reached another replica); answers the reason, or null.
    */
   cancelRequested?: (since: number) => Promise<string | null>;
+  /** Once the claim is stored and before the machine starts (so before any stage call); must not throw. */
+  onClaimed?: () => Promise<void>;
+  /** Once the final state is stored and before `done` resolves; must not throw. */
+  onFinished?: (outcome: ExecutionOutcome) => Promise<void>;
 }
 
 /**
@@ -100,6 +104,7 @@ export class Execution {
   async start(): Promise<void> {
     if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
     await this.options.writer.acquire(this.envelope());
+    await this.options.onClaimed?.();
     this.options.writer.onLost((failure) => {
       if (failure.error.code === 'LEASE_HELD') void this.fail(failure.error);
       else this.stopOnStoreFault(failure.error);
@@ -237,7 +242,9 @@ export class Execution {
       this.options.writer.close();
     }
     this.options.logger?.info({ request_id: this.requestId, event: 'finished', status, state: topLevelState(this.actor.getSnapshot().value) });
-    this.resolveDone({ request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context });
+    const outcome: ExecutionOutcome = { request_id: this.requestId, status, result: buildFinalResult(context, status, context.finished_at ?? Date.now()), context };
+    await this.options.onFinished?.(outcome);
+    this.resolveDone(outcome);
     this.actor.stop();
   }
 

@@ -25,6 +25,9 @@ import { recordInterrupted } from '../machine/plan.ts';
 import { requestKeys, type Store, type StoreCapabilities } from '../persistence/store.ts';
 import type { PipelineContext } from '../domain/context.ts';
 import { Execution, type ExecutionOptions, type ExecutionOutcome } from './execution.ts';
+import { RequestIndex, listingEntryOf } from '../persistence/request-index.ts';
+import { IndexedSweep } from './index-sweep.ts';
+import { crashPoint } from './fault-points.ts';
 import { resolveSettings } from './settings.ts';
 
 export interface OrchestratorOptions {
@@ -97,6 +100,9 @@ export class Orchestrator {
   readonly events = new EventEmitter<OrchestratorEvents>();
   /** The requests of the bucket, and the one view of each: live when it runs here, else as stored. */
   readonly requests: RequestRepository;
+  /** The running and listing indexes: what sweeps and the request list read instead of every state.json. */
+  readonly index: RequestIndex;
+  private readonly indexSweep: IndexedSweep;
   private readonly machine: PipelineMachine;
   private readonly executions = new Map<string, Execution>();
   /** What a caller joining a local execution awaits: its outcome, or the winner's if it is taken over. */
@@ -148,6 +154,11 @@ export class Orchestrator {
     this.requests = new RequestRepository(options.store, options.config.bucket, {
       get: (requestId) => this.executions.get(requestId)?.live() ?? null,
       ids: () => [...this.executions.keys()],
+    });
+    this.index = new RequestIndex(options.store, options.config.bucket);
+    this.indexSweep = new IndexedSweep(this.index, {
+      fullScanEveryMs: options.config.indexFullScanIntervalMs,
+      ...(options.logger ? { logger: options.logger } : {}),
     });
     this.machine = pipelineMachine.provide({
       actors: createActors({
@@ -292,7 +303,7 @@ export class Orchestrator {
   async sweepOrphans(): Promise<string[]> {
     if (this.closed) return [];
     await this.init();
-    const ids = await this.requests.stored();
+    const { ids } = await this.indexSweep.candidates();
     const resumed: string[] = [];
     let nextExpiry: number | null = null;
     const listed = new Set(ids);
@@ -311,7 +322,7 @@ export class Orchestrator {
           this.foreignLeases.delete(id);
           try {
             const state = await this.requests.readState(id);
-            if (!state || state.envelope.status !== 'RUNNING') return;
+            if (!state || state.envelope.status !== 'RUNNING') return await this.indexSweep.settle(id, state?.envelope ?? null);
             const lease = state.envelope.lease;
             if (lease && this.heldElsewhere(lease)) {
               this.foreignLeases.set(id, lease.expires_at);
@@ -319,6 +330,7 @@ export class Orchestrator {
             }
             // Several replicas sweep at once: the one whose claim lands runs it, the others leave it.
             const handle = await this.once(id, () => this.launch(state.envelope, state.etag, false, 'leave'));
+            this.indexSweep.taken(id);
             if (handle.local) resumed.push(id);
           } catch (err) {
             this.options.logger?.error({ request_id: id, event: 'resume_failed', error: toFaveError(err) });
@@ -429,7 +441,33 @@ export class Orchestrator {
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.requests.takeCancelMarker(requestId, since),
+      onClaimed: () => this.markRunning(requestId, 'input' in start ? start.input.started_at : start.created_at, 'snapshot' in start && start.redrive),
+      // Before anyone is answered: a list read after the answer shows the request finished.
+      onFinished: (outcome) => this.markFinished(outcome),
     });
+  }
+
+  /**
+   * Puts a claimed request in the running index, before its first stage call. A failed write
+   * does not stop it: the sweeps' full scan finds a running request without its marker.
+   */
+  private async markRunning(requestId: string, startedAt: number, redrive: boolean): Promise<void> {
+    crashPoint('index:claimed-before-marker');
+    try {
+      await this.index.markRunning(requestId, startedAt, this.owner, redrive);
+    } catch (err) {
+      this.options.logger?.warn({ request_id: requestId, event: 'index_write_failed', error: toFaveError(err) });
+    }
+  }
+
+  /** Moves a request that finished here from the running index to the listing index. */
+  private async markFinished(outcome: ExecutionOutcome): Promise<void> {
+    crashPoint('index:finished-before-unmark');
+    try {
+      await this.index.markFinished(listingEntryOf(outcome.context, outcome.status, Date.now()));
+    } catch (err) {
+      this.options.logger?.warn({ request_id: outcome.request_id, event: 'index_write_failed', error: toFaveError(err) });
+    }
   }
 
   /**

@@ -9,7 +9,10 @@ import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
   preconditionFailed,
+  MAX_LIST_PAGE,
   type Appender,
+  type ListPage,
+  type ListPageOptions,
   type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
@@ -28,6 +31,8 @@ export class FsStore implements Store {
   readonly root: string;
 
   private readonly lockLeaseMs: number | undefined;
+  /** What listed pages left for their next token, briefly (see `listPage`). */
+  private readonly continuations = new Map<string, { items: ListedItem[]; until: number }>();
 
   constructor(
     root: string,
@@ -203,13 +208,97 @@ export class FsStore implements Store {
         const key = relative(base, full).split(sep).join('/');
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
-        } else if (key.startsWith(prefix) && !entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock') && !entry.name.endsWith('.broken')) {
+        } else if (key.startsWith(prefix) && listable(entry.name)) {
           keys.push(key);
         }
       }
     };
     await walk(base);
     return keys.sort();
+  }
+
+  /**
+   * The token is the last key or prefix of the page before. A folder is read whole (readdir has
+   * no pages), so what a page leaves is kept a few seconds for the next token, as S3 keeps a
+   * listing's continuation: a scan through every page reads each folder once.
+   */
+  async listPage(bucket: string, prefix: string, options: ListPageOptions = {}): Promise<ListPage> {
+    const limit = Math.max(1, Math.min(MAX_LIST_PAGE, options.limit ?? MAX_LIST_PAGE));
+    const after = options.token ?? options.startAfter ?? '';
+    const cacheKey = `${bucket}\n${prefix}\n${options.delimiter ? '/' : ''}\n${after}`;
+    const cached = options.token ? this.continuations.get(cacheKey) : undefined;
+    this.continuations.delete(cacheKey);
+    let items: ListedItem[];
+    if (cached && cached.until > Date.now()) {
+      items = cached.items;
+    } else if (options.delimiter) {
+      // One directory read: the "folders" under the prefix without walking into them.
+      const cut = prefix.lastIndexOf('/') + 1;
+      const dirKey = prefix.slice(0, cut);
+      const dir = join(this.root, bucket, ...dirKey.split('/').filter(Boolean));
+      const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      });
+      items = [];
+      for (const entry of entries) {
+        const key = `${dirKey}${entry.name}`;
+        if (!key.startsWith(prefix)) continue;
+        if (entry.isDirectory()) items.push({ key: `${key}/`, folder: true });
+        else if (listable(entry.name)) items.push({ key, folder: false });
+      }
+      items = items.filter((item) => item.key > after).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    } else {
+      items = (await this.walkSorted(bucket, prefix, after, Number.POSITIVE_INFINITY)).map((key) => ({ key, folder: false }));
+    }
+    const page = items.slice(0, limit);
+    const next = items.length > limit ? page.at(-1)!.key : null;
+    if (next !== null) {
+      if (this.continuations.size >= 16) this.continuations.delete(this.continuations.keys().next().value!);
+      this.continuations.set(`${bucket}\n${prefix}\n${options.delimiter ? '/' : ''}\n${next}`, { items: items.slice(limit), until: Date.now() + 10_000 });
+    }
+    const prefixes = page.filter((item) => item.folder).map((item) => item.key);
+    const objects = await Promise.all(
+      page
+        .filter((item) => !item.folder)
+        .map(async ({ key }) => ({ key, size: options.sizes ? ((await this.head({ bucket, key }))?.size ?? 0) : null })),
+    );
+    return { objects, prefixes, next };
+  }
+
+  /**
+   * Up to `max` keys under `prefix` after `after`, in lexical order, reading only the folders
+   * that can hold such keys: a page costs about its own size, not the whole listing's.
+   */
+  private async walkSorted(bucket: string, prefix: string, after: string, max: number): Promise<string[]> {
+    const base = join(this.root, bucket);
+    const keys: string[] = [];
+    const walk = async (dir: string, dirKey: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      // A folder's keys all start with `name/`: ordered by that, the walk yields keys in order.
+      const ordered = entries
+        .map((entry) => ({ entry, sortKey: `${dirKey}${entry.name}${entry.isDirectory() ? '/' : ''}` }))
+        .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+      for (const { entry, sortKey } of ordered) {
+        if (keys.length >= max) return;
+        if (entry.isDirectory()) {
+          const inPrefix = sortKey.startsWith(prefix) || prefix.startsWith(sortKey);
+          // Every key in it sorts before `after` when `after` is past the folder and not inside it.
+          const passed = after !== '' && sortKey < after && !after.startsWith(sortKey);
+          if (inPrefix && !passed) await walk(join(dir, entry.name), sortKey);
+        } else if (sortKey.startsWith(prefix) && sortKey > after && listable(entry.name)) {
+          keys.push(sortKey);
+        }
+      }
+    };
+    await walk(base, '');
+    return keys;
   }
 
   async delete(loc: ObjectLocation): Promise<void> {
@@ -225,6 +314,17 @@ export class FsStore implements Store {
     if (folder === join(this.root, loc.bucket)) return;
     // Refused unless empty: whatever else is there stays.
     await rmdir(folder).catch(() => undefined);
+  }
+
+  async pruneEmpty(bucket: string, prefix: string): Promise<void> {
+    const top = this.path({ bucket, key: prefix.replace(/\/+$/, '') });
+    const prune = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) if (entry.isDirectory()) await prune(join(dir, entry.name));
+      // Not empty (a file, or a folder just made by a writer) is left as it is.
+      await rmdir(dir).catch(() => undefined);
+    };
+    await prune(top);
   }
 
   async close(): Promise<void> {}
@@ -273,6 +373,16 @@ export class FsStore implements Store {
       .split(this.root)
       .join('…');
   }
+}
+
+interface ListedItem {
+  key: string;
+  folder: boolean;
+}
+
+/** Temp files, locks and set-aside files are the store's own, never objects. */
+function listable(name: string): boolean {
+  return !name.endsWith('.tmp') && !name.endsWith('.lock') && !name.endsWith('.broken');
 }
 
 /**

@@ -20,7 +20,10 @@ import {
   formatS3Uri,
   notFound,
   preconditionFailed,
+  MAX_LIST_PAGE,
   type ByteRange,
+  type ListPage,
+  type ListPageOptions,
   type ObjectInfo,
   type ObjectLocation,
   type PutOptions,
@@ -323,6 +326,27 @@ export class S3Store implements Store {
     }
     // S3 orders by UTF-8 bytes; sort like the filesystem store so both list identically.
     return keys.sort();
+  }
+
+  async listPage(bucket: string, prefix: string, options: ListPageOptions = {}): Promise<ListPage> {
+    const limit = Math.max(1, Math.min(MAX_LIST_PAGE, options.limit ?? MAX_LIST_PAGE));
+    try {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix,
+          MaxKeys: limit,
+          ...(options.delimiter ? { Delimiter: '/' } : {}),
+          ...(options.token ? { ContinuationToken: options.token } : options.startAfter ? { StartAfter: options.startAfter } : {}),
+        }),
+      );
+      const objects = (page.Contents ?? []).flatMap((entry) => (entry.Key === undefined ? [] : [{ key: entry.Key, size: entry.Size ?? 0 }]));
+      const prefixes = (page.CommonPrefixes ?? []).flatMap((entry) => (entry.Prefix === undefined ? [] : [entry.Prefix]));
+      return { objects, prefixes, next: page.IsTruncated ? (page.NextContinuationToken ?? null) : null };
+    } catch (err) {
+      if (errorName(err) === 'NoSuchBucket') return { objects: [], prefixes: [], next: null };
+      throw this.failure('ListObjectsV2', `s3://${bucket}/${prefix}`, err);
+    }
   }
 
   async delete(loc: ObjectLocation): Promise<void> {

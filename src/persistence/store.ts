@@ -31,6 +31,35 @@ export interface PutOptions {
   sync?: boolean;
 }
 
+/** One page of a listing: `next` is given back as `token` for the page after it; null on the last. */
+export interface ListPage {
+  objects: ListedObject[];
+  /** With `delimiter`: the "folders" one level under the prefix (`requests/abc/`), in lexical order. */
+  prefixes: string[];
+  next: string | null;
+}
+
+export interface ListedObject {
+  key: string;
+  /** Bytes; null where the store would need a call per object to say (the filesystem store without `sizes`). */
+  size: number | null;
+}
+
+export interface ListPageOptions {
+  /** At most this many keys and prefixes together (1–1000; default 1000). */
+  limit?: number;
+  /** Only keys after this one (a position the caller keeps, such as a page cursor). */
+  startAfter?: string;
+  /** The `next` of the page before. */
+  token?: string;
+  /** Group keys by their next `/` after the prefix into `prefixes`. */
+  delimiter?: boolean;
+  /** Give every object's size, even where that costs a call per object. */
+  sizes?: boolean;
+}
+
+export const MAX_LIST_PAGE = 1000;
+
 export interface StoreCapabilities {
   /** True when `ifMatch` / `ifNoneMatch` are enforced atomically by the store. */
   conditionalWrites: boolean;
@@ -60,7 +89,14 @@ export interface Store {
   copy(from: ObjectLocation, to: ObjectLocation): Promise<ObjectInfo>;
   /** Keys under a prefix, in lexical order. */
   list(bucket: string, prefix: string): Promise<string[]>;
+  /**
+   * One bounded page of the keys under a prefix, in lexical order (S3: one ListObjectsV2 call
+   * with its continuation token), so a caller never holds a whole bucket's listing.
+   */
+  listPage(bucket: string, prefix: string, options?: ListPageOptions): Promise<ListPage>;
   delete(loc: ObjectLocation): Promise<void>;
+  /** Where a store keeps folders (the filesystem), removes the empty ones under `prefix`, itself included. */
+  pruneEmpty?(bucket: string, prefix: string): Promise<void>;
   /**
    * Where the store can add to an object in place (a local file), an appender to it: each append
    * survives the process once it resolves, and one cut short by a crash leaves a torn last line
@@ -80,6 +116,16 @@ export interface Store {
 export interface Appender {
   append(text: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Every page of a listing, one after another. */
+export async function* listPages(store: Store, bucket: string, prefix: string, options: Omit<ListPageOptions, 'token'> = {}): AsyncGenerator<ListPage> {
+  let token: string | undefined;
+  do {
+    const page = await store.listPage(bucket, prefix, { ...options, ...(token ? { token } : {}) });
+    yield page;
+    token = page.next ?? undefined;
+  } while (token);
 }
 
 export function formatS3Uri(loc: ObjectLocation): string {

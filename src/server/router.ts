@@ -284,9 +284,9 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
     // Its body is streamed into the store, unread by the server until this check has passed.
     { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes, quota: uploadQuota }) },
-    { method: 'GET', path: '/ui', access: 'read', handle: () => ui.list() },
+    { method: 'GET', path: '/ui', access: 'read', handle: (r) => ui.list(r) },
     { method: 'GET', path: '/ui/requests/{id}', access: 'read', handle: (_, { id }) => ui.page(id!) },
-    { method: 'GET', path: '/ui/api/requests', access: 'read', handle: () => ui.listJson() },
+    { method: 'GET', path: '/ui/api/requests', access: 'read', handle: (r) => ui.listJson(r) },
     { method: 'GET', path: '/ui/api/requests/{id}', access: 'read', handle: (_, { id }) => ui.view(id!) },
     { method: 'GET', path: '/ui/login', access: 'public', handle: (r) => Promise.resolve(ui.signInForm(r)) },
     { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },

@@ -4,7 +4,9 @@ import { FaveFailure, faveError } from '../domain/errors.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { liveFeedOf } from '../ui/live-feed.ts';
 import { renderListPage, renderRequestPage, renderSignInPage } from '../ui/page.ts';
-import { listRequestSummaries, loadRequestPage } from '../ui/view.ts';
+import { z } from 'zod';
+import { ListCursorSchema } from '../persistence/request-index.ts';
+import { LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, listRequestSummaries, loadRequestPage } from '../ui/view.ts';
 import { htmlAnswer, jsonAnswer } from './answers.ts';
 import { mediaType, sessionCookie } from './auth.ts';
 import { basePath, secureRequest } from './forwarded.ts';
@@ -13,14 +15,14 @@ import { parseJsonBody } from './validate.ts';
 
 /**
  * The UI's handlers; the router holds their routes, checks the request id and answers their failures:
- * - `GET /ui`: the form that starts a request, then every request, newest first;
+ * - `GET /ui`: the form that starts a request, then a page of requests, newest first (`?limit=&cursor=`);
  * - `GET /ui/requests/{id}`: the request page (statechart, progress, invocation timeline);
  * - `GET /ui/api/requests/{id}`: the view JSON that page polls; `GET /ui/api/requests`: the list;
  * - `GET`/`POST /ui/login`, `POST /ui/logout`: the sign-in form and its cookie.
  */
 export interface UiPages {
-  list(): Promise<HttpResponseLike>;
-  listJson(): Promise<HttpResponseLike>;
+  list(request: HttpRequestLike): Promise<HttpResponseLike>;
+  listJson(request: HttpRequestLike): Promise<HttpResponseLike>;
   page(requestId: string): Promise<HttpResponseLike>;
   view(requestId: string): Promise<HttpResponseLike>;
   /** The sign-in form, also the 401 answer of every page without a valid token. */
@@ -35,6 +37,22 @@ export interface UiPagesDeps {
   logger: Logger;
   /** The cap of `POST /uploads` (0: no upload field). */
   maxUploadBytes: number;
+}
+
+const ListQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
+  cursor: ListCursorSchema.optional(),
+});
+
+/** `?limit=` (1–200, default 50) and `?cursor=` (a `next_cursor` of the list); a bad one is a 400 naming it. */
+function listQuery(request: HttpRequestLike): { limit: number; cursor: string | null } {
+  const parsed = ListQuerySchema.safeParse({ limit: request.query.limit, cursor: request.query.cursor });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? 'query');
+    throw new FaveFailure(faveError('BAD_REQUEST', `${field}: ${issue.message}`));
+  }
+  return { limit: parsed.data.limit, cursor: parsed.data.cursor ?? null };
 }
 
 export function createUiPages(deps: UiPagesDeps): UiPages {
@@ -57,8 +75,9 @@ export function createUiPages(deps: UiPagesDeps): UiPages {
   }
 
   return {
-    async list() {
+    async list(request) {
       watch();
+      const query = listQuery(request);
       const form = {
         profiles: orchestrator.profileNames,
         profileDescriptions: orchestrator.profileDescriptions,
@@ -66,11 +85,12 @@ export function createUiPages(deps: UiPagesDeps): UiPages {
         uploads: maxUploadBytes > 0 && orchestrator.embedded && orchestrator.store.kind === 'fs',
         maxUploadBytes,
       };
-      return htmlAnswer(200, renderListPage(await listRequestSummaries(orchestrator), form), { live: true });
+      const page = await listRequestSummaries(orchestrator, query);
+      return htmlAnswer(200, renderListPage(page.requests, form, { next: page.next_cursor, limit: page.limit, first: query.cursor === null }), { live: true });
     },
-    async listJson() {
+    async listJson(request) {
       watch();
-      return jsonAnswer(200, { requests: await listRequestSummaries(orchestrator) });
+      return jsonAnswer(200, await listRequestSummaries(orchestrator, listQuery(request)));
     },
     async page(requestId) {
       return htmlAnswer(200, renderRequestPage(await viewOf(requestId), { mode: 'live' }), { live: true });

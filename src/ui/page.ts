@@ -148,7 +148,23 @@ export function renderSubmitForm(options: SubmitFormOptions): string {
 </form>`;
 }
 
-export function renderListPage(rows: readonly RequestSummary[], form?: SubmitFormOptions): string {
+/** Where the list is in its pages: the next page's cursor (null on the last). */
+export interface ListPaging {
+  next: string | null;
+  limit: number;
+  /** True on the first page, which holds the running requests. */
+  first: boolean;
+}
+
+/** Links to the newest page and to the next (older) one; relative, so they work behind any prefix. */
+function pagingLinks(paging: ListPaging): string {
+  const links: string[] = [];
+  if (!paging.first) links.push(`<a href="?limit=${paging.limit}">newest</a>`);
+  if (paging.next) links.push(`<a rel="next" href="?limit=${paging.limit}&amp;cursor=${encodeURIComponent(paging.next)}">older requests →</a>`);
+  return links.length > 0 ? `<p class="paging">${links.join(' · ')}</p>` : '';
+}
+
+export function renderListPage(rows: readonly RequestSummary[], form?: SubmitFormOptions, paging: ListPaging = { next: null, limit: rows.length, first: true }): string {
   const running = rows.some((r) => r.status === 'RUNNING');
   const body = rows
     .map((r) => {
@@ -172,7 +188,7 @@ export function renderListPage(rows: readonly RequestSummary[], form?: SubmitFor
     bodyAttributes: { 'data-running': String(running) },
     head: `<style>${STYLES}</style>`,
     body: `
-<header><h1>Requests</h1><span class="muted">${rows.length} known${running ? ' · refreshing while any runs' : ''}</span></header>
+<header><h1>Requests</h1><span class="muted">${rows.length} shown${running ? ' · refreshing while any runs' : ''}</span></header>
 <main>
 ${form ? `<h2>New request</h2>\n${renderSubmitForm(form)}\n<h2>All requests</h2>` : ''}
 ${
@@ -185,6 +201,7 @@ ${body}
 </tbody>
 </table>`
 }
+${pagingLinks(paging)}
 </main>
 <script>${LIST_SCRIPT}</script>`,
   });

@@ -3,6 +3,7 @@ import type { ProgressSummary, RequestStatus } from '../domain/progress.ts';
 import type { RequestView } from '../domain/request-view.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
+import { mapLimited, type ListingEntry } from '../persistence/request-index.ts';
 import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
 import { buildAnswer, type Answer } from './answer.ts';
 import { liveFeedOf } from './live-feed.ts';
@@ -91,17 +92,40 @@ async function summaryOf(orchestrator: Orchestrator, requestId: string): Promise
   }
 }
 
-/** Every request this process runs or the store holds, newest first; a few state files at a time. */
-export async function listRequestSummaries(orchestrator: Orchestrator, concurrency = 8): Promise<RequestSummary[]> {
-  const list = await orchestrator.requests.ids();
-  const out: RequestSummary[] = new Array(list.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const i = next++;
-      out[i] = await summaryOf(orchestrator, list[i]!);
-    }
+/** A page of the request list, and the cursor of the next (older) one. */
+export interface RequestListPage {
+  requests: RequestSummary[];
+  /** Give it back as `cursor` for the next page; null on the last. */
+  next_cursor: string | null;
+  limit: number;
+}
+
+export const LIST_LIMIT_DEFAULT = 50;
+export const LIST_LIMIT_MAX = 200;
+
+function summaryOfEntry(entry: ListingEntry): RequestSummary {
+  const { request_id, status, state, video_uri, query, started_at, wall_ms, progress, error } = entry;
+  return { request_id, status, state, video_uri, query, started_at, wall_ms, progress, error };
+}
+
+/**
+ * One page of the request list, newest first, from the indexes rather than every state.json:
+ * the first page starts with the running requests (up to `limit`: live when they run here, else
+ * their state.json), then every page has up to `limit` finished ones from their listing entries.
+ */
+export async function listRequestSummaries(orchestrator: Orchestrator, options: { limit?: number; cursor?: string | null } = {}): Promise<RequestListPage> {
+  const limit = Math.max(1, Math.min(LIST_LIMIT_MAX, options.limit ?? LIST_LIMIT_DEFAULT));
+  const cursor = options.cursor ?? null;
+  const finished = await orchestrator.index.listed({ after: cursor, limit });
+  let running: RequestSummary[] = [];
+  if (cursor === null) {
+    const ids = [...new Set([...orchestrator.running().map((e) => e.requestId), ...(await orchestrator.index.someRunning(limit))])].slice(0, limit);
+    running = (await mapLimited(ids, 8, (id) => summaryOf(orchestrator, id))).sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0));
+  }
+  const shown = new Set(running.map((r) => r.request_id));
+  return {
+    requests: [...running, ...finished.entries.filter((e) => !shown.has(e.request_id)).map(summaryOfEntry)],
+    next_cursor: finished.next,
+    limit,
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
-  return out.sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0) || (a.request_id < b.request_id ? -1 : 1));
 }

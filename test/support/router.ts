@@ -9,5 +9,10 @@ export type RouterCall = (method: string, path: string, options?: { headers?: Re
 export function routerCall(app: App): RouterCall {
   const router = createRouter({ orchestrator: app.orchestrator, logger: app.logger, metrics: createMetrics(app.orchestrator, { processMetrics: false }), config: app.config });
   // The Host a client on loopback sends: callers without a token are refused under any other.
-  return (method, path, options = {}) => router({ method, path, query: {}, headers: { host: 'localhost', ...options.headers }, body: options.body });
+  return (method, target, options = {}) => {
+    // A query string in the target is parsed as the server would.
+    const [path = target, search = ''] = target.split('?', 2);
+    const query = Object.fromEntries(new URLSearchParams(search));
+    return router({ method, path, query, headers: { host: 'localhost', ...options.headers }, body: options.body });
+  };
 }
