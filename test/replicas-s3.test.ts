@@ -268,6 +268,61 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     }
   }, 150_000);
 
+  it('a stalled owner (SIGSTOP for twice the lease) wakes to find its requests taken over, and sends not one stage call', async () => {
+    const ttl = 2000;
+    const env = { LEASE_TTL_MS: String(ttl), PERSIST_INTERVAL_MS: '500' };
+    const gateway: Omit<TestGatewayOptions, 'store'> = {
+      clips: 4,
+      framesPerClip: 1,
+      latencyMs: { ffmpeg0: 30, librosa: 30, ffmpeg1: 30, ffmpeg2: 300, deepspeech: 300, ffmpeg3: 300, detector: 60 },
+    };
+    const [a, b] = await Promise.all([startReplica('A', gateway, env), startReplica('B', gateway, env)]);
+    const ids = Array.from({ length: 10 }, (_, i) => `stalled-${i}`);
+    await Promise.all(ids.map((id) => submitAsync(a!, id)));
+    const inFanOut = (id: string) => a!.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2');
+    await until(() => ids.every(inFanOut), { timeoutMs: 30_000, message: () => `every request is in its fan-out on A; A: ${eventsOf(a!).slice(0, 2000)}` });
+
+    process.kill(a!.run.child.pid!, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    let wokeAt = Number.POSITIVE_INFINITY;
+    try {
+      const orphans = (await Promise.all(ids.map(readState))).flatMap((st, i) => (st?.status === 'RUNNING' ? [ids[i]!] : []));
+      expect(orphans.length).toBeGreaterThan(0);
+      // B has made a call for every request A left running, and the stall has lasted 2 leases.
+      await until(() => Date.now() - stoppedAt >= 2 * ttl && orphans.every((id) => b!.gateway.calls.some((call) => call.request_id === id)), {
+        timeoutMs: 30_000,
+        message: () => `B takes A's requests over; B: ${eventsOf(b!).slice(0, 2000)}`,
+      });
+    } finally {
+      wokeAt = Date.now();
+      process.kill(a!.run.child.pid!, 'SIGCONT');
+    }
+    await until(() => completed(ids), { timeoutMs: 45_000, message: 'every request is COMPLETED', everyMs: 250 });
+
+    const calls = callsOf(a!, b!);
+    const afterWaking = calls.filter((call) => call.replica === 'A' && call.started_at >= wokeAt);
+    const refusals = await metric(a!, 'fave_lease_fence_refusals_total{reason="deadline"}') + (await metric(a!, 'fave_lease_fence_refusals_total{reason="stall"}'));
+    console.log(
+      `[replicas] stall: A stopped ${wokeAt - stoppedAt} ms; calls by A after waking: ${afterWaking.length}; ` +
+        `calls held back by A's fence: ${refusals}; requests fenced (logged): ${new Set(a!.logs.filter((l) => l.event === 'lease_fenced').map((l) => l.request_id)).size}`,
+    );
+    expect(afterWaking.map((c) => [c.request_id, c.stage_key, c.clip])).toEqual([]);
+    expect(overlaps(calls)).toEqual([]);
+
+    // Every request completed once, and its count of invocations is exactly what the two
+    // gateways served for it: A's calls in flight at the stall are counted, as interrupted.
+    for (const id of ids) {
+      const state = (await readState(id))!;
+      expect(state.lease).toBeNull();
+      expect(finalWrites(id), `PUTs of ${id}'s final.json`).toBe(1);
+      const final = FinalResultSchema.parse(JSON.parse((await store.get({ bucket: moto.bucket, key: requestKeys.final(id) })).toString('utf8')));
+      expect(final.status).toBe('COMPLETED');
+      expect(final.clips).toHaveLength(4);
+      const served = calls.filter((call) => call.request_id === id).length;
+      expect(final.metrics.invocations, `invocations of ${id}`).toBe(served);
+    }
+  }, 120_000);
+
   it('a replica whose clock runs ahead takes over a live request: the owner loses its renewal and makes no further call or write', async () => {
     // Renewed every 3 s; without a renewal, an owner would stop on its own only after about 8 s.
     const ttl = 9000;
