@@ -192,6 +192,28 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     return found;
   }
 
+  /**
+   * Per request, pairs of calls by two owners that were under way at the same time. Under load a
+   * request may go from one owner to another and back (a lease that ran out each time): their
+   * spans interleave, their calls must not.
+   */
+  function concurrentCalls(calls: OwnedCall[]): string[] {
+    const found: string[] = [];
+    const byRequest = new Map<string, OwnedCall[]>();
+    for (const call of calls) if (call.request_id !== null) byRequest.set(call.request_id, [...(byRequest.get(call.request_id) ?? []), call]);
+    for (const [id, list] of byRequest) {
+      for (const [i, x] of list.entries()) {
+        for (const y of list.slice(i + 1)) {
+          if (x.replica === y.replica) continue;
+          const xEnd = x.ended_at ?? Number.POSITIVE_INFINITY;
+          const yEnd = y.ended_at ?? Number.POSITIVE_INFINITY;
+          if (x.started_at < yEnd && y.started_at < xEnd) found.push(`${id}: ${x.replica} ${x.stage_key} ${x.started_at}-${xEnd} with ${y.replica} ${y.stage_key} ${y.started_at}-${yEnd}`);
+        }
+      }
+    }
+    return found;
+  }
+
   /** How often each unit (stage, clip, frame) of each request was called, across replicas. */
   function unitCounts(calls: OwnedCall[]): Map<string, number> {
     const counts = new Map<string, number>();
@@ -282,7 +304,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     if (label === 'quiet') expect(firstTakeover!.started_at - killedAt).toBeLessThan(ttl + 2500);
 
     // No request was ever called by two owners at once.
-    expect(overlaps(calls)).toEqual([]);
+    expect(label === 'quiet' ? overlaps(calls) : concurrentCalls(calls)).toEqual([]);
     // A unit runs twice at most: once by A (its answer lost with A), once by who took it over.
     const counts = unitCounts(calls);
     expect([...counts.entries()].filter(([, n]) => n >= 3)).toEqual([]);
