@@ -379,10 +379,10 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
 
     const calls = callsOf(a!, b!);
     const afterWaking = calls.filter((call) => call.replica === 'A' && call.started_at >= wokeAt);
-    const refusals = await metric(a!, 'fave_lease_fence_refusals_total{reason="deadline"}') + (await metric(a!, 'fave_lease_fence_refusals_total{reason="stall"}'));
+    const refusals = (await Promise.all(['deadline', 'stall', 'lost'].map((reason) => metric(a!, `fave_lease_fence_refusals_total{reason="${reason}"}`)))).join('/');
     console.log(
       `[replicas] stall: A stopped ${wokeAt - stoppedAt} ms; calls by A after waking: ${afterWaking.length}; ` +
-        `calls held back by A's fence: ${refusals}; requests fenced (logged): ${new Set(a!.logs.filter((l) => l.event === 'lease_fenced').map((l) => l.request_id)).size}`,
+        `calls held back by A's fence (deadline/stall/lost): ${refusals}; requests fenced (logged): ${new Set(a!.logs.filter((l) => l.event === 'lease_fenced').map((l) => l.request_id)).size}`,
     );
     expect(afterWaking.map((c) => [c.request_id, c.stage_key, c.clip])).toEqual([]);
     expect(overlaps(calls)).toEqual([]);

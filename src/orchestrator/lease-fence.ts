@@ -15,8 +15,11 @@ import type { SendGate } from '../transport/stage-call.ts';
  * the bytes leaving, and for a renewal's write in flight. docs/operations.md states the guarantee.
  */
 
-/** Why a call was held back. */
-export type FenceReason = 'deadline' | 'stall';
+/**
+ * Why a call was held back: the local deadline passed, the process stalled, or the request no
+ * longer runs here (its lease was lost or given up while the call was on its way to the send).
+ */
+export type FenceReason = 'deadline' | 'stall' | 'lost';
 
 /** The safety margin of a lease: a third of it, at most a second. */
 export function leaseMarginMs(ttlMs: number): number {
@@ -90,7 +93,11 @@ export class LeaseFence implements SendGate {
 
   /** Synchronous: may a call for this request be sent at this very instant? */
   clear(): boolean {
-    if (this.closed) return false;
+    if (this.closed) {
+      // Its loss is logged where it was learnt (lease_lost, lease_expired); this only counts.
+      this.options.onRefusal?.('lost');
+      return false;
+    }
     this.options.checkStall?.();
     if (this.openNow()) return true;
     const reason: FenceReason = this.suspectSince !== null ? 'stall' : 'deadline';

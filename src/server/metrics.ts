@@ -70,12 +70,13 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   leasesLost.inc({ phase: 'renewal' }, 0);
   const fenceRefusals = new Counter({
     name: 'fave_lease_fence_refusals_total',
-    help: 'Stage calls held back at the send because this process may no longer hold the lease: its local deadline passed (deadline) or the process stalled (stall)',
+    help: 'Stage calls held back at the send because this process may no longer hold the lease: its local deadline passed (deadline), the process stalled (stall), or the request stopped running here on the way to the send (lost)',
     labelNames: ['reason'] as const,
     registers,
   });
   fenceRefusals.inc({ reason: 'deadline' }, 0);
   fenceRefusals.inc({ reason: 'stall' }, 0);
+  fenceRefusals.inc({ reason: 'lost' }, 0);
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
   const onInvocation = (_requestId: string, record: InvocationRecord) => {
