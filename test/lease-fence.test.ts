@@ -108,8 +108,9 @@ describe('the lease fence, on a fake clock', () => {
     const clock = fakeClock();
     const { fence } = fenceOn(clock);
     const transport = countingTransport();
+    let recorded = 0;
     let unsent = 0;
-    const dispatch = { id: 'd1', record: async () => {}, unsent: async () => void unsent++ };
+    const dispatch = { id: 'd1', record: async () => void recorded++, unsent: async () => void unsent++ };
     const sending = callStageOnce(transport, createLimiter(4), STAGE_CALL, { attempt: 1, gate: fence, dispatch }, new AbortController().signal);
     await new Promise((r) => setImmediate(r));
     fence.close();
@@ -119,7 +120,33 @@ describe('the lease fence, on a fake clock', () => {
     );
     expect(isStageCallFailure(failure) && failure.error.code).toBe('CANCELLED');
     expect(transport.sent).toBe(0);
-    // Its journal marker is taken back: a resume does not count it as sent.
+    // Held back before its journal marker: a resume elsewhere has nothing to count as sent.
+    expect([recorded, unsent]).toEqual([0, 0]);
+  });
+
+  it('a call whose lease runs out while its marker is written is held at the send, and its marker taken back if it never goes', async () => {
+    const clock = fakeClock();
+    const { fence } = fenceOn(clock);
+    fence.renewed(clock.monotonic());
+    const transport = countingTransport();
+    let unsent = 0;
+    const dispatch = {
+      id: 'd2',
+      // The marker's write takes past the deadline.
+      record: async () => void clock.advance(TTL),
+      unsent: async () => void unsent++,
+    };
+    const controller = new AbortController();
+    const sending = callStageOnce(transport, createLimiter(4), STAGE_CALL, { attempt: 1, gate: fence, dispatch }, controller.signal);
+    await new Promise((r) => setImmediate(r));
+    expect(transport.sent).toBe(0);
+    fence.close();
+    const failure = await sending.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(isStageCallFailure(failure) && failure.error.code).toBe('CANCELLED');
+    expect(transport.sent).toBe(0);
     expect(unsent).toBe(1);
   });
 

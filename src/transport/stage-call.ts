@@ -124,6 +124,14 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   }
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
   let timeoutMs = Math.min(spec.call.timeout_ms, remaining);
+  const gate = spec.gate ?? null;
+  const refused = (marked: boolean) => async (): Promise<never> => {
+    if (marked) await spec.dispatch?.unsent().catch(() => undefined);
+    throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
+  };
+  // Looked at before the marker too: a call held back there leaves no marker that a resume
+  // elsewhere would count as sent.
+  if (gate && !(await passGate(gate, signal))) return refused(false)();
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -138,15 +146,9 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     }
   }
 
-  // The lease is checked last, after every await: from the answer to the send nothing else runs.
-  const gate = spec.gate;
+  // The lease is checked last, after every await: from this answer to the send nothing else runs.
   if (gate && !gate.clear()) {
-    do {
-      if (!(await gate.opened(signal)) || signal.aborted) {
-        await spec.dispatch?.unsent().catch(() => undefined);
-        throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
-      }
-    } while (!gate.clear());
+    if (!(await passGate(gate, signal, true))) return refused(spec.dispatch !== undefined)();
     // The wait counts against the request's deadline like any other.
     timeoutMs = Math.min(spec.call.timeout_ms, spec.call.deadline_at - Date.now());
     if (timeoutMs <= 0) {
@@ -211,6 +213,19 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     );
   }
   return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
+}
+
+/**
+ * Waits until the gate lets a call through (true) or never will (false). Ends with a synchronous
+ * `clear()` that said yes, so a caller that sends right after it sends within the same turn.
+ * `refusedOnce`: the caller's own `clear()` already said no.
+ */
+async function passGate(gate: SendGate, signal: AbortSignal, refusedOnce = false): Promise<boolean> {
+  if (!refusedOnce && gate.clear()) return true;
+  do {
+    if (!(await gate.opened(signal)) || signal.aborted) return false;
+  } while (!gate.clear());
+  return true;
 }
 
 /** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */
