@@ -7,6 +7,7 @@ import { parseStateFile, type StateEnvelope } from '../src/persistence/state-fil
 import { requestKeys } from '../src/persistence/store.ts';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { callbackKeys } from '../src/transport/callbacks.ts';
+import { readDispatches } from '../src/persistence/dispatch-journal.ts';
 import { runFave, type ChildRun } from './support/child.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
@@ -27,6 +28,8 @@ let store: FsStore;
 let gateway: TestGateway;
 let env: Record<string, string>;
 let replica: ChildRun | null = null;
+/** The gateway of the runs killed between a call's marker and its 202. */
+let quick: TestGateway | null = null;
 
 
 beforeAll(async () => {
@@ -64,13 +67,14 @@ afterAll(async () => {
     await replica.exit;
   }
   await gateway?.close();
+  await quick?.close();
   await store?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-async function readState(): Promise<StateEnvelope | null> {
+async function readState(id = ID): Promise<StateEnvelope | null> {
   try {
-    return parseStateFile((await store.get({ bucket: BUCKET, key: requestKeys.state(ID) })).toString('utf8'), 'state.json');
+    return parseStateFile((await store.get({ bucket: BUCKET, key: requestKeys.state(id) })).toString('utf8'), 'state.json');
   } catch {
     return null;
   }
@@ -123,4 +127,57 @@ describe('crash while async calls are queued', () => {
     const records = final!.snapshot.context.clips.flatMap((c) => c.records).filter((r) => r.stage === 'stage-ffmpeg-2');
     expect(records.map((r) => r.attempt)).toEqual(Array(CLIPS).fill(1));
   }, 120_000);
+});
+
+describe('crash after an async call is journaled, before state.json says it was queued', () => {
+  const RUNS = 10;
+  const QUEUED = 3;
+
+  it(`a resumed request waits for the journaled calls' callbacks and sends none of them again (${RUNS} runs)`, async () => {
+    quick = await startTestGateway({ store, clips: QUEUED, framesPerClip: 1 });
+    const runEnv = { ...env, GATEWAY_URL: quick.url, MAX_CONCURRENT_INVOCATIONS: String(QUEUED) };
+    const sentAgain: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const id = `crash-async-marker-${run}`;
+      // The gateway queues the ffmpeg-2 calls (they run and call back) but holds its 202: the
+      // owner's journal has their markers, its state.json cannot know they were queued.
+      quick.holdAccepts('ffmpeg2');
+      const owner = runFave(['run', 's3://fave-artifacts/uploads/v.mp4', '--request-id', id, '--json'], runEnv);
+      let exited = false;
+      void owner.exit.then(() => (exited = true));
+      const queuedCalls = () => quick!.calls.filter((c) => c.request_id === id && c.stage_key === 'ffmpeg2');
+      await until(() => exited || (quick!.heldAccepts === QUEUED && queuedCalls().length === QUEUED), {
+        timeoutMs: 60_000,
+        message: `run ${run}: ${QUEUED} ffmpeg-2 calls are queued, their 202 held`,
+        everyMs: 25,
+      });
+      expect(exited, 'the owner ended before the kill').toBe(false);
+      const markers = (await readDispatches(store, BUCKET, id)).filter((m) => m.stage === 'stage-ffmpeg-2');
+      expect(markers.map((m) => m.mode)).toEqual(Array(QUEUED).fill('async'));
+      owner.child.kill('SIGKILL');
+      expect((await owner.exit).signal).toBe('SIGKILL');
+      quick.releaseAccepts();
+      const atKill = await readState(id);
+      expect(Object.keys(atKill!.snapshot.context.dispatched).filter((t) => t.endsWith('/ffmpeg2'))).toEqual([]);
+
+      const resumed = runFave(['resume', id, '--json'], runEnv);
+      const out = await resumed.exit;
+      expect(out.code, out.stderr.slice(-3000)).toBe(0);
+      const result = FinalResultSchema.parse(JSON.parse(out.stdout));
+      expect(result.status).toBe('COMPLETED');
+
+      const calls = quick.calls.filter((c) => c.request_id === id);
+      const compress = calls.filter((c) => c.stage_key === 'ffmpeg2');
+      sentAgain.push(compress.length - QUEUED);
+      expect(compress.map((c) => c.clip).sort((a, b) => a! - b!)).toEqual([...Array(QUEUED).keys()]);
+      expect(calls).toHaveLength(3 + QUEUED * 3 + QUEUED);
+      // Each queued call counts once, with the attempt it was sent as: waited for, not lost.
+      expect(result.metrics.invocations).toBe(calls.length);
+      expect(result.metrics.retries).toBe(0);
+      const records = (await readState(id))!.snapshot.context.clips.flatMap((c) => c.records).filter((r) => r.stage === 'stage-ffmpeg-2');
+      expect(records.map((r) => [r.attempt, r.outcome])).toEqual(Array(QUEUED).fill([1, 'success']));
+    }
+    console.log(`[async-crash] calls sent again per run: ${sentAgain.join(', ')}`);
+    expect(sentAgain).toEqual(Array(RUNS).fill(0));
+  }, 180_000);
 });

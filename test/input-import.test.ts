@@ -23,6 +23,8 @@ async function sha256OfStream(stream: Readable): Promise<string> {
 }
 
 let http: Server;
+/** The test's own loopback server stands in for a source a trusted caller (the CLI) may reach. */
+const TRUSTED = { allowPrivateNetwork: true };
 let base: string;
 let workDir: string;
 let localVideo: string;
@@ -176,7 +178,7 @@ describe.each(factories)('importInput into $name', (factory) => {
   it('downloads http:// byte for byte, with its content type', async () => {
     const source = `${base}/videos/clip.mp4?token=secret`;
     const dest = destFor(source);
-    const imported = await importInput(store, source, dest);
+    const imported = await importInput(store, source, dest, TRUSTED);
     expect(imported).toEqual({ size: VIDEO.length, sha256: VIDEO_SHA256, contentType: 'video/mp4' });
     expect(await storedSha256(dest)).toBe(VIDEO_SHA256);
   });
@@ -185,20 +187,20 @@ describe.each(factories)('importInput into $name', (factory) => {
     const source = `${base}/videos/chunked.webm`;
     const dest = destFor(source);
     expect(dest.key).toMatch(/original\.webm$/);
-    const imported = await importInput(store, source, dest);
+    const imported = await importInput(store, source, dest, TRUSTED);
     expect(imported.sha256).toBe(VIDEO_SHA256);
     expect(await storedSha256(dest)).toBe(VIDEO_SHA256);
   });
 
   it('follows redirects', async () => {
-    const imported = await importInput(store, `${base}/go`, destFor(`${base}/go`));
+    const imported = await importInput(store, `${base}/go`, destFor(`${base}/go`), TRUSTED);
     expect(imported.sha256).toBe(VIDEO_SHA256);
   });
 
   it('maps a 404 to INPUT_NOT_FOUND and writes nothing', async () => {
     const source = `${base}/videos/missing.mp4?X-Amz-Signature=abc`;
     const dest = destFor(source);
-    const failure = await failureOf(importInput(store, source, dest));
+    const failure = await failureOf(importInput(store, source, dest, TRUSTED));
     expect(failure.error).toMatchObject({ code: 'INPUT_NOT_FOUND', http_status: 404 });
     expect(failure.error.message).toContain(`${base}/videos/missing.mp4`);
     expect(failure.error.message).not.toContain('abc');
@@ -206,12 +208,12 @@ describe.each(factories)('importInput into $name', (factory) => {
   });
 
   it('fails on other statuses and on too many redirects', async () => {
-    const busy = await failureOf(importInput(store, `${base}/broken.mp4`, destFor('x.mp4')));
+    const busy = await failureOf(importInput(store, `${base}/broken.mp4`, destFor('x.mp4'), TRUSTED));
     expect(busy.error).toMatchObject({ code: 'INPUT_IMPORT_FAILED', http_status: 503, transient: true });
-    const endless = await failureOf(importInput(store, `${base}/hop/1`, destFor('x.mp4')));
+    const endless = await failureOf(importInput(store, `${base}/hop/1`, destFor('x.mp4'), TRUSTED));
     expect(endless.error).toMatchObject({ code: 'INPUT_IMPORT_FAILED', http_status: 302 });
     expect(endless.error.message).toContain('redirects');
-    const loop = await failureOf(importInput(store, `${base}/loop`, destFor('x.mp4')));
+    const loop = await failureOf(importInput(store, `${base}/loop`, destFor('x.mp4'), TRUSTED));
     expect(loop.error.code).toBe('INPUT_IMPORT_FAILED');
     expect(loop.error.transient).toBeUndefined();
   });
@@ -219,7 +221,7 @@ describe.each(factories)('importInput into $name', (factory) => {
   it('fails a truncated download without storing a partial object', async () => {
     const source = `${base}/truncated.mp4`;
     const dest = destFor(source);
-    const failure = await failureOf(importInput(store, source, dest));
+    const failure = await failureOf(importInput(store, source, dest, TRUSTED));
     expect(failure.error).toMatchObject({ code: 'INPUT_IMPORT_FAILED', transient: true });
     expect(failure.error.message).toContain(source);
     expect(await store.head(dest)).toBeNull();
@@ -229,7 +231,7 @@ describe.each(factories)('importInput into $name', (factory) => {
     const source = `${base}/stall.mp4`;
     const dest = destFor(source);
     const controller = new AbortController();
-    const importing = importInput(store, source, dest, { signal: controller.signal });
+    const importing = importInput(store, source, dest, { ...TRUSTED, signal: controller.signal });
     await stallStarted;
     controller.abort();
     const failure = await failureOf(importing);
@@ -275,6 +277,10 @@ describe('importing for an untrusted caller (allowPrivateNetwork: false)', () =>
         });
         expect(await store.head(dest)).toBeNull();
       }
+      // A caller that does not say is not trusted either.
+      const unsaid = { bucket: 'fave-artifacts', key: 'requests/x/input/unsaid.mp4' };
+      await expect(importInput(store, `http://127.0.0.1:${port}/v.mp4`, unsaid)).rejects.toMatchObject({ error: { code: 'BAD_REQUEST' } });
+      expect(await store.head(unsaid)).toBeNull();
       // The same source is fine for a trusted caller.
       const ok = await importInput(store, `http://127.0.0.1:${port}/v.mp4`, { bucket: 'fave-artifacts', key: 'ok.mp4' }, { allowPrivateNetwork: true });
       expect(ok.size).toBe('video bytes'.length);

@@ -6,6 +6,7 @@ import { summarizeProgress } from '../src/domain/progress.ts';
 import { allRecords } from '../src/domain/answer.ts';
 import { invocationRecord } from './support/fixtures.ts';
 import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
+import type { DispatchMarker } from '../src/domain/invocations.ts';
 
 const rec = (stage: string) => invocationRecord(stage);
 
@@ -141,5 +142,40 @@ describe('tolerance and redrive', () => {
     expect(after.clips![2]!.frames[0]).toMatchObject({ status: 'pending', error: null });
     expect(after).toMatchObject({ failed_clips: 0, clips_pending: 1, error: null, failed_at: null, redrives: 1 });
     expect(after.settings!.deadline_at).toBe(1500);
+  });
+});
+
+describe('journaled attempts without a record, on resume', () => {
+  const marker = (id: string, over: Partial<DispatchMarker> = {}): DispatchMarker => ({
+    id, task_id: 'clip-0/ffmpeg2', stage: 'stage-ffmpeg-2', clip_index: 0, frame_index: null, attempt: 1, at: 500, ...over,
+  });
+
+  it('an async attempt of this run is queued again, waited for from its marker; a sync one is interrupted', () => {
+    const ctx = context([clip(0), clip(1)]);
+    const { context: after, interrupted, queued } = plan.recordInterrupted(
+      ctx,
+      [
+        marker('a0', { mode: 'async', run: 0, timeout_ms: 7000 }),
+        marker('s1', { task_id: 'clip-1/ffmpeg2', clip_index: 1, mode: 'sync', run: 0, timeout_ms: 7000 }),
+      ],
+      800,
+    );
+    expect({ interrupted, queued }).toEqual({ interrupted: 1, queued: 1 });
+    expect(after.dispatched['clip-0/ffmpeg2']).toEqual({ run: 0, attempt: 1, call_id: null, dispatched_at: 500, timeout_ms: 7000, dispatch_id: 'a0' });
+    expect(after.clips[0]!.records).toEqual([]);
+    expect(after.clips[1]!.records.map((r) => [r.outcome, r.dispatch_id])).toEqual([['interrupted', 's1']]);
+    // Read again (a second resume), nothing changes: the queued marker is known now.
+    expect(plan.recordInterrupted(after, [marker('a0', { mode: 'async', run: 0, timeout_ms: 7000 })], 900)).toMatchObject({ interrupted: 0, queued: 0 });
+  });
+
+  it('an async attempt of an earlier run, one its call went past, or a marker without a mode is interrupted', () => {
+    const failed = { ...rec('stage-ffmpeg-2'), clip_index: 0, outcome: 'error' as const, attempt: 1, dispatch_id: 'x' };
+    const ctx = context([clip(0)], { redrives: 1, retrying: { 'clip-0/ffmpeg2': [failed] } });
+    const { interrupted, queued } = plan.recordInterrupted(
+      ctx,
+      [marker('old', { mode: 'async', run: 0, timeout_ms: 7000, attempt: 2 }), marker('past', { mode: 'async', run: 1, timeout_ms: 7000, attempt: 1 }), marker('plain', { attempt: 2 })],
+      800,
+    );
+    expect({ interrupted, queued }).toEqual({ interrupted: 3, queued: 0 });
   });
 });

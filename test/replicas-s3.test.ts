@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
@@ -191,7 +192,75 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     return found;
   }
 
+  /**
+   * Per request, pairs of calls by two owners that were under way at the same time. Under load a
+   * request may go from one owner to another and back (a lease that ran out each time): their
+   * spans interleave, their calls must not.
+   */
+  function concurrentCalls(calls: OwnedCall[]): string[] {
+    const found: string[] = [];
+    const byRequest = new Map<string, OwnedCall[]>();
+    for (const call of calls) if (call.request_id !== null) byRequest.set(call.request_id, [...(byRequest.get(call.request_id) ?? []), call]);
+    for (const [id, list] of byRequest) {
+      for (const [i, x] of list.entries()) {
+        for (const y of list.slice(i + 1)) {
+          if (x.replica === y.replica) continue;
+          const xEnd = x.ended_at ?? Number.POSITIVE_INFINITY;
+          const yEnd = y.ended_at ?? Number.POSITIVE_INFINITY;
+          if (x.started_at < yEnd && y.started_at < xEnd) found.push(`${id}: ${x.replica} ${x.stage_key} ${x.started_at}-${xEnd} with ${y.replica} ${y.stage_key} ${y.started_at}-${yEnd}`);
+        }
+      }
+    }
+    return found;
+  }
+
+  /** How often each unit (stage, clip, frame) of each request was called, across replicas. */
+  function unitCounts(calls: OwnedCall[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const call of calls) {
+      if (call.request_id === null) continue;
+      const unit = `${call.request_id}/${call.stage_key}/${call.clip ?? '-'}/${call.frame ?? '-'}`;
+      counts.set(unit, (counts.get(unit) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /**
+   * Busy loops competing with the replicas for the CPU (a load average far over the core count),
+   * as on a crowded host or a throttled container. Stopped by the returned function.
+   */
+  function busyLoops(count: number): () => Promise<void> {
+    const loops = Array.from({ length: count }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    return async () => {
+      await Promise.all(
+        loops.map(
+          (loop) =>
+            new Promise<void>((resolve) => {
+              if (loop.exitCode !== null || loop.signalCode !== null) return resolve();
+              loop.once('exit', () => resolve());
+              loop.kill('SIGKILL');
+            }),
+        ),
+      );
+    };
+  }
+
   it('three replicas: A is SIGKILLed mid-fan-out, B and C finish its 30 requests, never two owners at once', async () => {
+    await takeover('quiet', 30);
+  }, 150_000);
+
+  it('the same takeover while three busy loops compete for the CPU: no unit is called three times', async () => {
+    const stopLoops = busyLoops(3);
+    try {
+      await takeover('loaded', 10);
+    } finally {
+      await stopLoops();
+    }
+  }, 300_000);
+
+  async function takeover(label: 'quiet' | 'loaded', count: number): Promise<void> {
+    // Under load everything is slower; the waits only bound a test that would otherwise hang.
+    const slack = label === 'quiet' ? 1 : 3;
     const ttl = 5000;
     // Quick single calls, then a slow fan-out (6 clips × 3 steps, 2 at a time) to be killed in.
     const gateway: Omit<TestGatewayOptions, 'store'> = {
@@ -202,14 +271,18 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     const env = { LEASE_TTL_MS: String(ttl), PERSIST_INTERVAL_MS: '2000' };
     const startedAt = Date.now();
     const [a, b, c] = await Promise.all(['A', 'B', 'C'].map((name) => startReplica(name, gateway, env)));
-    const ids = Array.from({ length: 30 }, (_, i) => `replica-${String(i).padStart(2, '0')}`);
+    // Ids of their own: moto's access log (final.json PUTs) outlives a test.
+    const ids = Array.from({ length: count }, (_, i) => `replica-${label}-${String(i).padStart(2, '0')}`);
     await Promise.all(ids.map((id) => submitAsync(a!, id)));
 
     // Mid-fan-out: every request has had a per-clip call. (On a store slower than the lease,
     // A gives up some requests before the kill and B or C take them: that is allowed too.)
     const inFanOut = (id: string) => [a!, b!, c!].some((r) => r.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2'));
-    await until(() => ids.every(inFanOut), {
-      timeoutMs: 30_000,
+    // Under load the owner lets some requests go before the kill and they move on elsewhere:
+    // there, half of them in their fan-out is mid-fan-out enough.
+    const killWhen = () => (label === 'quiet' ? ids.every(inFanOut) : ids.filter(inFanOut).length * 2 >= ids.length);
+    await until(killWhen, {
+      timeoutMs: 30_000 * slack,
       message: () =>
         `every request is in its fan-out on A; calls A/B/C ${[a!, b!, c!].map((r) => r.gateway.calls.length).join('/')}; ` +
         `not yet: ${ids.filter((id) => !inFanOut(id)).join(',')}; ` +
@@ -219,19 +292,23 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     expect((await a!.run.exit).signal).toBe('SIGKILL');
     const killedAt = Date.now();
     const orphans = (await Promise.all(ids.map(readState))).flatMap((s, i) => (s?.status === 'RUNNING' ? [ids[i]!] : []));
-    expect(orphans.length).toBeGreaterThanOrEqual(20);
+    expect(orphans.length).toBeGreaterThanOrEqual(label === 'quiet' ? 20 : 1);
 
-    await until(() => completed(ids), { timeoutMs: 45_000, message: 'every request is COMPLETED', everyMs: 250 });
+    await until(() => completed(ids), { timeoutMs: 45_000 * slack, message: 'every request is COMPLETED', everyMs: 250 });
 
     const doneAt = Date.now();
     const calls = callsOf(a!, b!, c!);
     // Takeover: B or C calls a stage within one lease period of the kill (plus a margin for a busy machine).
     const firstTakeover = calls.find((call) => call.replica !== 'A' && call.started_at >= killedAt);
     expect(firstTakeover, 'a call by B or C after the kill').toBeDefined();
-    expect(firstTakeover!.started_at - killedAt).toBeLessThan(ttl + 2500);
+    // (Under load the sweeps themselves are late: the bound is for a quiet machine.)
+    if (label === 'quiet') expect(firstTakeover!.started_at - killedAt).toBeLessThan(ttl + 2500);
 
     // No request was ever called by two owners at once.
-    expect(overlaps(calls)).toEqual([]);
+    expect(label === 'quiet' ? overlaps(calls) : concurrentCalls(calls)).toEqual([]);
+    // A unit runs twice at most: once by A (its answer lost with A), once by who took it over.
+    const counts = unitCounts(calls);
+    expect([...counts.entries()].filter(([, n]) => n >= 3)).toEqual([]);
     // Nothing ran on A after it died; every orphan went on with B or C.
     expect(calls.filter((call) => call.replica === 'A' && call.started_at > killedAt)).toEqual([]);
     const takers = new Map<string, Set<string>>();
@@ -255,18 +332,74 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
 
     const lostClaims = [...b!.logs, ...c!.logs].filter((l) => l.event === 'lease_lost').length;
     console.log(
-      `[replicas] ${orphans.length} orphans; first takeover ${firstTakeover!.started_at - killedAt} ms after the kill; ` +
+      `[replicas] ${label}: ${orphans.length} orphans; units called twice ${[...counts.values()].filter((n) => n === 2).length}; first takeover ${firstTakeover!.started_at - killedAt} ms after the kill; ` +
         `all done ${doneAt - killedAt} ms after it; taken by B/C ${[...takers.values()].filter((o) => o.has('B')).length}/${[...takers.values()].filter((o) => o.has('C')).length}; ` +
         `${lostClaims} lost races; started ${killedAt - startedAt} ms before the kill; ${moto.accessLog().length} requests to moto`,
     );
 
-    // B and C raced for the same orphans; each lost claim is logged with its winner.
-    const owners = new Set([b!.owner, c!.owner]);
+    // B and C raced for the same orphans (and, under load, for requests A let go before it was
+    // killed, which A may have taken back); each lost claim is logged with its winner.
+    const owners = new Set([a!.owner, b!.owner, c!.owner]);
     for (const line of [...b!.logs, ...c!.logs].filter((l) => l.event === 'lease_lost' && l.phase === 'claim')) {
       expect(owners.has(String(line.winner)), JSON.stringify(line)).toBe(true);
       expect(line.winner).not.toBe(line.owner);
     }
-  }, 150_000);
+  }
+
+  it('a stalled owner (SIGSTOP for twice the lease) wakes to find its requests taken over, and sends not one stage call', async () => {
+    const ttl = 2000;
+    const env = { LEASE_TTL_MS: String(ttl), PERSIST_INTERVAL_MS: '500' };
+    const gateway: Omit<TestGatewayOptions, 'store'> = {
+      clips: 4,
+      framesPerClip: 1,
+      latencyMs: { ffmpeg0: 30, librosa: 30, ffmpeg1: 30, ffmpeg2: 300, deepspeech: 300, ffmpeg3: 300, detector: 60 },
+    };
+    const [a, b] = await Promise.all([startReplica('A', gateway, env), startReplica('B', gateway, env)]);
+    const ids = Array.from({ length: 10 }, (_, i) => `stalled-${i}`);
+    await Promise.all(ids.map((id) => submitAsync(a!, id)));
+    const inFanOut = (id: string) => a!.gateway.calls.some((call) => call.request_id === id && call.stage_key === 'ffmpeg2');
+    await until(() => ids.every(inFanOut), { timeoutMs: 30_000, message: () => `every request is in its fan-out on A; A: ${eventsOf(a!).slice(0, 2000)}` });
+
+    process.kill(a!.run.child.pid!, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    let wokeAt = Number.POSITIVE_INFINITY;
+    try {
+      const orphans = (await Promise.all(ids.map(readState))).flatMap((st, i) => (st?.status === 'RUNNING' ? [ids[i]!] : []));
+      expect(orphans.length).toBeGreaterThan(0);
+      // B has made a call for every request A left running, and the stall has lasted 2 leases.
+      await until(() => Date.now() - stoppedAt >= 2 * ttl && orphans.every((id) => b!.gateway.calls.some((call) => call.request_id === id)), {
+        timeoutMs: 30_000,
+        message: () => `B takes A's requests over; B: ${eventsOf(b!).slice(0, 2000)}`,
+      });
+    } finally {
+      wokeAt = Date.now();
+      process.kill(a!.run.child.pid!, 'SIGCONT');
+    }
+    await until(() => completed(ids), { timeoutMs: 45_000, message: 'every request is COMPLETED', everyMs: 250 });
+
+    const calls = callsOf(a!, b!);
+    const afterWaking = calls.filter((call) => call.replica === 'A' && call.started_at >= wokeAt);
+    const refusals = (await Promise.all(['deadline', 'stall', 'lost'].map((reason) => metric(a!, `fave_lease_fence_refusals_total{reason="${reason}"}`)))).join('/');
+    console.log(
+      `[replicas] stall: A stopped ${wokeAt - stoppedAt} ms; calls by A after waking: ${afterWaking.length}; ` +
+        `calls held back by A's fence (deadline/stall/lost): ${refusals}; requests fenced (logged): ${new Set(a!.logs.filter((l) => l.event === 'lease_fenced').map((l) => l.request_id)).size}`,
+    );
+    expect(afterWaking.map((c) => [c.request_id, c.stage_key, c.clip])).toEqual([]);
+    expect(overlaps(calls)).toEqual([]);
+
+    // Every request completed once, and its count of invocations is exactly what the two
+    // gateways served for it: A's calls in flight at the stall are counted, as interrupted.
+    for (const id of ids) {
+      const state = (await readState(id))!;
+      expect(state.lease).toBeNull();
+      expect(finalWrites(id), `PUTs of ${id}'s final.json`).toBe(1);
+      const final = FinalResultSchema.parse(JSON.parse((await store.get({ bucket: moto.bucket, key: requestKeys.final(id) })).toString('utf8')));
+      expect(final.status).toBe('COMPLETED');
+      expect(final.clips).toHaveLength(4);
+      const served = calls.filter((call) => call.request_id === id).length;
+      expect(final.metrics.invocations, `invocations of ${id}`).toBe(served);
+    }
+  }, 120_000);
 
   it('a replica whose clock runs ahead takes over a live request: the owner loses its renewal and makes no further call or write', async () => {
     // Renewed every 3 s; without a renewal, an owner would stop on its own only after about 8 s.

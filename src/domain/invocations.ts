@@ -62,6 +62,15 @@ export const DispatchMarkerSchema = z.object({
   attempt: z.number().int().positive(),
   /** Epoch ms when it was dispatched. */
   at: z.number(),
+  /**
+   * How it was sent: a sync call's answer is lost with the process that waited for it; an async
+   * call's comes by callback to any replica. Absent in journals written before it was recorded: sync.
+   */
+  mode: z.enum(['sync', 'async']).optional(),
+  /** The request's redrive count when it was sent. */
+  run: z.number().int().min(0).optional(),
+  /** How long its answer is awaited from `at` (the call's timeout, within the request deadline). */
+  timeout_ms: z.number().positive().optional(),
 });
 export type DispatchMarker = z.infer<typeof DispatchMarkerSchema>;
 

@@ -29,11 +29,12 @@ export interface ImportOptions {
   /** Accept a local path or `file://` URL (the CLI does; a network-facing server must not). */
   allowLocalPath?: boolean;
   /**
-   * Connect to loopback, private, link-local or metadata addresses (default true). When false,
-   * every connection is checked as it is made, redirects included, so neither a redirect nor a
-   * DNS answer that changed since the request was validated can reach them. `except-link-local`
-   * (the CLI's) allows loopback and private addresses but refuses link-local and cloud metadata
-   * ones, checked the same way.
+   * Connect to loopback, private, link-local or metadata addresses (default false: a caller
+   * that forgets to say must not open the internal network). When false, every connection is
+   * checked as it is made, redirects included, so neither a redirect nor a DNS answer that
+   * changed since the request was validated can reach them. `except-link-local` (the CLI's)
+   * allows loopback and private addresses but refuses link-local and cloud metadata ones,
+   * checked the same way.
    */
   allowPrivateNetwork?: PrivateNetworkAccess;
   /** Which `s3://` objects may be copied (none refused when absent). */
@@ -160,7 +161,7 @@ async function importWithin(store: Store, source: string, dest: ObjectLocation, 
     if (info && info.size > maxBytes) throw tooLarge(source, maxBytes, info.size);
     return importFromS3(store, from, dest);
   }
-  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? true, maxBytes);
+  if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? false, maxBytes);
   const isFileUrl = /^file:\/\//i.test(source);
   if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${redactUrl(source)}`));

@@ -178,13 +178,19 @@ export function settleFrames(context: PipelineContext, results: FrameResult[]): 
 }
 
 /**
- * Records, as `interrupted`, every dispatched attempt the context has no record of: sent before
- * the process stopped, its answer never recorded. Each goes with the unit it belongs to (the
+ * Records, as `interrupted`, every dispatched sync attempt the context has no record of: sent
+ * before the process stopped, its answer never recorded. An async attempt the call would make
+ * next is put back in `dispatched` instead (`queued`), waited for until its timeout from the
+ * marker's time, and only then retried as the next attempt. Each goes with the unit it belongs to (the
  * request, the clip, the frame), so it counts as an invocation and shows on the timeline; it
  * does not count against the call's retry budget. Attempts already recorded are left alone, so
  * reading the same dispatches again changes nothing.
  */
-export function recordInterrupted(context: PipelineContext, markers: readonly DispatchMarker[], lastSeenAt: number): { context: PipelineContext; interrupted: number } {
+export function recordInterrupted(
+  context: PipelineContext,
+  markers: readonly DispatchMarker[],
+  lastSeenAt: number,
+): { context: PipelineContext; interrupted: number; queued: number } {
   const known = new Set<string>();
   const collect = (records: readonly InvocationRecord[]) => {
     for (const r of records) if (r.dispatch_id !== undefined) known.add(r.dispatch_id);
@@ -197,8 +203,24 @@ export function recordInterrupted(context: PipelineContext, markers: readonly Di
     collect(clip.records);
     for (const frame of clip.frames) collect(frame.records);
   }
-  const missing = markers.filter((m) => !known.has(m.id)).sort((a, b) => a.at - b.at);
-  if (missing.length === 0) return { context, interrupted: 0 };
+  const unknown = markers.filter((m) => !known.has(m.id)).sort((a, b) => a.at - b.at);
+  if (unknown.length === 0) return { context, interrupted: 0, queued: 0 };
+  // An async attempt the journal has and state.json does not is queued, not lost: its answer
+  // comes by callback to any replica, so the resume waits for it instead of sending it again.
+  let dispatched = context.dispatched;
+  const missing: DispatchMarker[] = [];
+  for (const marker of unknown) {
+    const dispatch = queuedDispatch(context, marker);
+    const current = dispatched[marker.task_id];
+    if (dispatch && (!current || current.attempt < dispatch.attempt)) {
+      known.add(marker.id);
+      dispatched = { ...dispatched, [marker.task_id]: dispatch };
+    } else {
+      missing.push(marker);
+    }
+  }
+  const queued = unknown.length - missing.length;
+  if (missing.length === 0) return { context: { ...context, dispatched }, interrupted: 0, queued };
   let records = context.records;
   const clips = context.clips.slice();
   for (const marker of missing) {
@@ -220,7 +242,19 @@ export function recordInterrupted(context: PipelineContext, markers: readonly Di
       clips[position] = { ...clip, records: [...clip.records, record] };
     }
   }
-  return { context: { ...context, records, clips }, interrupted: missing.length };
+  return { context: { ...context, records, clips, dispatched }, interrupted: missing.length, queued };
+}
+
+/**
+ * The dispatch to wait for, when a marker is an async attempt of the current run that is the
+ * very next attempt its call makes (after the failed ones kept in `retrying`); null otherwise
+ * (a sync call, an older run, or an attempt its call has gone past).
+ */
+function queuedDispatch(context: PipelineContext, marker: DispatchMarker): AsyncDispatch | null {
+  if (marker.mode !== 'async' || marker.run !== context.redrives || marker.timeout_ms === undefined) return null;
+  const failed = context.retrying[marker.task_id]?.length ?? 0;
+  if (marker.attempt !== failed + 1) return null;
+  return { run: marker.run, attempt: marker.attempt, call_id: null, dispatched_at: marker.at, timeout_ms: marker.timeout_ms, dispatch_id: marker.id };
 }
 
 /** Its end is unknown: the last moment the request's state was written, if after the send. */

@@ -10,7 +10,7 @@ import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { extractFacts } from '../transport/stage-facts.ts';
-import { backoffDelayMs, callStageOnce } from '../transport/stage-call.ts';
+import { backoffDelayMs, callStageOnce, type SendGate } from '../transport/stage-call.ts';
 import { isRepeatedFailure, repeatedFailureError } from '../domain/repeated-failure.ts';
 import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
@@ -52,6 +52,8 @@ export interface PipelineDeps {
   sourceAccess?: (requestId: string) => SourceAccess;
   /** Where each attempt is recorded durably before it is sent, so a resume can count it. */
   dispatches?: DispatchLog;
+  /** The request's lease fence, asked right before every send (null: not fenced). */
+  leaseGate?: (requestId: string) => SendGate | null;
 }
 
 export interface AttemptOutput {
@@ -202,8 +204,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const dispatch = deps.dispatches
     ? resumed?.dispatch_id !== undefined
       ? { id: resumed.dispatch_id, record: async () => {}, unsent: async () => {} }
-      : dispatchOf(deps.dispatches, call, attempt)
+      : dispatchOf(deps.dispatches, call, attempt, call.call_mode === 'async' && deps.asyncCalls ? 'async' : 'sync')
     : null;
+  const gate = deps.leaseGate?.(call.request_id) ?? null;
   const asyncAttempt =
     call.call_mode === 'async' && deps.asyncCalls
       ? deps.asyncCalls.attempt(
@@ -214,7 +217,7 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
-    attempted = await callStageOnce(asyncAttempt ?? deps.transport, deps.limiter, call, { attempt, ...(dispatch ? { dispatch } : {}) }, signal);
+    attempted = await callStageOnce(asyncAttempt ?? deps.transport, deps.limiter, call, { attempt, gate, ...(dispatch ? { dispatch } : {}) }, signal);
   } catch (err) {
     if (!isStageCallFailure(err)) throw err;
     const failure: StageCallFailure = { error: err.error, record: timed(err.record) };
@@ -259,20 +262,26 @@ function slimOutput(output: StageOutput): StageOutput {
 const DISPATCH_ID_PREFIX = randomBytes(6).toString('base64url');
 let dispatchCount = 0;
 
-function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
+function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number, mode: 'sync' | 'async'): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
   const id = `${DISPATCH_ID_PREFIX}${(dispatchCount++).toString(36)}`;
   return {
     id,
-    record: () =>
-      log.record(call.request_id, {
+    record: () => {
+      const at = Date.now();
+      return log.record(call.request_id, {
         id,
         task_id: call.task_id,
         stage: call.function_name,
         clip_index: call.task.fanout.clip_index ?? null,
         frame_index: call.task.fanout.frame_index ?? null,
         attempt,
-        at: Date.now(),
-      }),
+        at,
+        // An async call's answer outlives this process: a resume waits for it this long from `at`.
+        mode,
+        run: call.run ?? 0,
+        timeout_ms: Math.max(1, Math.min(call.timeout_ms, call.deadline_at - at)),
+      });
+    },
     unsent: () => log.unsent(call.request_id, id),
   };
 }

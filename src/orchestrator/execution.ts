@@ -11,6 +11,7 @@ import type { StateWriter } from '../persistence/state-writer.ts';
 import type { LiveRequest } from '../persistence/request-repository.ts';
 import { isTerminal, requestStatus, summarizeProgress, topLevelState } from '../domain/progress.ts';
 import { requestView, type Lease, type RequestView } from '../domain/request-view.ts';
+import { leaseMarginMs, type LeaseFence, type LeaseFences } from './lease-fence.ts';
 
 export interface ExecutionOutcome {
   request_id: string;
@@ -33,6 +34,8 @@ export interface ExecutionOptions {
    * elsewhere another process could not be kept out anyway, and stopping would only repeat calls.
    */
   fenced?: boolean;
+  /** Where the fence checked before every stage call is opened (with `fenced`). */
+  fences?: LeaseFences;
   /** The ETag of the request's state.json as stored now (null: gone), for the fence's last look. */
   storedEtag?: () => Promise<string | null>;
   logger?: Logger;
@@ -65,6 +68,10 @@ export class Execution {
   private lastTop: TopLevelState | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private fenceTimer: NodeJS.Timeout | null = null;
+  /** Checked synchronously before every stage call (null: not fenced). */
+  private fence: LeaseFence | null = null;
+  /** When each state.json not yet stored was built (monotonic), by seq: the lease it carries counts from then. */
+  private readonly builtAt = new Map<number, number>();
   private finished = false;
   private redriving: boolean;
   private resolveDone!: (outcome: ExecutionOutcome) => void;
@@ -102,9 +109,23 @@ export class Execution {
    * Rejects with LEASE_HELD when another owner holds it.
    */
   async start(): Promise<void> {
-    if (this.options.fenced) this.options.writer.onWritten((envelope) => this.armFence(envelope.lease?.expires_at ?? null));
-    await this.options.writer.acquire(this.envelope());
-    await this.options.onClaimed?.();
+    if (this.options.fenced) {
+      const fence = this.options.fences?.open(this.requestId, () => this.persist(true)) ?? null;
+      this.fence = fence;
+      this.options.writer.onWritten((envelope) => {
+        const builtAt = this.builtAt.get(envelope.seq);
+        for (const seq of this.builtAt.keys()) if (seq <= envelope.seq) this.builtAt.delete(seq);
+        if (fence && envelope.lease && builtAt !== undefined) fence.renewed(builtAt);
+        this.armFence(envelope.lease?.expires_at ?? null);
+      });
+    }
+    try {
+      await this.options.writer.acquire(this.envelope());
+      await this.options.onClaimed?.();
+    } catch (err) {
+      this.fence?.close();
+      throw err;
+    }
     this.options.writer.onLost((failure) => {
       if (failure.error.code === 'LEASE_HELD') void this.fail(failure.error);
       else this.stopOnStoreFault(failure.error);
@@ -208,6 +229,7 @@ export class Execution {
     const now = this.options.now?.() ?? Date.now();
     const terminal = isTerminal(snapshot.value);
     this.lease = terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs };
+    if (this.fence && this.lease) this.builtAt.set(this.seq + 1, this.fence.now());
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -279,6 +301,7 @@ export class Execution {
     this.renewTimer = null;
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
+    this.fence?.close();
   }
 
   /**
@@ -297,8 +320,8 @@ export class Execution {
   }
 
   private fenceMarginMs(): number {
-    // A third of the lease: the look comes only when a renewal due by then has not landed.
-    return Math.min(1000, Math.floor(this.options.leaseTtlMs / 3));
+    // The look comes only when a renewal due by then has not landed.
+    return leaseMarginMs(this.options.leaseTtlMs);
   }
 
   private setFence(delayMs: number, action: () => void): void {

@@ -29,6 +29,7 @@ import { RequestIndex, listingEntryOf } from '../persistence/request-index.ts';
 import { IndexedSweep } from './index-sweep.ts';
 import { crashPoint } from './fault-points.ts';
 import { resolveSettings } from './settings.ts';
+import { LeaseFences, type FenceReason } from './lease-fence.ts';
 
 export interface OrchestratorOptions {
   config: Config;
@@ -65,6 +66,8 @@ export interface OrchestratorEvents {
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
   /** Another owner's write got in first; `winner` is the owner its lease names, if it could be read. */
   lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
+  /** A stage call was held back: the lease may have run out (deadline) or the process stalled. */
+  lease_fenced: [requestId: string, reason: FenceReason];
 }
 
 /**
@@ -125,6 +128,7 @@ export class Orchestrator {
   private readonly foreignLeases = new Map<string, number>();
   private readonly journals = new Map<string, DispatchJournal>();
   private readonly background = new Set<Promise<void>>();
+  private readonly fences: LeaseFences;
 
   /** The profiles a request may name, the configured default first. */
   get profileNames(): string[] {
@@ -160,6 +164,11 @@ export class Orchestrator {
       fullScanEveryMs: options.config.indexFullScanIntervalMs,
       ...(options.logger ? { logger: options.logger } : {}),
     });
+    this.fences = new LeaseFences({
+      ttlMs: this.leaseTtlMs,
+      onRefusal: (requestId, reason) => this.events.emit('lease_fenced', requestId, reason),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
     this.machine = pipelineMachine.provide({
       actors: createActors({
         transport: options.transport,
@@ -172,6 +181,7 @@ export class Orchestrator {
           record: (requestId, marker) => this.journalFor(requestId).record(marker),
           unsent: (requestId, id) => this.journalFor(requestId).record({ id, unsent: true }),
         },
+        leaseGate: (requestId) => this.fences.gate(requestId),
         ...(options.logger ? { logger: options.logger } : {}),
       }),
     });
@@ -437,6 +447,7 @@ export class Orchestrator {
       leaseTtlMs: this.leaseTtlMs,
       now: this.now,
       fenced: this.capabilities?.conditionalWrites ?? false,
+      fences: this.fences,
       storedEtag: () => this.requests.stateEtag(requestId),
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
@@ -590,9 +601,9 @@ export class Orchestrator {
   private async withInterrupted(envelope: StateEnvelope): Promise<StateEnvelope['snapshot']> {
     const markers = await readDispatches(this.options.store, this.options.config.bucket, envelope.request_id);
     if (markers.length === 0) return envelope.snapshot;
-    const { context, interrupted } = recordInterrupted(envelope.snapshot.context, markers, envelope.updated_at);
-    if (interrupted === 0) return envelope.snapshot;
-    this.options.logger?.info({ request_id: envelope.request_id, event: 'interrupted_attempts', count: interrupted });
+    const { context, interrupted, queued } = recordInterrupted(envelope.snapshot.context, markers, envelope.updated_at);
+    if (interrupted === 0 && queued === 0) return envelope.snapshot;
+    this.options.logger?.info({ request_id: envelope.request_id, event: 'interrupted_attempts', count: interrupted, queued });
     return { ...envelope.snapshot, context };
   }
 

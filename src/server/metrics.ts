@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LostRacePhase, Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
+import type { FenceReason } from '../orchestrator/lease-fence.ts';
 
 export interface FaveMetrics {
   readonly registry: Registry;
@@ -67,6 +68,15 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   });
   leasesLost.inc({ phase: 'claim' }, 0);
   leasesLost.inc({ phase: 'renewal' }, 0);
+  const fenceRefusals = new Counter({
+    name: 'fave_lease_fence_refusals_total',
+    help: 'Stage calls held back at the send because this process may no longer hold the lease: its local deadline passed (deadline), the process stalled (stall), or the request stopped running here on the way to the send (lost)',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  fenceRefusals.inc({ reason: 'deadline' }, 0);
+  fenceRefusals.inc({ reason: 'stall' }, 0);
+  fenceRefusals.inc({ reason: 'lost' }, 0);
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
   const onInvocation = (_requestId: string, record: InvocationRecord) => {
@@ -82,10 +92,12 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   };
   const onFinished = (_requestId: string, status: 'COMPLETED' | 'FAILED') => requests.inc({ status });
   const onLeaseLost = (_requestId: string, phase: LostRacePhase) => leasesLost.inc({ phase });
+  const onFenced = (_requestId: string, reason: FenceReason) => fenceRefusals.inc({ reason });
   orchestrator.events.on('invocation', onInvocation);
   orchestrator.events.on('state_write', onStateWrite);
   orchestrator.events.on('finished', onFinished);
   orchestrator.events.on('lease_lost', onLeaseLost);
+  orchestrator.events.on('lease_fenced', onFenced);
 
   return {
     registry,
@@ -96,6 +108,7 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
       orchestrator.events.off('state_write', onStateWrite);
       orchestrator.events.off('finished', onFinished);
       orchestrator.events.off('lease_lost', onLeaseLost);
+      orchestrator.events.off('lease_fenced', onFenced);
     },
   };
 }

@@ -14,11 +14,27 @@ import { describeZodIssue } from '../lib/zod-issue.ts';
  */
 export type StageCall = Pick<StageCallInput, 'request_id' | 'profile' | 'function_name' | 'task' | 'timeout_ms' | 'deadline_at'>;
 
+/**
+ * Whether a call may leave this process now: the request's lease, checked at the very instant
+ * of the send.
+ */
+export interface SendGate {
+  /** Synchronous, so nothing can run between the answer and the send. */
+  clear(): boolean;
+  /**
+   * Waits until the way may have re-opened (true: `clear()` is asked again), or never will (false:
+   * the request stopped running here, or `signal` aborted).
+   */
+  opened(signal: AbortSignal): Promise<boolean>;
+}
+
 /** Which attempt of the call this is. */
 export interface StageAttempt {
   attempt: number;
   /** Makes the attempt known durably (the dispatch journal) right before it is sent. */
   dispatch?: { id: string; record(): Promise<void>; unsent(): Promise<void> };
+  /** Held closed while this process may no longer hold the request's lease. */
+  gate?: SendGate | null;
 }
 
 /** One attempt of one call: the planned call, which attempt it is, and the wire request made from it. */
@@ -107,7 +123,15 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
   }
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
-  const timeoutMs = Math.min(spec.call.timeout_ms, remaining);
+  let timeoutMs = Math.min(spec.call.timeout_ms, remaining);
+  const gate = spec.gate ?? null;
+  const refused = (marked: boolean) => async (): Promise<never> => {
+    if (marked) await spec.dispatch?.unsent().catch(() => undefined);
+    throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
+  };
+  // Looked at before the marker too: a call held back there leaves no marker that a resume
+  // elsewhere would count as sent.
+  if (gate && !(await passGate(gate, signal))) return refused(false)();
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -122,6 +146,16 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     }
   }
 
+  // The lease is checked last, after every await: from this answer to the send nothing else runs.
+  if (gate && !gate.clear()) {
+    if (!(await passGate(gate, signal, true))) return refused(spec.dispatch !== undefined)();
+    // The wait counts against the request's deadline like any other.
+    timeoutMs = Math.min(spec.call.timeout_ms, spec.call.deadline_at - Date.now());
+    if (timeoutMs <= 0) {
+      await spec.dispatch?.unsent().catch(() => undefined);
+      throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
+    }
+  }
   let http;
   try {
     http = await transport.call(spec.call.function_name, spec.request, { signal, timeoutMs });
@@ -179,6 +213,19 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     );
   }
   return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
+}
+
+/**
+ * Waits until the gate lets a call through (true) or never will (false). Ends with a synchronous
+ * `clear()` that said yes, so a caller that sends right after it sends within the same turn.
+ * `refusedOnce`: the caller's own `clear()` already said no.
+ */
+async function passGate(gate: SendGate, signal: AbortSignal, refusedOnce = false): Promise<boolean> {
+  if (!refusedOnce && gate.clear()) return true;
+  do {
+    if (!(await gate.opened(signal)) || signal.aborted) return false;
+  } while (!gate.clear());
+  return true;
 }
 
 /** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */

@@ -131,6 +131,14 @@ export interface TestGateway {
   releaseCallbacks(): void;
   /** Callbacks waiting to be released. */
   readonly heldCallbacks: number;
+  /**
+   * Queues async calls of the matching stage (all when absent) but holds their 202 until
+   * `releaseAccepts()`: the calls run and call back, their caller does not hear they were queued.
+   */
+  holdAccepts(stage?: string): void;
+  releaseAccepts(): void;
+  /** Async calls queued whose 202 is held. */
+  readonly heldAccepts: number;
   /** Clears calls, concurrency peaks and the cold-start counter; faults stay. */
   reset(): void;
   close(): Promise<void>;
@@ -194,6 +202,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const callbacks: CallbackPost[] = [];
   let hold: { stage: string | null; released: Promise<void>; release: () => void } | null = null;
   let held = 0;
+  let acceptHold: { stage: string | null; released: Promise<void>; release: () => void } | null = null;
+  let heldAccepts = 0;
   const peakByRequest = new Map<string, number>();
 
   const addFault = (fault: Fault) => faults.push({ fault, remaining: fault.times ?? Number.POSITIVE_INFINITY });
@@ -465,6 +475,13 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     asyncTimeoutMs: options.asyncTimeoutMs,
     asyncMaxInflight: options.asyncMaxInflight,
     basicAuth: options.basicAuth,
+    async beforeAccept(name) {
+      const holding = acceptHold;
+      if (!holding || (holding.stage !== null && stageKeyOf(script, holding.stage) !== stageKeyOf(script, name))) return;
+      heldAccepts++;
+      await holding.released;
+      heldAccepts--;
+    },
     async beforeCallback(post) {
       callbacks.push(post);
       if (lostCallbacks.delete(post.callId)) return 'drop';
@@ -513,6 +530,19 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     get heldCallbacks() {
       return held;
     },
+    holdAccepts(stage) {
+      if (acceptHold) return;
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      acceptHold = { stage: stage ?? null, released, release };
+    },
+    releaseAccepts() {
+      acceptHold?.release();
+      acceptHold = null;
+    },
+    get heldAccepts() {
+      return heldAccepts;
+    },
     addFault,
     clearFaults: () => {
       faults = [];
@@ -527,6 +557,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     close: () => {
       hold?.release();
       hold = null;
+      acceptHold?.release();
+      acceptHold = null;
       return server.close();
     },
   };

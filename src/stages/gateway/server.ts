@@ -121,7 +121,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     }
     const body = await readBody(req);
     const { call, controller } = startCall(name, req, body);
-    sendText(res, 202, '', { 'X-Call-Id': call.callId });
     void (async () => {
       try {
         // At most max_inflight queued calls run at once; the others wait in the queue.
@@ -137,6 +136,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         active.delete(controller);
       }
     })();
+    // Queued already: the call runs and calls back whether or not the caller hears of it.
+    await options.beforeAccept?.(name);
+    sendText(res, 202, '', { 'X-Call-Id': call.callId });
   }
 
   async function postCallback(url: URL, name: string, callId: string, outcome: Exclude<Outcome, { kind: 'abandoned' }>, startedAt: number): Promise<void> {

@@ -34,6 +34,11 @@ export interface GatewayServerOptions {
   asyncTimeoutMs?: number;
   /** The queue-worker's `max_inflight`: queued calls run at most this many at once (no bound by default). */
   asyncMaxInflight?: number;
+  /**
+   * Awaited after an async call is queued and before the gateway answers 202: holding it keeps
+   * the caller from learning that its call was queued (a caller that dies meanwhile never does).
+   */
+  beforeAccept?: (name: string) => Promise<void>;
   /** Sees every callback before it is posted; 'drop' loses it, as a queue-worker that fails to post would. */
   beforeCallback?: (callback: CallbackPost) => 'deliver' | 'drop' | Promise<'deliver' | 'drop'>;
   basicAuth?: { user: string; password: string };
