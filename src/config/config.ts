@@ -30,6 +30,8 @@ export const ProfileSchema = z.strictObject({
   replicas: z.strictObject({ min: z.number().int().min(0), max: z.number().int().min(1) }),
   /** One mode for every stage, or per stage (stages not named keep STAGE_CALL_MODE). */
   call_mode: z.union([CallModeSchema, z.partialRecord(z.enum(STAGE_KEYS), CallModeSchema)]),
+  /** Whether requests of this profile scale the stages ahead of need (PREWARM when not given). */
+  prewarm: z.enum(['on', 'off']),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -43,7 +45,8 @@ const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
   default: {},
   // Scaling from zero answers 502/503 for a while: give it more attempts and longer backoff.
   // It keeps its whole budget even for a repeated answer: a function starting up may fail alike.
-  cold: { replicas: { min: 0, max: 5 }, retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false } },
+  // FAVE's cold regime, kept measurable: every stage scales from zero on its first call.
+  cold: { replicas: { min: 0, max: 5 }, prewarm: 'off', retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false } },
   warm: { replicas: { min: 1, max: 5 } },
   'burst-ready': { replicas: { min: 3, max: 10 } },
 };
@@ -85,6 +88,14 @@ const EnvSchema = z.object({
   LEASE_CLOCK_OFFSET_MS: envInt(-86_400_000, 86_400_000).default(0),
   BASIC_AUTH_USER: z.string().optional(),
   BASIC_AUTH_PASSWORD: z.string().optional(),
+  // The gateway admin credentials of the system API (scale calls); the gateway's basic auth when unset.
+  OPENFAAS_USERNAME: z.string().min(1).optional(),
+  OPENFAAS_PASSWORD: z.string().min(1).optional(),
+  PREWARM: z.enum(['on', 'off']).default('on'),
+  PREWARM_STRATEGY: z.enum(['speculative', 'just-in-time']).default('just-in-time'),
+  // Calls one replica serves at once, when the function's max_inflight cannot be read.
+  PREWARM_CALLS_PER_REPLICA: envInt(1, 1024).default(1),
+  PREWARM_TIMEOUT_MS: envInt(100, 60_000).default(2000),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
@@ -112,9 +123,15 @@ const EnvSchema = z.object({
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
+export type PrewarmStrategy = 'speculative' | 'just-in-time';
+
 export interface Config {
   gatewayUrl: string | null;
   gatewayAuth: { user: string; password: string } | null;
+  /** Credentials of the gateway's `/system/*` (OPENFAAS_USERNAME/PASSWORD, else the gateway's basic auth). Never logged. */
+  systemAuth: { user: string; password: string } | null;
+  /** Pre-warming: when to scale the stages ahead (`PREWARM_*`); a profile's `prewarm` turns it off per request. */
+  prewarm: { strategy: PrewarmStrategy; callsPerReplica: number; timeoutMs: number };
   store:
     | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
@@ -227,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tolerated_failure_pct: e.TOLERATED_FAILURE_PCT,
     replicas: { min: 0, max: 5 },
     call_mode: e.STAGE_CALL_MODE,
+    prewarm: e.PREWARM,
   };
   const partials: Record<string, PartialProfile> = { ...BUILT_IN_PROFILES };
   if (e.FAVE_PROFILES_FILE) {
@@ -266,9 +284,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof s3Rules === 'string') throw badConfig('INPUT_S3_ALLOW', s3Rules);
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
   const callback = callbackConfig(e.CALLBACK_BASE_URL, e.CALLBACK_SECRET ?? readSecret(secretsDir, 'fave-callback-secret'), profiles);
+  if ((e.OPENFAAS_USERNAME === undefined) !== (e.OPENFAAS_PASSWORD === undefined)) {
+    throw badConfig(e.OPENFAAS_USERNAME === undefined ? 'OPENFAAS_USERNAME' : 'OPENFAAS_PASSWORD', 'must be set together with its pair');
+  }
+  const gatewayAuth = user && password ? { user, password } : null;
   return {
     gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
-    gatewayAuth: user && password ? { user, password } : null,
+    gatewayAuth,
+    systemAuth: e.OPENFAAS_USERNAME && e.OPENFAAS_PASSWORD ? { user: e.OPENFAAS_USERNAME, password: e.OPENFAAS_PASSWORD } : gatewayAuth,
+    prewarm: { strategy: e.PREWARM_STRATEGY, callsPerReplica: e.PREWARM_CALLS_PER_REPLICA, timeoutMs: e.PREWARM_TIMEOUT_MS },
     store:
       storeKind === 'fs'
         ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }

@@ -43,6 +43,8 @@ export interface ExecutionOptions {
    * cancel that reached another replica); answers the reason, or null.
    */
   cancelRequested?: (since: number) => Promise<string | null>;
+  /** Sees every snapshot while the request runs here (pre-warming plans from it); must not throw. */
+  onSnapshot?: (top: TopLevelState, context: PipelineContext) => void;
 }
 
 /**
@@ -183,6 +185,7 @@ export class Execution {
       this.options.logger?.info({ request_id: this.requestId, event: 'state', state: top, ...(context.error ? { error: context.error } : {}) });
     }
     this.lastTop = top;
+    this.options.onSnapshot?.(top, context);
     this.persist(changed || terminal);
     if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {

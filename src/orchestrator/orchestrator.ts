@@ -26,6 +26,9 @@ import { requestKeys, type Store, type StoreCapabilities } from '../persistence/
 import type { PipelineContext } from '../domain/context.ts';
 import { Execution, type ExecutionOptions, type ExecutionOutcome } from './execution.ts';
 import { resolveSettings } from './settings.ts';
+import type { PrewarmAction, Prewarmer } from './prewarm.ts';
+import { topLevelState } from '../domain/progress.ts';
+import { STAGE_KEYS } from '../domain/stage.ts';
 
 export interface OrchestratorOptions {
   config: Config;
@@ -44,6 +47,8 @@ export interface OrchestratorOptions {
   callbacks?: AsyncCalls | null;
   /** Observes every actor, event and snapshot of the requests run here (a live inspector). */
   inspect?: Observer<InspectionEvent>;
+  /** Scales the stages ahead of need through the gateway's system API; none: no pre-warming. */
+  prewarm?: Prewarmer | null;
 }
 
 export interface AsyncCalls {
@@ -62,6 +67,8 @@ export interface OrchestratorEvents {
   finished: [requestId: string, status: 'COMPLETED' | 'FAILED'];
   /** Another owner's write got in first; `winner` is the owner its lease names, if it could be read. */
   lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
+  /** A pre-warm scale call ended (`ok` false: it failed, and nothing else changed). */
+  prewarm: [action: PrewarmAction];
 }
 
 /**
@@ -123,6 +130,11 @@ export class Orchestrator {
     return [profileName, ...Object.keys(profiles).filter((p) => p !== profileName)];
   }
 
+  /** The pre-warm actions made for a request this process ran (for its timeline); empty without pre-warming. */
+  prewarmActions(requestId: string): PrewarmAction[] {
+    return this.options.prewarm?.actionsOf(requestId) ?? [];
+  }
+
   /** True when the stages run in this process (no gateway): the embedded default. */
   get embedded(): boolean {
     return this.options.config.gatewayUrl === null;
@@ -145,7 +157,10 @@ export class Orchestrator {
         store: options.store,
         limiter: this.limiter,
         asyncCalls: options.callbacks?.caller ?? null,
-        onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+        onInvocation: (requestId, record) => {
+          this.options.prewarm?.learn(record, options.config.stageNames);
+          this.events.emit('invocation', requestId, record);
+        },
         sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
         dispatches: {
           record: (requestId, marker) => this.journalFor(requestId).record(marker),
@@ -359,6 +374,7 @@ export class Orchestrator {
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     await Promise.all(this.background);
+    await this.options.prewarm?.close();
   }
 
   /** The lease policy: another owner's lease that has not run out keeps this process off the request. */
@@ -419,6 +435,7 @@ export class Orchestrator {
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.requests.takeCancelMarker(requestId, since),
+      ...(this.options.prewarm ? { onSnapshot: (top, context) => this.options.prewarm?.observe(requestId, top, context) } : {}),
     });
   }
 
@@ -441,6 +458,7 @@ export class Orchestrator {
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
+    this.warmUp(execution);
     const policy = this.access.get(requestId)?.policy ?? this.policy({});
     execution.done.catch((err: unknown) => {
       if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
@@ -451,6 +469,11 @@ export class Orchestrator {
         if (this.executions.get(requestId) === execution) {
           this.executions.delete(requestId);
           this.access.delete(requestId);
+        }
+        const prewarm = this.options.prewarm;
+        if (prewarm) {
+          prewarm.learnWidths(execution.context);
+          prewarm.release(requestId);
         }
         const journal = this.journals.get(requestId);
         this.journals.delete(requestId);
@@ -482,6 +505,20 @@ export class Orchestrator {
       }),
     );
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  /**
+   * Gets the stages ahead ready while the earlier ones run: replicas through the gateway's system
+   * API, or, for the local stages, the model and speech engine loading in this process.
+   */
+  private warmUp(execution: Execution): void {
+    const context = execution.context;
+    const top = topLevelState(execution.value);
+    this.options.prewarm?.track(execution.requestId, top, context);
+    const profile = this.options.config.profiles[context.settings.profile];
+    if (this.options.transport.warmUp && profile?.prewarm !== 'off') {
+      this.options.transport.warmUp(STAGE_KEYS.filter((k) => k !== 'detector' || context.settings.detector_enabled));
+    }
   }
 
   /** Says who won (the owner in the lease now stored) and counts it; never fails. */

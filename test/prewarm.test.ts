@@ -1,0 +1,154 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { STAGE_KEYS, type StageKey } from '../src/domain/stage.ts';
+import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
+import { closeAfterTest } from './support/cleanup.ts';
+import { until } from './support/until.ts';
+
+/**
+ * Pre-warming against the gateway's replica model: every function starts at zero replicas; a
+ * replica takes COLD_MS to start and serves two calls at once.
+ */
+const COLD_MS = 400;
+const REPLICAS = { coldStartMs: COLD_MS, maxInflight: 2, maxReplicas: 10, initialReplicas: 0 };
+// The entry stage takes a while, so the scale calls sent at request start are surely out before
+// the second stage is called, even on a busy machine.
+const LATENCY = { ffmpeg0: 300, librosa: 20, ffmpeg1: 20, ffmpeg2: 20, deepspeech: 20, ffmpeg3: 20, detector: 20 };
+
+interface Logged {
+  event?: string;
+  reason?: string;
+  [key: string]: unknown;
+}
+
+async function start(env: Record<string, string>, gateway: HarnessOptions['gateway'] = {}): Promise<{ h: Harness; logs: Logged[] }> {
+  const logs: Logged[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Logged);
+      done();
+    },
+  });
+  const h = closeAfterTest(
+    await startHarness({
+      gateway: { clips: 2, framesPerClip: 1, latencyMs: LATENCY, replicas: REPLICAS, ...gateway },
+      env: { PREWARM_TIMEOUT_MS: '500', ...env },
+      logger: pino({ level: 'info' }, sink),
+    }),
+  );
+  return { h, logs };
+}
+
+function coldCallsByStage(h: Harness): Record<StageKey, number> {
+  return Object.fromEntries(STAGE_KEYS.map((k) => [k, h.gateway.callsTo(k).filter((c) => c.cold_start === true).length])) as Record<StageKey, number>;
+}
+
+async function run(h: Harness, id: string) {
+  const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: id })).done;
+  expect(outcome.status).toBe('COMPLETED');
+  return outcome;
+}
+
+function replicasNow(h: Harness): Record<string, number> {
+  const model = h.gateway.replicaModel!;
+  return Object.fromEntries(model.names().map((n) => [n, model.status(n).replicas]));
+}
+
+const allZero = (h: Harness) => Object.values(replicasNow(h)).every((n) => n === 0);
+
+describe('pre-warming on the replica model', () => {
+  it('without it, every stage meets its own cold start, one after another', async () => {
+    const { h } = await start({ PREWARM: 'off' });
+    const outcome = await run(h, 'cold-off');
+    const cold = coldCallsByStage(h);
+    for (const stage of STAGE_KEYS) expect(cold[stage], stage).toBeGreaterThanOrEqual(1);
+    expect(h.gateway.scaleCalls).toEqual([]);
+    // The stage records keep what the stages said: the final metrics count every cold call.
+    expect(outcome.result.metrics.cold_starts).toBe(Object.values(cold).reduce((a, b) => a + b, 0));
+    const records = [...outcome.context.records, ...outcome.context.clips.flatMap((c) => [...c.records, ...c.frames.flatMap((f) => f.records)])];
+    expect(records.filter((r) => r.cold_start === true).length).toBe(outcome.result.metrics.cold_starts);
+  });
+
+  for (const strategy of ['speculative', 'just-in-time'] as const) {
+    it(`with it (${strategy}), only the entry stage can meet a cold start, with the same invocations and at most 2 scale calls per function`, async () => {
+      const { h } = await start({ PREWARM_STRATEGY: strategy });
+      const outcome = await run(h, `cold-${strategy}`);
+      const cold = coldCallsByStage(h);
+      for (const stage of STAGE_KEYS.filter((k) => k !== 'ffmpeg0')) expect(cold[stage], stage).toBe(0);
+      // Same work as without pre-warming: 3 linear calls, 3 per clip, 1 per frame.
+      expect(outcome.result.metrics.invocations).toBe(3 + 2 * 3 + 2);
+      expect(h.gateway.calls.length).toBe(3 + 2 * 3 + 2);
+      // The give-back: once no running request needs them, every function is back at zero.
+      await until(() => allZero(h), { message: () => `replicas back at 0: ${JSON.stringify(replicasNow(h))}` });
+      const byFunction = new Map<string, number[]>();
+      for (const call of h.gateway.scaleCalls) byFunction.set(call.name, [...(byFunction.get(call.name) ?? []), call.replicas]);
+      expect(byFunction.size).toBe(STAGE_KEYS.length);
+      for (const [name, asked] of byFunction) {
+        expect(asked.length, name).toBeLessThanOrEqual(2);
+        expect(asked.at(-1), name).toBe(0);
+      }
+      expect(h.app.orchestrator.prewarmActions(`cold-${strategy}`).length).toBe(h.gateway.scaleCalls.length);
+    });
+  }
+
+  it('gives back no lower than what the function had before, nor than the profile minimum', async () => {
+    // Four clips at two calls per replica: the per-clip stages need a second replica.
+    const { h } = await start({}, { clips: 4, replicas: { ...REPLICAS, initialReplicas: 1 } });
+    await run(h, 'had-one');
+    await until(() => h.gateway.scaleCalls.length > 0 && Object.values(replicasNow(h)).every((n) => n === 1), {
+      message: () => `replicas back at 1: ${JSON.stringify(replicasNow(h))}`,
+    });
+    // A warm-profile request keeps every function at its min (1) and never asks for 0.
+    h.gateway.reset();
+    const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'warm-one', profile: 'warm' })).done;
+    expect(outcome.status).toBe('COMPLETED');
+    await until(() => Object.values(replicasNow(h)).every((n) => n === 1), { message: () => JSON.stringify(replicasNow(h)) });
+    expect(h.gateway.scaleCalls.every((c) => c.replicas >= 1)).toBe(true);
+  });
+
+  it('a second running request keeps what it asked for when the first gives back', async () => {
+    const { h } = await start({}, { latencyMs: { ...LATENCY, detector: 20 }, faults: [{ stage: 'ffmpeg0', requestId: 'slow', kind: 'slow', ms: 1500 }] });
+    const slow = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'slow' });
+    await run(h, 'fast');
+    // 'fast' has finished and given back; 'slow' is still before its first stage's answer and
+    // still holds a replica of every stage after it.
+    const status = replicasNow(h);
+    expect(h.gateway.callsTo('librosa').filter((c) => c.request_id === 'slow')).toEqual([]);
+    for (const stage of ['stage-librosa', 'stage-ffmpeg-1', 'stage-ffmpeg-2', 'stage-deepspeech', 'stage-ffmpeg-3', 'stage-object-detector']) {
+      expect(status[stage], stage).toBeGreaterThanOrEqual(1);
+    }
+    expect((await slow.done).status).toBe('COMPLETED');
+    await until(() => allZero(h), { message: () => JSON.stringify(replicasNow(h)) });
+  });
+
+  for (const status of [404, 401] as const) {
+    it(`is off, with one log line saying why, when the system API answers ${status}`, async () => {
+      const { h, logs } = await start({}, { systemStatus: status });
+      await run(h, `no-api-${status}`);
+      await run(h, `no-api-${status}-again`);
+      const off = logs.filter((l) => l.event === 'prewarm_off');
+      expect(off).toHaveLength(1);
+      expect(off[0]!.reason).toContain(String(status));
+      expect(h.gateway.scaleCalls).toEqual([]);
+      // Without pre-warming the cascade is back: every stage meets a cold start.
+      for (const stage of STAGE_KEYS) expect(coldCallsByStage(h)[stage], stage).toBeGreaterThanOrEqual(1);
+    });
+  }
+
+  for (const failure of [500, 'hang'] as const) {
+    it(`a scale call that ${failure === 'hang' ? 'never answers' : `answers ${failure}`} leaves the request unharmed`, async () => {
+      const { h, logs } = await start({}, { scaleStatus: failure });
+      const outcome = await run(h, `scale-${failure}`);
+      expect(outcome.result.metrics.invocations).toBe(3 + 2 * 3 + 2);
+      expect(outcome.result.metrics.retries).toBe(0);
+      await until(() => logs.some((l) => l.event === 'prewarm_scale_failed'), { message: 'the failed scale call logged' });
+      expect(h.gateway.scaleCalls).toEqual([]);
+      const actions = h.app.orchestrator.prewarmActions(`scale-${failure}`);
+      expect(actions.length).toBeGreaterThan(0);
+      expect(actions.every((a) => !a.ok)).toBe(true);
+      // Credentials never reach the logs.
+      expect(JSON.stringify(logs)).not.toMatch(/authorization|Basic [A-Za-z0-9+/=]{8,}/i);
+    });
+  }
+});
