@@ -14,6 +14,8 @@ export interface Sizes {
   asyncFanout: { clips: number; framesPerClip: number; latencyMs: number };
   versus: { clips: number; framesPerClip: number; latencyMs: number };
   scaling: { requests: number; clips: number; framesPerClip: number; latencyMs: number };
+  /** Cold starts on the gateway's replica model (see bench/scenarios/coldstart.ts). */
+  coldstart: { coldStartMs: number; latencyMs: number; clips: number; framesPerClip: number; maxInflight: number; maxReplicas: number; burst: number };
   resumeReps: number;
   /** Fraction of frames detected when the worker copies the in-flight state.json. */
   captureAt: number;
@@ -31,6 +33,7 @@ export const FULL: Sizes = {
   // 653 invocations: the sequential baseline needs ≥ 13 s of pure latency for it.
   versus: { clips: 50, framesPerClip: 10, latencyMs: 20 },
   scaling: { requests: 50, clips: 20, framesPerClip: 4, latencyMs: 20 },
+  coldstart: { coldStartMs: 2500, latencyMs: 200, clips: 6, framesPerClip: 2, maxInflight: 2, maxReplicas: 10, burst: 5 },
   resumeReps: 3,
   captureAt: 0.9,
 };
@@ -43,6 +46,7 @@ export const SMOKE: Sizes = {
   asyncFanout: { clips: 4, framesPerClip: 2, latencyMs: 2 },
   versus: { clips: 3, framesPerClip: 2, latencyMs: 2 },
   scaling: { requests: 3, clips: 2, framesPerClip: 1, latencyMs: 2 },
+  coldstart: { coldStartMs: 300, latencyMs: 20, clips: 2, framesPerClip: 1, maxInflight: 2, maxReplicas: 4, burst: 2 },
   resumeReps: 1,
   captureAt: 0.5,
 };

@@ -130,6 +130,11 @@ export class Orchestrator {
     return [profileName, ...Object.keys(profiles).filter((p) => p !== profileName)];
   }
 
+  /** True when pre-warming has no scale call waiting or in flight (always, without pre-warming). */
+  get prewarmIdle(): boolean {
+    return this.options.prewarm?.idle ?? true;
+  }
+
   /** The pre-warm actions made for a request this process ran (for its timeline); empty without pre-warming. */
   prewarmActions(requestId: string): PrewarmAction[] {
     return this.options.prewarm?.actionsOf(requestId) ?? [];

@@ -118,6 +118,11 @@ export class Prewarmer {
     this.strategy = options.strategy ?? options.config.prewarm.strategy;
   }
 
+  /** True when no scale call is waiting to go out or awaiting its answer. */
+  get idle(): boolean {
+    return this.flushTimer === null && this.pending.size === 0 && this.inFlight.size === 0;
+  }
+
   /** Why pre-warming is off for this gateway, or null while it is on or not yet known. */
   get offReason(): string | null {
     return this.api.kind === 'off' ? this.api.reason : null;
