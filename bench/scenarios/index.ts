@@ -152,7 +152,7 @@ export const SCENARIOS = [
           ['coldstart: setup', `cold start ${cold} ms, stages ${r.latency_ms} ms, ${r.clips} clips × ${r.frames_per_clip} frames, ${r.max_inflight} calls per replica, ≤ ${r.max_replicas} replicas, burst of ${r.burst}`],
           ['coldstart: penalty ms (cold − warm wall, one request), in cold starts', per((m) => `${ms(m.penalty_ms)} (${m.penalty_cold_starts.toFixed(2)})`)],
           ['coldstart: wall ms warm / cold / first request of a fresh process', per((m) => `${ms(m.warm_wall_ms)} / ${ms(m.cold_wall_ms)} / ${ms(m.first_wall_ms)}`)],
-          ['coldstart: burst wall ms warm / cold; cold ÷ (warm + one cold start)', per((m) => `${ms(m.warm_burst_ms)} / ${ms(m.cold_burst_ms)}; ${m.burst_ratio.toFixed(2)}`)],
+          ['coldstart: burst wall ms warm / cold; (cold − one cold start) ÷ warm', per((m) => `${ms(m.warm_burst_ms)} / ${ms(m.cold_burst_ms)}; ${m.burst_ratio.toFixed(2)}`)],
           ['coldstart: stage invocations warm / cold', per((m) => `${m.invocations_warm} / ${m.invocations_cold}`)],
           ['coldstart: cold calls (one request)', per((m) => `${m.cold_calls} ${JSON.stringify(m.cold_calls_by_stage)}`)],
           ['coldstart: scale calls, most per function: one request / per request of the burst', per((m) => `${m.scale_calls_max_per_function} / ${m.burst_scale_calls_max_per_function_per_request.toFixed(1)}`)],

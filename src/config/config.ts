@@ -92,7 +92,7 @@ const EnvSchema = z.object({
   OPENFAAS_USERNAME: z.string().min(1).optional(),
   OPENFAAS_PASSWORD: z.string().min(1).optional(),
   PREWARM: z.enum(['on', 'off']).default('on'),
-  PREWARM_STRATEGY: z.enum(['speculative', 'just-in-time']).default('just-in-time'),
+  PREWARM_STRATEGY: z.enum(['speculative', 'just-in-time']).default('speculative'),
   // Calls one replica serves at once, when the function's max_inflight cannot be read.
   PREWARM_CALLS_PER_REPLICA: envInt(1, 1024).default(1),
   PREWARM_TIMEOUT_MS: envInt(100, 60_000).default(2000),

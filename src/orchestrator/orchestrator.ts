@@ -152,6 +152,7 @@ export class Orchestrator {
     this.pollMs = options.pollMs ?? 250;
     const offset = options.config.leaseClockOffsetMs;
     this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
+    options.prewarm?.onAction((action) => this.events.emit('prewarm', action));
     this.requests = new RequestRepository(options.store, options.config.bucket, {
       get: (requestId) => this.executions.get(requestId)?.live() ?? null,
       ids: () => [...this.executions.keys()],

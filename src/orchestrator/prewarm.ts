@@ -29,7 +29,6 @@ export interface PrewarmerOptions {
   client: OpenFaasSystemClient;
   config: Config;
   logger?: Logger;
-  onAction?: (action: PrewarmAction) => void;
   /** Overrides PREWARM_STRATEGY (the bench compares both). */
   strategy?: PrewarmStrategy;
 }
@@ -418,8 +417,15 @@ export class Prewarmer {
       const list = this.requests.get(id)?.actions ?? this.finished.get(id);
       if (list && list.length < ACTIONS_PER_REQUEST) list.push(action);
     }
-    this.options.onAction?.(action);
+    for (const listener of this.listeners) listener(action);
   }
+
+  /** Sees every scale call as it ends (the orchestrator's `prewarm` event). */
+  onAction(listener: (action: PrewarmAction) => void): void {
+    this.listeners.add(listener);
+  }
+
+  private readonly listeners = new Set<(action: PrewarmAction) => void>();
 
   /** Finds out once whether the gateway's system API answers; 401/403/404 turn pre-warming off. */
   private probe(): void {

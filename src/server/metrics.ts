@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LostRacePhase, Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
+import type { PrewarmAction } from '../orchestrator/prewarm.ts';
 
 export interface FaveMetrics {
   readonly registry: Registry;
@@ -48,6 +49,12 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   });
   const retries = new Counter({ name: 'fave_retries_total', help: 'Stage call attempts after the first', labelNames: ['stage'] as const, registers });
   const coldStarts = new Counter({ name: 'fave_cold_starts_total', help: 'Stage calls that reported a cold start', labelNames: ['stage'] as const, registers });
+  const prewarmScales = new Counter({
+    name: 'fave_prewarm_scale_total',
+    help: 'Scale calls made to pre-warm a stage or give its replicas back, by stage and whether the gateway accepted them',
+    labelNames: ['stage', 'kind', 'ok'] as const,
+    registers,
+  });
   new Gauge({
     name: 'fave_requests_in_flight',
     help: 'Requests this process is running now',
@@ -82,6 +89,8 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   };
   const onFinished = (_requestId: string, status: 'COMPLETED' | 'FAILED') => requests.inc({ status });
   const onLeaseLost = (_requestId: string, phase: LostRacePhase) => leasesLost.inc({ phase });
+  const onPrewarm = (action: PrewarmAction) => prewarmScales.inc({ stage: action.function_name, kind: action.kind, ok: String(action.ok) });
+  orchestrator.events.on('prewarm', onPrewarm);
   orchestrator.events.on('invocation', onInvocation);
   orchestrator.events.on('state_write', onStateWrite);
   orchestrator.events.on('finished', onFinished);
@@ -96,6 +105,7 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
       orchestrator.events.off('state_write', onStateWrite);
       orchestrator.events.off('finished', onFinished);
       orchestrator.events.off('lease_lost', onLeaseLost);
+      orchestrator.events.off('prewarm', onPrewarm);
     },
   };
 }

@@ -32,6 +32,7 @@ export interface LocalStagesOptions extends LocalStageSettingsInput {
 export type LocalStages = Record<string, LocalStageFunction>;
 
 const sessionsByStages = new WeakMap<LocalStages, SessionCache>();
+const warmUpByStages = new WeakMap<LocalStages, () => Promise<unknown>>();
 
 /**
  * The whole pipeline's stage functions, in-process: each takes a StageRequest and answers the
@@ -73,7 +74,22 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
     stages[name] = byKey[key];
   }
   sessionsByStages.set(stages, sessions);
+  // The detector's model is what takes long to load; the speech engine is a command started per
+  // call, so there is nothing of it to keep loaded.
+  const modelPath = settings.detectorModel;
+  warmUpByStages.set(stages, async () => {
+    if (settings.detector === 'onnx' && modelPath) await sessions.get(modelPath);
+    else if (settings.detector === 'coco') await coco.load();
+  });
   return stages;
+}
+
+/**
+ * Starts loading the detector's model in the background, so the first frame does not wait for
+ * it; returns at once. A model that fails to load here fails the detector's own call as before.
+ */
+export function warmUpLocalStages(stages: LocalStages): void {
+  void warmUpByStages.get(stages)?.().catch(() => undefined);
 }
 
 /** Releases what the stages hold (the detector's model session). */
