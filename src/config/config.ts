@@ -349,3 +349,17 @@ export function stageCallMode(profile: Profile, stage: StageKey): CallMode {
 export function stageTimeoutMs(profile: Profile, stage: StageKey): number {
   return (profile.stage_timeouts_s[stage] ?? profile.stage_timeout_s) * 1000;
 }
+
+/**
+ * What a profile does at run time, in one line (the UI's profile picker; docs/configuration.md
+ * says the same at length). `gateway`: stages are called through a gateway (else in-process).
+ */
+export function describeProfile(profile: Profile, gateway: boolean): string {
+  const { min, max } = profile.replicas;
+  if (!gateway) {
+    return profile.prewarm === 'on' ? 'stages in this process; the detector model loads while the first stages run' : 'stages in this process; the detector model loads at the first frame';
+  }
+  if (profile.prewarm === 'off') return 'no pre-warming: each stage scales from what it has on its first call (cold starts one after another)';
+  const floor = min > 0 ? `keeps every stage at ≥ ${min} replica${min === 1 ? '' : 's'}` : 'scales every stage up from zero';
+  return `pre-warms: ${floor} before it is needed, fan-outs up to ${max} replicas, given back after`;
+}

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
-import type { Config } from '../config/config.ts';
+import { describeProfile, type Config } from '../config/config.ts';
 import { FaveFailure, toFaveError } from '../domain/errors.ts';
 import { assertRequestId, parsePipelineRequest, RequestIdSchema, type PipelineRequest } from '../domain/request.ts';
 import { pipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
@@ -138,6 +138,12 @@ export class Orchestrator {
   /** The pre-warm actions made for a request this process ran (for its timeline); empty without pre-warming. */
   prewarmActions(requestId: string): PrewarmAction[] {
     return this.options.prewarm?.actionsOf(requestId) ?? [];
+  }
+
+  /** What each profile does at run time, one line each, by name. */
+  get profileSummaries(): Record<string, string> {
+    const { profiles, gatewayUrl } = this.options.config;
+    return Object.fromEntries(Object.entries(profiles).map(([name, p]) => [name, describeProfile(p, gatewayUrl !== null)]));
   }
 
   /** True when the stages run in this process (no gateway): the embedded default. */
