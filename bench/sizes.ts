@@ -46,7 +46,7 @@ export const SMOKE: Sizes = {
   asyncFanout: { clips: 4, framesPerClip: 2, latencyMs: 2 },
   versus: { clips: 3, framesPerClip: 2, latencyMs: 2 },
   scaling: { requests: 3, clips: 2, framesPerClip: 1, latencyMs: 2 },
-  coldstart: { coldStartMs: 300, latencyMs: 20, clips: 2, framesPerClip: 1, maxInflight: 2, maxReplicas: 4, burst: 2 },
+  coldstart: { coldStartMs: 200, latencyMs: 20, clips: 2, framesPerClip: 1, maxInflight: 2, maxReplicas: 4, burst: 2 },
   resumeReps: 1,
   captureAt: 0.5,
 };
