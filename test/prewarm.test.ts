@@ -5,6 +5,11 @@ import { STAGE_KEYS, type StageKey } from '../src/domain/stage.ts';
 import { startHarness, type Harness, type HarnessOptions } from './support/harness.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 import { until } from './support/until.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeProfile, loadConfig } from '../src/config/config.ts';
+import { loadRequestPage } from '../src/ui/view.ts';
 
 /**
  * Pre-warming against the gateway's replica model: every function starts at zero replicas; a
@@ -89,6 +94,10 @@ describe('pre-warming on the replica model', () => {
         expect(asked.at(-1), name).toBe(0);
       }
       expect(h.app.orchestrator.prewarmActions(`cold-${strategy}`).length).toBe(h.gateway.scaleCalls.length);
+      // The request page marks them in their stage's lane.
+      const page = await loadRequestPage(h.app.orchestrator, `cold-${strategy}`);
+      expect(page!.prewarm.filter((m) => m.kind === 'raise').map((m) => m.stage).sort()).toEqual(Object.values(h.gateway.script.stageNames).sort());
+      expect(page!.invocations.filter((i) => i.cold_start === true).map((i) => i.stage)).toEqual(['stage-ffmpeg-0'].slice(0, cold.ffmpeg0));
     });
   }
 
@@ -108,7 +117,7 @@ describe('pre-warming on the replica model', () => {
   });
 
   it('a second running request keeps what it asked for when the first gives back', async () => {
-    const { h } = await start({}, { latencyMs: { ...LATENCY, detector: 20 }, faults: [{ stage: 'ffmpeg0', requestId: 'slow', kind: 'slow', ms: 1500 }] });
+    const { h } = await start({}, { latencyMs: { ...LATENCY, detector: 20 }, faults: [{ stage: 'ffmpeg0', requestId: 'slow', kind: 'slow', ms: 5000 }] });
     const slow = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'slow' });
     await run(h, 'fast');
     // 'fast' has finished and given back; 'slow' is still before its first stage's answer and
@@ -151,4 +160,37 @@ describe('pre-warming on the replica model', () => {
       expect(JSON.stringify(logs)).not.toMatch(/authorization|Basic [A-Za-z0-9+/=]{8,}/i);
     });
   }
+});
+
+describe('pre-warming configuration', () => {
+  it('reads PREWARM, its strategy and the system API credentials, failing on bad values by name', async () => {
+    const base = { GATEWAY_URL: 'http://127.0.0.1:9', OPENFAAS_SECRETS_DIR: '/nonexistent' };
+    expect(() => loadConfig({ ...base, PREWARM: 'maybe' })).toThrow(/PREWARM/);
+    expect(() => loadConfig({ ...base, PREWARM_STRATEGY: 'eager' })).toThrow(/PREWARM_STRATEGY/);
+    expect(() => loadConfig({ ...base, OPENFAAS_USERNAME: 'admin' })).toThrow(/OPENFAAS_PASSWORD/);
+    const config = loadConfig(base);
+    expect(config.prewarm.strategy).toBe('speculative');
+    expect(config.profiles.default!.prewarm).toBe('on');
+    expect(config.profiles.cold!.prewarm).toBe('off');
+    expect(loadConfig({ ...base, PREWARM: 'off' }).profiles.warm!.prewarm).toBe('off');
+    expect(config.systemAuth).toBeNull();
+    expect(loadConfig({ ...base, OPENFAAS_USERNAME: 'admin', OPENFAAS_PASSWORD: 'pw' }).systemAuth).toEqual({ user: 'admin', password: 'pw' });
+    const secrets = await mkdtemp(join(tmpdir(), 'fave-secrets-'));
+    try {
+      await writeFile(join(secrets, 'basic-auth-user'), 'admin\n');
+      await writeFile(join(secrets, 'basic-auth-password'), 'from-a-file\n');
+      expect(loadConfig({ ...base, OPENFAAS_SECRETS_DIR: secrets }).systemAuth).toEqual({ user: 'admin', password: 'from-a-file' });
+    } finally {
+      await rm(secrets, { recursive: true, force: true });
+    }
+  });
+
+  it('says in one line what each profile does at run time', () => {
+    const { profiles } = loadConfig({ GATEWAY_URL: 'http://127.0.0.1:9', OPENFAAS_SECRETS_DIR: '/nonexistent' });
+    expect(describeProfile(profiles.default!, true)).toMatch(/pre-warms: scales every stage up from zero/);
+    expect(describeProfile(profiles.warm!, true)).toMatch(/≥ 1 replica\b/);
+    expect(describeProfile(profiles['burst-ready']!, true)).toMatch(/≥ 3 replicas.*up to 10/);
+    expect(describeProfile(profiles.cold!, true)).toMatch(/no pre-warming/);
+    expect(describeProfile(profiles.default!, false)).toMatch(/detector model loads while/);
+  });
 });
