@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeProfile, loadConfig } from '../src/config/config.ts';
 import { loadRequestPage } from '../src/ui/view.ts';
+import { runFave } from './support/child.ts';
+import { OpenFaasSystemClient, SystemApiError } from '../src/transport/openfaas-system.ts';
 
 /**
  * Pre-warming against the gateway's replica model: every function starts at zero replicas; a
@@ -194,3 +196,43 @@ describe('pre-warming configuration', () => {
     expect(describeProfile(profiles.default!, false)).toMatch(/detector model loads while/);
   });
 });
+
+describe('fave gateway with the replica model', () => {
+  it('serves the system API behind the admin credentials, with the replicas its flags set', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fave-gw-'));
+    const auth = { user: 'admin', password: 'gateway-admin-password' };
+    const gateway = runFave(['gateway', '--port', '0', '--cold-start-ms', '100', '--initial-replicas', '1', '--max-inflight', '2', '--max-replicas', '4'], {
+      FAVE_DATA_DIR: join(dir, 'data'),
+      OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
+      OPENFAAS_USERNAME: auth.user,
+      OPENFAAS_PASSWORD: auth.password,
+      LOG_LEVEL: 'info',
+    });
+    try {
+      const url = await until(() => /GATEWAY_URL=(\S+)/.exec(seen(gateway))?.[1], { timeoutMs: 30_000, message: 'the GATEWAY_URL line' });
+      await expect(new OpenFaasSystemClient({ gatewayUrl: url, auth: null }).listFunctions()).rejects.toMatchObject({ status: 401 } satisfies Partial<SystemApiError>);
+      const client = new OpenFaasSystemClient({ gatewayUrl: url, auth });
+      const functions = await client.listFunctions();
+      expect(functions.map((f) => f.name)).toContain('stage-librosa');
+      expect(await client.getFunction('stage-librosa')).toMatchObject({ replicas: 1, availableReplicas: 1, envVars: { max_inflight: '2' } });
+      await client.scale('stage-librosa', 9);
+      // Never above --max-replicas.
+      await until(async () => (await client.getFunction('stage-librosa')).availableReplicas === 4, { message: 'four ready replicas' });
+    } finally {
+      gateway.child.kill('SIGTERM');
+      const exit = await gateway.exit;
+      await rm(dir, { recursive: true, force: true });
+      expect(exit.stdout + exit.stderr).not.toContain(auth.password);
+    }
+  });
+});
+
+const outputs = new WeakMap<object, string>();
+/** Everything the child has printed on stdout so far. */
+function seen(run: ReturnType<typeof runFave>): string {
+  if (!outputs.has(run)) {
+    outputs.set(run, '');
+    run.child.stdout!.on('data', (d: Buffer) => outputs.set(run, outputs.get(run)! + d.toString()));
+  }
+  return outputs.get(run)!;
+}
