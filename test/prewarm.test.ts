@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describeProfile, loadConfig } from '../src/config/config.ts';
 import { loadRequestPage } from '../src/ui/view.ts';
 import { runFave } from './support/child.ts';
+import { createMetrics } from '../src/server/metrics.ts';
 import { OpenFaasSystemClient, SystemApiError } from '../src/transport/openfaas-system.ts';
 
 /**
@@ -80,6 +81,7 @@ describe('pre-warming on the replica model', () => {
   for (const strategy of ['speculative', 'just-in-time'] as const) {
     it(`with it (${strategy}), only the entry stage can meet a cold start, with the same invocations and at most 2 scale calls per function`, async () => {
       const { h } = await start({ PREWARM_STRATEGY: strategy });
+      const metrics = createMetrics(h.app.orchestrator);
       const outcome = await run(h, `cold-${strategy}`);
       const cold = coldCallsByStage(h);
       for (const stage of STAGE_KEYS.filter((k) => k !== 'ffmpeg0')) expect(cold[stage], stage).toBe(0);
@@ -96,6 +98,11 @@ describe('pre-warming on the replica model', () => {
         expect(asked.at(-1), name).toBe(0);
       }
       expect(h.app.orchestrator.prewarmActions(`cold-${strategy}`).length).toBe(h.gateway.scaleCalls.length);
+      const text = await metrics.render();
+      expect(text).toMatch(/fave_prewarm_scale_total\{stage="stage-librosa",kind="raise",ok="true"\} 1\n/);
+      expect(text).toMatch(/fave_prewarm_scale_total\{stage="stage-librosa",kind="give-back",ok="true"\} 1\n/);
+      expect(text).not.toMatch(/fave_cold_starts_total\{stage="stage-librosa"\}/);
+      metrics.close();
       // The request page marks them in their stage's lane.
       const page = await loadRequestPage(h.app.orchestrator, `cold-${strategy}`);
       expect(page!.prewarm.filter((m) => m.kind === 'raise').map((m) => m.stage).sort()).toEqual(Object.values(h.gateway.script.stageNames).sort());
