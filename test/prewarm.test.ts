@@ -200,7 +200,7 @@ describe('pre-warming configuration', () => {
     expect(describeProfile(profiles.warm!, true)).toMatch(/≥ 1 replica\b/);
     expect(describeProfile(profiles['burst-ready']!, true)).toMatch(/≥ 3 replicas.*up to 10/);
     expect(describeProfile(profiles.cold!, true)).toMatch(/no pre-warming/);
-    expect(describeProfile(profiles.default!, false)).toMatch(/detector model loads while/);
+    expect(describeProfile(profiles.default!, false)).toMatch(/detector model loads while the clips/);
   });
 });
 

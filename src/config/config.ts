@@ -357,7 +357,7 @@ export function stageTimeoutMs(profile: Profile, stage: StageKey): number {
 export function describeProfile(profile: Profile, gateway: boolean): string {
   const { min, max } = profile.replicas;
   if (!gateway) {
-    return profile.prewarm === 'on' ? 'stages in this process; the detector model loads while the first stages run' : 'stages in this process; the detector model loads at the first frame';
+    return profile.prewarm === 'on' ? 'stages in this process; the detector model loads while the clips are processed' : 'stages in this process; the detector model loads at the first frame';
   }
   if (profile.prewarm === 'off') return 'no pre-warming: each stage scales from what it has on its first call (cold starts one after another)';
   const floor = min > 0 ? `keeps every stage at ≥ ${min} replica${min === 1 ? '' : 's'}` : 'scales every stage up from zero';

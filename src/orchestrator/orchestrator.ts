@@ -123,6 +123,8 @@ export class Orchestrator {
   private readonly foreignLeases = new Map<string, number>();
   private readonly journals = new Map<string, DispatchJournal>();
   private readonly background = new Set<Promise<void>>();
+  /** Requests running here whose local stages have been asked to warm up. */
+  private readonly warmed = new Set<string>();
 
   /** The profiles a request may name, the configured default first. */
   get profileNames(): string[] {
@@ -447,7 +449,10 @@ export class Orchestrator {
       ...(this.options.logger ? { logger: this.options.logger } : {}),
       ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
       cancelRequested: (since) => this.requests.takeCancelMarker(requestId, since),
-      ...(this.options.prewarm ? { onSnapshot: (top, context) => this.options.prewarm?.observe(requestId, top, context) } : {}),
+      onSnapshot: (top, context) => {
+        this.options.prewarm?.observe(requestId, top, context);
+        if (top === 'FANOUT') this.warmLocalStages(requestId, context);
+      },
     });
   }
 
@@ -482,6 +487,7 @@ export class Orchestrator {
           this.executions.delete(requestId);
           this.access.delete(requestId);
         }
+        this.warmed.delete(requestId);
         const prewarm = this.options.prewarm;
         if (prewarm) {
           prewarm.learnWidths(execution.context);
@@ -527,10 +533,21 @@ export class Orchestrator {
     const context = execution.context;
     const top = topLevelState(execution.value);
     this.options.prewarm?.track(execution.requestId, top, context);
+    if (top === 'FANOUT') this.warmLocalStages(execution.requestId, context);
+  }
+
+  /**
+   * In-process stages: the detector's model starts loading once the request has clips, while
+   * their chains run; not earlier, so an input that is no video (ffmpeg-1 is the first to refuse
+   * it) loads nothing. Once per request and process.
+   */
+  private warmLocalStages(requestId: string, context: PipelineContext): void {
+    const transport = this.options.transport;
+    if (!transport.warmUp || this.warmed.has(requestId) || context.clips.length === 0) return;
     const profile = this.options.config.profiles[context.settings.profile];
-    if (this.options.transport.warmUp && profile?.prewarm !== 'off') {
-      this.options.transport.warmUp(STAGE_KEYS.filter((k) => k !== 'detector' || context.settings.detector_enabled));
-    }
+    if (profile?.prewarm === 'off') return;
+    this.warmed.add(requestId);
+    transport.warmUp(STAGE_KEYS.filter((k) => k !== 'detector' || context.settings.detector_enabled));
   }
 
   /** Says who won (the owner in the lease now stored) and counts it; never fails. */
