@@ -174,7 +174,9 @@ export class Prewarmer {
         }
         continue;
       }
-      const calls = this.callsOf(stage, tracked, context);
+      const planned = this.callsOf(stage, tracked, context);
+      // An estimate only grows until the count is known, so replicas are not asked for and given back in turns.
+      const calls = planned.exact || !want ? planned.calls : Math.max(want.calls, planned.calls);
       const activeAt = want && want.activeAt <= now ? want.activeAt : etas ? this.activeAt(stage, etas, now) : (want?.activeAt ?? now);
       if (!want || want.calls !== calls || want.activeAt !== activeAt) {
         tracked.wants.set(stage, { calls, activeAt });
@@ -227,10 +229,12 @@ export class Prewarmer {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
-  private callsOf(stage: StageKey, tracked: Tracked, context: PipelineContext): number {
-    if (!PER_CLIP.includes(stage) && stage !== 'detector') return 1;
-    const clips = context.clips.length || context.clip_times?.length || this.clipsSeen || 1;
-    if (stage !== 'detector') return Math.max(1, Math.min(clips, tracked.cap));
+  /** The calls of a stage in flight at once, and whether that is known (else estimated). */
+  private callsOf(stage: StageKey, tracked: Tracked, context: PipelineContext): { calls: number; exact: boolean } {
+    if (!PER_CLIP.includes(stage) && stage !== 'detector') return { calls: 1, exact: true };
+    const knownClips = context.clips.length || context.clip_times?.length || 0;
+    const clips = knownClips || this.clipsSeen || 1;
+    if (stage !== 'detector') return { calls: Math.max(1, Math.min(clips, tracked.cap)), exact: knownClips > 0 };
     let known = 0;
     let framesKnown = 0;
     for (const clip of context.clips) {
@@ -242,7 +246,7 @@ export class Prewarmer {
     }
     const perClip = known > 0 ? framesKnown / known : (this.framesPerClipSeen ?? 1);
     const frames = Math.ceil(framesKnown + (clips - known) * perClip);
-    return Math.max(1, Math.min(frames, tracked.cap));
+    return { calls: Math.max(1, Math.min(frames, tracked.cap)), exact: knownClips > 0 && known === knownClips };
   }
 
   /** When each stage's first call is expected, in ms from now, by what this process has seen. */
