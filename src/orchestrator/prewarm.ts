@@ -106,6 +106,9 @@ export class Prewarmer {
   private jitTimer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  /** The actions of requests that have ended here, for their timeline (the last 256). */
+  private readonly finished = new Map<string, PrewarmAction[]>();
+  private readonly listeners = new Set<(action: PrewarmAction) => void>();
   /** What this process has learned of the stages: warm call latency, cold-start delay, fan-out widths. */
   private readonly warmMs = new Map<StageKey, number>();
   private readonly coldMs = new Map<StageKey, number>();
@@ -131,8 +134,6 @@ export class Prewarmer {
   actionsOf(requestId: string): PrewarmAction[] {
     return this.requests.get(requestId)?.actions ?? this.finished.get(requestId) ?? [];
   }
-
-  private readonly finished = new Map<string, PrewarmAction[]>();
 
   /** A request starts (or resumes) in this process. */
   track(requestId: string, top: TopLevelState, context: PipelineContext): void {
@@ -429,7 +430,6 @@ export class Prewarmer {
     this.listeners.add(listener);
   }
 
-  private readonly listeners = new Set<(action: PrewarmAction) => void>();
 
   /** Finds out once whether the gateway's system API answers; 401/403/404 turn pre-warming off. */
   private probe(): void {
