@@ -83,6 +83,11 @@ interface FunctionState {
   /** The highest `replicas.min` of the requests that needed it since: give-back stops there. */
   releaseFloor: number;
   reading: boolean;
+  /**
+   * Whether `asked` is what the function has now. Read again when a request starts needing it:
+   * something else (the platform's idler, an operator, another orchestrator) may have scaled it.
+   */
+  fresh: boolean;
   unreadable: boolean;
   scaling: boolean;
   again: boolean;
@@ -152,6 +157,10 @@ export class Prewarmer {
       wants: new Map(),
       actions: [],
     });
+    for (const stage of STAGE_KEYS) {
+      const fn = this.functions.get(settings.stage_names[stage]);
+      if (fn) fn.fresh = false;
+    }
     this.probe();
     this.observe(requestId, top, context);
   }
@@ -304,7 +313,7 @@ export class Prewarmer {
   private touch(name: string, stage: StageKey, min: number): void {
     let fn = this.functions.get(name);
     if (!fn) {
-      fn = { stage, before: null, perReplica: this.options.config.prewarm.callsPerReplica, asked: 0, releaseFloor: 0, reading: false, unreadable: false, scaling: false, again: false, holders: new Set() };
+      fn = { stage, before: null, perReplica: this.options.config.prewarm.callsPerReplica, asked: 0, releaseFloor: 0, reading: false, fresh: false, unreadable: false, scaling: false, again: false, holders: new Set() };
       this.functions.set(name, fn);
     }
     fn.releaseFloor = Math.max(fn.releaseFloor, min);
@@ -354,7 +363,7 @@ export class Prewarmer {
   private apply(name: string): void {
     const fn = this.functions.get(name);
     if (!fn || fn.unreadable) return;
-    if (fn.before === null) {
+    if (fn.before === null || !fn.fresh) {
       if (!fn.reading) this.read(name, fn);
       return;
     }
@@ -376,8 +385,9 @@ export class Prewarmer {
       this.options.client.getFunction(name).then(
         (status) => {
           fn.reading = false;
-          fn.before = status.replicas;
+          fn.before ??= status.replicas;
           fn.asked = status.replicas;
+          fn.fresh = true;
           const inflight = Number(status.envVars?.max_inflight);
           if (Number.isInteger(inflight) && inflight > 0) fn.perReplica = inflight;
           this.apply(name);
