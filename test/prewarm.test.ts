@@ -140,6 +140,29 @@ describe('pre-warming on the replica model', () => {
     await until(() => allZero(h), { message: () => JSON.stringify(replicasNow(h)) });
   });
 
+  it('reads the replicas again when a request starts: a function scaled down meanwhile is raised again', async () => {
+    const { h } = await start(
+      {},
+      {
+        faults: [
+          { stage: 'ffmpeg0', requestId: 'holder', kind: 'slow', ms: 5000 },
+          // Longer than a cold start: the second request's scale calls have time to land.
+          { stage: 'ffmpeg0', requestId: 'second', kind: 'slow', ms: 2 * COLD_MS },
+        ],
+      },
+    );
+    const holder = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'holder' });
+    const model = h.gateway.replicaModel!;
+    const others = model.names().filter((n) => n !== 'stage-ffmpeg-0');
+    await until(() => others.every((n) => model.status(n).availableReplicas >= 1), { message: 'every later stage pre-warmed for the holder' });
+    // Something else (an idler, an operator) takes them away while the holder still needs them.
+    for (const name of others) model.scale(name, 0);
+    await run(h, 'second');
+    const coldOfSecond = h.gateway.calls.filter((c) => c.request_id === 'second' && c.cold_start === true && c.stage !== 'stage-ffmpeg-0');
+    expect(coldOfSecond).toEqual([]);
+    expect((await holder.done).status).toBe('COMPLETED');
+  });
+
   for (const status of [404, 401] as const) {
     it(`is off, with one log line saying why, when the system API answers ${status}`, async () => {
       const { h, logs } = await start({}, { systemStatus: status });
