@@ -16,6 +16,8 @@ export interface Sizes {
   scaling: { requests: number; clips: number; framesPerClip: number; latencyMs: number };
   /** Requests stored for the orphan-sweep scenario: finished ones, and running ones held by a live owner. */
   sweep: { finished: number; running: number };
+  /** Cold starts on the gateway's replica model (see bench/scenarios/coldstart.ts). */
+  coldstart: { coldStartMs: number; latencyMs: number; clips: number; framesPerClip: number; maxInflight: number; maxReplicas: number; burst: number };
   resumeReps: number;
   /** Fraction of frames detected when the worker copies the in-flight state.json. */
   captureAt: number;
@@ -34,6 +36,7 @@ export const FULL: Sizes = {
   versus: { clips: 50, framesPerClip: 10, latencyMs: 20 },
   scaling: { requests: 50, clips: 20, framesPerClip: 4, latencyMs: 20 },
   sweep: { finished: 10_000, running: 10 },
+  coldstart: { coldStartMs: 2500, latencyMs: 200, clips: 6, framesPerClip: 2, maxInflight: 2, maxReplicas: 10, burst: 5 },
   resumeReps: 3,
   captureAt: 0.9,
 };
@@ -47,6 +50,7 @@ export const SMOKE: Sizes = {
   versus: { clips: 3, framesPerClip: 2, latencyMs: 2 },
   scaling: { requests: 3, clips: 2, framesPerClip: 1, latencyMs: 2 },
   sweep: { finished: 200, running: 3 },
+  coldstart: { coldStartMs: 200, latencyMs: 20, clips: 2, framesPerClip: 1, maxInflight: 2, maxReplicas: 4, burst: 2 },
   resumeReps: 1,
   captureAt: 0.5,
 };

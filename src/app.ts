@@ -13,6 +13,8 @@ import { startOrphanSweeps, type OrphanSweeps } from './orchestrator/orphan-swee
 import { startDebrisSweeps, type DebrisSweeps } from './persistence/debris.ts';
 import { importLocalStages } from './stages/load-local.ts';
 import { createInspector } from './visualize/inspect.ts';
+import { Prewarmer } from './orchestrator/prewarm.ts';
+import { OpenFaasSystemClient } from './transport/openfaas-system.ts';
 
 export interface App {
   config: Config;
@@ -53,7 +55,8 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const store = await openStore(config.store);
   const transport = options.transport ?? (await createTransport(config, store, env));
   const callbacks = createCallbacks(config, store, logger, transport);
-  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, ...(inspector ? { inspect: inspector.inspect } : {}) });
+  const prewarm = createPrewarmer(config, logger);
+  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, prewarm, ...(inspector ? { inspect: inspector.inspect } : {}) });
   const sweeps = new Set<OrphanSweeps | DebrisSweeps>();
   return {
     config,
@@ -116,6 +119,17 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
       ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox })
       : null;
   return { inbox, caller };
+}
+
+/**
+ * Pre-warming needs the gateway's system API; whether it answers is found out at the first
+ * request that wants it. The embedded stages warm up in-process instead (StageTransport.warmUp).
+ */
+export function createPrewarmer(config: Config, logger: Logger): Prewarmer | null {
+  if (!config.gatewayUrl) return null;
+  if (Object.values(config.profiles).every((p) => p.prewarm === 'off')) return null;
+  const client = new OpenFaasSystemClient({ gatewayUrl: config.gatewayUrl, auth: config.systemAuth, timeoutMs: config.prewarm.timeoutMs });
+  return new Prewarmer({ client, config, logger });
 }
 
 export async function createTransport(config: Config, store: Store, env: NodeJS.ProcessEnv = process.env): Promise<StageTransport> {

@@ -321,7 +321,10 @@ describe('gateway server: auth, routes and shutdown', () => {
       ['GET', '/function/echo', 405],
       ['PUT', '/async-function/echo', 405],
       ['GET', '/', 404],
-      ['POST', '/system/functions', 404],
+      ['POST', '/system/functions', 405],
+      ['GET', '/system/nothing', 404],
+      ['GET', '/system/function/nope', 404],
+      ['GET', '/system/scale-function/echo', 405],
       ['POST', '/function/', 404],
     ];
     for (const [method, path, status] of cases) {
@@ -344,5 +347,64 @@ describe('gateway server: auth, routes and shutdown', () => {
     expect(String(await gated.aborted)).toContain('shutting down');
     await expect(pending).rejects.toThrow();
     await gw.close();
+  });
+});
+
+describe('gateway server: system API and replica model', () => {
+  const auth = { user: 'admin', password: 'secret-password' };
+  const basic = `Basic ${Buffer.from('admin:secret-password').toString('base64')}`;
+  const coldEcho: FunctionHandler = async (call) => ({ status: 200, body: JSON.stringify({ cold: call.coldStart }) });
+
+  async function json(url: string, init: { method?: 'GET' | 'POST'; body?: string; authorization?: string } = {}) {
+    const res = await request(url, { method: init.method ?? 'GET', ...(init.body ? { body: init.body } : {}), headers: init.authorization ? { authorization: init.authorization } : {} });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text && res.headers['content-type'] === 'application/json' ? (JSON.parse(text) as unknown) : text };
+  }
+
+  it('lists functions, answers one, and scales it, behind the admin basic auth as OpenFaaS does', async () => {
+    const gw = await gateway({ echo: coldEcho }, { systemAuth: auth, replicas: { coldStartMs: 50, maxInflight: 2, initialReplicas: 1 } });
+    expect((await json(`${gw.url}/system/functions`)).status).toBe(401);
+    expect((await json(`${gw.url}/system/functions`, { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` })).status).toBe(401);
+    const list = await json(`${gw.url}/system/functions`, { authorization: basic });
+    expect(list.status).toBe(200);
+    expect(list.body).toMatchObject([{ name: 'echo', replicas: 1, availableReplicas: 1, invocationCount: 0, envVars: { max_inflight: '2' } }]);
+    // Function calls do not take the admin credentials (only /system/* does).
+    expect((await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}' })).statusCode).toBe(200);
+
+    const scaled = await json(`${gw.url}/system/scale-function/echo`, { method: 'POST', body: JSON.stringify({ serviceName: 'echo', replicas: 3 }), authorization: basic });
+    expect(scaled.status).toBe(202);
+    expect((await json(`${gw.url}/system/function/echo`, { authorization: basic })).body).toMatchObject({ name: 'echo', replicas: 3, availableReplicas: 1, invocationCount: 1 });
+    await until(async () => ((await json(`${gw.url}/system/function/echo`, { authorization: basic })).body as { availableReplicas: number }).availableReplicas === 3);
+    const bad = await json(`${gw.url}/system/scale-function/echo`, { method: 'POST', body: JSON.stringify({ serviceName: 'echo', replicas: -1 }), authorization: basic });
+    expect(bad.status).toBe(400);
+  });
+
+  it('answers 401, 403 or 404 on demand', async () => {
+    let forced: number | null = 403;
+    const gw = await gateway({ echo: coldEcho }, { systemStatus: () => forced });
+    expect((await json(`${gw.url}/system/functions`)).status).toBe(403);
+    forced = 404;
+    expect((await json(`${gw.url}/system/functions`)).status).toBe(404);
+    forced = null;
+    expect((await json(`${gw.url}/system/functions`)).status).toBe(200);
+  });
+
+  it('a call that finds no ready replica starts one and waits: it is a cold call; the next ones are warm', async () => {
+    const gw = await gateway({ echo: coldEcho }, { replicas: { coldStartMs: 100, maxInflight: 2, initialReplicas: 0, maxReplicas: 2 } });
+    const call = async () => JSON.parse(await (await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}' })).body.text()) as { cold: boolean };
+    // Three at once: two wait for the first replica, the third for a second one; all three are cold.
+    expect(await Promise.all([call(), call(), call()])).toEqual([{ cold: true }, { cold: true }, { cold: true }]);
+    expect(gw.replicas!.status('echo')).toMatchObject({ replicas: 2, availableReplicas: 2 });
+    expect(await call()).toEqual({ cold: false });
+    expect(gw.replicas!.usage('echo')).toMatchObject({ started: 2, coldCalls: 3 });
+    // A scale to zero removes the idle replicas; the next call is cold again.
+    gw.replicas!.scale('echo', 0);
+    expect(gw.replicas!.status('echo').replicas).toBe(0);
+    expect(await call()).toEqual({ cold: true });
+  });
+
+  it('idle replicas above the minimum go away after the idle time', async () => {
+    const gw = await gateway({ echo: coldEcho }, { replicas: { coldStartMs: 10, idleMs: 50, minReplicas: 1, initialReplicas: 3 } });
+    await until(() => gw.replicas!.status('echo').replicas === 1, { message: 'idle replicas removed down to the minimum' });
   });
 });

@@ -1,6 +1,7 @@
 import type { Figures } from '../report.ts';
 import type { BenchContext } from './context.ts';
 import { measureAsyncFanout } from './async-fanout.ts';
+import { measureColdstart } from './coldstart.ts';
 import { measureFanout } from './fanout.ts';
 import { measureOverhead } from './overhead.ts';
 import { measureScaling } from './scaling.ts';
@@ -153,6 +154,30 @@ export const SCENARIOS = [
           ['sweep: later sweeps, leases known (worst of 3)', m(r.steady)],
           ['sweep: none running (worst of 3)', m(r.idle)],
           ['sweep: request list, first page of 50 + running', `${r.list_first_page.ms.toFixed(1)} ms, ${r.list_first_page.calls} store calls, ${r.list_first_page.state_reads} state reads`],
+        ],
+        raw: r,
+      };
+    },
+  },
+  {
+    name: 'coldstart',
+    title: 'cold starts on the replica model: pre-warming off, speculative, just in time',
+    async run(ctx) {
+      const r = await measureColdstart(ctx);
+      const cold = r.cold_start_ms;
+      const per = (f: (m: (typeof r.modes)[number]) => string) => r.modes.map((m) => `${m.mode} ${f(m)}`).join(' · ');
+      return {
+        figures: {},
+        details: [
+          ['coldstart: setup', `cold start ${cold} ms, stages ${r.latency_ms} ms, ${r.clips} clips × ${r.frames_per_clip} frames, ${r.max_inflight} calls per replica, ≤ ${r.max_replicas} replicas, burst of ${r.burst}`],
+          ['coldstart: penalty ms (cold − warm wall, one request), in cold starts', per((m) => `${ms(m.penalty_ms)} (${m.penalty_cold_starts.toFixed(2)})`)],
+          ['coldstart: wall ms warm / cold / first request of a fresh process', per((m) => `${ms(m.warm_wall_ms)} / ${ms(m.cold_wall_ms)} / ${ms(m.first_wall_ms)}`)],
+          ['coldstart: burst wall ms warm / cold; (cold − one cold start) ÷ warm', per((m) => `${ms(m.warm_burst_ms)} / ${ms(m.cold_burst_ms)}; ${m.burst_ratio.toFixed(2)}`)],
+          ['coldstart: stage invocations warm / cold', per((m) => `${m.invocations_warm} / ${m.invocations_cold}`)],
+          ['coldstart: cold calls (one request)', per((m) => `${m.cold_calls} ${JSON.stringify(m.cold_calls_by_stage)}`)],
+          ['coldstart: scale calls, most per function: one request / per request of the burst', per((m) => `${m.scale_calls_max_per_function} / ${m.burst_scale_calls_max_per_function_per_request.toFixed(1)}`)],
+          ['coldstart: replica-seconds alive / idle (ready, serving nothing), cold request', per((m) => `${m.replica_seconds.toFixed(1)} / ${m.idle_replica_seconds.toFixed(1)}`)],
+          ['coldstart: replica-seconds alive / idle, cold burst', per((m) => `${m.burst_replica_seconds.toFixed(1)} / ${m.burst_idle_replica_seconds.toFixed(1)}`)],
         ],
         raw: r,
       };

@@ -32,6 +32,8 @@ export const ProfileSchema = z.strictObject({
   call_mode: z.union([CallModeSchema, z.partialRecord(z.enum(STAGE_KEYS), CallModeSchema)]),
   /** What the profile is for, in a sentence or two: the request form shows it beside the choice. */
   description: z.string().max(500).optional(),
+  /** Whether requests of this profile scale the stages ahead of need (PREWARM when not given). */
+  prewarm: z.enum(['on', 'off']),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
 
@@ -49,8 +51,10 @@ const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
   default: { description: 'The settings of the environment, unchanged.' },
   // Scaling from zero answers 502/503 for a while: give it more attempts and longer backoff.
   // It keeps its whole budget even for a repeated answer: a function starting up may fail alike.
+  // FAVE's cold regime, kept measurable: every stage scales from zero on its first call.
   cold: {
     replicas: { min: 0, max: 5 },
+    prewarm: 'off',
     retry: { max_attempts: 6, base_delay_ms: 500, max_delay_ms: 15_000, stop_on_repeated_error: false },
     description: 'Stages may have to start first: slower, with more retries and longer waits between them.',
   },
@@ -95,9 +99,15 @@ const EnvSchema = z.object({
   LEASE_CLOCK_OFFSET_MS: envInt(-86_400_000, 86_400_000).default(0),
   BASIC_AUTH_USER: z.string().optional(),
   BASIC_AUTH_PASSWORD: z.string().optional(),
-  // The gateway's admin login for its system API (`fave load --cold/--warm`), as faas-cli names it.
+  // The gateway admin credentials of its system API (pre-warming's scale calls, `fave load --cold/--warm`),
+  // as faas-cli names them; the gateway's basic auth when unset.
   OPENFAAS_USERNAME: z.string().min(1).optional(),
   OPENFAAS_PASSWORD: z.string().min(1).optional(),
+  PREWARM: z.enum(['on', 'off']).default('on'),
+  PREWARM_STRATEGY: z.enum(['speculative', 'just-in-time']).default('speculative'),
+  // Calls one replica serves at once, when the function's max_inflight cannot be read.
+  PREWARM_CALLS_PER_REPLICA: envInt(1, 1024).default(1),
+  PREWARM_TIMEOUT_MS: envInt(100, 60_000).default(2000),
   OPENFAAS_SECRETS_DIR: z.string().default('/var/openfaas/secrets'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ALLOW_PRIVATE_SOURCES: envBoolean.default(false),
@@ -135,11 +145,15 @@ const EnvSchema = z.object({
   ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
 });
 
+export type PrewarmStrategy = 'speculative' | 'just-in-time';
+
 export interface Config {
   gatewayUrl: string | null;
   gatewayAuth: { user: string; password: string } | null;
-  /** The login for the gateway's `/system/*` routes: OPENFAAS_USERNAME/OPENFAAS_PASSWORD, else the gateway's basic auth. */
+  /** Credentials of the gateway's `/system/*` (OPENFAAS_USERNAME/PASSWORD, else the gateway's basic auth). Never logged. */
   systemAuth: { user: string; password: string } | null;
+  /** Pre-warming: when to scale the stages ahead (`PREWARM_*`); a profile's `prewarm` turns it off per request. */
+  prewarm: { strategy: PrewarmStrategy; callsPerReplica: number; timeoutMs: number };
   store:
     | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
@@ -277,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tolerated_failure_pct: e.TOLERATED_FAILURE_PCT,
     replicas: { min: 0, max: 5 },
     call_mode: e.STAGE_CALL_MODE,
+    prewarm: e.PREWARM,
   };
   const partials: Record<string, PartialProfile> = { ...BUILT_IN_PROFILES };
   if (e.FAVE_PROFILES_FILE) {
@@ -316,10 +331,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof s3Rules === 'string') throw badConfig('INPUT_S3_ALLOW', s3Rules);
   const storeKind = e.FAVE_STORE ?? (e.ARTIFACT_ENDPOINT ? 's3' : 'fs');
   const callback = callbackConfig(e.CALLBACK_BASE_URL, e.CALLBACK_SECRET ?? readSecret(secretsDir, 'fave-callback-secret'), profiles);
+  if ((e.OPENFAAS_USERNAME === undefined) !== (e.OPENFAAS_PASSWORD === undefined)) {
+    throw badConfig(e.OPENFAAS_USERNAME === undefined ? 'OPENFAAS_USERNAME' : 'OPENFAAS_PASSWORD', 'must be set together with its pair');
+  }
+  const gatewayAuth = user && password ? { user, password } : null;
   return {
     gatewayUrl: gateway ? gateway.url.replace(/\/+$/, '') : null,
-    gatewayAuth: user && password ? { user, password } : null,
-    systemAuth: e.OPENFAAS_USERNAME && e.OPENFAAS_PASSWORD ? { user: e.OPENFAAS_USERNAME, password: e.OPENFAAS_PASSWORD } : user && password ? { user, password } : null,
+    gatewayAuth,
+    systemAuth: e.OPENFAAS_USERNAME && e.OPENFAAS_PASSWORD ? { user: e.OPENFAAS_USERNAME, password: e.OPENFAAS_PASSWORD } : gatewayAuth,
+    prewarm: { strategy: e.PREWARM_STRATEGY, callsPerReplica: e.PREWARM_CALLS_PER_REPLICA, timeoutMs: e.PREWARM_TIMEOUT_MS },
     store:
       storeKind === 'fs'
         ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }
@@ -380,4 +400,18 @@ export function stageCallMode(profile: Profile, stage: StageKey): CallMode {
 /** The timeout of one stage call under a profile, in milliseconds. */
 export function stageTimeoutMs(profile: Profile, stage: StageKey): number {
   return (profile.stage_timeouts_s[stage] ?? profile.stage_timeout_s) * 1000;
+}
+
+/**
+ * What a profile does at run time, in one line (the UI's profile picker; docs/configuration.md
+ * says the same at length). `gateway`: stages are called through a gateway (else in-process).
+ */
+export function describeProfile(profile: Profile, gateway: boolean): string {
+  const { min, max } = profile.replicas;
+  if (!gateway) {
+    return profile.prewarm === 'on' ? 'stages in this process; the detector model loads while the clips are processed' : 'stages in this process; the detector model loads at the first frame';
+  }
+  if (profile.prewarm === 'off') return 'no pre-warming: each stage scales from what it has on its first call (cold starts one after another)';
+  const floor = min > 0 ? `keeps every stage at ≥ ${min} replica${min === 1 ? '' : 's'}` : 'scales every stage up from zero';
+  return `pre-warms: ${floor} before it is needed, fan-outs up to ${max} replicas, given back after`;
 }

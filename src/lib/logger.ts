@@ -14,6 +14,8 @@ export const REDACT_PATHS = [
   '*.accessKeyId',
   'gatewayAuth',
   '*.gatewayAuth',
+  'systemAuth',
+  '*.systemAuth',
   'auth',
   '*.auth',
   'basicAuth',

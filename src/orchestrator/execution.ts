@@ -50,6 +50,8 @@ export interface ExecutionOptions {
   onClaimed?: () => Promise<void>;
   /** Once the final state is stored and before `done` resolves; must not throw. */
   onFinished?: (outcome: ExecutionOutcome) => Promise<void>;
+  /** Sees every snapshot while the request runs here (pre-warming plans from it); must not throw. */
+  onSnapshot?: (top: TopLevelState, context: PipelineContext) => void;
 }
 
 /**
@@ -209,6 +211,7 @@ export class Execution {
       this.options.logger?.info({ request_id: this.requestId, event: 'state', state: top, ...(context.error ? { error: context.error } : {}) });
     }
     this.lastTop = top;
+    this.options.onSnapshot?.(top, context);
     this.persist(changed || terminal);
     if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { InspectionEvent, Observer } from 'xstate';
-import type { Config } from '../config/config.ts';
+import { describeProfile, type Config } from '../config/config.ts';
 import { FaveFailure, toFaveError } from '../domain/errors.ts';
 import { assertRequestId, parsePipelineRequest, RequestIdSchema, type PipelineRequest } from '../domain/request.ts';
 import { pipelineMachine, type PipelineMachine } from '../machine/pipeline.machine.ts';
@@ -30,6 +30,9 @@ import { IndexedSweep } from './index-sweep.ts';
 import { crashPoint } from './fault-points.ts';
 import { resolveSettings } from './settings.ts';
 import { LeaseFences, type FenceReason } from './lease-fence.ts';
+import type { PrewarmAction, Prewarmer } from './prewarm.ts';
+import { topLevelState } from '../domain/progress.ts';
+import { STAGE_KEYS } from '../domain/stage.ts';
 
 export interface OrchestratorOptions {
   config: Config;
@@ -48,6 +51,8 @@ export interface OrchestratorOptions {
   callbacks?: AsyncCalls | null;
   /** Observes every actor, event and snapshot of the requests run here (a live inspector). */
   inspect?: Observer<InspectionEvent>;
+  /** Scales the stages ahead of need through the gateway's system API; none: no pre-warming. */
+  prewarm?: Prewarmer | null;
 }
 
 export interface AsyncCalls {
@@ -68,6 +73,8 @@ export interface OrchestratorEvents {
   lease_lost: [requestId: string, phase: LostRacePhase, winner: string | null];
   /** A stage call was held back: the lease may have run out (deadline) or the process stalled. */
   lease_fenced: [requestId: string, reason: FenceReason];
+  /** A pre-warm scale call ended (`ok` false: it failed, and nothing else changed). */
+  prewarm: [action: PrewarmAction];
 }
 
 /**
@@ -129,6 +136,8 @@ export class Orchestrator {
   private readonly journals = new Map<string, DispatchJournal>();
   private readonly background = new Set<Promise<void>>();
   private readonly fences: LeaseFences;
+  /** Requests running here whose local stages have been asked to warm up. */
+  private readonly warmed = new Set<string>();
 
   /** The profiles a request may name, the configured default first. */
   get profileNames(): string[] {
@@ -143,6 +152,22 @@ export class Orchestrator {
     return out;
   }
 
+  /** True when pre-warming has no scale call waiting or in flight (always, without pre-warming). */
+  get prewarmIdle(): boolean {
+    return this.options.prewarm?.idle ?? true;
+  }
+
+  /** The pre-warm actions made for a request this process ran (for its timeline); empty without pre-warming. */
+  prewarmActions(requestId: string): PrewarmAction[] {
+    return this.options.prewarm?.actionsOf(requestId) ?? [];
+  }
+
+  /** What each profile does at run time, one line each, by name. */
+  get profileSummaries(): Record<string, string> {
+    const { profiles, gatewayUrl } = this.options.config;
+    return Object.fromEntries(Object.entries(profiles).map(([name, p]) => [name, describeProfile(p, gatewayUrl !== null)]));
+  }
+
   /** True when the stages run in this process (no gateway): the embedded default. */
   get embedded(): boolean {
     return this.options.config.gatewayUrl === null;
@@ -155,6 +180,7 @@ export class Orchestrator {
     this.pollMs = options.pollMs ?? 250;
     const offset = options.config.leaseClockOffsetMs;
     this.now = options.now ?? (offset === 0 ? Date.now : () => Date.now() + offset);
+    options.prewarm?.onAction((action) => this.events.emit('prewarm', action));
     this.requests = new RequestRepository(options.store, options.config.bucket, {
       get: (requestId) => this.executions.get(requestId)?.live() ?? null,
       ids: () => [...this.executions.keys()],
@@ -175,7 +201,10 @@ export class Orchestrator {
         store: options.store,
         limiter: this.limiter,
         asyncCalls: options.callbacks?.caller ?? null,
-        onInvocation: (requestId, record) => this.events.emit('invocation', requestId, record),
+        onInvocation: (requestId, record) => {
+          this.options.prewarm?.learn(record, options.config.stageNames);
+          this.events.emit('invocation', requestId, record);
+        },
         sourceAccess: (requestId) => this.access.get(requestId) ?? { source: null, policy: this.policy({}) },
         dispatches: {
           record: (requestId, marker) => this.journalFor(requestId).record(marker),
@@ -391,6 +420,7 @@ export class Orchestrator {
     await Promise.all([...this.executions.values()].map((e) => e.abandon()));
     this.executions.clear();
     await Promise.all(this.background);
+    await this.options.prewarm?.close();
   }
 
   /** The lease policy: another owner's lease that has not run out keeps this process off the request. */
@@ -455,6 +485,10 @@ export class Orchestrator {
       onClaimed: () => this.markRunning(requestId, 'input' in start ? start.input.started_at : start.created_at, 'snapshot' in start && start.redrive),
       // Before anyone is answered: a list read after the answer shows the request finished.
       onFinished: (outcome) => this.markFinished(outcome),
+      onSnapshot: (top, context) => {
+        this.options.prewarm?.observe(requestId, top, context);
+        if (top === 'FANOUT') this.warmLocalStages(requestId, context);
+      },
     });
   }
 
@@ -500,6 +534,7 @@ export class Orchestrator {
     }
     this.executions.set(requestId, execution);
     this.events.emit('started', requestId, how);
+    this.warmUp(execution);
     const policy = this.access.get(requestId)?.policy ?? this.policy({});
     execution.done.catch((err: unknown) => {
       if (toFaveError(err).code === 'STORE_ERROR') this.retryAfterStoreFault(requestId, policy, this.leaseTtlMs);
@@ -510,6 +545,12 @@ export class Orchestrator {
         if (this.executions.get(requestId) === execution) {
           this.executions.delete(requestId);
           this.access.delete(requestId);
+        }
+        this.warmed.delete(requestId);
+        const prewarm = this.options.prewarm;
+        if (prewarm) {
+          prewarm.learnWidths(execution.context);
+          prewarm.release(requestId);
         }
         const journal = this.journals.get(requestId);
         this.journals.delete(requestId);
@@ -541,6 +582,31 @@ export class Orchestrator {
       }),
     );
     return { request_id: requestId, local: true, done, execution };
+  }
+
+  /**
+   * Gets the stages ahead ready while the earlier ones run: replicas through the gateway's system
+   * API, or, for the local stages, the model and speech engine loading in this process.
+   */
+  private warmUp(execution: Execution): void {
+    const context = execution.context;
+    const top = topLevelState(execution.value);
+    this.options.prewarm?.track(execution.requestId, top, context);
+    if (top === 'FANOUT') this.warmLocalStages(execution.requestId, context);
+  }
+
+  /**
+   * In-process stages: the detector's model starts loading once the request has clips, while
+   * their chains run; not earlier, so an input that is no video (ffmpeg-1 is the first to refuse
+   * it) loads nothing. Once per request and process.
+   */
+  private warmLocalStages(requestId: string, context: PipelineContext): void {
+    const transport = this.options.transport;
+    if (!transport.warmUp || this.warmed.has(requestId) || context.clips.length === 0) return;
+    const profile = this.options.config.profiles[context.settings.profile];
+    if (profile?.prewarm === 'off') return;
+    this.warmed.add(requestId);
+    transport.warmUp(STAGE_KEYS.filter((k) => k !== 'detector' || context.settings.detector_enabled));
   }
 
   /** Says who won (the owner in the lease now stored) and counts it; never fails. */

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LostRacePhase, Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
 import type { FenceReason } from '../orchestrator/lease-fence.ts';
+import type { PrewarmAction } from '../orchestrator/prewarm.ts';
 
 export interface FaveMetrics {
   readonly registry: Registry;
@@ -49,6 +50,12 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   });
   const retries = new Counter({ name: 'fave_retries_total', help: 'Stage call attempts after the first', labelNames: ['stage'] as const, registers });
   const coldStarts = new Counter({ name: 'fave_cold_starts_total', help: 'Stage calls that reported a cold start', labelNames: ['stage'] as const, registers });
+  const prewarmScales = new Counter({
+    name: 'fave_prewarm_scale_total',
+    help: 'Scale calls made to pre-warm a stage or give its replicas back, by stage and whether the gateway accepted them',
+    labelNames: ['stage', 'kind', 'ok'] as const,
+    registers,
+  });
   new Gauge({
     name: 'fave_requests_in_flight',
     help: 'Requests this process is running now',
@@ -93,6 +100,8 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
   const onFinished = (_requestId: string, status: 'COMPLETED' | 'FAILED') => requests.inc({ status });
   const onLeaseLost = (_requestId: string, phase: LostRacePhase) => leasesLost.inc({ phase });
   const onFenced = (_requestId: string, reason: FenceReason) => fenceRefusals.inc({ reason });
+  const onPrewarm = (action: PrewarmAction) => prewarmScales.inc({ stage: action.function_name, kind: action.kind, ok: String(action.ok) });
+  orchestrator.events.on('prewarm', onPrewarm);
   orchestrator.events.on('invocation', onInvocation);
   orchestrator.events.on('state_write', onStateWrite);
   orchestrator.events.on('finished', onFinished);
@@ -109,6 +118,7 @@ export function createMetrics(orchestrator: Orchestrator, options: MetricsOption
       orchestrator.events.off('finished', onFinished);
       orchestrator.events.off('lease_lost', onLeaseLost);
       orchestrator.events.off('lease_fenced', onFenced);
+      orchestrator.events.off('prewarm', onPrewarm);
     },
   };
 }

@@ -81,6 +81,7 @@ export function createUiPages(deps: UiPagesDeps): UiPages {
       const form = {
         profiles: orchestrator.profileNames,
         profileDescriptions: orchestrator.profileDescriptions,
+        profileSummaries: orchestrator.profileSummaries,
         // The upload field is for the embedded default; elsewhere videos are already in a bucket.
         uploads: maxUploadBytes > 0 && orchestrator.embedded && orchestrator.store.kind === 'fs',
         maxUploadBytes,

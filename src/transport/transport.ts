@@ -1,3 +1,4 @@
+import type { StageKey } from '../domain/stage.ts';
 import type { StageRequest } from './contract.ts';
 
 /** What came back from one stage call, before it is validated against the contract. */
@@ -39,5 +40,10 @@ export class StageResponseTooLarge extends Error {
 export interface StageTransport {
   readonly kind: 'http' | 'local';
   call(functionName: string, request: StageRequest, options: StageCallOptions): Promise<StageHttpResponse>;
+  /**
+   * Starts loading what later stages need (a model, a speech engine) while earlier stages run;
+   * returns at once and never fails. Transports with nothing to load leave it out.
+   */
+  warmUp?(stages: readonly StageKey[]): void;
   close(): Promise<void>;
 }

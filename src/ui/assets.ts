@@ -54,6 +54,8 @@ svg.statechart { display: block; }
 .inv.retry .r { stroke: var(--warn); stroke-width: 1.5; stroke-dasharray: 2 1.5; }
 .inv.critical .r { stroke: var(--crit); stroke-width: 2.2; stroke-dasharray: none; }
 .inv .cold { fill: #0ea5e9; }
+.prewarm line { stroke: #0ea5e9; stroke-width: 1.5; stroke-dasharray: 2 2; } .prewarm path { fill: #0ea5e9; }
+.prewarm.give-back path { fill: #fff; stroke: #0ea5e9; } .prewarm.failed line, .prewarm.failed path { stroke: var(--fail); }
 .inv .failmark { stroke: #fff; stroke-width: 1.4; }
 .inv:hover .r { filter: brightness(0.85); }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; font-size: 12px; color: var(--muted); margin: 6px 0; }
@@ -256,6 +258,20 @@ export const REQUEST_SCRIPT = String.raw`
         g.appendChild(svg('path', { class: 'failmark', d: 'M' + (cx - 3) + ',' + (cy - 3) + ' l6,6 M' + (cx + 3) + ',' + (cy - 3) + ' l-6,6' }));
       }
       root.appendChild(g);
+    }
+    var marks = d.prewarm || [];
+    for (var m = 0; m < marks.length; m++) {
+      var mark = marks[m];
+      var ml = -1;
+      for (var li = 0; li < tl.lanes.length; li++) if (tl.lanes[li].stage === mark.stage) ml = li;
+      if (ml < 0 || mark.at < tl.start || mark.at > tl.end) continue;
+      var mx = x(mark.at), my = laneTop[ml];
+      var mh = tl.lanes[ml].rows * (rowH + rowGap) - rowGap + 2 * lanePad;
+      var mg = svg('g', { class: 'prewarm ' + mark.kind + (mark.ok ? '' : ' failed'), 'data-prewarm': mark.stage });
+      mg.appendChild(svg('title', {}, (mark.kind === 'raise' ? 'pre-warm: ' : 'give back: ') + mark.stage + ' ' + mark.from + ' → ' + mark.replicas + ' replicas at ' + clock(mark.at) + (mark.ok ? '' : ' (failed: ' + mark.error + ')')));
+      mg.appendChild(svg('line', { x1: mx, x2: mx, y1: my, y2: my + mh }));
+      mg.appendChild(svg('path', { d: 'M' + (mx - 4) + ',' + my + ' l8,0 l-4,6 z' }));
+      root.appendChild(mg);
     }
     host.replaceChildren(root);
     var path = tl.critical_path;

@@ -95,6 +95,7 @@ ${renderStatecharts(view.statechart)}
     <span><i style="background:var(--queue);border:1.5px dashed var(--fail)"></i>interrupted (sent, answer lost with its process)</span>
     <span><i style="background:#fff;border:1.5px dashed var(--warn)"></i>retry</span>
     <span><i style="background:#0ea5e9;width:8px"></i>cold start</span>
+    <span><i style="background:none;border-left:2px dashed #0ea5e9;width:2px"></i>pre-warm scale call (filled: raise, hollow: give back)</span>
     <span><i style="background:#fff;border:2px solid var(--crit)"></i>critical path</span>
   </div>
   <p id="critical-text" class="muted"></p>
@@ -116,6 +117,8 @@ export interface SubmitFormOptions {
   profiles: readonly string[];
   /** What each profile is for (from the configuration), shown under the picker. */
   profileDescriptions?: Readonly<Record<string, string>>;
+  /** What each profile does at run time, in one line (shown in the picker). */
+  profileSummaries?: Readonly<Record<string, string>>;
   /** A file upload field (the embedded default: local store, stages in process). */
   uploads: boolean;
   /** The upload cap, said next to the field. */
@@ -131,7 +134,12 @@ function bytes(n: number): string {
 /** The form that starts a request: a video URI or (embedded) a file, a query and a profile. */
 export function renderSubmitForm(options: SubmitFormOptions): string {
   const descriptions = options.profileDescriptions ?? {};
-  const profiles = options.profiles.map((p) => `<option value="${escapeXml(p)}">${escapeXml(p)}</option>`).join('');
+  const profiles = options.profiles
+    .map((p) => {
+      const summary = options.profileSummaries?.[p];
+      return `<option value="${escapeXml(p)}"${summary ? ` title="${escapeXml(summary)}"` : ''}>${escapeXml(summary ? `${p} — ${summary}` : p)}</option>`;
+    })
+    .join('');
   const explained = options.profiles
     .filter((p) => descriptions[p])
     .map((p) => `<dt>${escapeXml(p)}</dt><dd>${escapeXml(descriptions[p]!)}</dd>`)

@@ -4,6 +4,7 @@ import type { RequestView } from '../domain/request-view.ts';
 import type { InvocationRecord } from '../domain/invocations.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import { mapLimited, type ListingEntry } from '../persistence/request-index.ts';
+import type { PrewarmAction } from '../orchestrator/prewarm.ts';
 import { activePaths, pipelineStatechart, type Statechart } from '../visualize/statechart.ts';
 import { buildAnswer, type Answer } from './answer.ts';
 import { liveFeedOf } from './live-feed.ts';
@@ -25,6 +26,19 @@ export interface RequestPageView extends Omit<RequestView, 'context' | 'lease'> 
   invocations: Invocation[];
   timeline: Timeline;
   statechart: Statechart;
+  /** Scale calls made ahead of this request's stages, and the give-backs after (in its process only). */
+  prewarm: PrewarmMark[];
+}
+
+/** A pre-warm action as the timeline marks it, in the lane of its function. */
+export interface PrewarmMark {
+  at: number;
+  stage: string;
+  kind: 'raise' | 'give-back';
+  from: number;
+  replicas: number;
+  ok: boolean;
+  error: string | null;
 }
 
 export interface RequestSummary {
@@ -43,7 +57,7 @@ export interface RequestSummary {
  * The page of a request's view. `live`: invocation records of a request running here that its
  * context does not hold yet (a clip's reach it only when the whole clip settles).
  */
-export function pageViewOf(view: RequestView, live: readonly InvocationRecord[] = []): RequestPageView {
+export function pageViewOf(view: RequestView, live: readonly InvocationRecord[] = [], prewarm: readonly PrewarmAction[] = []): RequestPageView {
   const { context, lease: _lease, ...head } = view;
   const steps = stepsByName(context.settings.stage_names);
   const invocations = mergeInvocations(
@@ -61,13 +75,14 @@ export function pageViewOf(view: RequestView, live: readonly InvocationRecord[] 
     invocations,
     timeline: buildTimeline(invocations, { start: view.started_at, end }),
     statechart: pipelineStatechart(),
+    prewarm: prewarm.map((a) => ({ at: a.at, stage: a.function_name, kind: a.kind, from: a.from, replicas: a.replicas, ok: a.ok, error: a.error })),
   };
 }
 
 /** The page of one request, live when it runs here, else from its state.json; null when unknown. */
 export async function loadRequestPage(orchestrator: Orchestrator, requestId: string): Promise<RequestPageView | null> {
   const view = await orchestrator.requests.view(requestId);
-  return view ? pageViewOf(view, liveFeedOf(orchestrator).records(requestId)) : null;
+  return view ? pageViewOf(view, liveFeedOf(orchestrator).records(requestId), orchestrator.prewarmActions(requestId)) : null;
 }
 
 async function summaryOf(orchestrator: Orchestrator, requestId: string): Promise<RequestSummary> {

@@ -4,6 +4,7 @@ import { REQUEST_ID_PATTERN } from '../../src/domain/request.ts';
 import { FaveFailure } from '../../src/domain/errors.ts';
 import { ConnectionReset, startGatewayServer } from '../../src/stages/gateway/server.ts';
 import type { CallbackPost, FunctionCall, FunctionReply, GatewayServer } from '../../src/stages/gateway/types.ts';
+import type { ReplicaModel, ReplicaModelOptions } from '../../src/stages/gateway/replica-model.ts';
 import { formatS3Uri, parseS3Uri, type Store } from '../../src/persistence/store.ts';
 import { makeTarGz } from './archives.ts';
 import { validateStagePayload, validateStageResult, type StagePayload } from './python-stage-models.ts';
@@ -105,8 +106,24 @@ export interface TestGatewayOptions extends ScriptOptions {
   /** The queue-worker's max_inflight (no bound by default). */
   asyncMaxInflight?: number;
   basicAuth?: { user: string; password: string };
+  /** The basic auth of `/system/*` (as OpenFaaS's gateway admin); `basicAuth` when absent. */
+  systemAuth?: { user: string; password: string } | null;
+  /** Cold starts and replicas (see src/stages/gateway/replica-model.ts); off: every call is warm. */
+  replicas?: Partial<ReplicaModelOptions>;
+  /** What `/system/*` answers: served (null, the default) or this status (401, 403, 404, 500…). */
+  systemStatus?: number | null;
+  /** What scale calls alone answer: served (null), this status, or never ('hang'). */
+  scaleStatus?: number | 'hang' | null;
   host?: string;
   port?: number;
+}
+
+/** A scale call the gateway accepted. */
+export interface ScaleRecord {
+  name: string;
+  replicas: number;
+  /** Epoch milliseconds. */
+  at: number;
 }
 
 export interface TestGateway {
@@ -139,8 +156,16 @@ export interface TestGateway {
   releaseAccepts(): void;
   /** Async calls queued whose 202 is held. */
   readonly heldAccepts: number;
-  /** Clears calls, concurrency peaks and the cold-start counter; faults stay. */
+  /** Clears calls, concurrency peaks, scale calls and the cold-start counter; faults stay. */
   reset(): void;
+  /** The replica model, when `replicas` was given. */
+  readonly replicaModel: ReplicaModel | null;
+  /** Every scale call accepted since start or the last reset(). */
+  readonly scaleCalls: ScaleRecord[];
+  /** Makes `/system/*` answer this status from now on (null: served normally). */
+  setSystemStatus(status: number | null): void;
+  /** Makes scale calls alone answer this status, or never answer, from now on (null: served). */
+  setScaleStatus(status: number | 'hang' | null): void;
   close(): Promise<void>;
 }
 
@@ -205,6 +230,9 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   let acceptHold: { stage: string | null; released: Promise<void>; release: () => void } | null = null;
   let heldAccepts = 0;
   const peakByRequest = new Map<string, number>();
+  let scaleCalls: ScaleRecord[] = [];
+  let systemStatus = options.systemStatus ?? null;
+  let scaleStatus = options.scaleStatus ?? null;
 
   const addFault = (fault: Fault) => faults.push({ fault, remaining: fault.times ?? Number.POSITIVE_INFINITY });
   for (const fault of options.faults ?? []) addFault(fault);
@@ -396,7 +424,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     }
 
     answered++;
-    const coldStart = options.coldStartEvery !== undefined && options.coldStartEvery > 0 && answered % options.coldStartEvery === 0;
+    const coldStart = call.coldStart || (options.coldStartEvery !== undefined && options.coldStartEvery > 0 && answered % options.coldStartEvery === 0);
     record.cold_start = coldStart;
     const durationMs = Math.round(performance.now() - started);
     const memory = MEMORY_LIMIT_MB[key];
@@ -482,6 +510,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       await holding.released;
       heldAccepts--;
     },
+    ...(options.systemAuth !== undefined ? { systemAuth: options.systemAuth } : {}),
+    ...(options.replicas ? { replicas: options.replicas } : {}),
+    systemStatus: ({ path }) => systemStatus ?? (path.startsWith('/system/scale-function/') ? scaleStatus : null),
+    onScale: (name, replicas) => scaleCalls.push({ name, replicas, at: Date.now() }),
     async beforeCallback(post) {
       callbacks.push(post);
       if (lostCallbacks.delete(post.callId)) return 'drop';
@@ -543,6 +575,16 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     get heldAccepts() {
       return heldAccepts;
     },
+    replicaModel: server.replicas ?? null,
+    get scaleCalls() {
+      return scaleCalls;
+    },
+    setSystemStatus(status) {
+      systemStatus = status;
+    },
+    setScaleStatus(status) {
+      scaleStatus = status;
+    },
     addFault,
     clearFaults: () => {
       faults = [];
@@ -553,6 +595,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       peakByRequest.clear();
       for (const [id, n] of inFlightByRequest) peakByRequest.set(id, n);
       answered = 0;
+      scaleCalls = [];
     },
     close: () => {
       hold?.release();

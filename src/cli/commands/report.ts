@@ -27,7 +27,7 @@ export interface Report {
 export async function renderReport(orchestrator: Orchestrator, id: string, options: ReportOptions = {}): Promise<Report | null> {
   const request = await orchestrator.requests.view(id);
   if (!request) return null;
-  const view = pageViewOf(request, liveFeedOf(orchestrator).records(id));
+  const view = pageViewOf(request, liveFeedOf(orchestrator).records(id), orchestrator.prewarmActions(id));
   const media = await prepareReportMedia({
     store: orchestrator.store,
     context: request.context,

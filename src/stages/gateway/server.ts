@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES as STATUS_TEXT, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FunctionCall, FunctionHandler, FunctionReply, GatewayServer, GatewayServerOptions } from './types.ts';
+import { ReplicaModel } from './replica-model.ts';
 
 /**
  * Thrown by a handler to make the gateway drop the connection with a TCP reset instead of
@@ -16,6 +17,9 @@ export class ConnectionReset extends Error {
 }
 
 const FUNCTION_ROUTE = /^\/(function|async-function)\/([^/]+)(?:\/.*)?$/;
+const SYSTEM_FUNCTION_ROUTE = /^\/system\/(function|scale-function)\/([^/]+)$/;
+/** The largest body a scale call may carry; OpenFaaS's is a few dozen bytes. */
+const SYSTEM_BODY_MAX_BYTES = 4096;
 const CALLBACK_TIMEOUT_MS = 30_000;
 /** Headers the gateway frames itself; a handler's own values for them would corrupt the reply. */
 const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-call-id', 'x-duration-seconds']);
@@ -35,13 +39,29 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   let closing = false;
   const shutdown = new AbortController();
   const inflight = semaphore(options.asyncMaxInflight ?? Number.POSITIVE_INFINITY);
+  const names = Object.keys(options.functions);
+  const model = options.replicas ? new ReplicaModel(names, options.replicas) : null;
+  /** Without a replica model every function is one warm replica; scale calls are recorded, nothing more. */
+  const staticReplicas = new Map<string, number>(names.map((n) => [n, 1]));
+  const invocations = new Map<string, number>();
 
   async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController, timeoutMs: number | undefined): Promise<Outcome> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     let timer: NodeJS.Timeout | undefined;
     const work: Promise<Outcome> = Promise.resolve()
-      .then(() => handler(call))
+      .then(async () => {
+        invocations.set(call.name, (invocations.get(call.name) ?? 0) + 1);
+        if (!model) return handler(call);
+        // The gateway's timeout covers the wait for a replica, as a scale from zero does.
+        const lease = await model.acquire(call.name, controller.signal);
+        call.coldStart = lease.cold;
+        try {
+          return await handler(call);
+        } finally {
+          lease.release();
+        }
+      })
       .then(
         (reply): Outcome => ({ kind: 'reply', reply, seconds: seconds() }),
         (err: unknown): Outcome => {
@@ -72,7 +92,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     const controller = new AbortController();
     active.add(controller);
     const callId = headerValue(req, 'x-call-id') || randomUUID();
-    return { controller, call: { name, body, headers: lowerCaseHeaders(req), callId, signal: controller.signal } };
+    return { controller, call: { name, body, headers: lowerCaseHeaders(req), callId, signal: controller.signal, coldStart: false } };
   }
 
   async function invokeSync(req: IncomingMessage, res: ServerResponse, name: string, handler: FunctionHandler): Promise<void> {
@@ -192,12 +212,80 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     return constantTimeEqual(given, `${auth.user}:${auth.password}`);
   }
 
+  function systemAuthorized(req: IncomingMessage): boolean {
+    const auth = options.systemAuth === undefined ? options.basicAuth : options.systemAuth;
+    if (!auth) return true;
+    const match = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!match) return false;
+    return constantTimeEqual(Buffer.from(match[1]!, 'base64').toString('utf8'), `${auth.user}:${auth.password}`);
+  }
+
+  function functionStatus(name: string): Record<string, unknown> {
+    const replicas = model ? model.status(name) : { replicas: staticReplicas.get(name) ?? 1, availableReplicas: staticReplicas.get(name) ?? 1, invocationCount: 0 };
+    const maxInflight = model?.options.maxInflight;
+    return {
+      name,
+      image: `fave/${name}:local`,
+      namespace: 'openfaas-fn',
+      replicas: replicas.replicas,
+      availableReplicas: replicas.availableReplicas,
+      invocationCount: invocations.get(name) ?? 0,
+      labels: model
+        ? { 'com.openfaas.scale.min': String(model.options.minReplicas), 'com.openfaas.scale.max': String(model.options.maxReplicas) }
+        : {},
+      annotations: {},
+      // The watchdog reads max_inflight from the function's environment; a caller can read it here.
+      envVars: maxInflight !== undefined ? { max_inflight: String(maxInflight) } : {},
+    };
+  }
+
+  /** `/system/*` as the OpenFaaS gateway serves it (the parts a scaler uses), behind its basic auth. */
+  async function system(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const forced = options.systemStatus?.({ method: req.method ?? 'GET', path });
+    if (forced === 'hang') {
+      // Never answers: the caller's own timeout has to end it.
+      await new Promise<void>((resolve) => res.once('close', () => resolve()));
+      return;
+    }
+    if (forced === 404) return sendText(res, 404, `no route for ${path}`);
+    if (!systemAuthorized(req) || forced === 401) return sendText(res, 401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="Restricted"' });
+    if (forced !== undefined && forced !== null) return sendText(res, forced, STATUS_TEXT[forced] ?? 'error');
+    if (path === '/system/functions') {
+      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed', { Allow: 'GET' });
+      return sendJson(res, 200, names.map(functionStatus));
+    }
+    const match = SYSTEM_FUNCTION_ROUTE.exec(path);
+    const name = match ? safeDecode(match[2]!) : null;
+    if (!match) return sendText(res, 404, `no route for ${path}`);
+    if (name === null || !Object.hasOwn(options.functions, name)) return sendText(res, 404, `error finding function ${name ?? match[2]}: function not found`);
+    if (match[1] === 'function') {
+      if (req.method !== 'GET') return sendText(res, 405, 'method not allowed', { Allow: 'GET' });
+      return sendJson(res, 200, functionStatus(name));
+    }
+    if (req.method !== 'POST') return sendText(res, 405, 'method not allowed', { Allow: 'POST' });
+    const body = await readBody(req, SYSTEM_BODY_MAX_BYTES).catch(() => null);
+    if (body === null) return sendText(res, 400, 'scale request too large');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return sendText(res, 400, 'unable to parse scale request');
+    }
+    const replicas = typeof parsed === 'object' && parsed !== null ? (parsed as { replicas?: unknown }).replicas : undefined;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) return sendText(res, 400, 'replicas must be a non-negative integer');
+    if (model) model.scale(name, replicas);
+    else staticReplicas.set(name, replicas);
+    options.onScale?.(name, replicas);
+    return sendText(res, 202, '');
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
       return sendText(res, 200, 'OK');
     }
+    if (path.startsWith('/system/')) return system(req, res, path);
     const match = FUNCTION_ROUTE.exec(path);
     if (!match) return sendText(res, 404, `no route for ${path}`);
     if (!authorized(req)) return sendText(res, 401, 'Unauthorized', { 'WWW-Authenticate': 'Basic realm="Restricted"' });
@@ -234,9 +322,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   return {
     url,
     port,
+    replicas: model,
     close() {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
+        model?.close();
         shutdown.abort(new Error('gateway shutting down'));
         for (const controller of active) controller.abort(new Error('gateway shutting down'));
         server.close(() => resolve());
@@ -280,10 +370,19 @@ function semaphore(limit: number): { acquire(signal: AbortSignal): Promise<void>
   };
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+function readBody(req: IncomingMessage, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
     req.on('close', () => {
@@ -317,6 +416,10 @@ function sendReply(res: ServerResponse, reply: FunctionReply, extra: Record<stri
     if (!FRAMING_HEADERS.has(key.toLowerCase())) headers[key.toLowerCase()] = value;
   }
   send(res, status, { ...headers, ...extra }, typeof reply.body === 'string' ? Buffer.from(reply.body) : reply.body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify(value)));
 }
 
 function sendText(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {

@@ -1,3 +1,4 @@
+import type { ReplicaModel, ReplicaModelOptions } from './replica-model.ts';
 /**
  * An OpenFaaS-compatible gateway on loopback: `/function/{name}` (sync) and
  * `/async-function/{name}` (202, then a POST of the result to `X-Callback-Url`).
@@ -10,6 +11,8 @@ export interface FunctionCall {
   callId: string;
   /** Aborted when the client disconnects or the gateway shuts down. */
   signal: AbortSignal;
+  /** True when the call waited for a replica to start (replica model on): it should answer `metrics.cold_start: true`. */
+  coldStart: boolean;
 }
 
 export interface FunctionReply {
@@ -42,11 +45,24 @@ export interface GatewayServerOptions {
   /** Sees every callback before it is posted; 'drop' loses it, as a queue-worker that fails to post would. */
   beforeCallback?: (callback: CallbackPost) => 'deliver' | 'drop' | Promise<'deliver' | 'drop'>;
   basicAuth?: { user: string; password: string };
+  /** The basic auth of `/system/*`; `basicAuth` when absent, none when null. */
+  systemAuth?: { user: string; password: string } | null;
+  /** Cold starts, replicas and scaling per function (see replica-model.ts); none: every function is always warm. */
+  replicas?: Partial<ReplicaModelOptions>;
+  /**
+   * Asked on every `/system/*` call: a status (401, 403, 404, 500…) to answer instead, 'hang' to
+   * never answer, or null to serve it.
+   */
+  systemStatus?: (call: { method: string; path: string }) => number | 'hang' | null;
+  /** Sees every accepted scale call. */
+  onScale?: (name: string, replicas: number) => void;
 }
 
 export interface GatewayServer {
   readonly url: string;
   readonly port: number;
+  /** The replica model, when the gateway runs one. */
+  readonly replicas?: ReplicaModel | null;
   close(): Promise<void>;
 }
 

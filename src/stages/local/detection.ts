@@ -59,18 +59,34 @@ const DEFAULT_INPUT_SIZE = 640;
 const sessions = new SessionCache();
 const cocoByOrigin = new Map<string, CocoTfjsDetector>();
 
-export function runDetection(job: DetectionJob, signal: AbortSignal, cocoResolveFrom?: string): Promise<DetectionDocument> {
-  if (job.engine === 'onnx') {
-    if (job.modelPath === null) throw new DetectionRejection('the ONNX detector has no model path');
-    return detectOnnx(job, job.modelPath, signal);
-  }
+function cocoDetector(cocoResolveFrom?: string): CocoTfjsDetector {
   const key = cocoResolveFrom ?? '';
   let coco = cocoByOrigin.get(key);
   if (!coco) {
     coco = cocoResolveFrom ? new CocoTfjsDetector(cocoResolveFrom) : new CocoTfjsDetector();
     cocoByOrigin.set(key, coco);
   }
-  return detectCoco(job, coco, signal);
+  return coco;
+}
+
+export function runDetection(job: DetectionJob, signal: AbortSignal, cocoResolveFrom?: string): Promise<DetectionDocument> {
+  if (job.engine === 'onnx') {
+    if (job.modelPath === null) throw new DetectionRejection('the ONNX detector has no model path');
+    return detectOnnx(job, job.modelPath, signal);
+  }
+  return detectCoco(job, cocoDetector(cocoResolveFrom), signal);
+}
+
+/**
+ * Loads the model this thread will need, before its first picture arrives. A model that fails
+ * to load here fails that picture's own call as it would have without the warm-up.
+ */
+export async function warmDetection(engine: DetectionJob['engine'], modelPath: string | null, cocoResolveFrom?: string): Promise<void> {
+  if (engine === 'onnx') {
+    if (modelPath !== null) await sessions.get(modelPath);
+    return;
+  }
+  await cocoDetector(cocoResolveFrom).load();
 }
 
 /** Releases the models this thread holds. */

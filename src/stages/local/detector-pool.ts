@@ -20,7 +20,11 @@ export type WorkerFailure =
   | { kind: 'tool'; what: string; tool: string; exitCode: number | null; reason: string; stderr: string }
   | { kind: 'internal'; message: string };
 
-export type ToWorker = { type: 'detect'; id: number; job: DetectionJob } | { type: 'abort'; id: number } | { type: 'close' };
+export type ToWorker =
+  | { type: 'detect'; id: number; job: DetectionJob }
+  | { type: 'warm'; engine: DetectionJob['engine']; modelPath: string | null }
+  | { type: 'abort'; id: number }
+  | { type: 'close' };
 export type ToParent =
   | { type: 'done'; id: number; document: DetectionDocument }
   | { type: 'failed'; id: number; error: WorkerFailure }
@@ -105,6 +109,19 @@ export class DetectorPool {
       this.queue.push(pending);
       this.dispatch();
     });
+  }
+
+  /**
+   * Starts every thread the pool may have and lets each load its model, so the first pictures do
+   * not wait for it; returns at once. Idle threads stay unreferenced and keep no process alive.
+   */
+  warmUp(engine: DetectionJob['engine'], modelPath: string | null): void {
+    if (this.closed) return;
+    while (this.slots.size < this.options.size) {
+      const slot = this.spawn();
+      slot.worker.unref();
+      this.post(slot, { type: 'warm', engine, modelPath });
+    }
   }
 
   /** Stops every thread, after letting it release its model; pictures still waiting fail. */

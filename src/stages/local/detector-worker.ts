@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { DetectionRejection, DetectionToolFailure, releaseDetection, runDetection } from './detection.ts';
+import { DetectionRejection, DetectionToolFailure, releaseDetection, runDetection, warmDetection } from './detection.ts';
 import type { ToParent, ToWorker, WorkerFailure, DetectorWorkerData } from './detector-pool.ts';
 
 /**
@@ -38,6 +38,9 @@ port.on('message', (message: ToWorker) => {
         .finally(() => running.delete(message.id));
       return;
     }
+    case 'warm':
+      void warmDetection(message.engine, message.modelPath, cocoResolveFrom ?? undefined).catch(() => undefined);
+      return;
     case 'abort':
       running.get(message.id)?.abort();
       return;

@@ -31,6 +31,7 @@ export interface LocalStagesOptions extends LocalStageSettingsInput {
 export type LocalStages = Record<string, LocalStageFunction>;
 
 const poolsByStages = new WeakMap<LocalStages, DetectorPool>();
+const warmUpByStages = new WeakMap<LocalStages, () => void>();
 
 /**
  * The whole pipeline's stage functions, in-process: each takes a StageRequest and answers the
@@ -70,7 +71,19 @@ export function createLocalStages(options: LocalStagesOptions): LocalStages {
     stages[name] = byKey[key];
   }
   poolsByStages.set(stages, pool);
+  // The detector's model is what takes long to load; the speech engine is a command started per
+  // call, so there is nothing of it to keep loaded.
+  const engine = settings.detector;
+  if (engine !== 'none') warmUpByStages.set(stages, () => pool.warmUp(engine, settings.detectorModel));
   return stages;
+}
+
+/**
+ * Starts loading the detector's model in its worker threads, so the first frame does not wait
+ * for it; returns at once. A model that fails to load here fails the detector's own call as before.
+ */
+export function warmUpLocalStages(stages: LocalStages): void {
+  warmUpByStages.get(stages)?.();
 }
 
 /** Releases what the stages hold: the detector's worker threads and their models. */

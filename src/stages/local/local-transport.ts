@@ -3,7 +3,8 @@ import { StageRequestSchema } from '../../transport/contract.ts';
 import type { StageRequest } from '../../transport/contract.ts';
 import { FaveFailure } from '../../domain/errors.ts';
 import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from '../../transport/transport.ts';
-import { closeLocalStages, type LocalStages } from './index.ts';
+import { closeLocalStages, warmUpLocalStages, type LocalStages } from './index.ts';
+import type { StageKey } from '../../domain/stage.ts';
 import { describeZodIssue } from '../../lib/zod-issue.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -59,6 +60,10 @@ export class LocalTransport implements StageTransport {
       if (timeout.aborted && !options.signal.aborted) throw new StageTimeout(options.timeoutMs);
       throw err;
     }
+  }
+
+  warmUp(stages: readonly StageKey[]): void {
+    if (!this.closing.signal.aborted && stages.includes('detector')) warmUpLocalStages(this.stages);
   }
 
   async close(): Promise<void> {

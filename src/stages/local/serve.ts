@@ -2,8 +2,9 @@ import { startGatewayServer } from '../gateway/server.ts';
 import type { FunctionHandler, GatewayServer, GatewayServerOptions } from '../gateway/types.ts';
 import { closeLocalStages, createLocalStages, type LocalStages, type LocalStagesOptions } from './index.ts';
 import { invokeLocalStage, refused } from './local-transport.ts';
+import type { StageHttpResponse } from '../../transport/transport.ts';
 
-export interface LocalGatewayOptions extends LocalStagesOptions, Pick<GatewayServerOptions, 'upstreamTimeoutMs' | 'basicAuth'> {
+export interface LocalGatewayOptions extends LocalStagesOptions, Pick<GatewayServerOptions, 'upstreamTimeoutMs' | 'basicAuth' | 'systemAuth' | 'replicas'> {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
@@ -20,10 +21,25 @@ export function localFunctionHandlers(stages: LocalStages): Record<string, Funct
       } catch {
         return refused('request body is not JSON');
       }
-      return invokeLocalStage(stages, name, body, call.signal);
+      const response = await invokeLocalStage(stages, name, body, call.signal);
+      return call.coldStart ? markedCold(response) : response;
     };
   }
   return handlers;
+}
+
+/** The stage's answer with `metrics.cold_start: true`: it waited for its replica to start. */
+function markedCold(response: StageHttpResponse): StageHttpResponse {
+  if (response.status !== 200) return response;
+  try {
+    const body: unknown = JSON.parse(response.body);
+    if (typeof body !== 'object' || body === null) return response;
+    const metrics = (body as { metrics?: unknown }).metrics;
+    if (typeof metrics !== 'object' || metrics === null) return response;
+    return { ...response, body: JSON.stringify({ ...body, metrics: { ...metrics, cold_start: true } }) };
+  } catch {
+    return response;
+  }
 }
 
 /**
@@ -38,10 +54,13 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<G
     functions: localFunctionHandlers(stages),
     ...(options.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: options.upstreamTimeoutMs } : {}),
     ...(options.basicAuth ? { basicAuth: options.basicAuth } : {}),
+    ...(options.systemAuth !== undefined ? { systemAuth: options.systemAuth } : {}),
+    ...(options.replicas ? { replicas: options.replicas } : {}),
   });
   return {
     url: server.url,
     port: server.port,
+    replicas: server.replicas ?? null,
     close: async () => {
       await server.close();
       await closeLocalStages(stages);
