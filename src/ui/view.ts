@@ -94,7 +94,7 @@ async function summaryOf(orchestrator: Orchestrator, requestId: string): Promise
 /** Every request this process runs or the store holds, newest first; a few state files at a time. */
 export async function listRequestSummaries(orchestrator: Orchestrator, concurrency = 8): Promise<RequestSummary[]> {
   const list = await orchestrator.requests.ids();
-  const out: RequestSummary[] = new Array(list.length);
+  const out = new Array<RequestSummary>(list.length);
   let next = 0;
   const worker = async () => {
     while (next < list.length) {
