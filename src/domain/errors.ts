@@ -40,6 +40,8 @@ export const FaveErrorSchema = z.object({
   frame_index: z.number().int().optional(),
   attempts: z.number().int().optional(),
   http_status: z.number().int().optional(),
+  /** The input at fault, as its caller names it: a request field (`video_uri`), a header, a variable. */
+  field: z.string().optional(),
   /** True when a retry may succeed (transport errors, timeouts, 408/429/5xx). */
   transient: z.boolean().optional(),
 });

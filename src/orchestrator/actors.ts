@@ -3,15 +3,15 @@ import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { FaveFailure, faveError, toFaveError, type FaveError } from '../domain/errors.ts';
+import { FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
 import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../input/import.ts';
 import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { extractFacts } from '../transport/stage-facts.ts';
-import { backoffDelayMs, callStageOnce } from '../transport/stage-call.ts';
-import { isRepeatedFailure, repeatedFailureError } from '../domain/repeated-failure.ts';
+import { callStageOnce } from '../transport/stage-call.ts';
+import { afterFailedAttempt } from '../domain/retry-policy.ts';
 import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
@@ -22,12 +22,11 @@ import {
   failureOf,
   frameCall,
   framesToDetect,
-  PIPELINE_SYSTEM_ID,
+  pipelineRoot,
   type ClipStepResult,
-  type DispatchEvent,
   type FrameResult,
-  type RetryEvent,
   type RunnerEvent,
+  type SystemOfActors,
   type RunnerInput,
 } from '../machine/work.ts';
 import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../machine/pipeline.machine.ts';
@@ -95,7 +94,7 @@ export function createActors(deps: PipelineDeps) {
      * either the facts or the classified error, with a record of every attempt.
      */
     stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal, system }) => {
-      const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
+      const root = pipelineRoot(system);
       const context = root?.getSnapshot().context;
       const prior = context?.retrying[input.task_id] ?? [];
       const onRetry = (record: InvocationRecord) => root?.send({ type: 'STAGE.RETRYING', task_id: input.task_id, record });
@@ -163,7 +162,7 @@ export function createActors(deps: PipelineDeps) {
      */
     writeResult: fromPromise<ResultOutput, ResultInput>(
       async ({ input, system }) => {
-        const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+        const root = pipelineRoot(system);
         if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
         const context = root.getSnapshot().context;
         const result = buildFinalResult(context, input.status, context.finished_at ?? Date.now());
@@ -278,7 +277,7 @@ function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number): { 
 }
 
 /**
- * A stage call with the retry policy. `prior` are the failed attempts it already made (persisted
+ * A stage call with the retry policy (`src/domain/retry-policy.ts`). `prior` are the failed attempts it already made (persisted
  * in `retrying` by `onRetry` before each retry), so a call resumed after a crash continues at
  * its next attempt; the one in flight at the crash is made again (at-least-once).
  */
@@ -301,14 +300,11 @@ export async function callWithRetries(
     } catch (err) {
       const { error, record } = failureOf(err);
       if (record) records.push(record);
-      // A call restored from a state file older than the setting has none in its input: on.
-      if (error.transient && call.retry.stop_on_repeated_error !== false && isRepeatedFailure(records)) {
-        return { facts: null, error: repeatedFailureError(error, attempt), records };
-      }
-      if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
+      const next = afterFailedAttempt(call, attempt, error, records);
+      if (!next.retry) return { facts: null, error: next.error, records };
+      if (signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
       if (record) onRetry?.(record);
-      const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);
-      await sleep(until - Date.now(), signal);
+      await sleep(next.delayMs, signal);
     }
   }
 }
@@ -352,15 +348,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-interface SystemLike {
-  get(id: string): unknown;
-}
-
-interface RootLike {
-  getSnapshot(): { context: PipelineContext };
-  send(event: RetryEvent | DispatchEvent): void;
-}
-
 /**
  * The common shape of the fan-out runners. The work is read from the machine's current context,
  * not from the runner's input: after a restore the input is the one of the first start, while
@@ -369,7 +356,7 @@ interface RootLike {
  */
 function startRunner<R>(
   input: RunnerInput,
-  system: SystemLike,
+  system: SystemOfActors,
   sendBack: (event: RunnerEvent) => void,
   type: 'CLIPS.PROGRESS' | 'FRAMES.SETTLED',
   run: (
@@ -383,8 +370,7 @@ function startRunner<R>(
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
   setMaxListeners(0, controller.signal);
-  const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
-  const context = root?.getSnapshot().context;
+  const context = pipelineRoot(system)?.getSnapshot().context;
   if (!context) {
     sendBack({ type, results: [], error: faveError('INTERNAL', `${input.request_id}: the fan-out could not read the request's state`) } as RunnerEvent);
     return () => controller.abort();
@@ -416,10 +402,5 @@ function startRunner<R>(
     controller.signal,
   );
   return () => controller.abort();
-}
-
-/** Transient, attempts left, and time left before the request deadline. */
-export function mayRetry(error: FaveError, attempt: number, call: Pick<StageCallInput, 'retry' | 'deadline_at'>): boolean {
-  return error.transient === true && attempt < call.retry.max_attempts && Date.now() < call.deadline_at;
 }
 

@@ -19,6 +19,7 @@ import { checkPipelineRequest, parseJsonBody, type HostLookup } from './validate
 import { answerFormatOf, apiError, errorAnswer, statusOfFailedRequest, statusOfInterrupted, thrownError, type AnswerFormat, type ApiError } from './error-policy.ts';
 import { jsonAnswer as json, withHeaders } from './answers.ts';
 import { basePath } from './forwarded.ts';
+import { zodIssue } from '../lib/zod-issue.ts';
 
 export interface RouterDeps {
   orchestrator: Orchestrator;
@@ -205,8 +206,8 @@ export function createRouter(deps: RouterDeps): Router {
     if (!body.ok) return errorResponse(body.error);
     const parsed = CancelBodySchema.safeParse(body.value ?? {});
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.') || 'body';
+      const issue = zodIssue(parsed.error);
+      const field = issue.path ?? 'body';
       return errorResponse(apiError('BAD_REQUEST', `${field}: ${issue.message}`, field));
     }
     const execution = orchestrator.get(id);

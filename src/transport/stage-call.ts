@@ -7,6 +7,7 @@ import type { InvocationRecord, StageCallFailure } from '../domain/invocations.t
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
+import { isTransientStatus } from '../domain/retry-policy.ts';
 
 /**
  * What one attempt needs of a stage call, as the machine planned it: the function, its task (the
@@ -34,7 +35,9 @@ export interface StageCallSuccess {
 
 /**
  * Performs one attempt: waits for a process-wide slot, POSTs the stage request with the
- * per-stage timeout, and classifies the outcome. Never retries; the machine does.
+ * per-stage timeout, and classifies the outcome, marking the failures a later attempt may get
+ * past as `transient`. Whether and when there is a later attempt is the retry policy's
+ * (`src/domain/retry-policy.ts`), decided by the caller's loop.
  */
 export async function callStageOnce(
   transport: StageTransport,
@@ -181,20 +184,13 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
 }
 
-/** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */
+/** 404 is final; 408, 429 and 5xx may heal (`isTransientStatus`); other 4xx are the caller's fault and final. */
 export function classifyHttpStatus(status: number, body: string, where: Omit<FaveError, 'code' | 'message'>): FaveError {
   const detail = `${describe(where)} answered HTTP ${status}${body ? `: ${snippet(body)}` : ''}`;
   if (status === 404) return faveError('STAGE_NOT_FOUND', `${detail} (is the function deployed under that name?)`, { ...where, http_status: status });
   if (status === 502 || status === 503) return faveError('STAGE_UNAVAILABLE', detail, { ...where, http_status: status, transient: true });
   if (status === 504) return faveError('STAGE_TIMEOUT', detail, { ...where, http_status: status, transient: true });
-  const transient = status === 408 || status === 429 || status >= 500;
-  return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient });
-}
-
-/** Full-jitter exponential backoff: uniform in [0, min(max, base·2^(attempt-1))]. */
-export function backoffDelayMs(attempt: number, policy: { base_delay_ms: number; max_delay_ms: number }, random = Math.random): number {
-  const cap = Math.min(policy.max_delay_ms, policy.base_delay_ms * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(random() * cap);
+  return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient: isTransientStatus(status) });
 }
 
 function location(call: StageCall): { clip_index?: number; frame_index?: number } {

@@ -5,9 +5,13 @@ import { SPEECH_AUDIO_RATE } from './ffmpeg2.ts';
 import { transcribe } from './speech.ts';
 import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
+import { NO_SPEECH_ENGINE } from '../../domain/notes.ts';
 
-/** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
-export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configured';
+/**
+ * What the orchestrator reads as "no transcript": the `Dummy transcript` prefix FAVE's stages
+ * write when they have no speech to give, with the reason after the colon.
+ */
+export const NO_ENGINE_TRANSCRIPT = `Dummy transcript: ${NO_SPEECH_ENGINE}`;
 /** A clip whose audio peaks below SILENCE_DB: a stretch without speech, no engine is asked. */
 export const SILENT_CLIP_TRANSCRIPT = 'Dummy transcript: no speech in this clip (a silent stretch)';
 /** Peak level (dBFS) under which a clip's audio is silence. */

@@ -6,8 +6,9 @@ import { probeMedia } from './probe.ts';
 import { clipName, defineStage, type StageEnvironment, frameName, StageRejection, type LocalStageFunction, type StageContext } from './stage-kit.ts';
 import { FFMPEG_QUIET, runTool } from './tools.ts';
 import { decodeYolo, letterbox, nonMaxSuppression, rgbToChw, toDetections, type Detection, type Letterbox } from './yolo.ts';
+import { NO_DETECTOR_MODEL_NOTE } from '../../domain/notes.ts';
 
-export const NO_MODEL_NOTE = 'no detector model configured (set FAVE_DETECTOR_MODEL)';
+export const NO_MODEL_NOTE = NO_DETECTOR_MODEL_NOTE;
 
 /** The document written at the output URI. */
 export interface DetectionDocument {

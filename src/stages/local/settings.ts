@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
+import { zodIssue } from '../../lib/zod-issue.ts';
 
 /** Settings of the local stages. Options given in code win over the environment. */
 export interface LocalStageSettings {
@@ -57,8 +58,8 @@ const EnvSchema = z.object({
 export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_') && v !== '')));
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FaveFailure(faveError('BAD_CONFIG', `${String(issue.path[0])} is invalid: ${issue.message}`));
+    const issue = zodIssue(parsed.error);
+    throw new FaveFailure(faveError('BAD_CONFIG', `${issue.path ?? 'environment'} is invalid: ${issue.message}`, { field: issue.path ?? 'environment' }));
   }
   const e = parsed.data;
   const detectorModel = input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel;
