@@ -134,7 +134,8 @@ export interface StageCallInput {
 
 export interface StageCallOutput {
   task_id: string;
-  stage: StageKey;
+  /** The pipeline's key of the stage (`ffmpeg0`); `stage` in records and errors is its function name. */
+  step: StageKey;
   clip_index: number | null;
   frame_index: number | null;
   facts: StageFacts | null;

@@ -44,7 +44,7 @@ export interface RunnerInput {
 
 export interface ClipStepResult {
   clip_index: number;
-  stage: ClipStep;
+  step: ClipStep;
   facts: StageFacts | null;
   error: FaveError | null;
   records: InvocationRecord[];

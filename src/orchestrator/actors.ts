@@ -3,7 +3,7 @@ import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
+import { callLocation, FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
 import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../input/import.ts';
 import { defaultS3InputRules } from '../input/s3-input-rules.ts';
@@ -81,9 +81,9 @@ export function createActors(deps: PipelineDeps) {
         try {
           await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
         } catch (err) {
-          throw toFaveError(err, { stage: 'INIT' });
+          throw toFaveError(err, { step: 'INIT' });
         }
-        deps.logger?.info({ request_id: input.request_id, stage: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
+        deps.logger?.info({ request_id: input.request_id, step: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
         return { input_uri: formatS3Uri(dest) };
       },
     ),
@@ -104,7 +104,7 @@ export function createActors(deps: PipelineDeps) {
       };
       return {
         task_id: input.task_id,
-        stage: input.task.stage,
+        step: input.task.stage,
         clip_index: input.task.fanout.clip_index ?? null,
         frame_index: input.task.fanout.frame_index ?? null,
         ...(await callWithRetries(deps, input, signal, prior, onRetry, queued)),
@@ -129,7 +129,7 @@ export function createActors(deps: PipelineDeps) {
                 onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
               });
               if (signal.aborted) return;
-              report({ clip_index: clip.index, stage: step, facts: output.facts, error: output.error, records: output.records });
+              report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
               if (!output.facts) return;
               progress = applyStepFacts(progress, output.facts);
             }
@@ -185,11 +185,7 @@ export interface QueuedCall {
 
 /** One attempt of one stage call, then reading back the facts the answer needs. */
 export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
-  const where = {
-    stage: call.function_name,
-    ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
-    ...(call.task.fanout.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
-  };
+  const where = callLocation(call.function_name, call.task.fanout);
   const report = (record: InvocationRecord) => {
     deps.onInvocation?.(call.request_id, record);
     if (record.error) {
@@ -288,7 +284,7 @@ export async function callWithRetries(
   prior: readonly InvocationRecord[] = [],
   onRetry?: (record: InvocationRecord) => void,
   queued?: QueuedCall,
-): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
+): Promise<Omit<StageCallOutput, 'task_id' | 'step' | 'clip_index' | 'frame_index'>> {
   const records: InvocationRecord[] = [...prior];
   for (let attempt = prior.length + 1; ; attempt++) {
     try {

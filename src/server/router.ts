@@ -48,8 +48,8 @@ function errorResponse(error: ApiError, extra: Record<string, unknown> = {}, hea
 
 /** The FaveError fields a caller can act on; never anything else that may ride along. */
 function publicError(error: FaveError): Record<string, unknown> {
-  const { code, message, stage, clip_index, frame_index, attempts, http_status } = error;
-  return Object.fromEntries(Object.entries({ code, message, stage, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
+  const { code, message, stage, step, clip_index, frame_index, attempts, http_status } = error;
+  return Object.fromEntries(Object.entries({ code, message, stage, step, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
 }
 
 /**

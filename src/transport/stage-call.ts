@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { faveError, type FaveError } from '../domain/errors.ts';
+import { callLocation, describeLocation, faveError, type ErrorLocation, type FaveError } from '../domain/errors.ts';
 import type { StageCallInput } from '../domain/context.ts';
 import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
 import { buildStageRequest } from './stage-facts.ts';
@@ -104,7 +104,7 @@ function failure(
 
 async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
   const startedAt = Date.now();
-  const where = { stage: spec.call.function_name, ...location(spec.call) };
+  const where = callLocation(spec.call.function_name, spec.call.task.fanout);
   const remaining = spec.call.deadline_at - startedAt;
   if (remaining <= 0) {
     throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
@@ -193,16 +193,8 @@ export function classifyHttpStatus(status: number, body: string, where: Omit<Fav
   return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient: isTransientStatus(status) });
 }
 
-function location(call: StageCall): { clip_index?: number; frame_index?: number } {
-  const { clip_index, frame_index } = call.task.fanout;
-  return { ...(clip_index !== undefined ? { clip_index } : {}), ...(frame_index !== undefined ? { frame_index } : {}) };
-}
-
-function describe(where: Omit<FaveError, 'code' | 'message'>): string {
-  const parts = [where.stage ?? 'stage'];
-  if (where.clip_index !== undefined) parts.push(`clip ${where.clip_index}`);
-  if (where.frame_index !== undefined) parts.push(`frame ${where.frame_index}`);
-  return parts.join(' ');
+function describe(where: ErrorLocation): string {
+  return describeLocation(where, 'stage');
 }
 
 function snippet(text: string): string {
