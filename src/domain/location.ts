@@ -5,7 +5,7 @@
  */
 export interface Location {
   stage?: string | undefined;
-  step?: string | undefined;
+  step?: string | null | undefined;
   clip_index?: number | null | undefined;
   frame_index?: number | null | undefined;
 }

@@ -1,5 +1,6 @@
 import type { Statechart } from '../visualize/statechart.ts';
-import { LIST_SCRIPT, REQUEST_SCRIPT, STYLES } from './assets.ts';
+import { STYLES } from './assets.ts';
+import { pageScript } from './scripts.ts';
 import { renderAnswer, type MediaLinks } from './answer-html.ts';
 import { escapeXml, htmlDocument, scriptJson } from './html.ts';
 import { duration } from './format.ts';
@@ -96,7 +97,7 @@ ${renderStatecharts(view.statechart)}
   <div id="timeline"></div>
 </main>
 <script type="application/json" id="fave-data">${scriptJson(view)}</script>
-<script>${REQUEST_SCRIPT}</script>`;
+<script>${pageScript('request')}</script>`;
   return htmlDocument({
     title: `${view.request_id} · ${view.status} · fave`,
     live,
@@ -174,7 +175,7 @@ ${body}
 </table>`
 }
 </main>
-<script>${LIST_SCRIPT}</script>`,
+<script>${pageScript('list')}</script>`,
   });
 }
 

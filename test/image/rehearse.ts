@@ -28,10 +28,11 @@ const CLIPS = 3;
 const BUILD_STEPS = [
   'npm ci --omit=optional --ignore-scripts --no-audit --no-fund',
   'npx tsc -p tsconfig.build.json',
+  'node scripts/bundle-browser.mjs',
   'npm prune --omit=dev --omit=optional --no-audit --no-fund',
 ];
 /** What the build stage copies in, and what the runtime stage keeps of it. */
-const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src'];
+const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src'];
 const RUNTIME_KEEPS = ['package.json', 'node_modules', 'dist'];
 /** The optional packages the image leaves out; their absence is what the rehearsal is about. */
 const LEFT_OUT = ['@ffmpeg-installer/linux-x64', '@ffprobe-installer/linux-x64', 'onnxruntime-node'];
