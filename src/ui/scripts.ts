@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { buildSync } from 'esbuild';
-import type * as BrowserBundle from '../../scripts/browser-bundle.mjs';
+import type { BuildOptions, buildSync } from 'esbuild';
 
 /**
  * The pages' scripts, written as TypeScript in `src/ui/browser/` and type-checked with the DOM
@@ -31,7 +30,7 @@ function load(entry: string): string {
   if (existsSync(built)) return readFileSync(built, 'utf8');
   const require = createRequire(import.meta.url);
   const esbuild = require('esbuild') as { buildSync: typeof buildSync };
-  const { BROWSER_BUNDLE } = require('../../scripts/browser-bundle.mjs') as typeof BrowserBundle;
+  const { BROWSER_BUNDLE } = require('../../scripts/browser-bundle.mjs') as { BROWSER_BUNDLE: BuildOptions };
   const result = esbuild.buildSync({ ...BROWSER_BUNDLE, entryPoints: [fileURLToPath(new URL(`./browser/${entry}.ts`, import.meta.url))], write: false });
   const [output] = result.outputFiles;
   if (!output) throw new Error(`bundling the ${entry} script gave no output`);
