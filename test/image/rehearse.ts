@@ -1,9 +1,9 @@
 /**
  * The container image, rehearsed without Docker: the Dockerfile's build stage (its install,
- * compile and prune commands, with the same flags) in a scratch directory, its runtime stage's
- * files only (package.json, node_modules, dist), then what the image runs:
+ * compile, page-script bundle and prune commands, with the same flags) in a scratch directory, its
+ * runtime stage's files only (package.json, node_modules, dist), then what the image runs:
  * `node dist/cli/main.js --help`, `node dist/cli/main.js serve` completing one request through
- * HTTP against the scripted test gateway, and `dist/handler.js` loaded by a stand-in of the
+ * HTTP against the scripted test gateway and showing its page with the bundled script, and `dist/handler.js` loaded by a stand-in of the
  * OpenFaaS Node template's index.js completing another.
  *
  *   npx tsx test/image/rehearse.ts [--node <path to a node binary>]... [--keep]
@@ -186,6 +186,15 @@ async function completeOneRequest(base: string, requestId: string, what: string)
   }
 }
 
+/** The request's page, with the script the build bundled (dist/ui/browser/) inlined. */
+async function requestPageHasItsScript(base: string, requestId: string): Promise<void> {
+  const res = await fetch(`${base}/ui/requests/${requestId}`, { headers: { authorization: `Bearer ${API_TOKEN}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const html = await res.text();
+  if (res.status !== 200 || !html.includes('critical path: ')) {
+    throw new StepFailed(`GET /ui/requests/${requestId} answered ${res.status} without the page's script: ${html.slice(0, 500)}`);
+  }
+}
+
 async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: string): Promise<void> {
   step(`${tag}: node dist/cli/main.js --help`);
   const help = await run(`"${node}" dist/cli/main.js --help`, dir, env);
@@ -214,6 +223,7 @@ async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: 
   });
   try {
     await completeOneRequest(server.url, `image-serve-${tag.replace(/\W/g, '-')}`, 'fave serve');
+    await requestPageHasItsScript(server.url, `image-serve-${tag.replace(/\W/g, '-')}`);
   } catch (err) {
     server.child.kill('SIGKILL');
     if (err instanceof StepFailed) err.message += `\nserver output:\n${server.output()}`;
