@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_ERROR_CHARS, scrubSecrets, truncateText } from '../lib/redact.ts';
+import { RunningStateSchema } from './states.ts';
 
 /**
  * Errors are plain JSON values (they are persisted in state.json), with a code a program can
@@ -41,7 +42,7 @@ export const FaveErrorSchema = z.object({
    * The pipeline's step when no stage call is concerned: the machine state it happened in
    * (`INIT` for the input's import, `FANOUT` for a fan-out that could not start).
    */
-  step: z.string().optional(),
+  step: RunningStateSchema.optional(),
   clip_index: z.number().int().optional(),
   frame_index: z.number().int().optional(),
   attempts: z.number().int().optional(),

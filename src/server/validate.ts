@@ -59,8 +59,7 @@ export async function checkPipelineRequest(raw: unknown, options: RequestCheckOp
   const parsed = PipelineRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = zodIssue(parsed.error);
-    const unknownField = parsed.error.issues[0]?.code === 'unrecognized_keys';
-    return badField(issue.path ?? 'body', unknownField ? 'unknown field (accepted: video_uri, query, profile, request_id)' : issue.message);
+    return badField(issue.path ?? 'body', issue.unknownKeys ? 'unknown field (accepted: video_uri, query, profile, request_id)' : issue.message);
   }
   const request = parsed.data;
 
