@@ -26,8 +26,11 @@ COPY package.json package-lock.json ./
 # stages through the gateway (GATEWAY_URL), so they stay out of the image.
 RUN npm ci --omit=optional --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
+# The pages' browser scripts are bundled with esbuild-wasm (a dev dependency, pruned after).
 RUN npx tsc -p tsconfig.build.json \
+    && node scripts/bundle-browser.mjs \
     && npm prune --omit=dev --omit=optional --no-audit --no-fund \
     && npm cache clean --force
 

@@ -110,12 +110,13 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   // Counted from invocation events, O(1) each: a progress listener would make the execution
   // summarize its progress on every snapshot, which is work the bench must not add.
   let captured: WorkerResult['captured'] = null;
-  let capturing: Promise<void> | null = null;
+  // Held in an object: set inside a listener, so a plain `let` would read as still null below.
+  const capture: { copying: Promise<void> | null } = { copying: null };
   let seen = 0;
   const onInvocation = () => {
-    if (!job.capture || !statePath || capturing || ++seen < job.capture.afterInvocations) return;
+    if (!job.capture || !statePath || capture.copying || ++seen < job.capture.afterInvocations) return;
     const { path } = job.capture;
-    capturing = copyFile(statePath, path).then(async () => {
+    capture.copying = copyFile(statePath, path).then(async () => {
       captured = { bytes: (await stat(path)).size, after_invocations: seen };
     });
   };
@@ -139,7 +140,7 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   delay.disable();
   const peaks = memory.stop();
   if (outcome.status !== 'COMPLETED') throw new Error(`request ${job.requestId} ended ${outcome.status}: ${JSON.stringify(outcome.result.error)}`);
-  if (capturing) await capturing;
+  if (capture.copying) await capture.copying;
   const { callbackKeys } = await import('../src/transport/callbacks.ts');
   const { percentile } = await import('../src/domain/invocations.ts');
   const result: WorkerResult = {

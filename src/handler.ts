@@ -89,7 +89,7 @@ export function requestOf(event: FunctionEvent): HttpRequestLike {
   }
   const query: Record<string, string> = {};
   for (const [key, value] of Object.entries(event.query ?? {})) {
-    const first = Array.isArray(value) ? value[0] : value;
+    const first: unknown = Array.isArray(value) ? value[0] : value;
     if (typeof first === 'string') query[key] = first;
   }
   return { method: (event.method ?? 'GET').toUpperCase(), path: event.path || '/', query, headers, body: bodyOf(event.body) };

@@ -20,7 +20,7 @@ describe('the error policy', () => {
 
   it('answers what a route threw by its code, and keeps the text of an unexpected exception out of the answer', () => {
     expect(thrownError(new FaveFailure(faveError('LEASE_HELD', 'held by another process'))).error).toEqual({ status: 409, code: 'LEASE_HELD', message: 'held by another process' });
-    expect(thrownError(new FaveFailure(faveError('BAD_REQUEST', 'video_uri: not a URL'))).error).toMatchObject({ status: 400, field: 'video_uri' });
+    expect(thrownError(new FaveFailure(faveError('BAD_REQUEST', 'video_uri: not a URL', { field: 'video_uri' }))).error).toMatchObject({ status: 400, field: 'video_uri' });
     const { error, fault } = thrownError(new Error('ENOENT: /srv/internal/path'));
     expect(error).toMatchObject({ status: 500, code: 'INTERNAL' });
     expect(error.message).not.toContain('/srv/internal');

@@ -43,12 +43,12 @@ describe('retries in progress', () => {
     expect(allRecords(ctx)).toHaveLength(3);
 
     // Another clip's step settling leaves them; the retried step settling takes its entry away.
-    const other = plan.settleClipSteps(ctx, [{ clip_index: 1, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'c1' }, error: null, records: [] }]);
+    const other = plan.settleClipSteps(ctx, [{ clip_index: 1, step: 'ffmpeg2', facts: { kind: 'output', uri: 'c1' }, error: null, records: [] }]);
     expect(other.retrying).toBe(ctx.retrying);
-    const settled = plan.settleClipSteps(ctx, [{ clip_index: 0, stage: 'deepspeech', facts: { kind: 'transcript', uri: 't', transcript: 'x', note: null }, error: null, records: [] }]);
+    const settled = plan.settleClipSteps(ctx, [{ clip_index: 0, step: 'deepspeech', facts: { kind: 'transcript', uri: 't', transcript: 'x', note: null }, error: null, records: [] }]);
     expect(Object.keys(settled.retrying!)).toEqual(['librosa']);
 
-    const step = plan.applyStep(ctx, { task_id: 'librosa', stage: 'librosa', clip_index: null, frame_index: null, facts: null, error: null, records: [] });
+    const step = plan.applyStep(ctx, { task_id: 'librosa', step: 'librosa', clip_index: null, frame_index: null, facts: null, error: null, records: [] });
     expect(Object.keys(step.retrying!)).toEqual(['clip-0/deepspeech']);
     expect(plan.prepareRedrive({ ...ctx, clips: [] }, 0).retrying).toEqual({});
   });
@@ -73,8 +73,8 @@ describe('settleClipSteps', () => {
   it('keeps each finished step, and finishes the clip with its frames on the last one', () => {
     const ctx = context([clip(0), clip(1)]);
     const after = plan.settleClipSteps(ctx, [
-      { clip_index: 0, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'c0' }, error: null, records: [rec('stage-ffmpeg-2')] },
-      { clip_index: 1, stage: 'ffmpeg3', facts: { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f0' }] }, error: null, records: [rec('stage-ffmpeg-3')] },
+      { clip_index: 0, step: 'ffmpeg2', facts: { kind: 'output', uri: 'c0' }, error: null, records: [rec('stage-ffmpeg-2')] },
+      { clip_index: 1, step: 'ffmpeg3', facts: { kind: 'frames', uri: 'f', frames: [{ index: 0, uri: 'f0' }] }, error: null, records: [rec('stage-ffmpeg-3')] },
     ]);
     expect(after.clips![0]).toMatchObject({ status: 'pending', progress: { compressed_uri: 'c0' } });
     expect(after.clips![0]!.records).toHaveLength(1);
@@ -88,8 +88,8 @@ describe('settleClipSteps', () => {
     const error = { code: 'STAGE_REPORTED_ERROR' as const, message: 'no', stage: 'stage-deepspeech', clip_index: 0, attempts: 1 };
     const ctx = context([clip(0), clip(1, { status: 'done' })]);
     const after = plan.settleClipSteps(ctx, [
-      { clip_index: 0, stage: 'deepspeech', facts: null, error, records: [rec('stage-deepspeech')] },
-      { clip_index: 1, stage: 'ffmpeg2', facts: { kind: 'output', uri: 'late' }, error: null, records: [] },
+      { clip_index: 0, step: 'deepspeech', facts: null, error, records: [rec('stage-deepspeech')] },
+      { clip_index: 1, step: 'ffmpeg2', facts: { kind: 'output', uri: 'late' }, error: null, records: [] },
     ]);
     expect(after.clips![0]).toMatchObject({ status: 'failed', error });
     expect(after.clips![1]).toBe(ctx.clips[1]);

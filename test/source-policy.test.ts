@@ -55,7 +55,7 @@ describe('permissions come from the running process', () => {
     server = await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
     const local = await post('/requests/planted-local/resume', {});
     expect(local.status).toBe(422);
-    expect(local.body.error).toMatchObject({ code: 'BAD_REQUEST', stage: 'INIT' });
+    expect(local.body.error).toMatchObject({ code: 'BAD_REQUEST', step: 'INIT' });
     expect(local.body.error.message).toMatch(/local paths are not accepted/);
     const priv = await post('/requests/planted-private/resume', {});
     expect(priv.status).toBe(422);

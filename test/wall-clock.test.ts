@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StageRequest } from '../src/transport/contract.ts';
-import { FaveFailure } from '../src/domain/errors.ts';
+import { type FaveFailure } from '../src/domain/errors.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { importInput } from '../src/input/import.ts';
 import { HttpTransport } from '../src/transport/http-transport.ts';

@@ -2,6 +2,7 @@ import type { FinalResult } from '../domain/result.ts';
 import type { RequestView } from '../domain/request-view.ts';
 import { describeLocation, type FaveError } from '../domain/errors.ts';
 import { objectCountText } from '../domain/answer.ts';
+import { NO_DETECTOR_MODEL_NOTE, NO_SPEECH_ENGINE, noTranscriptNote } from '../domain/notes.ts';
 
 const STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT'];
 
@@ -45,24 +46,33 @@ function wrap(text: string, width: number, indent: string, prefix = ''): string[
   return lines;
 }
 
+type NotedColumn = 'transcript' | 'objects';
+
 /**
- * What a person can do about a note the local stages leave on an empty column. Notes of other
- * stages are shown as they are.
+ * What a person can do about a note the local stages leave on an empty column, by column and
+ * note. Notes of other stages are shown as they are.
  */
-const NOTE_ADVICE: Array<{ pattern: RegExp; variable: string; value: string; doc: string }> = [
-  { pattern: /no speech engine/i, variable: 'FAVE_SPEECH_COMMAND', value: 'a speech-to-text command line', doc: 'docs/stages.md, "Plugging in a speech engine"' },
-  { pattern: /no detector model/i, variable: 'FAVE_DETECTOR_MODEL', value: 'a YOLO .onnx model', doc: 'docs/stages.md, "Plugging in a detector model"' },
+const NOTE_ADVICE: Array<{ column: NotedColumn; note: string; variable: string; value: string; doc: string }> = [
+  {
+    column: 'transcript',
+    note: noTranscriptNote(NO_SPEECH_ENGINE),
+    variable: 'FAVE_SPEECH_COMMAND',
+    value: 'a speech-to-text command line',
+    doc: 'docs/stages.md, "Plugging in a speech engine"',
+  },
+  { column: 'objects', note: NO_DETECTOR_MODEL_NOTE, variable: 'FAVE_DETECTOR_MODEL', value: 'a YOLO .onnx model', doc: 'docs/stages.md, "Plugging in a detector model"' },
 ];
 
-function adviceFor(note: string): string {
-  const advice = NOTE_ADVICE.find((a) => a.pattern.test(note));
+function adviceFor(column: NotedColumn, note: string): string {
+  const advice = NOTE_ADVICE.find((a) => a.column === column && a.note === note);
   return advice ? `; set ${advice.variable} to ${advice.value} (${advice.doc})` : '';
 }
 
 /** Numbers the distinct notes of empty cells, in order of first appearance. */
 class Notes {
   private readonly texts: string[] = [];
-  ref(text: string): string {
+  ref(column: NotedColumn, note: string): string {
+    const text = `${note}${adviceFor(column, note)}`;
     let n = this.texts.indexOf(text);
     if (n < 0) n = this.texts.push(text) - 1;
     return `(note ${n + 1})`;
@@ -71,7 +81,7 @@ class Notes {
     if (this.texts.length === 0) return [];
     const lines = ['notes:'];
     this.texts.forEach((text, i) => {
-      lines.push(...wrap(`${text}${adviceFor(text)}`, width, '     ', `  ${i + 1}. `));
+      lines.push(...wrap(text, width, '     ', `  ${i + 1}. `));
     });
     return lines;
   }
@@ -119,8 +129,8 @@ export function renderResult(result: FinalResult, options: RenderOptions = {}): 
     String(c.index),
     fmtTime(c.start_s),
     fmtTime(c.end_s),
-    c.transcript ?? (c.transcript_note ? notes.ref(c.transcript_note) : '(none)'),
-    c.objects.length > 0 ? c.objects.map((o) => `${o.label} (${objectCountText(o)})`).join(', ') : c.objects_note ? notes.ref(c.objects_note) : '(none)',
+    c.transcript ?? (c.transcript_note ? notes.ref('transcript', c.transcript_note) : '(none)'),
+    c.objects.length > 0 ? c.objects.map((o) => `${o.label} (${objectCountText(o)})`).join(', ') : c.objects_note ? notes.ref('objects', c.objects_note) : '(none)',
     c.status === 'failed' ? 'FAILED' : matchSet.has(c.index) ? '✔' : '',
   ]);
   const natural = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -1,7 +1,7 @@
 import { createApp, type App } from '../app.ts';
 import { FsStore } from '../persistence/fs-store.ts';
 import { parseS3Uri } from '../persistence/store.ts';
-import { toFaveError, type FaveError } from '../domain/errors.ts';
+import { toFaveError, type ErrorCode, type FaveError } from '../domain/errors.ts';
 import { REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN } from '../domain/request.ts';
 import type { ExecutionOutcome } from '../orchestrator/execution.ts';
 import { InvalidArgumentError } from 'commander';
@@ -11,7 +11,7 @@ import { describeFailure, progressLine, renderResult } from './render.ts';
 /** The exit codes of every command. */
 export const EXIT = { completed: 0, failed: 1, badInput: 2 } as const;
 
-export const BAD_INPUT_CODES = new Set(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'REQUEST_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
+export const BAD_INPUT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['BAD_REQUEST', 'BAD_CONFIG', 'INPUT_NOT_FOUND', 'REQUEST_NOT_FOUND', 'STATE_CORRUPT', 'STATE_VERSION']);
 
 export function port(value: string): number {
   const n = Number(value);

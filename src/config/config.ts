@@ -6,6 +6,7 @@ import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.
 import { CallModeSchema, RetryPolicySchema, type CallMode } from '../domain/settings.ts';
 import type { CallbackConfig } from '../transport/async-transport.ts';
 import { parseApiTokens, ROLES, type ApiAuth } from './api-tokens.ts';
+import { describeZodIssue, zodIssue } from '../lib/zod-issue.ts';
 
 const STAGE_NAME_ENV: Record<StageKey, string> = {
   ffmpeg0: 'STAGE_FFMPEG_0',
@@ -249,7 +250,7 @@ function parseHosts(text: string | undefined): string[] {
 }
 
 function badConfig(variable: string, problem: string): FaveFailure {
-  return new FaveFailure(faveError('BAD_CONFIG', `${variable} ${problem}`));
+  return new FaveFailure(faveError('BAD_CONFIG', `${variable} ${problem}`, { field: variable }));
 }
 
 function mergeProfile(base: Profile, over: PartialProfile): Profile {
@@ -273,8 +274,8 @@ function mergeCallMode(base: Profile, over: PartialProfile['call_mode']): Profil
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw badConfig(String(issue.path[0] ?? 'environment'), `is invalid: ${issue.message}`);
+    const issue = zodIssue(parsed.error);
+    throw badConfig(issue.path ?? 'environment', `is invalid: ${issue.message}`);
   }
   const e = parsed.data;
   const base: Profile = {
@@ -303,8 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     const file = z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), PartialProfileSchema).safeParse(raw);
     if (!file.success) {
-      const issue = file.error.issues[0]!;
-      throw badConfig('FAVE_PROFILES_FILE', `is invalid at ${issue.path.join('.')}: ${issue.message}`);
+      throw badConfig('FAVE_PROFILES_FILE', `is invalid at ${describeZodIssue(file.error)}`);
     }
     Object.assign(partials, file.data);
   }

@@ -92,7 +92,7 @@ export function allRecords(context: PipelineContext): InvocationRecord[] {
 // same (immutable) context; it is computed once.
 const built = new WeakMap<PipelineContext, { key: string; result: FinalResult }>();
 
-/** The answer (DESIGN §5), computed from the machine's context alone. */
+/** The answer (`final.json`, `docs/api.md`), computed from the machine's context alone. */
 export function buildFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAILED', finishedAt: number): FinalResult {
   const key = `${status}:${finishedAt}`;
   const cached = built.get(context);

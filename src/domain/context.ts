@@ -3,6 +3,7 @@ import { FaveErrorSchema, type FaveError } from './errors.ts';
 import { InvocationRecordSchema, type InvocationRecord } from './invocations.ts';
 import { SettingsSchema, type CallMode, type RetryPolicy } from './settings.ts';
 import { ClipTimeSchema, DetectionSchema, FrameRefSchema, type StageFacts, type StageKey, type StageTask } from './stage.ts';
+import { RunningStateSchema } from './states.ts';
 
 /**
  * Everything the pipeline knows of one request, declared once: the schema state.json is read
@@ -10,11 +11,7 @@ import { ClipTimeSchema, DetectionSchema, FrameRefSchema, type StageFacts, type 
  * verbatim; resuming a request is restoring this context and the active children.
  */
 
-export const TOP_LEVEL_STATES = ['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT', 'COMPLETED', 'FAILED'] as const;
-export const TopLevelStateSchema = z.enum(TOP_LEVEL_STATES);
-export type TopLevelState = z.infer<typeof TopLevelStateSchema>;
-export const RunningStateSchema = TopLevelStateSchema.exclude(['COMPLETED', 'FAILED']);
-export type RunningState = z.infer<typeof RunningStateSchema>;
+export { TOP_LEVEL_STATES, TopLevelStateSchema, RunningStateSchema, type TopLevelState, type RunningState } from './states.ts';
 
 export const PipelineInputSchema = z.object({
   request_id: z.string(),
@@ -134,7 +131,8 @@ export interface StageCallInput {
 
 export interface StageCallOutput {
   task_id: string;
-  stage: StageKey;
+  /** The pipeline's key of the stage (`ffmpeg0`); `stage` in records and errors is its function name. */
+  step: StageKey;
   clip_index: number | null;
   frame_index: number | null;
   facts: StageFacts | null;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_ERROR_CHARS, scrubSecrets, truncateText } from '../lib/redact.ts';
+import { RunningStateSchema } from './states.ts';
 
 /**
  * Errors are plain JSON values (they are persisted in state.json), with a code a program can
@@ -35,11 +36,19 @@ export type ErrorCode = (typeof ErrorCodes)[number];
 export const FaveErrorSchema = z.object({
   code: z.enum(ErrorCodes),
   message: z.string(),
+  /** The stage's function name (`stage-ffmpeg-2`), when the error concerns a stage call. */
   stage: z.string().optional(),
+  /**
+   * The pipeline's step when no stage call is concerned: the machine state it happened in
+   * (`INIT` for the input's import, `FANOUT` for a fan-out that could not start).
+   */
+  step: RunningStateSchema.optional(),
   clip_index: z.number().int().optional(),
   frame_index: z.number().int().optional(),
   attempts: z.number().int().optional(),
   http_status: z.number().int().optional(),
+  /** The input at fault, as its caller names it: a request field (`video_uri`), a header, a variable. */
+  field: z.string().optional(),
   /** True when a retry may succeed (transport errors, timeouts, 408/429/5xx). */
   transient: z.boolean().optional(),
 });
@@ -85,11 +94,16 @@ export function toFaveError(value: unknown, where: Omit<FaveError, 'code' | 'mes
   return { code: 'INTERNAL', message, ...where };
 }
 
-/** "stage-ffmpeg-2, clip 3, frame 7" */
-export function describeLocation(e: Pick<FaveError, 'stage' | 'clip_index' | 'frame_index'>): string {
-  const parts: string[] = [];
-  if (e.stage) parts.push(e.stage);
-  if (e.clip_index !== undefined) parts.push(`clip ${e.clip_index}`);
-  if (e.frame_index !== undefined) parts.push(`frame ${e.frame_index}`);
-  return parts.join(', ');
+/** Where an error happened: the stage or step, and the clip and frame of the call. */
+export type ErrorLocation = Pick<FaveError, 'stage' | 'step' | 'clip_index' | 'frame_index'>;
+
+/** The location of a stage call: its function, and its clip and frame when it has them. */
+export function callLocation(functionName: string, fanout: { clip_index?: number | undefined; frame_index?: number | undefined }): ErrorLocation {
+  return {
+    stage: functionName,
+    ...(fanout.clip_index !== undefined ? { clip_index: fanout.clip_index } : {}),
+    ...(fanout.frame_index !== undefined ? { frame_index: fanout.frame_index } : {}),
+  };
 }
+
+export { describeLocation } from './location.ts';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FaveFailure, faveError } from './errors.ts';
+import { zodIssue } from '../lib/zod-issue.ts';
 
 /** Anything else is rejected before a storage key is built from it. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -29,12 +30,13 @@ export type PipelineRequest = z.infer<typeof PipelineRequestSchema>;
 export function parsePipelineRequest(raw: unknown): PipelineRequest {
   const parsed = PipelineRequestSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  throw new FaveFailure(faveError('BAD_REQUEST', `${issue.path.join('.') || 'body'}: ${issue.message}`));
+  const issue = zodIssue(parsed.error);
+  const field = issue.path ?? 'body';
+  throw new FaveFailure(faveError('BAD_REQUEST', `${field}: ${issue.message}`, { field }));
 }
 
 /** Refuses an id that is not a request id before a storage key is built from it. */
 export function assertRequestId(requestId: string): void {
   const parsed = RequestIdSchema.safeParse(requestId);
-  if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${parsed.error.issues[0]!.message}`));
+  if (!parsed.success) throw new FaveFailure(faveError('BAD_REQUEST', `request_id: ${zodIssue(parsed.error).message}`, { field: 'request_id' }));
 }

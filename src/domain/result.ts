@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** final.json and the `result` of a synchronous HTTP answer (DESIGN §5). */
+/** final.json and the `result` of a synchronous HTTP answer (`docs/api.md`). */
 
 export const ObjectSummarySchema = z.object({
   label: z.string(),

@@ -73,6 +73,8 @@ export interface SourceAccess {
   policy: SourcePolicy;
 }
 
+/** Every refusal of the source names the request field it came in. */
+const VIDEO_URI = { field: 'video_uri' };
 const MAX_REDIRECTIONS = 5;
 const DEFAULT_EXTENSION = '.mp4';
 
@@ -156,7 +158,7 @@ async function importWithin(store: Store, source: string, dest: ObjectLocation, 
   if (/^s3:\/\//i.test(source)) {
     const from = parseS3Uri(source);
     const refusal = options.s3 ? s3InputRefusal(from, options.s3) : null;
-    if (refusal) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${refusal}`));
+    if (refusal) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${refusal}`, VIDEO_URI));
     const info = await store.head(from);
     if (info && info.size > maxBytes) throw tooLarge(source, maxBytes, info.size);
     return importFromS3(store, from, dest);
@@ -164,10 +166,10 @@ async function importWithin(store: Store, source: string, dest: ObjectLocation, 
   if (/^https?:\/\//i.test(source)) return importFromHttp(store, source, dest, signal, options.allowPrivateNetwork ?? false, maxBytes);
   const isFileUrl = /^file:\/\//i.test(source);
   if (!isFileUrl && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${redactUrl(source)}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri has an unsupported scheme (expected s3://, http:// or https://): ${redactUrl(source)}`, VIDEO_URI));
   }
   if (!options.allowLocalPath) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${redactUrl(source)}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri must be an s3://, http:// or https:// URI, local paths are not accepted here: ${redactUrl(source)}`, VIDEO_URI));
   }
   return importFromFile(store, isFileUrl ? localPathOf(source) : resolve(source), dest, signal, maxBytes);
 }
@@ -176,7 +178,7 @@ function localPathOf(fileUrl: string): string {
   try {
     return fileURLToPath(fileUrl);
   } catch (err) {
-    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a usable file:// URL (${describeError(err)}): ${fileUrl}`));
+    throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a usable file:// URL (${describeError(err)}): ${fileUrl}`, VIDEO_URI));
   }
 }
 
@@ -228,7 +230,7 @@ async function importFromHttp(
   allowPrivateNetwork: PrivateNetworkAccess,
   maxBytes: number,
 ): Promise<ImportedInput> {
-  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${redactUrl(source)}`));
+  if (!URL.canParse(source)) throw new FaveFailure(faveError('BAD_REQUEST', `video_uri is not a valid URL: ${redactUrl(source)}`, VIDEO_URI));
   const shown = displayUrl(source);
   let response: Awaited<ReturnType<typeof request>>;
   try {
@@ -242,7 +244,7 @@ async function importFromHttp(
     if (signal?.aborted) throw cancelled(source);
     // undici refuses some requests outright (a redirect back to the same URL): retrying cannot help.
     const code = (err as { code?: unknown }).code;
-    if (code === 'EPRIVATEADDRESS') throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${(err as Error).message}`));
+    if (code === 'EPRIVATEADDRESS') throw new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${(err as Error).message}`, VIDEO_URI));
     const refused = code === 'UND_ERR_INVALID_ARG';
     throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `cannot download ${shown}: ${describeError(err)}`, refused ? {} : { transient: true }));
   }
@@ -392,7 +394,7 @@ function describeError(err: unknown): string {
 
 function tooLarge(source: string, maxBytes: number, size: number | null): FaveFailure {
   const what = size === null ? `sent more than ${maxBytes} bytes` : `is ${size} bytes`;
-  return new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${displayUrl(source)} ${what}, more than MAX_INPUT_BYTES (${maxBytes}); nothing of it was kept`));
+  return new FaveFailure(faveError('BAD_REQUEST', `video_uri: ${displayUrl(source)} ${what}, more than MAX_INPUT_BYTES (${maxBytes}); nothing of it was kept`, VIDEO_URI));
 }
 
 function cancelled(source: string): FaveFailure {

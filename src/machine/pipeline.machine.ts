@@ -9,8 +9,7 @@ export { PIPELINE_SYSTEM_ID } from './work.ts';
 export type PipelineEvent =
   | { type: 'CANCEL'; reason?: string }
   | { type: 'REDRIVE' }
-  | RunnerEvent
-  | { type: `xstate.done.actor.${string}`; output: unknown };
+  | RunnerEvent;
 
 export type ImportInput = Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings'>;
 export type ImportOutput = { input_uri: string };

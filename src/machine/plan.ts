@@ -24,7 +24,7 @@ export function clipPosition(clips: ClipState[], clipIndex: number): number {
 
 export function errorOf(value: unknown, at: RunningState): FaveError {
   const { error } = failureOf(value);
-  return error.stage ? error : { ...error, stage: at };
+  return error.stage || error.step ? error : { ...error, step: at };
 }
 
 /** A failed attempt that will be tried again, kept until its call settles. */
@@ -81,7 +81,7 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
       return { records, retrying, dispatched, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
     }
     default:
-      return output.stage === 'ffmpeg0'
+      return output.step === 'ffmpeg0'
         ? { records, retrying, dispatched, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } }
         : { records, retrying, dispatched };
   }
@@ -104,11 +104,11 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     if (!r.facts) {
       ended++;
       newlyFailed++;
-      clips[position] = { ...clip, status: 'failed', records, error: r.error ?? faveError('INTERNAL', `${r.stage} failed without an error value`) };
+      clips[position] = { ...clip, status: 'failed', records, error: r.error ?? faveError('INTERNAL', `${r.step} failed without an error value`) };
       continue;
     }
     const progress = applyStepFacts(clip.progress, r.facts);
-    if (r.stage === LAST_CLIP_STEP && r.facts.kind === 'frames') {
+    if (r.step === LAST_CLIP_STEP && r.facts.kind === 'frames') {
       ended++;
       const frames: FrameState[] = r.facts.frames.map((f) => ({ index: f.index, uri: f.uri, status: 'pending', detections: [], note: null, records: [], error: null }));
       clips[position] = { ...clip, status: 'done', progress, frames, records, error: null };
@@ -120,8 +120,8 @@ export function settleClipSteps(context: PipelineContext, results: ClipStepResul
     clips,
     clips_pending: Math.max(0, context.clips_pending - ended),
     failed_clips: context.failed_clips + newlyFailed,
-    retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.stage)),
-    dispatched: settleRetries(context.dispatched, results, (r) => clipTaskId(r.clip_index, r.stage)),
+    retrying: settleRetries(context.retrying, results, (r) => clipTaskId(r.clip_index, r.step)),
+    dispatched: settleRetries(context.dispatched, results, (r) => clipTaskId(r.clip_index, r.step)),
   };
 }
 

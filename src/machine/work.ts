@@ -13,13 +13,38 @@ import type { ClipStep } from './clip-chain.ts';
 /** The root actor's system id, so children can read the request's current context. */
 export const PIPELINE_SYSTEM_ID = 'pipeline';
 
+/** The request's root actor as its children see it: its context, and the events they may send it. */
+export interface PipelineRoot {
+  getSnapshot(): { context: PipelineContext };
+  send(event: RetryEvent | DispatchEvent): void;
+}
+
+/** What a child actor is handed as `system`: only looking an actor up by its system id is used. */
+export interface SystemOfActors {
+  get(systemId: string): unknown;
+}
+
+/**
+ * The root actor, reached through the system every child of a request shares; undefined when
+ * the actor runs outside a request (no actor is registered under the id).
+ */
+export function pipelineRoot(system: SystemOfActors): PipelineRoot | undefined {
+  const root = system.get(PIPELINE_SYSTEM_ID);
+  return isPipelineRoot(root) ? root : undefined;
+}
+
+/** Only the pipeline machine is registered under PIPELINE_SYSTEM_ID, so its shape tells it apart. */
+function isPipelineRoot(value: unknown): value is PipelineRoot {
+  return typeof value === 'object' && value !== null && 'getSnapshot' in value && typeof value.getSnapshot === 'function' && 'send' in value && typeof value.send === 'function';
+}
+
 export interface RunnerInput {
   request_id: string;
 }
 
 export interface ClipStepResult {
   clip_index: number;
-  stage: ClipStep;
+  step: ClipStep;
   facts: StageFacts | null;
   error: FaveError | null;
   records: InvocationRecord[];

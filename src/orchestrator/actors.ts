@@ -3,15 +3,15 @@ import { fromCallback, fromPromise } from 'xstate';
 import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { FaveFailure, faveError, toFaveError, type FaveError } from '../domain/errors.ts';
+import { callLocation, FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
 import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
 import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../input/import.ts';
 import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { extractFacts } from '../transport/stage-facts.ts';
-import { backoffDelayMs, callStageOnce, type SendGate } from '../transport/stage-call.ts';
-import { isRepeatedFailure, repeatedFailureError } from '../domain/repeated-failure.ts';
+import { callStageOnce, type SendGate } from '../transport/stage-call.ts';
+import { afterFailedAttempt } from '../domain/retry-policy.ts';
 import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
@@ -22,12 +22,11 @@ import {
   failureOf,
   frameCall,
   framesToDetect,
-  PIPELINE_SYSTEM_ID,
+  pipelineRoot,
   type ClipStepResult,
-  type DispatchEvent,
   type FrameResult,
-  type RetryEvent,
   type RunnerEvent,
+  type SystemOfActors,
   type RunnerInput,
 } from '../machine/work.ts';
 import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../machine/pipeline.machine.ts';
@@ -84,9 +83,9 @@ export function createActors(deps: PipelineDeps) {
         try {
           await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
         } catch (err) {
-          throw toFaveError(err, { stage: 'INIT' });
+          throw toFaveError(err, { step: 'INIT' });
         }
-        deps.logger?.info({ request_id: input.request_id, stage: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
+        deps.logger?.info({ request_id: input.request_id, step: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
         return { input_uri: formatS3Uri(dest) };
       },
     ),
@@ -97,7 +96,7 @@ export function createActors(deps: PipelineDeps) {
      * either the facts or the classified error, with a record of every attempt.
      */
     stageCall: fromPromise<StageCallOutput, StageCallInput>(async ({ input, signal, system }) => {
-      const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
+      const root = pipelineRoot(system);
       const context = root?.getSnapshot().context;
       const prior = context?.retrying[input.task_id] ?? [];
       const onRetry = (record: InvocationRecord) => root?.send({ type: 'STAGE.RETRYING', task_id: input.task_id, record });
@@ -107,7 +106,7 @@ export function createActors(deps: PipelineDeps) {
       };
       return {
         task_id: input.task_id,
-        stage: input.task.stage,
+        step: input.task.stage,
         clip_index: input.task.fanout.clip_index ?? null,
         frame_index: input.task.fanout.frame_index ?? null,
         ...(await callWithRetries(deps, input, signal, prior, onRetry, queued)),
@@ -132,7 +131,7 @@ export function createActors(deps: PipelineDeps) {
                 onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
               });
               if (signal.aborted) return;
-              report({ clip_index: clip.index, stage: step, facts: output.facts, error: output.error, records: output.records });
+              report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
               if (!output.facts) return;
               progress = applyStepFacts(progress, output.facts);
             }
@@ -165,7 +164,7 @@ export function createActors(deps: PipelineDeps) {
      */
     writeResult: fromPromise<ResultOutput, ResultInput>(
       async ({ input, system }) => {
-        const root = system.get(PIPELINE_SYSTEM_ID) as { getSnapshot(): { context: PipelineContext } } | undefined;
+        const root = pipelineRoot(system);
         if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
         const context = root.getSnapshot().context;
         const result = buildFinalResult(context, input.status, context.finished_at ?? Date.now());
@@ -188,11 +187,7 @@ export interface QueuedCall {
 
 /** One attempt of one stage call, then reading back the facts the answer needs. */
 export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
-  const where = {
-    stage: call.function_name,
-    ...(call.task.fanout.clip_index !== undefined ? { clip_index: call.task.fanout.clip_index } : {}),
-    ...(call.task.fanout.frame_index !== undefined ? { frame_index: call.task.fanout.frame_index } : {}),
-  };
+  const where = callLocation(call.function_name, call.task.fanout);
   const report = (record: InvocationRecord) => {
     deps.onInvocation?.(call.request_id, record);
     if (record.error) {
@@ -287,7 +282,7 @@ function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number, mod
 }
 
 /**
- * A stage call with the retry policy. `prior` are the failed attempts it already made (persisted
+ * A stage call with the retry policy (`src/domain/retry-policy.ts`). `prior` are the failed attempts it already made (persisted
  * in `retrying` by `onRetry` before each retry), so a call resumed after a crash continues at
  * its next attempt; the one in flight at the crash is made again (at-least-once).
  */
@@ -298,7 +293,7 @@ export async function callWithRetries(
   prior: readonly InvocationRecord[] = [],
   onRetry?: (record: InvocationRecord) => void,
   queued?: QueuedCall,
-): Promise<Omit<StageCallOutput, 'task_id' | 'stage' | 'clip_index' | 'frame_index'>> {
+): Promise<Omit<StageCallOutput, 'task_id' | 'step' | 'clip_index' | 'frame_index'>> {
   const records: InvocationRecord[] = [...prior];
   for (let attempt = prior.length + 1; ; attempt++) {
     try {
@@ -310,14 +305,11 @@ export async function callWithRetries(
     } catch (err) {
       const { error, record } = failureOf(err);
       if (record) records.push(record);
-      // A call restored from a state file older than the setting has none in its input: on.
-      if (error.transient && call.retry.stop_on_repeated_error !== false && isRepeatedFailure(records)) {
-        return { facts: null, error: repeatedFailureError(error, attempt), records };
-      }
-      if (!mayRetry(error, attempt, call) || signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
+      const next = afterFailedAttempt(call, attempt, error, records);
+      if (!next.retry) return { facts: null, error: next.error, records };
+      if (signal.aborted) return { facts: null, error: { ...error, attempts: attempt }, records };
       if (record) onRetry?.(record);
-      const until = Math.min(Date.now() + backoffDelayMs(attempt, call.retry), call.deadline_at);
-      await sleep(until - Date.now(), signal);
+      await sleep(next.delayMs, signal);
     }
   }
 }
@@ -361,15 +353,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-interface SystemLike {
-  get(id: string): unknown;
-}
-
-interface RootLike {
-  getSnapshot(): { context: PipelineContext };
-  send(event: RetryEvent | DispatchEvent): void;
-}
-
 /**
  * The common shape of the fan-out runners. The work is read from the machine's current context,
  * not from the runner's input: after a restore the input is the one of the first start, while
@@ -378,7 +361,7 @@ interface RootLike {
  */
 function startRunner<R>(
   input: RunnerInput,
-  system: SystemLike,
+  system: SystemOfActors,
   sendBack: (event: RunnerEvent) => void,
   type: 'CLIPS.PROGRESS' | 'FRAMES.SETTLED',
   run: (
@@ -392,8 +375,7 @@ function startRunner<R>(
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
   setMaxListeners(0, controller.signal);
-  const root = system.get(PIPELINE_SYSTEM_ID) as RootLike | undefined;
-  const context = root?.getSnapshot().context;
+  const context = pipelineRoot(system)?.getSnapshot().context;
   if (!context) {
     sendBack({ type, results: [], error: faveError('INTERNAL', `${input.request_id}: the fan-out could not read the request's state`) } as RunnerEvent);
     return () => controller.abort();
@@ -425,10 +407,5 @@ function startRunner<R>(
     controller.signal,
   );
   return () => controller.abort();
-}
-
-/** Transient, attempts left, and time left before the request deadline. */
-export function mayRetry(error: FaveError, attempt: number, call: Pick<StageCallInput, 'retry' | 'deadline_at'>): boolean {
-  return error.transient === true && attempt < call.retry.max_attempts && Date.now() < call.deadline_at;
 }
 

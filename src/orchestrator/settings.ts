@@ -12,7 +12,7 @@ export function resolveSettings(config: Config, profileName: string | null, now:
   const profile = config.profiles[name];
   if (!profile) {
     throw new FaveFailure(
-      faveError('BAD_REQUEST', `profile: unknown profile "${name}" (known: ${Object.keys(config.profiles).join(', ')})`),
+      faveError('BAD_REQUEST', `profile: unknown profile "${name}" (known: ${Object.keys(config.profiles).join(', ')})`, { field: 'profile' }),
     );
   }
   return {

@@ -3,6 +3,7 @@ import { FaveErrorSchema, FaveFailure, faveError } from '../domain/errors.ts';
 import { PipelineContextSchema, TopLevelStateSchema } from '../domain/context.ts';
 import { ProgressSummarySchema, RequestStatusSchema } from '../domain/progress.ts';
 import { LeaseSchema } from '../domain/request-view.ts';
+import { describeZodIssue } from '../lib/zod-issue.ts';
 
 /**
  * state.json: a versioned envelope around the persisted XState snapshot of one request.
@@ -73,10 +74,7 @@ export function parseStateFile(text: string, where: string): StateEnvelope {
   }
   const parsed = StateEnvelopeSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FaveFailure(
-      faveError('STATE_CORRUPT', `${where} is not a valid state file at ${issue.path.join('.') || '(root)'}: ${issue.message}; it was left untouched`),
-    );
+    throw new FaveFailure(faveError('STATE_CORRUPT', `${where} is not a valid state file at ${describeZodIssue(parsed.error)}; it was left untouched`));
   }
   return parsed.data;
 }

@@ -159,7 +159,11 @@ export function isNotFound(error: unknown): boolean {
   return error instanceof FaveFailure && error.error.code === 'NOT_FOUND';
 }
 
-/** Keys of one request (DESIGN §4). `requestId` must already match REQUEST_ID_PATTERN. */
+/**
+ * Keys of one request, all under `requests/{id}/`: its input, its metadata (state, answer, a cancel
+ * asked for) and one folder per stage for what the stage writes. `requestId` must already match
+ * REQUEST_ID_PATTERN.
+ */
 export const requestKeys = {
   prefix: (requestId: string) => `requests/${requestId}/`,
   input: (requestId: string, ext: string) => `requests/${requestId}/input/original${ext}`,

@@ -9,9 +9,11 @@ import type { HttpResponseLike } from './types.ts';
  * content type follows the route; the status never does.
  */
 
-/** Codes of the HTTP surface's own refusals, beside the codes of the pipeline's errors. */
+/**
+ * Codes of the HTTP surface's own refusals, beside the codes of the pipeline's errors (which
+ * include NOT_FOUND, the store's missing object, used here for a missing route or artifact too).
+ */
 export const SURFACE_CODES = [
-  'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
   'UNAUTHORIZED',
   'FORBIDDEN',
@@ -163,7 +165,6 @@ export function thrownError(err: unknown): { error: ApiError; fault: FaveError |
   const error = toFaveError(err);
   const ours = err instanceof FaveFailure || isFaveError(err);
   const message = ours ? error.message : 'this service failed to answer; its log has the details';
-  const field = error.code === 'BAD_REQUEST' ? /^([A-Za-z_.-]+):/.exec(error.message)?.[1] : undefined;
-  const refusal = apiError(error.code, message, field);
+  const refusal = apiError(error.code, message, ours ? error.field : undefined);
   return { error: refusal, fault: refusal.status >= 500 ? error : null };
 }

@@ -21,6 +21,7 @@ import { checkPipelineRequest, parseJsonBody, type HostLookup } from './validate
 import { answerFormatOf, apiError, errorAnswer, statusOfFailedRequest, statusOfInterrupted, thrownError, type AnswerFormat, type ApiError } from './error-policy.ts';
 import { jsonAnswer as json, withHeaders } from './answers.ts';
 import { basePath } from './forwarded.ts';
+import { zodIssue } from '../lib/zod-issue.ts';
 
 export interface RouterDeps {
   orchestrator: Orchestrator;
@@ -53,8 +54,8 @@ function errorResponse(error: ApiError, extra: Record<string, unknown> = {}, hea
 
 /** The FaveError fields a caller can act on; never anything else that may ride along. */
 function publicError(error: FaveError): Record<string, unknown> {
-  const { code, message, stage, clip_index, frame_index, attempts, http_status } = error;
-  return Object.fromEntries(Object.entries({ code, message, stage, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
+  const { code, message, stage, step, clip_index, frame_index, attempts, http_status } = error;
+  return Object.fromEntries(Object.entries({ code, message, stage, step, clip_index, frame_index, attempts, http_status }).filter(([, v]) => v !== undefined));
 }
 
 /**
@@ -215,8 +216,8 @@ export function createRouter(deps: RouterDeps): Router {
     if (!body.ok) return errorResponse(body.error);
     const parsed = CancelBodySchema.safeParse(body.value ?? {});
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.') || 'body';
+      const issue = zodIssue(parsed.error);
+      const field = issue.path ?? 'body';
       return errorResponse(apiError('BAD_REQUEST', `${field}: ${issue.message}`, field));
     }
     const execution = orchestrator.get(id);

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.ts';
 import { s3InputRefusal, type S3InputPolicy } from '../input/s3-input-rules.ts';
 import { PipelineRequestSchema, REQUEST_ID_MESSAGE, REQUEST_ID_PATTERN, type PipelineRequest } from '../domain/request.ts';
 import { apiError, type ApiError } from './error-policy.ts';
+import { zodIssue } from '../lib/zod-issue.ts';
 
 /** The largest request body accepted, checked before parsing (and while reading, by the server). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -57,11 +58,8 @@ export async function checkPipelineRequest(raw: unknown, options: RequestCheckOp
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return badField('body', 'must be a JSON object');
   const parsed = PipelineRequestSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    const field = keys.length > 0 ? keys.join(', ') : issue.path.map(String).join('.') || 'body';
-    const message = keys.length > 0 ? 'unknown field (accepted: video_uri, query, profile, request_id)' : issue.message;
-    return badField(field, message);
+    const issue = zodIssue(parsed.error);
+    return badField(issue.path ?? 'body', issue.unknownKeys ? 'unknown field (accepted: video_uri, query, profile, request_id)' : issue.message);
   }
   const request = parsed.data;
 

@@ -7,8 +7,9 @@ import { FaveFailure, faveError } from '../domain/errors.ts';
 import { cocoLabelForId } from '../domain/query/coco.ts';
 import { truncateText } from '../lib/redact.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
+import { noTranscriptNote } from '../domain/notes.ts';
 
-/** Reading what the stages write: tar.gz archives, timestamps, transcripts, detections (DESIGN §3). */
+/** Reading what the stages write: tar.gz archives, timestamps, transcripts, detections, in the formats `docs/stages.md` gives. */
 
 function unreadable(message: string): FaveFailure {
   return new FaveFailure(faveError('ARTIFACT_UNREADABLE', message));
@@ -250,7 +251,7 @@ export function interpretTranscript(text: string): { transcript: string | null; 
   const dummy = DUMMY.exec(trimmed);
   if (dummy) {
     const reason = (dummy[1] ?? '').trim();
-    return { transcript: null, note: reason === '' ? 'no transcript' : `no transcript: ${reason}` };
+    return { transcript: null, note: noTranscriptNote(reason) };
   }
   // The text itself says where it was cut.
   return { transcript: truncateText(trimmed, MAX_TRANSCRIPT_CHARS), note: null };

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { FanoutSchema, StageOutputSchema } from '../domain/stage.ts';
 
-/** The wire contract with the FAVE stage functions (DESIGN §3). Unknown fields pass through. */
+/**
+ * The wire contract with the FAVE stage functions: the request every stage gets and the response
+ * it answers (`docs/stages.md`, "How every stage behaves"). Unknown fields pass through.
+ */
 
 /**
  * A stage request exactly as the stages' `StagePayload` validates it: every field present and of

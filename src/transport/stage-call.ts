@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { faveError, type FaveError } from '../domain/errors.ts';
+import { callLocation, describeLocation, faveError, type ErrorLocation, type FaveError } from '../domain/errors.ts';
 import type { StageCallInput } from '../domain/context.ts';
 import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
 import { buildStageRequest } from './stage-facts.ts';
@@ -7,6 +7,7 @@ import type { InvocationRecord, StageCallFailure } from '../domain/invocations.t
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from '../lib/limiter.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
+import { isTransientStatus } from '../domain/retry-policy.ts';
 
 /**
  * What one attempt needs of a stage call, as the machine planned it: the function, its task (the
@@ -50,7 +51,9 @@ export interface StageCallSuccess {
 
 /**
  * Performs one attempt: waits for a process-wide slot, POSTs the stage request with the
- * per-stage timeout, and classifies the outcome. Never retries; the machine does.
+ * per-stage timeout, and classifies the outcome, marking the failures a later attempt may get
+ * past as `transient`. Whether and when there is a later attempt is the retry policy's
+ * (`src/domain/retry-policy.ts`), decided by the caller's loop.
  */
 export async function callStageOnce(
   transport: StageTransport,
@@ -117,7 +120,7 @@ function failure(
 
 async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
   const startedAt = Date.now();
-  const where = { stage: spec.call.function_name, ...location(spec.call) };
+  const where = callLocation(spec.call.function_name, spec.call.task.fanout);
   const remaining = spec.call.deadline_at - startedAt;
   if (remaining <= 0) {
     throw failure(spec, queuedAt, startedAt, faveError('DEADLINE_EXCEEDED', `request deadline passed before ${describe(where)} could start`, where));
@@ -228,32 +231,17 @@ async function passGate(gate: SendGate, signal: AbortSignal, refusedOnce = false
   return true;
 }
 
-/** 404 is final; 408, 429 and 5xx may heal; other 4xx are the caller's fault and final. */
+/** 404 is final; 408, 429 and 5xx may heal (`isTransientStatus`); other 4xx are the caller's fault and final. */
 export function classifyHttpStatus(status: number, body: string, where: Omit<FaveError, 'code' | 'message'>): FaveError {
   const detail = `${describe(where)} answered HTTP ${status}${body ? `: ${snippet(body)}` : ''}`;
   if (status === 404) return faveError('STAGE_NOT_FOUND', `${detail} (is the function deployed under that name?)`, { ...where, http_status: status });
   if (status === 502 || status === 503) return faveError('STAGE_UNAVAILABLE', detail, { ...where, http_status: status, transient: true });
   if (status === 504) return faveError('STAGE_TIMEOUT', detail, { ...where, http_status: status, transient: true });
-  const transient = status === 408 || status === 429 || status >= 500;
-  return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient });
+  return faveError('STAGE_HTTP_ERROR', detail, { ...where, http_status: status, transient: isTransientStatus(status) });
 }
 
-/** Full-jitter exponential backoff: uniform in [0, min(max, base·2^(attempt-1))]. */
-export function backoffDelayMs(attempt: number, policy: { base_delay_ms: number; max_delay_ms: number }, random = Math.random): number {
-  const cap = Math.min(policy.max_delay_ms, policy.base_delay_ms * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(random() * cap);
-}
-
-function location(call: StageCall): { clip_index?: number; frame_index?: number } {
-  const { clip_index, frame_index } = call.task.fanout;
-  return { ...(clip_index !== undefined ? { clip_index } : {}), ...(frame_index !== undefined ? { frame_index } : {}) };
-}
-
-function describe(where: Omit<FaveError, 'code' | 'message'>): string {
-  const parts = [where.stage ?? 'stage'];
-  if (where.clip_index !== undefined) parts.push(`clip ${where.clip_index}`);
-  if (where.frame_index !== undefined) parts.push(`frame ${where.frame_index}`);
-  return parts.join(' ');
+function describe(where: ErrorLocation): string {
+  return describeLocation(where, 'stage');
 }
 
 function snippet(text: string): string {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { FaveFailure, faveError } from '../domain/errors.ts';
+import { describeLocation, FaveFailure, faveError, type ErrorLocation } from '../domain/errors.ts';
 import type { StageFacts, StageKey, StageOutput } from '../domain/stage.ts';
 import type { StageCallInput } from '../domain/context.ts';
 import type { StageRequest, StageResponse } from './contract.ts';
@@ -23,10 +23,10 @@ export function buildStageRequest(call: Pick<StageCallInput, 'request_id' | 'fun
   };
 }
 
-type Where = { stage: string; clip_index?: number; frame_index?: number };
+type Where = ErrorLocation;
 
 function contract(where: Where, message: string): FaveFailure {
-  return new FaveFailure(faveError('STAGE_CONTRACT', `${where.stage} ${message}`, where));
+  return new FaveFailure(faveError('STAGE_CONTRACT', `${describeLocation(where, 'stage')} ${message}`, where));
 }
 
 /** The uri of the last output: the next stage's input in the chain. */
@@ -118,7 +118,7 @@ async function openObject(store: Store, uri: string, where: Where): Promise<Read
     return await store.getStream(parseS3Uri(uri));
   } catch (err) {
     if (isNotFound(err)) {
-      throw new FaveFailure(faveError('ARTIFACT_UNREADABLE', `${where.stage} output ${uri} does not exist in the store`, where));
+      throw new FaveFailure(faveError('ARTIFACT_UNREADABLE', `${describeLocation(where, 'stage')} output ${uri} does not exist in the store`, where));
     }
     if (err instanceof FaveFailure && err.error.code === 'BAD_REQUEST') throw contract(where, `returned an output uri that is not s3://bucket/key: ${uri}`);
     throw err;
@@ -152,7 +152,7 @@ async function readArchiveMember(store: Store, uri: string, member: string, wher
   try {
     return await readTarGzMember(body, member, { maxBytes: MAX_SMALL_ARTIFACT_BYTES });
   } catch (err) {
-    if (err instanceof FaveFailure) throw new FaveFailure({ ...err.error, ...where, message: `${where.stage} archive ${uri}: ${err.error.message}` });
+    if (err instanceof FaveFailure) throw new FaveFailure({ ...err.error, ...where, message: `${describeLocation(where, 'stage')} archive ${uri}: ${err.error.message}` });
     throw err;
   } finally {
     body.destroy();

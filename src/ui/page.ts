@@ -1,8 +1,9 @@
 import type { Statechart } from '../visualize/statechart.ts';
-import { describeUses } from '../visualize/statechart.ts';
-import { LIST_SCRIPT, REQUEST_SCRIPT, STYLES } from './assets.ts';
+import { STYLES } from './assets.ts';
+import { pageScript } from './scripts.ts';
 import { renderAnswer, type MediaLinks } from './answer-html.ts';
 import { escapeXml, htmlDocument, scriptJson } from './html.ts';
+import { duration } from './format.ts';
 import { renderMachineSvg } from './statechart-svg.ts';
 import type { RequestPageView, RequestSummary } from './view.ts';
 
@@ -15,22 +16,17 @@ function utc(epoch: number | null): string {
   return epoch === null ? '—' : `${new Date(epoch).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
-function duration(ms: number | null): string {
-  if (ms === null) return '—';
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-}
 
 const chartCache = new WeakMap<Statechart, string>();
 
-/** Every machine of the statechart as SVG, the pipeline first (drawn once per statechart). */
+/** The statechart as SVG (drawn once per statechart). */
 export function renderStatecharts(chart: Statechart): string {
   const cached = chartCache.get(chart);
   if (cached) return cached;
-  const [main] = chart.machines;
   const html = chart.machines
     .map((machine) => {
       const drawn = renderMachineSvg(machine, `${machine.id} machine`);
-      const uses = machine === main ? 'one per request' : describeUses(machine.used_by, main?.id ?? '');
+      const uses = 'one per request';
       return `<figure class="chart-box">${drawn.svg}<figcaption style="max-width:${drawn.width}px">${escapeXml(uses)}</figcaption></figure>`;
     })
     .join('\n');
@@ -102,7 +98,7 @@ ${renderStatecharts(view.statechart)}
   <div id="timeline"></div>
 </main>
 <script type="application/json" id="fave-data">${scriptJson(view)}</script>
-<script>${REQUEST_SCRIPT}</script>`;
+<script>${pageScript('request')}</script>`;
   return htmlDocument({
     title: `${view.request_id} · ${view.status} · fave`,
     live,
@@ -211,7 +207,7 @@ ${body}
 }
 ${pagingLinks(paging)}
 </main>
-<script>${LIST_SCRIPT}</script>`,
+<script>${pageScript('list')}</script>`,
   });
 }
 

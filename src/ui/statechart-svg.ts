@@ -98,7 +98,6 @@ class Layout {
     const lines = [
       ...(state.description ? [state.description] : []),
       ...state.invokes.map((i) => `invoke ${i.src}${i.id !== i.src ? ` (${i.id})` : ''}`),
-      ...state.spawns.map((s) => `${s.id} → ${s.src}`),
       ...this.selfLoops(state.path).map((l) => `↻ ${l}`),
     ];
     let placed: Placed;

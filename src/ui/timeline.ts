@@ -146,7 +146,7 @@ export function layoutLanes(invocations: readonly Invocation[]): { lanes: Lane[]
   const rowEnds: number[][] = lanes.map(() => []);
   const indexed = invocations.map((inv, index) => ({ inv, index }));
   indexed.sort((a, b) => a.inv.queued_at - b.inv.queued_at || byTime(a.inv, b.inv));
-  const bars: Array<Omit<TimelineBar, 'critical'>> = new Array(invocations.length);
+  const bars = new Array<Omit<TimelineBar, 'critical'>>(invocations.length);
   for (const { inv, index } of indexed) {
     const lane = laneOf.get(inv.stage)!;
     const ends = rowEnds[lane]!;

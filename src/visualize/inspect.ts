@@ -1,6 +1,7 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../domain/errors.ts';
+import { zodIssue } from '../lib/zod-issue.ts';
 
 /**
  * Live inspection of the running machines with `@statelyai/inspect`, the XState 5 successor of
@@ -46,8 +47,9 @@ export function summarizeRecords(value: unknown, depth = 0): unknown {
 export async function createInspector(env: NodeJS.ProcessEnv = process.env): Promise<Inspector | null> {
   const parsed = InspectSettings.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_INSPECT') && v !== '')));
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FaveFailure(faveError('BAD_CONFIG', `${String(issue.path[0] ?? 'FAVE_INSPECT')} is invalid: ${issue.message}`));
+    const issue = zodIssue(parsed.error);
+    const variable = issue.path ?? 'FAVE_INSPECT';
+    throw new FaveFailure(faveError('BAD_CONFIG', `${variable} is invalid: ${issue.message}`, { field: variable }));
   }
   const settings = parsed.data;
   const options = {

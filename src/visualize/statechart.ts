@@ -1,11 +1,12 @@
-import { StateMachine, type AnyStateMachine, type AnyStateNode } from 'xstate';
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { pipelineMachine } from '../machine/pipeline.machine.ts';
 
 /**
  * The pipeline's statechart as data, read from the machine definitions themselves (state
- * nodes, transitions, guards, invokes), so a drawing cannot drift from the code. The pipeline
- * machine comes first, then every machine it runs as a child (per clip, per stage call).
+ * nodes, transitions, guards, invokes), so a drawing cannot drift from the code. Every unit of
+ * work is an actor a state invokes (a promise or a callback), so the pipeline machine is the only
+ * machine there is to draw.
  */
 
 export interface StatechartTransition {
@@ -25,11 +26,10 @@ export interface StatechartTransition {
 }
 
 export interface StatechartActorRef {
-  /** Invoke id (the `xstate.done.actor.{id}` it answers with) or the spawning action. */
+  /** Invoke id (the `xstate.done.actor.{id}` it answers with). */
   id: string;
+  /** The actor's name among the machine's actors (`stageCall`). */
   src: string;
-  /** Id of the child machine when the actor is a state machine, else null (a promise). */
-  machine: string | null;
 }
 
 export interface StatechartState {
@@ -42,17 +42,8 @@ export interface StatechartState {
   initial: string | null;
   entry: string[];
   invokes: StatechartActorRef[];
-  /** Children started by this state's actions (one per clip, one per frame). */
-  spawns: StatechartActorRef[];
   transitions: StatechartTransition[];
   states: StatechartState[];
-}
-
-export interface StatechartUse {
-  machine: string;
-  state: string;
-  how: 'invoke' | 'spawn';
-  src: string;
 }
 
 export interface StatechartMachine {
@@ -61,22 +52,14 @@ export interface StatechartMachine {
   /** Transitions declared on the machine root (taken from any state). */
   transitions: StatechartTransition[];
   states: StatechartState[];
-  /** Where the machine runs as a child; empty for the pipeline itself. */
-  used_by: StatechartUse[];
 }
 
 export interface Statechart {
   format: 'fave-statechart';
   version: 1;
+  /** The pipeline machine, alone: a list so that the format can hold child machines if one is ever run. */
   machines: StatechartMachine[];
 }
-
-/**
- * `spawnChild` calls sit inside `enqueueActions` bodies, which a definition does not expose;
- * this names the actions that spawn and what they spawn. The statechart test fails if an
- * action listed here is no longer part of the machine.
- */
-export const SPAWNING_ACTIONS: Readonly<Record<string, string>> = {};
 
 /** The pipeline machine's definition: read here, never run. */
 export function definitionMachine(): AnyStateMachine {
@@ -91,59 +74,15 @@ export function pipelineStatechart(): Statechart {
   return cached;
 }
 
-/** Walks a machine and every child machine it invokes or spawns; a machine comes after those that run it. */
-export function describeStatechart(root: AnyStateMachine): Statechart {
-  const machines: StatechartMachine[] = [];
-  const seen = new Map<AnyStateMachine, StatechartMachine>();
-  const queue: AnyStateMachine[] = [root];
-  const uses = new Map<AnyStateMachine, StatechartUse[]>();
-
-  const childMachine = (machine: AnyStateMachine, src: string): AnyStateMachine | null => {
-    const actors = machine.implementations.actors as Record<string, unknown>;
-    const logic = actors[src];
-    return logic instanceof StateMachine ? (logic as AnyStateMachine) : null;
+/** Describes a machine's states and transitions; its actors are named by their `src`. */
+export function describeStatechart(machine: AnyStateMachine): Statechart {
+  const described: StatechartMachine = {
+    id: machine.id,
+    initial: initialOf(machine.root),
+    transitions: transitionsOf(machine.root),
+    states: Object.values(machine.root.states).map(describeState),
   };
-
-  while (queue.length > 0) {
-    const machine = queue.shift()!;
-    if (seen.has(machine)) continue;
-    const refer = (state: string, how: 'invoke' | 'spawn', src: string): string | null => {
-      const child = childMachine(machine, src);
-      if (!child) return null;
-      const list = uses.get(child) ?? [];
-      list.push({ machine: machine.id, state, how, src });
-      uses.set(child, list);
-      if (!seen.has(child) && !queue.includes(child)) queue.push(child);
-      return child.id;
-    };
-    const described: StatechartMachine = {
-      id: machine.id,
-      initial: initialOf(machine.root),
-      transitions: transitionsOf(machine.root),
-      states: Object.values(machine.root.states).map((node) => describeState(node, refer)),
-      used_by: [],
-    };
-    seen.set(machine, described);
-    machines.push(described);
-  }
-  for (const [machine, list] of uses) {
-    const described = seen.get(machine);
-    if (described) described.used_by = list;
-  }
-  // The pipeline first, then the machines it runs, in the order they run.
-  const depth = new Map<string, number>();
-  const depthOf = (id: string, trail: readonly string[] = []): number => {
-    const known = depth.get(id);
-    if (known !== undefined) return known;
-    const users = machines.find((m) => m.id === id)?.used_by ?? [];
-    const parents = users.map((u) => u.machine).filter((m) => m !== id && !trail.includes(m));
-    const d = parents.length === 0 ? 0 : 1 + Math.max(...parents.map((m) => depthOf(m, [...trail, id])));
-    depth.set(id, d);
-    return d;
-  };
-  const order = machines.map((m, i) => ({ m, i, d: depthOf(m.id) }));
-  order.sort((a, b) => a.d - b.d || a.i - b.i);
-  return { format: 'fave-statechart', version: 1, machines: order.map((o) => o.m) };
+  return { format: 'fave-statechart', version: 1, machines: [described] };
 }
 
 /** `DETECT.detecting` from the node id `pipeline.DETECT.detecting`. */
@@ -157,20 +96,11 @@ function initialOf(node: AnyStateNode): string | null {
   return target ? pathOf(target) : null;
 }
 
-function describeState(node: AnyStateNode, refer: (state: string, how: 'invoke' | 'spawn', src: string) => string | null): StatechartState {
+function describeState(node: AnyStateNode): StatechartState {
   const path = pathOf(node);
   const entry = node.entry.map(actionName);
-  const invokes = node.invoke.map((inv) => {
-    const src = typeof inv.src === 'string' ? inv.src : 'inline';
-    return { id: inv.id, src, machine: refer(path, 'invoke', src) };
-  });
+  const invokes = node.invoke.map((inv) => ({ id: inv.id, src: typeof inv.src === 'string' ? inv.src : 'inline' }));
   const transitions = transitionsOf(node);
-  const actions = [...entry, ...transitions.flatMap((t) => t.actions)];
-  const spawns: StatechartActorRef[] = [];
-  for (const action of new Set(actions)) {
-    const src = SPAWNING_ACTIONS[action];
-    if (src) spawns.push({ id: action, src, machine: refer(path, 'spawn', src) });
-  }
   return {
     path,
     key: node.key,
@@ -179,9 +109,8 @@ function describeState(node: AnyStateNode, refer: (state: string, how: 'invoke' 
     initial: initialOf(node),
     entry,
     invokes,
-    spawns,
     transitions,
-    states: Object.values(node.states).map((child) => describeState(child, refer)),
+    states: Object.values(node.states).map(describeState),
   };
 }
 
@@ -295,27 +224,14 @@ export function activePaths(value: unknown, prefix = ''): string[] {
 
 // ── Mermaid ──────────────────────────────────────────────────────────────────────────────────
 
-/** A Mermaid id: unique across machines, so `clip.done` and `pipeline.done` stay apart. */
-function mermaidId(machine: StatechartMachine, path: string, isRoot: boolean): string {
-  const local = path.replace(/\./g, '_');
-  return isRoot ? local : `${machine.id}_${local}`;
+/** A Mermaid id: the state's path, with `_` for the dots Mermaid does not take. */
+function mermaidId(path: string): string {
+  return path.replace(/\./g, '_');
 }
 
 function mermaidText(text: string): string {
   // `:`, `;` and `#` end or break a Mermaid statement; keep labels on one clean line.
   return text.replace(/[;#]/g, ' ').replace(/:/g, '∶').replace(/\s+/g, ' ').trim();
-}
-
-/** `invoked by FFMPEG0, LIBROSA · invoked by clip compressing · spawned by DETECT.detecting` */
-export function describeUses(uses: readonly StatechartUse[], root: string): string {
-  const groups = new Map<string, string[]>();
-  for (const use of uses) {
-    const head = `${use.how === 'spawn' ? 'spawned' : 'invoked'} by${use.machine === root ? '' : ` ${use.machine}`}`;
-    const list = groups.get(head) ?? [];
-    if (!list.includes(use.state)) list.push(use.state);
-    groups.set(head, list);
-  }
-  return [...groups].map(([head, states]) => `${head} ${states.join(', ')}`).join(' · ');
 }
 
 export interface StatechartEdge {
@@ -355,74 +271,60 @@ export function edgeContainer(source: string, target: string): string {
 }
 
 /**
- * A Mermaid `stateDiagram-v2` of the pipeline, with each child machine drawn as a composite
- * state of its own. Transitions read `event [guard]`; targetless ones are self-loops. Edges
+ * A Mermaid `stateDiagram-v2` of the pipeline. Transitions read `event [guard]`; targetless ones are self-loops. Edges
  * are written in the composite that holds both ends, and composites referenced by edges keep
  * their plain id, the two forms Mermaid lays out reliably.
  */
 export function toMermaid(chart: Statechart): string {
   const lines: string[] = ['stateDiagram-v2'];
-  const [main, ...children] = chart.machines;
-  if (!main) return `${lines.join('\n')}\n`;
+  for (const machine of chart.machines) emitMachine(machine, lines);
+  return `${lines.join('\n')}\n`;
+}
 
-  const emitMachine = (machine: StatechartMachine, isRoot: boolean, indent: string, note: string | null) => {
-    const id = (path: string) => mermaidId(machine, path, isRoot);
-    const edges = new Map<string, string[]>();
-    const addEdge = (container: string, edge: string) => {
-      const list = edges.get(container) ?? [];
-      list.push(edge);
-      edges.set(container, list);
-    };
-    if (machine.initial) addEdge('', `[*] --> ${id(machine.initial)}`);
-    for (const state of allStates(machine.states)) {
-      const parent = state.path.split('.').slice(0, -1).join('.');
-      if (state.type === 'final') addEdge(parent, `${id(state.path)} --> [*]`);
-    }
-    const anyId = id('any_state');
-    // One edge per pair of states, its triggers joined: parallel edges pile their labels up.
-    for (const edge of groupEdges(machine)) {
-      const from = edge.source === '' ? anyId : id(edge.source);
-      // A targetless transition on the root stays in whatever state the machine is in.
-      const to = edge.target === '' ? anyId : id(edge.target);
-      const container = edge.source === '' ? '' : edgeContainer(edge.source, edge.target);
-      addEdge(container, `${from} --> ${to} : ${mermaidText(edge.labels.join(', '))}`);
-    }
+function emitMachine(machine: StatechartMachine, lines: string[]): void {
+  const indent = '  ';
+  const id = mermaidId;
+  const edges = new Map<string, string[]>();
+  const addEdge = (container: string, edge: string) => {
+    const list = edges.get(container) ?? [];
+    list.push(edge);
+    edges.set(container, list);
+  };
+  if (machine.initial) addEdge('', `[*] --> ${id(machine.initial)}`);
+  for (const state of allStates(machine.states)) {
+    const parent = state.path.split('.').slice(0, -1).join('.');
+    if (state.type === 'final') addEdge(parent, `${id(state.path)} --> [*]`);
+  }
+  const anyId = id('any_state');
+  // One edge per pair of states, its triggers joined: parallel edges pile their labels up.
+  for (const edge of groupEdges(machine)) {
+    const from = edge.source === '' ? anyId : id(edge.source);
+    // A targetless transition on the root stays in whatever state the machine is in.
+    const to = edge.target === '' ? anyId : id(edge.target);
+    const container = edge.source === '' ? '' : edgeContainer(edge.source, edge.target);
+    addEdge(container, `${from} --> ${to} : ${mermaidText(edge.labels.join(', '))}`);
+  }
 
-    const emitStates = (states: readonly StatechartState[], container: string, pad: string) => {
-      for (const state of states) {
-        const sid = id(state.path);
-        const display = mermaidText(state.key);
-        if (state.states.length > 0) {
-          lines.push(sid === display ? `${pad}state ${sid} {` : `${pad}state "${display}" as ${sid} {`);
-          if (state.initial) lines.push(`${pad}  [*] --> ${id(state.initial)}`);
-          emitStates(state.states, state.path, `${pad}  `);
-          lines.push(`${pad}}`);
-          continue;
-        }
-        lines.push(`${pad}state "${display}" as ${sid}`);
-        if (state.description) lines.push(`${pad}${sid} : ${mermaidText(state.description)}`);
-        for (const inv of state.invokes) lines.push(`${pad}${sid} : invoke ${mermaidText(inv.src)}${inv.src !== inv.id ? ` (${mermaidText(inv.id)})` : ''}`);
-        for (const sp of state.spawns) lines.push(`${pad}${sid} : ${mermaidText(sp.id)} spawns ${mermaidText(sp.src)}`);
+  const emitStates = (states: readonly StatechartState[], container: string, pad: string) => {
+    for (const state of states) {
+      const sid = id(state.path);
+      const display = mermaidText(state.key);
+      if (state.states.length > 0) {
+        lines.push(sid === display ? `${pad}state ${sid} {` : `${pad}state "${display}" as ${sid} {`);
+        if (state.initial) lines.push(`${pad}  [*] --> ${id(state.initial)}`);
+        emitStates(state.states, state.path, `${pad}  `);
+        lines.push(`${pad}}`);
+        continue;
       }
-      for (const edge of edges.get(container) ?? []) lines.push(`${pad}${edge}`);
-    };
-
-    if (machine.transitions.length > 0) lines.push(`${indent}state "any state" as ${anyId}`);
-    emitStates(machine.states, '', indent);
-    if (note && machine.initial) {
-      lines.push(`${indent}note right of ${id(machine.initial)}`);
-      lines.push(`${indent}  ${mermaidText(note)}`);
-      lines.push(`${indent}end note`);
+      lines.push(`${pad}state "${display}" as ${sid}`);
+      if (state.description) lines.push(`${pad}${sid} : ${mermaidText(state.description)}`);
+      for (const inv of state.invokes) lines.push(`${pad}${sid} : invoke ${mermaidText(inv.src)}${inv.src !== inv.id ? ` (${mermaidText(inv.id)})` : ''}`);
     }
+    for (const edge of edges.get(container) ?? []) lines.push(`${pad}${edge}`);
   };
 
-  emitMachine(main, true, '  ', null);
-  for (const child of children) {
-    lines.push(`  state "${mermaidText(`${child.id} machine`)}" as ${child.id}_machine {`);
-    emitMachine(child, false, '    ', describeUses(child.used_by, main.id));
-    lines.push('  }');
-  }
-  return `${lines.join('\n')}\n`;
+  if (machine.transitions.length > 0) lines.push(`${indent}state "any state" as ${anyId}`);
+  emitStates(machine.states, '', indent);
 }
 
 const MERMAID_BLOCK = /```mermaid\n[\s\S]*?```/;

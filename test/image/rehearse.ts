@@ -1,9 +1,9 @@
 /**
  * The container image, rehearsed without Docker: the Dockerfile's build stage (its install,
- * compile and prune commands, with the same flags) in a scratch directory, its runtime stage's
- * files only (package.json, node_modules, dist), then what the image runs:
+ * compile, page-script bundle and prune commands, with the same flags) in a scratch directory, its
+ * runtime stage's files only (package.json, node_modules, dist), then what the image runs:
  * `node dist/cli/main.js --help`, `node dist/cli/main.js serve` completing one request through
- * HTTP against the scripted test gateway, and `dist/handler.js` loaded by a stand-in of the
+ * HTTP against the scripted test gateway and showing its page with the bundled script, and `dist/handler.js` loaded by a stand-in of the
  * OpenFaaS Node template's index.js completing another.
  *
  * Then the stage image (Dockerfile.stages), as rehearse-stages.ts describes.
@@ -31,10 +31,11 @@ const CLIPS = 3;
 const BUILD_STEPS = [
   'npm ci --omit=optional --ignore-scripts --no-audit --no-fund',
   'npx tsc -p tsconfig.build.json',
+  'node scripts/bundle-browser.mjs',
   'npm prune --omit=dev --omit=optional --no-audit --no-fund',
 ];
 /** What the build stage copies in, and what the runtime stage keeps of it. */
-const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src'];
+const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src'];
 const RUNTIME_KEEPS = ['package.json', 'node_modules', 'dist'];
 /** The optional packages the image leaves out; their absence is what the rehearsal is about. */
 const LEFT_OUT = ['@ffmpeg-installer/linux-x64', '@ffprobe-installer/linux-x64', 'onnxruntime-node'];
@@ -188,6 +189,15 @@ async function completeOneRequest(base: string, requestId: string, what: string)
   }
 }
 
+/** The request's page, with the script the build bundled (dist/ui/browser/) inlined. */
+async function requestPageHasItsScript(base: string, requestId: string): Promise<void> {
+  const res = await fetch(`${base}/ui/requests/${requestId}`, { headers: { authorization: `Bearer ${API_TOKEN}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const html = await res.text();
+  if (res.status !== 200 || !html.includes('critical path: ')) {
+    throw new StepFailed(`GET /ui/requests/${requestId} answered ${res.status} without the page's script: ${html.slice(0, 500)}`);
+  }
+}
+
 async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: string): Promise<void> {
   step(`${tag}: node dist/cli/main.js --help`);
   const help = await run(`"${node}" dist/cli/main.js --help`, dir, env);
@@ -216,6 +226,7 @@ async function smokeCli(node: string, dir: string, env: NodeJS.ProcessEnv, tag: 
   });
   try {
     await completeOneRequest(server.url, `image-serve-${tag.replace(/\W/g, '-')}`, 'fave serve');
+    await requestPageHasItsScript(server.url, `image-serve-${tag.replace(/\W/g, '-')}`);
   } catch (err) {
     server.child.kill('SIGKILL');
     if (err instanceof StepFailed) err.message += `\nserver output:\n${server.output()}`;

@@ -38,7 +38,7 @@ function nextSignal(): Promise<NodeJS.Signals> {
 }
 
 /**
- * `fave serve`: the HTTP API of DESIGN §8 until SIGINT/SIGTERM. On a signal it stops accepting,
+ * `fave serve`: the HTTP API of `docs/api.md` until SIGINT/SIGTERM. On a signal it stops accepting,
  * stops driving its requests without changing their state (they stay resumable, by
  * `RESUME_ON_START=true` on the next start or `fave resume`), and answers waiting callers 503.
  */

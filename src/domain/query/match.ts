@@ -1,7 +1,7 @@
 import type { Match, MatchReason } from '../result.ts';
 import { cocoLabelForTerm } from './coco.ts';
 
-/** Query matching (DESIGN §5): the words of a search query against what each clip holds. */
+/** Query matching (`docs/api.md`, the answer's `matches`): the words of a search query against what each clip holds. */
 
 export const DEFAULT_MIN_CONFIDENCE = 0.5;
 

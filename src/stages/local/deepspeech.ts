@@ -6,9 +6,13 @@ import { probeMedia } from './probe.ts';
 import { transcribe } from './speech.ts';
 import { CLIP_VIDEO_NAMES, clipName, defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { FFMPEG_QUIET, ToolFailure, runTool } from './tools.ts';
+import { NO_SPEECH_ENGINE } from '../../domain/notes.ts';
 
-/** What the orchestrator reads as "no transcript" (DESIGN §3), with the reason after the colon. */
-export const NO_ENGINE_TRANSCRIPT = 'Dummy transcript: no speech engine configured';
+/**
+ * What the orchestrator reads as "no transcript": the `Dummy transcript` prefix FAVE's stages
+ * write when they have no speech to give, with the reason after the colon.
+ */
+export const NO_ENGINE_TRANSCRIPT = `Dummy transcript: ${NO_SPEECH_ENGINE}`;
 /** A clip whose audio peaks below SILENCE_DB: a stretch without speech, no engine is asked. */
 export const SILENT_CLIP_TRANSCRIPT = 'Dummy transcript: no speech in this clip (a silent stretch)';
 /** A clip whose video has no audio stream at all: nothing to listen to, no engine is asked. */

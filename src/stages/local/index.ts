@@ -21,7 +21,7 @@ export interface LocalStagesOptions extends LocalStageSettingsInput {
   store: Store;
   /** Where settings not given here are read from (default: the process environment). */
   env?: NodeJS.ProcessEnv;
-  /** Function names by stage; the defaults are DESIGN §2's. */
+  /** Function names by stage; the defaults are the deployed FAVE functions' (`stage-ffmpeg-0` …). */
   stageNames?: Partial<Record<StageKey, string>>;
   /** Parent of the per-call temp dirs; the system's temp dir by default. */
   workRoot?: string;
@@ -35,7 +35,7 @@ const warmUpByStages = new WeakMap<LocalStages, () => void>();
 
 /**
  * The whole pipeline's stage functions, in-process: each takes a StageRequest and answers the
- * stage response JSON of DESIGN §3, reading and writing artifacts in `store`. Settings not given
+ * stage response JSON of the stage contract (`src/transport/contract.ts`, `docs/stages.md`), reading and writing artifacts in `store`. Settings not given
  * here come from the environment (FAVE_FRAME_FPS, FAVE_SPEECH_COMMAND, FAVE_DETECTOR_MODEL,
  * FAVE_DETECTOR_CONFIDENCE, FAVE_DETECTOR_WORKERS); invalid ones fail here with BAD_CONFIG.
  */

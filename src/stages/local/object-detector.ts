@@ -3,10 +3,11 @@ import type { DetectionDocument } from './detection.ts';
 import { DetectorFailure, type DetectorPool } from './detector-pool.ts';
 import { clipName, defineStage, type StageEnvironment, frameName, StageRejection, type LocalStageFunction, type StageContext } from './stage-kit.ts';
 import { ToolFailure } from './tools.ts';
+import { NO_DETECTOR_MODEL_NOTE } from '../../domain/notes.ts';
 
 export type { DetectionDocument } from './detection.ts';
 
-export const NO_MODEL_NOTE = 'no detector model configured (set FAVE_DETECTOR_MODEL)';
+export const NO_MODEL_NOTE = NO_DETECTOR_MODEL_NOTE;
 
 export interface DetectorSettings {
   /** The ONNX model (`modelPath`), the COCO detector on tfjs, or none. */

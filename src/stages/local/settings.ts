@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
+import { zodIssue } from '../../lib/zod-issue.ts';
 
 /** Settings of the local stages. Options given in code win over the environment. */
 export interface LocalStageSettings {
@@ -92,8 +93,8 @@ export function findPocketsphinx(env: NodeJS.ProcessEnv = process.env): string |
 export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_') && v !== '')));
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FaveFailure(faveError('BAD_CONFIG', `${String(issue.path[0])} is invalid: ${issue.message}`));
+    const issue = zodIssue(parsed.error);
+    throw new FaveFailure(faveError('BAD_CONFIG', `${issue.path ?? 'environment'} is invalid: ${issue.message}`, { field: issue.path ?? 'environment' }));
   }
   const e = parsed.data;
   const detectorModel = input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel;

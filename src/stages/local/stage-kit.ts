@@ -25,7 +25,7 @@ export interface LocalStageMetrics {
   extra: Record<string, unknown>;
 }
 
-/** The stage response (DESIGN §3) exactly as a local stage answers it. */
+/** The stage response (`src/transport/contract.ts`) exactly as a local stage answers it. */
 export interface LocalStageResponse {
   request_id: string;
   stage: string;
