@@ -12,7 +12,7 @@ import { describeProfile, loadConfig } from '../src/config/config.ts';
 import { loadRequestPage } from '../src/ui/view.ts';
 import { runFave } from './support/child.ts';
 import { createMetrics } from '../src/server/metrics.ts';
-import { OpenFaasSystemClient, SystemApiError } from '../src/transport/openfaas-system.ts';
+import { OpenFaasSystemClient, type SystemApiError } from '../src/transport/openfaas-system.ts';
 
 /**
  * Pre-warming against the gateway's replica model: every function starts at zero replicas; a

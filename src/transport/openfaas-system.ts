@@ -94,7 +94,8 @@ export class OpenFaasSystemClient {
 /** The body as text, refused past `limit` bytes (a function list is small; anything larger is not one). */
 async function readCapped(response: Response, limit: number): Promise<string> {
   if (!response.body) return '';
-  const reader = response.body.getReader();
+  // The fetch typings leave the chunk type open; a fetch body yields bytes.
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
