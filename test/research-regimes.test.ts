@@ -48,7 +48,10 @@ beforeAll(async () => {
   });
   let stdout = '';
   serve.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\//m.exec(stdout), { timeoutMs: 30_000, message: () => `fave serve prints where it listens (${stdout})` });
+  const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\//m.exec(stdout), {
+    timeoutMs: 30_000,
+    message: () => `fave serve prints where it listens (${stdout})`,
+  });
   serveUrl = line[1]!;
 }, 60_000);
 
@@ -66,10 +69,32 @@ interface StageFigures {
 }
 
 /** `fave load` with the regime flag, then `fave analyze --json` on the file it wrote. */
-async function loadAndAnalyze(regime: '--cold' | '--warm', profile: string, requests: number, out: string): Promise<{ succeeded: number; requests: number; stages: Record<string, StageFigures> }> {
+async function loadAndAnalyze(
+  regime: '--cold' | '--warm',
+  profile: string,
+  requests: number,
+  out: string,
+): Promise<{ succeeded: number; requests: number; stages: Record<string, StageFigures> }> {
   const env = { LOG_LEVEL: 'warn', OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'), OPENFAAS_USERNAME: ADMIN.user, OPENFAAS_PASSWORD: ADMIN.password };
   const load = await runFave(
-    ['load', '--target', serveUrl, '--video', join(dir, 'street.mp4'), '--regime', 'burst', '--requests', String(requests), '--profile', profile, regime, '--gateway', gateway.url, '--out', join(dir, out)],
+    [
+      'load',
+      '--target',
+      serveUrl,
+      '--video',
+      join(dir, 'street.mp4'),
+      '--regime',
+      'burst',
+      '--requests',
+      String(requests),
+      '--profile',
+      profile,
+      regime,
+      '--gateway',
+      gateway.url,
+      '--out',
+      join(dir, out),
+    ],
     env,
   ).exit;
   expect(load.code, load.stderr).toBe(0);
