@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { FIGURE_NAMES, fanoutLabel } from '../bench/report.ts';
+import { FIGURE_NAMES, fanoutLabel, invocationsOf } from '../bench/report.ts';
+import type { ColdstartFigures } from '../bench/scenarios/coldstart.ts';
 import { SMOKE } from '../bench/sizes.ts';
 
 const run = promisify(execFile);
@@ -26,14 +27,33 @@ describe('npm run bench', () => {
     expect(report.details).toMatchObject({
       overhead: expect.any(Object),
       fanout: expect.any(Object),
+      async: expect.any(Object),
       versus: expect.any(Object),
       scaling: expect.any(Object),
+      sweep: { finished: SMOKE.sweep.finished, running: SMOKE.sweep.running },
+      coldstart: { cold_start_ms: SMOKE.coldstart.coldStartMs, clips: SMOKE.coldstart.clips, burst: SMOKE.coldstart.burst },
     });
+    // Cold starts: the three pre-warming modes, each with every figure measured.
+    const coldstart = (report.details as { coldstart: ColdstartFigures }).coldstart;
+    expect(coldstart.modes.map((m) => m.mode)).toEqual(['off', 'speculative', 'just-in-time']);
+    for (const mode of coldstart.modes) {
+      for (const [key, value] of Object.entries(mode)) {
+        if (typeof value === 'number') expect(Number.isFinite(value), `coldstart ${mode.mode} ${key} = ${value}`).toBe(true);
+      }
+      // Pre-warming changes when replicas start, never how many stage calls a request makes.
+      expect(mode.invocations_warm, mode.mode).toBe(invocationsOf(SMOKE.coldstart));
+      expect(mode.invocations_cold, mode.mode).toBe(invocationsOf(SMOKE.coldstart));
+    }
+    // Without pre-warming, every function scaled to zero meets a cold start.
+    const off = coldstart.modes[0]!;
+    for (const [stage, cold] of Object.entries(off.cold_calls_by_stage)) expect(cold, `off: cold calls of ${stage}`).toBeGreaterThanOrEqual(1);
     // The table (on stderr with --json) judges nothing against the full-size targets and names
     // the workload by the size it ran.
     expect(stderr).not.toMatch(/MISSED|\bmet\b/);
     expect(stderr).toContain('not judged in smoke');
     expect(stderr).toContain(`ideal ÷ measured wall time, ${fanoutLabel(SMOKE)}`);
     expect(stderr).not.toMatch(/13k|13,003/);
+    expect(stderr).toContain('sweep: none running');
+    expect(stderr).toContain('coldstart: penalty ms');
   }, 150_000);
 });

@@ -263,6 +263,12 @@ describe('fave analyze on the command line', () => {
         expect(box?.width ?? 0, id).toBeGreaterThan(100);
         expect(box?.height ?? 0, id).toBeGreaterThan(100);
       }
+      // The grouped bars take their step per stage, not per run's bar: drawn at their own size
+      // they fit a screen, so the page does not have to shrink them past reading.
+      for (const id of ['stage-time', 'cold-starts', 'stage-cost']) {
+        const width = Number(await page.locator(`#${id} svg`).getAttribute('width'));
+        expect(width, id).toBeLessThanOrEqual(7 * (14 * CASES.length + 10) + 400);
+      }
       // Every run with successes is a series of the latency chart: its name is in the legend.
       const legend = await page.locator('#latency-cdf svg').textContent();
       for (const c of CASES.filter((k) => k.successes > 0)) expect(legend).toContain(c.name);

@@ -7,6 +7,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { arrivalOffsets } from '../src/research/arrivals.ts';
 import { runLoad, uploadVideo, type LoadOptions } from '../src/research/load.ts';
 import { scaleAndWait } from '../src/research/openfaas-system.ts';
+import { OpenFaasSystemClient } from '../src/transport/openfaas-system.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { analyzeRecords } from '../src/research/analyze.ts';
 import { ResultsFileSchema } from '../src/research/results-file.ts';
@@ -239,14 +240,17 @@ describe('the OpenFaaS system API client', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: get![1], image: 'x', replicas: fn.replicas, availableReplicas: fn.available, invocationCount: 0 }));
     });
     const pending: string[][] = [];
-    await scaleAndWait({ gatewayUrl, auth: { user: 'admin', password: 'pw' } }, ['stage-ffmpeg-0', 'stage-librosa'], 0, { timeoutMs: 10_000, everyMs: 5, onPoll: (p) => pending.push(p) });
+    const admin = new OpenFaasSystemClient({ gatewayUrl, auth: { user: 'admin', password: 'pw' } });
+    await scaleAndWait(admin, ['stage-ffmpeg-0', 'stage-librosa'], 0, { timeoutMs: 10_000, everyMs: 5, onPoll: (p) => pending.push(p) });
     expect(calls.slice(0, 2)).toEqual(['POST /system/scale-function/stage-ffmpeg-0', 'POST /system/scale-function/stage-librosa']);
     expect(pending.at(-1)).toEqual([]);
     expect(pending[0]).toEqual(['stage-ffmpeg-0', 'stage-librosa']);
     expect([...replicas.values()].map((f) => [f.replicas, f.available])).toEqual([[0, 0], [0, 0]]);
 
-    await expect(scaleAndWait({ gatewayUrl, auth: null }, ['stage-librosa'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 401.*OPENFAAS_USERNAME/);
-    await expect(scaleAndWait({ gatewayUrl, auth: { user: 'admin', password: 'pw' } }, ['stage-nope'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 404/);
+    const anonymous = new OpenFaasSystemClient({ gatewayUrl, auth: null });
+    await expect(scaleAndWait(anonymous, ['stage-librosa'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 401.*OPENFAAS_USERNAME/);
+    await expect(scaleAndWait(admin, ['stage-nope'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 404: function stage-nope not found/);
+    await expect(scaleAndWait(admin, ['stage-nope'], 1, { timeoutMs: 1000 })).rejects.toMatchObject({ error: { code: 'STAGE_NOT_FOUND', http_status: 404 } });
   });
 });
 

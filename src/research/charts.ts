@@ -57,7 +57,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
   const color = { field: 'run', type: 'nominal', title: 'run' } as const;
   const groupedBars = (field: string, title: string, counts = false): TopLevelSpec => ({
     config: CONFIG,
-    width: { step: 14 * Math.max(1, runs.length) + 10 },
+    width: { step: 14 * Math.max(1, runs.length) + 10, for: 'position' },
     height: 220,
     data: { values: stages },
     mark: { type: 'bar', tooltip: true },
@@ -92,7 +92,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
       caption: 'Median duration each stage reports for its calls (metrics.duration_ms), per run; the tick marks the P90.',
       spec: {
         config: CONFIG,
-        width: { step: 14 * Math.max(1, runs.length) + 10 },
+        width: { step: 14 * Math.max(1, runs.length) + 10, for: 'position' },
         height: 220,
         data: { values: stages },
         encoding: {

@@ -1,74 +1,29 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
 import { faveError, FaveFailure } from '../domain/errors.ts';
+import { SystemApiError, type FunctionStatus, type OpenFaasSystemClient } from '../transport/openfaas-system.ts';
 
 /**
- * The OpenFaaS gateway's system API, for setting a replica regime before a run:
- * `POST /system/scale-function/{name}` with `{serviceName, replicas}`, then
- * `GET /system/function/{name}` until it reports that many replicas. Both need the gateway's
- * admin login (basic auth).
+ * Setting a replica regime before a run, through the same system API client pre-warming uses:
+ * every function is scaled, then polled until it reports the target. A run must not start in a
+ * regime other than the one its results file names, so here (unlike pre-warming) a refusal stops
+ * the run.
  */
 
-export interface SystemApi {
-  /** The gateway's base URL, e.g. http://127.0.0.1:8080. */
-  gatewayUrl: string;
-  auth: { user: string; password: string } | null;
-  /** Per HTTP call (default 10 s). */
-  callTimeoutMs?: number;
-}
-
-const FunctionStatusSchema = z.looseObject({
-  name: z.string(),
-  replicas: z.number().int().nullish(),
-  availableReplicas: z.number().int().nullish(),
-});
-export type FunctionStatus = z.infer<typeof FunctionStatusSchema>;
-
-function headers(api: SystemApi, json: boolean): Record<string, string> {
-  const h: Record<string, string> = json ? { 'content-type': 'application/json' } : {};
-  if (api.auth) h.authorization = `Basic ${Buffer.from(`${api.auth.user}:${api.auth.password}`).toString('base64')}`;
-  return h;
-}
-
-async function call(api: SystemApi, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
-  const url = `${api.gatewayUrl.replace(/\/+$/, '')}${path}`;
-  try {
-    return await fetch(url, {
-      method,
-      headers: headers(api, body !== undefined),
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(api.callTimeoutMs ?? 10_000),
-    });
-  } catch (err) {
-    throw new FaveFailure(faveError('STAGE_TRANSPORT', `${method} ${path}: the gateway did not answer (${(err as Error).message})`));
-  }
-}
-
-async function refusal(response: Response, what: string): Promise<FaveFailure> {
-  const text = (await response.text().catch(() => '')).slice(0, 300).trim();
-  const hint = response.status === 401 || response.status === 403 ? ' (give the gateway admin login: --gateway-user/--gateway-password or OPENFAAS_USERNAME/OPENFAAS_PASSWORD)' : '';
-  const code = response.status === 404 ? 'STAGE_NOT_FOUND' : 'STAGE_HTTP_ERROR';
-  return new FaveFailure(faveError(code, `${what}: the gateway answered HTTP ${response.status}${text ? ` ${text}` : ''}${hint}`, { http_status: response.status }));
-}
-
-export async function functionStatus(api: SystemApi, name: string): Promise<FunctionStatus> {
-  const response = await call(api, 'GET', `/system/function/${encodeURIComponent(name)}`);
-  if (!response.ok) throw await refusal(response, `GET /system/function/${name}`);
-  const parsed = FunctionStatusSchema.safeParse(await response.json().catch(() => null));
-  if (!parsed.success) throw new FaveFailure(faveError('STAGE_CONTRACT', `GET /system/function/${name}: not a function status (${parsed.error.issues[0]?.message ?? 'unreadable'})`));
-  return parsed.data;
-}
-
-export async function scaleFunction(api: SystemApi, name: string, replicas: number): Promise<void> {
-  const response = await call(api, 'POST', `/system/scale-function/${encodeURIComponent(name)}`, { serviceName: name, replicas });
-  // Drained so the connection can be reused; a scale call needs no answer body.
-  await response.arrayBuffer().catch(() => undefined);
-  if (!response.ok) throw await refusal(response, `POST /system/scale-function/${name}`);
-}
-
-/** Whether a function reports the target: both its desired and its available replicas. */
+/**
+ * Whether a function reports the target: its desired and its available replicas. A gateway that
+ * does not report `availableReplicas` is taken at its desired count.
+ */
 export function atTarget(status: FunctionStatus, replicas: number): boolean {
-  return (status.replicas ?? 0) === replicas && (status.availableReplicas ?? 0) === replicas;
+  return status.replicas === replicas && (status.availableReplicas ?? status.replicas) === replicas;
+}
+
+/** The system API's refusal as a typed error, saying which login a 401/403 wants. */
+function asFailure(err: unknown): FaveFailure {
+  if (!(err instanceof SystemApiError)) return new FaveFailure(faveError('STAGE_TRANSPORT', err instanceof Error ? err.message : String(err)));
+  if (err.status === null) return new FaveFailure(faveError('STAGE_TRANSPORT', `${err.message}: the gateway did not answer`));
+  const hint = err.status === 401 || err.status === 403 ? ' (give the gateway admin login: OPENFAAS_USERNAME/OPENFAAS_PASSWORD, or the basic-auth secrets)' : '';
+  const code = err.status === 404 ? 'STAGE_NOT_FOUND' : err.status === 200 ? 'STAGE_CONTRACT' : 'STAGE_HTTP_ERROR';
+  return new FaveFailure(faveError(code, `${err.message}${hint}`, { http_status: err.status }));
 }
 
 /**
@@ -76,24 +31,28 @@ export function atTarget(status: FunctionStatus, replicas: number): boolean {
  * for at most `timeoutMs`; fails naming the functions still away from the target.
  */
 export async function scaleAndWait(
-  api: SystemApi,
+  client: OpenFaasSystemClient,
   names: readonly string[],
   replicas: number,
   options: { timeoutMs: number; everyMs?: number; onPoll?: (pending: string[]) => void },
 ): Promise<void> {
-  for (const name of names) await scaleFunction(api, name, replicas);
-  const deadline = Date.now() + options.timeoutMs;
-  let pending = [...names];
-  for (;;) {
-    const statuses = await Promise.all(pending.map(async (name) => ({ name, status: await functionStatus(api, name) })));
-    const away = statuses.filter(({ status }) => !atTarget(status, replicas));
-    pending = away.map(({ name }) => name);
-    options.onPoll?.(pending);
-    if (pending.length === 0) return;
-    if (Date.now() > deadline) {
-      const detail = away.map(({ name, status }) => `${name} (replicas ${status.replicas ?? '?'}, available ${status.availableReplicas ?? '?'})`).join(', ');
-      throw new FaveFailure(faveError('STAGE_TIMEOUT', `not at ${replicas} replicas after ${Math.round(options.timeoutMs / 1000)} s: ${detail}`));
+  try {
+    for (const name of names) await client.scale(name, replicas);
+    const deadline = Date.now() + options.timeoutMs;
+    let pending = [...names];
+    for (;;) {
+      const statuses = await Promise.all(pending.map(async (name) => ({ name, status: await client.getFunction(name) })));
+      const away = statuses.filter(({ status }) => !atTarget(status, replicas));
+      pending = away.map(({ name }) => name);
+      options.onPoll?.(pending);
+      if (pending.length === 0) return;
+      if (Date.now() > deadline) {
+        const detail = away.map(({ name, status }) => `${name} (replicas ${status.replicas}, available ${status.availableReplicas ?? '?'})`).join(', ');
+        throw new FaveFailure(faveError('STAGE_TIMEOUT', `not at ${replicas} replicas after ${Math.round(options.timeoutMs / 1000)} s: ${detail}`));
+      }
+      await sleep(options.everyMs ?? 1000);
     }
-    await sleep(options.everyMs ?? 1000);
+  } catch (err) {
+    throw err instanceof FaveFailure ? err : asFailure(err);
   }
 }

@@ -3,6 +3,8 @@ import { z } from 'zod';
 /**
  * The part of OpenFaaS's gateway system API a scaler needs: a function's replicas and a scale
  * call. `/system/*` takes the gateway's basic auth (its admin user on the Community Edition).
+ * Pre-warming and `fave load --cold/--warm` both call the gateway through this one client, with
+ * the one login `Config.systemAuth`.
  */
 
 /** What `GET /system/function/{name}` answers; unknown fields are ignored. */
@@ -81,7 +83,11 @@ export class OpenFaasSystemClient {
       throw new SystemApiError(`${method} ${path}: ${why}`, null);
     }
     const text = await readCapped(response, MAX_BODY_BYTES).catch(() => '');
-    if (!response.ok) throw new SystemApiError(`${method} ${path} answered HTTP ${response.status}`, response.status);
+    if (!response.ok) {
+      // The gateway's own words (e.g. "function not found") say more than the status; kept short.
+      const said = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+      throw new SystemApiError(`${method} ${path} answered HTTP ${response.status}${said ? `: ${said}` : ''}`, response.status);
+    }
     if (method === 'POST' || text.trim() === '') return null;
     try {
       return JSON.parse(text);

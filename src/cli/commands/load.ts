@@ -7,7 +7,11 @@ import { faveError, toFaveError } from '../../domain/errors.ts';
 import { REGIMES, type Regime } from '../../research/arrivals.ts';
 import { LOAD_LIMITS, resultsFileName, runLoad, uploadVideo, writeResultsFile, type LoadProgress } from '../../research/load.ts';
 import { scaleAndWait } from '../../research/openfaas-system.ts';
+import { OpenFaasSystemClient } from '../../transport/openfaas-system.ts';
 import { EXIT, exitFlushed, fail } from '../shared.ts';
+
+/** Per system API call: a gateway under load answers a scale call slower than pre-warming may wait. */
+const SCALE_CALL_TIMEOUT_MS = 10_000;
 
 function bounded(name: string, min: number, max: number, integer: boolean): (value: string) => number {
   return (value) => {
@@ -47,8 +51,6 @@ interface LoadFlags {
   attempts: number;
   maxDuration: number;
   gateway?: string;
-  gatewayUser?: string;
-  gatewayPassword?: string;
   functions?: string;
   scaleTimeout: number;
 }
@@ -72,9 +74,7 @@ export function registerLoad(program: Command): void {
     .option('--timeout <s>', 'per HTTP attempt, in seconds', bounded('--timeout', 1, 6 * 3600, false), 900)
     .option('--attempts <n>', 'HTTP attempts per request; a retry repeats the request id', bounded('--attempts', 1, LOAD_LIMITS.attempts, true), 3)
     .option('--max-duration <s>', 'the whole run; requests still running then are recorded as failures', bounded('--max-duration', 1, 7 * 24 * 3600, false), 3600)
-    .option('--gateway <url>', 'the OpenFaaS gateway for --cold/--warm (default GATEWAY_URL)', httpUrl)
-    .option('--gateway-user <user>', 'its admin user (default OPENFAAS_USERNAME, else the gateway basic auth)')
-    .option('--gateway-password <password>', 'its admin password (default OPENFAAS_PASSWORD)')
+    .option('--gateway <url>', 'the OpenFaaS gateway for --cold/--warm (default GATEWAY_URL; its admin login: OPENFAAS_USERNAME/OPENFAAS_PASSWORD)', httpUrl)
     .option('--functions <names>', 'the functions --cold/--warm scale, comma-separated (default: the configured stage names)')
     .option('--scale-timeout <s>', 'how long to wait for the replicas', bounded('--scale-timeout', 1, 3600, false), 300)
     .action(async (flags: LoadFlags) => {
@@ -90,14 +90,16 @@ export function registerLoad(program: Command): void {
           if (!profile) fail(faveError('BAD_REQUEST', `--profile: unknown profile "${flags.profile}" (known: ${Object.keys(config.profiles).join(', ')})`));
           const gatewayUrl = flags.gateway ?? config.gatewayUrl;
           if (!gatewayUrl) fail(faveError('BAD_REQUEST', `--${replicas}: give the OpenFaaS gateway (--gateway or GATEWAY_URL)`));
-          const auth = flags.gatewayUser && flags.gatewayPassword ? { user: flags.gatewayUser, password: flags.gatewayPassword } : config.systemAuth;
           const stageNames = Object.entries(config.stageNames)
             .filter(([key]) => key !== 'detector' || config.detectorEnabled)
             .map(([, name]) => name);
           const names = flags.functions ? flags.functions.split(',').map((n) => n.trim()).filter((n) => n !== '') : stageNames;
           const target = replicas === 'cold' ? 0 : profile.replicas.min;
           say(`scaling ${names.length} functions to ${target} replicas…`);
-          await scaleAndWait({ gatewayUrl, auth }, names, target, { timeoutMs: flags.scaleTimeout * 1000 });
+          // A password is never a flag (it would show in the process list): the login is the
+          // orchestrator's own system API login.
+          const client = new OpenFaasSystemClient({ gatewayUrl, auth: config.systemAuth, timeoutMs: SCALE_CALL_TIMEOUT_MS });
+          await scaleAndWait(client, names, target, { timeoutMs: flags.scaleTimeout * 1000 });
         }
         const agent = new Agent({ headersTimeout: flags.timeout * 1000, bodyTimeout: flags.timeout * 1000 });
         const isUri = /^(s3|https?):\/\//i.test(flags.video);
