@@ -105,6 +105,8 @@ export async function measureSweep(ctx: BenchContext): Promise<SweepFigures> {
     for (let i = 0; i < running; i++) {
       const id = `running-${i}`;
       await write(requestKeys.state(id), stateText.replaceAll('sweep-template', id));
+      // As a finishing owner does: listed first, then the marker goes (src/persistence/request-index.ts).
+      await write(indexKeys.listed(now, id), JSON.stringify({ ...entry, request_id: id, started_at: now }));
       await store.delete({ bucket: BUCKET, key: indexKeys.running(id) });
     }
     const idle = worst([await sweep(), await sweep(), await sweep()]);
