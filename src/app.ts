@@ -9,7 +9,7 @@ import type { StageTransport } from './transport/transport.ts';
 import { AsyncStageCaller } from './transport/async-transport.ts';
 import { CallbackInbox } from './transport/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
-import { startOrphanSweeps, type OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
+import type { OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
 import { startDebrisSweeps, type DebrisSweeps } from './persistence/debris.ts';
 import { importLocalStages } from './stages/load-local.ts';
 import { createInspector } from './visualize/inspect.ts';
@@ -65,7 +65,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     transport,
     orchestrator,
     startOrphanSweeps() {
-      const started = startOrphanSweeps(orchestrator, { everyMs: config.leaseTtlMs, logger });
+      const started = orchestrator.orphans.start(config.leaseTtlMs);
       sweeps.add(started);
       return {
         async stop() {
