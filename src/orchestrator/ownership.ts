@@ -80,4 +80,3 @@ export class Ownership {
     return { request_id: envelope.request_id, status, result, context };
   }
 }
-
