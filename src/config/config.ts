@@ -4,7 +4,6 @@ import { FaveFailure, faveError } from '../domain/errors.ts';
 import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from '../input/s3-input-rules.ts';
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.ts';
 import { CallModeSchema, RetryPolicySchema, type CallMode } from '../domain/settings.ts';
-import type { CallbackConfig } from '../transport/async-transport.ts';
 import { parseApiTokens, ROLES, type ApiAuth } from './api-tokens.ts';
 import { describeZodIssue, zodIssue } from '../lib/zod-issue.ts';
 
@@ -378,6 +377,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploadTtlMs: e.UPLOAD_TTL_SECONDS === 0 ? null : e.UPLOAD_TTL_SECONDS * 1000,
     staleTempMs: e.STALE_TEMP_AFTER_SECONDS * 1000,
   };
+}
+
+/** Where the gateway's queue-worker calls back async stage calls, and the key of their tokens. */
+export interface CallbackConfig {
+  /** The orchestrator as the queue-worker reaches it, without a trailing slash. */
+  baseUrl: string;
+  /** HMAC key of the callback tokens. Never logged or stored. */
+  secret: string;
 }
 
 /** Async calls need somewhere to be called back and a key for their tokens; refused at start without them. */
