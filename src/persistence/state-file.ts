@@ -73,14 +73,7 @@ export const StateEnvelopeSchema = z.object({
 export type StateEnvelope = z.infer<typeof StateEnvelopeSchema>;
 
 /** The envelope of a snapshot: the summary fields are read from it. */
-export function buildEnvelope(parts: {
-  request_id: string;
-  seq: number;
-  created_at: number;
-  updated_at: number;
-  lease: Lease | null;
-  snapshot: PersistedSnapshot;
-}): StateEnvelope {
+export function buildEnvelope(parts: { request_id: string; seq: number; created_at: number; updated_at: number; lease: Lease | null; snapshot: PersistedSnapshot }): StateEnvelope {
   const { snapshot } = parts;
   return {
     format: STATE_FORMAT,
@@ -113,7 +106,8 @@ export interface SnapshotSource<S extends { context: PipelineContext }> {
 export function persistedSnapshotOf<S extends { context: PipelineContext }>(actor: SnapshotSource<S>): PersistedSnapshot {
   const snapshot = actor.getSnapshot();
   // XState types every persisted snapshot as its generic Snapshot; this machine's has the shape above.
-  const persisted = actor.logic.getPersistedSnapshot({ ...snapshot, context: {} as PipelineContext }) as Pick<PersistedSnapshot, 'status' | 'value' | 'children'> & Snapshot<unknown>;
+  const persisted = actor.logic.getPersistedSnapshot({ ...snapshot, context: {} as PipelineContext }) as Pick<PersistedSnapshot, 'status' | 'value' | 'children'> &
+    Snapshot<unknown>;
   return { ...persisted, context: snapshot.context };
 }
 
