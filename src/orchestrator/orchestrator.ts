@@ -138,7 +138,7 @@ export class Orchestrator {
       concurrency: config.orphanResumeConcurrency,
       fullScanEveryMs: config.indexFullScanIntervalMs,
       ready: () => this.init(),
-      takeOver: (envelope, etag) => this.registry.once(envelope.request_id, () => this.launch(envelope, etag, false, 'leave')),
+      takeOver: (envelope, etag) => this.once(envelope.request_id, () => this.launch(envelope, etag, false, 'leave')),
       ...(logger ? { logger } : {}),
     });
     this.storeFaults = new StoreFaultRetries({
