@@ -30,7 +30,7 @@ const failure = { code: 'STAGE_REPORTED_ERROR' as const, message: 'bad input', a
 function callOutput(id: string, stage: string, facts: unknown, ok: boolean) {
   return {
     type: `xstate.done.actor.${id}`,
-    output: { task_id: id, stage, clip_index: null, frame_index: null, facts: ok ? facts : null, error: ok ? null : failure, records: [record(stage)] },
+    output: { task_id: id, step: stage, clip_index: null, frame_index: null, facts: ok ? facts : null, error: ok ? null : failure, records: [record(stage)] },
   };
 }
 
@@ -76,7 +76,7 @@ function pipelineEvents(clipCount: number) {
               results: [
                 {
                   clip_index: clip.index,
-                  stage,
+                  step: stage,
                   facts: ok ? facts : null,
                   error: ok ? null : { ...failure, stage: `stage-${stage}`, clip_index: clip.index },
                   records: [record(`stage-${stage}`)],
