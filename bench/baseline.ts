@@ -2,7 +2,8 @@ import { Agent, request } from 'undici';
 import { StageResponseSchema, type StageResponse } from '../src/transport/contract.ts';
 import { inputExtension } from '../src/input/import.ts';
 import { formatS3Uri, parseS3Uri, requestKeys, type ObjectLocation, type Store } from '../src/persistence/store.ts';
-import { buildStageRequest, extractFacts } from '../src/transport/stage-facts.ts';
+import { extractFacts } from '../src/transport/stage-facts.ts';
+import { buildStageRequest } from '../src/transport/contract.ts';
 import { describeZodIssue } from '../src/lib/zod-issue.ts';
 import { DEFAULT_STAGE_NAMES, type StageKey, type StageFacts } from '../src/domain/stage.ts';
 

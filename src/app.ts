@@ -2,14 +2,14 @@ import type { Logger } from 'pino';
 import { loadConfig, type Config } from './config/config.ts';
 import { createLogger } from './lib/logger.ts';
 import { Orchestrator } from './orchestrator/orchestrator.ts';
-import { openStore } from './config/open-store.ts';
 import type { Store } from './persistence/store.ts';
+import { FsStore } from './persistence/fs-store.ts';
 import { HttpTransport } from './transport/http-transport.ts';
 import type { StageTransport } from './transport/transport.ts';
 import { AsyncStageCaller } from './transport/async-transport.ts';
 import { CallbackInbox } from './transport/callbacks.ts';
 import type { AsyncCalls } from './orchestrator/orchestrator.ts';
-import { startOrphanSweeps, type OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
+import type { OrphanSweeps } from './orchestrator/orphan-sweeps.ts';
 import { startDebrisSweeps, type DebrisSweeps } from './persistence/debris.ts';
 import { importLocalStages } from './stages/load-local.ts';
 import { createInspector } from './visualize/inspect.ts';
@@ -65,7 +65,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     transport,
     orchestrator,
     startOrphanSweeps() {
-      const started = startOrphanSweeps(orchestrator, { everyMs: config.leaseTtlMs, logger });
+      const started = orchestrator.orphans.start(config.leaseTtlMs);
       sweeps.add(started);
       return {
         async stop() {
@@ -137,4 +137,20 @@ export async function createTransport(config: Config, store: Store, env: NodeJS.
   const { LocalTransport } = await importLocalStages(() => import('./stages/local/local-transport.ts'));
   const { createLocalStages } = await importLocalStages(() => import('./stages/local/index.ts'));
   return new LocalTransport(createLocalStages({ store, stageNames: config.stageNames, env }));
+}
+
+/**
+ * The configured store, not yet probed: call `init()` before use. The S3 client is loaded only
+ * when it is configured, so the embedded default does not carry the AWS SDK in memory.
+ */
+export async function openStore(config: Config['store']): Promise<Store> {
+  if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket, config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs });
+  const { S3Store } = await import('./persistence/s3-store.ts');
+  return new S3Store({
+    bucket: config.bucket,
+    endpoint: config.endpoint,
+    region: config.region,
+    accessKeyId: config.accessKeyId,
+    secretAccessKey: config.secretAccessKey,
+  });
 }

@@ -9,7 +9,7 @@ import { FaveFailure } from '../src/domain/errors.ts';
 import { COCO_TFJS_MISSING } from '../src/stages/local/coco-tfjs.ts';
 import type { DetectionJob } from '../src/stages/local/detection.ts';
 import { DetectorFailure, DetectorPool } from '../src/stages/local/detector-pool.ts';
-import { defaultDetectorWorkers, resolveLocalStageSettings } from '../src/stages/local/settings.ts';
+import { defaultDetectorWorkers, resolveLocalStageSettings } from '../src/stages/local/stage-config.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 import { makeImage } from './support/media.ts';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type Actor, type AnyStateMachine, type EventObject } from 'xstate';
 import { pipelineMachine, type PipelineMachine } from '../src/machine/pipeline.machine.ts';
 import { inertActors } from './support/inert-actors.ts';
-import { persistedSnapshotOf } from '../src/machine/persisted-snapshot.ts';
+import { persistedSnapshotOf } from '../src/persistence/state-file.ts';
 import type { PipelineContext, PipelineInput } from '../src/domain/context.ts';
 import { declaredTransitions, coverTransitions } from './support/model.ts';
 import { invocationRecord } from './support/fixtures.ts';

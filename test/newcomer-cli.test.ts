@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { probeMedia } from '../src/stages/local/probe.ts';
-import { findPocketsphinx } from '../src/stages/local/settings.ts';
+import { findPocketsphinx } from '../src/stages/local/stage-config.ts';
 import { FAVE_BIN, runFave } from './support/child.ts';
 import { closeAfterTest, closeNodeServer } from './support/cleanup.ts';
 import { makeSilentVideo, makeToneBurstVideo } from './support/media.ts';

@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { createApp } from '../src/app.ts';
 import { StageRequestSchema } from '../src/transport/contract.ts';
 import { requestKeys } from '../src/persistence/store.ts';
-import { buildStageRequest } from '../src/transport/stage-facts.ts';
+import { buildStageRequest } from '../src/transport/contract.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 import { startHarness } from './support/harness.ts';
 import { validateStagePayload } from './support/python-stage-models.ts';

@@ -7,7 +7,7 @@ import { createInspectorServer } from '@statelyai/inspect/server';
 import { describe, expect, it } from 'vitest';
 import { and, createActor, createMachine, not } from 'xstate';
 import { TOP_LEVEL_STATES } from '../src/domain/context.ts';
-import { renderMachineSvg, statePaths } from '../src/ui/statechart-svg.ts';
+import { renderMachineSvg, statePaths } from '../src/visualize/statechart-svg.ts';
 import { createInspector, summarizeRecords } from '../src/visualize/inspect.ts';
 import {
   allStates,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import { openStore } from '../src/config/open-store.ts';
+import { openStore } from '../src/app.ts';
 import { S3Store } from '../src/persistence/s3-store.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store, type StoreCapabilities } from '../src/persistence/store.ts';
 import { s3StoreOn, startS3rver, startS3rverStore } from './support/s3rver.ts';

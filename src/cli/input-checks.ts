@@ -62,7 +62,7 @@ export async function linkLocalRefusal(source: string): Promise<string | null> {
 
 /** The line that says which speech engine the local stages use when this machine provided it. */
 export async function speechEngineLine(env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
-  const { resolveLocalStageSettings } = await import('../stages/local/settings.ts');
+  const { resolveLocalStageSettings } = await import('../stages/local/stage-config.ts');
   const settings = resolveLocalStageSettings({}, env);
   if (settings.speechSource !== 'pocketsphinx') return null;
   return 'speech: pocketsphinx_continuous with its US English model, found on this machine (FAVE_SPEECH_COMMAND chooses another engine; none turns it off)';

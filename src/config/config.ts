@@ -2,11 +2,13 @@ import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { defaultS3InputRules, parseS3InputRules, type S3InputRule } from '../input/s3-input-rules.ts';
+import { DEFAULT_MAX_INPUT_BYTES } from '../input/import.ts';
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.ts';
-import { CallModeSchema, RetryPolicySchema, type CallMode } from '../domain/settings.ts';
-import type { CallbackConfig } from '../transport/async-transport.ts';
+import { CallModeSchema, RetryPolicySchema, type CallMode, type Settings } from '../domain/settings.ts';
+import { DEFAULT_MIN_CONFIDENCE } from '../domain/query/match.ts';
 import { parseApiTokens, ROLES, type ApiAuth } from './api-tokens.ts';
-import { describeZodIssue, zodIssue } from '../lib/zod-issue.ts';
+import { describeZodIssue } from '../lib/zod-issue.ts';
+import { envBoolean, envInt, readEnv } from '../lib/env.ts';
 
 const STAGE_NAME_ENV: Record<StageKey, string> = {
   ffmpeg0: 'STAGE_FFMPEG_0',
@@ -67,11 +69,6 @@ const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
 export const RESPONSE_FORMATS = ['fave', 'fave-v1'] as const;
 export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
 
-const envBoolean = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'TRUE', 'FALSE', 'True', 'False'])
-  .transform((v) => ['true', '1', 'yes'].includes(v.toLowerCase()));
-
-const envInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const EnvSchema = z.object({
   GATEWAY_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -125,7 +122,7 @@ const EnvSchema = z.object({
   FAVE_ALLOWED_HOSTS: z.string().optional(),
   // The largest answer read from a stage, and the largest input video stored.
   STAGE_RESPONSE_MAX_BYTES: envInt(1024, 2 ** 31).default(16 * 1024 * 1024),
-  MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
+  MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_INPUT_BYTES),
   // The filesystem store's lock on state.json outlives a holder's last heartbeat by this long.
   FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
   // How many orphaned requests one sweep takes over at once.
@@ -272,11 +269,8 @@ function mergeCallMode(base: Profile, over: PartialProfile['call_mode']): Profil
 
 /** Reads and validates the environment; the error names the offending variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) {
-    const issue = zodIssue(parsed.error);
-    throw badConfig(issue.path ?? 'environment', `is invalid: ${issue.message}`);
-  }
+  const parsed = readEnv(EnvSchema, env, 'environment');
+  if (!parsed.ok) throw badConfig(parsed.variable, parsed.problem);
   const e = parsed.data;
   const base: Profile = {
     stage_timeout_s: e.STAGE_TIMEOUT_SECONDS,
@@ -380,6 +374,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/** Where the gateway's queue-worker calls back async stage calls, and the key of their tokens. */
+export interface CallbackConfig {
+  /** The orchestrator as the queue-worker reaches it, without a trailing slash. */
+  baseUrl: string;
+  /** HMAC key of the callback tokens. Never logged or stored. */
+  secret: string;
+}
+
 /** Async calls need somewhere to be called back and a key for their tokens; refused at start without them. */
 function callbackConfig(baseUrl: string | undefined, secret: string | undefined, profiles: Record<string, Profile>): CallbackConfig | null {
   const asyncIn = Object.keys(profiles).find((name) => STAGE_KEYS.some((stage) => stageCallMode(profiles[name]!, stage) === 'async'));
@@ -414,4 +416,28 @@ export function describeProfile(profile: Profile, gateway: boolean): string {
   if (profile.prewarm === 'off') return 'no pre-warming: each stage scales from what it has on its first call (cold starts one after another)';
   const floor = min > 0 ? `keeps every stage at ≥ ${min} replica${min === 1 ? '' : 's'}` : 'scales every stage up from zero';
   return `pre-warms: ${floor} before it is needed, fan-outs up to ${max} replicas, given back after`;
+}
+
+/** Fixes a request's configuration when it starts, so a resumed request behaves the same. */
+export function resolveSettings(config: Config, profileName: string | null, now: number): Settings {
+  const name = profileName ?? config.profileName;
+  const profile = config.profiles[name];
+  if (!profile) {
+    throw new FaveFailure(
+      faveError('BAD_REQUEST', `profile: unknown profile "${name}" (known: ${Object.keys(config.profiles).join(', ')})`, { field: 'profile' }),
+    );
+  }
+  return {
+    bucket: config.bucket,
+    profile: name,
+    stage_names: { ...config.stageNames },
+    timeouts_ms: Object.fromEntries(STAGE_KEYS.map((k) => [k, stageTimeoutMs(profile, k)])) as Settings['timeouts_ms'],
+    retry: { ...profile.retry },
+    max_concurrency: profile.max_concurrency,
+    tolerated_failure_pct: profile.tolerated_failure_pct,
+    detector_enabled: config.detectorEnabled,
+    min_confidence: DEFAULT_MIN_CONFIDENCE,
+    deadline_at: now + profile.request_deadline_s * 1000,
+    call_modes: Object.fromEntries(STAGE_KEYS.map((k) => [k, stageCallMode(profile, k)])) as Settings['call_modes'],
+  };
 }

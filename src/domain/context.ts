@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { FaveErrorSchema, type FaveError } from './errors.ts';
 import { InvocationRecordSchema, type InvocationRecord } from './invocations.ts';
-import { SettingsSchema, type CallMode, type RetryPolicy } from './settings.ts';
-import { ClipTimeSchema, DetectionSchema, FrameRefSchema, type StageFacts, type StageKey, type StageTask } from './stage.ts';
+import { CallModeSchema, RetryPolicySchema, SettingsSchema } from './settings.ts';
+import { ClipTimeSchema, DetectionSchema, FanoutSchema, FrameRefSchema, StageTaskSchema, type StageFacts, type StageKey } from './stage.ts';
 import { RunningStateSchema } from './states.ts';
 
 /**
@@ -113,22 +113,43 @@ export const PipelineContextSchema = PipelineInputSchema.extend({
 });
 export type PipelineContext = z.infer<typeof PipelineContextSchema>;
 
-/** What one stage call (with its retries) ends with. */
-export interface StageCallInput {
-  task_id: string;
-  request_id: string;
-  profile: string;
-  function_name: string;
-  task: StageTask;
-  timeout_ms: number;
-  retry: RetryPolicy;
-  deadline_at: number;
-  /** Absent: sync. */
-  call_mode?: CallMode;
-  /** The request's redrive count: attempts of a redriven call are told apart from the first run's. */
-  run?: number;
-}
+/**
+ * The inputs of the machine's children, persisted with them in state.json: a child active at a
+ * crash is started again with the input it had. Each schema also reads what earlier versions
+ * wrote, keeping only what the actor uses.
+ */
 
+/** The input import's input. Earlier versions handed it the whole context (permission flags included): only these are kept. */
+export const ImportInputSchema = PipelineInputSchema.pick({ request_id: true, video_uri: true, settings: true });
+export type ImportInput = z.infer<typeof ImportInputSchema>;
+
+/** What one stage call (with its retries) is asked to do. */
+export const StageCallInputSchema = z.object({
+  task_id: z.string(),
+  request_id: z.string(),
+  profile: z.string(),
+  function_name: z.string(),
+  /** The linear stages' calls once held `fanout: null`, which every stage refuses: it reads as `{}`. */
+  task: StageTaskSchema.extend({ fanout: z.preprocess((value) => value ?? {}, FanoutSchema) }),
+  timeout_ms: z.number(),
+  retry: RetryPolicySchema,
+  deadline_at: z.number(),
+  /** Absent: sync. */
+  call_mode: CallModeSchema.optional(),
+  /** The request's redrive count: attempts of a redriven call are told apart from the first run's. */
+  run: z.number().int().min(0).optional(),
+});
+export type StageCallInput = z.infer<typeof StageCallInputSchema>;
+
+/** The fan-out runners' input: they read the work still to do from the machine's current context. */
+export const RunnerInputSchema = z.object({ request_id: z.string() });
+export type RunnerInput = z.infer<typeof RunnerInputSchema>;
+
+/** The result writer's input; it reads the context from the machine when it runs. */
+export const ResultInputSchema = z.object({ status: z.enum(['COMPLETED', 'FAILED']) });
+export type ResultInput = z.infer<typeof ResultInputSchema>;
+
+/** What one stage call (with its retries) ends with. */
 export interface StageCallOutput {
   task_id: string;
   /** The pipeline's key of the stage (`ffmpeg0`); `stage` in records and errors is its function name. */

@@ -1,7 +1,7 @@
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { faveError, type FaveError } from '../domain/errors.ts';
-import { framesToDetect, linearCall, type DispatchEvent, type RetryEvent, type RunnerEvent, type RunnerInput } from './work.ts';
-import type { PipelineContext, PipelineInput, RunningState, StageCallInput, StageCallOutput } from '../domain/context.ts';
+import { framesToDetect, linearCall, type DispatchEvent, type RetryEvent, type RunnerEvent } from './work.ts';
+import type { ImportInput, PipelineContext, PipelineInput, ResultInput, RunnerInput, RunningState, StageCallInput, StageCallOutput } from '../domain/context.ts';
 import * as plan from './plan.ts';
 
 export { PIPELINE_SYSTEM_ID } from './work.ts';
@@ -11,9 +11,7 @@ export type PipelineEvent =
   | { type: 'REDRIVE' }
   | RunnerEvent;
 
-export type ImportInput = Pick<PipelineContext, 'request_id' | 'video_uri' | 'settings'>;
 export type ImportOutput = { input_uri: string };
-export type ResultInput = { status: 'COMPLETED' | 'FAILED' };
 export type ResultOutput = { final_uri: string };
 
 /** An actor the host has not provided: the definition alone describes the pipeline, it cannot run it. */
@@ -131,7 +129,7 @@ export const pipelineMachine = setup({
         invoke: {
           id: 'importInput',
           src: 'importInput',
-          input: ({ context }) => context,
+          input: ({ context }): ImportInput => ({ request_id: context.request_id, video_uri: context.video_uri, settings: context.settings }),
           onDone: { target: 'FFMPEG0', actions: { type: 'recordInput', params: ({ event }) => event.output } },
           onError: {
             target: 'FAILED',

@@ -1,6 +1,8 @@
 import { toFaveError, type FaveError } from '../domain/errors.ts';
 import { isStageCallFailure, type InvocationRecord } from '../domain/invocations.ts';
 import { clipTaskId, frameTaskId, type AsyncDispatch, type PipelineContext, type StageCallInput } from '../domain/context.ts';
+
+export type { RunnerInput } from '../domain/context.ts';
 import { LINEAR_FANOUT, type StageFacts, type StageTask } from '../domain/stage.ts';
 import type { ClipStep } from './clip-chain.ts';
 
@@ -36,10 +38,6 @@ export function pipelineRoot(system: SystemOfActors): PipelineRoot | undefined {
 /** Only the pipeline machine is registered under PIPELINE_SYSTEM_ID, so its shape tells it apart. */
 function isPipelineRoot(value: unknown): value is PipelineRoot {
   return typeof value === 'object' && value !== null && 'getSnapshot' in value && typeof value.getSnapshot === 'function' && 'send' in value && typeof value.send === 'function';
-}
-
-export interface RunnerInput {
-  request_id: string;
 }
 
 export interface ClipStepResult {

@@ -15,7 +15,7 @@ import { afterFailedAttempt } from '../domain/retry-policy.ts';
 import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
-import type { AsyncDispatch, PipelineContext, StageCallInput, StageCallOutput } from '../domain/context.ts';
+import type { AsyncDispatch, ImportInput, PipelineContext, ResultInput, RunnerInput, StageCallInput, StageCallOutput } from '../domain/context.ts';
 import { applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
 import {
   clipStepCall,
@@ -27,9 +27,8 @@ import {
   type FrameResult,
   type RunnerEvent,
   type SystemOfActors,
-  type RunnerInput,
 } from '../machine/work.ts';
-import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../machine/pipeline.machine.ts';
+import type { ImportOutput, ResultOutput } from '../machine/pipeline.machine.ts';
 import type { StageFacts, StageOutput } from '../domain/stage.ts';
 import { isStageCallFailure, type InvocationRecord, type StageCallFailure } from '../domain/invocations.ts';
 

@@ -2,14 +2,13 @@ import { createActor, type Actor, type InspectionEvent, type Observer, type Stat
 import type { Logger } from 'pino';
 import { faveError, toFaveError, type FaveError } from '../domain/errors.ts';
 import type { FinalResult } from '../domain/result.ts';
-import { inputOfContext, type PipelineContext, type PipelineInput, type TopLevelState } from '../domain/context.ts';
-import { persistedSnapshotOf, restorable } from '../machine/persisted-snapshot.ts';
+import type { PipelineContext, PipelineInput, TopLevelState } from '../domain/context.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../domain/answer.ts';
-import { STATE_FORMAT, STATE_VERSION, type StateEnvelope } from '../persistence/state-file.ts';
+import { buildEnvelope, persistedSnapshotOf, restorable, type PersistedSnapshot, type StateEnvelope } from '../persistence/state-file.ts';
 import type { StateWriter } from '../persistence/state-writer.ts';
 import type { LiveRequest } from '../persistence/request-repository.ts';
-import { isTerminal, requestStatus, summarizeProgress, topLevelState } from '../domain/progress.ts';
+import { isTerminal, topLevelState } from '../domain/progress.ts';
 import { requestView, type Lease, type RequestView } from '../domain/request-view.ts';
 import { leaseMarginMs, type LeaseFence, type LeaseFences } from './lease-fence.ts';
 
@@ -23,7 +22,7 @@ export interface ExecutionOutcome {
 
 export interface ExecutionOptions {
   machine: PipelineMachine;
-  start: { input: PipelineInput } | { snapshot: StateEnvelope['snapshot']; created_at: number; seq: number; redrive: boolean };
+  start: { input: PipelineInput } | { snapshot: PersistedSnapshot; created_at: number; seq: number; redrive: boolean };
   writer: StateWriter;
   owner: string;
   leaseTtlMs: number;
@@ -95,9 +94,8 @@ export class Execution {
             ...(options.inspect ? { inspect: options.inspect } : {}),
           })
         : createActor(options.machine, {
-            snapshot: restorable(start.snapshot),
+            ...restorable(start.snapshot),
             systemId: PIPELINE_SYSTEM_ID,
-            input: inputOfContext(start.snapshot.context),
             ...(options.inspect ? { inspect: options.inspect } : {}),
           });
     this.createdAt = 'input' in start ? start.input.started_at : start.created_at;
@@ -233,20 +231,14 @@ export class Execution {
     const terminal = isTerminal(snapshot.value);
     this.lease = terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs };
     if (this.fence && this.lease) this.builtAt.set(this.seq + 1, this.fence.now());
-    return {
-      format: STATE_FORMAT,
-      version: STATE_VERSION,
+    return buildEnvelope({
       request_id: this.requestId,
-      status: requestStatus(snapshot.value),
-      state: topLevelState(snapshot.value),
       seq: ++this.seq,
       created_at: this.createdAt,
       updated_at: now,
       lease: this.lease,
-      progress: summarizeProgress(snapshot.context),
-      error: snapshot.context.error,
       snapshot: persistedSnapshotOf(this.actor),
-    };
+    });
   }
 
   private async finish(status: 'COMPLETED' | 'FAILED', context: PipelineContext): Promise<void> {

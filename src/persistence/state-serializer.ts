@@ -13,13 +13,18 @@ import type { StateEnvelope } from './state-file.ts';
  */
 const clipJson = new WeakMap<object, Buffer>();
 const COMMA = Buffer.from(',');
-const CLOSE = Buffer.from(']}}}');
 
 export function serializeEnvelope(envelope: StateEnvelope): Buffer {
   const { snapshot, ...head } = envelope;
   const { context, ...snapshotRest } = snapshot;
   const { clips, ...contextRest } = context;
-  const opening = `${openField(JSON.stringify(head), 'snapshot')}${openField(JSON.stringify(snapshotRest), 'context')}${openField(JSON.stringify(contextRest), 'clips')}[`;
+  // Each object left open for the field nested in it; the clips array closes them all again.
+  const levels = [
+    [head, 'snapshot'],
+    [snapshotRest, 'context'],
+    [contextRest, 'clips'],
+  ] as const;
+  const opening = `${levels.map(([rest, key]) => openField(JSON.stringify(rest), key)).join('')}[`;
   const parts: Buffer[] = [Buffer.from(opening, 'utf8')];
   clips.forEach((clip, i) => {
     if (i > 0) parts.push(COMMA);
@@ -30,7 +35,7 @@ export function serializeEnvelope(envelope: StateEnvelope): Buffer {
     }
     parts.push(json);
   });
-  parts.push(CLOSE);
+  parts.push(Buffer.from(`]${'}'.repeat(levels.length)}`));
   return Buffer.concat(parts);
 }
 

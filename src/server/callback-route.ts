@@ -12,7 +12,7 @@ import {
 } from '../transport/callbacks.ts';
 import type { HttpRequestLike } from './types.ts';
 import { apiError, type ApiError, type RefusalCode } from './error-policy.ts';
-import { type CallbackConfig } from '../transport/async-transport.ts';
+import type { CallbackConfig } from '../config/config.ts';
 
 /**
  * `POST /callbacks/{request_id}?task=…&run=…&attempt=…&token=…`: where OpenFaaS's queue-worker

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FanoutSchema, StageOutputSchema } from '../domain/stage.ts';
+import type { StageCallInput } from '../domain/context.ts';
 
 /**
  * The wire contract with the FAVE stage functions: the request every stage gets and the response
@@ -48,3 +49,15 @@ export const StageResponseSchema = z.looseObject({
   message: z.string().nullish().transform((m) => m ?? null),
 });
 export type StageResponse = z.infer<typeof StageResponseSchema>;
+
+/** The wire request of a stage call: the stages' own format, made from the call the machine planned. */
+export function buildStageRequest(call: Pick<StageCallInput, 'request_id' | 'function_name' | 'task' | 'profile'>): StageRequest {
+  return {
+    request_id: call.request_id,
+    stage: call.function_name,
+    input_uri: call.task.input_uri,
+    output_hint: null,
+    config: { profile: call.profile },
+    fanout: call.task.fanout,
+  };
+}

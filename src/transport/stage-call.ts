@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { callLocation, describeLocation, faveError, type ErrorLocation, type FaveError } from '../domain/errors.ts';
 import type { StageCallInput } from '../domain/context.ts';
 import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
-import { buildStageRequest } from './stage-facts.ts';
+import { buildStageRequest } from './contract.ts';
 import type { InvocationRecord, StageCallFailure } from '../domain/invocations.ts';
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
 import type { Limiter } from '../lib/limiter.ts';

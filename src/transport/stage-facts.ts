@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import { describeLocation, FaveFailure, faveError, type ErrorLocation } from '../domain/errors.ts';
 import type { StageFacts, StageKey, StageOutput } from '../domain/stage.ts';
-import type { StageCallInput } from '../domain/context.ts';
-import type { StageRequest, StageResponse } from './contract.ts';
+import type { StageResponse } from './contract.ts';
 import { isNotFound, parseS3Uri, type Store } from '../persistence/store.ts';
 import { interpretDetections, interpretTranscript, MAX_TRANSCRIPT_CHARS, parseTimestamps, readTarGzMember } from './artifacts.ts';
 
@@ -10,18 +9,6 @@ import { interpretDetections, interpretTranscript, MAX_TRANSCRIPT_CHARS, parseTi
  * Every stage of the pipeline in one place: how its request is built and what the orchestrator
  * keeps of its answer. What is kept is small plain JSON, because it is persisted in state.json.
  */
-
-/** The wire request of a stage call: the stages' own format, made from the call the machine planned. */
-export function buildStageRequest(call: Pick<StageCallInput, 'request_id' | 'function_name' | 'task' | 'profile'>): StageRequest {
-  return {
-    request_id: call.request_id,
-    stage: call.function_name,
-    input_uri: call.task.input_uri,
-    output_hint: null,
-    config: { profile: call.profile },
-    fanout: call.task.fanout,
-  };
-}
 
 type Where = ErrorLocation;
 

@@ -1,7 +1,6 @@
-/** Escaping for text and attribute values in HTML and SVG. */
-export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeXml } from '../lib/xml.ts';
+
+export { escapeXml };
 
 /**
  * JSON safe inside `<script type="application/json">`: no `</script>`, no `<!--`, and no

@@ -4,7 +4,7 @@ import { pageScript } from './scripts.ts';
 import { renderAnswer, type MediaLinks } from './answer-html.ts';
 import { escapeXml, htmlDocument, scriptJson } from './html.ts';
 import { duration } from './format.ts';
-import { renderMachineSvg } from './statechart-svg.ts';
+import { renderMachineSvg } from '../visualize/statechart-svg.ts';
 import type { RequestPageView, RequestSummary } from './view.ts';
 
 /**

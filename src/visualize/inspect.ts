@@ -1,7 +1,7 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../domain/errors.ts';
-import { zodIssue } from '../lib/zod-issue.ts';
+import { readEnv, envBoolean } from '../lib/env.ts';
 
 /**
  * Live inspection of the running machines with `@statelyai/inspect`, the XState 5 successor of
@@ -25,9 +25,9 @@ export interface Inspector {
 }
 
 const InspectSettings = z.object({
+  // `sky`, or the one boolean of the environment (true: a websocket relay).
   FAVE_INSPECT: z
-    .enum(['true', 'false', '1', '0', 'yes', 'no', 'sky', 'TRUE', 'FALSE', 'True', 'False'])
-    .transform((v) => (v.toLowerCase() === 'sky' ? 'sky' : ['true', '1', 'yes'].includes(v.toLowerCase()) ? 'websocket' : 'off'))
+    .union([z.string().trim().toLowerCase().pipe(z.literal('sky')), envBoolean.transform((on) => (on ? ('websocket' as const) : ('off' as const)))])
     .default('off'),
   FAVE_INSPECT_URL: z.url({ protocol: /^wss?$/ }).default('ws://localhost:8080'),
 });
@@ -45,12 +45,8 @@ export function summarizeRecords(value: unknown, depth = 0): unknown {
 
 /** The inspector the settings ask for, or null (the default); its package loads only when asked. */
 export async function createInspector(env: NodeJS.ProcessEnv = process.env): Promise<Inspector | null> {
-  const parsed = InspectSettings.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_INSPECT') && v !== '')));
-  if (!parsed.success) {
-    const issue = zodIssue(parsed.error);
-    const variable = issue.path ?? 'FAVE_INSPECT';
-    throw new FaveFailure(faveError('BAD_CONFIG', `${variable} is invalid: ${issue.message}`, { field: variable }));
-  }
+  const parsed = readEnv(InspectSettings, env, 'FAVE_INSPECT', 'FAVE_INSPECT');
+  if (!parsed.ok) throw new FaveFailure(faveError('BAD_CONFIG', `${parsed.variable} ${parsed.problem}`, { field: parsed.variable }));
   const settings = parsed.data;
   const options = {
     sanitizeContext: (context: Record<string, unknown>) => summarizeRecords(context) as Record<string, unknown>,

@@ -1,7 +1,7 @@
 import { fromCallback, fromPromise } from 'xstate';
-import type { ImportInput, ImportOutput, ResultInput, ResultOutput } from '../../src/machine/pipeline.machine.ts';
+import type { ImportOutput, ResultOutput } from '../../src/machine/pipeline.machine.ts';
 import type { RunnerEvent, RunnerInput } from '../../src/machine/work.ts';
-import type { StageCallInput, StageCallOutput } from '../../src/domain/context.ts';
+import type { ImportInput, ResultInput, StageCallInput, StageCallOutput } from '../../src/domain/context.ts';
 
 const never = <Output, Input>() => fromPromise<Output, Input>(() => new Promise<never>(() => {}));
 const idleRunner = fromCallback<RunnerEvent, RunnerInput>(() => () => {});

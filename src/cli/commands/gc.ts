@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
-import { openStore } from '../../config/open-store.ts';
+import { openStore } from '../../app.ts';
 import { toFaveError } from '../../domain/errors.ts';
 import { collectGarbage, parseDuration, type RemovedRequest } from '../../persistence/retention.ts';
 import { EXIT, exitFlushed, fail } from '../shared.ts';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.ts';
 import { FaveFailure, faveError, toFaveError } from '../../domain/errors.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { openStore } from '../../config/open-store.ts';
+import { openStore } from '../../app.ts';
 import { importLocalStages } from '../../stages/load-local.ts';
 import { fail, port } from '../shared.ts';
 

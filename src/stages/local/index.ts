@@ -9,13 +9,13 @@ import { ffmpeg3Stage } from './ffmpeg3.ts';
 import { librosaStage } from './librosa.ts';
 import { objectDetectorStage } from './object-detector.ts';
 import { DetectorPool } from './detector-pool.ts';
-import { resolveLocalStageSettings, type LocalStageSettingsInput } from './settings.ts';
+import { resolveLocalStageSettings, type LocalStageSettingsInput } from './stage-config.ts';
 import { speechArgv } from './speech.ts';
 import type { LocalStageFunction } from './stage-kit.ts';
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../domain/stage.ts';
 
 export type { LocalStageFunction, LocalStageResponse, LocalStageOutput, LocalStageMetrics } from './stage-kit.ts';
-export type { LocalStageSettings, LocalStageSettingsInput } from './settings.ts';
+export type { LocalStageSettings, LocalStageSettingsInput } from './stage-config.ts';
 
 export interface LocalStagesOptions extends LocalStageSettingsInput {
   store: Store;

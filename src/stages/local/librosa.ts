@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { packTarGz } from './archive.ts';
 import { probeMedia } from './probe.ts';
 import { BlockEnergies, LIBROSA_SPLIT, formatTimestamps, frameMeanSquares, segmentAudio, shapeClips } from './segmentation.ts';
-import type { SegmentationSettings } from './settings.ts';
+import type { SegmentationSettings } from './stage-config.ts';
 import { defineStage, type StageEnvironment, pickMember, StageRejection, VIDEO_EXTENSIONS, type LocalStageFunction } from './stage-kit.ts';
 import { runTool } from './tools.ts';
 

@@ -1,5 +1,5 @@
-import { allStates, edgeContainer, groupEdges, type StatechartEdge, type StatechartMachine, type StatechartState } from '../visualize/statechart.ts';
-import { escapeXml } from './html.ts';
+import { allStates, edgeContainer, groupEdges, type StatechartEdge, type StatechartMachine, type StatechartState } from './statechart.ts';
+import { escapeXml } from '../lib/xml.ts';
 
 /**
  * Draws one machine of the statechart as SVG with a simple layered layout: the states of a

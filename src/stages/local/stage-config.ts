@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { z } from 'zod';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
-import { zodIssue } from '../../lib/zod-issue.ts';
+import { envBoolean, readEnv } from '../../lib/env.ts';
 
 /** Settings of the local stages. Options given in code win over the environment. */
 export interface LocalStageSettings {
@@ -58,8 +58,6 @@ export function defaultDetectorWorkers(): number {
   return Math.max(1, Math.min(2, availableParallelism()));
 }
 
-const envFlag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-
 const EnvSchema = z.object({
   FAVE_FRAME_FPS: z.coerce.number().positive().max(120).default(1),
   FAVE_SPEECH_COMMAND: z.string().trim().min(1).optional(),
@@ -69,7 +67,7 @@ const EnvSchema = z.object({
   FAVE_DETECTOR_WORKERS: z.coerce.number().int().min(1).max(MAX_DETECTOR_WORKERS).optional(),
   FAVE_SEGMENT_MIN_GAP_S: z.coerce.number().min(0).max(60).default(0.3),
   FAVE_SEGMENT_MIN_CLIP_S: z.coerce.number().min(0).max(30).default(1.25),
-  FAVE_SILENT_CLIPS: envFlag.default(true),
+  FAVE_SILENT_CLIPS: envBoolean.default(true),
 });
 
 /** Debian's `pocketsphinx` and `pocketsphinx-en-us` packages: the program and its US English model. */
@@ -91,11 +89,8 @@ export function findPocketsphinx(env: NodeJS.ProcessEnv = process.env): string |
 }
 
 export function resolveLocalStageSettings(input: LocalStageSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): LocalStageSettings {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('FAVE_') && v !== '')));
-  if (!parsed.success) {
-    const issue = zodIssue(parsed.error);
-    throw new FaveFailure(faveError('BAD_CONFIG', `${issue.path ?? 'environment'} is invalid: ${issue.message}`, { field: issue.path ?? 'environment' }));
-  }
+  const parsed = readEnv(EnvSchema, env, 'environment', 'FAVE_');
+  if (!parsed.ok) throw new FaveFailure(faveError('BAD_CONFIG', `${parsed.variable} ${parsed.problem}`, { field: parsed.variable }));
   const e = parsed.data;
   const detectorModel = input.detectorModel === undefined ? (e.FAVE_DETECTOR_MODEL ?? null) : input.detectorModel;
   const choice = input.detectorModel === null ? 'none' : (input.detector ?? e.FAVE_DETECTOR);
