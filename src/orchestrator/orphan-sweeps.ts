@@ -8,11 +8,9 @@ import type { StateEnvelope } from '../persistence/state-file.ts';
 import type { ExecutionRegistry, Handle } from './execution-registry.ts';
 import { IndexedSweep } from './index-sweep.ts';
 import type { Ownership } from './ownership.ts';
+import { startPeriodic, type Periodic } from '../lib/periodic.ts';
 
-export interface OrphanSweeps {
-  /** No sweep starts after this; resolves once one under way has ended. */
-  stop(): Promise<void>;
-}
+export type OrphanSweeps = Periodic;
 
 export interface OrphanSweeperOptions {
   requests: RequestRepository;
@@ -113,31 +111,14 @@ export class OrphanSweeper {
    */
   start(everyMs: number): OrphanSweeps {
     const { logger } = this.options;
-    let timer: NodeJS.Timeout | null = null;
-    let stopped = false;
-    let running: Promise<void> = Promise.resolve();
-    const next = () => {
-      timer = null;
-      running = this.sweep()
-        .then((ids) => {
-          if (ids.length > 0) logger?.info({ event: 'resumed_orphans', request_ids: ids });
-        })
-        .catch((err: unknown) => logger?.error({ event: 'resume_orphans_failed', error: toFaveError(err) }))
-        .finally(() => {
-          if (stopped) return;
-          timer = setTimeout(next, this.dueInMs(everyMs));
-          timer.unref();
-        });
-    };
-    next();
-    return {
-      async stop() {
-        stopped = true;
-        if (timer) clearTimeout(timer);
-        timer = null;
-        await running;
+    return startPeriodic(
+      async () => {
+        const ids = await this.sweep();
+        if (ids.length > 0) logger?.info({ event: 'resumed_orphans', request_ids: ids });
       },
-    };
+      () => this.dueInMs(everyMs),
+      (err) => logger?.error({ event: 'resume_orphans_failed', error: toFaveError(err) }),
+    );
   }
 
   /** No sweep resumes anything after this. */

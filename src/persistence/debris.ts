@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { toFaveError } from '../domain/errors.ts';
 import { FsStore } from './fs-store.ts';
 import { formatS3Uri, type Store } from './store.ts';
+import { startPeriodic, type Periodic } from '../lib/periodic.ts';
 
 /**
  * What a killed process leaves in the store, and uploads nobody came back for. The filesystem
@@ -100,38 +101,19 @@ export async function uploadsStoredBytes(store: Store): Promise<number> {
   return total;
 }
 
-export interface DebrisSweeps {
-  stop(): Promise<void>;
-}
+export type DebrisSweeps = Periodic;
 
 /**
  * Sweeps now, then again every `everyMs` until stopped. Each sweep walks the store's folders,
  * so it runs far less often than the orphan sweeps.
  */
 export function startDebrisSweeps(store: Store, options: DebrisOptions & { everyMs: number; logger?: Logger }): DebrisSweeps {
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  const sweep = () => {
-    timer = null;
-    running = sweepDebris(store, options)
-      .then((swept) => {
-        if (swept.tempFiles + swept.emptyFolders + swept.expiredUploads > 0) options.logger?.info({ event: 'debris_swept', ...swept });
-      })
-      .catch((err: unknown) => options.logger?.error({ event: 'debris_sweep_failed', error: toFaveError(err) }))
-      .finally(() => {
-        if (stopped) return;
-        timer = setTimeout(sweep, options.everyMs);
-        timer.unref();
-      });
-  };
-  sweep();
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running;
+  return startPeriodic(
+    async () => {
+      const swept = await sweepDebris(store, options);
+      if (swept.tempFiles + swept.emptyFolders + swept.expiredUploads > 0) options.logger?.info({ event: 'debris_swept', ...swept });
     },
-  };
+    () => options.everyMs,
+    (err) => options.logger?.error({ event: 'debris_sweep_failed', error: toFaveError(err) }),
+  );
 }
