@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewayHost } from './gateways.ts';
 import { FIGURE_NAMES, detailsTable, fanoutLabel, figuresTable, type Figures } from './report.ts';
-import { SCENARIOS, type ScenarioName } from './scenarios/index.ts';
+import { RESTATE_NOTE, SCENARIOS, type ScenarioName } from './scenarios/index.ts';
 import type { BenchContext } from './scenarios/context.ts';
 import { FULL, SMOKE } from './sizes.ts';
 import { openWorkspace } from './workspace.ts';
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
   const complete = Object.fromEntries(FIGURE_NAMES.map((name) => [name, figures[name] ?? null])) as Record<keyof Figures, number | null>;
   out('');
   out(figuresTable(complete, sizes));
+  out(`step_persist_ratio beside Restate 1.7 (journaling every step): ${RESTATE_NOTE}`);
   out('');
   out(detailsTable(details));
   if (values.json) process.stdout.write(`${JSON.stringify({ mode: sizes.mode, machine, stage_artifacts: !writeArtifacts ? 'inline' : syncArtifacts ? 'fsync' : 'plain', ...complete, details: raw })}\n`);

@@ -53,6 +53,15 @@ export interface FanoutFigures {
    */
   raw_wall_ms: number;
   raw_efficiency: number;
+  /** fanout_efficiency ÷ raw_efficiency: how much of what this machine allows the orchestrator reaches. */
+  fanout_vs_bare: number;
+  /**
+   * The same request once more in the same worker, warm, with state.json written at every step
+   * (PERSIST_INTERVAL_MS=0): its wall ms, and that ÷ the default mode's wall ms.
+   */
+  step_persist_wall_ms: number;
+  step_persist_ratio: number;
+  step_persist_write_amplification: number;
   gateway_elu: number;
   gateway_max_concurrent: number;
   /** The snapshot the resume figure comes from: in flight (late in DETECT) or the final one. */
@@ -100,16 +109,18 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let cold: WorkerResult;
   let result: WorkerResult;
+  let step: WorkerResult;
   let gatewayUsage: GatewayUsage;
   let raw: number;
   try {
-    const job = (id: string, capture: WorkerJob['capture']): WorkerJob => ({
+    const job = (id: string, capture: WorkerJob['capture'], persistIntervalMs?: number): WorkerJob => ({
       gatewayUrl: gateway.url,
       dataDir: ctx.workspace.dataDir,
       requestId: id,
       videoUri: ctx.workspace.videoUri,
       concurrency,
       capture,
+      ...(persistIntervalMs !== undefined ? { persistIntervalMs } : {}),
     });
     // The same request twice in one process: the first in a fresh process (cold), the second
     // as a server that has been running meets it (warm). The figures come from the second.
@@ -120,6 +131,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     const after = await gateway.usage();
     // `calls` counts from the start; CPU and event-loop use are since the previous reading.
     gatewayUsage = { ...after, calls: after.calls - before.calls };
+    // Last, so that the peak RSS figure (read from the run before) is the default mode's.
+    step = await worker.request<WorkerResult>({ type: 'run', job: job('fanout-step', null, 0) });
     await worker.close();
     raw = await rawFloor(gateway.url, invocations({ clips, framesPerClip }), concurrency);
   } finally {
@@ -127,11 +140,11 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     await gateway.stop();
   }
   const expected = invocations({ clips, framesPerClip });
-  for (const r of [cold, result]) if (r.invocations !== expected) throw new Error(`fan-out: expected ${expected} invocations, got ${r.invocations}`);
+  for (const r of [cold, result, step]) if (r.invocations !== expected) throw new Error(`fan-out: expected ${expected} invocations, got ${r.invocations}`);
   const ideal = idealTime({ clips, framesPerClip, latencyMs, concurrency });
   // Process lifetime peaks, so they cover both runs.
   const peakRssKb = Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0);
-  ctx.log(`  fan-out: ${expected} invocations in ${cold.wall_ms.toFixed(0)} ms in a fresh process, then ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(peakRssKb / 1024).toFixed(0)} MB`);
+  ctx.log(`  fan-out: ${expected} invocations in ${cold.wall_ms.toFixed(0)} ms in a fresh process, then ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(peakRssKb / 1024).toFixed(0)} MB; persisting every step ${step.wall_ms.toFixed(0)} ms`);
 
   const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
   const resume = cold.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : null;
@@ -167,6 +180,10 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,
     raw_wall_ms: raw,
     raw_efficiency: ideal.total_ms / raw,
+    fanout_vs_bare: ideal.total_ms / result.wall_ms / (ideal.total_ms / raw),
+    step_persist_wall_ms: step.wall_ms,
+    step_persist_ratio: step.wall_ms / result.wall_ms,
+    step_persist_write_amplification: step.state_bytes_written / step.final_state_bytes,
     gateway_elu: gatewayUsage.elu,
     gateway_max_concurrent: gatewayUsage.max_concurrent,
     resume_snapshot: resume ? 'in-flight' : 'final',

@@ -115,6 +115,8 @@ export interface Store {
 
 export interface Appender {
   append(text: string): Promise<void>;
+  /** The text is written before `append` returns (the promise only reports it). */
+  appendsInTurn?: boolean;
   close(): Promise<void>;
 }
 
