@@ -390,9 +390,9 @@ describe('gateway server: system API and replica model', () => {
   });
 
   it('a call that finds no ready replica starts one and waits: it is a cold call; the next ones are warm', async () => {
-    const gw = await gateway({ echo: coldEcho }, { replicas: { coldStartMs: 100, maxInflight: 2, initialReplicas: 0, maxReplicas: 2 } });
+    const gw = await gateway({ echo: coldEcho }, { replicas: { coldStartMs: 1500, maxInflight: 2, initialReplicas: 0, maxReplicas: 2 } });
     const call = async () => JSON.parse(await (await request(`${gw.url}/function/echo`, { method: 'POST', body: '{}' })).body.text()) as { cold: boolean };
-    // Three at once: two wait for the first replica, the third for a second one; all three are cold.
+    // Three at once, all arriving within the cold start: two wait for the first replica, the third for a second one; all three are cold.
     expect(await Promise.all([call(), call(), call()])).toEqual([{ cold: true }, { cold: true }, { cold: true }]);
     expect(gw.replicas!.status('echo')).toMatchObject({ replicas: 2, availableReplicas: 2 });
     expect(await call()).toEqual({ cold: false });
