@@ -70,8 +70,10 @@ async function handle(message: BenchMessage): Promise<unknown> {
 }
 
 serveIpc(handle, async () => {
-  await Promise.all([...gateways.values()].map(async ({ gateway, store }) => {
-    await gateway.close();
-    await store.close();
-  }));
+  await Promise.all(
+    [...gateways.values()].map(async ({ gateway, store }) => {
+      await gateway.close();
+      await store.close();
+    }),
+  );
 });

@@ -52,7 +52,10 @@ export class ChildPeer {
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   readonly exited: Promise<number | null>;
 
-  constructor(readonly child: ChildProcess, readonly name: string) {
+  constructor(
+    readonly child: ChildProcess,
+    readonly name: string,
+  ) {
     child.on('message', (raw: Answer) => {
       const waiter = this.pending.get(raw.id);
       if (!waiter) return;

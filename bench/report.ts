@@ -55,7 +55,7 @@ function meaning(name: FigureName, sizes: Pick<Sizes, 'fanout' | 'asyncFanout' |
   const meanings: Record<FigureName, string> = {
     overhead_ratio: 'orchestrated ÷ raw POST wall time per invocation',
     fanout_efficiency: `ideal ÷ measured wall time, ${fanout}`,
-    fanout_vs_bare: 'fanout_efficiency ÷ a bare undici client\'s efficiency making as many calls, same run and gateway',
+    fanout_vs_bare: "fanout_efficiency ÷ a bare undici client's efficiency making as many calls, same run and gateway",
     step_persist_ratio: 'wall time of the same request with state.json written at every step (PERSIST_INTERVAL_MS=0) ÷ default mode',
     async_fanout_efficiency: `same with async stage calls (queue + callback), ${invocationsOf(sizes.asyncFanout).toLocaleString('en-US')} invocations; sync beside it in the details`,
     baseline_speedup: 'sequential baseline ÷ ours wall time, same workload',
@@ -94,7 +94,14 @@ function format(value: number | null): string {
 
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function figuresTable(figures: Record<FigureName, number | null>, sizes: Pick<Sizes, 'mode' | 'fanout' | 'asyncFanout' | 'sweep'>): string {

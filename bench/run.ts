@@ -98,7 +98,10 @@ async function main(): Promise<void> {
   out(`step_persist_ratio beside Restate 1.7 (journaling every step): ${RESTATE_NOTE}`);
   out('');
   out(detailsTable(details));
-  if (values.json) process.stdout.write(`${JSON.stringify({ mode: sizes.mode, machine, stage_artifacts: !writeArtifacts ? 'inline' : syncArtifacts ? 'fsync' : 'plain', ...complete, details: raw })}\n`);
+  if (values.json)
+    process.stdout.write(
+      `${JSON.stringify({ mode: sizes.mode, machine, stage_artifacts: !writeArtifacts ? 'inline' : syncArtifacts ? 'fsync' : 'plain', ...complete, details: raw })}\n`,
+    );
 }
 
 main().catch((err: unknown) => {

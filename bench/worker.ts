@@ -97,9 +97,7 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
       concurrency: job.concurrency,
       ...(job.persistIntervalMs !== undefined ? { persistIntervalMs: job.persistIntervalMs } : {}),
     }),
-    ...(callbackPort !== null
-      ? { STAGE_CALL_MODE: 'async', CALLBACK_BASE_URL: `http://127.0.0.1:${callbackPort}`, CALLBACK_SECRET: 'bench-callback-secret-0123456789' }
-      : {}),
+    ...(callbackPort !== null ? { STAGE_CALL_MODE: 'async', CALLBACK_BASE_URL: `http://127.0.0.1:${callbackPort}`, CALLBACK_SECRET: 'bench-callback-secret-0123456789' } : {}),
   });
   const { startHttpServer } = await import('../src/server/http-server.ts');
   const server = callbackPort !== null ? await startHttpServer({ app, port: callbackPort, host: '127.0.0.1', processMetrics: false }) : null;
@@ -171,7 +169,6 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   await app.close();
   return result;
 }
-
 
 serveIpc(async (message: BenchMessage) => {
   if (message.type !== 'run') throw new Error(`unknown message ${message.type}`);

@@ -223,7 +223,11 @@ describe.skipIf(!existsSync(CHROMIUM))('a page on another origin in Chromium', (
       }),
     );
     // Loopback without tokens: every local caller may operate, which is what a local page would abuse.
-    const harness = await startHarness({ logger, gateway: { clips: 1, framesPerClip: 1, faults: [{ stage: 'ffmpeg0', kind: 'hang', times: 1 }] }, env: { FAVE_ANONYMOUS_ROLE: '' } });
+    const harness = await startHarness({
+      logger,
+      gateway: { clips: 1, framesPerClip: 1, faults: [{ stage: 'ffmpeg0', kind: 'hang', times: 1 }] },
+      env: { FAVE_ANONYMOUS_ROLE: '' },
+    });
     h = harness;
     server = await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false });
     const started = await fetch(`${server.url}/?async=true`, {

@@ -4,19 +4,10 @@ import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { FaveFailure } from '../src/domain/errors.ts';
-import {
-  interpretDetections,
-  interpretTranscript,
-  parseTimestamps,
-  readTarGzMember,
-  readTarGzMembers,
-} from '../src/transport/artifacts.ts';
+import { interpretDetections, interpretTranscript, parseTimestamps, readTarGzMember, readTarGzMembers } from '../src/transport/artifacts.ts';
 import { COCO_LABELS, cocoLabelForId } from '../src/domain/query/coco.ts';
 
-type Entry =
-  | { name: string; content: string | Buffer }
-  | { name: string; type: 'directory' }
-  | { name: string; type: 'symlink'; linkname: string };
+type Entry = { name: string; content: string | Buffer } | { name: string; type: 'directory' } | { name: string; type: 'symlink'; linkname: string };
 
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
@@ -320,8 +311,7 @@ describe('parseTimestamps', () => {
   it('names the line number and content of a line with the wrong number of fields', () => {
     expect(errorOf('00:00:00 00:00:04\n\n00:00:04\n')).toEqual({
       code: 'ARTIFACT_UNREADABLE',
-      message:
-        'timestamps.txt line 3 "00:00:04": expected "start end" (HH:MM:SS HH:MM:SS or seconds), found 1 field(s)',
+      message: 'timestamps.txt line 3 "00:00:04": expected "start end" (HH:MM:SS HH:MM:SS or seconds), found 1 field(s)',
     });
     expect(errorOf('00:00:00 00:00:04 00:00:08').message).toBe(
       'timestamps.txt line 1 "00:00:00 00:00:04 00:00:08": expected "start end" (HH:MM:SS HH:MM:SS or seconds), found 3 field(s)',
@@ -333,9 +323,7 @@ describe('parseTimestamps', () => {
       code: 'ARTIFACT_UNREADABLE',
       message: 'timestamps.txt line 2 "start end": "start" is not a time (HH:MM:SS[.fff] or seconds)',
     });
-    expect(errorOf('00:00:00 00:61:00').message).toBe(
-      'timestamps.txt line 1 "00:00:00 00:61:00": "00:61:00" is not a time (HH:MM:SS[.fff] or seconds)',
-    );
+    expect(errorOf('00:00:00 00:61:00').message).toBe('timestamps.txt line 1 "00:00:00 00:61:00": "00:61:00" is not a time (HH:MM:SS[.fff] or seconds)');
     expect(errorOf('00:00:60 00:01:00').message).toContain('"00:00:60" is not a time');
     expect(errorOf('-1 4').message).toContain('"-1" is not a time');
     expect(errorOf('00:00 00:04').message).toContain('"00:00" is not a time');
@@ -412,9 +400,10 @@ describe('interpretDetections', () => {
   }
 
   it('reads {detections: [{label, confidence, box}]}', () => {
-    expect(
-      interpretDetections({ detections: [{ label: 'car', confidence: 0.91, box: [10, 20, 110, 220] }] }),
-    ).toEqual({ detections: [{ label: 'car', confidence: 0.91, box: [10, 20, 110, 220] }], note: null });
+    expect(interpretDetections({ detections: [{ label: 'car', confidence: 0.91, box: [10, 20, 110, 220] }] })).toEqual({
+      detections: [{ label: 'car', confidence: 0.91, box: [10, 20, 110, 220] }],
+      note: null,
+    });
   });
 
   it('takes the label from label, class or name, in that order', () => {
@@ -473,15 +462,7 @@ describe('interpretDetections', () => {
         { label: 'car', confidence: 0.5 },
       ],
     }).detections.map((d) => d.box);
-    expect(boxes).toEqual([
-      [1, 2, 3, 4],
-      [1, 2, 3, 4],
-      [10, 20, 15, 27],
-      [10, 20, 15, 27],
-      [0.1, 0.2, 0.3, 0.4],
-      null,
-      null,
-    ]);
+    expect(boxes).toEqual([[1, 2, 3, 4], [1, 2, 3, 4], [10, 20, 15, 27], [10, 20, 15, 27], [0.1, 0.2, 0.3, 0.4], null, null]);
   });
 
   it('accepts a top-level array of detections', () => {
@@ -537,7 +518,12 @@ describe('interpretDetections', () => {
       [{ detections: [{ confidence: 0.5 }] }, 'detections[0].label: missing: a detection needs label, class or name'],
       [{ detections: [{ label: 'car' }] }, 'detections[0].confidence: missing: a detection needs confidence or score'],
       [
-        { detections: [{ label: 'car', confidence: 0.5 }, { class: 80, score: 0.5 }] },
+        {
+          detections: [
+            { label: 'car', confidence: 0.5 },
+            { class: 80, score: 0.5 },
+          ],
+        },
         'detections[1].class: class id 80 is not a COCO-80 class id (0-79)',
       ],
       [{ detections: [{ class: -1, score: 0.5 }] }, 'detections[0].class: class id -1 is not a COCO-80 class id (0-79)'],
@@ -547,18 +533,9 @@ describe('interpretDetections', () => {
       [{ detections: [{ label: 'car', confidence: 1.2 }] }, 'detections[0].confidence: expected a confidence between 0 and 1'],
       [{ detections: [{ label: 'car', score: -0.1 }] }, 'detections[0].score: expected a confidence between 0 and 1'],
       [{ detections: [{ label: 'car', score: '0.5' }] }, 'detections[0].score: Invalid input: expected number, received string'],
-      [
-        { detections: [{ label: 'car', score: 0.5, box: [1, 2, 3] }] },
-        'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}',
-      ],
-      [
-        { detections: [{ label: 'car', score: 0.5, box: { x: 1, y: 2 } }] },
-        'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}',
-      ],
-      [
-        { detections: [{ label: 'car', score: 0.5, box: 'x1,y1,x2,y2' }] },
-        'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}',
-      ],
+      [{ detections: [{ label: 'car', score: 0.5, box: [1, 2, 3] }] }, 'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}'],
+      [{ detections: [{ label: 'car', score: 0.5, box: { x: 1, y: 2 } }] }, 'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}'],
+      [{ detections: [{ label: 'car', score: 0.5, box: 'x1,y1,x2,y2' }] }, 'detections[0].box: expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}'],
       [{ detections: ['car'] }, 'detections[0]: expected a detection object'],
       [{ detections: 'car' }, 'detections: Invalid input: expected array, received string'],
       [[{ label: 'car' }], '[0].confidence: missing: a detection needs confidence or score'],
@@ -577,9 +554,7 @@ describe('COCO_LABELS', () => {
   it('holds the 80 COCO classes once each, in YOLO order', () => {
     expect(COCO_LABELS).toHaveLength(80);
     expect(new Set(COCO_LABELS).size).toBe(80);
-    expect(COCO_LABELS.slice(0, 10)).toEqual([
-      'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light',
-    ]);
+    expect(COCO_LABELS.slice(0, 10)).toEqual(['person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light']);
     expect(COCO_LABELS.indexOf('dog')).toBe(16);
     expect(COCO_LABELS.indexOf('sports ball')).toBe(32);
     expect(COCO_LABELS.indexOf('dining table')).toBe(60);

@@ -22,7 +22,6 @@ let h: Harness;
 let asyncApp: App;
 let server: HttpServer;
 
-
 let asyncEnv: Record<string, string>;
 
 beforeAll(async () => {
@@ -133,7 +132,12 @@ describe('the callback route', () => {
     const delivered = h.gateway.callbacks.find((c) => c.url.includes('/callbacks/slow-async?') && c.name === 'stage-ffmpeg-2');
     expect(delivered).toBeDefined();
     const url = new URL(delivered!.url);
-    const key = callbackKeys.of({ request_id: 'slow-async', task_id: url.searchParams.get('task')!, run: Number(url.searchParams.get('run')), attempt: Number(url.searchParams.get('attempt')) });
+    const key = callbackKeys.of({
+      request_id: 'slow-async',
+      task_id: url.searchParams.get('task')!,
+      run: Number(url.searchParams.get('run')),
+      attempt: Number(url.searchParams.get('attempt')),
+    });
     const storedBefore = await h.store.get({ bucket: 'fave-artifacts', key });
     const stateBefore = await h.store.get({ bucket: 'fave-artifacts', key: requestKeys.state('slow-async') });
     const again = await postCallback(delivered!.url, '{"status": "error", "message": "a different answer"}', { 'X-Function-Status': '500', 'X-Call-Id': 'another-call' });
@@ -156,7 +160,13 @@ describe('the callback route', () => {
       },
     };
     await handler(
-      { method: 'POST', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: { 'x-function-status': '200', 'content-type': 'application/json' }, body: { status: 'success' } },
+      {
+        method: 'POST',
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: { 'x-function-status': '200', 'content-type': 'application/json' },
+        body: { status: 'success' },
+      },
       context,
     );
     expect(answered).toEqual({ status: 200, body: expect.objectContaining({ status: 'DUPLICATE' }) });

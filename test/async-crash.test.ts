@@ -31,7 +31,6 @@ let replica: ChildRun | null = null;
 /** The gateway of the runs killed between a call's marker and its 202. */
 let quick: TestGateway | null = null;
 
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fave-async-crash-'));
   store = new FsStore(join(dir, 'data'), BUCKET);

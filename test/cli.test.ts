@@ -78,7 +78,13 @@ describe('fave run refuses a video it cannot read, before any request exists', (
 describe('a request interrupted, then found with a lease its owner no longer renews', () => {
   const id = 'orphan-1';
   const stateFile = () => join(dir, 'data', 'fave-artifacts', 'requests', id, 'metadata', 'state.json');
-  const readState = async () => JSON.parse(await readFile(stateFile(), 'utf8')) as { state: string; status: string; updated_at: number; lease: { owner: string; acquired_at: number; expires_at: number } | null };
+  const readState = async () =>
+    JSON.parse(await readFile(stateFile(), 'utf8')) as {
+      state: string;
+      status: string;
+      updated_at: number;
+      lease: { owner: string; acquired_at: number; expires_at: number } | null;
+    };
   /** The lease as a process that died would have left it: renewed `renewedAgoMs` ago, running out in `expiresInMs`. */
   const leaveLease = async (renewedAgoMs: number, expiresInMs: number) => {
     const state = await readState();
@@ -92,7 +98,14 @@ describe('a request interrupted, then found with a lease its owner no longer ren
     gateway.addFault({ stage: 'ffmpeg1', kind: 'hang' });
     try {
       const run = runFave(['run', video, '--request-id', id], env());
-      await until(() => readState().then((state) => state.state === 'CLIP', () => false), { timeoutMs: 20_000, message: 'the request reaches CLIP' });
+      await until(
+        () =>
+          readState().then(
+            (state) => state.state === 'CLIP',
+            () => false,
+          ),
+        { timeoutMs: 20_000, message: 'the request reaches CLIP' },
+      );
       run.child.kill('SIGINT');
       const interrupted = await run.exit;
       expect(interrupted.code, interrupted.stderr).toBe(130);
@@ -152,7 +165,10 @@ describe('fave serve', () => {
     let stdout = '';
     serve.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     try {
-      const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\/ {2}UI (\S+) .*$/m.exec(stdout), { timeoutMs: 30_000, message: 'fave serve prints where it listens' });
+      const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\/ {2}UI (\S+) .*$/m.exec(stdout), {
+        timeoutMs: 30_000,
+        message: 'fave serve prints where it listens',
+      });
       expect(stdout.split('\n').filter((l) => l.startsWith('fave serve:'))).toHaveLength(1);
       expect((await fetch(`${line[1]}/healthz`)).status).toBe(200);
       const ui = await fetch(line[2]!);
@@ -168,7 +184,13 @@ describe('fave serve', () => {
 describe('the result table', () => {
   it('fits the terminal width, explains empty columns once below it, and shows local clip files as paths', async () => {
     const bursts = join(dir, 'bursts.mp4');
-    await makeToneBurstVideo(bursts, { bursts: [[1, 3], [5, 7]], duration: 8 });
+    await makeToneBurstVideo(bursts, {
+      bursts: [
+        [1, 3],
+        [5, 7],
+      ],
+      duration: 8,
+    });
     const data = join(dir, 'embedded');
     // No GATEWAY_URL: the local stages, with no speech engine and no detector, clips on the bursts only.
     const out = await runFave(['run', bursts, '--request-id', 'table'], {
@@ -187,9 +209,16 @@ describe('the result table', () => {
     for (const line of table) expect([...line].length, line).toBeLessThanOrEqual(64);
     expect(table[2]).toMatch(/\(note 1\)\s+\(note 2\)/);
 
-    const notes = lines.slice(lines.indexOf('notes:') + 1).join(' ').replace(/\s+/g, ' ');
-    expect(notes).toContain('1. no transcript: no speech engine configured; set FAVE_SPEECH_COMMAND to a speech-to-text command line (docs/stages.md, "Plugging in a speech engine")');
-    expect(notes).toContain('2. no detector model configured (set FAVE_DETECTOR_MODEL); set FAVE_DETECTOR_MODEL to a YOLO .onnx model (docs/stages.md, "Plugging in a detector model")');
+    const notes = lines
+      .slice(lines.indexOf('notes:') + 1)
+      .join(' ')
+      .replace(/\s+/g, ' ');
+    expect(notes).toContain(
+      '1. no transcript: no speech engine configured; set FAVE_SPEECH_COMMAND to a speech-to-text command line (docs/stages.md, "Plugging in a speech engine")',
+    );
+    expect(notes).toContain(
+      '2. no detector model configured (set FAVE_DETECTOR_MODEL); set FAVE_DETECTOR_MODEL to a YOLO .onnx model (docs/stages.md, "Plugging in a detector model")',
+    );
     expect(out.stdout.match(/no speech engine configured/g)).toHaveLength(1);
 
     expect(out.stdout).toContain(`clip files (clip_000.mp4 … clip_001.mp4):\n  ${join(data, 'fave-artifacts', 'requests', 'table', 'stage-ffmpeg-1')}/\n`);

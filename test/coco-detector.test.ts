@@ -44,35 +44,60 @@ afterAll(async () => {
 });
 
 describe('the COCO detector on tfjs', () => {
-  it.skipIf(!photo)('finds COCO objects in a video of a photograph, naming its model', async () => {
-    const video = join(dir, 'photo.mp4');
-    await runTool(
-      'ffmpeg',
-      ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-loop', '1', '-framerate', '5', '-i', photo!, '-t', '2', '-vf', 'scale=640:-2,format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', video],
-      { signal: AbortSignal.timeout(60_000) },
-    );
-    const env = { FAVE_DATA_DIR: join(dir, 'data'), FAVE_DETECTOR: 'coco', LOG_LEVEL: 'silent', OPENFAAS_SECRETS_DIR: join(dir, 'none') };
-    const app = await createApp({ env, logger: pino({ level: 'silent' }) });
-    try {
-      const outcome = await (await app.orchestrator.submit({ video_uri: video, query: 'people', request_id: 'coco' }, { allowLocalPath: true })).done;
-      expect(outcome.status).toBe('COMPLETED');
-      const objects = outcome.result.clips.flatMap((c) => c.objects);
-      expect(objects.length, JSON.stringify(outcome.result.clips)).toBeGreaterThan(0);
-      for (const o of objects) expect(COCO_LABELS).toContain(o.label);
-      expect(objects.map((o) => o.label)).toContain('person');
-      expect(outcome.result.matches.length).toBeGreaterThan(0);
-      // Every detection document names the model that made it.
-      const keys = await app.store.list('fave-artifacts', 'requests/coco/stage-object-detector/');
-      expect(keys.length).toBeGreaterThan(0);
-      for (const key of keys) {
-        const doc = JSON.parse((await app.store.get({ bucket: 'fave-artifacts', key })).toString('utf8')) as { model: string; note: string };
-        expect(doc.model).toBe(COCO_TFJS_MODEL);
-        expect(doc.note).toContain('centernet');
+  it.skipIf(!photo)(
+    'finds COCO objects in a video of a photograph, naming its model',
+    async () => {
+      const video = join(dir, 'photo.mp4');
+      await runTool(
+        'ffmpeg',
+        [
+          '-hide_banner',
+          '-nostdin',
+          '-loglevel',
+          'error',
+          '-y',
+          '-loop',
+          '1',
+          '-framerate',
+          '5',
+          '-i',
+          photo!,
+          '-t',
+          '2',
+          '-vf',
+          'scale=640:-2,format=yuv420p',
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          video,
+        ],
+        { signal: AbortSignal.timeout(60_000) },
+      );
+      const env = { FAVE_DATA_DIR: join(dir, 'data'), FAVE_DETECTOR: 'coco', LOG_LEVEL: 'silent', OPENFAAS_SECRETS_DIR: join(dir, 'none') };
+      const app = await createApp({ env, logger: pino({ level: 'silent' }) });
+      try {
+        const outcome = await (await app.orchestrator.submit({ video_uri: video, query: 'people', request_id: 'coco' }, { allowLocalPath: true })).done;
+        expect(outcome.status).toBe('COMPLETED');
+        const objects = outcome.result.clips.flatMap((c) => c.objects);
+        expect(objects.length, JSON.stringify(outcome.result.clips)).toBeGreaterThan(0);
+        for (const o of objects) expect(COCO_LABELS).toContain(o.label);
+        expect(objects.map((o) => o.label)).toContain('person');
+        expect(outcome.result.matches.length).toBeGreaterThan(0);
+        // Every detection document names the model that made it.
+        const keys = await app.store.list('fave-artifacts', 'requests/coco/stage-object-detector/');
+        expect(keys.length).toBeGreaterThan(0);
+        for (const key of keys) {
+          const doc = JSON.parse((await app.store.get({ bucket: 'fave-artifacts', key })).toString('utf8')) as { model: string; note: string };
+          expect(doc.model).toBe(COCO_TFJS_MODEL);
+          expect(doc.note).toContain('centernet');
+        }
+      } finally {
+        await app.close();
       }
-    } finally {
-      await app.close();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 
   it('says exactly what to install when the package is not there', async () => {
     // Resolved from a directory with no node_modules above it.
@@ -86,14 +111,25 @@ describe('the COCO detector on tfjs', () => {
     const store = new FsStore(join(dir, 'store'), 'fave-artifacts');
     await store.init();
     const frameKey = 'requests/nopkg/stage-ffmpeg-3/clip_000/frame_0000.jpg';
-    await runTool('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=1:duration=1', '-frames:v', '1', join(dir, 'f.jpg')], {
-      signal: AbortSignal.timeout(30_000),
-    });
+    await runTool(
+      'ffmpeg',
+      ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=1:duration=1', '-frames:v', '1', join(dir, 'f.jpg')],
+      {
+        signal: AbortSignal.timeout(30_000),
+      },
+    );
     await store.put({ bucket: 'fave-artifacts', key: frameKey }, await (await import('node:fs/promises')).readFile(join(dir, 'f.jpg')));
     const pool = closeAfterTest(new DetectorPool({ size: 1, cocoResolveFrom: pathToFileURL(join(elsewhere, 'x.js')).href }));
     const stage = objectDetectorStage({ store, workRoot: dir }, { engine: 'coco', modelPath: null, confidenceThreshold: 0.25, pool });
     const response = await stage(
-      { request_id: 'nopkg', stage: 'stage-object-detector', input_uri: `s3://fave-artifacts/${frameKey}`, output_hint: null, config: { profile: 'default' }, fanout: { clip_index: 0, frame_index: 0 } },
+      {
+        request_id: 'nopkg',
+        stage: 'stage-object-detector',
+        input_uri: `s3://fave-artifacts/${frameKey}`,
+        output_hint: null,
+        config: { profile: 'default' },
+        fanout: { clip_index: 0, frame_index: 0 },
+      },
       AbortSignal.timeout(30_000),
     );
     expect(response.status).toBe('success');

@@ -57,7 +57,10 @@ async function serveChild(dataDir: string, env: Record<string, string> = {}): Pr
   await until(
     async () => {
       if (run.child.exitCode !== null) throw new Error(`fave serve exited: ${(await run.exit).stderr}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+      return fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
     },
     { timeoutMs: 30_000, everyMs: 50, message: 'fave serve to answer /healthz' },
   );
@@ -294,7 +297,11 @@ describe('the filesystem store', () => {
     const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
     // A file where the request's folder would go: every write under it fails with ENOTDIR.
     await writeFile(join(h.dir, 'data', BUCKET, 'requests'), 'not a folder');
-    const res = await fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'no-room' }) });
+    const res = await fetch(`${server.url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ video_uri: h.videoUri, request_id: 'no-room' }),
+    });
     const text = await res.text();
     expect(res.status).toBe(500);
     expect(JSON.parse(text).error).toMatchObject({ code: 'STORE_ERROR' });

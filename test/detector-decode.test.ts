@@ -7,16 +7,7 @@ import { parseS3Uri } from '../src/persistence/store.ts';
 import { COCO_LABELS } from '../src/domain/query/coco.ts';
 import { closeLocalStages, createLocalStages } from '../src/stages/local/index.ts';
 import { loadOnnxRuntime } from '../src/stages/local/onnx-runtime.ts';
-import {
-  decodeYolo,
-  detectLayout,
-  iou,
-  letterbox,
-  nonMaxSuppression,
-  rgbToChw,
-  toDetections,
-  type RawBox,
-} from '../src/stages/local/yolo.ts';
+import { decodeYolo, detectLayout, iou, letterbox, nonMaxSuppression, rgbToChw, toDetections, type RawBox } from '../src/stages/local/yolo.ts';
 import { makeImage } from './support/media.ts';
 
 const CLASSES = 80;

@@ -60,14 +60,22 @@ describe('the detector pool', () => {
     const pool = closeAfterTest(new DetectorPool({ size: 1 }));
     const failure = await pool.detect(job({ engine: 'onnx', modelPath: join(dir, 'missing.onnx') }), AbortSignal.timeout(30_000)).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(DetectorFailure);
-    expect((failure as DetectorFailure).failure).toMatchObject({ kind: 'rejection', message: expect.stringContaining(`detector model ${join(dir, 'missing.onnx')} cannot be used`) });
+    expect((failure as DetectorFailure).failure).toMatchObject({
+      kind: 'rejection',
+      message: expect.stringContaining(`detector model ${join(dir, 'missing.onnx')} cannot be used`),
+    });
   });
 
   it.skipIf(!cocoInstalled)('carries a picture it cannot read back as a typed failure: a tool with its reason, or a rejection', async () => {
     const pool = closeAfterTest(new DetectorPool({ size: 1 }));
     const gone = await pool.detect(job({ image: join(dir, 'gone.jpg') }), AbortSignal.timeout(60_000)).catch((err: unknown) => err);
     expect(gone).toBeInstanceOf(DetectorFailure);
-    expect((gone as DetectorFailure).failure).toMatchObject({ kind: 'tool', tool: 'ffprobe', what: 'input is not a readable picture', reason: expect.stringContaining('No such file') });
+    expect((gone as DetectorFailure).failure).toMatchObject({
+      kind: 'tool',
+      tool: 'ffprobe',
+      what: 'input is not a readable picture',
+      reason: expect.stringContaining('No such file'),
+    });
 
     const text = join(dir, 'not-a-picture.jpg');
     await writeFile(text, 'plain text\n'.repeat(10));

@@ -209,7 +209,14 @@ type RetryContext = {
 describe('retries across a crash', () => {
   const cases = [
     { name: 'a single-call stage', stage: 'librosa', fault: {}, taskId: 'librosa', function: 'stage-librosa', records: (c: RetryContext) => c.records },
-    { name: 'a step of a clip chain', stage: 'deepspeech', fault: { clip: 0 }, taskId: 'clip-0/deepspeech', function: 'stage-deepspeech', records: (c: RetryContext) => c.clips[0]!.records },
+    {
+      name: 'a step of a clip chain',
+      stage: 'deepspeech',
+      fault: { clip: 0 },
+      taskId: 'clip-0/deepspeech',
+      function: 'stage-deepspeech',
+      records: (c: RetryContext) => c.clips[0]!.records,
+    },
   ];
 
   it.each(cases)('$name killed between attempts resumes at its next attempt, within the same max_attempts', async (c) => {

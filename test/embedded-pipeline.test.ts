@@ -95,8 +95,17 @@ describe('the embedded default', () => {
   it('looks at the silent stretch between two stretches of speech: a clip of its own, with frames', async () => {
     // Speech at 2–5 s and 9–12 s; the test pattern moves all along, also in the silent 5–9 s.
     const speechAndSilence = join(dir, 'speech-and-silence.mp4');
-    await makeToneBurstVideo(speechAndSilence, { bursts: [[2, 5], [9, 12]], duration: 14 });
-    const app = await createApp({ env: { FAVE_DATA_DIR: join(dir, 'silence'), OPENFAAS_SECRETS_DIR: '/nonexistent', LOG_LEVEL: 'silent', ...NO_DETECTOR }, logger: pino({ level: 'silent' }) });
+    await makeToneBurstVideo(speechAndSilence, {
+      bursts: [
+        [2, 5],
+        [9, 12],
+      ],
+      duration: 14,
+    });
+    const app = await createApp({
+      env: { FAVE_DATA_DIR: join(dir, 'silence'), OPENFAAS_SECRETS_DIR: '/nonexistent', LOG_LEVEL: 'silent', ...NO_DETECTOR },
+      logger: pino({ level: 'silent' }),
+    });
     try {
       const outcome = await (await app.orchestrator.submit({ video_uri: speechAndSilence }, { allowLocalPath: true })).done;
       expect(outcome.status).toBe('COMPLETED');

@@ -42,8 +42,8 @@ function handedOut(requestId: string): number {
   return h!.gateway.calls.filter((c) => c.request_id === requestId).reduce((sum, c) => sum + (c.cost_unit ?? 0), 0);
 }
 
-describe('RESPONSE_FORMAT=fave-v1: the Python orchestrator\'s answer envelope', () => {
-  it('FAVE\'s analysis rule finds every request a success with the cost the gateway handed out, and a failure as one application error', async () => {
+describe("RESPONSE_FORMAT=fave-v1: the Python orchestrator's answer envelope", () => {
+  it("FAVE's analysis rule finds every request a success with the cost the gateway handed out, and a failure as one application error", async () => {
     await start({
       env: { RESPONSE_FORMAT: 'fave-v1' },
       gateway: { clips: 3, framesPerClip: 2, latencyMs: 4, faults: [{ stage: 'ffmpeg1', requestId: 'broken', kind: 'error', message: 'ffmpeg-1: no video stream' }] },
@@ -60,8 +60,17 @@ describe('RESPONSE_FORMAT=fave-v1: the Python orchestrator\'s answer envelope', 
       expect(answer.body.result.linear[2].outputs).toHaveLength(3);
       const clip = answer.body.result.clips[1];
       expect(clip).toMatchObject({ clip_index: 1, input_uri: expect.stringContaining('clip') });
-      expect(clip.stages.map((e: { stage: string }) => e.stage)).toEqual(['stage-ffmpeg-2', 'stage-deepspeech', 'stage-ffmpeg-3', 'stage-object-detector', 'stage-object-detector']);
-      expect(clip.stages[2].outputs.map((o: { metadata: unknown }) => o.metadata)).toEqual([{ clip: 1, frame_index: 0 }, { clip: 1, frame_index: 1 }]);
+      expect(clip.stages.map((e: { stage: string }) => e.stage)).toEqual([
+        'stage-ffmpeg-2',
+        'stage-deepspeech',
+        'stage-ffmpeg-3',
+        'stage-object-detector',
+        'stage-object-detector',
+      ]);
+      expect(clip.stages[2].outputs.map((o: { metadata: unknown }) => o.metadata)).toEqual([
+        { clip: 1, frame_index: 0 },
+        { clip: 1, frame_index: 1 },
+      ]);
       expect(clip.stages[4]).toMatchObject({ status: 'success', clip_index: 1, frame_index: 1, frame_uri: clip.stages[2].outputs[1].uri });
       // Our own answer rides along.
       expect(answer.body.answer).toMatchObject({ request_id: id, status: 'COMPLETED' });
@@ -81,7 +90,7 @@ describe('RESPONSE_FORMAT=fave-v1: the Python orchestrator\'s answer envelope', 
     expect(analyse({ status: stored.status, body }).cost).toBeCloseTo(analyse(answers[0]!).cost, 9);
   });
 
-  it('?format=fave-v1 asks for it per call; the default stays this orchestrator\'s own answer', async () => {
+  it("?format=fave-v1 asks for it per call; the default stays this orchestrator's own answer", async () => {
     await start({ gateway: { clips: 1, framesPerClip: 1 } });
     const own = await post('/', { video_uri: h!.videoUri });
     expect(own.status).toBe(200);

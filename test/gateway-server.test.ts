@@ -356,7 +356,11 @@ describe('gateway server: system API and replica model', () => {
   const coldEcho: FunctionHandler = async (call) => ({ status: 200, body: JSON.stringify({ cold: call.coldStart }) });
 
   async function json(url: string, init: { method?: 'GET' | 'POST'; body?: string; authorization?: string } = {}) {
-    const res = await request(url, { method: init.method ?? 'GET', ...(init.body ? { body: init.body } : {}), headers: init.authorization ? { authorization: init.authorization } : {} });
+    const res = await request(url, {
+      method: init.method ?? 'GET',
+      ...(init.body ? { body: init.body } : {}),
+      headers: init.authorization ? { authorization: init.authorization } : {},
+    });
     const text = await res.body.text();
     return { status: res.statusCode, body: text && res.headers['content-type'] === 'application/json' ? (JSON.parse(text) as unknown) : text };
   }

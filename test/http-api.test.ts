@@ -204,7 +204,6 @@ describe('POST /', () => {
     expect(resumed.body.status).toBe('COMPLETED');
     expect(resumed.body.result.clips).toHaveLength(3);
     expect(h.gateway.callsTo('ffmpeg0').length).toBe(before);
-
   });
 });
 
@@ -289,7 +288,11 @@ describe('fave serve', () => {
     };
     try {
       const first = await serve({});
-      const answer = fetch(`${first.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }) });
+      const answer = fetch(`${first.url}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ video_uri: harness.videoUri, request_id: 'served' }),
+      });
       await until(() => harness.gateway.callsTo('ffmpeg2').length === 2, { message: 'both ffmpeg-2 calls' });
       // Stop once the fan-out is on disk: what finished before it must not run again.
       await until(async () => (await harness.readState('served')).state === 'FANOUT', { message: 'FANOUT in state.json' });
@@ -369,7 +372,11 @@ describe('input checks', () => {
 
   const lookup: HostLookup = async (host) => {
     if (host === 'videos.internal.test') return [{ address: '192.168.10.20', family: 4 }];
-    if (host === 'mixed.test') return [{ address: '93.184.216.34', family: 4 }, { address: 'fd00:ec2::254', family: 6 }];
+    if (host === 'mixed.test')
+      return [
+        { address: '93.184.216.34', family: 4 },
+        { address: 'fd00:ec2::254', family: 6 },
+      ];
     throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
   };
 
@@ -379,7 +386,10 @@ describe('input checks', () => {
     const before = await storeKeys(h);
     expect(before).toEqual(['uploads/sample.mp4']);
     for (const [name, input, status, field] of cases) {
-      const res = await call('POST', input.path ?? '/', { ...(input.raw !== undefined ? { raw: input.raw } : { body: input.body }), ...(input.headers ? { headers: input.headers } : {}) });
+      const res = await call('POST', input.path ?? '/', {
+        ...(input.raw !== undefined ? { raw: input.raw } : { body: input.body }),
+        ...(input.headers ? { headers: input.headers } : {}),
+      });
       expect.soft(res.status, name).toBe(status);
       expect.soft(res.body.error?.field, name).toBe(field);
       expect.soft(typeof res.body.error?.message, name).toBe('string');
@@ -437,7 +447,31 @@ describe('input checks', () => {
   });
 
   it('classifies addresses, including IPv6 forms that embed IPv4', async () => {
-    const blocked = ['127.0.0.1', '10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '100.127.255.255', '0.0.0.0', '::', '::1', 'fc00::1', 'fd00:ec2::254', 'fe80::1', 'fe80::1%eth0', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::7f00:1', '2002:7f00:1::', '224.0.0.1', '255.255.255.255', '2001:db8::1', '::ffff:8.8.8.8'];
+    const blocked = [
+      '127.0.0.1',
+      '10.0.0.1',
+      '172.16.5.4',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '100.127.255.255',
+      '0.0.0.0',
+      '::',
+      '::1',
+      'fc00::1',
+      'fd00:ec2::254',
+      'fe80::1',
+      'fe80::1%eth0',
+      '::ffff:10.0.0.1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::7f00:1',
+      '2002:7f00:1::',
+      '224.0.0.1',
+      '255.255.255.255',
+      '2001:db8::1',
+      '::ffff:8.8.8.8',
+    ];
     const allowed = ['8.8.8.8', '93.184.216.34', '172.32.0.1', '100.128.0.1', '192.169.0.1', '2606:4700:4700::1111', '64:ff9b::808:808', '2002:808:808::1'];
     for (const a of blocked) expect(classifyAddress(a), a).not.toBeNull();
     for (const a of allowed) expect(classifyAddress(a), a).toBeNull();

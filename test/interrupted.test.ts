@@ -7,14 +7,19 @@ import { startHarness } from './support/harness.ts';
 import { until } from './support/until.ts';
 
 describe('attempts interrupted by a stop', () => {
-  it('are counted and marked on resume, and do not use up the call\'s attempts', async () => {
-    const h = closeAfterTest(await startHarness({ env: { RETRY_MAX_ATTEMPTS: '1' }, gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'deepspeech', clip: 1, kind: 'hang', times: 1 }] } }));
+  it("are counted and marked on resume, and do not use up the call's attempts", async () => {
+    const h = closeAfterTest(
+      await startHarness({ env: { RETRY_MAX_ATTEMPTS: '1' }, gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'deepspeech', clip: 1, kind: 'hang', times: 1 }] } }),
+    );
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'stopped' });
     handle.done.catch(() => undefined);
     // Stopped when the hanging call is the only one: clip 0's chain is done, and detection waits.
-    await until(() => h.gateway.callsTo('deepspeech').some((c) => c.clip === 1) && h.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0 && c.ended_at !== null) && h.gateway.inFlight === 1, {
-      message: 'the hanging call alone in flight',
-    });
+    await until(
+      () => h.gateway.callsTo('deepspeech').some((c) => c.clip === 1) && h.gateway.callsTo('ffmpeg3').some((c) => c.clip === 0 && c.ended_at !== null) && h.gateway.inFlight === 1,
+      {
+        message: 'the hanging call alone in flight',
+      },
+    );
     await h.app.orchestrator.close();
     expect((await h.store.list('fave-artifacts', dispatchPrefix('stopped'))).length).toBeGreaterThan(0);
 

@@ -99,7 +99,9 @@ describe('layers', () => {
     const doc = readFileSync(join(src, '../docs/architecture.md'), 'utf8');
     const block = /```mermaid\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
     const drawn = [...block.matchAll(/^\s*(\w+)\s*-->\s*(\w+)\s*$/gm)].map((m) => `${m[1]} --> ${m[2]}`).sort();
-    const declared = Object.entries(LAYERS).flatMap(([from, tos]) => tos.map((to) => `${from} --> ${to}`)).sort();
+    const declared = Object.entries(LAYERS)
+      .flatMap(([from, tos]) => tos.map((to) => `${from} --> ${to}`))
+      .sort();
     expect(drawn, 'docs/architecture.md: the layer picture differs from LAYERS in test/layers.test.ts').toEqual(declared);
   });
 

@@ -35,7 +35,14 @@ let stages: LocalStages;
  * removed. Clips follow the tone bursts only here, however short (the shaping of clips has its own test).
  */
 function makeStages(options: Omit<Parameters<typeof createLocalStages>[0], 'store' | 'workRoot'> & { store?: FsStore } = {}): LocalStages {
-  return createLocalStages({ speechCommand: null, detectorModel: null, segmentation: { silentClips: false, minClipS: 0.1 }, ...options, store: options.store ?? store, workRoot: join(dir, 'work') });
+  return createLocalStages({
+    speechCommand: null,
+    detectorModel: null,
+    segmentation: { silentClips: false, minClipS: 0.1 },
+    ...options,
+    store: options.store ?? store,
+    workRoot: join(dir, 'work'),
+  });
 }
 
 function request(stage: string, requestId: string, inputUri: string, fanout: Fanout = {}): StageRequest {
@@ -241,7 +248,6 @@ describe('the local pipeline on a video with three tone bursts', () => {
     const document = JSON.parse((await store.get(parseS3Uri(response.outputs[0]!.uri))).toString('utf8')) as unknown;
     expect(document).toEqual({ detections: [], model: null, note: 'no detector model configured (set FAVE_DETECTOR_MODEL)' });
   });
-
 });
 
 describe('inputs the stages must survive', () => {
@@ -270,7 +276,7 @@ describe('inputs the stages must survive', () => {
     expect(r2.outputs[0]!.metadata).toMatchObject({ clip_index: 0, start_s: 0 });
   });
 
-  it('a file that is not a video is a status error carrying ffmpeg\'s reason', async () => {
+  it("a file that is not a video is a status error carrying ffmpeg's reason", async () => {
     const id = 'bad-1';
     const uri = await putInput(id, join(dir, 'not-a-video.mp4'), '.mp4');
     const response = await call('stage-ffmpeg-0', id, uri);
@@ -315,7 +321,7 @@ describe('segmentation (pure)', () => {
     return { meanSquares: frameMeanSquares(energies.finish(), energies.samples), count: energies.samples };
   }
 
-  it('has librosa\'s frame count and centred frames', () => {
+  it("has librosa's frame count and centred frames", () => {
     const { meanSquares } = analyse(new Float32Array(22050).fill(1));
     expect(meanSquares.length).toBe(1 + Math.floor(22050 / 512));
     // Frame 0 is centred on sample 0: half of it is zero padding.
@@ -337,7 +343,13 @@ describe('segmentation (pure)', () => {
   });
 
   it('cuts a sound longer than 30 s into equal clips, all within 0.1 s to 30 s', () => {
-    const samples = toneBursts([[1, 2.02], [3, 68]], 70);
+    const samples = toneBursts(
+      [
+        [1, 2.02],
+        [3, 68],
+      ],
+      70,
+    );
     const { meanSquares, count } = analyse(samples, 8192);
     const { clips } = segmentAudio(meanSquares, count, { sampleRate: rate });
     expect(clips.every((c) => c.end_s - c.start_s <= 30 && c.end_s - c.start_s >= 0.1)).toBe(true);
@@ -398,11 +410,27 @@ describe('segmentation (pure)', () => {
     // Every second of the video is in exactly one clip.
     clips.forEach((c, i) => expect(c.start_s).toBe(i === 0 ? 0 : clips[i - 1]!.end_s));
     // Silence shorter than a clip is shared by its neighbours; without silent clips only speech is kept.
-    expect(shapeClips([{ start_s: 0.5, end_s: 4 }, { start_s: 5, end_s: 9 }], { ...shape, duration: 9.8 })).toEqual([
+    expect(
+      shapeClips(
+        [
+          { start_s: 0.5, end_s: 4 },
+          { start_s: 5, end_s: 9 },
+        ],
+        { ...shape, duration: 9.8 },
+      ),
+    ).toEqual([
       { start_s: 0, end_s: 4.5, speech: true },
       { start_s: 4.5, end_s: 9.8, speech: true },
     ]);
-    expect(shapeClips([{ start_s: 2, end_s: 5 }, { start_s: 9, end_s: 12 }], { ...shape, silentClips: false })).toEqual([
+    expect(
+      shapeClips(
+        [
+          { start_s: 2, end_s: 5 },
+          { start_s: 9, end_s: 12 },
+        ],
+        { ...shape, silentClips: false },
+      ),
+    ).toEqual([
       { start_s: 2, end_s: 5, speech: true },
       { start_s: 9, end_s: 12, speech: true },
     ]);

@@ -92,9 +92,7 @@ function pipelineEvents(clipCount: number) {
       }
       case 'DETECT':
         if (sub === 'detecting') {
-          const pending = ctx.clips.flatMap((clip) =>
-            clip.status === 'done' ? clip.frames.filter((f) => f.status === 'pending').map((f) => [clip.index, f.index] as const) : [],
-          );
+          const pending = ctx.clips.flatMap((clip) => (clip.status === 'done' ? clip.frames.filter((f) => f.status === 'pending').map((f) => [clip.index, f.index] as const) : []));
           const [first] = pending;
           if (first) {
             for (const ok of [true, false]) {

@@ -44,7 +44,32 @@ describe.skipIf(process.platform !== 'linux')('memory independent of the video',
     const big = join(dir, 'noise.mp4');
     await runTool(
       'ffmpeg',
-      ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', '1280x720', '-r', '25', '-i', '/dev/urandom', '-frames:v', '75', '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '0', big],
+      [
+        '-hide_banner',
+        '-nostdin',
+        '-loglevel',
+        'error',
+        '-y',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'yuv420p',
+        '-s',
+        '1280x720',
+        '-r',
+        '25',
+        '-i',
+        '/dev/urandom',
+        '-frames:v',
+        '75',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-qp',
+        '0',
+        big,
+      ],
       { signal: AbortSignal.timeout(120_000) },
     );
     const videoBytes = (await stat(big)).size;
@@ -89,7 +114,14 @@ describe.skipIf(process.platform !== 'linux')('memory independent of the video',
     };
 
     try {
-      await until(() => fetch(`${base}/healthz`).then((r) => r.ok, () => false), { timeoutMs: 30_000, everyMs: 100, message: 'fave serve to answer' });
+      await until(
+        () =>
+          fetch(`${base}/healthz`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        { timeoutMs: 30_000, everyMs: 100, message: 'fave serve to answer' },
+      );
       // A small request first, so what a first request loads is not counted against the video.
       await runRequest('warm-up', 'uploads/small.mp4');
 

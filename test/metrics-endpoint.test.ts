@@ -67,22 +67,23 @@ const sum = (samples: Sample[], name: string, where: Record<string, string> = {}
 
 describe('GET /metrics', () => {
   it('is Prometheus text whose invocation counts equal the calls the gateway saw', async () => {
-    const h = closeAfterTest(await startHarness({
-      gateway: {
-        clips: 4,
-        framesPerClip: 2,
-        coldStartEvery: 5,
-        faults: [
-          { stage: 'ffmpeg0', kind: 'status', status: 502, times: 2 },
-          { stage: 'detector', clip: 1, frame: 1, kind: 'status', status: 503, times: 1 },
-          // A single-call stage, so no sibling call is in flight (and abandoned) when it fails.
-          { stage: 'librosa', kind: 'error', requestId: 'm-fails' },
-        ],
-      },
-    }));
+    const h = closeAfterTest(
+      await startHarness({
+        gateway: {
+          clips: 4,
+          framesPerClip: 2,
+          coldStartEvery: 5,
+          faults: [
+            { stage: 'ffmpeg0', kind: 'status', status: 502, times: 2 },
+            { stage: 'detector', clip: 1, frame: 1, kind: 'status', status: 503, times: 1 },
+            // A single-call stage, so no sibling call is in flight (and abandoned) when it fails.
+            { stage: 'librosa', kind: 'error', requestId: 'm-fails' },
+          ],
+        },
+      }),
+    );
     const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: true }), (s) => s.close(200));
-    const post = (body: unknown) =>
-      fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (body: unknown) => fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post({ video_uri: h.videoUri, request_id: 'm-ok-1' })).status).toBe(200);
     expect((await post({ video_uri: h.videoUri, request_id: 'm-ok-2' })).status).toBe(200);
     expect((await post({ video_uri: h.videoUri, request_id: 'm-fails' })).status).toBe(502);
@@ -129,7 +130,11 @@ describe('GET /metrics', () => {
   it('counts a request in flight while it runs', async () => {
     const h = closeAfterTest(await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'librosa', kind: 'hang' }] } }));
     const server = closeAfterTest(await startHttpServer({ app: h.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
-    const accepted = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }) });
+    const accepted = await fetch(`${server.url}/?async=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ video_uri: h.videoUri, request_id: 'm-running' }),
+    });
     expect(accepted.status).toBe(202);
     const harness = h;
     await until(() => harness.gateway.callsTo('librosa').length > 0, { message: 'the librosa call' });
@@ -153,7 +158,11 @@ describe('under load', () => {
     const harness = h;
     const server = closeAfterTest(await startHttpServer({ app: harness.app, port: 0, host: '127.0.0.1', processMetrics: false }), (s) => s.close(200));
     const run = async (id: string) => {
-      const res = await fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }) });
+      const res = await fetch(`${server.url}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ video_uri: harness.videoUri, query: 'car', request_id: id }),
+      });
       return { status: res.status, body: (await res.json()) as SyncAnswer };
     };
     let peak = process.memoryUsage().rss;

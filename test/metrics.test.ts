@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MetricsSummarySchema } from '../src/domain/result.ts';
 import { faveError } from '../src/domain/errors.ts';
-import {
-  InvocationRecordSchema,
-  percentile,
-  summarizeInvocations,
-  type InvocationRecord,
-} from '../src/domain/invocations.ts';
+import { InvocationRecordSchema, percentile, summarizeInvocations, type InvocationRecord } from '../src/domain/invocations.ts';
 import { invocationRecord } from './support/fixtures.ts';
 
 let clock = 1_700_000_000_000;
@@ -124,12 +119,7 @@ describe('summarizeInvocations', () => {
   });
 
   it('counts every attempt above the first as a retry', () => {
-    const records = [
-      record('s', 10, { attempt: 1 }),
-      record('s', 10, { attempt: 2 }),
-      record('s', 10, { attempt: 3 }),
-      record('t', 10, { attempt: 4 }),
-    ];
+    const records = [record('s', 10, { attempt: 1 }), record('s', 10, { attempt: 2 }), record('s', 10, { attempt: 3 }), record('t', 10, { attempt: 4 })];
     const summary = summarizeInvocations(records, 0);
     expect(summary.retries).toBe(3);
     expect(summary.stages.s?.retries).toBe(2);
@@ -137,12 +127,7 @@ describe('summarizeInvocations', () => {
   });
 
   it('counts only cold_start === true, not false or unknown', () => {
-    const records = [
-      record('s', 10, { cold_start: true }),
-      record('s', 10, { cold_start: false }),
-      record('s', 10, { cold_start: null }),
-      record('s', 10, { cold_start: true }),
-    ];
+    const records = [record('s', 10, { cold_start: true }), record('s', 10, { cold_start: false }), record('s', 10, { cold_start: null }), record('s', 10, { cold_start: true })];
     const summary = summarizeInvocations(records, 0);
     expect(summary.cold_starts).toBe(2);
     expect(summary.stages.s?.cold_starts).toBe(2);
@@ -150,26 +135,21 @@ describe('summarizeInvocations', () => {
 
   it('uses nearest-rank percentiles of latency_ms, rounded to whole milliseconds', () => {
     const latencies = Array.from({ length: 20 }, (_, i) => (i + 1) * 10.4);
-    const summary = summarizeInvocations(latencies.reverse().map((l) => record('s', l)), 99.5);
+    const summary = summarizeInvocations(
+      latencies.reverse().map((l) => record('s', l)),
+      99.5,
+    );
     expect(summary.wall_ms).toBe(100);
     expect(summary.stages.s).toMatchObject({ count: 20, p50_ms: 104, p95_ms: 198, max_ms: 208 });
   });
 
   it('uses latency_ms rather than the reported or gateway duration', () => {
-    const summary = summarizeInvocations(
-      [record('s', 250, { reported_duration_ms: 100, gateway_duration_ms: 200 })],
-      0,
-    );
+    const summary = summarizeInvocations([record('s', 250, { reported_duration_ms: 100, gateway_duration_ms: 200 })], 0);
     expect(summary.stages.s).toMatchObject({ p50_ms: 250, p95_ms: 250, max_ms: 250 });
   });
 
   it('sums cost units with null as 0, rounded to 6 decimals', () => {
-    const records = [
-      record('s', 1, { cost_unit: 0.1 }),
-      record('s', 1, { cost_unit: 0.2 }),
-      record('s', 1, { cost_unit: null }),
-      record('t', 1, { cost_unit: 1.23456789 }),
-    ];
+    const records = [record('s', 1, { cost_unit: 0.1 }), record('s', 1, { cost_unit: 0.2 }), record('s', 1, { cost_unit: null }), record('t', 1, { cost_unit: 1.23456789 })];
     const summary = summarizeInvocations(records, 0);
     expect(summary.stages.s?.cost_units).toBe(0.3);
     expect(summary.stages.t?.cost_units).toBe(1.234568);
@@ -184,10 +164,7 @@ describe('summarizeInvocations', () => {
   });
 
   it('produces a summary that satisfies the result schema and survives JSON', () => {
-    const summary = summarizeInvocations(
-      [record('stage-ffmpeg-0', 12.7, { cost_unit: 2.61, cold_start: true }), record('stage-deepspeech', 3, { attempt: 2 })],
-      77,
-    );
+    const summary = summarizeInvocations([record('stage-ffmpeg-0', 12.7, { cost_unit: 2.61, cold_start: true }), record('stage-deepspeech', 3, { attempt: 2 })], 77);
     expect(MetricsSummarySchema.parse(summary)).toEqual(summary);
     expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
   });

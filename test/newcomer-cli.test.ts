@@ -224,7 +224,13 @@ describe.skipIf(!pocketsphinx)('speech out of the box', () => {
     expect(clips.length).toBeGreaterThan(0);
     for (const clip of clips) expect(clip.transcript_note ?? '').not.toContain('no speech engine configured');
 
-    const off = await runFave(['run', bursts, '--json'], { FAVE_DATA_DIR: join(dir, 'speech-off'), LOG_LEVEL: 'warn', FAVE_DETECTOR: 'none', FAVE_SILENT_CLIPS: 'false', FAVE_SPEECH_COMMAND: 'none' }).exit;
+    const off = await runFave(['run', bursts, '--json'], {
+      FAVE_DATA_DIR: join(dir, 'speech-off'),
+      LOG_LEVEL: 'warn',
+      FAVE_DETECTOR: 'none',
+      FAVE_SILENT_CLIPS: 'false',
+      FAVE_SPEECH_COMMAND: 'none',
+    }).exit;
     expect(off.code, off.stderr).toBe(0);
     expect(off.stderr).not.toContain('pocketsphinx');
     expect(FinalResultSchema.parse(JSON.parse(off.stdout)).clips[0]!.transcript_note).toContain('no speech engine configured');

@@ -164,9 +164,7 @@ describe('failures', () => {
     const error = outcome.result.error!;
     expect(error).toMatchObject({ code, stage, attempts: 1, ...where });
     expect(error.message).toContain(stage);
-    const matching = h.gateway.calls.filter(
-      (c) => c.stage === stage && (!('clip' in fault) || c.clip === fault.clip) && (!('frame' in fault) || c.frame === fault.frame),
-    );
+    const matching = h.gateway.calls.filter((c) => c.stage === stage && (!('clip' in fault) || c.clip === fault.clip) && (!('frame' in fault) || c.frame === fault.frame));
     expect(matching).toHaveLength(1);
     const state = await h.readState('fails');
     expect(state.status).toBe('FAILED');
@@ -198,16 +196,21 @@ describe('failures', () => {
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri })).done;
     expect(outcome.status).toBe('COMPLETED');
     expect(outcome.result.partial).toBe(true);
-    expect(outcome.result.failed_clips).toEqual([
-      { clip_index: 4, error: expect.objectContaining({ code: 'STAGE_REPORTED_ERROR', stage: 'stage-deepspeech', clip_index: 4 }) },
-    ]);
+    expect(outcome.result.failed_clips).toEqual([{ clip_index: 4, error: expect.objectContaining({ code: 'STAGE_REPORTED_ERROR', stage: 'stage-deepspeech', clip_index: 4 }) }]);
     expect(outcome.result.clips[4]!.status).toBe('failed');
     expect(h.gateway.callsTo('ffmpeg3').some((c) => c.clip === 4)).toBe(false);
   });
 
   it('fails with TOO_MANY_FAILURES beyond the tolerated percentage', async () => {
     h = await startHarness({
-      gateway: { clips: 10, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', clip: 1, kind: 'error' }, { stage: 'ffmpeg2', clip: 2, kind: 'error' }] },
+      gateway: {
+        clips: 10,
+        framesPerClip: 1,
+        faults: [
+          { stage: 'ffmpeg2', clip: 1, kind: 'error' },
+          { stage: 'ffmpeg2', clip: 2, kind: 'error' },
+        ],
+      },
       env: { TOLERATED_FAILURE_PCT: '10', MAX_CONCURRENT_INVOCATIONS: '1' },
     });
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri })).done;

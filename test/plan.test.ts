@@ -16,16 +16,36 @@ function clip(index: number, over: Partial<ClipState> = {}): ClipState {
 
 function context(clips: ClipState[], over: Partial<PipelineContext> = {}): PipelineContext {
   return {
-    request_id: 'r', video_uri: 's3://b/v.mp4', query: null,
+    request_id: 'r',
+    video_uri: 's3://b/v.mp4',
+    query: null,
     settings: {
-      bucket: 'b', profile: 'default', stage_names: DEFAULT_STAGE_NAMES,
+      bucket: 'b',
+      profile: 'default',
+      stage_names: DEFAULT_STAGE_NAMES,
       timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
-      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true }, max_concurrency: 4, tolerated_failure_pct: 0,
-      detector_enabled: true, min_confidence: 0.5, deadline_at: 1000,
+      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true },
+      max_concurrency: 4,
+      tolerated_failure_pct: 0,
+      detector_enabled: true,
+      min_confidence: 0.5,
+      deadline_at: 1000,
     },
-    started_at: 0, finished_at: null, input_uri: null, steps: {},
-    clip_times: null, clips, clips_pending: clips.filter((c) => c.status === 'pending').length,
-    frames_pending: 0, failed_clips: 0, records: [], retrying: {}, dispatched: {}, error: null, failed_at: null, redrives: 0,
+    started_at: 0,
+    finished_at: null,
+    input_uri: null,
+    steps: {},
+    clip_times: null,
+    clips,
+    clips_pending: clips.filter((c) => c.status === 'pending').length,
+    frames_pending: 0,
+    failed_clips: 0,
+    records: [],
+    retrying: {},
+    dispatched: {},
+    error: null,
+    failed_at: null,
+    redrives: 0,
     ...over,
   };
 }
@@ -45,7 +65,9 @@ describe('retries in progress', () => {
     // Another clip's step settling leaves them; the retried step settling takes its entry away.
     const other = plan.settleClipSteps(ctx, [{ clip_index: 1, step: 'ffmpeg2', facts: { kind: 'output', uri: 'c1' }, error: null, records: [] }]);
     expect(other.retrying).toBe(ctx.retrying);
-    const settled = plan.settleClipSteps(ctx, [{ clip_index: 0, step: 'deepspeech', facts: { kind: 'transcript', uri: 't', transcript: 'x', note: null }, error: null, records: [] }]);
+    const settled = plan.settleClipSteps(ctx, [
+      { clip_index: 0, step: 'deepspeech', facts: { kind: 'transcript', uri: 't', transcript: 'x', note: null }, error: null, records: [] },
+    ]);
     expect(Object.keys(settled.retrying!)).toEqual(['librosa']);
 
     const step = plan.applyStep(ctx, { task_id: 'librosa', step: 'librosa', clip_index: null, frame_index: null, facts: null, error: null, records: [] });
@@ -133,9 +155,20 @@ describe('tolerance and redrive', () => {
     const clips = [
       clip(0, { status: 'done' }),
       clip(1, { status: 'failed', progress: { ...emptyProgress(), compressed_uri: 'c1' }, error: { code: 'INTERNAL', message: 'x' } }),
-      clip(2, { status: 'failed', progress: { ...emptyProgress(), compressed_uri: 'c', transcript_uri: 't', frames: [{ index: 0, uri: 'f0' }] }, frames: [failedFrame], error: { code: 'INTERNAL', message: 'x' } }),
+      clip(2, {
+        status: 'failed',
+        progress: { ...emptyProgress(), compressed_uri: 'c', transcript_uri: 't', frames: [{ index: 0, uri: 'f0' }] },
+        frames: [failedFrame],
+        error: { code: 'INTERNAL', message: 'x' },
+      }),
     ];
-    const ctx = context(clips, { failed_clips: 2, error: { code: 'INTERNAL', message: 'x' }, failed_at: 'FANOUT', started_at: 100, settings: { ...context([]).settings, deadline_at: 600 } });
+    const ctx = context(clips, {
+      failed_clips: 2,
+      error: { code: 'INTERNAL', message: 'x' },
+      failed_at: 'FANOUT',
+      started_at: 100,
+      settings: { ...context([]).settings, deadline_at: 600 },
+    });
     const after = plan.prepareRedrive(ctx, 1000);
     expect(after.clips!.map((c) => c.status)).toEqual(['done', 'pending', 'done']);
     expect(after.clips![1]!.progress.compressed_uri).toBe('c1');
@@ -147,17 +180,25 @@ describe('tolerance and redrive', () => {
 
 describe('journaled attempts without a record, on resume', () => {
   const marker = (id: string, over: Partial<DispatchMarker> = {}): DispatchMarker => ({
-    id, task_id: 'clip-0/ffmpeg2', stage: 'stage-ffmpeg-2', clip_index: 0, frame_index: null, attempt: 1, at: 500, ...over,
+    id,
+    task_id: 'clip-0/ffmpeg2',
+    stage: 'stage-ffmpeg-2',
+    clip_index: 0,
+    frame_index: null,
+    attempt: 1,
+    at: 500,
+    ...over,
   });
 
   it('an async attempt of this run is queued again, waited for from its marker; a sync one is interrupted', () => {
     const ctx = context([clip(0), clip(1)]);
-    const { context: after, interrupted, queued } = plan.recordInterrupted(
+    const {
+      context: after,
+      interrupted,
+      queued,
+    } = plan.recordInterrupted(
       ctx,
-      [
-        marker('a0', { mode: 'async', run: 0, timeout_ms: 7000 }),
-        marker('s1', { task_id: 'clip-1/ffmpeg2', clip_index: 1, mode: 'sync', run: 0, timeout_ms: 7000 }),
-      ],
+      [marker('a0', { mode: 'async', run: 0, timeout_ms: 7000 }), marker('s1', { task_id: 'clip-1/ffmpeg2', clip_index: 1, mode: 'sync', run: 0, timeout_ms: 7000 })],
       800,
     );
     expect({ interrupted, queued }).toEqual({ interrupted: 1, queued: 1 });
@@ -173,7 +214,11 @@ describe('journaled attempts without a record, on resume', () => {
     const ctx = context([clip(0)], { redrives: 1, retrying: { 'clip-0/ffmpeg2': [failed] } });
     const { interrupted, queued } = plan.recordInterrupted(
       ctx,
-      [marker('old', { mode: 'async', run: 0, timeout_ms: 7000, attempt: 2 }), marker('past', { mode: 'async', run: 1, timeout_ms: 7000, attempt: 1 }), marker('plain', { attempt: 2 })],
+      [
+        marker('old', { mode: 'async', run: 0, timeout_ms: 7000, attempt: 2 }),
+        marker('past', { mode: 'async', run: 1, timeout_ms: 7000, attempt: 1 }),
+        marker('plain', { attempt: 2 }),
+      ],
       800,
     );
     expect({ interrupted, queued }).toEqual({ interrupted: 3, queued: 0 });

@@ -105,7 +105,12 @@ describe('pre-warming on the replica model', () => {
       metrics.close();
       // The request page marks them in their stage's lane.
       const page = await loadRequestPage(h.app.orchestrator, `cold-${strategy}`);
-      expect(page!.prewarm.filter((m) => m.kind === 'raise').map((m) => m.stage).sort()).toEqual(Object.values(h.gateway.script.stageNames).sort());
+      expect(
+        page!.prewarm
+          .filter((m) => m.kind === 'raise')
+          .map((m) => m.stage)
+          .sort(),
+      ).toEqual(Object.values(h.gateway.script.stageNames).sort());
       expect(page!.invocations.filter((i) => i.cold_start === true).map((i) => i.stage)).toEqual(['stage-ffmpeg-0'].slice(0, cold.ffmpeg0));
     });
   }

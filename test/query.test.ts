@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MatchSchema } from '../src/domain/result.ts';
 import { COCO_LABELS, cocoLabelForTerm } from '../src/domain/query/coco.ts';
-import {
-  DEFAULT_MIN_CONFIDENCE,
-  matchClips,
-  normalizeWords,
-  parseQuery,
-  singularize,
-  type MatchableClip,
-} from '../src/domain/query/match.ts';
+import { DEFAULT_MIN_CONFIDENCE, matchClips, normalizeWords, parseQuery, singularize, type MatchableClip } from '../src/domain/query/match.ts';
 
 function clip(
   index: number,
@@ -72,9 +65,7 @@ describe('singularize', () => {
 
 describe('normalizeWords', () => {
   it('lower-cases, splits on punctuation, drops apostrophes and reduces plurals', () => {
-    expect(normalizeWords("Two RED cars—and the driver's dogs, don't they?")).toEqual([
-      'two', 'red', 'car', 'and', 'the', 'driver', 'dog', 'dont', 'they',
-    ]);
+    expect(normalizeWords("Two RED cars—and the driver's dogs, don't they?")).toEqual(['two', 'red', 'car', 'and', 'the', 'driver', 'dog', 'dont', 'they']);
   });
 
   it('treats composed and decomposed accents alike', () => {
@@ -230,7 +221,18 @@ describe('matchClips', () => {
   });
 
   it('matches a detected label and scores it by its confidence (the DESIGN example)', () => {
-    const clips = [clip(0, [['car', 0.91], ['person', 0.8]], 'a red car passes', [0, 4]), clip(1, [['dog', 0.9]])];
+    const clips = [
+      clip(
+        0,
+        [
+          ['car', 0.91],
+          ['person', 0.8],
+        ],
+        'a red car passes',
+        [0, 4],
+      ),
+      clip(1, [['dog', 0.9]]),
+    ];
     expect(matchClips(clips, 'find scenes with cars')).toEqual([
       { clip_index: 0, start_s: 0, end_s: 4, score: 0.91, reasons: [{ type: 'object', label: 'car', confidence: 0.91 }] },
     ]);
@@ -266,18 +268,22 @@ describe('matchClips', () => {
   });
 
   it('takes the best confidence when a label is listed twice', () => {
-    const [match] = matchClips([clip(0, [['car', 0.6], ['car', 0.85], ['car', 0.7]])], 'car');
+    const [match] = matchClips(
+      [
+        clip(0, [
+          ['car', 0.6],
+          ['car', 0.85],
+          ['car', 0.7],
+        ]),
+      ],
+      'car',
+    );
     expect(match?.reasons).toEqual([{ type: 'object', label: 'car', confidence: 0.85 }]);
     expect(match?.score).toBe(0.85);
   });
 
   it('matches remaining words in the transcript as whole words, plural-insensitive', () => {
-    const clips = [
-      clip(0, [], 'The boxes are stacked.'),
-      clip(1, [], 'a BOX!'),
-      clip(2, [], 'a boxer and a toolbox'),
-      clip(3, [], null),
-    ];
+    const clips = [clip(0, [], 'The boxes are stacked.'), clip(1, [], 'a BOX!'), clip(2, [], 'a boxer and a toolbox'), clip(3, [], null)];
     const matches = matchClips(clips, 'find boxes');
     expect(matches).toEqual([
       { clip_index: 0, start_s: 0, end_s: 4, score: 1, reasons: [{ type: 'transcript', word: 'box' }] },
@@ -286,9 +292,7 @@ describe('matchClips', () => {
   });
 
   it('finds a label term in the transcript when nothing was detected', () => {
-    expect(matchClips([clip(0, [], 'a red car passes')], 'cars')).toEqual([
-      { clip_index: 0, start_s: 0, end_s: 4, score: 1, reasons: [{ type: 'transcript', word: 'car' }] },
-    ]);
+    expect(matchClips([clip(0, [], 'a red car passes')], 'cars')).toEqual([{ clip_index: 0, start_s: 0, end_s: 4, score: 1, reasons: [{ type: 'transcript', word: 'car' }] }]);
   });
 
   it('scores a words-only match by the fraction of query terms found', () => {
@@ -309,11 +313,7 @@ describe('matchClips', () => {
   });
 
   it('scores mixed queries by the mean credit over all terms, objects first in the reasons', () => {
-    const clips = [
-      clip(0, [['car', 0.9]], 'look at that red one'),
-      clip(1, [['car', 0.8]]),
-      clip(2, [], 'red sky'),
-    ];
+    const clips = [clip(0, [['car', 0.9]], 'look at that red one'), clip(1, [['car', 0.8]]), clip(2, [], 'red sky')];
     expect(matchClips(clips, 'red cars')).toEqual([
       {
         clip_index: 0,
@@ -331,13 +331,7 @@ describe('matchClips', () => {
   });
 
   it('sorts by score descending, then by clip index', () => {
-    const clips = [
-      clip(5, [['dog', 0.7]]),
-      clip(3, [['dog', 0.9]]),
-      clip(1, [['dog', 0.7]]),
-      clip(4, [['cat', 0.99]]),
-      clip(2, [['dog', 0.7]]),
-    ];
+    const clips = [clip(5, [['dog', 0.7]]), clip(3, [['dog', 0.9]]), clip(1, [['dog', 0.7]]), clip(4, [['cat', 0.99]]), clip(2, [['dog', 0.7]])];
     expect(matchClips(clips, 'dogs').map((m) => [m.clip_index, m.score])).toEqual([
       [3, 0.9],
       [1, 0.7],
@@ -347,7 +341,16 @@ describe('matchClips', () => {
   });
 
   it('lists a reason for each label that matched, in query order', () => {
-    const [match] = matchClips([clip(0, [['dog', 0.6], ['person', 0.8], ['frisbee', 0.3]])], 'people with dogs and a frisbee');
+    const [match] = matchClips(
+      [
+        clip(0, [
+          ['dog', 0.6],
+          ['person', 0.8],
+          ['frisbee', 0.3],
+        ]),
+      ],
+      'people with dogs and a frisbee',
+    );
     expect(match).toEqual({
       clip_index: 0,
       start_s: 0,

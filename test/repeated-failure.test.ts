@@ -27,25 +27,29 @@ describe('a deterministic failure stops early', () => {
   });
 
   it('a 500 followed by a success heals', async () => {
-    h = closeAfterTest(await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', clip: 1, kind: 'status', status: 500, body: FFMPEG_TEXT, times: 1 }] } }));
+    h = closeAfterTest(
+      await startHarness({ gateway: { clips: 2, framesPerClip: 1, faults: [{ stage: 'ffmpeg2', clip: 1, kind: 'status', status: 500, body: FFMPEG_TEXT, times: 1 }] } }),
+    );
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'heals' })).done;
     expect(outcome.status).toBe('COMPLETED');
     expect(clipCalls(1).map((c) => c.status)).toEqual([500, 200]);
   });
 
   it('two different 500 bodies, and repeated gateway 502s, keep the whole budget', async () => {
-    h = closeAfterTest(await startHarness({
-      env: { RETRY_MAX_ATTEMPTS: '4' },
-      gateway: {
-        clips: 2,
-        framesPerClip: 1,
-        faults: [
-          { stage: 'ffmpeg2', clip: 0, kind: 'status', status: 500, body: 'first text', times: 1 },
-          { stage: 'ffmpeg2', clip: 0, kind: 'status', status: 500, body: 'second text', times: 1 },
-          { stage: 'ffmpeg2', clip: 1, kind: 'status', status: 502, times: 3 },
-        ],
-      },
-    }));
+    h = closeAfterTest(
+      await startHarness({
+        env: { RETRY_MAX_ATTEMPTS: '4' },
+        gateway: {
+          clips: 2,
+          framesPerClip: 1,
+          faults: [
+            { stage: 'ffmpeg2', clip: 0, kind: 'status', status: 500, body: 'first text', times: 1 },
+            { stage: 'ffmpeg2', clip: 0, kind: 'status', status: 500, body: 'second text', times: 1 },
+            { stage: 'ffmpeg2', clip: 1, kind: 'status', status: 502, times: 3 },
+          ],
+        },
+      }),
+    );
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'budget' })).done;
     expect(outcome.status).toBe('COMPLETED');
     expect(clipCalls(0).map((c) => c.status)).toEqual([500, 500, 200]);
@@ -65,17 +69,19 @@ describe('a deterministic failure stops early', () => {
   });
 
   it('compares with the failed attempt made before a resume', async () => {
-    h = closeAfterTest(await startHarness({
-      gateway: {
-        clips: 1,
-        framesPerClip: 1,
-        faults: [
-          { stage: 'ffmpeg2', kind: 'status', status: 500, body: FFMPEG_TEXT, times: 1 },
-          { stage: 'ffmpeg2', kind: 'hang', times: 1 },
-          { stage: 'ffmpeg2', kind: 'status', status: 500, body: FFMPEG_TEXT },
-        ],
-      },
-    }));
+    h = closeAfterTest(
+      await startHarness({
+        gateway: {
+          clips: 1,
+          framesPerClip: 1,
+          faults: [
+            { stage: 'ffmpeg2', kind: 'status', status: 500, body: FFMPEG_TEXT, times: 1 },
+            { stage: 'ffmpeg2', kind: 'hang', times: 1 },
+            { stage: 'ffmpeg2', kind: 'status', status: 500, body: FFMPEG_TEXT },
+          ],
+        },
+      }),
+    );
     const handle = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'across' });
     handle.done.catch(() => undefined);
     await until(() => clipCalls(0).length === 2, { message: 'the second attempt in flight' });

@@ -129,8 +129,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
   const eventsOf = (replica: Replica): string =>
     JSON.stringify(replica.logs.filter((l) => l.event !== 'state').map((l) => [l.event, l.request_id ?? '', l.phase ?? '', l.error ?? '']));
 
-  const callsOf = (...of: Replica[]): OwnedCall[] =>
-    of.flatMap((r) => r.gateway.calls.map((c) => ({ ...c, replica: r.name }))).sort((x, y) => x.started_at - y.started_at);
+  const callsOf = (...of: Replica[]): OwnedCall[] => of.flatMap((r) => r.gateway.calls.map((c) => ({ ...c, replica: r.name }))).sort((x, y) => x.started_at - y.started_at);
 
   async function submitAsync(replica: Replica, requestId: string): Promise<void> {
     const res = await fetch(`${replica.url}/?async=true`, {
@@ -155,8 +154,7 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
   }
 
   /** Successful PUTs of a request's final.json, from moto's access log. */
-  const finalWrites = (id: string): number =>
-    moto.accessLog().filter((line) => line.startsWith(`PUT /${moto.bucket}/${requestKeys.final(id)}`) && line.endsWith(' 200')).length;
+  const finalWrites = (id: string): number => moto.accessLog().filter((line) => line.startsWith(`PUT /${moto.bucket}/${requestKeys.final(id)}`) && line.endsWith(' 200')).length;
 
   async function metric(replica: Replica, sample: string): Promise<number> {
     const text = await (await fetch(`${replica.url}/metrics`)).text();
@@ -207,7 +205,8 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
           if (x.replica === y.replica) continue;
           const xEnd = x.ended_at ?? Number.POSITIVE_INFINITY;
           const yEnd = y.ended_at ?? Number.POSITIVE_INFINITY;
-          if (x.started_at < yEnd && y.started_at < xEnd) found.push(`${id}: ${x.replica} ${x.stage_key} ${x.started_at}-${xEnd} with ${y.replica} ${y.stage_key} ${y.started_at}-${yEnd}`);
+          if (x.started_at < yEnd && y.started_at < xEnd)
+            found.push(`${id}: ${x.replica} ${x.stage_key} ${x.started_at}-${xEnd} with ${y.replica} ${y.stage_key} ${y.started_at}-${yEnd}`);
         }
       }
     }
@@ -437,7 +436,11 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     const takenOverAt = b.gateway.calls.find((call) => call.request_id === id)!.started_at;
     expect(hung[0]!.ended_at! - takenOverAt).toBeLessThan(ttl / 2);
     expect(fromA.filter((call) => call.started_at > lost.time)).toEqual([]);
-    expect(fromA.filter((call) => call.ended_at === null || call.ended_at > lost.time + 1000).map((c) => [c.stage, c.clip, c.started_at - lost.time, (c.ended_at ?? 0) - lost.time, c.outcome])).toEqual([]);
+    expect(
+      fromA
+        .filter((call) => call.ended_at === null || call.ended_at > lost.time + 1000)
+        .map((c) => [c.stage, c.clip, c.started_at - lost.time, (c.ended_at ?? 0) - lost.time, c.outcome]),
+    ).toEqual([]);
     expect(await metric(a, 'fave_state_writes_total')).toBe(writesAtLoss);
     expect(await metric(a, 'fave_lease_lost_total{phase="renewal"}')).toBe(1);
     expect(a.logs.filter((l) => l.event === 'execution_failed')).toEqual([]);
@@ -448,7 +451,14 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
 
   it('an owner whose store stops answering stops its calls before its lease runs out, then resumes the request itself', async () => {
     const ttl = 5000;
-    const gateway = await startTestGateway({ store, artifacts: 'none', clips: 3, framesPerClip: 1, latencyMs: 20, faults: [{ stage: 'ffmpeg2', clip: 0, kind: 'hang', times: 1 }] });
+    const gateway = await startTestGateway({
+      store,
+      artifacts: 'none',
+      clips: 3,
+      framesPerClip: 1,
+      latencyMs: 20,
+      faults: [{ stage: 'ffmpeg2', clip: 0, kind: 'hang', times: 1 }],
+    });
     const logs: LogLine[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
     const app = await createApp({

@@ -68,7 +68,9 @@ describe('the request repository', () => {
 
   it('a state write that loses its precondition is LEASE_HELD for the request, and the stored state stays as it was', async () => {
     h = await startHarness({ gateway: { clips: 1, framesPerClip: 1 } });
-    await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'taken' })).done;
+    await (
+      await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'taken' })
+    ).done;
     const { envelope } = (await h.app.orchestrator.requests.readState('taken'))!;
     const location = { bucket: BUCKET, key: requestKeys.state('taken') };
     const before = await h.store.get(location);

@@ -38,7 +38,14 @@ function random(seed: number): () => number {
 
 function entry(stage: string, rnd: () => number, extra: Json = {}): Json {
   const duration = Math.round(100 + rnd() * 4000);
-  return { stage, status: 'success', message: null, outputs: [], metrics: { duration_ms: duration, memory_limit_mb: 512, cold_start: rnd() < 0.2, cost_unit: Math.round(duration * 0.5) / 1000 }, ...extra };
+  return {
+    stage,
+    status: 'success',
+    message: null,
+    outputs: [],
+    metrics: { duration_ms: duration, memory_limit_mb: 512, cold_start: rnd() < 0.2, cost_unit: Math.round(duration * 0.5) / 1000 },
+    ...extra,
+  };
 }
 
 /**
@@ -49,13 +56,25 @@ function answer(shape: 'python' | 'ours', rnd: () => number): Json {
   const linear = ['stage-ffmpeg-0', 'stage-librosa', 'stage-ffmpeg-1'].map((s) => entry(s, rnd));
   const clips = [0, 1, 2].map((clip) => {
     const stages = ['stage-ffmpeg-2', 'stage-deepspeech', 'stage-ffmpeg-3'].map((s) => entry(s, rnd, { clip_index: clip }));
-    if (shape === 'python') stages.push(clip === 1 ? entry('stage-object-detector', rnd, { clip_index: clip }) : { stage: 'stage-object-detector', status: 'skipped', message: 'disabled', outputs: [], metrics: { duration_ms: 0, memory_limit_mb: 512, cold_start: false, cost_unit: 0.0 }, clip_index: clip });
+    if (shape === 'python')
+      stages.push(
+        clip === 1
+          ? entry('stage-object-detector', rnd, { clip_index: clip })
+          : {
+              stage: 'stage-object-detector',
+              status: 'skipped',
+              message: 'disabled',
+              outputs: [],
+              metrics: { duration_ms: 0, memory_limit_mb: 512, cold_start: false, cost_unit: 0.0 },
+              clip_index: clip,
+            },
+      );
     else for (const frame of [1, 2]) stages.push(entry('stage-object-detector', rnd, { clip_index: clip, frame_index: frame, frame_uri: `s3://b/f${frame}.jpg` }));
     return { clip_index: clip, input_uri: `s3://b/clip_${clip}.mp4`, stages };
   });
   if (shape === 'python') return { status: 'ok', request_id: 'r', result: { linear, clips } };
   // Our envelope carries our own answer too: its cost counts every attempt, a retried one included.
-  const listed = [...linear, ...clips.flatMap((c) => c.stages)].reduce((sum, e) => sum + ((e.metrics as { cost_unit: number }).cost_unit), 0);
+  const listed = [...linear, ...clips.flatMap((c) => c.stages)].reduce((sum, e) => sum + (e.metrics as { cost_unit: number }).cost_unit, 0);
   return { status: 'ok', request_id: 'r', result: { linear, clips }, answer: { metrics: { retries: 1, cost_units: listed + RETRIED_ATTEMPT_COST } } };
 }
 
@@ -73,7 +92,12 @@ function run(options: { seed: number; successes: number; appErrors: number; gate
   }
   for (const kind of kinds) {
     const duration = Math.round(2000 + rnd() * 30_000);
-    const response = kind === 'ok' ? answer(options.shape, rnd) : kind === 'app' ? { status: 'error', request_id: 'r', message: 'stage-ffmpeg-1 failed' } : { error: 'Server error 502 Bad Gateway' };
+    const response =
+      kind === 'ok'
+        ? answer(options.shape, rnd)
+        : kind === 'app'
+          ? { status: 'error', request_id: 'r', message: 'stage-ffmpeg-1 failed' }
+          : { error: 'Server error 502 Bad Gateway' };
     lines.push({ timestamp: '2025-11-20T14:03:05.123456', duration_ms: duration, status: kind === 'gw' ? 'failure' : 'success', response, profile: 'cold' });
   }
   return lines;

@@ -44,7 +44,10 @@ beforeAll(async () => {
   });
   let stdout = '';
   serve.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\//m.exec(stdout), { timeoutMs: 30_000, message: () => `fave serve prints where it listens (${stdout})` });
+  const line = await until(() => /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\//m.exec(stdout), {
+    timeoutMs: 30_000,
+    message: () => `fave serve prints where it listens (${stdout})`,
+  });
   serveUrl = line[1]!;
 }, 60_000);
 
@@ -81,7 +84,23 @@ function faveReads(data: unknown): { total: number; trueSuccesses: number } {
 describe('fave load against fave serve', () => {
   it('steady arrivals are open-loop: starts 1/R apart while each request takes longer than 1/R', async () => {
     const out = await runFave(
-      ['load', '--target', serveUrl, '--video', join(dir, 'street.mp4'), '--regime', 'steady', '--rate', String(RATE), '--requests', String(REQUESTS), '--profile', 'warm', '--out', join(dir, 'out')],
+      [
+        'load',
+        '--target',
+        serveUrl,
+        '--video',
+        join(dir, 'street.mp4'),
+        '--regime',
+        'steady',
+        '--rate',
+        String(RATE),
+        '--requests',
+        String(REQUESTS),
+        '--profile',
+        'warm',
+        '--out',
+        join(dir, 'out'),
+      ],
       { LOG_LEVEL: 'warn' },
     ).exit;
     expect(out.code, out.stderr).toBe(0);
@@ -136,7 +155,21 @@ async function loopback(handle: (req: IncomingMessage, body: string, res: Server
 }
 
 function options(target: string, extra: Partial<LoadOptions> = {}): LoadOptions {
-  return { target, video: 's3://b/v.mp4', regime: 'burst', rate: 1, requests: 3, concurrency: 3, profile: 'cold', token: 'secret-token', timeoutMs: 10_000, attempts: 3, maxDurationMs: 60_000, retryBaseMs: 5, ...extra };
+  return {
+    target,
+    video: 's3://b/v.mp4',
+    regime: 'burst',
+    rate: 1,
+    requests: 3,
+    concurrency: 3,
+    profile: 'cold',
+    token: 'secret-token',
+    timeoutMs: 10_000,
+    attempts: 3,
+    maxDurationMs: 60_000,
+    retryBaseMs: 5,
+    ...extra,
+  };
 }
 
 describe('the load client', () => {
@@ -158,7 +191,11 @@ describe('the load client', () => {
       } else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', request_id: id, result: { linear: [], clips: [] } }));
     });
     const records = await runLoad(options(target), 's3://b/v.mp4');
-    expect(records.map((r) => [r.status, r.attempts])).toEqual([['success', 3], ['success', 3], ['success', 3]]);
+    expect(records.map((r) => [r.status, r.attempts])).toEqual([
+      ['success', 3],
+      ['success', 3],
+      ['success', 3],
+    ]);
     expect([...seen.values()]).toEqual([3, 3, 3]);
     expect(records.map((r) => r.request_id).sort()).toEqual([...seen.keys()].sort());
     expect(new Set(auth)).toEqual(new Set(['Bearer secret-token']));
@@ -237,7 +274,9 @@ describe('the OpenFaaS system API client', () => {
       // Replicas go away over a few polls, as pods terminate.
       fn.polls += 1;
       if (fn.polls >= 3) fn.available = fn.replicas;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: get![1], image: 'x', replicas: fn.replicas, availableReplicas: fn.available, invocationCount: 0 }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ name: get![1], image: 'x', replicas: fn.replicas, availableReplicas: fn.available, invocationCount: 0 }));
     });
     const pending: string[][] = [];
     const admin = new OpenFaasSystemClient({ gatewayUrl, auth: { user: 'admin', password: 'pw' } });
@@ -245,7 +284,10 @@ describe('the OpenFaaS system API client', () => {
     expect(calls.slice(0, 2)).toEqual(['POST /system/scale-function/stage-ffmpeg-0', 'POST /system/scale-function/stage-librosa']);
     expect(pending.at(-1)).toEqual([]);
     expect(pending[0]).toEqual(['stage-ffmpeg-0', 'stage-librosa']);
-    expect([...replicas.values()].map((f) => [f.replicas, f.available])).toEqual([[0, 0], [0, 0]]);
+    expect([...replicas.values()].map((f) => [f.replicas, f.available])).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
 
     const anonymous = new OpenFaasSystemClient({ gatewayUrl, auth: null });
     await expect(scaleAndWait(anonymous, ['stage-librosa'], 1, { timeoutMs: 1000 })).rejects.toThrow(/HTTP 401.*OPENFAAS_USERNAME/);
@@ -257,7 +299,10 @@ describe('the OpenFaaS system API client', () => {
 describe('the system API login', () => {
   it("is OPENFAAS_USERNAME/OPENFAAS_PASSWORD, else the gateway's basic auth", () => {
     const none = join(tmpdir(), 'fave-no-secrets');
-    expect(loadConfig({ OPENFAAS_SECRETS_DIR: none, OPENFAAS_USERNAME: 'admin', OPENFAAS_PASSWORD: 'pw', BASIC_AUTH_USER: 'u', BASIC_AUTH_PASSWORD: 'p' }).systemAuth).toEqual({ user: 'admin', password: 'pw' });
+    expect(loadConfig({ OPENFAAS_SECRETS_DIR: none, OPENFAAS_USERNAME: 'admin', OPENFAAS_PASSWORD: 'pw', BASIC_AUTH_USER: 'u', BASIC_AUTH_PASSWORD: 'p' }).systemAuth).toEqual({
+      user: 'admin',
+      password: 'pw',
+    });
     expect(loadConfig({ OPENFAAS_SECRETS_DIR: none, BASIC_AUTH_USER: 'u', BASIC_AUTH_PASSWORD: 'p' }).systemAuth).toEqual({ user: 'u', password: 'p' });
     expect(loadConfig({ OPENFAAS_SECRETS_DIR: none }).systemAuth).toBeNull();
   });

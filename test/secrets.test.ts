@@ -116,7 +116,10 @@ describe('secrets at the boundary', () => {
       ['psql: password=hunter2 user=bob', 'psql: password=[redacted] user=bob'],
       ['aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY region=eu', 'aws_secret_access_key=[redacted] region=eu'],
       ['AWS_SECRET_ACCESS_KEY = "with a space" next', 'AWS_SECRET_ACCESS_KEY = [redacted] next'],
-      ["db_password='p w' token=abc&x=1 secret=s3cr3t, api-key=k1; client_secret=cs", 'db_password=[redacted] token=[redacted]&x=1 secret=[redacted], api-key=[redacted]; client_secret=[redacted]'],
+      [
+        "db_password='p w' token=abc&x=1 secret=s3cr3t, api-key=k1; client_secret=cs",
+        'db_password=[redacted] token=[redacted]&x=1 secret=[redacted], api-key=[redacted]; client_secret=[redacted]',
+      ],
       ['{"client_secret": "abc\\"def", "password":"pw", "name": "ok"}', '{"client_secret": "[redacted]", "password":"[redacted]", "name": "ok"}'],
       ['https://h.example/v.mp4?token=abc&sv=1', 'https://h.example/v.mp4?token=[redacted]&sv=1'],
       ['uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)', 'uploads are turned off here (FAVE_UPLOAD_MAX_BYTES=0)'],
@@ -136,4 +139,3 @@ describe('secrets at the boundary', () => {
     expect(leaks(message)).toEqual([]);
   });
 });
-

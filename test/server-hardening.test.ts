@@ -119,7 +119,18 @@ describe('request paths', () => {
   it('refuses paths that a URL parser would resolve to another route, with 400', async () => {
     const { server } = await serve({ FAVE_ANONYMOUS_ROLE: '' });
     const host = { host: `127.0.0.1:${server.port}` };
-    for (const target of ['//x/metrics', '/ui/../metrics', '/x/%2e%2e/metrics', '/x/%2E%2E/metrics', '/x/./metrics', '/x/.%2e/metrics', '/metrics//', '/ui\\..\\metrics', 'http://127.0.0.1/metrics', '/a/%zz']) {
+    for (const target of [
+      '//x/metrics',
+      '/ui/../metrics',
+      '/x/%2e%2e/metrics',
+      '/x/%2E%2E/metrics',
+      '/x/./metrics',
+      '/x/.%2e/metrics',
+      '/metrics//',
+      '/ui\\..\\metrics',
+      'http://127.0.0.1/metrics',
+      '/a/%zz',
+    ]) {
       const answer = await raw(server, 'GET', target, host);
       expect(answer.status, target).toBe(400);
       expect(JSON.parse(answer.text).error, target).toMatchObject({ code: 'BAD_REQUEST', field: 'path' });

@@ -78,7 +78,10 @@ describe('permissions come from the running process', () => {
     expect(deputy.body.error.field).toBe('video_uri');
     expect(deputy.body.error.message).toMatch(/requests\/… holds the requests' own state/);
 
-    const cli = await h.app.orchestrator.submit({ video_uri: 's3://fave-artifacts/requests/other/metadata/final.json', request_id: 'deputy' }, { allowLocalPath: true, allowPrivateNetwork: true });
+    const cli = await h.app.orchestrator.submit(
+      { video_uri: 's3://fave-artifacts/requests/other/metadata/final.json', request_id: 'deputy' },
+      { allowLocalPath: true, allowPrivateNetwork: true },
+    );
     const outcome = await cli.done;
     expect(outcome.status).toBe('FAILED');
     expect(outcome.result.error).toMatchObject({ code: 'BAD_REQUEST' });
@@ -99,4 +102,3 @@ describe('permissions come from the running process', () => {
     expect(() => loadConfig({ ...env, INPUT_S3_ALLOW: 'Not_A_Bucket' })).toThrow(/INPUT_S3_ALLOW entry 1/);
   });
 });
-

@@ -36,7 +36,7 @@ async function profileTable(): Promise<Array<{ profile: string; min: string; max
 }
 
 describe('stack.yml', () => {
-  it('deploys the orchestrator and the seven stages under FAVE\'s function names, each from an image of this repo', async () => {
+  it("deploys the orchestrator and the seven stages under FAVE's function names, each from an image of this repo", async () => {
     const { functions } = await stack();
     expect(Object.keys(functions).sort()).toEqual(['orchestrator', ...STAGE_NAMES].sort());
     expect(functions.orchestrator!.handler).toBe('.');
@@ -64,7 +64,11 @@ describe('stack.yml', () => {
       expect({ profile: row.profile, min: Number(row.min), max: Number(row.max) }).toEqual({ profile: row.profile, ...replicas });
       const { functions } = await stack({ FAVE_PROFILE: row.profile, FAVE_SCALE_MIN: row.min, FAVE_SCALE_MAX: row.max });
       for (const [name, fn] of Object.entries(functions)) {
-        expect({ name, min: fn.labels['com.openfaas.scale.min'], max: fn.labels['com.openfaas.scale.max'] }).toEqual({ name, min: String(replicas.min), max: String(replicas.max) });
+        expect({ name, min: fn.labels['com.openfaas.scale.min'], max: fn.labels['com.openfaas.scale.max'] }).toEqual({
+          name,
+          min: String(replicas.min),
+          max: String(replicas.max),
+        });
       }
     }
     // With nothing set, the labels are those of the profile CONFIG_PROFILE defaults to.
@@ -75,13 +79,14 @@ describe('stack.yml', () => {
     }
   });
 
-  it('points every stage at the orchestrator\'s artifact store, with the credentials as secrets', async () => {
+  it("points every stage at the orchestrator's artifact store, with the credentials as secrets", async () => {
     const { functions } = await stack({ ARTIFACT_ENDPOINT: 'http://minio.example:9000', ARTIFACT_BUCKET: 'my-bucket' });
     const orchestrator = functions.orchestrator!.environment;
     expect(orchestrator.ARTIFACT_BUCKET).toBe('my-bucket');
     for (const name of STAGE_NAMES) {
       const env = functions[name]!.environment;
-      for (const key of ['FAVE_STORE', 'ARTIFACT_ENDPOINT', 'ARTIFACT_BUCKET', 'ARTIFACT_REGION']) expect({ name, key, value: env[key] }).toEqual({ name, key, value: orchestrator[key] });
+      for (const key of ['FAVE_STORE', 'ARTIFACT_ENDPOINT', 'ARTIFACT_BUCKET', 'ARTIFACT_REGION'])
+        expect({ name, key, value: env[key] }).toEqual({ name, key, value: orchestrator[key] });
       expect(functions[name]!.secrets).toEqual(expect.arrayContaining(['artifact-access-key', 'artifact-secret-key']));
     }
   });

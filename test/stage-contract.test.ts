@@ -44,7 +44,7 @@ describe('stage requests as the stages validate them', () => {
     expect(StageRequestSchema.safeParse({ ...FULL, fanout: { clip_index: 2, extra: 1 } }).success).toBe(false);
   });
 
-  it('the test gateway refuses fanout: null and config: null with HTTP 200 and pydantic\'s message', async () => {
+  it("the test gateway refuses fanout: null and config: null with HTTP 200 and pydantic's message", async () => {
     const h = closeAfterTest(await startHarness({ gateway: { clips: 1, framesPerClip: 1, requireInputs: false } }));
     for (const field of ['fanout', 'config'] as const) {
       const res = await request(`${h.gateway.url}/function/stage-ffmpeg-0`, {

@@ -41,7 +41,14 @@ describe('fave stage serve', () => {
         await run.exit;
       },
     });
-    await until(() => fetch(`${upstream}/_/health`).then((r) => r.ok || null, () => null), { timeoutMs: 30_000, message: 'the stage answers GET' });
+    await until(
+      () =>
+        fetch(`${upstream}/_/health`).then(
+          (r) => r.ok || null,
+          () => null,
+        ),
+      { timeoutMs: 30_000, message: 'the stage answers GET' },
+    );
 
     const request = { request_id: 'r1', stage: 'stage-ffmpeg-0', input_uri: 's3://fave-artifacts/requests/r1/input/original.mp4', output_hint: null, config: {}, fanout: {} };
     const res = await fetch(`${upstream}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });

@@ -122,10 +122,7 @@ describe('docs/statechart.md', () => {
     const run = promisify(execFile);
     const tsx = join(root, 'node_modules/.bin/tsx');
     const cli = join(root, 'src/cli/main.ts');
-    const [mermaid, json] = await Promise.all([
-      run(tsx, [cli, 'visualize'], { cwd: root }),
-      run(tsx, [cli, 'visualize', '--format', 'json'], { cwd: root }),
-    ]);
+    const [mermaid, json] = await Promise.all([run(tsx, [cli, 'visualize'], { cwd: root }), run(tsx, [cli, 'visualize', '--format', 'json'], { cwd: root })]);
     expect(mermaid.stdout).toBe(toMermaid(chart));
     expect(JSON.parse(json.stdout)).toEqual(chart);
   });
@@ -141,7 +138,6 @@ describe('the statechart as SVG', () => {
     }
   });
 });
-
 
 describe('createInspector', () => {
   it('is off unless FAVE_INSPECT asks for it', async () => {
@@ -175,7 +171,10 @@ describe('createInspector', () => {
       const actor = createActor(probe, { inspect: inspector.inspect }).start();
       actor.send({ type: 'GO' });
       const snapshot = await until(
-        () => seen.find((e): e is Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }> => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy'),
+        () =>
+          seen.find(
+            (e): e is Extract<StatelyInspectionEvent, { type: '@xstate.snapshot' }> => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'busy',
+          ),
         { everyMs: 20, message: 'the relay to see the snapshot in `busy`' },
       );
       expect((snapshot.snapshot as { context?: unknown }).context).toEqual({ records: '3 invocation records' });

@@ -294,9 +294,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
   });
 
   enforcing('lets exactly one of concurrent ifNoneMatch creators win', async () => {
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => store.put(at('race/lease.json'), `owner-${i}`, { ifNoneMatch: '*' })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.put(at('race/lease.json'), `owner-${i}`, { ifNoneMatch: '*' })));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     for (const r of results) if (r.status === 'rejected') expect(isPreconditionFailed(r.reason)).toBe(true);
   });
@@ -392,8 +390,7 @@ describe('S3Store against a server that enforces conditional writes', () => {
   const objects = new Map<string, Buffer>();
   const putHeaders: IncomingHttpHeaders[] = [];
   const etagOf = (body: Buffer): string => `"${createHash('md5').update(body).digest('hex')}"`;
-  const s3Error = (code: string, message: string): string =>
-    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  const s3Error = (code: string, message: string): string => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
   const at = (key: string): ObjectLocation => ({ bucket: BUCKET, key });
 
   beforeAll(async () => {
@@ -413,7 +410,9 @@ describe('S3Store against a server that enforces conditional writes', () => {
             return void res.writeHead(409, { 'content-type': 'application/xml' }).end(s3Error('ConditionalRequestConflict', 'conflicting operation'));
           }
           if ((ifNoneMatch === '*' && current) || (ifMatch !== undefined && (!current || etagOf(current) !== ifMatch))) {
-            return void res.writeHead(412, { 'content-type': 'application/xml' }).end(s3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'));
+            return void res
+              .writeHead(412, { 'content-type': 'application/xml' })
+              .end(s3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'));
           }
           objects.set(path, body);
           return void res.writeHead(200, { etag: etagOf(body) }).end();

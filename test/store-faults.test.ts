@@ -26,7 +26,7 @@ afterEach(async () => {
 
 /** A small tmpfs can be filled for real (ENOSPC); mounting one needs root. */
 function canMountTmpfs(): boolean {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0 || !existsSync('/usr/bin/mount') && !existsSync('/bin/mount')) return false;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || (!existsSync('/usr/bin/mount') && !existsSync('/bin/mount'))) return false;
   const probe = join(tmpdir(), `fave-mount-probe-${process.pid}`);
   try {
     execFileSync('mkdir', ['-p', probe]);

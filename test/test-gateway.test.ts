@@ -8,14 +8,7 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
 import { makeTarGz, readTarGz } from './support/archives.ts';
 import { type StageOutput } from '../src/domain/stage.ts';
-import {
-  expectedClips,
-  startTestGateway,
-  type Detection,
-  type ExpectedClip,
-  type TestGateway,
-  type TestGatewayOptions,
-} from './support/test-gateway.ts';
+import { expectedClips, startTestGateway, type Detection, type ExpectedClip, type TestGateway, type TestGatewayOptions } from './support/test-gateway.ts';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -158,16 +151,21 @@ describe('test gateway: a full scripted pipeline', () => {
     expect(Object.keys(compressed).sort()).toEqual(['audio.wav', 'video.mp4']);
 
     // Every alias of the detector's wire form is exercised by the defaults.
-    const docs = await Promise.all(
-      keys.filter((k) => k.includes('stage-object-detector')).map(async (key) => (await store.get({ bucket: 'fave-artifacts', key })).toString()),
-    );
+    const docs = await Promise.all(keys.filter((k) => k.includes('stage-object-detector')).map(async (key) => (await store.get({ bucket: 'fave-artifacts', key })).toString()));
     const all = docs.join('\n');
     for (const field of ['"label"', '"class"', '"name"', '"score"', '"confidence"']) expect(all).toContain(field);
 
     const stages = [...new Set(gw.calls.map((c) => c.stage))];
     expect(stages).toEqual(['stage-ffmpeg-0', 'stage-librosa', 'stage-ffmpeg-1', 'stage-ffmpeg-2', 'stage-deepspeech', 'stage-ffmpeg-3', 'stage-object-detector']);
     expect(gw.calls.every((c) => c.status === 200 && c.outcome === 'success' && c.request_id === 'req-1')).toBe(true);
-    expect(gw.callsTo('detector').map((c) => [c.clip, c.frame])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]);
+    expect(gw.callsTo('detector').map((c) => [c.clip, c.frame])).toEqual([
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+      [2, 0],
+      [2, 1],
+    ]);
   });
 
   it('honours clip times from timestamps only, txt transcripts and custom sizes', async () => {
@@ -212,10 +210,7 @@ describe('test gateway: a full scripted pipeline', () => {
     expect(gw.script.stageNames.ffmpeg2).toBe('my-compressor');
     const clips = await walkPipeline(gw, store, 'r5');
     expect(clips).toEqual(expectedClips(options, 'r5'));
-    expect(await store.list('other-bucket', 'requests/r5/my-compressor/')).toEqual([
-      'requests/r5/my-compressor/clip_000.tar.gz',
-      'requests/r5/my-compressor/clip_001.tar.gz',
-    ]);
+    expect(await store.list('other-bucket', 'requests/r5/my-compressor/')).toEqual(['requests/r5/my-compressor/clip_000.tar.gz', 'requests/r5/my-compressor/clip_001.tar.gz']);
   });
 });
 
@@ -322,9 +317,19 @@ describe('test gateway: scripted faults', () => {
   it('frame faults match the frame only', async () => {
     const { gw } = await start({ requireInputs: false, faults: [{ stage: 'detector', clip: 1, frame: 1, kind: 'error' }] });
     const detect = (clip: number, frame: number) =>
-      post(gw, 'stage-object-detector', { request_id: 'rf', stage: 'stage-object-detector', input_uri: 's3://fave-artifacts/f.jpg', fanout: { clip_index: clip, frame_index: frame } });
+      post(gw, 'stage-object-detector', {
+        request_id: 'rf',
+        stage: 'stage-object-detector',
+        input_uri: 's3://fave-artifacts/f.jpg',
+        fanout: { clip_index: clip, frame_index: frame },
+      });
     const statuses = [];
-    for (const [c, f] of [[1, 0], [0, 1], [1, 1]] as const) statuses.push((JSON.parse((await detect(c, f)).text) as { status: string }).status);
+    for (const [c, f] of [
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ] as const)
+      statuses.push((JSON.parse((await detect(c, f)).text) as { status: string }).status);
     expect(statuses).toEqual(['success', 'success', 'error']);
   });
 

@@ -83,7 +83,10 @@ describe('what stages answer is text on the page and in the report', () => {
         clips: 2,
         framesPerClip: 2,
         transcript: (c) => `clip ${c}: a car ${XSS}`,
-        detections: (c) => [{ label: `car${XSS}`, confidence: 0.9, box: [0, 0, 10, 10] }, ...(c === 0 ? [{ label: 'car', confidence: 0.8, box: [0, 0, 5, 5] as [number, number, number, number] }] : [])],
+        detections: (c) => [
+          { label: `car${XSS}`, confidence: 0.9, box: [0, 0, 10, 10] },
+          ...(c === 0 ? [{ label: 'car', confidence: 0.8, box: [0, 0, 5, 5] as [number, number, number, number] }] : []),
+        ],
       },
     });
     const outcome = await (await h.app.orchestrator.submit({ video_uri: h.videoUri, query: 'car', request_id: 'xss' })).done;
@@ -108,7 +111,7 @@ describe('what stages answer is text on the page and in the report', () => {
   it('gives a report clip players only when told where fave serve answers, and lets its CSP play from there alone', async () => {
     const without = await renderReport(h.app.orchestrator, 'xss');
     expect(without!.html).not.toContain('<video');
-    expect(without!.html).toContain("media-src &#39;none&#39;");
+    expect(without!.html).toContain('media-src &#39;none&#39;');
     const served = await renderReport(h.app.orchestrator, 'xss', { baseUrl: 'http://127.0.0.1:8080' });
     expect(served!.html).toContain('<video class="player" controls preload="metadata" src="http://127.0.0.1:8080/requests/xss/artifacts/clip-0"');
     expect(served!.html).toContain('media-src http://127.0.0.1:8080;');

@@ -107,9 +107,7 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
     expect(await page.locator('.inv.cold-start').count()).toBe(outcome.result.metrics.cold_starts);
     expect(await page.locator('.inv.critical').count()).toBe(view.timeline.critical_path.length);
     expect(await page.locator('[data-invocation="stage-object-detector|7|1|2"] title').textContent()).toContain('attempt 2');
-    expect(await page.locator('.sc-state[data-machine="pipeline"][data-current="true"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))).toEqual([
-      'COMPLETED',
-    ]);
+    expect(await page.locator('.sc-state[data-machine="pipeline"][data-current="true"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))).toEqual(['COMPLETED']);
     expect(await page.locator('#status').textContent()).toBe('COMPLETED');
     expect(await page.locator('#clips-text').textContent()).toBe('10 of 10 clips done');
     await page.screenshot({ path: join(root, 'test-artifacts/ui-request.png'), fullPage: true });
@@ -158,7 +156,9 @@ describe.skipIf(!hasChromium)('the UI in headless Chromium', () => {
 
   it('writes `fave report` as one file that opens offline with the same bars', async () => {
     if (!(await h.app.orchestrator.requests.view('ui-ten'))) {
-      await (await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-ten' })).done;
+      await (
+        await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'ui-ten' })
+      ).done;
     }
     const view = await apiView('ui-ten');
     const file = join(h.dir, 'report.html');

@@ -88,7 +88,19 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
     await app.store.init();
     server = await startHttpServer({ app, port: 0, host: '127.0.0.1', processMetrics: false });
     base = server.url;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--autoplay-policy=no-user-gesture-required',
+      ],
+    });
     // The form on /ui uploads the file and starts the request.
     const page = await browser.newPage();
     const errors = watchErrors(page);
@@ -124,7 +136,9 @@ describe.skipIf(!hasChromium)('the video explorer in headless Chromium', () => {
     const errors = watchErrors(page);
     await page.goto(`${base}/ui/requests/${requestId}`);
     expect(await page.locator('#verdict').textContent()).toBe(`${result!.matches.length} of ${result!.clips.length} clips match`);
-    const cards = await page.locator('#matches .card').evaluateAll((els) => els.map((e) => ({ clip: Number(e.getAttribute('data-clip')), score: Number(e.getAttribute('data-score')) })));
+    const cards = await page
+      .locator('#matches .card')
+      .evaluateAll((els) => els.map((e) => ({ clip: Number(e.getAttribute('data-clip')), score: Number(e.getAttribute('data-score')) })));
     expect(cards.map((c) => c.clip)).toEqual(result!.matches.map((m) => m.clip_index));
     expect(cards.map((c) => c.score)).toEqual([...cards.map((c) => c.score)].sort((a, b) => b - a));
     expect(await page.locator('#others .card').count()).toBe(result!.clips.length - result!.matches.length);

@@ -66,9 +66,7 @@ describe('the UI routes', () => {
     expect(list.status).toBe(200);
     expect(body(list)).toContain('data-request="ui-done"');
     const listed = JSON.parse(body(await get('/ui/api/requests'))) as { requests: RequestSummary[] };
-    expect(listed.requests).toEqual([
-      expect.objectContaining({ request_id: 'ui-done', status: 'COMPLETED', video_uri: h.videoUri, query, wall_ms: final.metrics.wall_ms }),
-    ]);
+    expect(listed.requests).toEqual([expect.objectContaining({ request_id: 'ui-done', status: 'COMPLETED', video_uri: h.videoUri, query, wall_ms: final.metrics.wall_ms })]);
   });
 
   it('fails like the API routes: the same status and message, as a page or as JSON', async () => {
@@ -129,7 +127,6 @@ describe('the UI routes', () => {
     const statuses = await Promise.all(['/requests/broken', '/ui/api/requests/broken', '/ui/requests/broken'].map(async (path) => (await get(path)).status));
     expect(statuses).toEqual([500, 500, 500]);
     expect(errorOf(await get('/ui/api/requests/broken')).code).toBe(errorOf(await get('/requests/broken')).code);
-
   });
 
   it('shows a running request live, with attempts of clips that have not settled yet', async () => {

@@ -72,7 +72,11 @@ describe('flattenInvocations', () => {
   });
 
   it('maps renamed functions to their step through the request settings', () => {
-    const context = { settings: { stage_names: { ...N, ffmpeg2: 'my-compressor' } }, records: [], clips: [{ records: [rec('my-compressor', 1, 2, { clip_index: 0 })], frames: [] }] };
+    const context = {
+      settings: { stage_names: { ...N, ffmpeg2: 'my-compressor' } },
+      records: [],
+      clips: [{ records: [rec('my-compressor', 1, 2, { clip_index: 0 })], frames: [] }],
+    };
     expect(flattenInvocations(context)[0]).toMatchObject({ stage: 'my-compressor', step: 'ffmpeg2', key: 'my-compressor|0|-|1' });
   });
 });
@@ -177,7 +181,12 @@ describe('buildTimeline', () => {
     const timeline = buildTimeline(invocations, { start: -5, end: 200 });
     expect(timeline.start).toBe(-5);
     expect(timeline.end).toBe(200);
-    expect(timeline.bars.filter((b) => b.critical).map((b) => b.index).sort()).toEqual([...timeline.critical_path].sort());
+    expect(
+      timeline.bars
+        .filter((b) => b.critical)
+        .map((b) => b.index)
+        .sort(),
+    ).toEqual([...timeline.critical_path].sort());
     expect(timeline.bars.map((b) => b.key)).toEqual(invocations.map((i) => i.key));
     expect(buildTimeline([], {})).toMatchObject({ start: 0, end: 0, lanes: [], bars: [], critical_path: [] });
   });

@@ -51,7 +51,11 @@ describe('POST /uploads', () => {
   it('stores the body byte-identically and answers the s3:// URI to submit', async () => {
     const before = await uploadsKept();
     const bytes = randomBytes(200_000);
-    const res = await fetch(`${server.url}/uploads?filename=${encodeURIComponent('My street (1).MP4')}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
+    const res = await fetch(`${server.url}/uploads?filename=${encodeURIComponent('My street (1).MP4')}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
     expect(res.status).toBe(201);
     const answer = (await res.json()) as { uri: string; size: number };
     expect(answer.size).toBe(bytes.length);
@@ -61,7 +65,11 @@ describe('POST /uploads', () => {
     expect((await h.store.get(loc)).equals(bytes)).toBe(true);
     expect((await uploadsKept()).length).toBe(before.length + 1);
     // The URI starts a request.
-    const started = await fetch(`${server.url}/?async=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ video_uri: answer.uri, request_id: 'from-upload' }) });
+    const started = await fetch(`${server.url}/?async=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ video_uri: answer.uri, request_id: 'from-upload' }),
+    });
     expect(started.status).toBe(202);
     expect((await h.app.orchestrator.get('from-upload')?.done)?.status ?? (await h.app.orchestrator.requests.view('from-upload'))?.status).toBe('COMPLETED');
   });

@@ -67,7 +67,9 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
     const sync = await run('async-fanout-sync', 'sync');
     const queued = await run('async-fanout-async', 'async');
     const callbacks = queued.result.callbacks;
-    ctx.log(`  async fan-out: ${expected} invocations, sync ${sync.result.wall_ms.toFixed(0)} ms, async ${queued.result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms)`);
+    ctx.log(
+      `  async fan-out: ${expected} invocations, sync ${sync.result.wall_ms.toFixed(0)} ms, async ${queued.result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms)`,
+    );
     return {
       invocations: expected,
       ideal,

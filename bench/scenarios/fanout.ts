@@ -144,7 +144,9 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const ideal = idealTime({ clips, framesPerClip, latencyMs, concurrency });
   // Process lifetime peaks, so they cover both runs.
   const peakRssKb = Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0);
-  ctx.log(`  fan-out: ${expected} invocations in ${cold.wall_ms.toFixed(0)} ms in a fresh process, then ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(peakRssKb / 1024).toFixed(0)} MB; persisting every step ${step.wall_ms.toFixed(0)} ms`);
+  ctx.log(
+    `  fan-out: ${expected} invocations in ${cold.wall_ms.toFixed(0)} ms in a fresh process, then ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(peakRssKb / 1024).toFixed(0)} MB; persisting every step ${step.wall_ms.toFixed(0)} ms`,
+  );
 
   const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
   const resume = cold.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : null;

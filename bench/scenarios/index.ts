@@ -38,8 +38,14 @@ export const SCENARIOS = [
         details: [
           ['overhead: invocations', r.invocations],
           ['overhead: wall µs / invocation, orchestrated / raw', `${ms(r.orchestrator_us_per_invocation)} / ${ms(r.raw_us_per_invocation)}`],
-          ['overhead: CPU µs / invocation, orchestrator / raw client (ratio)', `${ms(r.orchestrator_cpu_us_per_invocation)} / ${ms(r.raw_cpu_us_per_invocation)} (${r.cpu_ratio.toFixed(1)})`],
-          ['overhead: first run of the fresh process (cold), wall µs / invocation, orchestrated / raw', `${ms(r.cold_orchestrator_us_per_invocation)} / ${ms(r.cold_raw_us_per_invocation)}`],
+          [
+            'overhead: CPU µs / invocation, orchestrator / raw client (ratio)',
+            `${ms(r.orchestrator_cpu_us_per_invocation)} / ${ms(r.raw_cpu_us_per_invocation)} (${r.cpu_ratio.toFixed(1)})`,
+          ],
+          [
+            'overhead: first run of the fresh process (cold), wall µs / invocation, orchestrated / raw',
+            `${ms(r.cold_orchestrator_us_per_invocation)} / ${ms(r.cold_raw_us_per_invocation)}`,
+          ],
           ['overhead: gateway event-loop use, orchestrated / raw', `${r.gateway_elu_orchestrated.toFixed(2)} / ${r.gateway_elu_raw.toFixed(2)}`],
         ],
         raw: r,
@@ -62,22 +68,34 @@ export const SCENARIOS = [
         },
         details: [
           ['fan-out: invocations', r.invocations],
-          ['fan-out: wall ms (ideal = single + fan-out + detect)', `${ms(r.wall_ms)} (${ms(r.ideal.total_ms)} = ${ms(r.ideal.single_ms)} + ${r.ideal.fanout_ms.toFixed(1)} + ${r.ideal.detect_ms.toFixed(1)})`],
+          [
+            'fan-out: wall ms (ideal = single + fan-out + detect)',
+            `${ms(r.wall_ms)} (${ms(r.ideal.total_ms)} = ${ms(r.ideal.single_ms)} + ${r.ideal.fanout_ms.toFixed(1)} + ${r.ideal.detect_ms.toFixed(1)})`,
+          ],
           ['fan-out: first run in a fresh process (cold): wall ms (ideal ÷ it)', `${ms(r.cold_wall_ms)} (${r.cold_fanout_efficiency.toFixed(2)})`],
           ['fan-out: clips / s', r.clips_per_s],
           ['fan-out: orchestrator CPU ms', r.orchestrator_cpu_ms],
-          ['fan-out: orchestrator event-loop use; timer lateness p50 / p99 / max ms', `${r.orchestrator_elu.toFixed(2)}; ${r.orchestrator_loop_delay_ms.p50.toFixed(1)} / ${r.orchestrator_loop_delay_ms.p99.toFixed(1)} / ${r.orchestrator_loop_delay_ms.max.toFixed(1)}`],
+          [
+            'fan-out: orchestrator event-loop use; timer lateness p50 / p99 / max ms',
+            `${r.orchestrator_elu.toFixed(2)}; ${r.orchestrator_loop_delay_ms.p50.toFixed(1)} / ${r.orchestrator_loop_delay_ms.p99.toFixed(1)} / ${r.orchestrator_loop_delay_ms.max.toFixed(1)}`,
+          ],
           ['fan-out: gateway CPU ms (µs / call), event-loop use', `${ms(r.gateway_cpu_ms)} (${ms(r.gateway_cpu_us_per_call)}), ${r.gateway_elu.toFixed(2)}`],
           ['fan-out: efficiency ceiling set by the gateway CPU alone', r.gateway_efficiency_ceiling],
           ['fan-out: raw floor: same number of calls, bare undici, flat: wall ms (ideal ÷ it)', `${ms(r.raw_wall_ms)} (${r.raw_efficiency.toFixed(2)})`],
           ['fan-out: gateway peak concurrent calls', r.gateway_max_concurrent],
-          ['fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification', `${ms(r.step_persist_wall_ms)} (${r.step_persist_ratio.toFixed(2)}), ${r.step_persist_write_amplification.toFixed(1)}`],
+          [
+            'fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification',
+            `${ms(r.step_persist_wall_ms)} (${r.step_persist_ratio.toFixed(2)}), ${r.step_persist_write_amplification.toFixed(1)}`,
+          ],
           ['fan-out: versus Restate 1.7 journaling every step, same workload', RESTATE_NOTE],
           ['fan-out: state.json MB written / final MB', `${mb(r.state_bytes_written)} / ${mb(r.final_state_bytes)}`],
           ['fan-out: orchestrator RSS MB node+loader / app idle / peak', `${ms(r.runtime_rss_mb)} / ${ms(r.idle_rss_mb)} / ${ms(r.peak_rss_mb)}`],
           ['fan-out: peak RSS MB without the TypeScript loader (bare node: MB)', `${ms(r.peak_rss_mb_without_loader)} (${ms(r.plain_node_rss_mb)})`],
           ['fan-out: orchestrator peak V8 heap used / external MB', `${ms(r.peak_heap_used_mb)} / ${ms(r.peak_external_mb)}`],
-          [`resume (${r.resume_snapshot}): read / parse+validate / rehydrate ms`, `${r.resume.read_ms.toFixed(1)} / ${r.resume.parse_ms.toFixed(1)} / ${r.resume.rehydrate_ms.toFixed(1)}`],
+          [
+            `resume (${r.resume_snapshot}): read / parse+validate / rehydrate ms`,
+            `${r.resume.read_ms.toFixed(1)} / ${r.resume.parse_ms.toFixed(1)} / ${r.resume.rehydrate_ms.toFixed(1)}`,
+          ],
           ['resume: snapshot MB, clips, live children', `${mb(r.resume.bytes)}, ${r.resume.clips}, ${r.resume.children}`],
           ['resume: first (cold) / median ms', `${ms(r.resume.first_ms)} / ${ms(r.resume.total_ms)}`],
           ['resume of the final COMPLETED state: median ms', r.resume_final.total_ms],
@@ -160,7 +178,10 @@ export const SCENARIOS = [
           ['sweep: first sweep of a replica (full scan + each lease read)', m(r.first)],
           ['sweep: later sweeps, leases known (worst of 3)', m(r.steady)],
           ['sweep: none running (worst of 3)', m(r.idle)],
-          ['sweep: request list, first page of 50 + running', `${r.list_first_page.ms.toFixed(1)} ms, ${r.list_first_page.calls} store calls, ${r.list_first_page.state_reads} state reads`],
+          [
+            'sweep: request list, first page of 50 + running',
+            `${r.list_first_page.ms.toFixed(1)} ms, ${r.list_first_page.calls} store calls, ${r.list_first_page.state_reads} state reads`,
+          ],
         ],
         raw: r,
       };
@@ -176,13 +197,19 @@ export const SCENARIOS = [
       return {
         figures: {},
         details: [
-          ['coldstart: setup', `cold start ${cold} ms, stages ${r.latency_ms} ms, ${r.clips} clips × ${r.frames_per_clip} frames, ${r.max_inflight} calls per replica, ≤ ${r.max_replicas} replicas, burst of ${r.burst}`],
+          [
+            'coldstart: setup',
+            `cold start ${cold} ms, stages ${r.latency_ms} ms, ${r.clips} clips × ${r.frames_per_clip} frames, ${r.max_inflight} calls per replica, ≤ ${r.max_replicas} replicas, burst of ${r.burst}`,
+          ],
           ['coldstart: penalty ms (cold − warm wall, one request), in cold starts', per((m) => `${ms(m.penalty_ms)} (${m.penalty_cold_starts.toFixed(2)})`)],
           ['coldstart: wall ms warm / cold / first request of a fresh process', per((m) => `${ms(m.warm_wall_ms)} / ${ms(m.cold_wall_ms)} / ${ms(m.first_wall_ms)}`)],
           ['coldstart: burst wall ms warm / cold; (cold − one cold start) ÷ warm', per((m) => `${ms(m.warm_burst_ms)} / ${ms(m.cold_burst_ms)}; ${m.burst_ratio.toFixed(2)}`)],
           ['coldstart: stage invocations warm / cold', per((m) => `${m.invocations_warm} / ${m.invocations_cold}`)],
           ['coldstart: cold calls (one request)', per((m) => `${m.cold_calls} ${JSON.stringify(m.cold_calls_by_stage)}`)],
-          ['coldstart: scale calls, most per function: one request / per request of the burst', per((m) => `${m.scale_calls_max_per_function} / ${m.burst_scale_calls_max_per_function_per_request.toFixed(1)}`)],
+          [
+            'coldstart: scale calls, most per function: one request / per request of the burst',
+            per((m) => `${m.scale_calls_max_per_function} / ${m.burst_scale_calls_max_per_function_per_request.toFixed(1)}`),
+          ],
           ['coldstart: replica-seconds alive / idle (ready, serving nothing), cold request', per((m) => `${m.replica_seconds.toFixed(1)} / ${m.idle_replica_seconds.toFixed(1)}`)],
           ['coldstart: replica-seconds alive / idle, cold burst', per((m) => `${m.burst_replica_seconds.toFixed(1)} / ${m.burst_idle_replica_seconds.toFixed(1)}`)],
         ],

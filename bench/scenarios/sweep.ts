@@ -90,7 +90,12 @@ export async function measureSweep(ctx: BenchContext): Promise<SweepFigures> {
       return { ms, state_reads: counted.counts.stateReads, lists: counted.counts.calls.get('listPage') ?? 0, calls };
     };
     const worst = (all: SweepMeasure[]): SweepMeasure =>
-      all.reduce((a, b) => ({ ms: Math.max(a.ms, b.ms), state_reads: Math.max(a.state_reads, b.state_reads), lists: Math.max(a.lists, b.lists), calls: Math.max(a.calls, b.calls) }));
+      all.reduce((a, b) => ({
+        ms: Math.max(a.ms, b.ms),
+        state_reads: Math.max(a.state_reads, b.state_reads),
+        lists: Math.max(a.lists, b.lists),
+        calls: Math.max(a.calls, b.calls),
+      }));
     const first = await sweep();
     const steady = worst([await sweep(), await sweep(), await sweep()]);
 
@@ -112,7 +117,9 @@ export async function measureSweep(ctx: BenchContext): Promise<SweepFigures> {
     const idle = worst([await sweep(), await sweep(), await sweep()]);
     await replica.close();
     const sweep_ms = Math.max(first.ms, steady.ms);
-    ctx.log(`  sweeps: first ${first.ms.toFixed(0)} ms / ${first.state_reads} reads, steady ${steady.ms.toFixed(1)} ms / ${steady.state_reads}, idle ${idle.ms.toFixed(1)} ms / ${idle.state_reads}`);
+    ctx.log(
+      `  sweeps: first ${first.ms.toFixed(0)} ms / ${first.state_reads} reads, steady ${steady.ms.toFixed(1)} ms / ${steady.state_reads}, idle ${idle.ms.toFixed(1)} ms / ${idle.state_reads}`,
+    );
     return { finished, running, setup_ms: setupMs, first, steady, idle, sweep_ms, sweep_state_reads: Math.max(first.state_reads, steady.state_reads), list_first_page };
   } finally {
     await app.close();

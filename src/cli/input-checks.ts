@@ -49,7 +49,12 @@ function platformBinariesInstalled(): boolean {
 export async function linkLocalRefusal(source: string): Promise<string | null> {
   if (!/^https?:\/\//i.test(source) || !URL.canParse(source)) return null;
   const host = new URL(source).hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [host] : await lookup(host, { all: true }).then((all) => all.map((a) => a.address), () => []);
+  const addresses = isIP(host)
+    ? [host]
+    : await lookup(host, { all: true }).then(
+        (all) => all.map((a) => a.address),
+        () => [],
+      );
   for (const address of addresses) {
     const reason = linkLocalOrMetadata(address);
     if (reason) {

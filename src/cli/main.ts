@@ -84,25 +84,28 @@ program
       if (problem) fail({ code: 'BAD_REQUEST', message: `video: ${problem}` });
     }
     const source = isUri ? video : resolve(video);
-    const outcome = await withApp(async (app) => {
-      const refusal = app.config.allowPrivateSources ? null : await linkLocalRefusal(source);
-      if (refusal) fail({ code: 'BAD_REQUEST', message: `video: ${refusal}` });
-      const speech = app.config.gatewayUrl ? null : await speechEngineLine();
-      if (speech) process.stderr.write(`${speech}\n`);
-      let handle;
-      try {
-        handle = await app.orchestrator.submit(
-          { video_uri: source, query: opts.query ?? null, profile: opts.profile ?? null, request_id: opts.requestId ?? null },
-          // The CLI acts for the person running it: their files and their network, though not the
-          // cloud's metadata service unless ALLOW_PRIVATE_SOURCES says so.
-          { allowLocalPath: !isUri, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' },
-        );
-      } catch (err) {
-        fail(toFaveError(err));
-      }
-      if (!json) process.stderr.write(`request ${handle.request_id}\n`);
-      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
-    }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
+    const outcome = await withApp(
+      async (app) => {
+        const refusal = app.config.allowPrivateSources ? null : await linkLocalRefusal(source);
+        if (refusal) fail({ code: 'BAD_REQUEST', message: `video: ${refusal}` });
+        const speech = app.config.gatewayUrl ? null : await speechEngineLine();
+        if (speech) process.stderr.write(`${speech}\n`);
+        let handle;
+        try {
+          handle = await app.orchestrator.submit(
+            { video_uri: source, query: opts.query ?? null, profile: opts.profile ?? null, request_id: opts.requestId ?? null },
+            // The CLI acts for the person running it: their files and their network, though not the
+            // cloud's metadata service unless ALLOW_PRIVATE_SOURCES says so.
+            { allowLocalPath: !isUri, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' },
+          );
+        } catch (err) {
+          fail(toFaveError(err));
+        }
+        if (!json) process.stderr.write(`request ${handle.request_id}\n`);
+        return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
+      },
+      !json && process.stderr.isTTY === true,
+    ).catch((err: unknown) => fail(toFaveError(err)));
     await finish(outcome.outcome, json, outcome.localPath);
   });
 
@@ -113,13 +116,16 @@ program
   .option('--json', 'print the result JSON on stdout')
   .action(async (id: string, opts: { json?: boolean }) => {
     const json = opts.json === true;
-    const outcome = await withApp(async (app) => {
-      const before = await app.orchestrator.requests.view(id);
-      // As for `fave run`: the person running the CLI may use their files and their network.
-      const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' });
-      if (before?.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
-      return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
-    }, !json && process.stderr.isTTY === true).catch((err: unknown) => fail(toFaveError(err)));
+    const outcome = await withApp(
+      async (app) => {
+        const before = await app.orchestrator.requests.view(id);
+        // As for `fave run`: the person running the CLI may use their files and their network.
+        const handle = await app.orchestrator.resume(id, { allowLocalPath: true, allowPrivateNetwork: app.config.allowPrivateSources ? true : 'except-link-local' });
+        if (before?.status === 'COMPLETED') process.stderr.write(`request ${id} is already COMPLETED; nothing to resume. Its answer:\n`);
+        return { outcome: await awaitWithProgress(app, handle, json), localPath: localPathOf(app) };
+      },
+      !json && process.stderr.isTTY === true,
+    ).catch((err: unknown) => fail(toFaveError(err)));
     await finish(outcome.outcome, json, outcome.localPath);
   });
 

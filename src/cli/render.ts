@@ -142,11 +142,20 @@ export function renderResult(result: FinalResult, options: RenderOptions = {}): 
   const transcriptWidth = Math.min(t, room - objectsWidth);
   objectsWidth = Math.min(o, room - transcriptWidth);
   const widths = [natural[0]!, natural[1]!, natural[2]!, transcriptWidth, objectsWidth, natural[5]!];
-  const fmt = (r: string[]) => r.map((cell, i) => truncate(cell, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((cell, i) => truncate(cell, widths[i]!).padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   lines.push(fmt(header));
   lines.push(widths.map((w) => '─'.repeat(w)).join('  '));
   for (const r of rows) lines.push(fmt(r));
-  lines.push(...clipFilesLines(result.clips.flatMap((c) => (c.uri ? [c.uri] : [])), options.localPath));
+  lines.push(
+    ...clipFilesLines(
+      result.clips.flatMap((c) => (c.uri ? [c.uri] : [])),
+      options.localPath,
+    ),
+  );
   lines.push(...notes.render(width));
   lines.push('');
   if (result.query) {

@@ -69,10 +69,12 @@ const BUILT_IN_PROFILES: Record<string, PartialProfile> = {
 export const RESPONSE_FORMATS = ['fave', 'fave-v1'] as const;
 export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
 
-
 const EnvSchema = z.object({
   GATEWAY_URL: z.url({ protocol: /^https?$/ }).optional(),
-  ARTIFACT_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name').default('fave-artifacts'),
+  ARTIFACT_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name')
+    .default('fave-artifacts'),
   ARTIFACT_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   ARTIFACT_REGION: z.string().min(1).default('us-east-1'),
   ARTIFACT_ACCESS_KEY: z.string().min(1).optional(),
@@ -84,7 +86,10 @@ const EnvSchema = z.object({
   MAX_CONCURRENT_INVOCATIONS: envInt(1, 1024).default(16),
   PROCESS_MAX_CONCURRENT_INVOCATIONS: envInt(1, 4096).default(256),
   STAGE_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
-  REQUEST_DEADLINE_SECONDS: z.coerce.number().positive().default(6 * 3600),
+  REQUEST_DEADLINE_SECONDS: z.coerce
+    .number()
+    .positive()
+    .default(6 * 3600),
   RETRY_MAX_ATTEMPTS: envInt(1, 50).default(4),
   RETRY_BASE_DELAY_MS: envInt(0, 600_000).default(200),
   RETRY_MAX_DELAY_MS: envInt(0, 3_600_000).default(10_000),
@@ -133,14 +138,27 @@ const EnvSchema = z.object({
   INPUT_S3_ALLOW: z.string().optional(),
   RESPONSE_FORMAT: z.enum(RESPONSE_FORMATS).default('fave'),
   // POST /uploads: the largest video it stores (default 2 GiB); 0 turns the route off.
-  FAVE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(2 * 1024 ** 3),
+  FAVE_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(Number.MAX_SAFE_INTEGER)
+    .default(2 * 1024 ** 3),
   // All stored uploads together (default 20 GiB); an upload that would pass it is refused with 507.
   MAX_UPLOAD_STORE_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(20 * 1024 ** 3),
   // An upload is removed this long after it was stored unless a request running here still reads it; 0 keeps uploads.
   UPLOAD_TTL_SECONDS: envInt(0, 10 * 365 * 86_400).default(7 * 86_400),
   // A temp file of the filesystem store untouched this long is a dead writer's and is removed.
   STALE_TEMP_AFTER_SECONDS: envInt(1, 30 * 86_400).default(3600),
-  ...Object.fromEntries(Object.values(STAGE_NAME_ENV).map((name) => [name, z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name').optional()])),
+  ...Object.fromEntries(
+    Object.values(STAGE_NAME_ENV).map((name) => [
+      name,
+      z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be an OpenFaaS function name')
+        .optional(),
+    ]),
+  ),
 });
 
 export type PrewarmStrategy = 'speculative' | 'just-in-time';
@@ -204,7 +222,6 @@ export interface Config {
   staleTempMs: number;
 }
 
-
 function readSecret(dir: string, name: string): string | undefined {
   const path = `${dir}/${name}`;
   if (!existsSync(path)) return undefined;
@@ -241,7 +258,8 @@ function parseHosts(text: string | undefined): string[] {
     .map((h) => h.trim().toLowerCase())
     .filter((h) => h !== '')
     .map((h, index) => {
-      if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/.test(h)) throw badConfig('FAVE_ALLOWED_HOSTS', `entry ${index + 1} is not a host name or host:port`);
+      if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::\d{1,5})?$/.test(h))
+        throw badConfig('FAVE_ALLOWED_HOSTS', `entry ${index + 1} is not a host name or host:port`);
       return h;
     });
 }
@@ -306,9 +324,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!profiles[e.CONFIG_PROFILE]) {
     throw badConfig('CONFIG_PROFILE', `names an unknown profile "${e.CONFIG_PROFILE}" (known: ${Object.keys(profiles).join(', ')})`);
   }
-  const stageNames = Object.fromEntries(
-    STAGE_KEYS.map((key) => [key, (e as Record<string, unknown>)[STAGE_NAME_ENV[key]] ?? DEFAULT_STAGE_NAMES[key]]),
-  ) as Record<StageKey, string>;
+  const stageNames = Object.fromEntries(STAGE_KEYS.map((key) => [key, (e as Record<string, unknown>)[STAGE_NAME_ENV[key]] ?? DEFAULT_STAGE_NAMES[key]])) as Record<
+    StageKey,
+    string
+  >;
 
   const secretsDir = e.OPENFAAS_SECRETS_DIR;
   // user:password in GATEWAY_URL is the gateway's basic auth: taken out of the URL (which is
@@ -317,7 +336,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const user = e.BASIC_AUTH_USER ?? readSecret(secretsDir, 'basic-auth-user') ?? gateway?.user;
   const password = e.BASIC_AUTH_PASSWORD ?? readSecret(secretsDir, 'basic-auth-password') ?? gateway?.password;
   if (e.ARTIFACT_ENDPOINT && splitUserinfo(e.ARTIFACT_ENDPOINT).user !== undefined) {
-    throw badConfig('ARTIFACT_ENDPOINT', 'must not carry credentials (user:password@): use ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY or the artifact-access-key / artifact-secret-key secrets');
+    throw badConfig(
+      'ARTIFACT_ENDPOINT',
+      'must not carry credentials (user:password@): use ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY or the artifact-access-key / artifact-secret-key secrets',
+    );
   }
   const tokensText = e.FAVE_API_TOKENS ?? readSecret(secretsDir, 'fave-api-tokens');
   const tokens = tokensText ? parseApiTokens(tokensText, e.FAVE_API_TOKENS ? 'FAVE_API_TOKENS' : `${secretsDir}/fave-api-tokens`) : [];
@@ -411,7 +433,9 @@ export function stageTimeoutMs(profile: Profile, stage: StageKey): number {
 export function describeProfile(profile: Profile, gateway: boolean): string {
   const { min, max } = profile.replicas;
   if (!gateway) {
-    return profile.prewarm === 'on' ? 'stages in this process; the detector model loads while the clips are processed' : 'stages in this process; the detector model loads at the first frame';
+    return profile.prewarm === 'on'
+      ? 'stages in this process; the detector model loads while the clips are processed'
+      : 'stages in this process; the detector model loads at the first frame';
   }
   if (profile.prewarm === 'off') return 'no pre-warming: each stage scales from what it has on its first call (cold starts one after another)';
   const floor = min > 0 ? `keeps every stage at ≥ ${min} replica${min === 1 ? '' : 's'}` : 'scales every stage up from zero';
@@ -423,9 +447,7 @@ export function resolveSettings(config: Config, profileName: string | null, now:
   const name = profileName ?? config.profileName;
   const profile = config.profiles[name];
   if (!profile) {
-    throw new FaveFailure(
-      faveError('BAD_REQUEST', `profile: unknown profile "${name}" (known: ${Object.keys(config.profiles).join(', ')})`, { field: 'profile' }),
-    );
+    throw new FaveFailure(faveError('BAD_REQUEST', `profile: unknown profile "${name}" (known: ${Object.keys(config.profiles).join(', ')})`, { field: 'profile' }));
   }
   return {
     bucket: config.bucket,

@@ -1,4 +1,3 @@
-
 import type { FinalResult } from './result.ts';
 import type { ClipState, PipelineContext } from './context.ts';
 import type { InvocationRecord } from './invocations.ts';
@@ -60,7 +59,11 @@ export function faveV1Error(requestId: string, message: string): FaveV1Answer {
 function clipEntries(clip: ClipState, frameStage: string): FaveV1Entry[] {
   const entries = settled(clip.records).map((r) =>
     r.stage === frameStage && r.outputs === undefined
-      ? entry(r, { clip_index: clip.index }, (clip.progress.frames ?? []).map((f) => frameOutput(clip.index, f)))
+      ? entry(
+          r,
+          { clip_index: clip.index },
+          (clip.progress.frames ?? []).map((f) => frameOutput(clip.index, f)),
+        )
       : entry(r, { clip_index: clip.index }),
   );
   for (const frame of clip.frames) {

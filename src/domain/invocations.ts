@@ -127,9 +127,7 @@ export function summarizeInvocations(records: readonly InvocationRecord[], wallM
     else byStage.set(record.stage, [record]);
   }
   // fromEntries defines own properties, so even a stage named "__proto__" stays a plain key.
-  const stages: Record<string, StageSummary> = Object.fromEntries(
-    [...byStage].map(([stage, list]) => [stage, summarizeStage(list)]),
-  );
+  const stages: Record<string, StageSummary> = Object.fromEntries([...byStage].map(([stage, list]) => [stage, summarizeStage(list)]));
 
   return {
     wall_ms: Math.round(wallMs),

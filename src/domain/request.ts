@@ -20,7 +20,11 @@ export const PipelineRequestSchema = z.strictObject({
     .max(1000, 'must be at most 1000 characters')
     .nullish()
     .transform((q) => (q && q.trim() ? q.trim() : null)),
-  profile: z.string().min(1).nullish().transform((p) => p ?? null),
+  profile: z
+    .string()
+    .min(1)
+    .nullish()
+    .transform((p) => p ?? null),
   request_id: RequestIdSchema.nullish().transform((id) => id ?? null),
 });
 export type PipelineRequestInput = z.input<typeof PipelineRequestSchema>;

@@ -46,7 +46,10 @@ export type StageTask = z.infer<typeof StageTaskSchema>;
 export const StageOutputSchema = z.looseObject({
   type: z.string(),
   uri: z.string(),
-  metadata: z.record(z.string(), z.unknown()).nullish().transform((m) => m ?? {}),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .nullish()
+    .transform((m) => m ?? {}),
 });
 export type StageOutput = z.infer<typeof StageOutputSchema>;
 

@@ -78,24 +78,24 @@ const VIDEO_URI = { field: 'video_uri' };
 const MAX_REDIRECTIONS = 5;
 const DEFAULT_EXTENSION = '.mp4';
 
-const downloads = new Agent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 }).compose(
-  interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
-);
+const downloads = new Agent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 }).compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
 
 /** Refuses to resolve a host to an address `judge` refuses. */
-const lookupRefusing = (judge: (address: string) => string | null): LookupFunction => (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, '', 0);
-    const blocked = addresses.map((a) => [a, judge(a.address)] as const).find(([, reason]) => reason !== null);
-    if (blocked) {
-      const [address, reason] = blocked;
-      return callback(privateAddress(hostname, address.address, reason!), '', 0);
-    }
-    if (options.all) return callback(null, addresses);
-    const first = addresses[0]!;
-    return callback(null, first.address, first.family);
-  });
-};
+const lookupRefusing =
+  (judge: (address: string) => string | null): LookupFunction =>
+  (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const blocked = addresses.map((a) => [a, judge(a.address)] as const).find(([, reason]) => reason !== null);
+      if (blocked) {
+        const [address, reason] = blocked;
+        return callback(privateAddress(hostname, address.address, reason!), '', 0);
+      }
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0]!;
+      return callback(null, first.address, first.family);
+    });
+  };
 
 function privateAddress(host: string, address: string, reason: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${host} is a ${reason} address (${address}); fetching from it is not allowed (ALLOW_PRIVATE_SOURCES)`), {
@@ -305,9 +305,7 @@ async function streamInto(store: Store, source: Readable, dest: ObjectLocation, 
     if (from.signal?.aborted) throw cancelled(from.label);
     if (hasher.overLimit) throw tooLarge(from.label, from.maxBytes, null);
     if (hasher.lengthMismatch) {
-      throw new FaveFailure(
-        faveError('INPUT_IMPORT_FAILED', `${from.label} announced ${from.expectedSize} bytes but sent ${hasher.size}`, { transient: from.transient }),
-      );
+      throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `${from.label} announced ${from.expectedSize} bytes but sent ${hasher.size}`, { transient: from.transient }));
     }
     if (sourceError !== null) {
       throw new FaveFailure(faveError('INPUT_IMPORT_FAILED', `reading ${from.label} failed: ${describeError(sourceError)}`, { transient: from.transient }));

@@ -31,7 +31,10 @@ export function defaultS3InputRules(artifactBucket: string): S3InputRule[] {
  */
 export function parseS3InputRules(text: string): S3InputRule[] | string {
   const rules: S3InputRule[] = [];
-  for (const [index, raw] of text.split(',').map((e) => e.trim()).entries()) {
+  for (const [index, raw] of text
+    .split(',')
+    .map((e) => e.trim())
+    .entries()) {
     if (raw === '') continue;
     if (raw === '*') {
       rules.push({ bucket: '*', prefix: '' });

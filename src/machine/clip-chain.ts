@@ -1,5 +1,3 @@
-
-
 import type { ClipProgress, ClipState } from '../domain/context.ts';
 import { type StageKey, type StageFacts } from '../domain/stage.ts';
 

@@ -81,9 +81,7 @@ export function applyStep(context: PipelineContext, output: StageCallOutput): Pa
       return { records, retrying, dispatched, steps: { ...context.steps, ffmpeg1: { output_uri: facts.uri } }, clips, clips_pending: clips.length };
     }
     default:
-      return output.step === 'ffmpeg0'
-        ? { records, retrying, dispatched, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } }
-        : { records, retrying, dispatched };
+      return output.step === 'ffmpeg0' ? { records, retrying, dispatched, steps: { ...context.steps, ffmpeg0: { output_uri: facts.uri } } } : { records, retrying, dispatched };
   }
 }
 
@@ -331,4 +329,3 @@ export function prepareRedrive(context: PipelineContext, now: number): Partial<P
     settings: { ...context.settings, deadline_at: now + budget },
   };
 }
-

@@ -64,10 +64,7 @@ export type DispatchEvent = { type: 'STAGE.DISPATCHED'; task_id: string; dispatc
 
 /** What the runners send back: results in batches, or that they could not start; and retries. */
 export type RunnerEvent =
-  | { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError }
-  | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError }
-  | RetryEvent
-  | DispatchEvent;
+  { type: 'CLIPS.PROGRESS'; results: ClipStepResult[]; error?: FaveError } | { type: 'FRAMES.SETTLED'; results: FrameResult[]; error?: FaveError } | RetryEvent | DispatchEvent;
 
 /** The call of one stage for one task of the request, on the request's settings. */
 export function stageCallInput(context: PipelineContext, taskId: string, task: StageTask): StageCallInput {

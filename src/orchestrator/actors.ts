@@ -17,17 +17,7 @@ import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import type { AsyncDispatch, ImportInput, PipelineContext, ResultInput, RunnerInput, StageCallInput, StageCallOutput } from '../domain/context.ts';
 import { applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
-import {
-  clipStepCall,
-  failureOf,
-  frameCall,
-  framesToDetect,
-  pipelineRoot,
-  type ClipStepResult,
-  type FrameResult,
-  type RunnerEvent,
-  type SystemOfActors,
-} from '../machine/work.ts';
+import { clipStepCall, failureOf, frameCall, framesToDetect, pipelineRoot, type ClipStepResult, type FrameResult, type RunnerEvent, type SystemOfActors } from '../machine/work.ts';
 import type { ImportOutput, ResultOutput } from '../machine/pipeline.machine.ts';
 import type { StageFacts, StageOutput } from '../domain/stage.ts';
 import { isStageCallFailure, type InvocationRecord, type StageCallFailure } from '../domain/invocations.ts';
@@ -66,28 +56,26 @@ export interface AttemptOutput {
 export function createActors(deps: PipelineDeps) {
   return {
     /** Copies the input video into requests/{id}/input/ (byte-identical, streamed). */
-    importInput: fromPromise<ImportOutput, ImportInput>(
-      async ({ input, signal }) => {
-        const dest = { bucket: input.settings.bucket, key: requestKeys.input(input.request_id, inputExtension(input.video_uri)) };
-        if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
-        const access = deps.sourceAccess?.(input.request_id) ?? {
-          source: null,
-          policy: {
-            allowLocalPath: false,
-            allowPrivateNetwork: false,
-            s3: { artifactBucket: input.settings.bucket, rules: defaultS3InputRules(input.settings.bucket) },
-            maxBytes: DEFAULT_MAX_INPUT_BYTES,
-          },
-        };
-        try {
-          await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
-        } catch (err) {
-          throw toFaveError(err, { step: 'INIT' });
-        }
-        deps.logger?.info({ request_id: input.request_id, step: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
-        return { input_uri: formatS3Uri(dest) };
-      },
-    ),
+    importInput: fromPromise<ImportOutput, ImportInput>(async ({ input, signal }) => {
+      const dest = { bucket: input.settings.bucket, key: requestKeys.input(input.request_id, inputExtension(input.video_uri)) };
+      if (input.video_uri === formatS3Uri(dest)) return { input_uri: input.video_uri };
+      const access = deps.sourceAccess?.(input.request_id) ?? {
+        source: null,
+        policy: {
+          allowLocalPath: false,
+          allowPrivateNetwork: false,
+          s3: { artifactBucket: input.settings.bucket, rules: defaultS3InputRules(input.settings.bucket) },
+          maxBytes: DEFAULT_MAX_INPUT_BYTES,
+        },
+      };
+      try {
+        await importInput(deps.store, access.source ?? input.video_uri, dest, { ...access.policy, deadlineAt: input.settings.deadline_at, signal });
+      } catch (err) {
+        throw toFaveError(err, { step: 'INIT' });
+      }
+      deps.logger?.info({ request_id: input.request_id, step: 'INIT', event: 'input_imported', uri: formatS3Uri(dest) });
+      return { input_uri: formatS3Uri(dest) };
+    }),
 
     /**
      * One stage call with the profile's retry policy (transient failures retried with full-jitter
@@ -161,17 +149,15 @@ export function createActors(deps: PipelineDeps) {
      * Aggregates the answer and writes final.json. Reads the context from the machine rather than
      * taking it as input, so the persisted snapshot does not carry a second copy of it.
      */
-    writeResult: fromPromise<ResultOutput, ResultInput>(
-      async ({ input, system }) => {
-        const root = pipelineRoot(system);
-        if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
-        const context = root.getSnapshot().context;
-        const result = buildFinalResult(context, input.status, context.finished_at ?? Date.now());
-        const loc = { bucket: context.settings.bucket, key: requestKeys.final(context.request_id) };
-        await deps.store.put(loc, `${JSON.stringify(result, null, 2)}\n`, { contentType: 'application/json' });
-        return { final_uri: formatS3Uri(loc) };
-      },
-    ),
+    writeResult: fromPromise<ResultOutput, ResultInput>(async ({ input, system }) => {
+      const root = pipelineRoot(system);
+      if (!root) throw faveError('INTERNAL', 'the result writer could not read the request state');
+      const context = root.getSnapshot().context;
+      const result = buildFinalResult(context, input.status, context.finished_at ?? Date.now());
+      const loc = { bucket: context.settings.bucket, key: requestKeys.final(context.request_id) };
+      await deps.store.put(loc, `${JSON.stringify(result, null, 2)}\n`, { contentType: 'application/json' });
+      return { final_uri: formatS3Uri(loc) };
+    }),
   };
 }
 
@@ -407,4 +393,3 @@ function startRunner<R>(
   );
   return () => controller.abort();
 }
-

@@ -313,7 +313,19 @@ export class Prewarmer {
   private touch(name: string, stage: StageKey, min: number): void {
     let fn = this.functions.get(name);
     if (!fn) {
-      fn = { stage, before: null, perReplica: this.options.config.prewarm.callsPerReplica, asked: 0, releaseFloor: 0, reading: false, fresh: false, unreadable: false, scaling: false, again: false, holders: new Set() };
+      fn = {
+        stage,
+        before: null,
+        perReplica: this.options.config.prewarm.callsPerReplica,
+        asked: 0,
+        releaseFloor: 0,
+        reading: false,
+        fresh: false,
+        unreadable: false,
+        scaling: false,
+        again: false,
+        holders: new Set(),
+      };
       this.functions.set(name, fn);
     }
     fn.releaseFloor = Math.max(fn.releaseFloor, min);
@@ -406,28 +418,49 @@ export class Prewarmer {
     const from = fn.asked;
     fn.asked = replicas;
     fn.scaling = true;
-    const action = (ok: boolean, error: string | null): PrewarmAction => ({ at: Date.now(), stage: fn.stage, function_name: name, from, replicas, kind, ok, error, request_ids: ids });
+    const action = (ok: boolean, error: string | null): PrewarmAction => ({
+      at: Date.now(),
+      stage: fn.stage,
+      function_name: name,
+      from,
+      replicas,
+      kind,
+      ok,
+      error,
+      request_ids: ids,
+    });
     this.background(
-      this.options.client.scale(name, replicas).then(
-        () => this.record(action(true, null)),
-        (err: unknown) => {
-          const error = describe(err);
-          this.options.logger?.warn({ event: 'prewarm_scale_failed', function: name, replicas, error });
-          this.record(action(false, error));
-        },
-      ).finally(() => {
-        fn.scaling = false;
-        if (fn.again) {
-          fn.again = false;
-          if (!this.functions.has(name) && this.target(name, fn).held) this.functions.set(name, fn);
-          this.apply(name);
-        }
-      }),
+      this.options.client
+        .scale(name, replicas)
+        .then(
+          () => this.record(action(true, null)),
+          (err: unknown) => {
+            const error = describe(err);
+            this.options.logger?.warn({ event: 'prewarm_scale_failed', function: name, replicas, error });
+            this.record(action(false, error));
+          },
+        )
+        .finally(() => {
+          fn.scaling = false;
+          if (fn.again) {
+            fn.again = false;
+            if (!this.functions.has(name) && this.target(name, fn).held) this.functions.set(name, fn);
+            this.apply(name);
+          }
+        }),
     );
   }
 
   private record(action: PrewarmAction): void {
-    this.options.logger?.info({ event: 'prewarm_scale', stage: action.stage, function: action.function_name, from: action.from, replicas: action.replicas, kind: action.kind, ok: action.ok });
+    this.options.logger?.info({
+      event: 'prewarm_scale',
+      stage: action.stage,
+      function: action.function_name,
+      from: action.from,
+      replicas: action.replicas,
+      kind: action.kind,
+      ok: action.ok,
+    });
     for (const id of action.request_ids) {
       const list = this.requests.get(id)?.actions ?? this.finished.get(id);
       if (list && list.length < ACTIONS_PER_REQUEST) list.push(action);
@@ -439,7 +472,6 @@ export class Prewarmer {
   onAction(listener: (action: PrewarmAction) => void): void {
     this.listeners.add(listener);
   }
-
 
   /** Finds out once whether the gateway's system API answers; 401/403/404 turn pre-warming off. */
   private probe(): void {

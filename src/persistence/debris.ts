@@ -78,7 +78,13 @@ async function sweepEmptyUploadFolders(store: FsStore, now: number, staleMs: num
     const info = await stat(full).catch(() => null);
     if (!info || now - info.mtimeMs < staleMs) continue;
     // rmdir refuses a folder that is not empty: a live upload keeps its folder.
-    if (await rmdir(full).then(() => true, () => false)) swept.emptyFolders += 1;
+    if (
+      await rmdir(full).then(
+        () => true,
+        () => false,
+      )
+    )
+      swept.emptyFolders += 1;
   }
 }
 

@@ -100,7 +100,15 @@ export class DispatchJournal {
     } catch (err) {
       // A failed open is not kept: the next batch tries again.
       const opening = this.appender;
-      if (opening && !(await opening.then(() => true, () => false)) && this.appender === opening) this.appender = null;
+      if (
+        opening &&
+        !(await opening.then(
+          () => true,
+          () => false,
+        )) &&
+        this.appender === opening
+      )
+        this.appender = null;
       for (const w of batch) w.reject(err);
     }
   }

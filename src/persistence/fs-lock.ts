@@ -40,10 +40,13 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
       await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt)));
     }
   }
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    void utimes(path, now, now).catch(() => undefined);
-  }, Math.max(10, Math.floor(leaseMs / 3)));
+  const heartbeat = setInterval(
+    () => {
+      const now = new Date();
+      void utimes(path, now, now).catch(() => undefined);
+    },
+    Math.max(10, Math.floor(leaseMs / 3)),
+  );
   heartbeat.unref();
   try {
     return await fn();

@@ -155,7 +155,7 @@ export class FsStore implements Store {
       append: async (text) => {
         const bytes = Buffer.from(text, 'utf8');
         try {
-          for (let offset = 0; offset < bytes.length; ) offset += writeSync(handle.fd, bytes, offset);
+          for (let offset = 0; offset < bytes.length;) offset += writeSync(handle.fd, bytes, offset);
         } catch (err) {
           throw this.mapError(err, loc);
         }
@@ -261,9 +261,7 @@ export class FsStore implements Store {
     }
     const prefixes = page.filter((item) => item.folder).map((item) => item.key);
     const objects = await Promise.all(
-      page
-        .filter((item) => !item.folder)
-        .map(async ({ key }) => ({ key, size: options.sizes ? ((await this.head({ bucket, key }))?.size ?? 0) : null })),
+      page.filter((item) => !item.folder).map(async ({ key }) => ({ key, size: options.sizes ? ((await this.head({ bucket, key }))?.size ?? 0) : null })),
     );
     return { objects, prefixes, next };
   }

@@ -75,15 +75,7 @@ const TRANSIENT_NAMES = new Set([
   'InternalError',
   'ServiceUnavailable',
 ]);
-const CREDENTIAL_NAMES = new Set([
-  'AccessDenied',
-  'Forbidden',
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'ExpiredToken',
-  'InvalidToken',
-  'CredentialsProviderError',
-]);
+const CREDENTIAL_NAMES = new Set(['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'CredentialsProviderError']);
 
 /**
  * The S3 store (AWS, MinIO, other S3-compatible servers).
@@ -120,9 +112,7 @@ export class S3Store implements Store {
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       forcePathStyle: options.forcePathStyle ?? true,
-      ...(options.accessKeyId !== null && options.secretAccessKey !== null
-        ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
-        : {}),
+      ...(options.accessKeyId !== null && options.secretAccessKey !== null ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } } : {}),
       maxAttempts: options.maxAttempts ?? 3,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -270,17 +260,13 @@ export class S3Store implements Store {
         return await this.put(loc, tail, options.contentType ? { contentType: options.contentType } : {});
       }
       if (tail.length > 0) await uploadPart(tail);
-      const done = await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-      );
+      const done = await this.client.send(new CompleteMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
       return { size, etag: this.etagOf(done.ETag, 'CompleteMultipartUpload', loc) };
     } catch (err) {
       body.destroy();
       if (uploadId !== null) {
         // Best effort: an abandoned upload only costs storage until a lifecycle rule removes it.
-        await this.client
-          .send(new AbortMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId }))
-          .catch(() => undefined);
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: loc.bucket, Key: loc.key, UploadId: uploadId })).catch(() => undefined);
       }
       if (err instanceof FaveFailure) throw err;
       throw this.failure('multipart upload to', formatS3Uri(loc), err);
@@ -295,9 +281,7 @@ export class S3Store implements Store {
       return this.putStream(to, await this.getStream(from), { size: source.size });
     }
     try {
-      await this.client.send(
-        new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeKey(from.key)}` }),
-      );
+      await this.client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeKey(from.key)}` }));
     } catch (err) {
       const missingBucket = typeof err === 'object' && err !== null ? (err as { BucketName?: unknown }).BucketName : undefined;
       const destinationMissing = errorName(err) === 'NoSuchBucket' && missingBucket === to.bucket && to.bucket !== from.bucket;
@@ -314,9 +298,7 @@ export class S3Store implements Store {
     let token: string | undefined;
     try {
       do {
-        const page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
-        );
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
         for (const entry of page.Contents ?? []) if (entry.Key !== undefined) keys.push(entry.Key);
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -379,7 +361,10 @@ export class S3Store implements Store {
       const name = errorName(err);
       if (httpStatus(err) === 403 || CREDENTIAL_NAMES.has(name)) {
         throw new FaveFailure(
-          faveError('STORE_ERROR', `cannot write ${uri} at ${this.where} (${describe(name, httpStatus(err))}): check that ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY may write to bucket ${this.bucket}`),
+          faveError(
+            'STORE_ERROR',
+            `cannot write ${uri} at ${this.where} (${describe(name, httpStatus(err))}): check that ARTIFACT_ACCESS_KEY / ARTIFACT_SECRET_KEY may write to bucket ${this.bucket}`,
+          ),
         );
       }
       throw this.failure('PutObject (conditional write probe)', uri, err);
@@ -416,9 +401,7 @@ export class S3Store implements Store {
       );
     }
     if (status === 301 || name === 'PermanentRedirect') {
-      return new FaveFailure(
-        faveError('STORE_ERROR', `bucket ${this.bucket} at ${this.where} is not in region ${this.region}: check ARTIFACT_REGION`, { http_status: 301 }),
-      );
+      return new FaveFailure(faveError('STORE_ERROR', `bucket ${this.bucket} at ${this.where} is not in region ${this.region}: check ARTIFACT_REGION`, { http_status: 301 }));
     }
     return this.failure('HeadBucket', `s3://${this.bucket}`, err);
   }

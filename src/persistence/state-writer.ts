@@ -165,9 +165,7 @@ export class StateWriter {
         return;
       } catch (err) {
         if (isPreconditionFailed(err)) {
-          this.stop(
-            new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)),
-          );
+          this.stop(new FaveFailure(faveError('LEASE_HELD', `state.json of ${envelope.request_id} was changed by another owner; this process stops working on it`)));
           return;
         }
         const transient = err instanceof FaveFailure ? err.error.transient !== false && err.error.code === 'STORE_ERROR' : true;

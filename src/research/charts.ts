@@ -20,7 +20,16 @@ const CONFIG: TopLevelSpec['config'] = {
   font: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
   background: '#ffffff',
   view: { stroke: '#cbd2d9' },
-  axis: { labelColor: '#1f2933', titleColor: '#616e7c', gridColor: '#e4e7eb', domainColor: '#cbd2d9', tickColor: '#cbd2d9', labelFontSize: 11, titleFontSize: 11, titleFontWeight: 600 },
+  axis: {
+    labelColor: '#1f2933',
+    titleColor: '#616e7c',
+    gridColor: '#e4e7eb',
+    domainColor: '#cbd2d9',
+    tickColor: '#cbd2d9',
+    labelFontSize: 11,
+    titleFontSize: 11,
+    titleFontWeight: 600,
+  },
   legend: { labelColor: '#1f2933', titleColor: '#616e7c', labelFontSize: 11, titleFontSize: 11, labelLimit: 1000, orient: 'bottom', direction: 'vertical' },
   range: { category: PALETTE },
 };
@@ -33,7 +42,9 @@ function cdfRows(runs: readonly AnalyzedRun[]): Array<{ run: string; latency_ms:
   });
 }
 
-function stageRows(runs: readonly AnalyzedRun[]): Array<{ run: string; stage: string; p50_ms: number | null; p90_ms: number | null; cold_starts: number; cost_per_request: number | null }> {
+function stageRows(
+  runs: readonly AnalyzedRun[],
+): Array<{ run: string; stage: string; p50_ms: number | null; p90_ms: number | null; cold_starts: number; cost_per_request: number | null }> {
   return runs.flatMap(({ summary }) =>
     Object.entries(summary.stages).map(([stage, s]) => ({
       run: summary.name,
@@ -115,7 +126,7 @@ export function chartSpecs(runs: readonly AnalyzedRun[]): Array<{ id: string; ti
     {
       id: 'stage-cost',
       title: 'Cost per stage',
-      caption: 'metrics.cost_unit of each stage per successful request (its calls\' sum over the successful requests, divided by their number), per run.',
+      caption: "metrics.cost_unit of each stage per successful request (its calls' sum over the successful requests, divided by their number), per run.",
       spec: groupedBars('cost_per_request', 'cost units per request'),
     },
   ];

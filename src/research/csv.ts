@@ -1,10 +1,28 @@
 import type { RunSummary } from './analyze.ts';
 
 const COLUMNS = [
-  'run', 'requests', 'gateway_failures', 'app_errors', 'succeeded', 'success_pct',
-  'latency_min_ms', 'latency_p50_ms', 'latency_p90_ms', 'latency_p99_ms', 'latency_max_ms', 'latency_mean_ms', 'latency_p90_fave_ms',
-  'cost_per_request', 'cost_per_request_all', 'cost_per_request_without_detector',
-  'stage', 'stage_calls', 'stage_p50_ms', 'stage_p90_ms', 'stage_cold_starts', 'stage_cost',
+  'run',
+  'requests',
+  'gateway_failures',
+  'app_errors',
+  'succeeded',
+  'success_pct',
+  'latency_min_ms',
+  'latency_p50_ms',
+  'latency_p90_ms',
+  'latency_p99_ms',
+  'latency_max_ms',
+  'latency_mean_ms',
+  'latency_p90_fave_ms',
+  'cost_per_request',
+  'cost_per_request_all',
+  'cost_per_request_without_detector',
+  'stage',
+  'stage_calls',
+  'stage_p50_ms',
+  'stage_p90_ms',
+  'stage_cold_starts',
+  'stage_cost',
 ] as const;
 
 /** RFC 4180 quoting; a leading formula character is defused so a spreadsheet shows the text as text. */
@@ -21,9 +39,22 @@ export function runsCsv(runs: readonly RunSummary[]): string {
   for (const run of runs) {
     const l = run.latency_ms;
     const head = [
-      run.name, run.requests, run.gateway_failures, run.app_errors, run.succeeded, run.success_pct,
-      l?.min ?? null, l?.p50 ?? null, l?.p90 ?? null, l?.p99 ?? null, l?.max ?? null, l?.mean ?? null, l?.p90_fave ?? null,
-      run.cost_per_request, run.cost_per_request_all, run.cost_per_request_without_detector,
+      run.name,
+      run.requests,
+      run.gateway_failures,
+      run.app_errors,
+      run.succeeded,
+      run.success_pct,
+      l?.min ?? null,
+      l?.p50 ?? null,
+      l?.p90 ?? null,
+      l?.p99 ?? null,
+      l?.max ?? null,
+      l?.mean ?? null,
+      l?.p90_fave ?? null,
+      run.cost_per_request,
+      run.cost_per_request_all,
+      run.cost_per_request_without_detector,
     ];
     const stages = Object.entries(run.stages);
     if (stages.length === 0) lines.push([...head, null, null, null, null, null, null].map(cell).join(','));

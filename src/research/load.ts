@@ -233,7 +233,14 @@ export async function runLoad(options: LoadOptions, videoUri: string, onProgress
       // Recorded as a failure of that request rather than left to reject unobserved.
       running.push(
         one(i).catch((err: unknown) => {
-          records[i] = { timestamp: localIsoTimestamp(new Date()), duration_ms: 0, status: 'failure', response: { error: (err as Error).message }, profile: options.profile, attempts: 0 };
+          records[i] = {
+            timestamp: localIsoTimestamp(new Date()),
+            duration_ms: 0,
+            status: 'failure',
+            response: { error: (err as Error).message },
+            profile: options.profile,
+            attempts: 0,
+          };
         }),
       );
     }

@@ -43,7 +43,23 @@ function runRow(run: RunSummary): string {
 }
 
 export function renderAnalysisPage(runs: readonly AnalyzedRun[], charts: readonly Chart[], generatedAt: Date): string {
-  const head = ['run', 'requests', 'gateway failures', 'app errors', 'succeeded', 'success', 'min ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'cost/request', 'all attempts', 'without detector', 'too few samples for'];
+  const head = [
+    'run',
+    'requests',
+    'gateway failures',
+    'app errors',
+    'succeeded',
+    'success',
+    'min ms',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'max ms',
+    'cost/request',
+    'all attempts',
+    'without detector',
+    'too few samples for',
+  ];
   const body = [
     '<header><h1>FAVE runs</h1>',
     `<span class="muted">${runs.length} run${runs.length === 1 ? '' : 's'} · generated ${escapeXml(generatedAt.toISOString())}</span></header>`,
@@ -57,8 +73,7 @@ export function renderAnalysisPage(runs: readonly AnalyzedRun[], charts: readonl
     '<h2>Charts</h2>',
     '<div class="charts">',
     ...charts.map(
-      (c) =>
-        `<figure class="chart-box" id="${escapeXml(c.id)}"><figcaption><strong>${escapeXml(c.title)}</strong> · ${escapeXml(c.caption)}</figcaption>${c.svg}</figure>`,
+      (c) => `<figure class="chart-box" id="${escapeXml(c.id)}"><figcaption><strong>${escapeXml(c.title)}</strong> · ${escapeXml(c.caption)}</figcaption>${c.svg}</figure>`,
     ),
     '</div>',
     '</main>',

@@ -45,13 +45,7 @@ function notFound(requestId: string, name: string): HttpResponseLike {
   return errorAnswer(apiError('NOT_FOUND', `request ${requestId} has no artifact ${name}`), 'json');
 }
 
-export async function serveArtifact(options: {
-  store: Store;
-  context: ArtifactContext;
-  name: string;
-  range: string | undefined;
-  head: boolean;
-}): Promise<HttpResponseLike> {
+export async function serveArtifact(options: { store: Store; context: ArtifactContext; name: string; range: string | undefined; head: boolean }): Promise<HttpResponseLike> {
   const { store, context, name } = options;
   const loc = locateArtifact(context, name);
   if (!loc) return notFound(context.request_id, name);

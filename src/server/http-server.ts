@@ -128,7 +128,10 @@ export function serveAuth(configured: ApiAuth, host: string, options: { insecure
     );
   }
   if (isLoopback(host)) {
-    return { auth: { tokens: [], anonymousRole: 'operate' }, notice: `no API tokens are configured (FAVE_API_TOKENS): listening on ${host} only, where every local caller may operate` };
+    return {
+      auth: { tokens: [], anonymousRole: 'operate' },
+      notice: `no API tokens are configured (FAVE_API_TOKENS): listening on ${host} only, where every local caller may operate`,
+    };
   }
   if (options.insecureNoAuth) {
     return { auth: { tokens: [], anonymousRole: 'operate' }, notice: `no API tokens are configured and --insecure-no-auth is given: anyone who reaches ${host} may operate` };

@@ -284,7 +284,13 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'POST', path: '/requests/{id}/cancel', access: 'operate', handle: (r, { id }) => cancel(r, id!) },
     { method: 'GET', path: '/requests/{id}/artifacts/{name}', access: 'read', handle: (r, { id, name }) => artifact(r, id!, name!) },
     // Its body is streamed into the store, unread by the server until this check has passed.
-    { method: 'POST', path: STREAMED_UPLOAD_PATH, access: 'operate', accepts: UPLOAD_TYPES, handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes, quota: uploadQuota }) },
+    {
+      method: 'POST',
+      path: STREAMED_UPLOAD_PATH,
+      access: 'operate',
+      accepts: UPLOAD_TYPES,
+      handle: (r) => receiveUpload({ store: orchestrator.store, request: r, maxBytes: config.uploadMaxBytes, quota: uploadQuota }),
+    },
     { method: 'GET', path: '/ui', access: 'read', handle: (r) => ui.list(r) },
     { method: 'GET', path: '/ui/requests/{id}', access: 'read', handle: (_, { id }) => ui.page(id!) },
     { method: 'GET', path: '/ui/api/requests', access: 'read', handle: (r) => ui.listJson(r) },
@@ -367,7 +373,10 @@ export function createRouter(deps: RouterDeps): Router {
     if (spec.method === 'GET') return null;
     const origin = foreignOrigin(request.headers, config.allowedOrigins);
     if (origin !== null) {
-      return errorAnswer(apiError('FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'), format);
+      return errorAnswer(
+        apiError('FOREIGN_ORIGIN', `Origin: ${spec.method} ${spec.path} is not accepted from a page on another origin (${origin.slice(0, 200)})`, 'Origin'),
+        format,
+      );
     }
     const accepts = spec.accepts ?? JSON_TYPES;
     if (accepts === 'any') return null;

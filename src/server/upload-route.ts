@@ -99,11 +99,14 @@ export async function receiveUpload(options: { store: Store; request: HttpReques
   const name = uploadFileName(request.query.filename ?? request.headers['x-filename']);
   if (typeof name !== 'string') return refuse('BAD_REQUEST', name.error, 'filename');
   const declared = Number(request.headers['content-length'] ?? NaN);
-  const tooLarge = (): HttpResponseLike =>
-    refuse('PAYLOAD_TOO_LARGE', `body: the upload is larger than the ${maxBytes} bytes allowed (FAVE_UPLOAD_MAX_BYTES)`, 'body');
+  const tooLarge = (): HttpResponseLike => refuse('PAYLOAD_TOO_LARGE', `body: the upload is larger than the ${maxBytes} bytes allowed (FAVE_UPLOAD_MAX_BYTES)`, 'body');
   if (Number.isFinite(declared) && declared > maxBytes) return tooLarge();
   const full = (): HttpResponseLike =>
-    refuse('UPLOAD_STORE_FULL', `the stored uploads would take more than the ${quota?.maxBytes ?? 0} bytes allowed together (MAX_UPLOAD_STORE_BYTES); submit or wait for older uploads to expire (UPLOAD_TTL_SECONDS)`, 'body');
+    refuse(
+      'UPLOAD_STORE_FULL',
+      `the stored uploads would take more than the ${quota?.maxBytes ?? 0} bytes allowed together (MAX_UPLOAD_STORE_BYTES); submit or wait for older uploads to expire (UPLOAD_TTL_SECONDS)`,
+      'body',
+    );
   if (quota !== null) {
     const free = await quota.refresh();
     if (free <= 0 || (Number.isFinite(declared) && declared > free)) return full();

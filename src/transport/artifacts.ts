@@ -97,12 +97,7 @@ export const MEMBER_TOO_LARGE = 'is larger than';
  * accepts are held (each up to `maxMemberBytes`), the rest is drained, so looking for a small
  * member does not hold the video next to it, nor the archive itself.
  */
-async function extractMembers(
-  source: Readable,
-  keep: (name: string) => boolean,
-  onMember: (member: Member) => void,
-  maxMemberBytes = Number.POSITIVE_INFINITY,
-): Promise<void> {
+async function extractMembers(source: Readable, keep: (name: string) => boolean, onMember: (member: Member) => void, maxMemberBytes = Number.POSITIVE_INFINITY): Promise<void> {
   const magic = new GzipMagic();
   const gunzip = createGunzip();
   const extract = tar.extract();
@@ -153,7 +148,11 @@ function sourceOf(archive: Buffer | Readable): Readable {
  */
 export async function readTarGzMembers(archive: Buffer | Readable): Promise<Map<string, Buffer>> {
   const members = new Map<string, Buffer>();
-  await extractMembers(sourceOf(archive), () => true, (m) => members.set(m.name, m.data));
+  await extractMembers(
+    sourceOf(archive),
+    () => true,
+    (m) => members.set(m.name, m.data),
+  );
   return members;
 }
 
@@ -274,32 +273,28 @@ const BoxSchema = z.union(
     z.tuple([finite, finite, finite, finite]).transform((b): number[] => [...b]),
     z.looseObject({ x1: finite, y1: finite, x2: finite, y2: finite }).transform((b) => [b.x1, b.y1, b.x2, b.y2]),
     z.looseObject({ x: finite, y: finite, w: finite, h: finite }).transform((b) => [b.x, b.y, b.x + b.w, b.y + b.h]),
-    z
-      .looseObject({ x: finite, y: finite, width: finite, height: finite })
-      .transform((b) => [b.x, b.y, b.x + b.width, b.y + b.height]),
+    z.looseObject({ x: finite, y: finite, width: finite, height: finite }).transform((b) => [b.x, b.y, b.x + b.width, b.y + b.height]),
   ],
   { error: 'expected [x1, y1, x2, y2], {x1, y1, x2, y2} or {x, y, w, h}' },
 );
 
 /** A class name, or a COCO-80 class id (also as a string of digits). */
-const LabelSchema = z.union([z.string(), z.number()], { error: 'expected a class name or a COCO class id' }).transform(
-  (value, ctx): string => {
-    const text = typeof value === 'string' ? value.trim() : String(value);
-    if (typeof value === 'number' || /^\d+$/.test(text)) {
-      const label = cocoLabelForId(Number(text));
-      if (label === null) {
-        ctx.addIssue({ code: 'custom', message: `class id ${text} is not a COCO-80 class id (0-79)` });
-        return z.NEVER;
-      }
-      return label;
-    }
-    if (text === '') {
-      ctx.addIssue({ code: 'custom', message: 'empty class name' });
+const LabelSchema = z.union([z.string(), z.number()], { error: 'expected a class name or a COCO class id' }).transform((value, ctx): string => {
+  const text = typeof value === 'string' ? value.trim() : String(value);
+  if (typeof value === 'number' || /^\d+$/.test(text)) {
+    const label = cocoLabelForId(Number(text));
+    if (label === null) {
+      ctx.addIssue({ code: 'custom', message: `class id ${text} is not a COCO-80 class id (0-79)` });
       return z.NEVER;
     }
-    return text.toLowerCase();
-  },
-);
+    return label;
+  }
+  if (text === '') {
+    ctx.addIssue({ code: 'custom', message: 'empty class name' });
+    return z.NEVER;
+  }
+  return text.toLowerCase();
+});
 
 const ConfidenceSchema = finite.min(0, 'expected a confidence between 0 and 1').max(1, 'expected a confidence between 0 and 1');
 
@@ -357,9 +352,7 @@ function parseOrContract<T>(schema: z.ZodType<T>, value: unknown): T {
 export function interpretDetections(json: unknown): { detections: Detection[]; note: string | null } {
   if (Array.isArray(json)) return { detections: parseOrContract(DetectionListSchema, json), note: null };
   if (typeof json !== 'object' || json === null) {
-    throw contract(
-      `object detector output is not usable: (root): expected {"detections": [...]} or an array of detections, got ${json === null ? 'null' : typeof json}`,
-    );
+    throw contract(`object detector output is not usable: (root): expected {"detections": [...]} or an array of detections, got ${json === null ? 'null' : typeof json}`);
   }
   const document = json as Record<string, unknown>;
   if (document.detections !== undefined && document.detections !== null) {

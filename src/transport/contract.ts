@@ -22,12 +22,18 @@ export const StageRequestSchema = z.strictObject({
 });
 export type StageRequest = z.infer<typeof StageRequestSchema>;
 
-const optionalNumber = z.number().nullish().transform((v) => v ?? null);
+const optionalNumber = z
+  .number()
+  .nullish()
+  .transform((v) => v ?? null);
 
 export const StageMetricsSchema = z.looseObject({
   duration_ms: optionalNumber,
   memory_limit_mb: optionalNumber,
-  cold_start: z.boolean().nullish().transform((v) => v ?? null),
+  cold_start: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? null),
   cost_unit: optionalNumber,
   extra: z.record(z.string(), z.unknown()).nullish(),
 });
@@ -46,7 +52,10 @@ export const StageResponseSchema = z.looseObject({
   outputs: z.array(StageOutputSchema).default([]),
   metrics: StageMetricsSchema.nullish().transform((m) => m ?? null),
   status: StageStatusSchema,
-  message: z.string().nullish().transform((m) => m ?? null),
+  message: z
+    .string()
+    .nullish()
+    .transform((m) => m ?? null),
 });
 export type StageResponse = z.infer<typeof StageResponseSchema>;
 

@@ -34,9 +34,7 @@ export class HttpTransport implements StageTransport {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
     });
-    this.authorization = options.auth
-      ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}`
-      : null;
+    this.authorization = options.auth ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}` : null;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_STAGE_RESPONSE_MAX_BYTES;
   }
 

@@ -55,13 +55,7 @@ export interface StageCallSuccess {
  * past as `transient`. Whether and when there is a later attempt is the retry policy's
  * (`src/domain/retry-policy.ts`), decided by the caller's loop.
  */
-export async function callStageOnce(
-  transport: StageTransport,
-  limiter: Limiter,
-  call: StageCall,
-  attempt: StageAttempt,
-  signal: AbortSignal,
-): Promise<StageCallSuccess> {
+export async function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
   const queuedAt = Date.now();
   const spec: Spec = { ...attempt, call, request: buildStageRequest(call) };
   return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
@@ -106,14 +100,7 @@ function recordOf(
   };
 }
 
-function failure(
-  spec: Spec,
-  queuedAt: number,
-  startedAt: number,
-  error: FaveError,
-  http: HttpFacts | null = null,
-  metrics: StageResponse['metrics'] = null,
-): StageCallFailure {
+function failure(spec: Spec, queuedAt: number, startedAt: number, error: FaveError, http: HttpFacts | null = null, metrics: StageResponse['metrics'] = null): StageCallFailure {
   const withAttempts = { ...error, attempts: spec.attempt };
   return { error: withAttempts, record: recordOf(spec, queuedAt, startedAt, http, metrics, 'error', withAttempts) };
 }
@@ -140,7 +127,12 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
       await spec.dispatch.record();
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw failure(spec, queuedAt, startedAt, faveError('STORE_ERROR', `${describe(where)} was not sent: its dispatch could not be recorded (${reason})`, { ...where, transient: true }));
+      throw failure(
+        spec,
+        queuedAt,
+        startedAt,
+        faveError('STORE_ERROR', `${describe(where)} was not sent: its dispatch could not be recorded (${reason})`, { ...where, transient: true }),
+      );
     }
     // Stopped while its marker was written: it will not be sent, so the marker is taken back.
     if (signal.aborted) {
@@ -177,7 +169,12 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     }
     if (err instanceof StageResponseTooLarge) {
       // The same stage would answer the same body again: not worth a retry.
-      throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered with a body larger than ${err.limitBytes} bytes (STAGE_RESPONSE_MAX_BYTES); reading stopped there`, where));
+      throw failure(
+        spec,
+        queuedAt,
+        startedAt,
+        faveError('STAGE_CONTRACT', `${describe(where)} answered with a body larger than ${err.limitBytes} bytes (STAGE_RESPONSE_MAX_BYTES); reading stopped there`, where),
+      );
     }
     const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}` : String(err);
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_TRANSPORT', `${describe(where)} failed in transport (${reason})`, { ...where, transient: true }));

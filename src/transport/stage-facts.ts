@@ -24,12 +24,7 @@ function lastOutput(response: StageResponse, where: Where): StageOutput {
 }
 
 /** Reads what a stage produced and keeps the facts the answer needs. */
-export async function extractFacts(
-  stage: StageKey,
-  response: StageResponse,
-  store: Store,
-  where: Where,
-): Promise<StageFacts> {
+export async function extractFacts(stage: StageKey, response: StageResponse, store: Store, where: Where): Promise<StageFacts> {
   // A clip too short for a single frame at the configured rate is not an error.
   if (stage === 'ffmpeg3' && response.outputs.length === 0) return { kind: 'frames', uri: '', frames: [] };
   const last = lastOutput(response, where);

@@ -59,9 +59,7 @@ function card(clip: AnswerClip, media: MediaLinks, shared: ReadonlySet<string> =
     clip.status !== 'done' ? `<span class="tag tag-${clip.status}">${clip.status}</span>` : '',
   ].join('');
   const videoSrc = media.video(clip.video);
-  const player = videoSrc
-    ? `<video class="player" controls preload="metadata" src="${escapeXml(videoSrc)}" data-clip="${clip.index}"></video>`
-    : '';
+  const player = videoSrc ? `<video class="player" controls preload="metadata" src="${escapeXml(videoSrc)}" data-clip="${clip.index}"></video>` : '';
   const pictures = clip.thumbnails
     .map((t) => ({ t, src: media.picture(t.artifact) }))
     .filter((p): p is { t: AnswerClip['thumbnails'][number]; src: string } => p.src !== null)
@@ -129,7 +127,10 @@ export function renderAnswer(answer: Answer, query: string | null, media: MediaL
   const byIndex = new Map(answer.clips.map((c) => [c.index, c]));
   const matches = answer.matches.map((i) => byIndex.get(i)!).filter(Boolean);
   const others = answer.clips.filter((c) => c.match === null);
-  const terms = [...answer.terms.labels.map((l) => `<span class="term term-label">${escapeXml(l)}</span>`), ...answer.terms.words.map((w) => `<span class="term">${escapeXml(w)}</span>`)].join('');
+  const terms = [
+    ...answer.terms.labels.map((l) => `<span class="term term-label">${escapeXml(l)}</span>`),
+    ...answer.terms.words.map((w) => `<span class="term">${escapeXml(w)}</span>`),
+  ].join('');
   const notes = requestNotes(answer);
   const shared = new Set(notes);
   const otherCards = others.map((c) => card(c, media, shared)).join('\n');

@@ -34,7 +34,15 @@ export function contentSecurityPolicy(live: boolean, mediaOrigin: string | null 
   ].join('; ');
 }
 
-export function htmlDocument(options: { title: string; live: boolean; form?: boolean; body: string; bodyAttributes?: Record<string, string>; head?: string; mediaOrigin?: string | null }): string {
+export function htmlDocument(options: {
+  title: string;
+  live: boolean;
+  form?: boolean;
+  body: string;
+  bodyAttributes?: Record<string, string>;
+  head?: string;
+  mediaOrigin?: string | null;
+}): string {
   const attributes = Object.entries(options.bodyAttributes ?? {})
     .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
     .join('');

@@ -10,7 +10,10 @@ import type { InvocationRecord } from '../domain/invocations.ts';
 export class LiveFeed {
   private readonly byRequest = new Map<string, InvocationRecord[]>();
 
-  constructor(orchestrator: Orchestrator, private readonly maxPerRequest = 50_000) {
+  constructor(
+    orchestrator: Orchestrator,
+    private readonly maxPerRequest = 50_000,
+  ) {
     orchestrator.events.on('invocation', (requestId, record) => {
       const list = this.byRequest.get(requestId) ?? [];
       if (list.length < this.maxPerRequest) list.push(record);

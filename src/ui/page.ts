@@ -16,7 +16,6 @@ function utc(epoch: number | null): string {
   return epoch === null ? '—' : `${new Date(epoch).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
-
 const chartCache = new WeakMap<Statechart, string>();
 
 /** The statechart as SVG (drawn once per statechart). */
@@ -229,7 +228,9 @@ export function renderSignInPage(action: string, message: string | null): string
     head: `<style>${STYLES}</style>`,
     body: [
       '<header><h1>Sign in</h1></header><main>',
-      message ? `<p role="alert">${escapeXml(message)}</p>` : '<p>This service needs an API token (a <code>read</code> or <code>operate</code> token of <code>FAVE_API_TOKENS</code>).</p>',
+      message
+        ? `<p role="alert">${escapeXml(message)}</p>`
+        : '<p>This service needs an API token (a <code>read</code> or <code>operate</code> token of <code>FAVE_API_TOKENS</code>).</p>',
       `<form method="post" action="${escapeXml(action)}">`,
       '<label>Token <input type="password" name="token" autocomplete="current-password" required></label> ',
       '<button type="submit">Sign in</button>',

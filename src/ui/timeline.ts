@@ -11,11 +11,10 @@ import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../domain/stage.
  */
 
 /** One attempt as the timeline draws it: the persisted record's timing, plus where it belongs. */
-export interface Invocation
-  extends Pick<
-    InvocationRecord,
-    'stage' | 'clip_index' | 'frame_index' | 'attempt' | 'queued_at' | 'started_at' | 'ended_at' | 'latency_ms' | 'cold_start' | 'http_status' | 'call_id'
-  > {
+export interface Invocation extends Pick<
+  InvocationRecord,
+  'stage' | 'clip_index' | 'frame_index' | 'attempt' | 'queued_at' | 'started_at' | 'ended_at' | 'latency_ms' | 'cold_start' | 'http_status' | 'call_id'
+> {
   /** `{stage}|{clip}|{frame}|{attempt}`, `-` for an absent clip or frame. */
   key: string;
   /** The pipeline step the function serves, when the request's settings name it. */

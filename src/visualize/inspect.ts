@@ -26,9 +26,7 @@ export interface Inspector {
 
 const InspectSettings = z.object({
   // `sky`, or the one boolean of the environment (true: a websocket relay).
-  FAVE_INSPECT: z
-    .union([z.string().trim().toLowerCase().pipe(z.literal('sky')), envBoolean.transform((on) => (on ? ('websocket' as const) : ('off' as const)))])
-    .default('off'),
+  FAVE_INSPECT: z.union([z.string().trim().toLowerCase().pipe(z.literal('sky')), envBoolean.transform((on) => (on ? ('websocket' as const) : ('off' as const)))]).default('off'),
   FAVE_INSPECT_URL: z.url({ protocol: /^wss?$/ }).default('ws://localhost:8080'),
 });
 

@@ -127,10 +127,17 @@ class Layout {
     const initial = Math.max(0, initialPath ? states.findIndex((s) => s.path === initialPath) : 0);
     // A state most others lead to (FAILED) gets a column of its own instead of a tangle of edges.
     const isHub = states.map((_, i) => i !== initial && sources[i]!.size >= 3);
-    const order = orderByRank(states, pairs.filter(([a, b]) => !isHub[a] && !isHub[b]), initial);
+    const order = orderByRank(
+      states,
+      pairs.filter(([a, b]) => !isHub[a] && !isHub[b]),
+      initial,
+    );
     const measured = states.map((s) => this.measure(s));
     const main = order.filter((i) => !isHub[i]).map((i) => measured[i]!);
-    const hubs = states.map((_, i) => i).filter((i) => isHub[i]).map((i) => measured[i]!);
+    const hubs = states
+      .map((_, i) => i)
+      .filter((i) => isHub[i])
+      .map((i) => measured[i]!);
 
     // Edges between states that are not neighbours in the column go round on the left.
     const mainIndex = new Map(main.map((p, i) => [p.state.path, i]));
@@ -231,18 +238,47 @@ function drawRegion(layout: Layout, region: Region, marker: string, out: Drawn):
     const anchorY = (p: Placed) => (p.region ? p.y + HEADER / 2 : p.y + p.h / 2);
     if (toHub && !fromHub) {
       const y = anchorY(s) - 5;
-      out.edges.push(edgeSvg(arrowPath([[s.x + s.w, y], [st.x, y]]), title, marker));
+      out.edges.push(
+        edgeSvg(
+          arrowPath([
+            [s.x + s.w, y],
+            [st.x, y],
+          ]),
+          title,
+          marker,
+        ),
+      );
       out.labels.push(label(Math.max(s.x + s.w, ss.x + ss.w) + 8, y - 4, text));
     } else if (fromHub && !toHub) {
       const y = anchorY(t) + 7;
-      out.edges.push(edgeSvg(arrowPath([[ss.x, y], [t.x + t.w, y]]), title, marker));
+      out.edges.push(
+        edgeSvg(
+          arrowPath([
+            [ss.x, y],
+            [t.x + t.w, y],
+          ]),
+          title,
+          marker,
+        ),
+      );
       out.labels.push(label(Math.max(t.x + t.w, st.x + st.w) + 8, y + 12, text));
     } else if (region.laneOf.has(e)) {
       const lane = region.laneOf.get(e)!;
       const x = region.x + region.laneReserve - LANE_W * (lane + 1);
       const y1 = anchorY(s) - 4 + (lane % 3) * 4;
       const y2 = anchorY(t) + 4;
-      out.edges.push(edgeSvg(arrowPath([[s.x, y1], [x, y1], [x, y2], [t.x, y2]]), title, marker));
+      out.edges.push(
+        edgeSvg(
+          arrowPath([
+            [s.x, y1],
+            [x, y1],
+            [x, y2],
+            [t.x, y2],
+          ]),
+          title,
+          marker,
+        ),
+      );
       out.labels.push(label(x - 4, (y1 + y2) / 2 + 4, text, 'end'));
     } else if (!fromHub && !toHub) {
       const down = ss.y < st.y;
@@ -250,12 +286,30 @@ function drawRegion(layout: Layout, region: Region, marker: string, out: Drawn):
       const cx = ss.x + ss.w / 2 + (both ? (down ? -10 : 10) : 0);
       const y1 = down ? s.y + s.h : s.y;
       const y2 = down ? t.y : t.y + t.h;
-      out.edges.push(edgeSvg(arrowPath([[cx, y1], [cx, y2]]), title, marker));
+      out.edges.push(
+        edgeSvg(
+          arrowPath([
+            [cx, y1],
+            [cx, y2],
+          ]),
+          title,
+          marker,
+        ),
+      );
       const mid = (y1 + y2) / 2 + 4;
       out.labels.push(both && down ? label(cx - 6, mid, text, 'end') : label(cx + 6, mid, text));
     } else {
       const y = anchorY(t);
-      out.edges.push(edgeSvg(arrowPath([[s.x + s.w / 2, anchorY(s)], [t.x, y]]), title, marker));
+      out.edges.push(
+        edgeSvg(
+          arrowPath([
+            [s.x + s.w / 2, anchorY(s)],
+            [t.x, y],
+          ]),
+          title,
+          marker,
+        ),
+      );
       out.labels.push(label((s.x + t.x) / 2, y - 4, text, 'middle'));
     }
   }
@@ -263,7 +317,12 @@ function drawRegion(layout: Layout, region: Region, marker: string, out: Drawn):
     const p = region.initial;
     const cx = p.x + p.w / 2;
     out.edges.push(`<circle class="sc-initial" cx="${round(cx)}" cy="${round(p.y - INITIAL_SPACE + 3)}" r="3.5"/>`);
-    out.edges.push(`<path class="sc-edge" d="${arrowPath([[cx, p.y - INITIAL_SPACE + 6], [cx, p.y]])}" marker-end="url(#${marker})"/>`);
+    out.edges.push(
+      `<path class="sc-edge" d="${arrowPath([
+        [cx, p.y - INITIAL_SPACE + 6],
+        [cx, p.y],
+      ])}" marker-end="url(#${marker})"/>`,
+    );
   }
 }
 
@@ -324,7 +383,16 @@ export function renderMachineSvg(machine: StatechartMachine, title: string): Sta
     const x = p.x + p.w / 2 + i * 8;
     const top = MARGIN + TITLE_H + anywhereH;
     drawn.edges.push(`<text class="sc-sub" x="${round(x)}" y="${round(top + 8)}" text-anchor="middle">any state</text>`);
-    drawn.edges.push(edgeSvg(arrowPath([[x, top + 12], [x, p.y]]), `any state → ${target}: ${t.label}`, marker));
+    drawn.edges.push(
+      edgeSvg(
+        arrowPath([
+          [x, top + 12],
+          [x, p.y],
+        ]),
+        `any state → ${target}: ${t.label}`,
+        marker,
+      ),
+    );
     drawn.labels.push(label(x + 6, top + 28, t.label));
   });
 

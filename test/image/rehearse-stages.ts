@@ -23,7 +23,10 @@ import { until } from '../support/until.ts';
  * installs what the stages run on.
  */
 export const STAGE_COMPILE_STEPS = ['npm ci --omit=optional --ignore-scripts --no-audit --no-fund', 'npx tsc -p tsconfig.build.json'];
-export const STAGE_DEPS_STEPS = ['npm ci --omit=dev --include=optional --ignore-scripts --no-audit --no-fund', 'rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common'];
+export const STAGE_DEPS_STEPS = [
+  'npm ci --omit=dev --include=optional --ignore-scripts --no-audit --no-fund',
+  'rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common',
+];
 /** What the stages need at run time; the rehearsal fails if the prune dropped one. */
 const MUST_KEEP = ['@ffmpeg-installer/linux-x64', '@ffprobe-installer/linux-x64', '@vladmandic/human', '@tensorflow/tfjs-backend-wasm', '@aws-sdk/client-s3'];
 const LEFT_OUT = ['onnxruntime-node', 'typescript', 'vitest'];
@@ -43,13 +46,21 @@ export async function checkStagesDockerfile(repo: string, r: Runner): Promise<vo
   const dockerfile = await readFile(join(repo, 'Dockerfile.stages'), 'utf8');
   const stage = (name: string) =>
     (dockerfile.split(/^FROM /m).find((part) => new RegExp(` AS ${name}\\b`).test(part.split('\n')[0] ?? '')) ?? '').replace(/\\\n\s*/g, ' ').replace(/ +/g, ' ');
-  for (const [name, commands] of [['build', STAGE_COMPILE_STEPS], ['deps', STAGE_DEPS_STEPS]] as const) {
+  for (const [name, commands] of [
+    ['build', STAGE_COMPILE_STEPS],
+    ['deps', STAGE_DEPS_STEPS],
+  ] as const) {
     for (const command of commands) {
       if (!stage(name).includes(command)) throw r.fail(`Dockerfile.stages' ${name} stage no longer runs \`${command}\`: update the rehearsal with it`);
     }
   }
-  for (const [from, keep] of [['deps', 'package.json'], ['deps', 'node_modules'], ['build', 'dist']] as const) {
-    if (!new RegExp(`COPY --from=${from} .*/src/${keep} `).test(dockerfile)) throw r.fail(`Dockerfile.stages' runtime stage no longer copies ${keep} from ${from}: update the rehearsal`);
+  for (const [from, keep] of [
+    ['deps', 'package.json'],
+    ['deps', 'node_modules'],
+    ['build', 'dist'],
+  ] as const) {
+    if (!new RegExp(`COPY --from=${from} .*/src/${keep} `).test(dockerfile))
+      throw r.fail(`Dockerfile.stages' runtime stage no longer copies ${keep} from ${from}: update the rehearsal`);
   }
 }
 
@@ -159,7 +170,14 @@ export async function rehearseStages(node: string, dir: string, tag: string, scr
     await until(
       async () => {
         for (const [i, p] of procs.entries()) if (p.exited()) throw r.fail(`\`fave stage serve ${Object.keys(upstreams)[i]}\` exited:\n${p.output()}`);
-        const up = await Promise.all(Object.values(upstreams).map((u) => fetch(`${u}/_/health`).then((res) => res.ok, () => false)));
+        const up = await Promise.all(
+          Object.values(upstreams).map((u) =>
+            fetch(`${u}/_/health`).then(
+              (res) => res.ok,
+              () => false,
+            ),
+          ),
+        );
         return up.every(Boolean) || null;
       },
       { timeoutMs: 60_000, everyMs: 100 },

@@ -250,10 +250,7 @@ async function layOutTemplate(dir: string, templateDir: string): Promise<void> {
   await rename(join(dir, 'dist'), join(fn, 'dist'));
   await writeFile(join(fn, 'package.json'), `${JSON.stringify({ name: 'function', private: true }, null, 2)}\n`);
   await writeFile(join(fn, 'dist', 'package.json'), `${JSON.stringify({ type: 'module' }, null, 2)}\n`);
-  await writeFile(
-    join(fn, 'handler.js'),
-    "module.exports = async (event, context) => (await import('./dist/handler.js')).default(event, context);\n",
-  );
+  await writeFile(join(fn, 'handler.js'), "module.exports = async (event, context) => (await import('./dist/handler.js')).default(event, context);\n");
 }
 
 async function smokeHandler(node: string, templateDir: string, env: NodeJS.ProcessEnv, tag: string): Promise<void> {

@@ -1,4 +1,3 @@
-
 import { DEFAULT_STAGE_NAMES, STAGE_KEYS, type StageKey } from '../../src/domain/stage.ts';
 
 /**
@@ -160,10 +159,8 @@ export const artifactKeys = {
   compressed: (s: Script, id: string, clip: number) => `requests/${id}/${s.stageNames.ffmpeg2}/clip_${pad3(clip)}.tar.gz`,
   transcriptArchive: (s: Script, id: string, clip: number) => `requests/${id}/${s.stageNames.deepspeech}/clip_${pad3(clip)}.tar.gz`,
   transcriptTxt: (s: Script, id: string, clip: number) => `requests/${id}/${s.stageNames.deepspeech}/clip_${pad3(clip)}.txt`,
-  frame: (s: Script, id: string, clip: number, frame: number) =>
-    `requests/${id}/${s.stageNames.ffmpeg3}/clip_${pad3(clip)}/frame_${pad3(frame)}.jpg`,
-  detections: (s: Script, id: string, clip: number, frame: number) =>
-    `requests/${id}/${s.stageNames.detector}/clip_${pad3(clip)}/frame_${pad3(frame)}.json`,
+  frame: (s: Script, id: string, clip: number, frame: number) => `requests/${id}/${s.stageNames.ffmpeg3}/clip_${pad3(clip)}/frame_${pad3(frame)}.jpg`,
+  detections: (s: Script, id: string, clip: number, frame: number) => `requests/${id}/${s.stageNames.detector}/clip_${pad3(clip)}/frame_${pad3(frame)}.json`,
 };
 
 export function pad3(n: number): string {
@@ -200,8 +197,7 @@ export function expectedClips(options: ScriptOptions & { store?: { bucket: strin
   const clips: ExpectedClip[] = [];
   for (let i = 0; i < script.clips; i++) {
     const exact = clipTimes(script, i);
-    const times =
-      script.clipTimesIn === 'metadata' ? exact : { start_s: Math.round(exact.start_s), end_s: Math.round(exact.end_s) };
+    const times = script.clipTimesIn === 'metadata' ? exact : { start_s: Math.round(exact.start_s), end_s: Math.round(exact.end_s) };
     const text = transcriptText(script, i);
     const dummy = text.startsWith(DUMMY_PREFIX);
     const frames: ExpectedFrame[] = [];

@@ -38,7 +38,10 @@ export interface CoverageOptions<TEvent extends EventObject> {
  * path to every reachable state followed by every event possible there, recording through the
  * inspection API which declared transitions were taken. Returns the labels of those taken.
  */
-export function coverTransitions<TEvent extends EventObject>(machine: AnyStateMachine, options: CoverageOptions<TEvent>): {
+export function coverTransitions<TEvent extends EventObject>(
+  machine: AnyStateMachine,
+  options: CoverageOptions<TEvent>,
+): {
   taken: Set<string>;
   states: number;
 } {

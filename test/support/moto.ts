@@ -57,7 +57,6 @@ export interface RunningMoto {
   stop(): Promise<void>;
 }
 
-
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));

@@ -456,45 +456,45 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     return { outcome: fault?.kind === 'contract' ? 'contract' : 'success', reply: { status: 200, headers: JSON_HEADERS, body: JSON.stringify(response) } };
   }
 
-  const handlerFor = (key: StageKey) => async (call: FunctionCall): Promise<FunctionReply> => {
-    const peek = peekRequest(call.body);
-    const record: CallRecord = {
-      stage: call.name,
-      stage_key: key,
-      request_id: peek.requestId,
-      clip: peek.clip,
-      frame: peek.frame,
-      call_id: call.callId,
-      started_at: Date.now(),
-      ended_at: null,
-      status: null,
-      outcome: null,
-      fault: null,
-      cold_start: null,
-      cost_unit: null,
+  const handlerFor =
+    (key: StageKey) =>
+    async (call: FunctionCall): Promise<FunctionReply> => {
+      const peek = peekRequest(call.body);
+      const record: CallRecord = {
+        stage: call.name,
+        stage_key: key,
+        request_id: peek.requestId,
+        clip: peek.clip,
+        frame: peek.frame,
+        call_id: call.callId,
+        started_at: Date.now(),
+        ended_at: null,
+        status: null,
+        outcome: null,
+        fault: null,
+        cold_start: null,
+        cost_unit: null,
+      };
+      calls.push(record);
+      enter(peek.requestId);
+      try {
+        const fault = takeFault(key, call.name, peek);
+        record.fault = fault?.kind ?? null;
+        if (fault?.kind === 'lose-callback') lostCallbacks.add(call.callId);
+        const { reply, outcome } = await respond(key, call, fault, record);
+        record.status = reply.status;
+        record.outcome = outcome;
+        return reply;
+      } catch (err) {
+        record.outcome = err instanceof ConnectionReset ? 'reset' : call.signal.aborted ? (record.fault === 'hang' ? 'hang' : 'aborted') : 'crash';
+        throw err;
+      } finally {
+        record.ended_at = Date.now();
+        leave(peek.requestId);
+      }
     };
-    calls.push(record);
-    enter(peek.requestId);
-    try {
-      const fault = takeFault(key, call.name, peek);
-      record.fault = fault?.kind ?? null;
-      if (fault?.kind === 'lose-callback') lostCallbacks.add(call.callId);
-      const { reply, outcome } = await respond(key, call, fault, record);
-      record.status = reply.status;
-      record.outcome = outcome;
-      return reply;
-    } catch (err) {
-      record.outcome = err instanceof ConnectionReset ? 'reset' : call.signal.aborted ? (record.fault === 'hang' ? 'hang' : 'aborted') : 'crash';
-      throw err;
-    } finally {
-      record.ended_at = Date.now();
-      leave(peek.requestId);
-    }
-  };
 
-  const functions = Object.fromEntries(
-    (Object.entries(script.stageNames) as Array<[StageKey, string]>).map(([key, name]) => [name, handlerFor(key)]),
-  );
+  const functions = Object.fromEntries((Object.entries(script.stageNames) as Array<[StageKey, string]>).map(([key, name]) => [name, handlerFor(key)]));
   const server: GatewayServer = await startGatewayServer({
     functions,
     host: options.host,

@@ -14,10 +14,7 @@ export interface UntilOptions {
  * with `message` after `timeoutMs`. For tests: wait on what must become true, never on a bare
  * sleep.
  */
-export async function until<T>(
-  condition: () => T | Promise<T>,
-  { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: UntilOptions = {},
-): Promise<NonNullable<T>> {
+export async function until<T>(condition: () => T | Promise<T>, { timeoutMs = 10_000, everyMs = 10, message = 'condition' }: UntilOptions = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();

@@ -93,7 +93,12 @@ export function registerLoad(program: Command): void {
           const stageNames = Object.entries(config.stageNames)
             .filter(([key]) => key !== 'detector' || config.detectorEnabled)
             .map(([, name]) => name);
-          const names = flags.functions ? flags.functions.split(',').map((n) => n.trim()).filter((n) => n !== '') : stageNames;
+          const names = flags.functions
+            ? flags.functions
+                .split(',')
+                .map((n) => n.trim())
+                .filter((n) => n !== '')
+            : stageNames;
           const target = replicas === 'cold' ? 0 : profile.replicas.min;
           say(`scaling ${names.length} functions to ${target} replicas…`);
           // A password is never a flag (it would show in the process list): the login is the

@@ -230,9 +230,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       replicas: replicas.replicas,
       availableReplicas: replicas.availableReplicas,
       invocationCount: invocations.get(name) ?? 0,
-      labels: model
-        ? { 'com.openfaas.scale.min': String(model.options.minReplicas), 'com.openfaas.scale.max': String(model.options.maxReplicas) }
-        : {},
+      labels: model ? { 'com.openfaas.scale.min': String(model.options.minReplicas), 'com.openfaas.scale.max': String(model.options.maxReplicas) } : {},
       annotations: {},
       // The watchdog reads max_inflight from the function's environment; a caller can read it here.
       envVars: maxInflight !== undefined ? { max_inflight: String(maxInflight) } : {},

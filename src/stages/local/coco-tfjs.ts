@@ -12,12 +12,7 @@ import type { Detection } from './yolo.ts';
  * part of the container image.
  */
 
-export const COCO_TFJS_PACKAGES = [
-  '@vladmandic/human@3.3.6',
-  '@tensorflow/tfjs-core@4.22.0',
-  '@tensorflow/tfjs-converter@4.22.0',
-  '@tensorflow/tfjs-backend-wasm@4.22.0',
-] as const;
+export const COCO_TFJS_PACKAGES = ['@vladmandic/human@3.3.6', '@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-converter@4.22.0', '@tensorflow/tfjs-backend-wasm@4.22.0'] as const;
 
 export const COCO_TFJS_MODEL = 'centernet (MobileNetV3-CenterNet, COCO-80, from @vladmandic/human 3.3.6 on tfjs-wasm)';
 
@@ -25,8 +20,7 @@ export const COCO_TFJS_MODEL = 'centernet (MobileNetV3-CenterNet, COCO-80, from 
 export const COCO_TFJS_NOTE = `detected by ${COCO_TFJS_MODEL}; a small model: expect misses and confusions (set FAVE_DETECTOR_MODEL to a YOLO .onnx model for better ones)`;
 
 export const COCO_TFJS_MISSING =
-  `no detector available: the optional COCO detector is not installed (run: npm install ${COCO_TFJS_PACKAGES.join(' ')}), ` +
-  'or set FAVE_DETECTOR_MODEL to a YOLO .onnx model';
+  `no detector available: the optional COCO detector is not installed (run: npm install ${COCO_TFJS_PACKAGES.join(' ')}), ` + 'or set FAVE_DETECTOR_MODEL to a YOLO .onnx model';
 
 /** The largest side frames are scaled down to before detection: bounds time and memory per frame. */
 export const COCO_TFJS_MAX_SIDE = 640;

@@ -56,7 +56,12 @@ export function deepspeechStage(env: StageEnvironment, speechCommand: string | n
     }
     // A video without sound got a silent track from ffmpeg-0 (named so) and a silent audio.wav
     // from ffmpeg-2; the clip's video tells that apart from a recording of silence.
-    const soundless = video !== null && (await probeMedia(video, ctx.signal).then((info) => info.video !== null && (info.audio === null || info.audio.added), () => false));
+    const soundless =
+      video !== null &&
+      (await probeMedia(video, ctx.signal).then(
+        (info) => info.video !== null && (info.audio === null || info.audio.added),
+        () => false,
+      ));
 
     let transcript = NO_ENGINE_TRANSCRIPT;
     let engine: string | null = null;

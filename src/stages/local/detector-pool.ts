@@ -25,10 +25,7 @@ export type ToWorker =
   | { type: 'warm'; engine: DetectionJob['engine']; modelPath: string | null }
   | { type: 'abort'; id: number }
   | { type: 'close' };
-export type ToParent =
-  | { type: 'done'; id: number; document: DetectionDocument }
-  | { type: 'failed'; id: number; error: WorkerFailure }
-  | { type: 'closed' };
+export type ToParent = { type: 'done'; id: number; document: DetectionDocument } | { type: 'failed'; id: number; error: WorkerFailure } | { type: 'closed' };
 
 export interface DetectorWorkerData {
   /** Where the optional COCO packages are resolved from (a file URL); the worker's own place by default. */
@@ -170,7 +167,9 @@ export class DetectorPool {
       const failure = message.error;
       this.settle(pending, () =>
         pending.reject(
-          failure.kind === 'internal' ? new FaveFailure(faveError('INTERNAL', `the object detector failed on ${pending.job.inputUri}: ${failure.message}`)) : new DetectorFailure(failure),
+          failure.kind === 'internal'
+            ? new FaveFailure(faveError('INTERNAL', `the object detector failed on ${pending.job.inputUri}: ${failure.message}`))
+            : new DetectorFailure(failure),
         ),
       );
     }
@@ -183,9 +182,7 @@ export class DetectorPool {
     const pending = slot.current;
     slot.current = null;
     if (pending) {
-      this.settle(pending, () =>
-        pending.reject(new FaveFailure(faveError('INTERNAL', `the object detector's worker thread ${how} while detecting in ${pending.job.inputUri}`))),
-      );
+      this.settle(pending, () => pending.reject(new FaveFailure(faveError('INTERNAL', `the object detector's worker thread ${how} while detecting in ${pending.job.inputUri}`))));
     }
     if (!this.closed) this.dispatch();
   }

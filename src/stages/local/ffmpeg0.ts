@@ -18,17 +18,13 @@ export function ffmpeg0Stage(env: StageEnvironment): LocalStageFunction {
     if (!info.video) throw new StageRejection(`input ${ctx.request.input_uri} has no video stream`);
 
     const video = ctx.path('video.mp4');
-    await runTool('ffmpeg', videoArgs(input, info, video), { signal: ctx.signal }).catch((err: unknown) =>
-      ctx.rejectTool(err, 'ffmpeg could not convert the input'),
-    );
+    await runTool('ffmpeg', videoArgs(input, info, video), { signal: ctx.signal }).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not convert the input'));
     const audio = ctx.path('audio.wav');
     // From the original when it has sound (no AAC round trip); else the silent track just made.
     const audioSource = info.audio ? input : video;
-    await runTool(
-      'ffmpeg',
-      [...FFMPEG_QUIET, '-i', audioSource, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(ARCHIVE_AUDIO_RATE), '-c:a', 'pcm_s16le', audio],
-      { signal: ctx.signal },
-    ).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not extract the audio'));
+    await runTool('ffmpeg', [...FFMPEG_QUIET, '-i', audioSource, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(ARCHIVE_AUDIO_RATE), '-c:a', 'pcm_s16le', audio], {
+      signal: ctx.signal,
+    }).catch((err: unknown) => ctx.rejectTool(err, 'ffmpeg could not extract the audio'));
 
     const archive = ctx.path('media.tar.gz');
     await packTarGz(
@@ -45,9 +41,7 @@ export function ffmpeg0Stage(env: StageEnvironment): LocalStageFunction {
 
 function videoArgs(input: string, info: MediaInfo, output: string): string[] {
   const copyVideo = info.video?.codec === 'h264';
-  const videoCodec = copyVideo
-    ? ['-c:v', 'copy']
-    : ['-vf', EVEN_DIMENSIONS, '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p'];
+  const videoCodec = copyVideo ? ['-c:v', 'copy'] : ['-vf', EVEN_DIMENSIONS, '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p'];
   const args = [...FFMPEG_QUIET, '-i', input];
   if (info.audio) {
     args.push('-map', '0:v:0', '-map', '0:a:0');

@@ -22,16 +22,15 @@ export function ffmpeg1Stage(env: StageEnvironment): LocalStageFunction {
 
     const timestamps = `${dir}/timestamps.txt`;
     const { size } = await stat(timestamps);
-    if (size > MAX_TIMESTAMPS_BYTES) throw new StageRejection(`timestamps.txt in ${ctx.request.input_uri} is ${size} bytes, more than the ${MAX_TIMESTAMPS_BYTES} a list of clips takes`);
+    if (size > MAX_TIMESTAMPS_BYTES)
+      throw new StageRejection(`timestamps.txt in ${ctx.request.input_uri} is ${size} bytes, more than the ${MAX_TIMESTAMPS_BYTES} a list of clips takes`);
     const parsed = parseTimestampsFile(await readFile(timestamps, 'utf8'));
     if ('error' in parsed) throw new StageRejection(parsed.error);
     const info = await probeMedia(video, ctx.signal).catch((err: unknown) => ctx.rejectTool(err, `${videoName} is not readable`));
     if (!info.video) throw new StageRejection(`${videoName} in ${ctx.request.input_uri} has no video stream`);
     const duration = info.duration ?? Infinity;
     // The audio track can outlast the picture by a few milliseconds: clamp, and drop what starts past the end.
-    const clips = parsed.clips
-      .map((c) => ({ start_s: c.start_s, end_s: Math.min(c.end_s, duration) }))
-      .filter((c) => c.end_s - c.start_s >= 0.01);
+    const clips = parsed.clips.map((c) => ({ start_s: c.start_s, end_s: Math.min(c.end_s, duration) })).filter((c) => c.end_s - c.start_s >= 0.01);
     if (clips.length === 0) {
       throw new StageRejection(`timestamps.txt lists no clip inside the video (${info.duration ?? 'unknown'} s long)`);
     }
@@ -44,14 +43,32 @@ export function ffmpeg1Stage(env: StageEnvironment): LocalStageFunction {
         'ffmpeg',
         [
           ...FFMPEG_QUIET,
-          '-ss', clip.start_s.toFixed(3),
-          '-i', video,
-          '-t', (clip.end_s - clip.start_s).toFixed(3),
-          '-map', '0:v:0', '-map', '0:a:0?',
-          '-vf', EVEN_DIMENSIONS,
-          '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p',
-          '-c:a', 'aac', '-b:a', '128k',
-          '-movflags', '+faststart',
+          '-ss',
+          clip.start_s.toFixed(3),
+          '-i',
+          video,
+          '-t',
+          (clip.end_s - clip.start_s).toFixed(3),
+          '-map',
+          '0:v:0',
+          '-map',
+          '0:a:0?',
+          '-vf',
+          EVEN_DIMENSIONS,
+          '-c:v',
+          'libx264',
+          '-preset',
+          'veryfast',
+          '-crf',
+          '20',
+          '-pix_fmt',
+          'yuv420p',
+          '-c:a',
+          'aac',
+          '-b:a',
+          '128k',
+          '-movflags',
+          '+faststart',
           file,
         ],
         { signal: ctx.signal },

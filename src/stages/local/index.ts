@@ -1,4 +1,3 @@
-
 import { FaveFailure, faveError } from '../../domain/errors.ts';
 import type { Store } from '../../persistence/store.ts';
 import { deepspeechStage } from './deepspeech.ts';

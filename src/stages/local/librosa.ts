@@ -71,21 +71,17 @@ export function librosaStage(env: StageEnvironment, shape: SegmentationSettings)
 async function decodeEnergies(path: string, signal: AbortSignal): Promise<{ blocks: Float64Array; samples: number }> {
   const energies = new BlockEnergies(LIBROSA_SPLIT.hopLength);
   let carry = Buffer.alloc(0);
-  await runTool(
-    'ffmpeg',
-    ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', path, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(ANALYSIS_RATE), '-f', 'f32le', '-'],
-    {
-      signal,
-      onStdout: (chunk) => {
-        const bytes = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-        const usable = bytes.length - (bytes.length % 4);
-        // Copy into an aligned buffer: a Float32Array view needs a 4-byte aligned offset.
-        const aligned = new Float32Array(usable / 4);
-        Buffer.from(aligned.buffer).set(bytes.subarray(0, usable));
-        energies.push(aligned);
-        carry = Buffer.from(bytes.subarray(usable));
-      },
+  await runTool('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', path, '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(ANALYSIS_RATE), '-f', 'f32le', '-'], {
+    signal,
+    onStdout: (chunk) => {
+      const bytes = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      const usable = bytes.length - (bytes.length % 4);
+      // Copy into an aligned buffer: a Float32Array view needs a 4-byte aligned offset.
+      const aligned = new Float32Array(usable / 4);
+      Buffer.from(aligned.buffer).set(bytes.subarray(0, usable));
+      energies.push(aligned);
+      carry = Buffer.from(bytes.subarray(usable));
     },
-  );
+  });
   return { blocks: energies.finish(), samples: energies.samples };
 }

@@ -27,7 +27,8 @@ export interface DetectorSettings {
  */
 export function objectDetectorStage(env: StageEnvironment, settings: DetectorSettings): LocalStageFunction {
   return defineStage(env, async (ctx) => {
-    const document = settings.engine === 'none' || (settings.engine === 'onnx' && !settings.modelPath) ? { detections: [], model: null, note: NO_MODEL_NOTE } : await detect(ctx, settings);
+    const document =
+      settings.engine === 'none' || (settings.engine === 'onnx' && !settings.modelPath) ? { detections: [], model: null, note: NO_MODEL_NOTE } : await detect(ctx, settings);
     const uri = await ctx.uploadBody(`${outputName(ctx)}.json`, `${JSON.stringify(document, null, 2)}\n`, 'application/json');
     const fanout = ctx.request.fanout;
     return [
@@ -68,6 +69,9 @@ async function detect(ctx: StageContext, settings: DetectorSettings): Promise<De
 function outputName(ctx: StageContext): string {
   const { clip_index: clip, frame_index: frame } = ctx.request.fanout;
   if (clip !== undefined && frame !== undefined) return `${clipName(clip)}/${frameName(frame)}`;
-  const base = basename(ctx.input.key).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'frame';
+  const base =
+    basename(ctx.input.key)
+      .replace(/\.[^.]*$/, '')
+      .replace(/[^A-Za-z0-9_.-]/g, '_') || 'frame';
   return clip !== undefined ? `${clipName(clip)}/${base}` : base;
 }

@@ -50,9 +50,7 @@ export async function probeMedia(path: string, signal: AbortSignal): Promise<Med
   const durations = [parsed.format?.duration, video?.duration, audio?.duration].filter((d): d is number => typeof d === 'number' && d > 0);
   return {
     duration: durations[0] ?? null,
-    video: video
-      ? { codec: video.codec_name ?? 'unknown', width: video.width ?? 0, height: video.height ?? 0, fps: parseRate(video.avg_frame_rate) }
-      : null,
+    video: video ? { codec: video.codec_name ?? 'unknown', width: video.width ?? 0, height: video.height ?? 0, fps: parseRate(video.avg_frame_rate) } : null,
     audio: audio
       ? { codec: audio.codec_name ?? 'unknown', sampleRate: audio.sample_rate, channels: audio.channels ?? null, added: audio.tags?.handler_name === ADDED_SILENCE_HANDLER }
       : null,

@@ -28,16 +28,30 @@ export async function makeToneBurstVideo(path: string, options: ToneBurstOptions
     'ffmpeg',
     [
       ...quiet,
-      '-f', 'lavfi', '-i', `testsrc=size=${options.size ?? '160x120'}:rate=${options.fps ?? 10}:duration=${options.duration}`,
-      '-f', 'lavfi', '-i', audio,
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
-      '-c:a', 'aac', '-b:a', '64k',
-      '-shortest', path,
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc=size=${options.size ?? '160x120'}:rate=${options.fps ?? 10}:duration=${options.duration}`,
+      '-f',
+      'lavfi',
+      '-i',
+      audio,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '64k',
+      '-shortest',
+      path,
     ],
     { signal: generationSignal() },
   );
 }
-
 
 /** The sample: 12 s, three tone bursts, 320x240 at 10 fps. */
 export const SAMPLE_BURSTS: ReadonlyArray<readonly [number, number]> = [

@@ -134,9 +134,7 @@ export function segmentAudio(meanSquares: Float64Array, sampleCount: number, opt
   if (sampleCount === 0 || peak < SILENT_PEAK) return whole('no sound: the whole video is one clip');
 
   const toClips = (intervals: Array<[number, number]>): Clip[] =>
-    intervals
-      .map(([s, e]) => ({ start_s: s / options.sampleRate, end_s: Math.min(e / options.sampleRate, duration) }))
-      .filter((c) => c.end_s > c.start_s);
+    intervals.map(([s, e]) => ({ start_s: s / options.sampleRate, end_s: Math.min(e / options.sampleRate, duration) })).filter((c) => c.end_s > c.start_s);
   const outOfBounds = (clips: Clip[]) => clips.filter((c) => c.end_s - c.start_s < minClip || c.end_s - c.start_s > maxClip).length;
 
   let best: { topDb: number; clips: Clip[]; bad: number } | null = null;
@@ -189,7 +187,7 @@ export function shapeClips(speech: readonly Clip[], options: ShapeOptions): Shap
   }
   // Short stretches: joined to the nearer neighbour when it is close, else left to the silence.
   let spoken = bridged;
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     const i = spoken.findIndex((c) => c.end_s - c.start_s < minClipS);
     if (i < 0) break;

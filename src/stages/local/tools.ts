@@ -83,7 +83,7 @@ export function runCommand(command: string, args: readonly string[], options: Ru
       err += chunk;
       if (err.length > STDERR_TAIL_BYTES * 2) err = err.slice(-STDERR_TAIL_BYTES);
     });
-    child.on('error', (error) => reject(options.signal.aborted ? options.signal.reason ?? error : error));
+    child.on('error', (error) => reject(options.signal.aborted ? (options.signal.reason ?? error) : error));
     child.on('close', (code) => {
       if (options.signal.aborted) {
         reject(options.signal.reason ?? new DOMException('aborted', 'AbortError'));
