@@ -10,10 +10,9 @@ import type { Appender, Store } from './store.ts';
  * served it; on resume the journal's attempts that state.json has no record of are recorded as
  * interrupted, and `metrics.invocations` equals what the gateway served.
  *
- * A marker costs one small write, not a rewrite of state.json: a line appended to this journal's
- * own file where the store can append (the filesystem; written in the calling turn once the file
- * is open), else one small object for the attempts sent in the same turn of the event loop (S3);
- * both under
+ * The attempts sent in the same turn of the event loop share one write, of a few hundred bytes,
+ * not a rewrite of state.json: a line appended to this journal's own file where the store can
+ * append (the filesystem), else one small object per batch (S3); both under
  * `requests/{id}/metadata/dispatches/`, one JSON array of markers per line.
  */
 
@@ -38,9 +37,8 @@ interface Waiting {
 }
 
 /**
- * Writes one request's markers: on an appending store one line per marker once the file is open;
- * otherwise those of one turn of the event loop go in one object, and the writes of successive
- * turns run side by side, so a dispatch waits for one small write only.
+ * Writes one request's markers: those of one turn of the event loop go in one object, and the
+ * writes of successive turns run side by side, so a dispatch waits for one small write only.
  */
 export class DispatchJournal {
   private waiting: Waiting[] = [];
@@ -49,8 +47,6 @@ export class DispatchJournal {
   /** Unique per journal, so two processes (or two runs) never write the same key. */
   private readonly epoch = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   private appender: Promise<Appender> | null = null;
-  /** The journal's file, once open, when its appends are written in the calling turn. */
-  private open: Appender | null = null;
 
   constructor(
     private readonly store: Store,
@@ -63,24 +59,14 @@ export class DispatchJournal {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ marker, resolve, reject });
       if (this.scheduled) return;
-      // Once the journal's file is open, a marker is appended at once: on the filesystem a line
-      // is written in the calling turn, so waiting for the turn's other markers would only hold
-      // this attempt back. Objects (S3) still gather a turn's markers into one.
-      if (this.open) {
-        void this.write();
-        return;
-      }
       this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        void this.write();
-      });
+      setImmediate(() => void this.write());
     });
   }
 
   private async write(): Promise<void> {
+    this.scheduled = false;
     const batch = this.waiting;
-    if (batch.length === 0) return;
     this.waiting = [];
     const body = JSON.stringify(batch.map((w) => w.marker));
     try {
@@ -88,9 +74,7 @@ export class DispatchJournal {
       // only makes the count low by the calls in flight then, so it is not worth an fsync each.
       if (this.store.openAppender) {
         this.appender ??= this.store.openAppender({ bucket: this.bucket, key: `${dispatchPrefix(this.requestId)}${this.epoch}.jsonl` });
-        const appender = this.open ?? (await this.appender);
-        if (appender.appendsInTurn) this.open = appender;
-        await appender.append(`${body}\n`);
+        await (await this.appender).append(`${body}\n`);
       } else {
         const key = `${dispatchPrefix(this.requestId)}${this.epoch}-${String(this.seq++).padStart(8, '0')}.json`;
         await this.store.put({ bucket: this.bucket, key }, body, { contentType: 'application/json', sync: false });
@@ -117,7 +101,6 @@ export class DispatchJournal {
   async close(): Promise<void> {
     const appender = this.appender;
     this.appender = null;
-    this.open = null;
     if (appender) await appender.then((a) => a.close()).catch(() => undefined);
   }
 }

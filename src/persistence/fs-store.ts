@@ -151,7 +151,6 @@ export class FsStore implements Store {
       // once, where it outlives the process just as an asynchronous write would, without the
       // trip through the thread pool (with one line per dispatch batch, that trip cost more CPU
       // than the write itself and held the dispatch back a turn of the event loop).
-      appendsInTurn: true,
       append: async (text) => {
         const bytes = Buffer.from(text, 'utf8');
         try {

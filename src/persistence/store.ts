@@ -115,8 +115,6 @@ export interface Store {
 
 export interface Appender {
   append(text: string): Promise<void>;
-  /** The text is written before `append` returns (the promise only reports it). */
-  appendsInTurn?: boolean;
   close(): Promise<void>;
 }
 
