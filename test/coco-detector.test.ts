@@ -1,19 +1,17 @@
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
+import { installedPhoto, makeImage, makeStillVideo } from './support/media.ts';
 import { parseS3Uri } from '../src/persistence/store.ts';
 import { COCO_LABELS } from '../src/domain/query/coco.ts';
 import { COCO_TFJS_MISSING, COCO_TFJS_MODEL, CocoTfjsDetector } from '../src/stages/local/coco-tfjs.ts';
 import { objectDetectorStage } from '../src/stages/local/object-detector.ts';
 import { DetectorPool } from '../src/stages/local/detector-pool.ts';
-import { runTool } from '../src/stages/local/tools.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 
 /**
@@ -21,15 +19,6 @@ import { closeAfterTest } from './support/cleanup.ts';
  * @vladmandic/human ships) made into a short video and run through the local stages.
  */
 
-const require = createRequire(import.meta.url);
-function installedPhoto(): string | null {
-  try {
-    const path = join(dirname(dirname(require.resolve('@vladmandic/human'))), 'assets', 'samples.jpg');
-    return existsSync(path) ? path : null;
-  } catch {
-    return null;
-  }
-}
 const photo = installedPhoto();
 if (!photo) console.log('skipping the COCO detector run: the optional @vladmandic/human is not installed');
 
@@ -48,32 +37,7 @@ describe('the COCO detector on tfjs', () => {
     'finds COCO objects in a video of a photograph, naming its model',
     async () => {
       const video = join(dir, 'photo.mp4');
-      await runTool(
-        'ffmpeg',
-        [
-          '-hide_banner',
-          '-nostdin',
-          '-loglevel',
-          'error',
-          '-y',
-          '-loop',
-          '1',
-          '-framerate',
-          '5',
-          '-i',
-          photo!,
-          '-t',
-          '2',
-          '-vf',
-          'scale=640:-2,format=yuv420p',
-          '-c:v',
-          'libx264',
-          '-preset',
-          'ultrafast',
-          video,
-        ],
-        { signal: AbortSignal.timeout(60_000) },
-      );
+      await makeStillVideo(video, photo!, { seconds: 2, fps: 5 });
       const env = { FAVE_DATA_DIR: join(dir, 'data'), FAVE_DETECTOR: 'coco', LOG_LEVEL: 'silent', OPENFAAS_SECRETS_DIR: join(dir, 'none') };
       const app = await createApp({ env, logger: pino({ level: 'silent' }) });
       try {
@@ -111,13 +75,7 @@ describe('the COCO detector on tfjs', () => {
     const store = new FsStore(join(dir, 'store'), 'fave-artifacts');
     await store.init();
     const frameKey = 'requests/nopkg/stage-ffmpeg-3/clip_000/frame_0000.jpg';
-    await runTool(
-      'ffmpeg',
-      ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=1:duration=1', '-frames:v', '1', join(dir, 'f.jpg')],
-      {
-        signal: AbortSignal.timeout(30_000),
-      },
-    );
+    await makeImage(join(dir, 'f.jpg'), { size: '160x120' });
     await store.put({ bucket: 'fave-artifacts', key: frameKey }, await (await import('node:fs/promises')).readFile(join(dir, 'f.jpg')));
     const pool = closeAfterTest(new DetectorPool({ size: 1, cocoResolveFrom: pathToFileURL(join(elsewhere, 'x.js')).href }));
     const stage = objectDetectorStage({ store, workRoot: dir }, { engine: 'coco', modelPath: null, confidenceThreshold: 0.25, pool });

@@ -1,12 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import { runTool } from '../src/stages/local/tools.ts';
+import { installedPhoto, makeStillVideo } from './support/media.ts';
 import { runFave } from './support/child.ts';
 import { freePort } from './support/free-port.ts';
 import { until } from './support/until.ts';
@@ -17,15 +15,6 @@ import { until } from './support/until.ts';
  * once.
  */
 
-const require = createRequire(import.meta.url);
-function installedPhoto(): string | null {
-  try {
-    const path = join(dirname(dirname(require.resolve('@vladmandic/human'))), 'assets', 'samples.jpg');
-    return existsSync(path) ? path : null;
-  } catch {
-    return null;
-  }
-}
 const photo = installedPhoto();
 if (!photo) console.log('skipping the health probe during detection: the optional @vladmandic/human is not installed');
 
@@ -48,32 +37,7 @@ describe('a free event loop while the embedded detector works', () => {
     `/healthz answers within ${WORST_PROBE_MS} ms while ${REQUESTS} requests are being detected`,
     async () => {
       const video = join(dir, 'photos.mp4');
-      await runTool(
-        'ffmpeg',
-        [
-          '-hide_banner',
-          '-nostdin',
-          '-loglevel',
-          'error',
-          '-y',
-          '-loop',
-          '1',
-          '-framerate',
-          '2',
-          '-i',
-          photo!,
-          '-t',
-          '6',
-          '-vf',
-          'scale=640:-2,format=yuv420p',
-          '-c:v',
-          'libx264',
-          '-preset',
-          'ultrafast',
-          video,
-        ],
-        { signal: AbortSignal.timeout(60_000) },
-      );
+      await makeStillVideo(video, photo!, { seconds: 6, fps: 2 });
       const store = new FsStore(join(dir, 'data'), 'fave-artifacts');
       await store.init();
       await store.put({ bucket: 'fave-artifacts', key: 'uploads/photos.mp4' }, await readFile(video));
