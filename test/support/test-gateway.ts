@@ -372,7 +372,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     }
   }
 
-  async function respond(key: StageKey, call: FunctionCall, fault: Fault | null, record: CallRecord): Promise<Answer> {
+  async function respond(key: StageKey, call: FunctionCall, body: ParsedBody, fault: Fault | null, record: CallRecord): Promise<Answer> {
     const { name, signal } = call;
     const started = performance.now();
     switch (fault?.kind) {
@@ -399,12 +399,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
       return { outcome: 'malformed', reply: { status: 200, headers: JSON_HEADERS, body: `{"request_id": "${record.request_id ?? ''}", "outputs": [` } };
     }
 
-    let raw: unknown;
-    try {
-      raw = JSON.parse(call.body.toString('utf8'));
-    } catch (err) {
-      return stageError(`invalid JSON body: ${(err as Error).message}`);
-    }
+    if (!body.ok) return stageError(`invalid JSON body: ${body.message}`);
+    const raw = body.value;
     // Every Python stage starts with `StagePayload(**body)` and answers its ValidationError as is.
     const parsed = validateStagePayload(raw);
     if (!parsed.ok) return stageError(parsed.message);
@@ -459,7 +455,9 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const handlerFor =
     (key: StageKey) =>
     async (call: FunctionCall): Promise<FunctionReply> => {
-      const peek = peekRequest(call.body);
+      // Parsed once: what the call is about (recorded even for bad input) and what the stage reads.
+      const body = parseBody(call.body);
+      const peek = peekRequest(body);
       const record: CallRecord = {
         stage: call.name,
         stage_key: key,
@@ -481,7 +479,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         const fault = takeFault(key, call.name, peek);
         record.fault = fault?.kind ?? null;
         if (fault?.kind === 'lose-callback') lostCallbacks.add(call.callId);
-        const { reply, outcome } = await respond(key, call, fault, record);
+        const { reply, outcome } = await respond(key, call, body, fault, record);
         record.status = reply.status;
         record.outcome = outcome;
         return reply;
@@ -626,21 +624,27 @@ function waitForAbort(signal: AbortSignal): Promise<never> {
   });
 }
 
-/** Reads what a call is about without validating it, so even bad input is recorded. */
-function peekRequest(body: Buffer): Peek {
+type ParsedBody = { ok: true; value: unknown } | { ok: false; message: string };
+
+function parseBody(body: Buffer): ParsedBody {
   try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    if (typeof value !== 'object' || value === null) return { requestId: null, clip: null, frame: null };
-    const v = value as { request_id?: unknown; fanout?: { clip_index?: unknown; frame_index?: unknown } | null };
-    const int = (x: unknown) => (typeof x === 'number' && Number.isInteger(x) ? x : null);
-    return {
-      requestId: typeof v.request_id === 'string' ? v.request_id : null,
-      clip: int(v.fanout?.clip_index),
-      frame: int(v.fanout?.frame_index),
-    };
-  } catch {
-    return { requestId: null, clip: null, frame: null };
+    return { ok: true, value: JSON.parse(body.toString('utf8')) as unknown };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
   }
+}
+
+/** Reads what a call is about without validating it, so even bad input is recorded. */
+function peekRequest(body: ParsedBody): Peek {
+  const value = body.ok ? body.value : null;
+  if (typeof value !== 'object' || value === null) return { requestId: null, clip: null, frame: null };
+  const v = value as { request_id?: unknown; fanout?: { clip_index?: unknown; frame_index?: unknown } | null };
+  const int = (x: unknown) => (typeof x === 'number' && Number.isInteger(x) ? x : null);
+  return {
+    requestId: typeof v.request_id === 'string' ? v.request_id : null,
+    clip: int(v.fanout?.clip_index),
+    frame: int(v.fanout?.frame_index),
+  };
 }
 
 /** A few bytes that start like a JPEG, enough for anything that sniffs the type. */

@@ -1,6 +1,7 @@
 import { createServer, STATUS_CODES as STATUS_TEXT, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { Agent } from 'undici';
 import type { FunctionCall, FunctionHandler, FunctionReply, GatewayServer, GatewayServerOptions } from './types.ts';
 import { ReplicaModel } from './replica-model.ts';
 
@@ -21,6 +22,8 @@ const SYSTEM_FUNCTION_ROUTE = /^\/system\/(function|scale-function)\/([^/]+)$/;
 /** The largest body a scale call may carry; OpenFaaS's is a few dozen bytes. */
 const SYSTEM_BODY_MAX_BYTES = 4096;
 const CALLBACK_TIMEOUT_MS = 30_000;
+/** Connections kept open per callback origin, as the queue-worker's HTTP client keeps them. */
+const CALLBACK_CONNECTIONS = 64;
 /** Headers the gateway frames itself; a handler's own values for them would corrupt the reply. */
 const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-call-id', 'x-duration-seconds']);
 
@@ -37,13 +40,15 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const host = options.host ?? '127.0.0.1';
   const active = new Set<AbortController>();
   let closing = false;
-  const shutdown = new AbortController();
   const inflight = semaphore(options.asyncMaxInflight ?? Number.POSITIVE_INFINITY);
   const names = Object.keys(options.functions);
   const model = options.replicas ? new ReplicaModel(names, options.replicas) : null;
   /** Without a replica model every function is one warm replica; scale calls are recorded, nothing more. */
   const staticReplicas = new Map<string, number>(names.map((n) => [n, 1]));
   const invocations = new Map<string, number>();
+  // Callbacks go out over kept-alive connections: a new connection (or fetch's stream machinery)
+  // per callback cost more CPU than the call it reports.
+  const callbackAgent = new Agent({ connections: CALLBACK_CONNECTIONS, keepAliveTimeout: CALLBACK_TIMEOUT_MS, connectTimeout: CALLBACK_TIMEOUT_MS });
 
   async function runHandler(handler: FunctionHandler, call: FunctionCall, controller: AbortController, timeoutMs: number | undefined): Promise<Outcome> {
     const started = performance.now();
@@ -194,13 +199,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     }
     headers['X-Function-Status'] = String(status);
     if ((await options.beforeCallback?.({ name, callId, url: url.href, headers, body })) === 'drop') return;
-    const response = await fetch(url, {
+    const response = await callbackAgent.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: 'POST',
       headers,
-      body: typeof body === 'string' ? body : new Uint8Array(body),
-      signal: AbortSignal.any([shutdown.signal, AbortSignal.timeout(CALLBACK_TIMEOUT_MS)]),
+      body,
+      headersTimeout: CALLBACK_TIMEOUT_MS,
+      bodyTimeout: CALLBACK_TIMEOUT_MS,
     });
-    await response.arrayBuffer();
+    await response.body.dump();
   }
 
   function authorized(req: IncomingMessage): boolean {
@@ -325,9 +333,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       closed ??= new Promise<void>((resolve) => {
         closing = true;
         model?.close();
-        shutdown.abort(new Error('gateway shutting down'));
         for (const controller of active) controller.abort(new Error('gateway shutting down'));
-        server.close(() => resolve());
+        // Callbacks in flight end with their connections.
+        const agentClosed = callbackAgent.destroy().catch(() => undefined);
+        server.close(() => void agentClosed.then(() => resolve()));
         // Keep-alive and in-flight sockets would otherwise hold close() open until they time out.
         server.closeAllConnections();
       });
