@@ -104,6 +104,12 @@ export interface Store {
    */
   openAppender?(loc: ObjectLocation): Promise<Appender>;
   /**
+   * Where the store can do it more cheaply than `put` (a local one): writes a small object
+   * unless one exists, durably, as `put` with `ifNoneMatch: '*'` does. True when this call
+   * wrote it, false when an object was there already (which is kept as it is).
+   */
+  createIfAbsent?(loc: ObjectLocation, body: Buffer | string): Promise<boolean>;
+  /**
    * Where the store has folders (a local one), removes the object's folder if nothing is left in
    * it: for a folder one writer owned alone (an upload's), once its object is deleted.
    */

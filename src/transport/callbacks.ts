@@ -117,14 +117,21 @@ export class CallbackInbox {
    */
   async accept(callback: StoredCallback): Promise<'stored' | 'duplicate'> {
     const loc = this.location(callback);
-    if (await this.options.store.head(loc)) return 'duplicate';
-    try {
-      await this.options.store.put(loc, JSON.stringify(callback), { contentType: 'application/json', ifNoneMatch: '*' });
-    } catch (err) {
-      if (isPreconditionFailed(err)) return 'duplicate';
-      throw err;
+    const { store } = this.options;
+    const body = JSON.stringify(callback);
+    // The conditional write alone tells a duplicate: a look first would cost every callback a
+    // store call (an S3 round trip) to spare a rare duplicate its write.
+    if (store.createIfAbsent) {
+      if (!(await store.createIfAbsent(loc, body))) return 'duplicate';
+    } else {
+      try {
+        await store.put(loc, body, { contentType: 'application/json', ifNoneMatch: '*' });
+      } catch (err) {
+        if (isPreconditionFailed(err)) return 'duplicate';
+        throw err;
+      }
     }
-    this.deliver(callbackKeys.of(callback), callback);
+    this.deliver(loc.key, callback);
     return 'stored';
   }
 

@@ -1,0 +1,118 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../src/persistence/fs-store.ts';
+import { CallbackInbox, callbackKeys, type CallbackAddress, type StoredCallback } from '../src/transport/callbacks.ts';
+import { until } from './support/until.ts';
+
+const BUCKET = 'fave-artifacts';
+let dir: string;
+let store: FsStore;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fave-callback-inbox-'));
+  store = new FsStore(dir, BUCKET);
+  await store.init();
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function callbackOf(address: CallbackAddress, body: string): StoredCallback {
+  return {
+    format: 'fave-callback',
+    ...address,
+    received_at: Date.now(),
+    call_id: null,
+    function_name: 'stage-ffmpeg-2',
+    function_status: 200,
+    duration_seconds: 0.02,
+    function_started_at: null,
+    content_type: 'application/json',
+    body,
+  };
+}
+
+/** Every file under the data directory, temporary ones included. */
+async function filesUnder(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+describe('FsStore.createIfAbsent', () => {
+  it('writes an object once: later and racing writers, from other store instances too, find it there and change nothing', async () => {
+    const loc = { bucket: BUCKET, key: 'requests/race/callbacks/frame-0-1/r0-a1.json' };
+    const other = new FsStore(dir, BUCKET);
+    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).createIfAbsent(loc, `writer ${i}`)));
+    expect(outcomes.filter(Boolean)).toHaveLength(1);
+    const winner = outcomes.indexOf(true);
+    expect((await store.get(loc)).toString()).toBe(`writer ${winner}`);
+    expect(await store.createIfAbsent(loc, 'late')).toBe(false);
+    expect((await store.get(loc)).toString()).toBe(`writer ${winner}`);
+    expect(await store.list(BUCKET, 'requests/race/')).toEqual([loc.key]);
+    // No temporary file is left behind by the winner or the losers.
+    expect((await filesUnder(join(dir, BUCKET, 'requests/race'))).map((f) => f.slice(dir.length))).toEqual([`/${BUCKET}/${loc.key}`]);
+  });
+
+  it('stores bodies of every size byte-identically, Buffers and strings', async () => {
+    const big = Buffer.alloc(1024 * 1024, 0x61);
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/big.json' }, big)).toBe(true);
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/empty.json' }, '')).toBe(true);
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/text.json' }, 'é ✓')).toBe(true);
+    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/big.json' })).equals(big)).toBe(true);
+    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/empty.json' })).length).toBe(0);
+    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/text.json' })).toString()).toBe('é ✓');
+  });
+
+  it('makes the folder again when it was removed (a deleted request)', async () => {
+    const loc = { bucket: BUCKET, key: 'requests/gone/callbacks/ffmpeg0/r0-a1.json' };
+    expect(await store.createIfAbsent(loc, 'first')).toBe(true);
+    await rm(join(dir, BUCKET, 'requests/gone'), { recursive: true });
+    expect(await store.createIfAbsent(loc, 'second')).toBe(true);
+    expect((await store.get(loc)).toString()).toBe('second');
+  });
+
+  it('refuses a key that escapes its bucket', async () => {
+    await expect(store.createIfAbsent({ bucket: BUCKET, key: '../outside.json' }, 'x')).rejects.toMatchObject({ error: { code: 'BAD_REQUEST' } });
+  });
+});
+
+describe('CallbackInbox over the filesystem store', () => {
+  const address: CallbackAddress = { request_id: 'inbox-req', task_id: 'clip-1/ffmpeg2', run: 0, attempt: 1 };
+
+  it('stores the first callback of an address, wakes its waiter with it, and calls the rest duplicates', async () => {
+    const inbox = new CallbackInbox({ store, bucket: BUCKET, pollMs: 60_000 });
+    try {
+      const waiter = inbox.expect(address);
+      const outcomes = await Promise.all([inbox.accept(callbackOf(address, 'first')), inbox.accept(callbackOf(address, 'second'))]);
+      expect(outcomes.sort()).toEqual(['duplicate', 'stored']);
+      const received = await waiter.received;
+      const stored = await inbox.read(address);
+      expect(stored?.body).toBe(received.body);
+      expect(await inbox.accept(callbackOf(address, 'third'))).toBe('duplicate');
+      expect((await inbox.read(address))?.body).toBe(received.body);
+      expect(await store.list(BUCKET, callbackKeys.prefix(address.request_id))).toEqual([callbackKeys.of(address)]);
+    } finally {
+      inbox.close();
+    }
+  });
+
+  it('a callback stored by another replica reaches the waiter at its poll', async () => {
+    const elsewhere = { ...address, task_id: 'frame-1-2' };
+    const owner = new CallbackInbox({ store, bucket: BUCKET, pollMs: 20 });
+    const replica = new CallbackInbox({ store: new FsStore(dir, BUCKET), bucket: BUCKET, pollMs: 60_000 });
+    try {
+      const waiter = owner.expect(elsewhere);
+      let received: StoredCallback | null = null;
+      void waiter.received.then((c) => (received = c));
+      expect(await replica.accept(callbackOf(elsewhere, 'from the replica'))).toBe('stored');
+      await until(() => received !== null, { message: 'the owner polls the callback in' });
+      expect(received!.body).toBe('from the replica');
+    } finally {
+      owner.close();
+      replica.close();
+    }
+  });
+});
