@@ -67,7 +67,15 @@ export async function receiveCallback(request: HttpRequestLike, requestId: strin
     body: request.body === undefined ? '' : Buffer.isBuffer(request.body) ? request.body.toString('utf8') : request.body,
   };
   const outcome = await deps.inbox.accept(callback);
-  deps.logger.info({ request_id: requestId, event: 'callback', task_id: callback.task_id, attempt: callback.attempt, function_status: status, outcome });
+  // One line per call would be the busiest log of an async run; a duplicate is the one worth seeing.
+  deps.logger[outcome === 'stored' ? 'debug' : 'info']({
+    request_id: requestId,
+    event: 'callback',
+    task_id: callback.task_id,
+    attempt: callback.attempt,
+    function_status: status,
+    outcome,
+  });
   return { ok: true, status: 200, body: { request_id: requestId, task_id: callback.task_id, attempt: callback.attempt, status: outcome === 'stored' ? 'STORED' : 'DUPLICATE' } };
 }
 

@@ -200,11 +200,22 @@ export class CallbackInbox {
     this.timer = null;
   }
 
-  /** One listing per request with waiters; reads only the callbacks someone waits for. */
+  /**
+   * Reads only the callbacks someone waits for. On a local store each is looked up by its key:
+   * a listing would read one folder per call the request ever made, on every poll. On S3 one
+   * listing per request with waiters (a call per thousand keys) finds them.
+   */
   private async poll(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
     try {
+      if (this.options.store.kind === 'fs') {
+        for (const [key, waiter] of [...this.waiters]) {
+          const callback = await this.read(waiter.address);
+          if (callback) this.deliver(key, callback);
+        }
+        return;
+      }
       const requests = new Set([...this.waiters.values()].map((w) => w.address.request_id));
       for (const requestId of requests) {
         const keys = await this.options.store.list(this.options.bucket, callbackKeys.prefix(requestId));
