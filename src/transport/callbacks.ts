@@ -119,11 +119,13 @@ export class CallbackInbox {
     const loc = this.location(callback);
     const { store } = this.options;
     const body = JSON.stringify(callback);
-    // The conditional write alone tells a duplicate: a look first would cost every callback a
-    // store call (an S3 round trip) to spare a rare duplicate its write.
+    // The local store's create-if-absent alone tells a duplicate, atomically.
     if (store.createIfAbsent) {
       if (!(await store.createIfAbsent(loc, body))) return 'duplicate';
     } else {
+      // A look first: an S3-compatible store that ignores If-None-Match (it is allowed, with a
+      // warning, for one process) would otherwise let a later duplicate replace the first.
+      if (await store.head(loc)) return 'duplicate';
       try {
         await store.put(loc, body, { contentType: 'application/json', ifNoneMatch: '*' });
       } catch (err) {
