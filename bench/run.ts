@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,16 +33,33 @@ compiles the sources into a temp dir and runs the JavaScript, as the image does.
  * the compiled tree, passing its arguments on, so every process it measures runs JavaScript.
  */
 async function runCompiled(): Promise<number> {
-  const tree = await compileBench();
-  process.stderr.write(`compiled ${tree.files} files into ${tree.dir} in ${tree.build_ms.toFixed(0)} ms\n`);
+  // Ctrl-C reaches the compiled bench too (same process group); SIGTERM is passed on. Either
+  // way this process outlives it, to remove the compiled tree.
+  let child: ChildProcess | null = null;
+  let stopped = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopped = true;
+    child?.kill(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    const child = spawn(process.execPath, [join(tree.dir, 'bench', 'run.js'), ...process.argv.slice(2)], { stdio: 'inherit' });
-    return await new Promise<number>((resolveExit, reject) => {
-      child.on('error', reject);
-      child.on('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
-    });
+    const tree = await compileBench();
+    try {
+      if (stopped) return 130;
+      process.stderr.write(`compiled ${tree.files} files into ${tree.dir} in ${tree.build_ms.toFixed(0)} ms\n`);
+      const running = spawn(process.execPath, [join(tree.dir, 'bench', 'run.js'), ...process.argv.slice(2)], { stdio: 'inherit' });
+      child = running;
+      return await new Promise<number>((resolveExit, reject) => {
+        running.on('error', reject);
+        running.on('exit', (code, signal) => resolveExit(code ?? (signal ? 1 : 0)));
+      });
+    } finally {
+      await tree.remove();
+    }
   } finally {
-    await tree.remove();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
