@@ -1,5 +1,5 @@
 import type { GatewaySpec, GatewayStarted, GatewayUsage } from './gateway-process.ts';
-import { spawnTs, type ChildPeer } from './ipc.ts';
+import { spawnScript, type ChildPeer } from './ipc.ts';
 
 export interface RemoteGateway {
   readonly url: string;
@@ -19,7 +19,7 @@ export class GatewayHost {
    */
   static start(options: { threadpool?: number; nodeArgs?: string[] } = {}): GatewayHost {
     const env: NodeJS.ProcessEnv = options.threadpool ? { UV_THREADPOOL_SIZE: String(options.threadpool) } : {};
-    return new GatewayHost(spawnTs(new URL('./gateway-process.ts', import.meta.url), 'gateway process', env, options.nodeArgs ?? []));
+    return new GatewayHost(spawnScript(new URL('./gateway-process.ts', import.meta.url), 'gateway process', env, options.nodeArgs ?? []));
   }
 
   async open(spec: GatewaySpec): Promise<RemoteGateway> {

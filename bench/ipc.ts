@@ -3,8 +3,9 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Request/answer messaging between the bench and its child processes over the Node IPC
- * channel. Children run TypeScript through tsx's loader in a plain `node` process, so the
- * memory a child reports is its own and not that of a wrapper process.
+ * channel. Children are plain `node` processes (no wrapper), so the memory a child reports is
+ * its own. They run the same code as the bench: the compiled JavaScript (`bench/compiled.ts`),
+ * or with `--ts` the TypeScript sources through tsx's loader.
  */
 
 export interface BenchMessage {
@@ -24,7 +25,8 @@ interface Answer {
   error?: string;
 }
 
-const TSX_LOADER = import.meta.resolve('tsx');
+/** Whether this module, and so the whole bench, runs as compiled JavaScript. */
+export const COMPILED = import.meta.url.endsWith('.js');
 
 /** Child side: answers every request with what `handler` resolves to; `exit` ends the process. */
 export function serveIpc(handler: (message: BenchMessage) => Promise<unknown>, onExit: () => Promise<void> = async () => {}): void {
@@ -87,9 +89,15 @@ export class ChildPeer {
   }
 }
 
-/** Starts `node --import tsx <script>` with an IPC channel; stdout/stderr go to ours (stderr). */
-export function spawnTs(script: URL, name: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): ChildPeer {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, fileURLToPath(script)], {
+/**
+ * Starts `script` (named by its TypeScript source) in `node` with an IPC channel: its compiled
+ * sibling when the bench runs compiled, else the source through `--import tsx`. Its stdout and
+ * stderr go to our stderr.
+ */
+export function spawnScript(script: URL, name: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): ChildPeer {
+  const path = fileURLToPath(script);
+  const args = COMPILED ? [path.replace(/\.ts$/, '.js')] : ['--import', import.meta.resolve('tsx'), path];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     stdio: ['ignore', process.stderr, 'inherit', 'ipc'],
     env: { ...process.env, ...env },
   });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FsStore } from '../src/persistence/fs-store.ts';
-import type { ObjectInfo, ObjectLocation, PutOptions } from '../src/persistence/store.ts';
+import type { ObjectInfo, ObjectLocation, PutBody, PutOptions } from '../src/persistence/store.ts';
 
 /**
  * The scripted stages' side of the store. In a deployment the stage functions write their
@@ -12,7 +12,7 @@ import type { ObjectInfo, ObjectLocation, PutOptions } from '../src/persistence/
  * file + rename) and land in the same files the orchestrator's FsStore reads.
  */
 export class UnsyncedFsStore extends FsStore {
-  override async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
+  override async put(loc: ObjectLocation, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
     if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) return super.put(loc, body, options);
     const path = this.path(loc);
     await mkdir(dirname(path), { recursive: true });

@@ -9,7 +9,7 @@ import { freePort } from '../test/support/free-port.ts';
  * detected: a real mid-flight resume point of nearly the final size.
  */
 
-// Before any project module is loaded: node itself plus the TypeScript loader thread.
+// Before any project module is loaded: node itself (with `--ts`, plus the TypeScript loader thread).
 const runtimeRssKb = Math.round(process.memoryUsage().rss / 1024);
 
 export interface WorkerJob {
@@ -36,7 +36,7 @@ export interface WorkerResult {
   /** process.resourceUsage().maxRSS and /proc/self/status VmHWM, in kB. */
   max_rss_kb: number;
   vm_hwm_kb: number | null;
-  /** Resident set of node + the tsx loader before any project module was imported. */
+  /** Resident set of node (with `--ts`, and the tsx loader) before any project module was imported. */
   runtime_rss_kb: number;
   /** Resident set once the app is wired, before the request starts. */
   idle_rss_kb: number;

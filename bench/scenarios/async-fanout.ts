@@ -1,5 +1,5 @@
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
-import { spawnTs } from '../ipc.ts';
+import { spawnScript } from '../ipc.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
 import type { WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
@@ -34,7 +34,7 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
   const { clips, framesPerClip, latencyMs } = ctx.sizes.asyncFanout;
   const concurrency = ctx.sizes.concurrency;
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
-  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'async fan-out worker');
+  const worker = spawnScript(new URL('../worker.ts', import.meta.url), 'async fan-out worker');
   const job = (requestId: string, callMode: 'sync' | 'async'): WorkerJob => ({
     gatewayUrl: gateway.url,
     dataDir: ctx.workspace.dataDir,

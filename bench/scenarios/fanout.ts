@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
-import { spawnTs } from '../ipc.ts';
+import { COMPILED, spawnScript } from '../ipc.ts';
 import { RawClient, type RecordedCall } from '../raw-client.ts';
 import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
@@ -26,11 +26,14 @@ export interface FanoutFigures {
   clips_per_s: number;
   state_bytes_written: number;
   final_state_bytes: number;
-  /** node + the tsx loader before any project module; the app wired, before the request. */
+  /** node before any project module (with `--ts`, and the tsx loader); the app wired, before the request. */
   runtime_rss_mb: number;
-  /** A bare node process at start; runtime_rss_mb minus this is what the TypeScript loader costs. */
+  /** A bare node process at start; with `--ts`, runtime_rss_mb minus this is what the TypeScript loader costs. */
   plain_node_rss_mb: number;
-  /** peak_rss_mb without the loader's share: what a process running compiled JavaScript would peak at. */
+  /**
+   * peak_rss_mb without a TypeScript loader's share: peak_rss_mb itself when the worker runs
+   * compiled JavaScript (the default), an estimate with `--ts`.
+   */
   peak_rss_mb_without_loader: number;
   idle_rss_mb: number;
   peak_heap_used_mb: number;
@@ -106,7 +109,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
   const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.cpuProfDir, 'orchestrator')] : [];
   const plainRss = await plainNodeRssKb();
-  const worker = spawnTs(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
+  const worker = spawnScript(new URL('../worker.ts', import.meta.url), 'orchestrator worker', {}, profile);
   let cold: WorkerResult;
   let result: WorkerResult;
   let step: WorkerResult;
@@ -170,7 +173,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     final_state_bytes: result.final_state_bytes,
     runtime_rss_mb: result.runtime_rss_kb / 1024,
     plain_node_rss_mb: plainRss / 1024,
-    peak_rss_mb_without_loader: (peakRssKb - Math.max(0, result.runtime_rss_kb - plainRss)) / 1024,
+    peak_rss_mb_without_loader: (COMPILED ? peakRssKb : peakRssKb - Math.max(0, result.runtime_rss_kb - plainRss)) / 1024,
     idle_rss_mb: cold.idle_rss_kb / 1024,
     peak_heap_used_mb: result.peak_heap_used_kb / 1024,
     peak_external_mb: result.peak_external_kb / 1024,

@@ -1,3 +1,4 @@
+import { COMPILED } from '../ipc.ts';
 import type { Figures } from '../report.ts';
 import type { BenchContext } from './context.ts';
 import { measureAsyncFanout } from './async-fanout.ts';
@@ -89,8 +90,11 @@ export const SCENARIOS = [
           ],
           ['fan-out: versus Restate 1.7 journaling every step, same workload', RESTATE_NOTE],
           ['fan-out: state.json MB written / final MB', `${mb(r.state_bytes_written)} / ${mb(r.final_state_bytes)}`],
-          ['fan-out: orchestrator RSS MB node+loader / app idle / peak', `${ms(r.runtime_rss_mb)} / ${ms(r.idle_rss_mb)} / ${ms(r.peak_rss_mb)}`],
-          ['fan-out: peak RSS MB without the TypeScript loader (bare node: MB)', `${ms(r.peak_rss_mb_without_loader)} (${ms(r.plain_node_rss_mb)})`],
+          ['fan-out: orchestrator RSS MB node / app idle / peak', `${ms(r.runtime_rss_mb)} / ${ms(r.idle_rss_mb)} / ${ms(r.peak_rss_mb)}`],
+          [
+            'fan-out: peak RSS MB without a TypeScript loader (bare node: MB)',
+            `${ms(r.peak_rss_mb_without_loader)} (${ms(r.plain_node_rss_mb)})${COMPILED ? ', the worker runs compiled JavaScript' : ', estimated: the worker runs tsx'}`,
+          ],
           ['fan-out: orchestrator peak V8 heap used / external MB', `${ms(r.peak_heap_used_mb)} / ${ms(r.peak_external_mb)}`],
           [
             `resume (${r.resume_snapshot}): read / parse+validate / rehydrate ms`,

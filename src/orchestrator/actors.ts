@@ -208,14 +208,14 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const record = timed(attempted.record);
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
+    const kept = call.task.stage === 'ffmpeg3' ? record : amended(record, { outputs: response.outputs.map(slimOutput) });
     report(kept);
     return { facts, record: kept };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
     if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
-    const failure: StageCallFailure = { error, record: { ...record, outcome: 'error', error } };
+    const failure: StageCallFailure = { error, record: amended(record, { outcome: 'error', error }) };
     report(failure.record);
     throw failure;
   }
@@ -314,15 +314,24 @@ function withQueueTimes(record: InvocationRecord, timing: AsyncTiming): Invocati
   const queuedAt = timing.dispatched_at;
   const endedAt = Math.max(queuedAt, timing.answered_at ?? record.ended_at);
   const startedAt = Math.min(endedAt, Math.max(queuedAt, timing.function_started_at ?? queuedAt));
-  return {
-    ...record,
+  return amended(record, {
     queued_at: queuedAt,
     started_at: startedAt,
     ended_at: endedAt,
     latency_ms: endedAt - queuedAt,
     call_mode: 'async',
     queue_delay_ms: timing.function_started_at === null ? null : startedAt - queuedAt,
-  };
+  });
+}
+
+/**
+ * A record with fields changed or added, in the same key order as a spread. Copied onto a fresh
+ * object rather than spread: V8 gives every `{ ...record, outputs }` of these records (they hold
+ * double fields) a hidden class of its own, about 500 bytes each, 6 MB of live heap over a
+ * 13k-call request; copied, they share one.
+ */
+function amended(record: InvocationRecord, changes: Partial<InvocationRecord>): InvocationRecord {
+  return Object.assign({}, record, changes);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -16,6 +16,7 @@ import {
   type ByteRange,
   type ObjectInfo,
   type ObjectLocation,
+  type PutBody,
   type PutOptions,
   type Store,
   type StoreCapabilities,
@@ -99,7 +100,7 @@ export class FsStore implements Store {
     }
   }
 
-  async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
+  async put(loc: ObjectLocation, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
     const path = this.path(loc);
     let tmp: string;
     try {
@@ -368,11 +369,12 @@ export class FsStore implements Store {
 
   async close(): Promise<void> {}
 
-  private async writeTemp(path: string, body: Buffer | string, sync = true): Promise<string> {
+  private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await open(tmp, 'wx');
     try {
-      await handle.writeFile(body);
+      if (typeof body === 'string' || Buffer.isBuffer(body)) await handle.writeFile(body);
+      else await writeParts(handle, body);
       if (sync) await handle.sync();
     } catch (err) {
       // A full or failing disk must not leave half-written temp files behind.
@@ -420,6 +422,18 @@ const DURABLE_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EX
 const fdOpenDurable = (path: string) => new Promise<number>((resolve, reject) => openFd(path, DURABLE_NEW_FILE, 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
 const fdWrite = (fd: number, bytes: Buffer, offset: number) =>
   new Promise<number>((resolve, reject) => write(fd, bytes, offset, bytes.length - offset, null, (err, written) => (err ? reject(err) : resolve(written))));
+
+/**
+ * The parts in one gathered write (libuv writes them all, IOV_MAX at a time, and resumes after a
+ * short write). A count short of the total all the same would leave a torn file to be renamed
+ * into place: it fails the write instead.
+ */
+async function writeParts(handle: FileHandle, parts: readonly Buffer[]): Promise<void> {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const { bytesWritten } = await handle.writev([...parts]);
+  if (bytesWritten !== total) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
+}
 
 interface ListedItem {
   key: string;

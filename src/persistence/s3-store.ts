@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import {
+  bodyBuffer,
   formatS3Uri,
   notFound,
   preconditionFailed,
@@ -26,6 +27,7 @@ import {
   type ListPageOptions,
   type ObjectInfo,
   type ObjectLocation,
+  type PutBody,
   type PutOptions,
   type Store,
   type StoreCapabilities,
@@ -184,8 +186,8 @@ export class S3Store implements Store {
     }
   }
 
-  async put(loc: ObjectLocation, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
-    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  async put(loc: ObjectLocation, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+    const bytes = bodyBuffer(body);
     try {
       const out = await this.client.send(
         new PutObjectCommand({

@@ -15,6 +15,11 @@ const clipJson = new WeakMap<object, Buffer>();
 const COMMA = Buffer.from(',');
 
 export function serializeEnvelope(envelope: StateEnvelope): Buffer {
+  return Buffer.concat(envelopeParts(envelope));
+}
+
+/** The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write. */
+export function envelopeParts(envelope: StateEnvelope): Buffer[] {
   const { snapshot, ...head } = envelope;
   const { context, ...snapshotRest } = snapshot;
   const { clips, ...contextRest } = context;
@@ -36,7 +41,7 @@ export function serializeEnvelope(envelope: StateEnvelope): Buffer {
     parts.push(json);
   });
   parts.push(Buffer.from(`]${'}'.repeat(levels.length)}`));
-  return Buffer.concat(parts);
+  return parts;
 }
 
 /** The JSON text of an object, left open for one more field: `{"a":1` + `,"key":`. */

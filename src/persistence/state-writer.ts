@@ -1,7 +1,7 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
-import { serializeEnvelope } from './state-serializer.ts';
+import { envelopeParts } from './state-serializer.ts';
 
 export interface StateWriterOptions {
   store: Store;
@@ -150,8 +150,11 @@ export class StateWriter {
   }
 
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
-    const body = serializeEnvelope(envelope);
-    const bytes = body.length;
+    // In parts: most are the serializer's cached per-clip buffers, so nothing of the size of the
+    // whole file is allocated for a write.
+    const body = envelopeParts(envelope);
+    let bytes = 0;
+    for (const part of body) bytes += part.length;
     const { store, location, conditional } = this.options;
     for (let attempt = 1; ; attempt++) {
       try {

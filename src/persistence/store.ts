@@ -60,6 +60,19 @@ export interface ListPageOptions {
 
 export const MAX_LIST_PAGE = 1000;
 
+/**
+ * What `put` stores: bytes, UTF-8 text, or bytes in parts stored one after the other. Parts let
+ * a large object assembled from pieces (state.json from its per-clip JSON) be written without
+ * first copying them all into one buffer, which would exist beside the pieces.
+ */
+export type PutBody = Buffer | string | readonly Buffer[];
+
+/** The body as one buffer, for a store that sends a single one (S3's PutObject). */
+export function bodyBuffer(body: PutBody): Buffer {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  return Buffer.isBuffer(body) ? body : Buffer.concat(body);
+}
+
 export interface StoreCapabilities {
   /** True when `ifMatch` / `ifNoneMatch` are enforced atomically by the store. */
   conditionalWrites: boolean;
@@ -82,7 +95,7 @@ export interface Store {
   /** Bytes `start` to `end` inclusive, streamed; the caller keeps the range within the object's size. */
   getRange(loc: ObjectLocation, range: ByteRange): Promise<Readable>;
   head(loc: ObjectLocation): Promise<ObjectInfo | null>;
-  put(loc: ObjectLocation, body: Buffer | string, options?: PutOptions): Promise<ObjectInfo>;
+  put(loc: ObjectLocation, body: PutBody, options?: PutOptions): Promise<ObjectInfo>;
   /** Streams a body of unknown length into the store; the stored bytes equal the stream's. */
   putStream(loc: ObjectLocation, body: Readable, options?: { contentType?: string }): Promise<ObjectInfo>;
   /** Server-side copy where the store can; byte-identical. */
