@@ -15,6 +15,7 @@ import {
 import { ProgressSummarySchema, RequestStatusSchema, requestStatus, summarizeProgress, topLevelState } from '../domain/progress.ts';
 import { LeaseSchema, type Lease } from '../domain/request-view.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
+import { StoredClipSchema } from './stored-clip.ts';
 
 /**
  * state.json, in one place: what it holds (every type below is `z.infer` of its schema), how an
@@ -29,7 +30,8 @@ import { describeZodIssue } from '../lib/zod-issue.ts';
 export { serializeEnvelope } from './state-serializer.ts';
 
 export const STATE_FORMAT = 'fave-state';
-export const STATE_VERSION = 1;
+/** 2: each clip's invocation records are one table (`stored-clip.ts`). Every earlier version is still read. */
+export const STATE_VERSION = 2;
 
 /**
  * A child of the machine as persisted: its logic's name and its snapshot, with the input it is
@@ -71,6 +73,11 @@ export const StateEnvelopeSchema = z.object({
   snapshot: SnapshotSchema,
 });
 export type StateEnvelope = z.infer<typeof StateEnvelopeSchema>;
+
+/** The envelope as version 2 and later store it: the same, with each clip in its stored form. */
+export const StoredStateEnvelopeSchema = StateEnvelopeSchema.extend({
+  snapshot: SnapshotSchema.extend({ context: PipelineContextSchema.extend({ clips: z.array(StoredClipSchema) }) }),
+});
 
 /** The envelope of a snapshot: the summary fields are read from it. */
 export function buildEnvelope(parts: { request_id: string; seq: number; created_at: number; updated_at: number; lease: Lease | null; snapshot: PersistedSnapshot }): StateEnvelope {
@@ -133,7 +140,8 @@ export function parseStateFile(text: string, where: string): StateEnvelope {
       faveError('STATE_VERSION', `${where} has format version ${head.data.version}, newer than this orchestrator understands (${STATE_VERSION}); upgrade before resuming it`),
     );
   }
-  const parsed = StateEnvelopeSchema.safeParse(raw);
+  const schema = head.success && head.data.version < 2 ? StateEnvelopeSchema : StoredStateEnvelopeSchema;
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     throw new FaveFailure(faveError('STATE_CORRUPT', `${where} is not a valid state file at ${describeZodIssue(parsed.error)}; it was left untouched`));
   }

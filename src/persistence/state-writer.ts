@@ -2,6 +2,7 @@ import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
 import { serializeEnvelope } from './state-serializer.ts';
+import { storedClip } from './stored-clip.ts';
 
 export interface StateWriterOptions {
   store: Store;
@@ -150,7 +151,7 @@ export class StateWriter {
   }
 
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
-    const body = serializeEnvelope(envelope);
+    const body = serializeEnvelope(envelope, storedClip);
     const bytes = body.length;
     const { store, location, conditional } = this.options;
     for (let attempt = 1; ; attempt++) {

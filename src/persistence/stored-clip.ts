@@ -1,0 +1,312 @@
+import { z } from 'zod';
+import { ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
+import { InvocationRecordSchema, type InvocationRecord } from '../domain/invocations.ts';
+
+/**
+ * A clip as state.json stores it from format version 2 on: its invocation records and its
+ * frames' are one table, by field rather than by record.
+ *
+ * Most of a large state file is invocation records, one or more per frame, and most of their
+ * fields hold the same value on every record of a clip (the stage, the clip, the outcome, the
+ * memory limit, a null error). As a table, a field with one value for every row is written once
+ * (`same`), a field that varies is one array (`each`), and an optional field that only some rows
+ * have lists those rows (`some`). The file is about a third of the record-per-object form, and
+ * reading it validates each stored value once with the field's own schema, instead of every
+ * field of every record. The clip read back is exactly the one written: the same records, in
+ * the same order, with the same fields present.
+ */
+
+type Field = keyof InvocationRecord;
+const recordShape = InvocationRecordSchema.shape;
+const FIELDS = Object.keys(recordShape) as Field[];
+const OPTIONAL_FIELDS: ReadonlySet<Field> = new Set(FIELDS.filter((field) => recordShape[field].safeParse(undefined).success));
+
+/**
+ * A column of values, each one valid for `element`. Most columns hold only numbers, strings or
+ * nulls: `plain` recognizes, in one pass, values that `element` accepts as they are, and a
+ * column of only those is taken without a schema run per value. Any other column is checked by
+ * `element` value by value, so what is refused, and the message saying why, are the schema's.
+ * (test/stored-clip.test.ts checks that every `plain` accepts nothing its schema would refuse.)
+ */
+export function column<T extends z.ZodType>(element: T, plain: (value: unknown) => boolean) {
+  const checked = z.array(element);
+  return z.unknown().transform((value, ctx): Array<z.output<T>> => {
+    if (Array.isArray(value) && value.every(plain)) return value as Array<z.output<T>>;
+    const result = checked.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
+    return z.NEVER;
+  });
+}
+
+const isNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+const isInteger = (value: unknown): boolean => Number.isSafeInteger(value);
+const isString = (value: unknown): boolean => typeof value === 'string';
+const isBoolean = (value: unknown): boolean => typeof value === 'boolean';
+const orNull =
+  (plain: (value: unknown) => boolean) =>
+  (value: unknown): boolean =>
+    value === null || plain(value);
+const oneOf =
+  (values: readonly unknown[]) =>
+  (value: unknown): boolean =>
+    values.includes(value);
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype && !Object.hasOwn(value, '__proto__');
+/** Outputs as the orchestrator keeps them: a type, a uri and a metadata object, any other key. */
+const isOutputs = (value: unknown): boolean =>
+  Array.isArray(value) && value.every((output) => isPlainObject(output) && isString(output.type) && isString(output.uri) && isPlainObject(output.metadata));
+
+const rowIndex = z.number().int().nonnegative();
+const rowIndexes = column(rowIndex, (value) => isInteger(value) && (value as number) >= 0);
+
+/** How each field's values are recognized as plain (see `column`). */
+export const PLAIN_VALUES = {
+  stage: isString,
+  clip_index: orNull(isInteger),
+  frame_index: orNull(isInteger),
+  attempt: (value: unknown) => isInteger(value) && (value as number) > 0,
+  queued_at: isNumber,
+  started_at: isNumber,
+  ended_at: isNumber,
+  latency_ms: isNumber,
+  reported_duration_ms: orNull(isNumber),
+  gateway_duration_ms: orNull(isNumber),
+  call_id: orNull(isString),
+  cold_start: orNull(isBoolean),
+  memory_limit_mb: orNull(isNumber),
+  cost_unit: orNull(isNumber),
+  http_status: orNull(isInteger),
+  outcome: oneOf(recordShape.outcome.options),
+  error: (value: unknown) => value === null,
+  call_mode: oneOf(['async']),
+  queue_delay_ms: orNull(isNumber),
+  response_digest: isString,
+  dispatch_id: isString,
+  outputs: isOutputs,
+} satisfies Record<Field, (value: unknown) => boolean>;
+
+/** The schema of one value of a field, present (an optional field's inner schema). */
+export const VALUE_SCHEMAS = {
+  stage: recordShape.stage,
+  clip_index: recordShape.clip_index,
+  frame_index: recordShape.frame_index,
+  attempt: recordShape.attempt,
+  queued_at: recordShape.queued_at,
+  started_at: recordShape.started_at,
+  ended_at: recordShape.ended_at,
+  latency_ms: recordShape.latency_ms,
+  reported_duration_ms: recordShape.reported_duration_ms,
+  gateway_duration_ms: recordShape.gateway_duration_ms,
+  call_id: recordShape.call_id,
+  cold_start: recordShape.cold_start,
+  memory_limit_mb: recordShape.memory_limit_mb,
+  cost_unit: recordShape.cost_unit,
+  http_status: recordShape.http_status,
+  outcome: recordShape.outcome,
+  error: recordShape.error,
+  call_mode: recordShape.call_mode.unwrap(),
+  queue_delay_ms: recordShape.queue_delay_ms.unwrap(),
+  response_digest: recordShape.response_digest.unwrap(),
+  dispatch_id: recordShape.dispatch_id.unwrap(),
+  outputs: recordShape.outputs.unwrap(),
+} satisfies Record<Field, z.ZodType>;
+
+const columnOf = <F extends Field>(field: F) => column(VALUE_SCHEMAS[field], PLAIN_VALUES[field]);
+
+/** The fields whose value is an array per row, each value checked by that field's schema. */
+const EachSchema = z
+  .object({
+    stage: columnOf('stage'),
+    clip_index: columnOf('clip_index'),
+    frame_index: columnOf('frame_index'),
+    attempt: columnOf('attempt'),
+    queued_at: columnOf('queued_at'),
+    started_at: columnOf('started_at'),
+    ended_at: columnOf('ended_at'),
+    latency_ms: columnOf('latency_ms'),
+    reported_duration_ms: columnOf('reported_duration_ms'),
+    gateway_duration_ms: columnOf('gateway_duration_ms'),
+    call_id: columnOf('call_id'),
+    cold_start: columnOf('cold_start'),
+    memory_limit_mb: columnOf('memory_limit_mb'),
+    cost_unit: columnOf('cost_unit'),
+    http_status: columnOf('http_status'),
+    outcome: columnOf('outcome'),
+    error: columnOf('error'),
+    call_mode: columnOf('call_mode'),
+    queue_delay_ms: columnOf('queue_delay_ms'),
+    response_digest: columnOf('response_digest'),
+    dispatch_id: columnOf('dispatch_id'),
+    outputs: columnOf('outputs'),
+  })
+  .partial();
+
+/** An optional field present on some rows only: those rows, ascending, and their values. */
+const sparse = <F extends Field>(field: F) => z.strictObject({ rows: rowIndexes, values: columnOf(field) });
+
+const SomeSchema = z
+  .object({
+    call_mode: sparse('call_mode'),
+    queue_delay_ms: sparse('queue_delay_ms'),
+    response_digest: sparse('response_digest'),
+    dispatch_id: sparse('dispatch_id'),
+    outputs: sparse('outputs'),
+  })
+  .partial();
+type SomeField = keyof z.infer<typeof SomeSchema>;
+const SOME_FIELDS = Object.keys(SomeSchema.shape) as SomeField[];
+
+/** The invocation records of a clip: rows `0 .. counts[0]` are the clip's own, then each frame's in turn. */
+export const RecordTableSchema = z.strictObject({
+  rows: rowIndex,
+  counts: rowIndexes,
+  same: InvocationRecordSchema.partial(),
+  each: EachSchema,
+  some: SomeSchema,
+});
+export type RecordTable = z.infer<typeof RecordTableSchema>;
+
+/** Version 2 never writes the `running` that earlier versions read as `pending`: its status is a plain enum. */
+const StoredStatusSchema = z.enum(['pending', 'done', 'failed']);
+
+const StoredFrameSchema = FrameStateSchema.extend({ status: StoredStatusSchema, records: FrameStateSchema.shape.records.optional() });
+
+/**
+ * A clip as version 2 writes it: its records in `record_table`, or (a clip with fewer than two
+ * records) inline, as earlier versions wrote every clip.
+ */
+const StoredClipObjectSchema = ClipStateSchema.extend({
+  status: StoredStatusSchema,
+  frames: z.array(StoredFrameSchema),
+  records: ClipStateSchema.shape.records.optional(),
+  record_table: RecordTableSchema.optional(),
+});
+type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
+
+export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(({ record_table, frames, records, ...clip }): ClipState => {
+  if (record_table) return clipOfTable(clip, frames, record_table);
+  // Inline records: checkClip made sure every frame has its own.
+  return { ...clip, frames: frames.map((frame) => ({ ...frame, records: frame.records ?? [] })), records: records ?? [] };
+});
+
+type Issues = z.core.$ZodRawIssue[];
+
+/** Records are either all in the table or all inline, never in both places nor in neither. */
+function checkClip(clip: Pick<StoredClipObject, 'records' | 'frames' | 'record_table'>, issues: Issues): void {
+  const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path, message, input: clip });
+  if (clip.record_table) {
+    if (clip.records) problem(['records'], 'records are given both inline and in record_table');
+    clip.frames.forEach((frame, i) => {
+      if (frame.records) problem(['frames', i, 'records'], 'records are given both inline and in record_table');
+    });
+    checkTable(clip.record_table, clip.frames.length, issues);
+    return;
+  }
+  if (!clip.records) problem(['records'], 'expected an array of records (or a record_table)');
+  clip.frames.forEach((frame, i) => {
+    if (!frame.records) problem(['frames', i, 'records'], 'expected an array of records (or a record_table in the clip)');
+  });
+}
+
+/** What the schema of each part cannot see alone: every row has every field it must have, once. */
+function checkTable(table: RecordTable, frames: number, issues: Issues): void {
+  const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path: ['record_table', ...path], message, input: table });
+  if (table.counts.length !== frames + 1) problem(['counts'], `expected ${frames + 1} counts (the clip's, then one per frame), found ${table.counts.length}`);
+  const total = table.counts.reduce((sum, n) => sum + n, 0);
+  if (total !== table.rows) problem(['counts'], `the counts add up to ${total}, not to the ${table.rows} rows`);
+  const each: Partial<Record<Field, unknown[]>> = table.each;
+  const some: Partial<Record<SomeField, { rows: number[]; values: unknown[] }>> = table.some;
+  for (const field of FIELDS) {
+    const places = [field in table.same, field in each, field in some].filter(Boolean).length;
+    if (places > 1) problem([field], `field ${field} is given more than once (same, each, some)`);
+    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && table.rows > 0) problem(['same', field], `missing field ${field}`);
+    const column = each[field];
+    if (column && column.length !== table.rows) problem(['each', field], `expected ${table.rows} values, found ${column.length}`);
+  }
+  for (const field of SOME_FIELDS) {
+    const part = some[field];
+    if (!part) continue;
+    if (part.values.length !== part.rows.length) problem(['some', field, 'values'], `expected ${part.rows.length} values, found ${part.values.length}`);
+    const ascending = part.rows.every((row, i) => row < table.rows && (i === 0 || row > (part.rows[i - 1] ?? -1)));
+    if (!ascending) problem(['some', field, 'rows'], `expected ascending rows below ${table.rows}`);
+  }
+}
+
+/** Where each field of a row is read from. */
+type Source = { field: Field; same: unknown } | { field: Field; each: unknown[] } | { field: Field; some: { rows: number[]; values: unknown[] }; next: number };
+
+/** Builds the records of the table, as `InvocationRecordSchema` gives them (its key order), and puts them back in the clip. */
+function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): ClipState {
+  const same: Partial<Record<Field, unknown>> = table.same;
+  const each: Partial<Record<Field, unknown[]>> = table.each;
+  const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = table.some;
+  const sources: Source[] = [];
+  for (const field of FIELDS) {
+    const column = each[field];
+    const part = some[field];
+    if (field in same) sources.push({ field, same: same[field] });
+    else if (column) sources.push({ field, each: column });
+    else if (part) sources.push({ field, some: part, next: 0 });
+  }
+  let row = 0;
+  const take = (count: number): InvocationRecord[] => {
+    const records: InvocationRecord[] = [];
+    for (let i = 0; i < count; i++, row++) {
+      const record: Record<string, unknown> = {};
+      for (const source of sources) {
+        if ('same' in source) record[source.field] = source.same;
+        else if ('each' in source) record[source.field] = source.each[row];
+        else if (source.some.rows[source.next] === row) record[source.field] = source.some.values[source.next++];
+      }
+      // Every field was checked by its schema, and every required one is present (checkTable).
+      records.push(record as InvocationRecord);
+    }
+    return records;
+  };
+  const records = take(table.counts[0] ?? 0);
+  const restored = frames.map((frame, i): FrameState => ({
+    index: frame.index,
+    uri: frame.uri,
+    status: frame.status,
+    detections: frame.detections,
+    note: frame.note,
+    records: take(table.counts[i + 1] ?? 0),
+    error: frame.error,
+  }));
+  return { index: clip.index, uri: clip.uri, start_s: clip.start_s, end_s: clip.end_s, status: clip.status, progress: clip.progress, frames: restored, records, error: clip.error };
+}
+
+const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
+
+/**
+ * The stored form of a clip: its records as one table. A clip with fewer than two records
+ * gains nothing and is stored as it is.
+ */
+export function storedClip(clip: ClipState): unknown {
+  const rows = [...clip.records, ...clip.frames.flatMap((frame) => frame.records)];
+  if (rows.length < 2) return clip;
+  const same: Partial<Record<Field, unknown>> = {};
+  const each: Partial<Record<Field, unknown[]>> = {};
+  const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = {};
+  for (const field of FIELDS) {
+    const present: number[] = [];
+    rows.forEach((record, i) => {
+      if (record[field] !== undefined) present.push(i);
+    });
+    if (present.length === 0) continue;
+    if (present.length < rows.length) {
+      some[field] = { rows: present, values: present.map((i) => rows[i]?.[field]) };
+      continue;
+    }
+    const first = rows[0]?.[field];
+    if (isScalar(first) && rows.every((record) => record[field] === first)) same[field] = first;
+    else each[field] = rows.map((record) => record[field]);
+  }
+  const { records: _records, frames, ...rest } = clip;
+  return {
+    ...rest,
+    frames: frames.map(({ records: _frameRecords, ...frame }) => frame),
+    record_table: { rows: rows.length, counts: [clip.records.length, ...frames.map((frame) => frame.records.length)], same, each, some },
+  };
+}
