@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Snapshot } from 'xstate';
+import type { AnyStateMachine, Snapshot } from 'xstate';
 import { FaveErrorSchema, FaveFailure, faveError } from '../domain/errors.ts';
 import {
   ImportInputSchema,
@@ -121,6 +121,26 @@ export function persistedSnapshotOf<S extends { context: PipelineContext }>(acto
 /** A persisted snapshot as XState's `createActor` takes one back, with the input the request was started with. */
 export function restorable(snapshot: PersistedSnapshot): { snapshot: Snapshot<unknown>; input: PipelineInput } {
   return { snapshot: { output: undefined, error: undefined, ...snapshot } as Snapshot<unknown>, input: inputOfContext(snapshot.context) };
+}
+
+/**
+ * The machine, restoring a persisted snapshot without XState's search of the context for actor
+ * references. Like `getPersistedSnapshot` (see `persistedSnapshotOf`), XState's restore walks every
+ * object of the context, keeping each in a Set, to swap references back in; this context never
+ * holds one (plain JSON, validated as such when read). On the 13,000-invocation request the walk
+ * was most of the 31 ms a restore took. The snapshot is restored with an empty context, then
+ * given its own: the state, the children and their inputs are restored by XState as before.
+ */
+export function restoringPlainContext<M extends AnyStateMachine>(machine: M): M {
+  // An object inheriting everything from the machine, but this one method.
+  const restoring = Object.create(machine) as M;
+  restoring.restoreSnapshot = (snapshot, scope) => {
+    // A machine's persisted snapshot has a context (XState's generic type does not say so).
+    const { context } = snapshot as { context?: unknown };
+    const restored = machine.restoreSnapshot(Object.assign({}, snapshot, { context: {} }), scope);
+    return Object.assign(restored, { context });
+  };
+  return restoring;
 }
 
 /**
