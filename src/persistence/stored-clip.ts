@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
 import { InvocationRecordSchema, type InvocationRecord } from '../domain/invocations.ts';
+import { fast, isPlainObject, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
 
 /**
  * A clip as state.json stores it from format version 2 on: its invocation records and its
@@ -22,69 +23,14 @@ const FIELDS = Object.keys(recordShape) as Field[];
 const OPTIONAL_FIELDS: ReadonlySet<Field> = new Set(FIELDS.filter((field) => recordShape[field].safeParse(undefined).success));
 
 /**
- * A column of values, each one valid for `element`. Most columns hold only numbers, strings or
- * nulls: `plain` recognizes, in one pass, values that `element` accepts as they are, and a
- * column of only those is taken without a schema run per value. Any other column is checked by
- * `element` value by value, so what is refused, and the message saying why, are the schema's.
- * (test/stored-clip.test.ts checks that every `plain` accepts nothing its schema would refuse.)
+ * Outputs as the orchestrator keeps them: a type, a uri, a metadata object and any other key.
+ * (Their schema turns an absent metadata into `{}`, which a predicate read off it cannot tell.)
  */
-export function column<T extends z.ZodType>(element: T, plain: (value: unknown) => boolean) {
-  const checked = z.array(element);
-  return z.unknown().transform((value, ctx): Array<z.output<T>> => {
-    if (Array.isArray(value) && value.every(plain)) return value as Array<z.output<T>>;
-    const result = checked.safeParse(value);
-    if (result.success) return result.data;
-    for (const issue of result.error.issues) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
-    return z.NEVER;
-  });
-}
-
-const isNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
-const isInteger = (value: unknown): boolean => Number.isSafeInteger(value);
-const isString = (value: unknown): boolean => typeof value === 'string';
-const isBoolean = (value: unknown): boolean => typeof value === 'boolean';
-const orNull =
-  (plain: (value: unknown) => boolean) =>
-  (value: unknown): boolean =>
-    value === null || plain(value);
-const oneOf =
-  (values: readonly unknown[]) =>
-  (value: unknown): boolean =>
-    values.includes(value);
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype && !Object.hasOwn(value, '__proto__');
-/** Outputs as the orchestrator keeps them: a type, a uri and a metadata object, any other key. */
 const isOutputs = (value: unknown): boolean =>
-  Array.isArray(value) && value.every((output) => isPlainObject(output) && isString(output.type) && isString(output.uri) && isPlainObject(output.metadata));
+  Array.isArray(value) && value.every((output) => isPlainObject(output) && typeof output.type === 'string' && typeof output.uri === 'string' && isPlainObject(output.metadata));
 
 const rowIndex = z.number().int().nonnegative();
-const rowIndexes = column(rowIndex, (value) => isInteger(value) && (value as number) >= 0);
-
-/** How each field's values are recognized as plain (see `column`). */
-export const PLAIN_VALUES = {
-  stage: isString,
-  clip_index: orNull(isInteger),
-  frame_index: orNull(isInteger),
-  attempt: (value: unknown) => isInteger(value) && (value as number) > 0,
-  queued_at: isNumber,
-  started_at: isNumber,
-  ended_at: isNumber,
-  latency_ms: isNumber,
-  reported_duration_ms: orNull(isNumber),
-  gateway_duration_ms: orNull(isNumber),
-  call_id: orNull(isString),
-  cold_start: orNull(isBoolean),
-  memory_limit_mb: orNull(isNumber),
-  cost_unit: orNull(isNumber),
-  http_status: orNull(isInteger),
-  outcome: oneOf(recordShape.outcome.options),
-  error: (value: unknown) => value === null,
-  call_mode: oneOf(['async']),
-  queue_delay_ms: orNull(isNumber),
-  response_digest: isString,
-  dispatch_id: isString,
-  outputs: isOutputs,
-} satisfies Record<Field, (value: unknown) => boolean>;
+const rowIndexes = fast(z.array(rowIndex));
 
 /** The schema of one value of a field, present (an optional field's inner schema). */
 export const VALUE_SCHEMAS = {
@@ -112,7 +58,17 @@ export const VALUE_SCHEMAS = {
   outputs: recordShape.outputs.unwrap(),
 } satisfies Record<Field, z.ZodType>;
 
-const columnOf = <F extends Field>(field: F) => column(VALUE_SCHEMAS[field], PLAIN_VALUES[field]);
+/** How the values of each field are recognized as plain (see `fast`). */
+export const PLAIN_VALUES = Object.fromEntries(FIELDS.map((field) => [field, field === 'outputs' ? isOutputs : plainValues(VALUE_SCHEMAS[field])])) as Record<
+  Field,
+  PlainPredicate
+>;
+
+/** A column of a field's values: checked in one pass when plain, else value by value by the field's schema. */
+const columnOf = <F extends Field>(field: F) => {
+  const plain = PLAIN_VALUES[field];
+  return fast(z.array(VALUE_SCHEMAS[field]), (value) => Array.isArray(value) && value.every(plain));
+};
 
 /** The fields whose value is an array per row, each value checked by that field's schema. */
 const EachSchema = z
@@ -176,9 +132,14 @@ const StoredFrameSchema = FrameStateSchema.extend({ status: StoredStatusSchema, 
  * A clip as version 2 writes it: its records in `record_table`, or (a clip with fewer than two
  * records) inline, as earlier versions wrote every clip.
  */
+const StoredFramesSchema = z.array(StoredFrameSchema);
+/** Frames without records (their records are in the table) are the ones recognized as plain. */
+const plainFrames = plainValues(z.array(StoredFrameSchema.omit({ records: true })));
+
 const StoredClipObjectSchema = ClipStateSchema.extend({
   status: StoredStatusSchema,
-  frames: z.array(StoredFrameSchema),
+  progress: fast(ClipStateSchema.shape.progress),
+  frames: fast(StoredFramesSchema, plainFrames),
   records: ClipStateSchema.shape.records.optional(),
   record_table: RecordTableSchema.optional(),
 });
