@@ -75,6 +75,16 @@ describe('a clip stored with its records as one table', () => {
     expect(JSON.stringify(back)).toBe(JSON.stringify(ClipStateSchema.parse(original)));
   });
 
+  it("stores the frames ffmpeg-3 listed once, when they are the clip's frames", () => {
+    const original = clip(3);
+    const listed: ClipState = { ...original, progress: { ...original.progress, frames: original.frames.map((f) => ({ index: f.index, uri: f.uri })) } };
+    expect(JSON.stringify(storedClip(listed))).toContain('"frames":"the clip frames"');
+    expect(JSON.stringify(reread(storedClip(listed)))).toBe(JSON.stringify(ClipStateSchema.parse(listed)));
+    // Not the same frames: both lists are stored.
+    expect(JSON.stringify(storedClip(original))).not.toContain('the clip frames');
+    expect(reread(storedClip(original))).toEqual(original);
+  });
+
   it('stores a clip with fewer than two records as it is, and reads that back too', () => {
     const original: ClipState = { ...clip(1), records: [], frames: [] };
     expect(storedClip(original)).toBe(original);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
+import { ClipProgressSchema, ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
 import { InvocationRecordSchema, type InvocationRecord } from '../domain/invocations.ts';
 import { fast, isPlainObject, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
 
@@ -132,24 +132,36 @@ const StoredFrameSchema = FrameStateSchema.extend({ status: StoredStatusSchema, 
  * A clip as version 2 writes it: its records in `record_table`, or (a clip with fewer than two
  * records) inline, as earlier versions wrote every clip.
  */
+/**
+ * The frames ffmpeg-3 listed are the clip's frames, by index and uri: stored once, in `frames`,
+ * with `progress.frames` saying so (`FRAMES_LISTED`).
+ */
+const FRAMES_LISTED = 'the clip frames';
+const StoredProgressSchema = ClipProgressSchema.extend({ frames: z.union([ClipProgressSchema.shape.frames, z.literal(FRAMES_LISTED)]) });
+
 const StoredFramesSchema = z.array(StoredFrameSchema);
 /** Frames without records (their records are in the table) are the ones recognized as plain. */
 const plainFrames = plainValues(z.array(StoredFrameSchema.omit({ records: true })));
 
 const StoredClipObjectSchema = ClipStateSchema.extend({
   status: StoredStatusSchema,
-  progress: fast(ClipStateSchema.shape.progress),
+  progress: fast(StoredProgressSchema),
   frames: fast(StoredFramesSchema, plainFrames),
   records: ClipStateSchema.shape.records.optional(),
   record_table: RecordTableSchema.optional(),
 });
 type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
 
-export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(({ record_table, frames, records, ...clip }): ClipState => {
-  if (record_table) return clipOfTable(clip, frames, record_table);
-  // Inline records: checkClip made sure every frame has its own.
-  return { ...clip, frames: frames.map((frame) => ({ ...frame, records: frame.records ?? [] })), records: records ?? [] };
-});
+export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(
+  ({ record_table, frames, records, progress: stored, ...rest }): ClipState => {
+    const progress =
+      stored.frames === FRAMES_LISTED ? { ...stored, frames: frames.map((frame) => ({ index: frame.index, uri: frame.uri })) } : { ...stored, frames: stored.frames };
+    const clip = { ...rest, progress };
+    if (record_table) return clipOfTable(clip, frames, record_table);
+    // Inline records: checkClip made sure every frame has its own.
+    return { ...clip, frames: frames.map((frame) => ({ ...frame, records: frame.records ?? [] })), records: records ?? [] };
+  },
+);
 
 type Issues = z.core.$ZodRawIssue[];
 
@@ -247,6 +259,9 @@ const isScalar = (value: unknown): boolean => value === null || typeof value !==
 export function storedClip(clip: ClipState): unknown {
   const rows = [...clip.records, ...clip.frames.flatMap((frame) => frame.records)];
   if (rows.length < 2) return clip;
+  const listed = clip.progress.frames;
+  const framesListed =
+    listed !== null && listed.length > 0 && listed.length === clip.frames.length && listed.every((f, i) => f.index === clip.frames[i]?.index && f.uri === clip.frames[i]?.uri);
   const same: Partial<Record<Field, unknown>> = {};
   const each: Partial<Record<Field, unknown[]>> = {};
   const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = {};
@@ -267,6 +282,7 @@ export function storedClip(clip: ClipState): unknown {
   const { records: _records, frames, ...rest } = clip;
   return {
     ...rest,
+    progress: framesListed ? { ...clip.progress, frames: FRAMES_LISTED } : clip.progress,
     frames: frames.map(({ records: _frameRecords, ...frame }) => frame),
     record_table: { rows: rows.length, counts: [clip.records.length, ...frames.map((frame) => frame.records.length)], same, each, some },
   };
