@@ -146,8 +146,8 @@ describe('a clip stored with its records as one table', () => {
       'record_table.some.outputs.values[0][0].type: Invalid input: expected string, received undefined',
     );
     expect(refused((s) => delete s.record_table.same.clip_index)).toBe('record_table.same.clip_index: missing field clip_index');
-    expect(refused((s) => s.record_table.each.stage!.pop())).toMatch(/^record_table\.each\.stage: expected 7 values, found 6/);
-    expect(refused((s) => s.record_table.counts.push(0))).toMatch(/^record_table\.counts: expected 5 counts/);
+    expect(refused((s) => s.record_table.each.queued_at!.pop())).toMatch(/^record_table\.each\.queued_at: expected 5 values, found 4/);
+    expect(refused((s) => s.record_table.counts.push(0))).toMatch(/^record_table\.counts: expected 4 counts/);
   });
 });
 

@@ -26,6 +26,8 @@ interface Def {
   shape?: Record<string, z.core.$ZodType>;
   catchall?: z.core.$ZodType;
   entries?: Record<string, unknown>;
+  keyType?: z.core.$ZodType;
+  valueType?: z.core.$ZodType;
   values?: readonly unknown[];
 }
 interface CheckDef {
@@ -94,6 +96,15 @@ export function plainValues(schema: z.core.$ZodType): PlainPredicate {
     }
     case 'object':
       return plainObject(def);
+    case 'unknown':
+    case 'any':
+      return () => true;
+    case 'record': {
+      const keys = def.keyType ? defOf(def.keyType) : null;
+      if (keys?.type !== 'string' || (keys.checks ?? []).length > 0) return never;
+      const value = def.valueType ? plainValues(def.valueType) : never;
+      return (v) => isPlainObject(v) && Object.values(v).every(value);
+    }
     default:
       return never;
   }
