@@ -89,6 +89,9 @@ describe('a clip stored with its records as one table', () => {
     const original: ClipState = { ...clip(1), records: [], frames: [] };
     expect(storedClip(original)).toBe(original);
     expect(reread(original)).toEqual(original);
+    const oneFrame: ClipState = { ...clip(1), frames: clip(1).frames.slice(0, 1) };
+    expect(storedClip(oneFrame)).toBe(oneFrame);
+    expect(JSON.stringify(reread(oneFrame))).toBe(JSON.stringify(ClipStateSchema.parse(oneFrame)));
   });
 
   it('accepts as plain only values that the field schema accepts unchanged', () => {

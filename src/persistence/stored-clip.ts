@@ -162,9 +162,18 @@ export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(
     const clip = { ...rest, progress };
     if (record_table) return clipOfTable(clip, records, frames, record_table);
     // Inline records: checkClip made sure every frame has its own.
-    return { ...clip, frames: frames.map((frame) => ({ ...frame, records: frame.records ?? [] })), records };
+    return clipOf(
+      clip,
+      records,
+      frames.map((frame) => ({ ...frame, records: frame.records ?? [] })),
+    );
   },
 );
+
+/** A clip, with its keys in the order `ClipStateSchema` gives them. */
+function clipOf(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: FrameState[]): ClipState {
+  return { index: clip.index, uri: clip.uri, start_s: clip.start_s, end_s: clip.end_s, status: clip.status, progress: clip.progress, frames, records, error: clip.error };
+}
 
 type Issues = z.core.$ZodRawIssue[];
 
@@ -247,7 +256,7 @@ function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, records: Invoc
     records: take(table.counts[i] ?? 0),
     error: frame.error,
   }));
-  return { index: clip.index, uri: clip.uri, start_s: clip.start_s, end_s: clip.end_s, status: clip.status, progress: clip.progress, frames: restored, records, error: clip.error };
+  return clipOf(clip, records, restored);
 }
 
 const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
