@@ -72,7 +72,11 @@ export function plainValues(schema: z.core.$ZodType): PlainPredicate {
         if (!condition) return never;
         conditions.push(condition);
       }
-      return (v) => typeof v === 'number' && Number.isFinite(v) && conditions.every((condition) => condition(v));
+      const [first, second, ...more] = conditions;
+      if (more.length > 0) return (v) => typeof v === 'number' && Number.isFinite(v) && conditions.every((condition) => condition(v));
+      if (second && first) return (v) => typeof v === 'number' && Number.isFinite(v) && first(v) && second(v);
+      if (first) return (v) => typeof v === 'number' && Number.isFinite(v) && first(v);
+      return (v) => typeof v === 'number' && Number.isFinite(v);
     }
     case 'enum': {
       const values = new Set(Object.values(def.entries ?? {}));
@@ -103,7 +107,11 @@ export function plainValues(schema: z.core.$ZodType): PlainPredicate {
       const keys = def.keyType ? defOf(def.keyType) : null;
       if (keys?.type !== 'string' || (keys.checks ?? []).length > 0) return never;
       const value = def.valueType ? plainValues(def.valueType) : never;
-      return (v) => isPlainObject(v) && Object.values(v).every(value);
+      return (v) => {
+        if (!isPlainObject(v)) return false;
+        for (const key in v) if (!value(v[key])) return false;
+        return true;
+      };
     }
     default:
       return never;

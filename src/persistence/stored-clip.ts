@@ -201,7 +201,7 @@ function checkTable(table: RecordTable, frames: number, issues: Issues): void {
   const each: Partial<Record<Field, unknown[]>> = table.each;
   const some: Partial<Record<SomeField, { rows: number[]; values: unknown[] }>> = table.some;
   for (const field of FIELDS) {
-    const places = [field in table.same, field in each, field in some].filter(Boolean).length;
+    const places = (field in table.same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
     if (places > 1) problem([field], `field ${field} is given more than once (same, each, some)`);
     else if (places === 0 && !OPTIONAL_FIELDS.has(field) && table.rows > 0) problem(['same', field], `missing field ${field}`);
     const column = each[field];
@@ -216,36 +216,57 @@ function checkTable(table: RecordTable, frames: number, issues: Issues): void {
   }
 }
 
-/** Where each field of a row is read from. */
-type Source = { field: Field; same: unknown } | { field: Field; each: unknown[] } | { field: Field; some: { rows: number[]; values: unknown[] }; next: number };
+/** Where each field of a row is read from: one value for all rows, a column, or some rows. */
+const SAME = 0;
+const EACH = 1;
+const SOME = 2;
 
 /** Builds the records of the table, as `InvocationRecordSchema` gives them (its key order), and puts them back in the clip. */
 function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): ClipState {
   const same: Partial<Record<Field, unknown>> = table.same;
   const each: Partial<Record<Field, unknown[]>> = table.each;
   const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = table.some;
-  const sources: Source[] = [];
+  const fields: Field[] = [];
+  const kinds: number[] = [];
+  const sources: unknown[] = [];
+  const parts: Array<{ rows: number[]; values: unknown[]; next: number }> = [];
   for (const field of FIELDS) {
     const column = each[field];
     const part = some[field];
-    if (field in same) sources.push({ field, same: same[field] });
-    else if (column) sources.push({ field, each: column });
-    else if (part) sources.push({ field, some: part, next: 0 });
+    if (field in same) {
+      fields.push(field);
+      kinds.push(SAME);
+      sources.push(same[field]);
+    } else if (column) {
+      fields.push(field);
+      kinds.push(EACH);
+      sources.push(column);
+    } else if (part) {
+      fields.push(field);
+      kinds.push(SOME);
+      sources.push(parts.length);
+      parts.push({ rows: part.rows, values: part.values, next: 0 });
+    }
   }
   let row = 0;
   const take = (count: number): InvocationRecord[] => {
-    const records: InvocationRecord[] = [];
+    const taken: InvocationRecord[] = [];
     for (let i = 0; i < count; i++, row++) {
       const record: Record<string, unknown> = {};
-      for (const source of sources) {
-        if ('same' in source) record[source.field] = source.same;
-        else if ('each' in source) record[source.field] = source.each[row];
-        else if (source.some.rows[source.next] === row) record[source.field] = source.some.values[source.next++];
+      for (let f = 0; f < fields.length; f++) {
+        const field = fields[f] as Field;
+        const kind = kinds[f];
+        if (kind === SAME) record[field] = sources[f];
+        else if (kind === EACH) record[field] = (sources[f] as unknown[])[row];
+        else {
+          const part = parts[sources[f] as number];
+          if (part && part.rows[part.next] === row) record[field] = part.values[part.next++];
+        }
       }
       // Every field was checked by its schema, and every required one is present (checkTable).
-      records.push(record as InvocationRecord);
+      taken.push(record as InvocationRecord);
     }
-    return records;
+    return taken;
   };
   const restored = frames.map((frame, i): FrameState => ({
     index: frame.index,
