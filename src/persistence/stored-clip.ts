@@ -11,10 +11,11 @@ import { fast, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
  * fields hold the same value on every record of a clip (the stage, the clip, the outcome, the
  * memory limit, a null error). As a table, a field with one value for every row is written once
  * (`same`), a field that varies is one array (`each`), and an optional field that only some rows
- * have lists those rows (`some`). The file is about 40 % smaller than in the record-per-object
- * form, and reading it validates each stored value once with the field's own schema, instead of every
- * field of every record. The clip read back is exactly the one written: the same records, in
- * the same order, with the same fields present.
+ * have lists those rows (`some`). On a large request the file is a third smaller, and a column of
+ * plain values is validated in one pass (`fast`), any other value by its field's schema. The
+ * clip read back is exactly the one written: the same records, in the same order, with the same
+ * fields present, its keys in schema order. A clip's own records stay inline, as tools reading the
+ * file expect them.
  */
 
 type Field = keyof InvocationRecord;
@@ -129,10 +130,6 @@ const StoredStatusSchema = z.enum(['pending', 'done', 'failed']);
 const StoredFrameSchema = FrameStateSchema.extend({ status: StoredStatusSchema, records: FrameStateSchema.shape.records.optional() });
 
 /**
- * A clip as version 2 writes it: its records in `record_table`, or (a clip with fewer than two
- * records) inline, as earlier versions wrote every clip.
- */
-/**
  * The frames ffmpeg-3 listed are the clip's frames, by index and uri: stored once, in `frames`,
  * with `progress.frames` saying so (`FRAMES_LISTED`).
  */
@@ -155,6 +152,10 @@ const StoredClipObjectSchema = ClipStateSchema.extend({
 });
 type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
 
+/**
+ * A clip as version 2 writes it: its frames' records in `record_table`, or (fewer than two of
+ * them) inline, as earlier versions wrote every clip.
+ */
 export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(
   ({ record_table, frames, records, progress: stored, ...rest }): ClipState => {
     const progress =
@@ -283,8 +284,8 @@ function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, records: Invoc
 const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
 
 /**
- * The stored form of a clip: its frames' records as one table. A clip with fewer than two such records
- * gains nothing and is stored as it is.
+ * The stored form of a clip: its frames' records as one table. A clip whose frames have fewer than
+ * two records gains nothing and is stored as it is.
  */
 export function storedClip(clip: ClipState): unknown {
   const rows = clip.frames.flatMap((frame) => frame.records);
