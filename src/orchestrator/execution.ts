@@ -5,7 +5,7 @@ import type { FinalResult } from '../domain/result.ts';
 import type { PipelineContext, PipelineInput, TopLevelState } from '../domain/context.ts';
 import { PIPELINE_SYSTEM_ID, type PipelineMachine } from '../machine/pipeline.machine.ts';
 import { buildFinalResult } from '../domain/answer.ts';
-import { buildEnvelope, persistedSnapshotOf, restorable, type PersistedSnapshot, type StateEnvelope } from '../persistence/state-file.ts';
+import { buildEnvelope, persistedSnapshotOf, restorable, restoringPlainContext, type PersistedSnapshot, type StateEnvelope } from '../persistence/state-file.ts';
 import type { StateWriter } from '../persistence/state-writer.ts';
 import type { LiveRequest } from '../persistence/request-repository.ts';
 import { isTerminal, topLevelState } from '../domain/progress.ts';
@@ -93,7 +93,7 @@ export class Execution {
             systemId: PIPELINE_SYSTEM_ID,
             ...(options.inspect ? { inspect: options.inspect } : {}),
           })
-        : createActor(options.machine, {
+        : createActor(restoringPlainContext(options.machine), {
             ...restorable(start.snapshot),
             systemId: PIPELINE_SYSTEM_ID,
             ...(options.inspect ? { inspect: options.inspect } : {}),

@@ -2,6 +2,7 @@ import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
 import { envelopeParts } from './state-serializer.ts';
+import { storedClip } from './stored-clip.ts';
 
 export interface StateWriterOptions {
   store: Store;
@@ -152,7 +153,7 @@ export class StateWriter {
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
     // In parts: most are the serializer's cached per-clip buffers, so nothing of the size of the
     // whole file is allocated for a write.
-    const body = envelopeParts(envelope);
+    const body = envelopeParts(envelope, storedClip);
     let bytes = 0;
     for (const part of body) bytes += part.length;
     const { store, location, conditional } = this.options;

@@ -1,0 +1,320 @@
+import { z } from 'zod';
+import { ClipProgressSchema, ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
+import { InvocationRecordSchema, type InvocationRecord } from '../domain/invocations.ts';
+import { fast, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
+
+/**
+ * A clip as state.json stores it from format version 2 on: its frames' invocation records are
+ * one table, by field rather than by record.
+ *
+ * Most of a large state file is invocation records, one or more per frame, and most of their
+ * fields hold the same value on every record of a clip (the stage, the clip, the outcome, the
+ * memory limit, a null error). As a table, a field with one value for every row is written once
+ * (`same`), a field that varies is one array (`each`), and an optional field that only some rows
+ * have lists those rows (`some`). On a large request the file is a third smaller, and a column of
+ * plain values is validated in one pass (`fast`), any other value by its field's schema. The
+ * clip read back is exactly the one written: the same records, in the same order, with the same
+ * fields present, its keys in schema order. A clip's own records stay inline, as tools reading the
+ * file expect them.
+ */
+
+type Field = keyof InvocationRecord;
+const recordShape = InvocationRecordSchema.shape;
+const FIELDS = Object.keys(recordShape) as Field[];
+const OPTIONAL_FIELDS: ReadonlySet<Field> = new Set(FIELDS.filter((field) => recordShape[field].safeParse(undefined).success));
+
+/**
+ * Outputs as the orchestrator keeps them: a type, a uri, a metadata object and any other key.
+ * (Their schema turns an absent metadata into `{}`: a predicate read off it never answers.)
+ */
+const PlainOutputsSchema = z.array(z.looseObject({ type: z.string(), uri: z.string(), metadata: z.record(z.string(), z.unknown()) }));
+const isOutputs = plainValues(PlainOutputsSchema);
+
+const rowIndex = z.number().int().nonnegative();
+const rowIndexes = fast(z.array(rowIndex));
+
+/** The schema of one value of a field, present (an optional field's inner schema). */
+export const VALUE_SCHEMAS = {
+  stage: recordShape.stage,
+  clip_index: recordShape.clip_index,
+  frame_index: recordShape.frame_index,
+  attempt: recordShape.attempt,
+  queued_at: recordShape.queued_at,
+  started_at: recordShape.started_at,
+  ended_at: recordShape.ended_at,
+  latency_ms: recordShape.latency_ms,
+  reported_duration_ms: recordShape.reported_duration_ms,
+  gateway_duration_ms: recordShape.gateway_duration_ms,
+  call_id: recordShape.call_id,
+  cold_start: recordShape.cold_start,
+  memory_limit_mb: recordShape.memory_limit_mb,
+  cost_unit: recordShape.cost_unit,
+  http_status: recordShape.http_status,
+  outcome: recordShape.outcome,
+  error: recordShape.error,
+  call_mode: recordShape.call_mode.unwrap(),
+  queue_delay_ms: recordShape.queue_delay_ms.unwrap(),
+  response_digest: recordShape.response_digest.unwrap(),
+  dispatch_id: recordShape.dispatch_id.unwrap(),
+  outputs: recordShape.outputs.unwrap(),
+} satisfies Record<Field, z.ZodType>;
+
+/** How the values of each field are recognized as plain (see `fast`). */
+export const PLAIN_VALUES = Object.fromEntries(FIELDS.map((field) => [field, field === 'outputs' ? isOutputs : plainValues(VALUE_SCHEMAS[field])])) as Record<
+  Field,
+  PlainPredicate
+>;
+
+/** A column of a field's values: checked in one pass when plain, else value by value by the field's schema. */
+const columnOf = <F extends Field>(field: F) => {
+  const plain = PLAIN_VALUES[field];
+  return fast(z.array(VALUE_SCHEMAS[field]), (value) => Array.isArray(value) && value.every(plain));
+};
+
+/** The fields whose value is an array per row, each value checked by that field's schema. */
+const EachSchema = z
+  .object({
+    stage: columnOf('stage'),
+    clip_index: columnOf('clip_index'),
+    frame_index: columnOf('frame_index'),
+    attempt: columnOf('attempt'),
+    queued_at: columnOf('queued_at'),
+    started_at: columnOf('started_at'),
+    ended_at: columnOf('ended_at'),
+    latency_ms: columnOf('latency_ms'),
+    reported_duration_ms: columnOf('reported_duration_ms'),
+    gateway_duration_ms: columnOf('gateway_duration_ms'),
+    call_id: columnOf('call_id'),
+    cold_start: columnOf('cold_start'),
+    memory_limit_mb: columnOf('memory_limit_mb'),
+    cost_unit: columnOf('cost_unit'),
+    http_status: columnOf('http_status'),
+    outcome: columnOf('outcome'),
+    error: columnOf('error'),
+    call_mode: columnOf('call_mode'),
+    queue_delay_ms: columnOf('queue_delay_ms'),
+    response_digest: columnOf('response_digest'),
+    dispatch_id: columnOf('dispatch_id'),
+    outputs: columnOf('outputs'),
+  })
+  .partial();
+
+/** An optional field present on some rows only: those rows, ascending, and their values. */
+const sparse = <F extends Field>(field: F) => z.strictObject({ rows: rowIndexes, values: columnOf(field) });
+
+const SomeSchema = z
+  .object({
+    call_mode: sparse('call_mode'),
+    queue_delay_ms: sparse('queue_delay_ms'),
+    response_digest: sparse('response_digest'),
+    dispatch_id: sparse('dispatch_id'),
+    outputs: sparse('outputs'),
+  })
+  .partial();
+type SomeField = keyof z.infer<typeof SomeSchema>;
+const SOME_FIELDS = Object.keys(SomeSchema.shape) as SomeField[];
+
+/** The invocation records of a clip's frames: `counts[i]` rows for frame `i`, in turn. */
+export const RecordTableSchema = z.strictObject({
+  rows: rowIndex,
+  counts: rowIndexes,
+  same: InvocationRecordSchema.partial(),
+  each: EachSchema,
+  some: SomeSchema,
+});
+export type RecordTable = z.infer<typeof RecordTableSchema>;
+
+/** Version 2 never writes the `running` that earlier versions read as `pending`: its status is a plain enum. */
+const StoredStatusSchema = z.enum(['pending', 'done', 'failed']);
+
+const StoredFrameSchema = FrameStateSchema.extend({ status: StoredStatusSchema, records: FrameStateSchema.shape.records.optional() });
+
+/**
+ * The frames ffmpeg-3 listed are the clip's frames, by index and uri: stored once, in `frames`,
+ * with `progress.frames` saying so (`FRAMES_LISTED`).
+ */
+const FRAMES_LISTED = 'the clip frames';
+const StoredProgressSchema = ClipProgressSchema.extend({ frames: z.union([ClipProgressSchema.shape.frames, z.literal(FRAMES_LISTED)]) });
+
+/** Records whose outputs carry a metadata object (as the orchestrator keeps them) are recognized as plain. */
+const plainRecords = plainValues(z.array(InvocationRecordSchema.extend({ outputs: PlainOutputsSchema.optional() })));
+
+const StoredFramesSchema = z.array(StoredFrameSchema);
+/** Frames without records (their records are in the table) are the ones recognized as plain. */
+const plainFrames = plainValues(z.array(StoredFrameSchema.omit({ records: true })));
+
+const StoredClipObjectSchema = ClipStateSchema.extend({
+  status: StoredStatusSchema,
+  progress: fast(StoredProgressSchema),
+  frames: fast(StoredFramesSchema, plainFrames),
+  records: fast(ClipStateSchema.shape.records, plainRecords),
+  record_table: RecordTableSchema.optional(),
+});
+type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
+
+/**
+ * A clip as version 2 writes it: its frames' records in `record_table`, or (fewer than two of
+ * them) inline, as earlier versions wrote every clip.
+ */
+export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(
+  ({ record_table, frames, records, progress: stored, ...rest }): ClipState => {
+    const progress =
+      stored.frames === FRAMES_LISTED ? { ...stored, frames: frames.map((frame) => ({ index: frame.index, uri: frame.uri })) } : { ...stored, frames: stored.frames };
+    const clip = { ...rest, progress };
+    if (record_table) return clipOfTable(clip, records, frames, record_table);
+    // Inline records: checkClip made sure every frame has its own.
+    return clipOf(
+      clip,
+      records,
+      frames.map((frame) => ({ ...frame, records: frame.records ?? [] })),
+    );
+  },
+);
+
+/** A clip, with its keys in the order `ClipStateSchema` gives them. */
+function clipOf(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: FrameState[]): ClipState {
+  return { index: clip.index, uri: clip.uri, start_s: clip.start_s, end_s: clip.end_s, status: clip.status, progress: clip.progress, frames, records, error: clip.error };
+}
+
+type Issues = z.core.$ZodRawIssue[];
+
+/** The frames' records are either all in the table or all inline, never in both places nor in neither. */
+function checkClip(clip: Pick<StoredClipObject, 'frames' | 'record_table'>, issues: Issues): void {
+  const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path, message, input: clip });
+  if (clip.record_table) {
+    clip.frames.forEach((frame, i) => {
+      if (frame.records) problem(['frames', i, 'records'], 'records are given both inline and in record_table');
+    });
+    checkTable(clip.record_table, clip.frames.length, issues);
+    return;
+  }
+  clip.frames.forEach((frame, i) => {
+    if (!frame.records) problem(['frames', i, 'records'], 'expected an array of records (or a record_table in the clip)');
+  });
+}
+
+/** What the schema of each part cannot see alone: every row has every field it must have, once. */
+function checkTable(table: RecordTable, frames: number, issues: Issues): void {
+  const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path: ['record_table', ...path], message, input: table });
+  if (table.counts.length !== frames) problem(['counts'], `expected ${frames} counts (one per frame), found ${table.counts.length}`);
+  const total = table.counts.reduce((sum, n) => sum + n, 0);
+  if (total !== table.rows) problem(['counts'], `the counts add up to ${total}, not to the ${table.rows} rows`);
+  const each: Partial<Record<Field, unknown[]>> = table.each;
+  const some: Partial<Record<SomeField, { rows: number[]; values: unknown[] }>> = table.some;
+  for (const field of FIELDS) {
+    const places = (field in table.same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
+    if (places > 1) problem([field], `field ${field} is given more than once (same, each, some)`);
+    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && table.rows > 0) problem(['same', field], `missing field ${field}`);
+    const column = each[field];
+    if (column && column.length !== table.rows) problem(['each', field], `expected ${table.rows} values, found ${column.length}`);
+  }
+  for (const field of SOME_FIELDS) {
+    const part = some[field];
+    if (!part) continue;
+    if (part.values.length !== part.rows.length) problem(['some', field, 'values'], `expected ${part.rows.length} values, found ${part.values.length}`);
+    const ascending = part.rows.every((row, i) => row < table.rows && (i === 0 || row > (part.rows[i - 1] ?? -1)));
+    if (!ascending) problem(['some', field, 'rows'], `expected ascending rows below ${table.rows}`);
+  }
+}
+
+/** Where each field of a row is read from: one value for all rows, a column, or some rows. */
+const SAME = 0;
+const EACH = 1;
+const SOME = 2;
+
+/** Builds the records of the table, as `InvocationRecordSchema` gives them (its key order), and puts them back in the clip. */
+function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): ClipState {
+  const same: Partial<Record<Field, unknown>> = table.same;
+  const each: Partial<Record<Field, unknown[]>> = table.each;
+  const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = table.some;
+  const fields: Field[] = [];
+  const kinds: number[] = [];
+  const sources: unknown[] = [];
+  const parts: Array<{ rows: number[]; values: unknown[]; next: number }> = [];
+  for (const field of FIELDS) {
+    const column = each[field];
+    const part = some[field];
+    if (field in same) {
+      fields.push(field);
+      kinds.push(SAME);
+      sources.push(same[field]);
+    } else if (column) {
+      fields.push(field);
+      kinds.push(EACH);
+      sources.push(column);
+    } else if (part) {
+      fields.push(field);
+      kinds.push(SOME);
+      sources.push(parts.length);
+      parts.push({ rows: part.rows, values: part.values, next: 0 });
+    }
+  }
+  let row = 0;
+  const take = (count: number): InvocationRecord[] => {
+    const taken: InvocationRecord[] = [];
+    for (let i = 0; i < count; i++, row++) {
+      const record: Record<string, unknown> = {};
+      for (let f = 0; f < fields.length; f++) {
+        const field = fields[f] as Field;
+        const kind = kinds[f];
+        if (kind === SAME) record[field] = sources[f];
+        else if (kind === EACH) record[field] = (sources[f] as unknown[])[row];
+        else {
+          const part = parts[sources[f] as number];
+          if (part && part.rows[part.next] === row) record[field] = part.values[part.next++];
+        }
+      }
+      // Every field was checked by its schema, and every required one is present (checkTable).
+      taken.push(record as InvocationRecord);
+    }
+    return taken;
+  };
+  const restored = frames.map((frame, i): FrameState => ({
+    index: frame.index,
+    uri: frame.uri,
+    status: frame.status,
+    detections: frame.detections,
+    note: frame.note,
+    records: take(table.counts[i] ?? 0),
+    error: frame.error,
+  }));
+  return clipOf(clip, records, restored);
+}
+
+const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
+
+/**
+ * The stored form of a clip: its frames' records as one table. A clip whose frames have fewer than
+ * two records gains nothing and is stored as it is.
+ */
+export function storedClip(clip: ClipState): unknown {
+  const rows = clip.frames.flatMap((frame) => frame.records);
+  if (rows.length < 2) return clip;
+  const listed = clip.progress.frames;
+  const framesListed =
+    listed !== null && listed.length > 0 && listed.length === clip.frames.length && listed.every((f, i) => f.index === clip.frames[i]?.index && f.uri === clip.frames[i]?.uri);
+  const same: Partial<Record<Field, unknown>> = {};
+  const each: Partial<Record<Field, unknown[]>> = {};
+  const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = {};
+  for (const field of FIELDS) {
+    const present: number[] = [];
+    rows.forEach((record, i) => {
+      if (record[field] !== undefined) present.push(i);
+    });
+    if (present.length === 0) continue;
+    if (present.length < rows.length) {
+      some[field] = { rows: present, values: present.map((i) => rows[i]?.[field]) };
+      continue;
+    }
+    const first = rows[0]?.[field];
+    if (isScalar(first) && rows.every((record) => record[field] === first)) same[field] = first;
+    else each[field] = rows.map((record) => record[field]);
+  }
+  const { frames, ...rest } = clip;
+  return {
+    ...rest,
+    progress: framesListed ? { ...clip.progress, frames: FRAMES_LISTED } : clip.progress,
+    frames: frames.map(({ records: _frameRecords, ...frame }) => frame),
+    record_table: { rows: rows.length, counts: frames.map((frame) => frame.records.length), same, each, some },
+  };
+}
