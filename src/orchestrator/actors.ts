@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
-import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { callLocation, FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
@@ -106,42 +105,36 @@ export function createActors(deps: PipelineDeps) {
      */
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
-        const limit = pLimit(context.settings.max_concurrency);
-        for (const clip of context.clips) {
-          if (clip.status !== 'pending') continue;
-          void limit(async () => {
-            let progress = clip.progress;
-            for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
-              const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
-              const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
-                dispatch: context.dispatched?.[call.task_id] ?? null,
-                onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
-              });
-              if (signal.aborted) return;
-              report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
-              if (!output.facts) return;
-              progress = applyStepFacts(progress, output.facts);
-            }
-          });
-        }
+        const pending = context.clips.filter((clip) => clip.status === 'pending');
+        inLanes(pending, context.settings.max_concurrency, async (clip) => {
+          let progress = clip.progress;
+          for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
+            const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
+            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+              dispatch: context.dispatched?.[call.task_id] ?? null,
+              onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
+            });
+            if (signal.aborted) return;
+            report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
+            if (!output.facts) return;
+            progress = applyStepFacts(progress, output.facts);
+          }
+        });
       }),
     ),
 
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, dispatched, signal) => {
-        const limit = pLimit(context.settings.max_concurrency);
-        for (const [clipIndex, frame] of framesToDetect(context)) {
-          void limit(async () => {
-            if (signal.aborted) return;
-            const call = frameCall(context, clipIndex, frame);
-            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
-              dispatch: context.dispatched?.[call.task_id] ?? null,
-              onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
-            });
-            if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+        inLanes(framesToDetect(context), context.settings.max_concurrency, async ([clipIndex, frame]) => {
+          if (signal.aborted) return;
+          const call = frameCall(context, clipIndex, frame);
+          const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+            dispatch: context.dispatched?.[call.task_id] ?? null,
+            onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
           });
-        }
+          if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+        });
       }),
     ),
 
@@ -208,9 +201,10 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
   const record = timed(attempted.record);
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    const kept = call.task.stage === 'ffmpeg3' ? record : { ...record, outputs: response.outputs.map(slimOutput) };
-    report(kept);
-    return { facts, record: kept };
+    // The record is this attempt's own, not yet shared: its outputs are added in place.
+    if (call.task.stage !== 'ffmpeg3') record.outputs = response.outputs.map(slimOutput);
+    report(record);
+    return { facts, record };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
@@ -228,7 +222,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
  */
 function slimOutput(output: StageOutput): StageOutput {
   const metadata: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(output.metadata)) {
+  const all = output.metadata;
+  for (const key in all) {
+    const value = all[key];
     if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) metadata[key] = value;
   }
   return { type: output.type, uri: output.uri, metadata };
@@ -323,6 +319,19 @@ function withQueueTimes(record: InvocationRecord, timing: AsyncTiming): Invocati
     call_mode: 'async',
     queue_delay_ms: timing.function_started_at === null ? null : startedAt - queuedAt,
   };
+}
+
+/**
+ * Works through `items` in order, at most `lanes` at a time: each lane takes the next item when
+ * its last one ends. Same order and bound as a limiter queueing every item up front, without a
+ * queued promise per item.
+ */
+function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): void {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  for (let i = 0; i < Math.min(lanes, items.length); i++) void lane();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
