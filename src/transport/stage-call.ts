@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { callLocation, describeLocation, faveError, type ErrorLocation, type FaveError } from '../domain/errors.ts';
 import type { StageCallInput } from '../domain/context.ts';
-import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
+import { parseStageResponse, type StageRequest, type StageResponse } from './contract.ts';
 import { buildStageRequest } from './contract.ts';
 import type { InvocationRecord, StageCallFailure } from '../domain/invocations.ts';
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
@@ -78,7 +78,7 @@ function recordOf(
   error: FaveError | null,
 ): InvocationRecord {
   const endedAt = Date.now();
-  return {
+  const record: InvocationRecord = {
     stage: spec.call.function_name,
     clip_index: spec.call.task.fanout.clip_index ?? null,
     frame_index: spec.call.task.fanout.frame_index ?? null,
@@ -96,8 +96,9 @@ function recordOf(
     http_status: http?.http_status ?? null,
     outcome,
     error,
-    ...(spec.dispatch ? { dispatch_id: spec.dispatch.id } : {}),
   };
+  if (spec.dispatch) record.dispatch_id = spec.dispatch.id;
+  return record;
 }
 
 function failure(spec: Spec, queuedAt: number, startedAt: number, error: FaveError, http: HttpFacts | null = null, metrics: StageResponse['metrics'] = null): StageCallFailure {
@@ -197,7 +198,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   } catch {
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered HTTP 200 with a body that is not JSON: ${snippet(http.body)}`, where), facts);
   }
-  const parsed = StageResponseSchema.safeParse(json);
+  const parsed = parseStageResponse(json);
   if (!parsed.success) {
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} broke the response contract at ${describeZodIssue(parsed.error)}`, where), facts);
   }
