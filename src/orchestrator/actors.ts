@@ -166,12 +166,6 @@ export interface QueuedCall {
 /** One attempt of one stage call, then reading back the facts the answer needs. */
 export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
   const where = callLocation(call.function_name, call.task.fanout);
-  const report = (record: InvocationRecord) => {
-    deps.onInvocation?.(call.request_id, record);
-    if (record.error) {
-      deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
-    }
-  };
   const resumed = call.call_mode === 'async' && deps.asyncCalls ? resumedDispatch(call, attempt, queued) : null;
   // A queued attempt a restart interrupted keeps its journal marker: it is continued, not sent again.
   const dispatch = deps.dispatches
@@ -187,31 +181,38 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
           { resume: resumed, onDispatch: (d) => queued?.onDispatch(d), dispatchId: dispatch?.id ?? null },
         )
       : null;
-  const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
     attempted = await callStageOnce(asyncAttempt ?? deps.transport, deps.limiter, call, { attempt, gate, ...(dispatch ? { dispatch } : {}) }, signal);
   } catch (err) {
     if (!isStageCallFailure(err)) throw err;
-    const failure: StageCallFailure = { error: err.error, record: timed(err.record) };
-    report(failure.record);
+    const failure: StageCallFailure = { error: err.error, record: asyncAttempt ? withQueueTimes(err.record, asyncAttempt.timing) : err.record };
+    reportAttempt(deps, call, attempt, failure.record);
     throw failure;
   }
   const response = attempted.response;
-  const record = timed(attempted.record);
+  const record = asyncAttempt ? withQueueTimes(attempted.record, asyncAttempt.timing) : attempted.record;
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
     // The record is this attempt's own, not yet shared: its outputs are added in place.
     if (call.task.stage !== 'ffmpeg3') record.outputs = response.outputs.map(slimOutput);
-    report(record);
+    reportAttempt(deps, call, attempt, record);
     return { facts, record };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
     if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
     const failure: StageCallFailure = { error, record: { ...record, outcome: 'error', error } };
-    report(failure.record);
+    reportAttempt(deps, call, attempt, failure.record);
     throw failure;
+  }
+}
+
+/** Tells the host about an attempt that ended (metrics, live views), and logs a failed one. */
+function reportAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, record: InvocationRecord): void {
+  deps.onInvocation?.(call.request_id, record);
+  if (record.error) {
+    deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
   }
 }
 
@@ -239,27 +240,40 @@ const DISPATCH_ID_PREFIX = randomBytes(6).toString('base64url');
 let dispatchCount = 0;
 
 function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number, mode: 'sync' | 'async'): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
-  const id = `${DISPATCH_ID_PREFIX}${(dispatchCount++).toString(36)}`;
-  return {
-    id,
-    record: () => {
-      const at = Date.now();
-      return log.record(call.request_id, {
-        id,
-        task_id: call.task_id,
-        stage: call.function_name,
-        clip_index: call.task.fanout.clip_index ?? null,
-        frame_index: call.task.fanout.frame_index ?? null,
-        attempt,
-        at,
-        // An async call's answer outlives this process: a resume waits for it this long from `at`.
-        mode,
-        run: call.run ?? 0,
-        timeout_ms: Math.max(1, Math.min(call.timeout_ms, call.deadline_at - at)),
-      });
-    },
-    unsent: () => log.unsent(call.request_id, id),
-  };
+  return new JournalDispatch(log, call, attempt, mode, `${DISPATCH_ID_PREFIX}${(dispatchCount++).toString(36)}`);
+}
+
+/** One attempt's entry in the dispatch journal (a class: one is made for every attempt). */
+class JournalDispatch {
+  constructor(
+    private readonly log: DispatchLog,
+    private readonly call: StageCallInput,
+    private readonly attempt: number,
+    private readonly mode: 'sync' | 'async',
+    readonly id: string,
+  ) {}
+
+  record(): Promise<void> {
+    const { call } = this;
+    const at = Date.now();
+    return this.log.record(call.request_id, {
+      id: this.id,
+      task_id: call.task_id,
+      stage: call.function_name,
+      clip_index: call.task.fanout.clip_index ?? null,
+      frame_index: call.task.fanout.frame_index ?? null,
+      attempt: this.attempt,
+      at,
+      // An async call's answer outlives this process: a resume waits for it this long from `at`.
+      mode: this.mode,
+      run: call.run ?? 0,
+      timeout_ms: Math.max(1, Math.min(call.timeout_ms, call.deadline_at - at)),
+    });
+  }
+
+  unsent(): Promise<void> {
+    return this.log.unsent(this.call.request_id, this.id);
+  }
 }
 
 /**

@@ -63,13 +63,12 @@ export class HttpTransport implements StageTransport {
     // async context and the promises of undici's `request()` cost about a third of its time per
     // call, and nothing here needs them. One timer per call, cleared as soon as the call ends.
     const exchange = new Exchange();
-    const cancel = () => exchange.cancel(new errors.RequestAbortedError());
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       exchange.cancel(new errors.RequestAbortedError());
     }, options.timeoutMs);
-    options.signal.addEventListener('abort', cancel, { once: true });
+    options.signal.addEventListener('abort', exchange, { once: true });
     try {
       this.pool.dispatch({ origin: this.base.origin, method: 'POST', path: this.pathOf(functionName), body: JSON.stringify(body), headers: this.headers }, exchange);
       return await exchange.answer;
@@ -80,7 +79,7 @@ export class HttpTransport implements StageTransport {
       throw err;
     } finally {
       clearTimeout(timer);
-      options.signal.removeEventListener('abort', cancel);
+      options.signal.removeEventListener('abort', exchange);
     }
   }
 
@@ -108,6 +107,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.resolve = resolve;
       this.reject = reject;
     });
+  }
+
+  /** The call's signal aborted. */
+  handleEvent(): void {
+    this.cancel(new errors.RequestAbortedError());
   }
 
   cancel(reason: Error): void {

@@ -116,13 +116,9 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
   let timeoutMs = Math.min(spec.call.timeout_ms, remaining);
   const gate = spec.gate ?? null;
-  const refused = (marked: boolean) => async (): Promise<never> => {
-    if (marked) await spec.dispatch?.unsent().catch(() => undefined);
-    throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
-  };
   // Looked at before the marker too: a call held back there leaves no marker that a resume
   // elsewhere would count as sent.
-  if (gate && !(await passGate(gate, signal))) return refused(false)();
+  if (gate && !(await passGate(gate, signal))) return refused(spec, queuedAt, startedAt, where, false);
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -144,7 +140,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
 
   // The lease is checked last, after every await: from this answer to the send nothing else runs.
   if (gate && !gate.clear()) {
-    if (!(await passGate(gate, signal, true))) return refused(spec.dispatch !== undefined)();
+    if (!(await passGate(gate, signal, true))) return refused(spec, queuedAt, startedAt, where, spec.dispatch !== undefined);
     // The wait counts against the request's deadline like any other.
     timeoutMs = Math.min(spec.call.timeout_ms, spec.call.deadline_at - Date.now());
     if (timeoutMs <= 0) {
@@ -214,6 +210,12 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     );
   }
   return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
+}
+
+/** The attempt is not sent: the lease is no longer this process's. A marker written for it is taken back. */
+async function refused(spec: Spec, queuedAt: number, startedAt: number, where: ErrorLocation, marked: boolean): Promise<never> {
+  if (marked) await spec.dispatch?.unsent().catch(() => undefined);
+  throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
 }
 
 /**
