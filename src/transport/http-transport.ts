@@ -28,6 +28,12 @@ export class HttpTransport implements StageTransport {
   /** The same for every call, as the name-value list undici takes without a lookup per key. */
   private readonly headers: string[];
   private readonly paths = new Map<string, string>();
+  /**
+   * The calls in flight under each signal, which has one listener that cancels them all: the
+   * calls of a fan-out share one signal, and an EventTarget looks through every listener it has
+   * when one is added, so a listener per call cost a walk of all the others per call.
+   */
+  private readonly inFlight = new WeakMap<AbortSignal, Set<Exchange>>();
 
   constructor(options: HttpTransportOptions) {
     this.base = new URL(options.gatewayUrl);
@@ -68,7 +74,8 @@ export class HttpTransport implements StageTransport {
       timedOut = true;
       exchange.cancel(new errors.RequestAbortedError());
     }, options.timeoutMs);
-    options.signal.addEventListener('abort', exchange, { once: true });
+    const calls = this.callsOf(options.signal);
+    calls.add(exchange);
     try {
       this.pool.dispatch({ origin: this.base.origin, method: 'POST', path: this.pathOf(functionName), body: JSON.stringify(body), headers: this.headers }, exchange);
       return await exchange.answer;
@@ -79,8 +86,25 @@ export class HttpTransport implements StageTransport {
       throw err;
     } finally {
       clearTimeout(timer);
-      options.signal.removeEventListener('abort', exchange);
+      calls.delete(exchange);
     }
+  }
+
+  private callsOf(signal: AbortSignal): Set<Exchange> {
+    let calls = this.inFlight.get(signal);
+    if (!calls) {
+      const set = new Set<Exchange>();
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const exchange of set) exchange.cancel(new errors.RequestAbortedError());
+        },
+        { once: true },
+      );
+      this.inFlight.set(signal, set);
+      calls = set;
+    }
+    return calls;
   }
 
   async close(): Promise<void> {
@@ -107,11 +131,6 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.resolve = resolve;
       this.reject = reject;
     });
-  }
-
-  /** The call's signal aborted. */
-  handleEvent(): void {
-    this.cancel(new errors.RequestAbortedError());
   }
 
   cancel(reason: Error): void {

@@ -55,7 +55,7 @@ export interface StageCallSuccess {
  * past as `transient`. Whether and when there is a later attempt is the retry policy's
  * (`src/domain/retry-policy.ts`), decided by the caller's loop.
  */
-export async function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
+export function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
   const queuedAt = Date.now();
   const spec: Spec = { ...attempt, call, request: buildStageRequest(call) };
   return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
