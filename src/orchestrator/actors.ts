@@ -106,7 +106,7 @@ export function createActors(deps: PipelineDeps) {
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
         const pending = context.clips.filter((clip) => clip.status === 'pending');
-        inLanes(pending, context.settings.max_concurrency, async (clip) => {
+        return inLanes(pending, context.settings.max_concurrency, async (clip) => {
           let progress = clip.progress;
           for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
             const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
@@ -126,7 +126,7 @@ export function createActors(deps: PipelineDeps) {
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, dispatched, signal) => {
-        inLanes(framesToDetect(context), context.settings.max_concurrency, async ([clipIndex, frame]) => {
+        return inLanes(framesToDetect(context), context.settings.max_concurrency, async ([clipIndex, frame]) => {
           if (signal.aborted) return;
           const call = frameCall(context, clipIndex, frame);
           const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
@@ -340,12 +340,12 @@ function withQueueTimes(record: InvocationRecord, timing: AsyncTiming): Invocati
  * its last one ends. Same order and bound as a limiter queueing every item up front, without a
  * queued promise per item.
  */
-function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): void {
+function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const lane = async () => {
     while (next < items.length) await work(items[next++]!);
   };
-  for (let i = 0; i < Math.min(lanes, items.length); i++) void lane();
+  return Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane)).then(() => undefined);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -386,7 +386,7 @@ function startRunner<R>(
     retrying: (taskId: string, record: InvocationRecord) => void,
     dispatched: (taskId: string, dispatch: AsyncDispatch) => void,
     signal: AbortSignal,
-  ) => void,
+  ) => Promise<void>,
 ): () => void {
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
@@ -407,7 +407,8 @@ function startRunner<R>(
     batch = [];
     sendBack({ type, results } as RunnerEvent);
   };
-  run(
+  // The last results go at once: the machine leaves the state on them.
+  void run(
     context,
     (result) => {
       batch.push(result);
@@ -424,6 +425,6 @@ function startRunner<R>(
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', task_id: taskId, dispatch });
     },
     controller.signal,
-  );
+  ).then(flush);
   return () => controller.abort();
 }
