@@ -406,6 +406,20 @@ describe('interpretDetections', () => {
     });
   });
 
+  it('reads plain detections and every other form alike, however they are mixed in one list', () => {
+    const plain = { label: ' Dog ', score: 0.5, box: null };
+    const other = { class: 16, confidence: 0.25, box: { x: 1, y: 2, w: 3, h: 4 } };
+    const expected = [
+      { label: 'dog', confidence: 0.5, box: null },
+      { label: 'dog', confidence: 0.25, box: [1, 2, 4, 6] },
+    ];
+    expect(interpretDetections([plain, other]).detections).toEqual(expected);
+    expect(interpretDetections({ detections: [plain, other] }).detections).toEqual(expected);
+    // Every source of a label is checked, not only the one used.
+    expect(contractErrorOf({ detections: [{ label: 'car', class: 99, confidence: 0.5 }] }).message).toMatch(/detections\[0\]\.class: class id 99/);
+    expect(contractErrorOf([{ label: 'car', confidence: 0.5, score: 2 }]).message).toMatch(/\[0\]\.score: expected a confidence between 0 and 1/);
+  });
+
   it('takes the label from label, class or name, in that order', () => {
     expect(
       interpretDetections({

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { createApp } from '../src/app.ts';
-import { StageRequestSchema } from '../src/transport/contract.ts';
+import { parseStageResponse, StageRequestSchema, StageResponseSchema } from '../src/transport/contract.ts';
 import { requestKeys } from '../src/persistence/store.ts';
 import { buildStageRequest } from '../src/transport/contract.ts';
 import { closeAfterTest } from './support/cleanup.ts';
@@ -93,5 +93,80 @@ describe('stage requests as the stages validate them', () => {
     const resumed = await (await second.orchestrator.resume('legacy')).done;
     expect(resumed.status).toBe('COMPLETED');
     expect(h.gateway.callsTo('librosa').map((c) => c.outcome)).toEqual(['hang', 'success']);
+  });
+});
+
+describe('stage answers as the orchestrator reads them', () => {
+  /** A small deterministic generator (mulberry32), so a failure names an answer that stays the same. */
+  function random(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /** Answers of every shape: well-formed ones and ones broken in one field or several. */
+  function answers(count: number): string[] {
+    const next = random(27);
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)]!;
+    const odd = [null, 1, 'x', true, [], {}, [1], { a: 1 }];
+    const field = (into: Record<string, unknown>, key: string, good: readonly unknown[]) => {
+      const roll = next();
+      if (roll < 0.25) return;
+      into[key] = roll < 0.85 ? pick(good) : pick(odd);
+    };
+    const output = (): unknown => {
+      if (next() < 0.03) return pick(odd);
+      const o: Record<string, unknown> = {};
+      field(o, 'type', ['video', 'image', 'json']);
+      field(o, 'uri', ['s3://fave-artifacts/k']);
+      field(o, 'metadata', [{ clip_index: 1, detections: [{ label: 'car' }] }, null, {}]);
+      if (next() < 0.2) o.extra = { kept: true };
+      return o;
+    };
+    const list: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const answer: Record<string, unknown> = {};
+      field(answer, 'status', ['success', 'error', 'skipped', 'simulated', 'done']);
+      field(answer, 'request_id', ['r1']);
+      field(answer, 'stage', ['stage-detector']);
+      field(answer, 'message', ['why', null]);
+      if (next() < 0.8) answer.outputs = next() < 0.05 ? pick(odd) : Array.from({ length: Math.floor(next() * 3) }, output);
+      if (next() < 0.8) {
+        const metrics: Record<string, unknown> = {};
+        for (const key of ['duration_ms', 'memory_limit_mb', 'cost_unit']) field(metrics, key, [12, 0.5, null]);
+        field(metrics, 'cold_start', [true, false, null]);
+        field(metrics, 'extra', [{ scripted: true }, null]);
+        answer.metrics = next() < 0.05 ? pick(odd) : metrics;
+      }
+      if (next() < 0.2) answer.unknown_field = { passes: 'through' };
+      list.push(JSON.stringify(next() < 0.02 ? pick(odd) : answer));
+    }
+    return list;
+  }
+
+  it('the hand-written check accepts, refuses and normalizes exactly as StageResponseSchema does', () => {
+    let accepted = 0;
+    for (const text of answers(5000)) {
+      const bySchema = StageResponseSchema.safeParse(JSON.parse(text));
+      const checked = parseStageResponse(JSON.parse(text));
+      expect({ text, success: checked.success }).toEqual({ text, success: bySchema.success });
+      if (bySchema.success && checked.success) {
+        accepted++;
+        expect(checked.data).toEqual(bySchema.data);
+      }
+    }
+    // Both kinds are well represented.
+    expect(accepted).toBeGreaterThan(300);
+    expect(accepted).toBeLessThan(4700);
+  });
+
+  it('a broken answer is still described by the schema', () => {
+    const parsed = parseStageResponse({ status: 'success', outputs: [{ type: 'video' }] });
+    expect(parsed.success).toBe(false);
+    if (!parsed.success) expect(parsed.error.issues[0]?.path).toEqual(['outputs', 0, 'uri']);
   });
 });

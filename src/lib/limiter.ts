@@ -1,5 +1,3 @@
-import pLimit, { type LimitFunction } from 'p-limit';
-
 /** A counting semaphore shared by every request of the process (the process-wide cap). */
 export interface Limiter {
   run<T>(fn: () => Promise<T>): Promise<T>;
@@ -7,15 +5,51 @@ export interface Limiter {
   readonly pending: number;
 }
 
+/**
+ * First come, first served. A call that finds a free slot starts in the same turn, and a slot
+ * freed goes straight to the longest waiter: every stage call passes through here, so it costs
+ * one `await` rather than the handful of promises a general-purpose limiter makes per call.
+ */
 export function createLimiter(concurrency: number): Limiter {
-  const limit: LimitFunction = pLimit(concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`limiter concurrency must be a positive integer, got ${concurrency}`);
+  let active = 0;
+  // A queue as an array and a head index: shifting a long array per call would copy it.
+  let waiting: Array<() => void> = [];
+  let head = 0;
+  const release = () => {
+    if (head < waiting.length) {
+      const next = waiting[head]!;
+      waiting[head++] = noop;
+      if (head === waiting.length) {
+        waiting = [];
+        head = 0;
+      } else if (head > 1024 && head * 2 > waiting.length) {
+        waiting = waiting.slice(head);
+        head = 0;
+      }
+      next();
+    } else {
+      active--;
+    }
+  };
   return {
-    run: (fn) => limit(fn),
+    async run<T>(fn: () => Promise<T>): Promise<T> {
+      if (active < concurrency) active++;
+      // The slot is handed over by `release`, so `active` already counts this call.
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      try {
+        return await fn();
+      } finally {
+        release();
+      }
+    },
     get active() {
-      return limit.activeCount;
+      return active;
     },
     get pending() {
-      return limit.pendingCount;
+      return waiting.length - head;
     },
   };
 }
+
+function noop(): void {}

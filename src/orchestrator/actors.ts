@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { fromCallback, fromPromise } from 'xstate';
-import pLimit from 'p-limit';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { callLocation, FaveFailure, faveError, toFaveError } from '../domain/errors.ts';
@@ -106,42 +105,36 @@ export function createActors(deps: PipelineDeps) {
      */
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
-        const limit = pLimit(context.settings.max_concurrency);
-        for (const clip of context.clips) {
-          if (clip.status !== 'pending') continue;
-          void limit(async () => {
-            let progress = clip.progress;
-            for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
-              const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
-              const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
-                dispatch: context.dispatched?.[call.task_id] ?? null,
-                onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
-              });
-              if (signal.aborted) return;
-              report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
-              if (!output.facts) return;
-              progress = applyStepFacts(progress, output.facts);
-            }
-          });
-        }
+        const pending = context.clips.filter((clip) => clip.status === 'pending');
+        return inLanes(pending, context.settings.max_concurrency, async (clip) => {
+          let progress = clip.progress;
+          for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
+            const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
+            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+              dispatch: context.dispatched?.[call.task_id] ?? null,
+              onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
+            });
+            if (signal.aborted) return;
+            report({ clip_index: clip.index, step, facts: output.facts, error: output.error, records: output.records });
+            if (!output.facts) return;
+            progress = applyStepFacts(progress, output.facts);
+          }
+        });
       }),
     ),
 
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, dispatched, signal) => {
-        const limit = pLimit(context.settings.max_concurrency);
-        for (const [clipIndex, frame] of framesToDetect(context)) {
-          void limit(async () => {
-            if (signal.aborted) return;
-            const call = frameCall(context, clipIndex, frame);
-            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
-              dispatch: context.dispatched?.[call.task_id] ?? null,
-              onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
-            });
-            if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+        return inLanes(framesToDetect(context), context.settings.max_concurrency, async ([clipIndex, frame]) => {
+          if (signal.aborted) return;
+          const call = frameCall(context, clipIndex, frame);
+          const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+            dispatch: context.dispatched?.[call.task_id] ?? null,
+            onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
           });
-        }
+          if (!signal.aborted) report({ clip_index: clipIndex, frame_index: frame.index, facts: output.facts, error: output.error, records: output.records });
+        });
       }),
     ),
 
@@ -173,12 +166,6 @@ export interface QueuedCall {
 /** One attempt of one stage call, then reading back the facts the answer needs. */
 export async function performAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, signal: AbortSignal, queued?: QueuedCall): Promise<AttemptOutput> {
   const where = callLocation(call.function_name, call.task.fanout);
-  const report = (record: InvocationRecord) => {
-    deps.onInvocation?.(call.request_id, record);
-    if (record.error) {
-      deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
-    }
-  };
   const resumed = call.call_mode === 'async' && deps.asyncCalls ? resumedDispatch(call, attempt, queued) : null;
   // A queued attempt a restart interrupted keeps its journal marker: it is continued, not sent again.
   const dispatch = deps.dispatches
@@ -194,30 +181,38 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
           { resume: resumed, onDispatch: (d) => queued?.onDispatch(d), dispatchId: dispatch?.id ?? null },
         )
       : null;
-  const timed = (record: InvocationRecord) => (asyncAttempt ? withQueueTimes(record, asyncAttempt.timing) : record);
   let attempted;
   try {
     attempted = await callStageOnce(asyncAttempt ?? deps.transport, deps.limiter, call, { attempt, gate, ...(dispatch ? { dispatch } : {}) }, signal);
   } catch (err) {
     if (!isStageCallFailure(err)) throw err;
-    const failure: StageCallFailure = { error: err.error, record: timed(err.record) };
-    report(failure.record);
+    const failure: StageCallFailure = { error: err.error, record: asyncAttempt ? withQueueTimes(err.record, asyncAttempt.timing) : err.record };
+    reportAttempt(deps, call, attempt, failure.record);
     throw failure;
   }
   const response = attempted.response;
-  const record = timed(attempted.record);
+  const record = asyncAttempt ? withQueueTimes(attempted.record, asyncAttempt.timing) : attempted.record;
   try {
     const facts = await extractFacts(call.task.stage, response, deps.store, where);
-    const kept = call.task.stage === 'ffmpeg3' ? record : amended(record, { outputs: response.outputs.map(slimOutput) });
-    report(kept);
-    return { facts, record: kept };
+    // The record is this attempt's own, not yet shared: its outputs are added in place.
+    if (call.task.stage !== 'ffmpeg3') record.outputs = response.outputs.map(slimOutput);
+    reportAttempt(deps, call, attempt, record);
+    return { facts, record };
   } catch (err) {
     const error = { ...toFaveError(err, where), attempts: attempt };
     // A store hiccup while reading the artifact may heal; a broken artifact will not.
     if (err instanceof FaveFailure && err.error.code === 'STORE_ERROR') error.transient = err.error.transient ?? true;
     const failure: StageCallFailure = { error, record: amended(record, { outcome: 'error', error }) };
-    report(failure.record);
+    reportAttempt(deps, call, attempt, failure.record);
     throw failure;
+  }
+}
+
+/** Tells the host about an attempt that ended (metrics, live views), and logs a failed one. */
+function reportAttempt(deps: PipelineDeps, call: StageCallInput, attempt: number, record: InvocationRecord): void {
+  deps.onInvocation?.(call.request_id, record);
+  if (record.error) {
+    deps.logger?.warn({ request_id: call.request_id, stage: call.function_name, event: 'invocation_failed', attempt, error: record.error });
   }
 }
 
@@ -228,7 +223,9 @@ export async function performAttempt(deps: PipelineDeps, call: StageCallInput, a
  */
 function slimOutput(output: StageOutput): StageOutput {
   const metadata: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(output.metadata)) {
+  const all = output.metadata;
+  for (const key in all) {
+    const value = all[key];
     if (value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= 200)) metadata[key] = value;
   }
   return { type: output.type, uri: output.uri, metadata };
@@ -243,27 +240,40 @@ const DISPATCH_ID_PREFIX = randomBytes(6).toString('base64url');
 let dispatchCount = 0;
 
 function dispatchOf(log: DispatchLog, call: StageCallInput, attempt: number, mode: 'sync' | 'async'): { id: string; record(): Promise<void>; unsent(): Promise<void> } {
-  const id = `${DISPATCH_ID_PREFIX}${(dispatchCount++).toString(36)}`;
-  return {
-    id,
-    record: () => {
-      const at = Date.now();
-      return log.record(call.request_id, {
-        id,
-        task_id: call.task_id,
-        stage: call.function_name,
-        clip_index: call.task.fanout.clip_index ?? null,
-        frame_index: call.task.fanout.frame_index ?? null,
-        attempt,
-        at,
-        // An async call's answer outlives this process: a resume waits for it this long from `at`.
-        mode,
-        run: call.run ?? 0,
-        timeout_ms: Math.max(1, Math.min(call.timeout_ms, call.deadline_at - at)),
-      });
-    },
-    unsent: () => log.unsent(call.request_id, id),
-  };
+  return new JournalDispatch(log, call, attempt, mode, `${DISPATCH_ID_PREFIX}${(dispatchCount++).toString(36)}`);
+}
+
+/** One attempt's entry in the dispatch journal (a class: one is made for every attempt). */
+class JournalDispatch {
+  constructor(
+    private readonly log: DispatchLog,
+    private readonly call: StageCallInput,
+    private readonly attempt: number,
+    private readonly mode: 'sync' | 'async',
+    readonly id: string,
+  ) {}
+
+  record(): Promise<void> {
+    const { call } = this;
+    const at = Date.now();
+    return this.log.record(call.request_id, {
+      id: this.id,
+      task_id: call.task_id,
+      stage: call.function_name,
+      clip_index: call.task.fanout.clip_index ?? null,
+      frame_index: call.task.fanout.frame_index ?? null,
+      attempt: this.attempt,
+      at,
+      // An async call's answer outlives this process: a resume waits for it this long from `at`.
+      mode: this.mode,
+      run: call.run ?? 0,
+      timeout_ms: Math.max(1, Math.min(call.timeout_ms, call.deadline_at - at)),
+    });
+  }
+
+  unsent(): Promise<void> {
+    return this.log.unsent(this.call.request_id, this.id);
+  }
 }
 
 /**
@@ -334,6 +344,19 @@ function amended(record: InvocationRecord, changes: Partial<InvocationRecord>): 
   return Object.assign({}, record, changes);
 }
 
+/**
+ * Works through `items` in order, at most `lanes` at a time: each lane takes the next item when
+ * its last one ends. Same order and bound as a limiter queueing every item up front, without a
+ * queued promise per item.
+ */
+function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  return Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane)).then(() => undefined);
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (ms <= 0 || signal.aborted) return resolve();
@@ -348,10 +371,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
+ * The least time between two result events of a runner. Each event is a machine transition, a
+ * new snapshot and its observers, whose cost grows with the number of clips, whether it carries
+ * one result or fifty; results are not what the next calls wait for, and state.json is written
+ * about once a second anyway, so they wait a few milliseconds to go in fewer, larger events.
+ */
+const RESULTS_MIN_GAP_MS = 5;
+
+/**
  * The common shape of the fan-out runners. The work is read from the machine's current context,
  * not from the runner's input: after a restore the input is the one of the first start, while
  * the context says what has been done since. Results go back in batches, at most one event per
- * turn of the event loop; stopping the runner (the state is left) aborts every call in flight.
+ * turn of the event loop and per RESULTS_MIN_GAP_MS; stopping the runner (the state is left) aborts every call in flight.
  */
 function startRunner<R>(
   input: RunnerInput,
@@ -364,7 +395,7 @@ function startRunner<R>(
     retrying: (taskId: string, record: InvocationRecord) => void,
     dispatched: (taskId: string, dispatch: AsyncDispatch) => void,
     signal: AbortSignal,
-  ) => void,
+  ) => Promise<void>,
 ): () => void {
   const controller = new AbortController();
   // Every call in flight listens on this one signal.
@@ -376,21 +407,25 @@ function startRunner<R>(
   }
   let batch: R[] = [];
   let scheduled = false;
+  let flushedAt = 0;
   const flush = () => {
     scheduled = false;
     if (controller.signal.aborted || batch.length === 0) return;
+    flushedAt = performance.now();
     const results = batch;
     batch = [];
     sendBack({ type, results } as RunnerEvent);
   };
-  run(
+  // The last results go at once: the machine leaves the state on them.
+  void run(
     context,
     (result) => {
       batch.push(result);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      if (scheduled) return;
+      scheduled = true;
+      const wait = flushedAt + RESULTS_MIN_GAP_MS - performance.now();
+      if (wait > 0) setTimeout(flush, wait);
+      else setImmediate(flush);
     },
     (taskId, record) => {
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.RETRYING', task_id: taskId, record });
@@ -399,6 +434,6 @@ function startRunner<R>(
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', task_id: taskId, dispatch });
     },
     controller.signal,
-  );
+  ).then(flush);
   return () => controller.abort();
 }

@@ -71,6 +71,11 @@ interface Tracked {
   top: TopLevelState;
   wants: Map<StageKey, Want>;
   actions: PrewarmAction[];
+  /**
+   * The detector's calls once every clip's frames are known: they no longer change, and
+   * counting them again walked every clip at every snapshot of the fan-out.
+   */
+  detectorCalls: number | null;
 }
 
 interface FunctionState {
@@ -156,6 +161,7 @@ export class Prewarmer {
       top: 'INIT',
       wants: new Map(),
       actions: [],
+      detectorCalls: null,
     });
     for (const stage of STAGE_KEYS) {
       const fn = this.functions.get(settings.stage_names[stage]);
@@ -245,6 +251,7 @@ export class Prewarmer {
     const knownClips = context.clips.length || context.clip_times?.length || 0;
     const clips = knownClips || this.clipsSeen || 1;
     if (stage !== 'detector') return { calls: Math.max(1, Math.min(clips, tracked.cap)), exact: knownClips > 0 };
+    if (tracked.detectorCalls !== null) return { calls: tracked.detectorCalls, exact: true };
     let known = 0;
     let framesKnown = 0;
     for (const clip of context.clips) {
@@ -256,7 +263,10 @@ export class Prewarmer {
     }
     const perClip = known > 0 ? framesKnown / known : (this.framesPerClipSeen ?? 1);
     const frames = Math.ceil(framesKnown + (clips - known) * perClip);
-    return { calls: Math.max(1, Math.min(frames, tracked.cap)), exact: knownClips > 0 && known === knownClips };
+    const calls = Math.max(1, Math.min(frames, tracked.cap));
+    const exact = knownClips > 0 && known === knownClips;
+    if (exact) tracked.detectorCalls = calls;
+    return { calls, exact };
   }
 
   /** When each stage's first call is expected, in ms from now, by what this process has seen. */

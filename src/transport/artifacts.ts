@@ -338,6 +338,44 @@ const PrototypeDocumentSchema = z.looseObject({
   note: z.unknown().optional(),
 });
 
+/**
+ * The detections of a list every entry of which has the plain form (a class name, a confidence
+ * between 0 and 1, a box `[x1, y1, x2, y2]` or none), as DetectionListSchema gives them; null
+ * when any entry has another form, which the schema then reads or rejects with its reason.
+ * Each detector call answers a list: this keeps the schema's unions and transforms off the
+ * common path.
+ */
+function plainDetections(list: unknown[]): Detection[] | null {
+  const detections: Detection[] = [];
+  for (const entry of list) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return null;
+    const d = entry as Record<string, unknown>;
+    let label: string | undefined;
+    for (const value of [d.label, d.class, d.name]) {
+      if (value === undefined) continue;
+      if (typeof value !== 'string') return null;
+      const text = value.trim();
+      if (text === '' || /^\d+$/.test(text)) return null;
+      label ??= text.toLowerCase();
+    }
+    let confidence: number | undefined;
+    for (const value of [d.confidence, d.score]) {
+      if (value === undefined) continue;
+      if (typeof value !== 'number' || !(value >= 0 && value <= 1)) return null;
+      confidence ??= value;
+    }
+    if (label === undefined || confidence === undefined) return null;
+    const box = d.box;
+    if (box === undefined || box === null) {
+      detections.push({ label, confidence, box: null });
+      continue;
+    }
+    if (!Array.isArray(box) || box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+    detections.push({ label, confidence, box: [...(box as number[])] });
+  }
+  return detections;
+}
+
 function parseOrContract<T>(schema: z.ZodType<T>, value: unknown): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
@@ -350,13 +388,13 @@ function parseOrContract<T>(schema: z.ZodType<T>, value: unknown): T {
  * why, rather than anything invented.
  */
 export function interpretDetections(json: unknown): { detections: Detection[]; note: string | null } {
-  if (Array.isArray(json)) return { detections: parseOrContract(DetectionListSchema, json), note: null };
+  if (Array.isArray(json)) return { detections: plainDetections(json) ?? parseOrContract(DetectionListSchema, json), note: null };
   if (typeof json !== 'object' || json === null) {
     throw contract(`object detector output is not usable: (root): expected {"detections": [...]} or an array of detections, got ${json === null ? 'null' : typeof json}`);
   }
   const document = json as Record<string, unknown>;
   if (document.detections !== undefined && document.detections !== null) {
-    const detections = parseOrContract(DetectorDocumentSchema, document).detections;
+    const detections = (Array.isArray(document.detections) ? plainDetections(document.detections) : null) ?? parseOrContract(DetectorDocumentSchema, document).detections;
     // An empty list with a note says why nothing was detected (e.g. no model configured).
     const note = detections.length === 0 && typeof document.note === 'string' && document.note.trim() !== '' ? document.note.trim() : null;
     return { detections, note };

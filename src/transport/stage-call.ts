@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { callLocation, describeLocation, faveError, type ErrorLocation, type FaveError } from '../domain/errors.ts';
 import type { StageCallInput } from '../domain/context.ts';
-import { StageResponseSchema, type StageRequest, type StageResponse } from './contract.ts';
+import { parseStageResponse, type StageRequest, type StageResponse } from './contract.ts';
 import { buildStageRequest } from './contract.ts';
 import type { InvocationRecord, StageCallFailure } from '../domain/invocations.ts';
 import { StageResponseTooLarge, StageTimeout, type StageTransport } from './transport.ts';
@@ -55,7 +55,7 @@ export interface StageCallSuccess {
  * past as `transient`. Whether and when there is a later attempt is the retry policy's
  * (`src/domain/retry-policy.ts`), decided by the caller's loop.
  */
-export async function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
+export function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
   const queuedAt = Date.now();
   const spec: Spec = { ...attempt, call, request: buildStageRequest(call) };
   return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
@@ -78,7 +78,7 @@ function recordOf(
   error: FaveError | null,
 ): InvocationRecord {
   const endedAt = Date.now();
-  return {
+  const record: InvocationRecord = {
     stage: spec.call.function_name,
     clip_index: spec.call.task.fanout.clip_index ?? null,
     frame_index: spec.call.task.fanout.frame_index ?? null,
@@ -96,8 +96,9 @@ function recordOf(
     http_status: http?.http_status ?? null,
     outcome,
     error,
-    ...(spec.dispatch ? { dispatch_id: spec.dispatch.id } : {}),
   };
+  if (spec.dispatch) record.dispatch_id = spec.dispatch.id;
+  return record;
 }
 
 function failure(spec: Spec, queuedAt: number, startedAt: number, error: FaveError, http: HttpFacts | null = null, metrics: StageResponse['metrics'] = null): StageCallFailure {
@@ -115,13 +116,9 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `request cancelled before ${describe(where)} started`, where));
   let timeoutMs = Math.min(spec.call.timeout_ms, remaining);
   const gate = spec.gate ?? null;
-  const refused = (marked: boolean) => async (): Promise<never> => {
-    if (marked) await spec.dispatch?.unsent().catch(() => undefined);
-    throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
-  };
   // Looked at before the marker too: a call held back there leaves no marker that a resume
   // elsewhere would count as sent.
-  if (gate && !(await passGate(gate, signal))) return refused(false)();
+  if (gate && !(await passGate(gate, signal))) return refused(spec, queuedAt, startedAt, where, false);
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -143,7 +140,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
 
   // The lease is checked last, after every await: from this answer to the send nothing else runs.
   if (gate && !gate.clear()) {
-    if (!(await passGate(gate, signal, true))) return refused(spec.dispatch !== undefined)();
+    if (!(await passGate(gate, signal, true))) return refused(spec, queuedAt, startedAt, where, spec.dispatch !== undefined);
     // The wait counts against the request's deadline like any other.
     timeoutMs = Math.min(spec.call.timeout_ms, spec.call.deadline_at - Date.now());
     if (timeoutMs <= 0) {
@@ -197,7 +194,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   } catch {
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} answered HTTP 200 with a body that is not JSON: ${snippet(http.body)}`, where), facts);
   }
-  const parsed = StageResponseSchema.safeParse(json);
+  const parsed = parseStageResponse(json);
   if (!parsed.success) {
     throw failure(spec, queuedAt, startedAt, faveError('STAGE_CONTRACT', `${describe(where)} broke the response contract at ${describeZodIssue(parsed.error)}`, where), facts);
   }
@@ -213,6 +210,12 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
     );
   }
   return { response, record: recordOf(spec, queuedAt, startedAt, facts, response.metrics, response.status, null) };
+}
+
+/** The attempt is not sent: the lease is no longer this process's. A marker written for it is taken back. */
+async function refused(spec: Spec, queuedAt: number, startedAt: number, where: ErrorLocation, marked: boolean): Promise<never> {
+  if (marked) await spec.dispatch?.unsent().catch(() => undefined);
+  throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was not sent: this process no longer holds the request's lease`, where));
 }
 
 /**
