@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.ts';
+import { allRecords } from '../src/domain/answer.ts';
+import type { InvocationRecord } from '../src/domain/invocations.ts';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import type { S3Store } from '../src/persistence/s3-store.ts';
 import { parseStateFile, type StateEnvelope } from '../src/persistence/state-file.ts';
@@ -387,7 +389,11 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
     expect(overlaps(calls)).toEqual([]);
 
     // Every request completed once, and its count of invocations is exactly what the two
-    // gateways served for it: A's calls in flight at the stall are counted, as interrupted.
+    // gateways served for it: A's calls in flight at the stall are counted, as interrupted. An
+    // attempt whose journal marker became durable just as A stopped, and which A's fence then
+    // kept from being sent, is counted too: B cannot tell it from one that went out. Each such
+    // one must be an attempt A withdrew, matched by none of A's calls.
+    let withdrawnTotal = 0;
     for (const id of ids) {
       const state = (await readState(id))!;
       expect(state.lease).toBeNull();
@@ -396,8 +402,14 @@ describe.skipIf(skip)('replicas sharing one bucket on an S3 endpoint that enforc
       expect(final.status).toBe('COMPLETED');
       expect(final.clips).toHaveLength(4);
       const served = calls.filter((call) => call.request_id === id).length;
-      expect(final.metrics.invocations, `invocations of ${id}`).toBe(served);
+      const sentByA = (r: InvocationRecord) =>
+        calls.some((call) => call.replica === 'A' && call.request_id === id && call.stage === r.stage && call.clip === r.clip_index && call.frame === r.frame_index);
+      const withdrawn = allRecords(state.snapshot.context).filter((r) => r.outcome === 'interrupted' && !sentByA(r));
+      withdrawnTotal += withdrawn.length;
+      expect(final.metrics.invocations, `invocations of ${id}`).toBe(served + withdrawn.length);
     }
+    const heldBack = refusals.split('/').reduce((sum, n) => sum + Number(n), 0);
+    expect(withdrawnTotal, 'attempts counted that no gateway served').toBeLessThanOrEqual(heldBack);
   }, 120_000);
 
   it('a replica whose clock runs ahead takes over a live request: the owner loses its renewal and makes no further call or write', async () => {
