@@ -94,6 +94,24 @@ describe('a clip stored with its records as one table', () => {
     expect(JSON.stringify(reread(oneFrame))).toBe(JSON.stringify(ClipStateSchema.parse(oneFrame)));
   });
 
+  it('reads a stored clip in any key order, or with parts only the schema reads, as the schema gives it', () => {
+    const original = clip(5);
+    const stored = JSON.parse(JSON.stringify(storedClip(original))) as Record<string, unknown> & { progress: Record<string, unknown> };
+    const reversed = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).reverse());
+    const shuffled = { ...reversed(stored), progress: reversed(stored.progress) };
+    expect(JSON.stringify(reread(shuffled))).toBe(JSON.stringify(ClipStateSchema.parse(original)));
+    // An output without metadata is not plain: the schema reads it (as `{}`), as it reads the clip written.
+    const bare: ClipState = {
+      ...original,
+      frames: original.frames.map((f) => ({ ...f, records: f.records.map((r) => (r.outputs ? { ...r, outputs: [{ type: 'json', uri: 's3://b/x' }] } : r)) })),
+    };
+    const fromSchema = ClipStateSchema.parse(JSON.parse(JSON.stringify(bare)));
+    expect(fromSchema.frames[0]?.records[0]?.outputs).toEqual([{ type: 'json', uri: 's3://b/x', metadata: {} }]);
+    expect(JSON.stringify(reread(storedClip(bare)))).toBe(JSON.stringify(fromSchema));
+    // A key the schema does not know is dropped, as the schema drops it.
+    expect(reread({ ...stored, extra: 1 })).toEqual(original);
+  });
+
   it('accepts as plain only values that the field schema accepts unchanged', () => {
     const probes: unknown[] = [
       0,
