@@ -101,13 +101,13 @@ describe('a clip stored with its records as one table', () => {
     const shuffled = { ...reversed(stored), progress: reversed(stored.progress) };
     expect(JSON.stringify(reread(shuffled))).toBe(JSON.stringify(ClipStateSchema.parse(original)));
     // An output without metadata is not plain: the schema reads it (as `{}`), as it reads the clip written.
-    const bare: ClipState = {
+    const bare = JSON.parse(JSON.stringify(stored)) as { record_table: { some: { outputs: { values: Array<Array<Record<string, unknown>>> } } } };
+    for (const outputs of bare.record_table.some.outputs.values) for (const output of outputs) delete output.metadata;
+    const emptied: ClipState = {
       ...original,
-      frames: original.frames.map((f) => ({ ...f, records: f.records.map((r) => (r.outputs ? { ...r, outputs: [{ type: 'json', uri: 's3://b/x' }] } : r)) })),
+      frames: original.frames.map((f) => ({ ...f, records: f.records.map((r) => (r.outputs ? { ...r, outputs: r.outputs.map((o) => ({ ...o, metadata: {} })) } : r)) })),
     };
-    const fromSchema = ClipStateSchema.parse(JSON.parse(JSON.stringify(bare)));
-    expect(fromSchema.frames[0]?.records[0]?.outputs).toEqual([{ type: 'json', uri: 's3://b/x', metadata: {} }]);
-    expect(JSON.stringify(reread(storedClip(bare)))).toBe(JSON.stringify(fromSchema));
+    expect(JSON.stringify(reread(bare))).toBe(JSON.stringify(ClipStateSchema.parse(emptied)));
     // A key the schema does not know is dropped, as the schema drops it.
     expect(reread({ ...stored, extra: 1 })).toEqual(original);
   });

@@ -244,7 +244,7 @@ function clipOfStored(stored: StoredClipObject): ClipState {
     frames: storedProgress.frames === FRAMES_LISTED ? frames.map((frame) => ({ index: frame.index, uri: frame.uri })) : storedProgress.frames,
   };
   // Inline records: checkClip made sure every frame has its own.
-  const restored = record_table ? framesOfTable(frames, record_table) : frames.map((frame) => ({ ...frame, records: frame.records ?? [] }));
+  const restored = record_table ? framesOfTable(frames, record_table) : frames.map((frame) => frameOf(frame, frame.records ?? []));
   return {
     index: stored.index,
     uri: stored.uri,
@@ -382,15 +382,12 @@ function framesOfTable(frames: ReadonlyArray<Omit<FrameState, 'records'>>, table
     }
     return taken;
   };
-  return frames.map((frame, i): FrameState => ({
-    index: frame.index,
-    uri: frame.uri,
-    status: frame.status,
-    detections: frame.detections,
-    note: frame.note,
-    records: take(table.counts[i] ?? 0),
-    error: frame.error,
-  }));
+  return frames.map((frame, i) => frameOf(frame, take(table.counts[i] ?? 0)));
+}
+
+/** A frame with its records, its keys in the order `FrameStateSchema` gives them. */
+function frameOf(frame: Omit<FrameState, 'records'>, records: InvocationRecord[]): FrameState {
+  return { index: frame.index, uri: frame.uri, status: frame.status, detections: frame.detections, note: frame.note, records, error: frame.error };
 }
 
 const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
