@@ -61,6 +61,8 @@ function clip(index: number): ClipState {
 }
 
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/state-before-domain-module.json');
+/** A version 2 file as this version writes it: clips with a table (one listing its frames once) and one inline. */
+const FIXTURE_V2 = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/state-v2.json');
 
 const reread = (value: unknown) => StoredClipSchema.parse(JSON.parse(JSON.stringify(value)));
 
@@ -186,5 +188,15 @@ describe('state.json of version 2', () => {
     expect(back).toEqual(envelope);
     const asVersion1 = parseStateFile(JSON.stringify({ ...envelope, version: 1 }), 'state.json');
     expect(JSON.stringify(back)).toBe(JSON.stringify({ ...asVersion1, version: STATE_VERSION }));
+  });
+
+  it('reads a version 2 file back unchanged: it is written again byte for byte, its clips as the record-per-object form reads them', () => {
+    const text = readFileSync(FIXTURE_V2, 'utf8');
+    const envelope = parseStateFile(text, FIXTURE_V2);
+    expect(envelope.version).toBe(2);
+    expect(envelope.snapshot.context.clips.map((c) => c.frames.map((f) => f.records.length))).toEqual([[1, 2, 0, 2], [1, 2, 0, 2], [1]]);
+    expect(serializeEnvelope(envelope, storedClip).toString('utf8')).toBe(text);
+    const asVersion1 = parseStateFile(JSON.stringify({ ...envelope, version: 1 }), 'state.json');
+    expect(JSON.stringify(envelope)).toBe(JSON.stringify({ ...asVersion1, version: 2 }));
   });
 });
