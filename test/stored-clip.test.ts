@@ -61,6 +61,8 @@ function clip(index: number): ClipState {
 }
 
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/state-before-domain-module.json');
+/** A version 2 file as this version writes it: clips with a table (one listing its frames once) and one inline. */
+const FIXTURE_V2 = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/state-v2.json');
 
 const reread = (value: unknown) => StoredClipSchema.parse(JSON.parse(JSON.stringify(value)));
 
@@ -92,6 +94,24 @@ describe('a clip stored with its records as one table', () => {
     const oneFrame: ClipState = { ...clip(1), frames: clip(1).frames.slice(0, 1) };
     expect(storedClip(oneFrame)).toBe(oneFrame);
     expect(JSON.stringify(reread(oneFrame))).toBe(JSON.stringify(ClipStateSchema.parse(oneFrame)));
+  });
+
+  it('reads a stored clip in any key order, or with parts only the schema reads, as the schema gives it', () => {
+    const original = clip(5);
+    const stored = JSON.parse(JSON.stringify(storedClip(original))) as Record<string, unknown> & { progress: Record<string, unknown> };
+    const reversed = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).reverse());
+    const shuffled = { ...reversed(stored), progress: reversed(stored.progress) };
+    expect(JSON.stringify(reread(shuffled))).toBe(JSON.stringify(ClipStateSchema.parse(original)));
+    // An output without metadata is not plain: the schema reads it (as `{}`), as it reads the clip written.
+    const bare = JSON.parse(JSON.stringify(stored)) as { record_table: { some: { outputs: { values: Array<Array<Record<string, unknown>>> } } } };
+    for (const outputs of bare.record_table.some.outputs.values) for (const output of outputs) delete output.metadata;
+    const emptied: ClipState = {
+      ...original,
+      frames: original.frames.map((f) => ({ ...f, records: f.records.map((r) => (r.outputs ? { ...r, outputs: r.outputs.map((o) => ({ ...o, metadata: {} })) } : r)) })),
+    };
+    expect(JSON.stringify(reread(bare))).toBe(JSON.stringify(ClipStateSchema.parse(emptied)));
+    // A key the schema does not know is dropped, as the schema drops it.
+    expect(reread({ ...stored, extra: 1 })).toEqual(original);
   });
 
   it('accepts as plain only values that the field schema accepts unchanged', () => {
@@ -168,5 +188,15 @@ describe('state.json of version 2', () => {
     expect(back).toEqual(envelope);
     const asVersion1 = parseStateFile(JSON.stringify({ ...envelope, version: 1 }), 'state.json');
     expect(JSON.stringify(back)).toBe(JSON.stringify({ ...asVersion1, version: STATE_VERSION }));
+  });
+
+  it('reads a version 2 file back unchanged: it is written again byte for byte, its clips as the record-per-object form reads them', () => {
+    const text = readFileSync(FIXTURE_V2, 'utf8');
+    const envelope = parseStateFile(text, FIXTURE_V2);
+    expect(envelope.version).toBe(2);
+    expect(envelope.snapshot.context.clips.map((c) => c.frames.map((f) => f.records.length))).toEqual([[1, 2, 0, 2], [1, 2, 0, 2], [1]]);
+    expect(serializeEnvelope(envelope, storedClip).toString('utf8')).toBe(text);
+    const asVersion1 = parseStateFile(JSON.stringify({ ...envelope, version: 1 }), 'state.json');
+    expect(JSON.stringify(envelope)).toBe(JSON.stringify({ ...asVersion1, version: 2 }));
   });
 });

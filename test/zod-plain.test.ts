@@ -18,12 +18,12 @@ const frame = {
   error: null,
 };
 
-/** Values near the valid ones: each field dropped, nulled, retyped, and an extra key. */
+/** Values near the valid ones: each field dropped, nulled, retyped, and an extra key (holding a value or undefined). */
 function variants(value: unknown): unknown[] {
   const out: unknown[] = [value, null, undefined, 0, -1, 1.5, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY, '', 'x', true, [], {}];
   if (value && typeof value === 'object' && !Array.isArray(value)) {
     const record = value as Record<string, unknown>;
-    out.push({ ...record, extra: 1 }, Object.assign(Object.create(null) as object, record), JSON.parse(`{"__proto__": {"x": 1}, "index": 0}`));
+    out.push({ ...record, extra: 1 }, { ...record, extra: undefined }, Object.assign(Object.create(null) as object, record), JSON.parse(`{"__proto__": {"x": 1}, "index": 0}`));
     for (const key of Object.keys(record)) {
       const { [key]: _dropped, ...rest } = record;
       out.push(rest);

@@ -124,17 +124,22 @@ function plainObject(def: Def): PlainPredicate {
   const extraKeysKept = catchall === 'unknown';
   if (!extraKeysKept && catchall !== 'strip' && catchall !== 'never') return never;
   const fields = Object.entries(def.shape ?? {}).map(([key, schema]) => ({ key, plain: plainValues(schema), optional: defOf(schema).type === 'optional' }));
-  const keys = new Set(fields.map((field) => field.key));
   return (v) => {
     if (!isPlainObject(v)) return false;
-    for (const field of fields) {
+    let present = 0;
+    for (let i = 0; i < fields.length; i++) {
+      const field = fields[i]!;
       const value = v[field.key];
       if (value === undefined) {
         if (!field.optional) return false;
       } else if (!field.plain(value)) return false;
+      else present++;
     }
-    if (!extraKeysKept) for (const key in v) if (!keys.has(key)) return false;
-    return true;
+    if (extraKeysKept) return true;
+    // No key beyond the fields found: any other (or a field's key holding undefined) is not plain.
+    let count = 0;
+    for (const _key in v) count++;
+    return count === present;
   };
 }
 

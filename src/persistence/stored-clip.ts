@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ClipProgressSchema, ClipStateSchema, FrameStateSchema, type ClipState, type FrameState } from '../domain/context.ts';
 import { InvocationRecordSchema, type InvocationRecord } from '../domain/invocations.ts';
-import { fast, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
+import { fast, isPlainObject, plainValues, type PlainPredicate } from '../lib/zod-plain.ts';
 
 /**
  * A clip as state.json stores it from format version 2 on: its frames' invocation records are
@@ -137,17 +137,18 @@ const FRAMES_LISTED = 'the clip frames';
 const StoredProgressSchema = ClipProgressSchema.extend({ frames: z.union([ClipProgressSchema.shape.frames, z.literal(FRAMES_LISTED)]) });
 
 /** Records whose outputs carry a metadata object (as the orchestrator keeps them) are recognized as plain. */
-const plainRecords = plainValues(z.array(InvocationRecordSchema.extend({ outputs: PlainOutputsSchema.optional() })));
+const PlainRecordSchema = InvocationRecordSchema.extend({ outputs: PlainOutputsSchema.optional() });
+const plainRecords = plainValues(z.array(PlainRecordSchema));
 
 const StoredFramesSchema = z.array(StoredFrameSchema);
-/** Frames without records (their records are in the table) are the ones recognized as plain. */
-const plainFrames = plainValues(z.array(StoredFrameSchema.omit({ records: true })));
+/** Frames with their records inline (a small clip) or without (the table has them). */
+const plainFrames = plainValues(z.array(StoredFrameSchema.extend({ records: z.array(PlainRecordSchema).optional() })));
 
 const StoredClipObjectSchema = ClipStateSchema.extend({
   status: StoredStatusSchema,
-  progress: fast(StoredProgressSchema),
-  frames: fast(StoredFramesSchema, plainFrames),
-  records: fast(ClipStateSchema.shape.records, plainRecords),
+  progress: StoredProgressSchema,
+  frames: StoredFramesSchema,
+  records: ClipStateSchema.shape.records,
   record_table: RecordTableSchema.optional(),
 });
 type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
@@ -155,25 +156,106 @@ type StoredClipObject = z.output<typeof StoredClipObjectSchema>;
 /**
  * A clip as version 2 writes it: its frames' records in `record_table`, or (fewer than two of
  * them) inline, as earlier versions wrote every clip.
+ *
+ * A clip whose every part is plain (`plainStoredClip`) is read as it was parsed and built into
+ * the clip once; any other is run through `StoredClipObjectSchema`, whose refusals and messages
+ * are the ones reported. Either way the table is then checked as a whole (`checkClip`).
  */
-export const StoredClipSchema = StoredClipObjectSchema.check((ctx) => checkClip(ctx.value, ctx.issues)).transform(
-  ({ record_table, frames, records, progress: stored, ...rest }): ClipState => {
-    const progress =
-      stored.frames === FRAMES_LISTED ? { ...stored, frames: frames.map((frame) => ({ index: frame.index, uri: frame.uri })) } : { ...stored, frames: stored.frames };
-    const clip = { ...rest, progress };
-    if (record_table) return clipOfTable(clip, records, frames, record_table);
-    // Inline records: checkClip made sure every frame has its own.
-    return clipOf(
-      clip,
-      records,
-      frames.map((frame) => ({ ...frame, records: frame.records ?? [] })),
-    );
-  },
-);
+export const StoredClipSchema = z.unknown().transform((value, ctx): ClipState => {
+  let clip: StoredClipObject;
+  if (plainStoredClip(value)) clip = value as StoredClipObject;
+  else {
+    const result = StoredClipObjectSchema.safeParse(value);
+    if (!result.success) {
+      for (const issue of result.error.issues) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
+      return z.NEVER;
+    }
+    clip = result.data;
+  }
+  const issues: Issues = [];
+  checkClip(clip, issues);
+  if (issues.length > 0) {
+    for (const issue of issues) ctx.issues.push(issue);
+    return z.NEVER;
+  }
+  return clipOfStored(clip);
+});
 
-/** A clip, with its keys in the order `ClipStateSchema` gives them. */
-function clipOf(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: FrameState[]): ClipState {
-  return { index: clip.index, uri: clip.uri, start_s: clip.start_s, end_s: clip.end_s, status: clip.status, progress: clip.progress, frames, records, error: clip.error };
+const isIndex = plainValues(ClipStateSchema.shape.index);
+const isString = plainValues(ClipStateSchema.shape.uri);
+const isSeconds = plainValues(ClipStateSchema.shape.start_s);
+const isStatus = plainValues(StoredStatusSchema);
+const isError = plainValues(ClipStateSchema.shape.error);
+const isFrameRefs = plainValues(ClipProgressSchema.shape.frames);
+const plainProgressRest = plainValues(ClipProgressSchema.extend({ frames: z.unknown() }));
+const CLIP_KEYS: ReadonlySet<string> = new Set(Object.keys(StoredClipObjectSchema.shape));
+
+/** True only of a stored clip that `StoredClipObjectSchema` accepts and gives back as it is. */
+function plainStoredClip(value: unknown): boolean {
+  if (!isPlainObject(value)) return false;
+  for (const key in value) if (!CLIP_KEYS.has(key)) return false;
+  const progress = value.progress;
+  return (
+    isIndex(value.index) &&
+    isString(value.uri) &&
+    isSeconds(value.start_s) &&
+    isSeconds(value.end_s) &&
+    isStatus(value.status) &&
+    isError(value.error) &&
+    isPlainObject(progress) &&
+    plainProgressRest(progress) &&
+    (progress.frames === FRAMES_LISTED || isFrameRefs(progress.frames)) &&
+    plainFrames(value.frames) &&
+    plainRecords(value.records) &&
+    (value.record_table === undefined || plainTable(value.record_table))
+  );
+}
+
+const isRowIndex = plainValues(rowIndex);
+const isRowIndexes = plainValues(z.array(rowIndex));
+const plainSame = plainValues(RecordTableSchema.shape.same);
+const TABLE_KEYS: ReadonlySet<string> = new Set(Object.keys(RecordTableSchema.shape));
+const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
+const SOME_SET: ReadonlySet<string> = new Set(SOME_FIELDS);
+const plainColumn = (field: Field, column: unknown): boolean => Array.isArray(column) && column.every(PLAIN_VALUES[field]);
+
+function plainTable(table: unknown): boolean {
+  if (!isPlainObject(table)) return false;
+  for (const key in table) if (!TABLE_KEYS.has(key)) return false;
+  const { each, some } = table;
+  if (!isRowIndex(table.rows) || !isRowIndexes(table.counts) || !plainSame(table.same) || !isPlainObject(each) || !isPlainObject(some)) return false;
+  for (const field in each) if (!FIELD_SET.has(field) || !plainColumn(field as Field, each[field])) return false;
+  for (const field in some) {
+    const part = some[field];
+    if (!SOME_SET.has(field) || !isPlainObject(part) || !isRowIndexes(part.rows) || !plainColumn(field as Field, part.values)) return false;
+    for (const key in part) if (key !== 'rows' && key !== 'values') return false;
+  }
+  return true;
+}
+
+/** The clip of its stored form, its keys (and its progress's) in the order `ClipStateSchema` gives them. */
+function clipOfStored(stored: StoredClipObject): ClipState {
+  const { progress: storedProgress, frames, record_table } = stored;
+  const progress = {
+    compressed_uri: storedProgress.compressed_uri,
+    transcript_uri: storedProgress.transcript_uri,
+    transcript: storedProgress.transcript,
+    transcript_note: storedProgress.transcript_note,
+    frames: storedProgress.frames === FRAMES_LISTED ? frames.map((frame) => ({ index: frame.index, uri: frame.uri })) : storedProgress.frames,
+  };
+  // Inline records: checkClip made sure every frame has its own.
+  const restored = record_table ? framesOfTable(frames, record_table) : frames.map((frame) => frameOf(frame, frame.records ?? []));
+  return {
+    index: stored.index,
+    uri: stored.uri,
+    start_s: stored.start_s,
+    end_s: stored.end_s,
+    status: stored.status,
+    progress,
+    frames: restored,
+    records: stored.records,
+    error: stored.error,
+  };
 }
 
 type Issues = z.core.$ZodRawIssue[];
@@ -217,68 +299,95 @@ function checkTable(table: RecordTable, frames: number, issues: Issues): void {
   }
 }
 
-/** Where each field of a row is read from: one value for all rows, a column, or some rows. */
-const SAME = 0;
-const EACH = 1;
-const SOME = 2;
+/**
+ * Where one field's values are read from: one value for every row (`column` null), a column, or
+ * (`rows` set) the listed rows only, taken in turn. Every source has this one shape, so that
+ * reading a row's fields stays monomorphic.
+ */
+class Source {
+  next = 0;
+  constructor(
+    readonly value: unknown,
+    readonly column: readonly unknown[] | null,
+    readonly rows: readonly number[] | null,
+  ) {}
+}
+const ABSENT = new Source(undefined, null, null);
 
-/** Builds the records of the table, as `InvocationRecordSchema` gives them (its key order), and puts them back in the clip. */
-function clipOfTable(clip: Omit<ClipState, 'records' | 'frames'>, records: InvocationRecord[], frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): ClipState {
+function sourceOf(table: RecordTable, field: Field): Source {
   const same: Partial<Record<Field, unknown>> = table.same;
   const each: Partial<Record<Field, unknown[]>> = table.each;
   const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = table.some;
-  const fields: Field[] = [];
-  const kinds: number[] = [];
-  const sources: unknown[] = [];
-  const parts: Array<{ rows: number[]; values: unknown[]; next: number }> = [];
-  for (const field of FIELDS) {
-    const column = each[field];
-    const part = some[field];
-    if (field in same) {
-      fields.push(field);
-      kinds.push(SAME);
-      sources.push(same[field]);
-    } else if (column) {
-      fields.push(field);
-      kinds.push(EACH);
-      sources.push(column);
-    } else if (part) {
-      fields.push(field);
-      kinds.push(SOME);
-      sources.push(parts.length);
-      parts.push({ rows: part.rows, values: part.values, next: 0 });
-    }
-  }
+  if (field in same) return new Source(same[field], null, null);
+  const column = each[field];
+  if (column) return new Source(undefined, column, null);
+  const part = some[field];
+  if (part) return new Source(undefined, part.values, part.rows);
+  return ABSENT;
+}
+
+/** A required field's value in `row` (checkTable made sure it has one). */
+const at = (source: Source, row: number): unknown => (source.column === null ? source.value : source.column[row]);
+
+/** An optional field's value in `row`, or undefined; rows are read in ascending order. */
+function atSome(source: Source, row: number): unknown {
+  const { rows } = source;
+  if (rows === null) return at(source, row);
+  if (rows[source.next] !== row) return undefined;
+  return source.column?.[source.next++];
+}
+
+/**
+ * The frames with their records, read from the table. Each record is one object literal of the
+ * required fields, the optional ones appended when present: `InvocationRecordSchema`'s key order
+ * (its optional fields come last), and one hidden class for the records of the same fields.
+ */
+function framesOfTable(frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): FrameState[] {
+  const s = Object.fromEntries(FIELDS.map((field) => [field, sourceOf(table, field)])) as Record<Field, Source>;
   let row = 0;
   const take = (count: number): InvocationRecord[] => {
-    const taken: InvocationRecord[] = [];
+    const taken: InvocationRecord[] = new Array<InvocationRecord>(count);
     for (let i = 0; i < count; i++, row++) {
-      const record: Record<string, unknown> = {};
-      for (let f = 0; f < fields.length; f++) {
-        const field = fields[f] as Field;
-        const kind = kinds[f];
-        if (kind === SAME) record[field] = sources[f];
-        else if (kind === EACH) record[field] = (sources[f] as unknown[])[row];
-        else {
-          const part = parts[sources[f] as number];
-          if (part && part.rows[part.next] === row) record[field] = part.values[part.next++];
-        }
-      }
-      // Every field was checked by its schema, and every required one is present (checkTable).
-      taken.push(record as InvocationRecord);
+      // Every value was checked by its field's schema, and every required one is present (checkTable).
+      const record = {
+        stage: at(s.stage, row),
+        clip_index: at(s.clip_index, row),
+        frame_index: at(s.frame_index, row),
+        attempt: at(s.attempt, row),
+        queued_at: at(s.queued_at, row),
+        started_at: at(s.started_at, row),
+        ended_at: at(s.ended_at, row),
+        latency_ms: at(s.latency_ms, row),
+        reported_duration_ms: at(s.reported_duration_ms, row),
+        gateway_duration_ms: at(s.gateway_duration_ms, row),
+        call_id: at(s.call_id, row),
+        cold_start: at(s.cold_start, row),
+        memory_limit_mb: at(s.memory_limit_mb, row),
+        cost_unit: at(s.cost_unit, row),
+        http_status: at(s.http_status, row),
+        outcome: at(s.outcome, row),
+        error: at(s.error, row),
+      } as InvocationRecord;
+      const callMode = atSome(s.call_mode, row);
+      if (callMode !== undefined) record.call_mode = callMode as InvocationRecord['call_mode'];
+      const queueDelay = atSome(s.queue_delay_ms, row);
+      if (queueDelay !== undefined) record.queue_delay_ms = queueDelay as InvocationRecord['queue_delay_ms'];
+      const digest = atSome(s.response_digest, row);
+      if (digest !== undefined) record.response_digest = digest as InvocationRecord['response_digest'];
+      const dispatchId = atSome(s.dispatch_id, row);
+      if (dispatchId !== undefined) record.dispatch_id = dispatchId as InvocationRecord['dispatch_id'];
+      const outputs = atSome(s.outputs, row);
+      if (outputs !== undefined) record.outputs = outputs as InvocationRecord['outputs'];
+      taken[i] = record;
     }
     return taken;
   };
-  const restored = frames.map((frame, i): FrameState => ({
-    index: frame.index,
-    uri: frame.uri,
-    status: frame.status,
-    detections: frame.detections,
-    note: frame.note,
-    records: take(table.counts[i] ?? 0),
-    error: frame.error,
-  }));
-  return clipOf(clip, records, restored);
+  return frames.map((frame, i) => frameOf(frame, take(table.counts[i] ?? 0)));
+}
+
+/** A frame with its records, its keys in the order `FrameStateSchema` gives them. */
+function frameOf(frame: Omit<FrameState, 'records'>, records: InvocationRecord[]): FrameState {
+  return { index: frame.index, uri: frame.uri, status: frame.status, detections: frame.detections, note: frame.note, records, error: frame.error };
 }
 
 const isScalar = (value: unknown): boolean => value === null || typeof value !== 'object';
