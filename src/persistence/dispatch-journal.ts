@@ -30,19 +30,10 @@ export interface DispatchLog {
   unsent(requestId: string, id: string): Promise<void>;
 }
 
-/** The markers of one turn of the event loop, and the one answer their callers wait for. */
-class Batch {
-  readonly markers: Array<DispatchMarker | Unsent> = [];
-  readonly written: Promise<void>;
-  resolve!: () => void;
-  reject!: (err: unknown) => void;
-
-  constructor() {
-    this.written = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
+interface Waiting {
+  marker: DispatchMarker | Unsent;
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 /**
@@ -50,8 +41,8 @@ class Batch {
  * writes of successive turns run side by side, so a dispatch waits for one small write only.
  */
 export class DispatchJournal {
-  /** The batch of this turn, written at the next; its callers share one promise, not one each. */
-  private batch: Batch | null = null;
+  private waiting: Waiting[] = [];
+  private scheduled = false;
   private seq = 0;
   /** Unique per journal, so two processes (or two runs) never write the same key. */
   private readonly epoch = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
@@ -65,19 +56,19 @@ export class DispatchJournal {
   ) {}
 
   record(marker: DispatchMarker | Unsent): Promise<void> {
-    let batch = this.batch;
-    if (!batch) {
-      const next = new Batch();
-      batch = this.batch = next;
-      setImmediate(() => void this.write(next));
-    }
-    batch.markers.push(marker);
-    return batch.written;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ marker, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => void this.write());
+    });
   }
 
-  private async write(batch: Batch): Promise<void> {
-    this.batch = null;
-    const body = JSON.stringify(batch.markers);
+  private async write(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.waiting;
+    this.waiting = [];
+    const body = JSON.stringify(batch.map((w) => w.marker));
     try {
       // A marker must outlive the process (a crash, a SIGKILL); one lost with the whole machine
       // only makes the count low by the calls in flight then, so it is not worth an fsync each.
@@ -89,7 +80,7 @@ export class DispatchJournal {
         await this.store.put({ bucket: this.bucket, key }, body, { contentType: 'application/json', sync: false });
       }
       this.onWrite?.(Buffer.byteLength(body));
-      batch.resolve();
+      for (const w of batch) w.resolve();
     } catch (err) {
       // A failed open is not kept: the next batch tries again.
       const opening = this.appender;
@@ -102,7 +93,7 @@ export class DispatchJournal {
         this.appender === opening
       )
         this.appender = null;
-      batch.reject(err);
+      for (const w of batch) w.reject(err);
     }
   }
 
