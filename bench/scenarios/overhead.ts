@@ -1,3 +1,6 @@
+import { Session } from 'node:inspector/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HttpTransport } from '../../src/transport/http-transport.ts';
 import { invocations } from '../ideal.ts';
 import { RawClient, RecordingTransport } from '../raw-client.ts';
@@ -50,13 +53,17 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
       await raw.replay(calls, concurrency);
     }
 
+    // The orchestrator runs in this process: its profile covers the timed requests only.
+    const profiler = ctx.cpuProfDir ? await startProfile(join(ctx.cpuProfDir, 'overhead')) : null;
     let best = { orch: Infinity, raw: Infinity, orchCpu: Infinity, rawCpu: Infinity, eluOrch: 0, eluRaw: 0 };
     for (let rep = 0; rep < reps; rep++) {
       await gateway.usage();
       let cpu = process.cpuUsage();
+      await profiler?.resume();
       const orch = await timeRequest(app, `overhead-${rep}`, ctx.workspace.videoUri);
       const orchCpu = cpuMsSince(cpu);
       const eluOrch = (await gateway.usage()).elu;
+      await profiler?.pause();
       cpu = process.cpuUsage();
       const rawMs = await raw.replay(calls, concurrency);
       const rawCpu = cpuMsSince(cpu);
@@ -65,6 +72,7 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
       if (orch.wall_ms < best.orch) best = { ...best, orch: orch.wall_ms, orchCpu, eluOrch };
       if (rawMs < best.raw) best = { ...best, raw: rawMs, rawCpu, eluRaw };
     }
+    profiler?.stop();
     const perCall = (ms: number) => (ms * 1000) / expected;
     return {
       overhead_ratio: best.orch / best.raw,
@@ -84,4 +92,28 @@ export async function measureOverhead(ctx: BenchContext): Promise<OverheadFigure
     await raw.close();
     await gateway.stop();
   }
+}
+
+/**
+ * V8 CPU profiles of this process, each from `resume()` to `pause()` (an orchestrated request,
+ * not the raw client's replays), written into `dir` as orchestrator-N.cpuprofile.
+ */
+async function startProfile(dir: string): Promise<{ resume(): Promise<void>; pause(): Promise<void>; stop(): void }> {
+  await mkdir(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  let taken = 0;
+  return {
+    async resume() {
+      await session.post('Profiler.start');
+    },
+    async pause() {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(join(dir, `orchestrator-${++taken}.cpuprofile`), JSON.stringify(profile));
+    },
+    stop() {
+      session.disconnect();
+    },
+  };
 }

@@ -256,9 +256,14 @@ export class Prewarmer {
     let framesKnown = 0;
     for (const clip of context.clips) {
       const frames = clip.progress.frames;
-      if (frames) {
-        known++;
-        framesKnown += frames.length;
+      if (!frames) continue;
+      known++;
+      framesKnown += frames.length;
+      // Frames already known fill the cap: the exact count can only be the cap too, and the
+      // walk of every clip at every snapshot of the fan-out stops here.
+      if (framesKnown >= tracked.cap) {
+        tracked.detectorCalls = tracked.cap;
+        return { calls: tracked.cap, exact: true };
       }
     }
     const perClip = known > 0 ? framesKnown / known : (this.framesPerClipSeen ?? 1);

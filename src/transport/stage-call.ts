@@ -118,7 +118,8 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   const gate = spec.gate ?? null;
   // Looked at before the marker too: a call held back there leaves no marker that a resume
   // elsewhere would count as sent.
-  if (gate && !(await passGate(gate, signal))) return refused(spec, queuedAt, startedAt, where, false);
+  // Asked here first: a clear way, nearly every time, costs no wait of a turn.
+  if (gate && !gate.clear() && !(await passGate(gate, signal))) return refused(spec, queuedAt, startedAt, where, false);
   if (spec.dispatch) {
     try {
       await spec.dispatch.record();
@@ -140,7 +141,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
 
   // The lease is checked last, after every await: from this answer to the send nothing else runs.
   if (gate && !gate.clear()) {
-    if (!(await passGate(gate, signal, true))) return refused(spec, queuedAt, startedAt, where, spec.dispatch !== undefined);
+    if (!(await passGate(gate, signal))) return refused(spec, queuedAt, startedAt, where, spec.dispatch !== undefined);
     // The wait counts against the request's deadline like any other.
     timeoutMs = Math.min(spec.call.timeout_ms, spec.call.deadline_at - Date.now());
     if (timeoutMs <= 0) {
@@ -219,12 +220,11 @@ async function refused(spec: Spec, queuedAt: number, startedAt: number, where: E
 }
 
 /**
- * Waits until the gate lets a call through (true) or never will (false). Ends with a synchronous
- * `clear()` that said yes, so a caller that sends right after it sends within the same turn.
- * `refusedOnce`: the caller's own `clear()` already said no.
+ * Waits, once the caller's own `clear()` said no, until the gate lets a call through (true) or
+ * never will (false). Ends with a synchronous `clear()` that said yes, so a caller that sends
+ * right after it sends within the same turn.
  */
-async function passGate(gate: SendGate, signal: AbortSignal, refusedOnce = false): Promise<boolean> {
-  if (!refusedOnce && gate.clear()) return true;
+async function passGate(gate: SendGate, signal: AbortSignal): Promise<boolean> {
   do {
     if (!(await gate.opened(signal)) || signal.aborted) return false;
   } while (!gate.clear());
