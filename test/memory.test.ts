@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { runTool } from '../src/stages/local/tools.ts';
-import { runFave } from './support/child.ts';
-import { freePort } from './support/free-port.ts';
+import { serveFave } from './support/child.ts';
 import { makeSilentVideo } from './support/media.ts';
 import { until } from './support/until.ts';
 
@@ -82,17 +81,7 @@ describe.skipIf(process.platform !== 'linux')('memory independent of the video',
     await store.putStream({ bucket: 'fave-artifacts', key: 'uploads/noise.mp4' }, createReadStream(big));
     await store.putStream({ bucket: 'fave-artifacts', key: 'uploads/small.mp4' }, createReadStream(small));
 
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const server = runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], {
-      FAVE_DATA_DIR: join(dir, 'data'),
-      FAVE_DETECTOR: 'none',
-      FAVE_FRAME_FPS: '1',
-      LOG_LEVEL: 'warn',
-      OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
-    });
-    let serverLog = '';
-    server.child.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
+    const { run: server, base, log: serverLog } = await serveFave(dir, { FAVE_DETECTOR: 'none', FAVE_FRAME_FPS: '1' });
     const pid = server.child.pid!;
 
     const runRequest = async (id: string, key: string) => {
@@ -107,7 +96,7 @@ describe.skipIf(process.platform !== 'linux')('memory independent of the video',
           const answer = await fetch(`${base}/requests/${id}/result`);
           return answer.ok ? FinalResultSchema.parse(await answer.json()) : null;
         },
-        { timeoutMs: 150_000, everyMs: 250, message: () => `request ${id} to finish; stderr: ${serverLog}` },
+        { timeoutMs: 150_000, everyMs: 250, message: () => `request ${id} to finish; stderr: ${serverLog()}` },
       );
       expect(result.status, JSON.stringify(result.error)).toBe('COMPLETED');
       return result;

@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { installedPhoto, makeStillVideo } from './support/media.ts';
-import { runFave } from './support/child.ts';
-import { freePort } from './support/free-port.ts';
+import { serveFave } from './support/child.ts';
 import { until } from './support/until.ts';
 
 /**
@@ -42,17 +41,7 @@ describe('a free event loop while the embedded detector works', () => {
       await store.init();
       await store.put({ bucket: 'fave-artifacts', key: 'uploads/photos.mp4' }, await readFile(video));
 
-      const port = await freePort();
-      const base = `http://127.0.0.1:${port}`;
-      const server = runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], {
-        FAVE_DATA_DIR: join(dir, 'data'),
-        FAVE_DETECTOR: 'coco',
-        FAVE_FRAME_FPS: '1',
-        LOG_LEVEL: 'warn',
-        OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
-      });
-      let serverLog = '';
-      server.child.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
+      const { run: server, base, log: serverLog } = await serveFave(dir, { FAVE_DETECTOR: 'coco', FAVE_FRAME_FPS: '1' });
       try {
         await until(
           () =>
@@ -84,7 +73,7 @@ describe('a free event loop while the embedded detector works', () => {
             probes.push(performance.now() - started);
             return body !== null && body.requests_running === 0;
           },
-          { timeoutMs: 240_000, everyMs: 150, message: () => `the ${REQUESTS} requests to finish; stderr: ${serverLog}` },
+          { timeoutMs: 240_000, everyMs: 150, message: () => `the ${REQUESTS} requests to finish; stderr: ${serverLog()}` },
         );
 
         const detectorLatencies: number[] = [];

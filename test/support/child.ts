@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { freePort } from './free-port.ts';
 
 export const FAVE_BIN = join(import.meta.dirname, '..', '..', 'bin', 'fave.js');
 
@@ -24,4 +25,29 @@ export function runFave(args: string[], env: Record<string, string>): ChildRun {
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   return { child, exit };
+}
+
+export interface ServedFave {
+  run: ChildRun;
+  /** `http://127.0.0.1:{port}` */
+  base: string;
+  /** What the server has printed on stderr so far, for failure messages. */
+  log(): string;
+}
+
+/**
+ * `fave serve` on loopback over the embedded store in `{dir}/data`, with no secrets, logging
+ * warnings only; `env` adds to or overrides that.
+ */
+export async function serveFave(dir: string, env: Record<string, string>): Promise<ServedFave> {
+  const port = await freePort();
+  const run = runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], {
+    FAVE_DATA_DIR: join(dir, 'data'),
+    LOG_LEVEL: 'warn',
+    OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
+    ...env,
+  });
+  let log = '';
+  run.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  return { run, base: `http://127.0.0.1:${port}`, log: () => log };
 }
