@@ -20,8 +20,9 @@ compiles the sources into a temp dir and runs the JavaScript, as the image does.
   --json            print one JSON line with every figure at the end (the tables go to stderr)
   --only a,b        run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')});
                     the figures of the others are null
-  --cpu-prof <dir>  write V8 CPU profiles of the fan-out run's orchestrator process and of the
-                    gateway process into <dir>/orchestrator and <dir>/gateway, and of each timed
+  --cpu-prof <dir>  write V8 CPU profiles of the fan-out run's orchestrator process, of the async
+                    run's (<dir>/async) and of the gateway process into <dir>/orchestrator and
+                    <dir>/gateway, and of each timed
                     request of the overhead scenario (run in the bench process) into <dir>/overhead
                     (with --ts, CPU.*.0.001.* is the main thread, the other the loader's)
   --sync-artifacts  the scripted stages fsync every artifact they write (off: plain atomic writes)

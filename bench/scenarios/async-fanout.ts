@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnScript } from '../ipc.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
@@ -34,7 +35,8 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
   const { clips, framesPerClip, latencyMs } = ctx.sizes.asyncFanout;
   const concurrency = ctx.sizes.concurrency;
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
-  const worker = spawnScript(new URL('../worker.ts', import.meta.url), 'async fan-out worker');
+  const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.cpuProfDir, 'async')] : [];
+  const worker = spawnScript(new URL('../worker.ts', import.meta.url), 'async fan-out worker', {}, profile);
   const job = (requestId: string, callMode: 'sync' | 'async'): WorkerJob => ({
     gatewayUrl: gateway.url,
     dataDir: ctx.workspace.dataDir,
