@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { serializeEnvelope } from '../src/persistence/state-serializer.ts';
+import { envelopePartsInSlices, serializeEnvelope } from '../src/persistence/state-serializer.ts';
 import type { StateEnvelope } from '../src/persistence/state-file.ts';
 
 function envelope(clips: unknown[]): StateEnvelope {
@@ -43,5 +43,17 @@ describe('serializeEnvelope', () => {
   it('handles a request with no clips', () => {
     const empty = envelope([]);
     expect(serializeEnvelope(empty).toString('utf8')).toBe(reference(empty));
+  });
+
+  it('gives the same bytes when serialized in slices with the event loop let go in between', async () => {
+    const clips = Array.from({ length: 50 }, (_, i) => ({ index: i, uri: `s3://b/${i}`, records: [{ attempt: i % 3 }] }));
+    const whole = envelope(clips);
+    let otherWorkRan = false;
+    setImmediate(() => (otherWorkRan = true));
+    const sliced = Buffer.concat(await envelopePartsInSlices(whole, (clip) => clip, 0));
+    expect(sliced.toString('utf8')).toBe(reference(whole));
+    // A slice of 0 ms lets the event loop go after every few clips: other work ran in between.
+    expect(otherWorkRan).toBe(true);
+    expect(Buffer.concat(await envelopePartsInSlices(envelope([]), (clip) => clip, 0)).toString('utf8')).toBe(reference(envelope([])));
   });
 });

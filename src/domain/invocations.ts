@@ -89,7 +89,15 @@ export function isStageCallFailure(value: unknown): value is StageCallFailure {
  * or below it. Always one of the values, never interpolated; 0 for no values.
  */
 export function percentile(values: readonly number[], p: number): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  return rankOf(finiteSorted(values), p);
+}
+
+function finiteSorted(values: readonly number[]): Float64Array {
+  return Float64Array.from(values.filter((v) => Number.isFinite(v))).sort();
+}
+
+/** The nearest-rank percentile of values already sorted ascending. */
+function rankOf(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
   const clamped = Math.min(100, Math.max(0, p));
   const rank = Math.max(1, Math.ceil((clamped / 100) * sorted.length));
@@ -101,15 +109,15 @@ function roundCost(value: number): number {
 }
 
 function summarizeStage(records: readonly InvocationRecord[]): StageSummary {
-  // An interrupted attempt's end is not known: it has no latency to count.
-  const latencies = records.filter((r) => r.outcome !== 'interrupted').map((r) => r.latency_ms);
+  // An interrupted attempt's end is not known: it has no latency to count. Sorted once for all three ranks.
+  const latencies = finiteSorted(records.filter((r) => r.outcome !== 'interrupted').map((r) => r.latency_ms));
   return {
     count: records.length,
     failures: records.filter((r) => r.outcome === 'error').length,
     retries: records.filter((r) => r.attempt > 1).length,
-    p50_ms: Math.round(percentile(latencies, 50)),
-    p95_ms: Math.round(percentile(latencies, 95)),
-    max_ms: Math.round(percentile(latencies, 100)),
+    p50_ms: Math.round(rankOf(latencies, 50)),
+    p95_ms: Math.round(rankOf(latencies, 95)),
+    max_ms: Math.round(rankOf(latencies, 100)),
     cold_starts: records.filter((r) => r.cold_start === true).length,
     cost_units: roundCost(records.reduce((sum, r) => sum + (r.cost_unit ?? 0), 0)),
   };

@@ -26,6 +26,49 @@ export function serializeEnvelope(envelope: StateEnvelope, clipForm: (clip: Clip
 
 /** The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write. */
 export function envelopeParts(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown = asItIs): Buffer[] {
+  const layout = layoutOf(envelope, clipForm);
+  const parts = [layout.opening];
+  addClips(layout, 0, layout.clips.length, parts);
+  parts.push(layout.closing);
+  return parts;
+}
+
+/**
+ * The same parts, serialized a slice of at most `sliceMs` at a time with the event loop let go
+ * in between. During detection every clip changes between two writes, so a write re-serializes
+ * the whole request (tens of ms for 1,000 clips): in one piece, every stage answer that arrives
+ * meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
+ * envelope taken at the start is still the same value at the end.
+ */
+export async function envelopePartsInSlices(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown, sliceMs: number): Promise<Buffer[]> {
+  const layout = layoutOf(envelope, clipForm);
+  const parts = [layout.opening];
+  const total = layout.clips.length;
+  let next = 0;
+  while (next < total) {
+    const started = performance.now();
+    do {
+      const end = Math.min(total, next + CLIPS_BETWEEN_CLOCK_READS);
+      addClips(layout, next, end, parts);
+      next = end;
+    } while (next < total && performance.now() - started < sliceMs);
+    if (next < total) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  parts.push(layout.closing);
+  return parts;
+}
+
+const CLIPS_BETWEEN_CLOCK_READS = 8;
+
+interface Layout {
+  opening: Buffer;
+  closing: Buffer;
+  clips: readonly ClipState[];
+  clipForm: (clip: ClipState) => unknown;
+  cache: WeakMap<ClipState, Buffer>;
+}
+
+function layoutOf(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown): Layout {
   const { snapshot, ...head } = envelope;
   const { context, ...snapshotRest } = snapshot;
   const { clips, ...contextRest } = context;
@@ -36,23 +79,27 @@ export function envelopeParts(envelope: StateEnvelope, clipForm: (clip: ClipStat
     [contextRest, 'clips'],
   ] as const;
   const opening = `${levels.map(([rest, key]) => openField(JSON.stringify(rest), key)).join('')}[`;
-  const parts: Buffer[] = [Buffer.from(opening, 'utf8')];
-  let clipJson = clipJsonByForm.get(clipForm);
-  if (!clipJson) {
-    clipJson = new WeakMap();
-    clipJsonByForm.set(clipForm, clipJson);
+  let cache = clipJsonByForm.get(clipForm);
+  if (!cache) {
+    cache = new WeakMap();
+    clipJsonByForm.set(clipForm, cache);
   }
-  clips.forEach((clip, i) => {
+  return { opening: Buffer.from(opening, 'utf8'), closing: Buffer.from(`]${'}'.repeat(levels.length)}`), clips, clipForm, cache };
+}
+
+/** The JSON of clips [from, to), each preceded by the comma that separates it from the one before. */
+function addClips(layout: Layout, from: number, to: number, parts: Buffer[]): void {
+  const { clips, clipForm, cache } = layout;
+  for (let i = from; i < to; i++) {
+    const clip = clips[i]!;
     if (i > 0) parts.push(COMMA);
-    let json = clipJson.get(clip);
+    let json = cache.get(clip);
     if (json === undefined) {
       json = Buffer.from(JSON.stringify(clipForm(clip)), 'utf8');
-      clipJson.set(clip, json);
+      cache.set(clip, json);
     }
     parts.push(json);
-  });
-  parts.push(Buffer.from(`]${'}'.repeat(levels.length)}`));
-  return parts;
+  }
 }
 
 /** The JSON text of an object, left open for one more field: `{"a":1` + `,"key":`. */

@@ -1,7 +1,7 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
-import { envelopeParts } from './state-serializer.ts';
+import { envelopePartsInSlices } from './state-serializer.ts';
 import { storedClip } from './stored-clip.ts';
 
 export interface StateWriterOptions {
@@ -15,6 +15,9 @@ export interface StateWriterOptions {
   etag: string | null;
   onWrite?: (bytes: number) => void;
 }
+
+/** The longest the event loop is held by serializing one write before answers get their turn, ms. */
+const SERIALIZE_SLICE_MS = 4;
 
 /**
  * Serializes and coalesces the writes of one request's state.json. Writes never overlap, the
@@ -153,7 +156,9 @@ export class StateWriter {
   private async writeOnce(envelope: StateEnvelope): Promise<void> {
     // In parts: most are the serializer's cached per-clip buffers, so nothing of the size of the
     // whole file is allocated for a write.
-    const body = envelopeParts(envelope, storedClip);
+    const body = await envelopePartsInSlices(envelope, storedClip, SERIALIZE_SLICE_MS);
+    // Closed while it was being serialized: dropped, as anything else not yet written.
+    if (this.closed || this.failure) return;
     let bytes = 0;
     for (const part of body) bytes += part.length;
     const { store, location, conditional } = this.options;
