@@ -244,7 +244,9 @@ export class Execution {
   private async finish(status: 'COMPLETED' | 'FAILED', context: PipelineContext): Promise<void> {
     this.finished = true;
     this.stopTimers();
-    this.options.writer.request(() => this.envelope(), true);
+    // The terminal snapshot's write was requested as it came (`onSnapshot`), built when it
+    // starts, so it already is this one: writing it once more would put a second full
+    // state.json on the answer's way for a new `seq` alone.
     try {
       await this.options.writer.flush();
     } catch (err) {
