@@ -405,19 +405,41 @@ export function storedClip(clip: ClipState): unknown {
   const same: Partial<Record<Field, unknown>> = {};
   const each: Partial<Record<Field, unknown[]>> = {};
   const some: Partial<Record<Field, { rows: number[]; values: unknown[] }>> = {};
+  const n = rows.length;
+  // One pass per field tells absent, partly present, the same everywhere or varying; the
+  // arrays are built only for the fields that need them. Every write of a request in
+  // detection stores every clip again, so this runs for each clip on each write.
   for (const field of FIELDS) {
-    const present: number[] = [];
-    rows.forEach((record, i) => {
-      if (record[field] !== undefined) present.push(i);
-    });
-    if (present.length === 0) continue;
-    if (present.length < rows.length) {
-      some[field] = { rows: present, values: present.map((i) => rows[i]?.[field]) };
+    let present = 0;
+    let first: unknown;
+    let allSame = true;
+    for (let i = 0; i < n; i++) {
+      const value = rows[i]![field];
+      if (value === undefined) continue;
+      if (present === 0) first = value;
+      else if (allSame && value !== first) allSame = false;
+      present++;
+    }
+    if (present === 0) continue;
+    if (present < n) {
+      const at: number[] = [];
+      const values: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        const value = rows[i]![field];
+        if (value === undefined) continue;
+        at.push(i);
+        values.push(value);
+      }
+      some[field] = { rows: at, values };
       continue;
     }
-    const first = rows[0]?.[field];
-    if (isScalar(first) && rows.every((record) => record[field] === first)) same[field] = first;
-    else each[field] = rows.map((record) => record[field]);
+    if (allSame && isScalar(first)) {
+      same[field] = first;
+      continue;
+    }
+    const values: unknown[] = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) values[i] = rows[i]![field];
+    each[field] = values;
   }
   const { frames, ...rest } = clip;
   return {
