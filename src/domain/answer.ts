@@ -7,6 +7,7 @@ import { matchClips } from './query/match.ts';
 export function summarizeObjects(clip: { frames: ReadonlyArray<{ index: number; detections: ReadonlyArray<{ label: string; confidence: number }> }> }): ObjectSummary[] {
   const byLabel = new Map<string, { count: number; max: number; maxInFrame: number; frames: Set<number> }>();
   for (const frame of clip.frames) {
+    if (frame.detections.length === 0) continue;
     const inFrame = new Map<string, number>();
     for (const d of frame.detections) {
       const entry = byLabel.get(d.label) ?? { count: 0, max: 0, maxInFrame: 0, frames: new Set<number>() };
