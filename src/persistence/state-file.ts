@@ -16,7 +16,7 @@ import { ProgressSummarySchema, RequestStatusSchema, requestStatus, summarizePro
 import { LeaseSchema, type Lease } from '../domain/request-view.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
 import { fast } from '../lib/zod-plain.ts';
-import { StoredClipSchema, StoredRecordsSchema } from './stored-clip.ts';
+import { StoredClipsSchema, StoredRecordsSchema } from './stored-clip.ts';
 
 /**
  * state.json, in one place: what it holds (every type below is `z.infer` of its schema), how an
@@ -79,7 +79,7 @@ export type StateEnvelope = z.infer<typeof StateEnvelopeSchema>;
 export const StoredStateEnvelopeSchema = StateEnvelopeSchema.extend({
   snapshot: SnapshotSchema.extend({
     context: PipelineContextSchema.extend({
-      clips: z.array(StoredClipSchema),
+      clips: StoredClipsSchema,
       records: StoredRecordsSchema,
       // One per clip: checked in one pass rather than copied by the schema.
       clip_times: fast(PipelineContextSchema.shape.clip_times),

@@ -190,6 +190,38 @@ export const StoredClipSchema = z.unknown().transform((value, ctx): ClipState =>
   return clipOfStored(clip);
 });
 
+const StoredClipArraySchema = z.array(StoredClipSchema);
+
+/**
+ * The clips of a version 2 file, as `z.array(StoredClipSchema)` reads them. Plain clips, the
+ * rule, are read in one loop without zod's run of the schema per clip (its result objects and
+ * calls were a good part of a resume before the code is optimized, as it is not in a process
+ * just started to resume); at the first clip that is not plain or not whole, the whole array is
+ * read by the schema, which reports what is wrong and where.
+ */
+export const StoredClipsSchema = z.unknown().transform((value, ctx): ClipState[] => {
+  const plain = Array.isArray(value) ? plainClips(value) : null;
+  if (plain) return plain;
+  const result = StoredClipArraySchema.safeParse(value);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
+  return z.NEVER;
+});
+
+/** The clips, when every one is plain and whole; null at the first that is not. */
+function plainClips(stored: readonly unknown[]): ClipState[] | null {
+  const clips = new Array<ClipState>(stored.length);
+  const issues: Issues = [];
+  for (let i = 0; i < stored.length; i++) {
+    const clip = stored[i];
+    if (!plainStoredClip(clip)) return null;
+    checkClip(clip as StoredClipObject, issues);
+    if (issues.length > 0) return null;
+    clips[i] = clipOfStored(clip as StoredClipObject);
+  }
+  return clips;
+}
+
 const isIndex = plainValues(ClipStateSchema.shape.index);
 const isString = plainValues(ClipStateSchema.shape.uri);
 const isSeconds = plainValues(ClipStateSchema.shape.start_s);
