@@ -320,25 +320,37 @@ function checkClip(clip: Pick<StoredClipObject, 'frames' | 'record_table'>, issu
 /** What the schema of each part cannot see alone: every row has every field it must have, once. */
 function checkTable(table: RecordTable, frames: number, issues: Issues): void {
   const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path: ['record_table', ...path], message, input: table });
-  if (table.counts.length !== frames) problem(['counts'], `expected ${frames} counts (one per frame), found ${table.counts.length}`);
-  const total = table.counts.reduce((sum, n) => sum + n, 0);
-  if (total !== table.rows) problem(['counts'], `the counts add up to ${total}, not to the ${table.rows} rows`);
+  // Indexed loops, without a callback per element: this runs once per clip of every resume.
+  const { counts, rows, same } = table;
+  if (counts.length !== frames) problem(['counts'], `expected ${frames} counts (one per frame), found ${counts.length}`);
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total !== rows) problem(['counts'], `the counts add up to ${total}, not to the ${rows} rows`);
   const each: Partial<Record<Field, unknown[]>> = table.each;
   const some: Partial<Record<SomeField, { rows: number[]; values: unknown[] }>> = table.some;
-  for (const field of FIELDS) {
-    const places = (field in table.same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
+  for (let f = 0; f < FIELDS.length; f++) {
+    const field = FIELDS[f]!;
+    const places = (field in same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
     if (places > 1) problem([field], `field ${field} is given more than once (same, each, some)`);
-    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && table.rows > 0) problem(['same', field], `missing field ${field}`);
+    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && rows > 0) problem(['same', field], `missing field ${field}`);
     const column = each[field];
-    if (column && column.length !== table.rows) problem(['each', field], `expected ${table.rows} values, found ${column.length}`);
+    if (column && column.length !== rows) problem(['each', field], `expected ${rows} values, found ${column.length}`);
   }
-  for (const field of SOME_FIELDS) {
+  for (let f = 0; f < SOME_FIELDS.length; f++) {
+    const field = SOME_FIELDS[f]!;
     const part = some[field];
     if (!part) continue;
     if (part.values.length !== part.rows.length) problem(['some', field, 'values'], `expected ${part.rows.length} values, found ${part.values.length}`);
-    const ascending = part.rows.every((row, i) => row < table.rows && (i === 0 || row > (part.rows[i - 1] ?? -1)));
-    if (!ascending) problem(['some', field, 'rows'], `expected ascending rows below ${table.rows}`);
+    if (!ascendingBelow(part.rows, rows)) problem(['some', field, 'rows'], `expected ascending rows below ${rows}`);
   }
+}
+
+function ascendingBelow(listed: readonly number[], rows: number): boolean {
+  for (let i = 0; i < listed.length; i++) {
+    const row = listed[i]!;
+    if (!(row < rows && (i === 0 || row > listed[i - 1]!))) return false;
+  }
+  return true;
 }
 
 /**
@@ -419,24 +431,25 @@ function framesOfTable(frames: ReadonlyArray<Omit<FrameState, 'records'>>, table
     const taken: InvocationRecord[] = new Array<InvocationRecord>(count);
     for (let i = 0; i < count; i++, row++) {
       // Every value was checked by its field's schema, and every required one is present (checkTable).
+      // `at`, written out: one call per value was most of this loop's cost before it is optimized.
       const record = {
-        stage: at(s.stage, row),
-        clip_index: at(s.clip_index, row),
-        frame_index: at(s.frame_index, row),
-        attempt: at(s.attempt, row),
-        queued_at: at(s.queued_at, row),
-        started_at: at(s.started_at, row),
-        ended_at: at(s.ended_at, row),
-        latency_ms: at(s.latency_ms, row),
-        reported_duration_ms: at(s.reported_duration_ms, row),
-        gateway_duration_ms: at(s.gateway_duration_ms, row),
-        call_id: at(s.call_id, row),
-        cold_start: at(s.cold_start, row),
-        memory_limit_mb: at(s.memory_limit_mb, row),
-        cost_unit: at(s.cost_unit, row),
-        http_status: at(s.http_status, row),
-        outcome: at(s.outcome, row),
-        error: at(s.error, row),
+        stage: s.stage.column === null ? s.stage.value : s.stage.column[row],
+        clip_index: s.clip_index.column === null ? s.clip_index.value : s.clip_index.column[row],
+        frame_index: s.frame_index.column === null ? s.frame_index.value : s.frame_index.column[row],
+        attempt: s.attempt.column === null ? s.attempt.value : s.attempt.column[row],
+        queued_at: s.queued_at.column === null ? s.queued_at.value : s.queued_at.column[row],
+        started_at: s.started_at.column === null ? s.started_at.value : s.started_at.column[row],
+        ended_at: s.ended_at.column === null ? s.ended_at.value : s.ended_at.column[row],
+        latency_ms: s.latency_ms.column === null ? s.latency_ms.value : s.latency_ms.column[row],
+        reported_duration_ms: s.reported_duration_ms.column === null ? s.reported_duration_ms.value : s.reported_duration_ms.column[row],
+        gateway_duration_ms: s.gateway_duration_ms.column === null ? s.gateway_duration_ms.value : s.gateway_duration_ms.column[row],
+        call_id: s.call_id.column === null ? s.call_id.value : s.call_id.column[row],
+        cold_start: s.cold_start.column === null ? s.cold_start.value : s.cold_start.column[row],
+        memory_limit_mb: s.memory_limit_mb.column === null ? s.memory_limit_mb.value : s.memory_limit_mb.column[row],
+        cost_unit: s.cost_unit.column === null ? s.cost_unit.value : s.cost_unit.column[row],
+        http_status: s.http_status.column === null ? s.http_status.value : s.http_status.column[row],
+        outcome: s.outcome.column === null ? s.outcome.value : s.outcome.column[row],
+        error: s.error.column === null ? s.error.value : s.error.column[row],
       } as InvocationRecord;
       const callMode = atSome(s.call_mode, row);
       if (callMode !== undefined) record.call_mode = callMode as InvocationRecord['call_mode'];
