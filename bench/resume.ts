@@ -1,15 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { createActor } from 'xstate';
 import type { StageRequest } from '../src/transport/contract.ts';
 import { pipelineMachine } from '../src/machine/pipeline.machine.ts';
 import { createActors } from '../src/orchestrator/actors.ts';
 import { parseStateFile, restorable, restoringPlainContext } from '../src/persistence/state-file.ts';
-import type { Store } from '../src/persistence/store.ts';
+import type { ObjectLocation, Store } from '../src/persistence/store.ts';
 import { createLimiter } from '../src/lib/limiter.ts';
 import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/transport/transport.ts';
 
 /**
- * What a resume costs before any stage is called again: read state.json, parse and validate
+ * What a resume costs before any stage is called again: read state.json from the store, parse and validate
  * it, restore the machine from its snapshot (children included) and start it. The actor is
  * stopped at once; the stage calls its restored children start never leave the process.
  */
@@ -41,18 +40,19 @@ class UnreachableTransport implements StageTransport {
 }
 
 /**
- * Resumes the state file at `path` `reps` times and answers the median; `first_ms` is the
- * first of them, paid while the parsing and machine code paths are still cold.
+ * Resumes the state file at `loc` in `store` `reps` times and answers the median; `first_ms` is
+ * the first of them, paid while the parsing and machine code paths are still cold.
  */
-export async function timeResume(path: string, store: Store, reps: number): Promise<ResumeTiming & { first_ms: number }> {
-  // As the orchestrator restores a request (src/orchestrator/execution.ts).
+export async function timeResume(store: Store, loc: ObjectLocation, reps: number): Promise<ResumeTiming & { first_ms: number }> {
+  // As the orchestrator restores a request (src/orchestrator/execution.ts): the object read
+  // through the store and decoded as `RequestRepository.readState` does, then parsed.
   const machine = restoringPlainContext(pipelineMachine.provide({ actors: createActors({ transport: new UnreachableTransport(), store, limiter: createLimiter(256) }) }));
   const runs: ResumeTiming[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    const text = await readFile(path, 'utf8');
+    const text = (await store.get(loc)).toString('utf8');
     const t1 = performance.now();
-    const envelope = parseStateFile(text, path);
+    const envelope = parseStateFile(text, loc.key);
     const t2 = performance.now();
     const context = envelope.snapshot.context;
     const actor = createActor(machine, restorable(envelope.snapshot));

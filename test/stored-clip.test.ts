@@ -190,6 +190,51 @@ describe('state.json of version 2', () => {
     expect(JSON.stringify(back)).toBe(JSON.stringify({ ...asVersion1, version: STATE_VERSION }));
   });
 
+  it("refuses a wrong clip, request record or clip time with the schema's path and message", () => {
+    const fixture = JSON.parse(readFileSync(FIXTURE_V2, 'utf8')) as {
+      snapshot: {
+        context: {
+          records: Array<Record<string, unknown>>;
+          clip_times: unknown;
+          clips: Array<Record<string, unknown> & { record_table?: { rows: number; each: { queued_at: unknown[] } } }>;
+        };
+      };
+    };
+    const refused = (change: (context: (typeof fixture)['snapshot']['context']) => void): string => {
+      const copy = structuredClone(fixture);
+      change(copy.snapshot.context);
+      try {
+        parseStateFile(JSON.stringify(copy), 'state.json');
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    const at = (where: string) => `state.json is not a valid state file at snapshot.context.${where}; it was left untouched`;
+    expect(refused((c) => (c.records[0]!.queued_at = 'soon'))).toBe(at('records[0].queued_at: Invalid input: expected number, received string'));
+    expect(refused((c) => (c.records[0]!.outputs = [{ uri: 's3://b/x' }]))).toBe(at('records[0].outputs[0].type: Invalid input: expected string, received undefined'));
+    expect(refused((c) => (c.records[1]!.attempt = 0))).toBe(at('records[1].attempt: Too small: expected number to be >0'));
+    expect(refused((c) => (c.clip_times = [{ start_s: 0 }]))).toBe(at('clip_times[0].end_s: Invalid input: expected number, received undefined'));
+    expect(refused((c) => (c.clips[1]!.record_table!.each.queued_at[0] = 'soon'))).toBe(
+      at('clips[1].record_table.each.queued_at[0]: Invalid input: expected number, received string'),
+    );
+    expect(refused((c) => ((c.clips[0]!.uri = 5), (c.clips[2]!.uri = 6)))).toBe(at('clips[0].uri: Invalid input: expected string, received number'));
+    expect(refused((c) => (c.clips[1]!.record_table!.rows = 0))).toMatch(
+      /^state\.json is not a valid state file at snapshot\.context\.clips\[1\]\.record_table\.counts: the counts add up to/,
+    );
+    // What only the schema reads (an output without metadata, an unknown key) reads as it gives it.
+    const copy = structuredClone(fixture);
+    copy.snapshot.context.records[0]!.outputs = [{ type: 'archive', uri: 's3://b/a.tar.gz' }];
+    copy.snapshot.context.records[0]!.unknown = 1;
+    copy.snapshot.context.clips[0]!.unknown = 1;
+    const { context } = parseStateFile(JSON.stringify(copy), 'state.json').snapshot;
+    expect(context.clips[0]).not.toHaveProperty('unknown');
+    expect(context.clips).toEqual(parseStateFile(readFileSync(FIXTURE_V2, 'utf8'), FIXTURE_V2).snapshot.context.clips);
+    const record = context.records[0];
+    expect(record).not.toHaveProperty('unknown');
+    expect(record?.outputs).toEqual([{ type: 'archive', uri: 's3://b/a.tar.gz', metadata: {} }]);
+  });
+
   it('reads a version 2 file back unchanged: it is written again byte for byte, its clips as the record-per-object form reads them', () => {
     const text = readFileSync(FIXTURE_V2, 'utf8');
     const envelope = parseStateFile(text, FIXTURE_V2);

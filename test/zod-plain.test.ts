@@ -48,6 +48,11 @@ const cases: Array<[string, z.ZodType, unknown]> = [
   ['record of numbers', z.record(z.string(), z.number()), { a: 1, b: 2.5 }],
   ['loose object', z.looseObject({ type: z.string(), metadata: z.record(z.string(), z.unknown()) }), { type: 't', metadata: { a: [1] }, more: { x: 1 } }],
   ['bounded number', z.number().min(0).max(1), 0.5],
+  ['number with several bounds on each side', z.number().min(0).gt(0).max(5).lt(5), 2],
+  ['array of positive ints', z.array(z.number().int().positive()), [1, 2]],
+  ['array of nullable bounded numbers', z.array(z.number().min(1).nullable()), [1.5, null]],
+  ['array of strings', z.array(z.string()), ['a', '']],
+  ['array of nullable booleans', z.array(z.boolean().nullable()), [true, null]],
 ];
 
 describe('plainValues', () => {
@@ -67,6 +72,22 @@ describe('plainValues', () => {
     // A status read through a preprocess (`running` read as `pending`) is never plain.
     expect(plainValues(FrameStateSchema)(frame)).toBe(false);
     expect(plainValues(InvocationRecordSchema.omit({ outputs: true }))(invocationRecord('s', { dispatch_id: 'd' }))).toBe(true);
+  });
+
+  it('recognizes arrays of scalars in one loop, with what the scalar schema accepts', () => {
+    expect(plainValues(z.array(z.number().int().nonnegative()))([0, 3, 2 ** 40])).toBe(true);
+    expect(plainValues(z.array(z.number().int().nonnegative()))([0, -1])).toBe(false);
+    expect(plainValues(z.array(z.number().int().nonnegative()))([0, 1.5])).toBe(false);
+    expect(plainValues(z.array(z.number()))([1, Number.NaN])).toBe(false);
+    expect(plainValues(z.array(z.number().nullable()))([null, 2])).toBe(true);
+    expect(plainValues(z.array(z.number()))([null, 2])).toBe(false);
+    expect(plainValues(z.array(z.string().nullable()))(['a', null])).toBe(true);
+    expect(plainValues(z.array(z.number().gt(1).min(1)))([1])).toBe(false);
+    // A hole reads as undefined, which the schema refuses: never plain.
+    const holey = [1, 2];
+    holey.length = 3;
+    expect(plainValues(z.array(z.number()))(holey)).toBe(false);
+    expect(z.array(z.number()).safeParse(holey).success).toBe(false);
   });
 
   it('never answers for schemas that change what they accept (defaults, transforms, checks they do not know)', () => {

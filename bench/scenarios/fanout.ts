@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
@@ -105,7 +106,11 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   const { clips, framesPerClip, latencyMs } = ctx.sizes.fanout;
   const concurrency = ctx.sizes.concurrency;
   const requestId = 'fanout-1';
-  const capturePath = join(ctx.workspace.dir, 'in-flight-state.json');
+  // In the store, so that the resume reads it as it reads state.json; outside `requests/`, which
+  // is not a request of its own to any later listing.
+  const captureLoc = { bucket: BUCKET, key: 'bench/in-flight-state.json' };
+  const capturePath = ctx.workspace.store.path(captureLoc);
+  await mkdir(dirname(capturePath), { recursive: true });
   const gateway = await openGateway(ctx, { clips, framesPerClip, latencyMs });
   const profile = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.cpuProfDir, 'orchestrator')] : [];
   const plainRss = await plainNodeRssKb();
@@ -151,9 +156,9 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     `  fan-out: ${expected} invocations in ${cold.wall_ms.toFixed(0)} ms in a fresh process, then ${result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms), peak RSS ${(peakRssKb / 1024).toFixed(0)} MB; persisting every step ${step.wall_ms.toFixed(0)} ms`,
   );
 
-  const finalPath = ctx.workspace.store.path({ bucket: BUCKET, key: requestKeys.state(requestId) });
-  const resume = cold.captured ? await timeResume(capturePath, ctx.workspace.store, ctx.sizes.resumeReps) : null;
-  const resumeFinal = await timeResume(finalPath, ctx.workspace.store, ctx.sizes.resumeReps);
+  const finalLoc = { bucket: BUCKET, key: requestKeys.state(requestId) };
+  const resume = cold.captured ? await timeResume(ctx.workspace.store, captureLoc, ctx.sizes.resumeReps) : null;
+  const resumeFinal = await timeResume(ctx.workspace.store, finalLoc, ctx.sizes.resumeReps);
   const per1k = (t: ResumeTiming) => (t.clips === 0 ? t.total_ms : (t.total_ms * 1000) / t.clips);
   const used = resume ?? resumeFinal;
   ctx.log(`  resume: ${used.total_ms.toFixed(0)} ms for ${used.bytes} bytes, ${used.clips} clips, ${used.children} live children`);

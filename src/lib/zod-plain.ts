@@ -42,14 +42,83 @@ const defOf = (schema: z.core.$ZodType): Def => schema._zod.def as Def;
 export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype && !Object.hasOwn(value, '__proto__');
 
-function numberCheck(check: CheckDef): PlainPredicate | null {
-  if (check.check === 'number_format' && check.format === 'safeint') return (v) => Number.isSafeInteger(v);
-  if ((check.check === 'greater_than' || check.check === 'less_than') && typeof check.value === 'number') {
-    const bound = check.value;
-    if (check.check === 'greater_than') return check.inclusive ? (v) => (v as number) >= bound : (v) => (v as number) > bound;
-    return check.inclusive ? (v) => (v as number) <= bound : (v) => (v as number) < bound;
+/**
+ * A scalar schema's test as data (a string, boolean or bounded number, nullable or not), so that
+ * an array of such values is checked in one loop, with no call per value: most of a state file's
+ * values are in such arrays (the columns of its record tables), and a call per value was most of
+ * what checking them cost before the code is optimized, which is when a restarted process reads.
+ */
+interface Scalar {
+  type: 'string' | 'boolean' | 'number';
+  nullable: boolean;
+  int: boolean;
+  min: number;
+  minInclusive: boolean;
+  max: number;
+  maxInclusive: boolean;
+}
+
+/** The scalar test of `schema`, or null when it is not one (any check but a number's bounds and integrality). */
+function scalarOf(schema: z.core.$ZodType): Scalar | null {
+  const def = defOf(schema);
+  if (def.coerce) return null;
+  if (def.type === 'nullable') {
+    const inner = def.innerType ? scalarOf(def.innerType) : null;
+    return inner && { ...inner, nullable: true };
   }
-  return null;
+  if (def.type !== 'string' && def.type !== 'boolean' && def.type !== 'number') return null;
+  const scalar: Scalar = { type: def.type, nullable: false, int: false, min: -Infinity, minInclusive: true, max: Infinity, maxInclusive: true };
+  for (const { _zod } of def.checks ?? []) {
+    const check = _zod.def;
+    if (def.type !== 'number') return null;
+    if (check.check === 'number_format' && check.format === 'safeint') scalar.int = true;
+    else if ((check.check === 'greater_than' || check.check === 'less_than') && typeof check.value === 'number') {
+      // Several bounds on one side: the tightest holds them all.
+      const bound = check.value;
+      const inclusive = check.inclusive === true;
+      if (check.check === 'greater_than') {
+        if (bound === scalar.min) scalar.minInclusive &&= inclusive;
+        else if (bound > scalar.min) {
+          scalar.min = bound;
+          scalar.minInclusive = inclusive;
+        }
+      } else if (bound === scalar.max) scalar.maxInclusive &&= inclusive;
+      else if (bound < scalar.max) {
+        scalar.max = bound;
+        scalar.maxInclusive = inclusive;
+      }
+    } else return null;
+  }
+  return scalar;
+}
+
+/** The scalar test of one value. */
+function isScalar(v: unknown, s: Scalar): boolean {
+  if (v === null) return s.nullable;
+  if (s.type !== 'number') return typeof v === s.type;
+  return typeof v === 'number' && (s.int ? Number.isSafeInteger(v) : Number.isFinite(v)) && (s.minInclusive ? v >= s.min : v > s.min) && (s.maxInclusive ? v <= s.max : v < s.max);
+}
+
+/** Every element of `v` (holes included, as the schema reads them) passes the scalar test. */
+function everyScalar(v: readonly unknown[], s: Scalar): boolean {
+  const { type, nullable, int, min, minInclusive, max, maxInclusive } = s;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x === null) {
+      if (!nullable) return false;
+    } else if (type !== 'number') {
+      if (typeof x !== type) return false;
+    } else if (typeof x !== 'number' || !(int ? Number.isSafeInteger(x) : Number.isFinite(x)) || !(minInclusive ? x >= min : x > min) || !(maxInclusive ? x <= max : x < max)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Every element of `v` (holes included) passes `element`. */
+function everyOf(v: readonly unknown[], element: PlainPredicate): boolean {
+  for (let i = 0; i < v.length; i++) if (!element(v[i])) return false;
+  return true;
 }
 
 /** A predicate true only of values `schema` accepts and gives back as they are (see above). */
@@ -66,17 +135,8 @@ export function plainValues(schema: z.core.$ZodType): PlainPredicate {
     case 'null':
       return (v) => v === null;
     case 'number': {
-      const conditions: PlainPredicate[] = [];
-      for (const check of checks) {
-        const condition = numberCheck(check._zod.def);
-        if (!condition) return never;
-        conditions.push(condition);
-      }
-      const [first, second, ...more] = conditions;
-      if (more.length > 0) return (v) => typeof v === 'number' && Number.isFinite(v) && conditions.every((condition) => condition(v));
-      if (second && first) return (v) => typeof v === 'number' && Number.isFinite(v) && first(v) && second(v);
-      if (first) return (v) => typeof v === 'number' && Number.isFinite(v) && first(v);
-      return (v) => typeof v === 'number' && Number.isFinite(v);
+      const scalar = scalarOf(schema);
+      return scalar ? (v) => isScalar(v, scalar) : never;
     }
     case 'enum': {
       const values = new Set(Object.values(def.entries ?? {}));
@@ -95,8 +155,10 @@ export function plainValues(schema: z.core.$ZodType): PlainPredicate {
       return (v) => v === undefined || inner(v);
     }
     case 'array': {
+      const scalar = def.element ? scalarOf(def.element) : null;
+      if (scalar) return (v) => Array.isArray(v) && everyScalar(v, scalar);
       const element = def.element ? plainValues(def.element) : never;
-      return (v) => Array.isArray(v) && v.every(element);
+      return (v) => Array.isArray(v) && everyOf(v, element);
     }
     case 'object':
       return plainObject(def);

@@ -15,7 +15,8 @@ import {
 import { ProgressSummarySchema, RequestStatusSchema, requestStatus, summarizeProgress, topLevelState } from '../domain/progress.ts';
 import { LeaseSchema, type Lease } from '../domain/request-view.ts';
 import { describeZodIssue } from '../lib/zod-issue.ts';
-import { StoredClipSchema } from './stored-clip.ts';
+import { fast } from '../lib/zod-plain.ts';
+import { StoredClipsSchema, StoredRecordsSchema } from './stored-clip.ts';
 
 /**
  * state.json, in one place: what it holds (every type below is `z.infer` of its schema), how an
@@ -76,7 +77,14 @@ export type StateEnvelope = z.infer<typeof StateEnvelopeSchema>;
 
 /** The envelope as version 2 and later store it: the same, with each clip in its stored form. */
 export const StoredStateEnvelopeSchema = StateEnvelopeSchema.extend({
-  snapshot: SnapshotSchema.extend({ context: PipelineContextSchema.extend({ clips: z.array(StoredClipSchema) }) }),
+  snapshot: SnapshotSchema.extend({
+    context: PipelineContextSchema.extend({
+      clips: StoredClipsSchema,
+      records: StoredRecordsSchema,
+      // One per clip: checked in one pass rather than copied by the schema.
+      clip_times: fast(PipelineContextSchema.shape.clip_times),
+    }),
+  }),
 });
 
 /** The envelope of a snapshot: the summary fields are read from it. */
@@ -143,6 +151,9 @@ export function restoringPlainContext<M extends AnyStateMachine>(machine: M): M 
   return restoring;
 }
 
+/** What says which schema reads the rest. Built once: zod compiles an object schema at its first use. */
+const HeadSchema = z.looseObject({ format: z.string(), version: z.number() });
+
 /**
  * Parses state.json. A file from a newer version, or one that is not a valid state file, is an
  * error that names the problem; the caller must never overwrite such a file.
@@ -154,7 +165,7 @@ export function parseStateFile(text: string, where: string): StateEnvelope {
   } catch (err) {
     throw new FaveFailure(faveError('STATE_CORRUPT', `${where} is not valid JSON (${(err as Error).message}); it was left untouched`));
   }
-  const head = z.looseObject({ format: z.string(), version: z.number() }).safeParse(raw);
+  const head = HeadSchema.safeParse(raw);
   if (head.success && head.data.format === STATE_FORMAT && head.data.version > STATE_VERSION) {
     throw new FaveFailure(
       faveError('STATE_VERSION', `${where} has format version ${head.data.version}, newer than this orchestrator understands (${STATE_VERSION}); upgrade before resuming it`),

@@ -65,11 +65,13 @@ export const PLAIN_VALUES = Object.fromEntries(FIELDS.map((field) => [field, fie
   PlainPredicate
 >;
 
+/** How a column of each field's values is recognized as plain: a scalar field's in one loop. */
+const PLAIN_COLUMNS = Object.fromEntries(
+  FIELDS.map((field) => [field, field === 'outputs' ? (value: unknown) => Array.isArray(value) && value.every(isOutputs) : plainValues(z.array(VALUE_SCHEMAS[field]))]),
+) as Record<Field, PlainPredicate>;
+
 /** A column of a field's values: checked in one pass when plain, else value by value by the field's schema. */
-const columnOf = <F extends Field>(field: F) => {
-  const plain = PLAIN_VALUES[field];
-  return fast(z.array(VALUE_SCHEMAS[field]), (value) => Array.isArray(value) && value.every(plain));
-};
+const columnOf = <F extends Field>(field: F) => fast(z.array(VALUE_SCHEMAS[field]), PLAIN_COLUMNS[field]);
 
 /** The fields whose value is an array per row, each value checked by that field's schema. */
 const EachSchema = z
@@ -140,6 +142,13 @@ const StoredProgressSchema = ClipProgressSchema.extend({ frames: z.union([ClipPr
 const PlainRecordSchema = InvocationRecordSchema.extend({ outputs: PlainOutputsSchema.optional() });
 const plainRecords = plainValues(z.array(PlainRecordSchema));
 
+/**
+ * Invocation records read in one pass when plain, as a clip's inline records are. The request's
+ * own records are few, but ffmpeg-1's lists every clip it cut (one output each): through the
+ * schema that was a thousand objects validated and copied on a 1,000-clip request.
+ */
+export const StoredRecordsSchema = fast(z.array(InvocationRecordSchema), plainRecords);
+
 const StoredFramesSchema = z.array(StoredFrameSchema);
 /** Frames with their records inline (a small clip) or without (the table has them). */
 const plainFrames = plainValues(z.array(StoredFrameSchema.extend({ records: z.array(PlainRecordSchema).optional() })));
@@ -181,6 +190,38 @@ export const StoredClipSchema = z.unknown().transform((value, ctx): ClipState =>
   return clipOfStored(clip);
 });
 
+const StoredClipArraySchema = z.array(StoredClipSchema);
+
+/**
+ * The clips of a version 2 file, as `z.array(StoredClipSchema)` reads them. Plain clips, the
+ * rule, are read in one loop without zod's run of the schema per clip (its result objects and
+ * calls were a good part of a resume before the code is optimized, as it is not in a process
+ * just started to resume); at the first clip that is not plain or not whole, the whole array is
+ * read by the schema, which reports what is wrong and where.
+ */
+export const StoredClipsSchema = z.unknown().transform((value, ctx): ClipState[] => {
+  const plain = Array.isArray(value) ? plainClips(value) : null;
+  if (plain) return plain;
+  const result = StoredClipArraySchema.safeParse(value);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) ctx.issues.push({ code: 'custom', path: issue.path, message: issue.message, input: value });
+  return z.NEVER;
+});
+
+/** The clips, when every one is plain and whole; null at the first that is not. */
+function plainClips(stored: readonly unknown[]): ClipState[] | null {
+  const clips = new Array<ClipState>(stored.length);
+  const issues: Issues = [];
+  for (let i = 0; i < stored.length; i++) {
+    const clip = stored[i];
+    if (!plainStoredClip(clip)) return null;
+    checkClip(clip as StoredClipObject, issues);
+    if (issues.length > 0) return null;
+    clips[i] = clipOfStored(clip as StoredClipObject);
+  }
+  return clips;
+}
+
 const isIndex = plainValues(ClipStateSchema.shape.index);
 const isString = plainValues(ClipStateSchema.shape.uri);
 const isSeconds = plainValues(ClipStateSchema.shape.start_s);
@@ -217,7 +258,7 @@ const plainSame = plainValues(RecordTableSchema.shape.same);
 const TABLE_KEYS: ReadonlySet<string> = new Set(Object.keys(RecordTableSchema.shape));
 const FIELD_SET: ReadonlySet<string> = new Set(FIELDS);
 const SOME_SET: ReadonlySet<string> = new Set(SOME_FIELDS);
-const plainColumn = (field: Field, column: unknown): boolean => Array.isArray(column) && column.every(PLAIN_VALUES[field]);
+const plainColumn = (field: Field, column: unknown): boolean => PLAIN_COLUMNS[field](column);
 
 function plainTable(table: unknown): boolean {
   if (!isPlainObject(table)) return false;
@@ -263,40 +304,53 @@ type Issues = z.core.$ZodRawIssue[];
 /** The frames' records are either all in the table or all inline, never in both places nor in neither. */
 function checkClip(clip: Pick<StoredClipObject, 'frames' | 'record_table'>, issues: Issues): void {
   const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path, message, input: clip });
+  const { frames } = clip;
   if (clip.record_table) {
-    clip.frames.forEach((frame, i) => {
-      if (frame.records) problem(['frames', i, 'records'], 'records are given both inline and in record_table');
-    });
-    checkTable(clip.record_table, clip.frames.length, issues);
+    for (let i = 0; i < frames.length; i++) {
+      if (frames[i]!.records) problem(['frames', i, 'records'], 'records are given both inline and in record_table');
+    }
+    checkTable(clip.record_table, frames.length, issues);
     return;
   }
-  clip.frames.forEach((frame, i) => {
-    if (!frame.records) problem(['frames', i, 'records'], 'expected an array of records (or a record_table in the clip)');
-  });
+  for (let i = 0; i < frames.length; i++) {
+    if (!frames[i]!.records) problem(['frames', i, 'records'], 'expected an array of records (or a record_table in the clip)');
+  }
 }
 
 /** What the schema of each part cannot see alone: every row has every field it must have, once. */
 function checkTable(table: RecordTable, frames: number, issues: Issues): void {
   const problem = (path: PropertyKey[], message: string) => issues.push({ code: 'custom', path: ['record_table', ...path], message, input: table });
-  if (table.counts.length !== frames) problem(['counts'], `expected ${frames} counts (one per frame), found ${table.counts.length}`);
-  const total = table.counts.reduce((sum, n) => sum + n, 0);
-  if (total !== table.rows) problem(['counts'], `the counts add up to ${total}, not to the ${table.rows} rows`);
+  // Indexed loops, without a callback per element: this runs once per clip of every resume.
+  const { counts, rows, same } = table;
+  if (counts.length !== frames) problem(['counts'], `expected ${frames} counts (one per frame), found ${counts.length}`);
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total !== rows) problem(['counts'], `the counts add up to ${total}, not to the ${rows} rows`);
   const each: Partial<Record<Field, unknown[]>> = table.each;
   const some: Partial<Record<SomeField, { rows: number[]; values: unknown[] }>> = table.some;
-  for (const field of FIELDS) {
-    const places = (field in table.same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
+  for (let f = 0; f < FIELDS.length; f++) {
+    const field = FIELDS[f]!;
+    const places = (field in same ? 1 : 0) + (field in each ? 1 : 0) + (field in some ? 1 : 0);
     if (places > 1) problem([field], `field ${field} is given more than once (same, each, some)`);
-    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && table.rows > 0) problem(['same', field], `missing field ${field}`);
+    else if (places === 0 && !OPTIONAL_FIELDS.has(field) && rows > 0) problem(['same', field], `missing field ${field}`);
     const column = each[field];
-    if (column && column.length !== table.rows) problem(['each', field], `expected ${table.rows} values, found ${column.length}`);
+    if (column && column.length !== rows) problem(['each', field], `expected ${rows} values, found ${column.length}`);
   }
-  for (const field of SOME_FIELDS) {
+  for (let f = 0; f < SOME_FIELDS.length; f++) {
+    const field = SOME_FIELDS[f]!;
     const part = some[field];
     if (!part) continue;
     if (part.values.length !== part.rows.length) problem(['some', field, 'values'], `expected ${part.rows.length} values, found ${part.values.length}`);
-    const ascending = part.rows.every((row, i) => row < table.rows && (i === 0 || row > (part.rows[i - 1] ?? -1)));
-    if (!ascending) problem(['some', field, 'rows'], `expected ascending rows below ${table.rows}`);
+    if (!ascendingBelow(part.rows, rows)) problem(['some', field, 'rows'], `expected ascending rows below ${rows}`);
   }
+}
+
+function ascendingBelow(listed: readonly number[], rows: number): boolean {
+  for (let i = 0; i < listed.length; i++) {
+    const row = listed[i]!;
+    if (!(row < rows && (i === 0 || row > listed[i - 1]!))) return false;
+  }
+  return true;
 }
 
 /**
@@ -326,6 +380,34 @@ function sourceOf(table: RecordTable, field: Field): Source {
   return ABSENT;
 }
 
+/** Every field's source, as one object of one shape (no entries built per clip to make it). */
+function sourcesOf(table: RecordTable): Record<Field, Source> {
+  return {
+    stage: sourceOf(table, 'stage'),
+    clip_index: sourceOf(table, 'clip_index'),
+    frame_index: sourceOf(table, 'frame_index'),
+    attempt: sourceOf(table, 'attempt'),
+    queued_at: sourceOf(table, 'queued_at'),
+    started_at: sourceOf(table, 'started_at'),
+    ended_at: sourceOf(table, 'ended_at'),
+    latency_ms: sourceOf(table, 'latency_ms'),
+    reported_duration_ms: sourceOf(table, 'reported_duration_ms'),
+    gateway_duration_ms: sourceOf(table, 'gateway_duration_ms'),
+    call_id: sourceOf(table, 'call_id'),
+    cold_start: sourceOf(table, 'cold_start'),
+    memory_limit_mb: sourceOf(table, 'memory_limit_mb'),
+    cost_unit: sourceOf(table, 'cost_unit'),
+    http_status: sourceOf(table, 'http_status'),
+    outcome: sourceOf(table, 'outcome'),
+    error: sourceOf(table, 'error'),
+    call_mode: sourceOf(table, 'call_mode'),
+    queue_delay_ms: sourceOf(table, 'queue_delay_ms'),
+    response_digest: sourceOf(table, 'response_digest'),
+    dispatch_id: sourceOf(table, 'dispatch_id'),
+    outputs: sourceOf(table, 'outputs'),
+  };
+}
+
 /** A required field's value in `row` (checkTable made sure it has one). */
 const at = (source: Source, row: number): unknown => (source.column === null ? source.value : source.column[row]);
 
@@ -343,30 +425,31 @@ function atSome(source: Source, row: number): unknown {
  * (its optional fields come last), and one hidden class for the records of the same fields.
  */
 function framesOfTable(frames: ReadonlyArray<Omit<FrameState, 'records'>>, table: RecordTable): FrameState[] {
-  const s = Object.fromEntries(FIELDS.map((field) => [field, sourceOf(table, field)])) as Record<Field, Source>;
+  const s = sourcesOf(table);
   let row = 0;
   const take = (count: number): InvocationRecord[] => {
     const taken: InvocationRecord[] = new Array<InvocationRecord>(count);
     for (let i = 0; i < count; i++, row++) {
       // Every value was checked by its field's schema, and every required one is present (checkTable).
+      // `at`, written out: one call per value was most of this loop's cost before it is optimized.
       const record = {
-        stage: at(s.stage, row),
-        clip_index: at(s.clip_index, row),
-        frame_index: at(s.frame_index, row),
-        attempt: at(s.attempt, row),
-        queued_at: at(s.queued_at, row),
-        started_at: at(s.started_at, row),
-        ended_at: at(s.ended_at, row),
-        latency_ms: at(s.latency_ms, row),
-        reported_duration_ms: at(s.reported_duration_ms, row),
-        gateway_duration_ms: at(s.gateway_duration_ms, row),
-        call_id: at(s.call_id, row),
-        cold_start: at(s.cold_start, row),
-        memory_limit_mb: at(s.memory_limit_mb, row),
-        cost_unit: at(s.cost_unit, row),
-        http_status: at(s.http_status, row),
-        outcome: at(s.outcome, row),
-        error: at(s.error, row),
+        stage: s.stage.column === null ? s.stage.value : s.stage.column[row],
+        clip_index: s.clip_index.column === null ? s.clip_index.value : s.clip_index.column[row],
+        frame_index: s.frame_index.column === null ? s.frame_index.value : s.frame_index.column[row],
+        attempt: s.attempt.column === null ? s.attempt.value : s.attempt.column[row],
+        queued_at: s.queued_at.column === null ? s.queued_at.value : s.queued_at.column[row],
+        started_at: s.started_at.column === null ? s.started_at.value : s.started_at.column[row],
+        ended_at: s.ended_at.column === null ? s.ended_at.value : s.ended_at.column[row],
+        latency_ms: s.latency_ms.column === null ? s.latency_ms.value : s.latency_ms.column[row],
+        reported_duration_ms: s.reported_duration_ms.column === null ? s.reported_duration_ms.value : s.reported_duration_ms.column[row],
+        gateway_duration_ms: s.gateway_duration_ms.column === null ? s.gateway_duration_ms.value : s.gateway_duration_ms.column[row],
+        call_id: s.call_id.column === null ? s.call_id.value : s.call_id.column[row],
+        cold_start: s.cold_start.column === null ? s.cold_start.value : s.cold_start.column[row],
+        memory_limit_mb: s.memory_limit_mb.column === null ? s.memory_limit_mb.value : s.memory_limit_mb.column[row],
+        cost_unit: s.cost_unit.column === null ? s.cost_unit.value : s.cost_unit.column[row],
+        http_status: s.http_status.column === null ? s.http_status.value : s.http_status.column[row],
+        outcome: s.outcome.column === null ? s.outcome.value : s.outcome.column[row],
+        error: s.error.column === null ? s.error.value : s.error.column[row],
       } as InvocationRecord;
       const callMode = atSome(s.call_mode, row);
       if (callMode !== undefined) record.call_mode = callMode as InvocationRecord['call_mode'];
