@@ -115,7 +115,9 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
   // A lease renewal's period: the longest a callback that reached another replica waits to be seen.
   const inbox = new CallbackInbox({ store, bucket: config.bucket, pollMs: Math.max(50, Math.floor(config.leaseTtlMs / 3)), logger });
   const caller =
-    config.gatewayUrl && transport.kind === 'http' ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox }) : null;
+    config.gatewayUrl && transport.kind === 'http'
+      ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox, maxResponseBytes: config.stageResponseMaxBytes })
+      : null;
   return { inbox, caller };
 }
 
