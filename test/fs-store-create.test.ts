@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 
@@ -47,7 +47,9 @@ describe('FsStore.createIfAbsent on write threads', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'create-racer.ts'), root, BUCKET, prefix, String(count), '2'], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
-    closeAfterTest(child, (c) => c.exitCode === null && c.kill());
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill();
+    });
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     expect((await lines.next()).value).toBe('ready');
 
