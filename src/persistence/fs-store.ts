@@ -45,6 +45,8 @@ export class FsStore implements Store {
 
   private readonly lockLeaseMs: number | undefined;
   private readonly createThreads: DurableCreateThreads | null;
+  private readonly tempPrefix = randomBytes(3).toString('hex');
+  private tempCount = 0;
   /** What listed pages left for their next token, briefly (see `listPage`). */
   private readonly continuations = new Map<string, { items: ListedItem[]; until: number }>();
 
@@ -189,7 +191,7 @@ export class FsStore implements Store {
    */
   async createIfAbsent(loc: ObjectLocation, body: Buffer | string): Promise<boolean> {
     const path = this.path(loc);
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}.${this.tempName()}.tmp`;
     try {
       const onThread = this.createThreads?.create(dirname(path), tmp, path, body);
       const created = onThread ? await onThread : null;
@@ -221,6 +223,16 @@ export class FsStore implements Store {
       // Linked into place or not wanted: the object no longer depends on this name.
       await unlink(tmp).catch(() => undefined);
     }
+  }
+
+  /**
+   * A temporary file's name part, 12 hex digits as every temporary file of the store has (the
+   * debris sweep knows them by it): random per store, then a count, instead of random bytes
+   * drawn per object on a hot path. O_EXCL still refuses a name some other writer holds.
+   */
+  private tempName(): string {
+    this.tempCount = (this.tempCount + 1) % 0x1000000;
+    return `${this.tempPrefix}${this.tempCount.toString(16).padStart(6, '0')}`;
   }
 
   /** Write threads running for `createIfAbsent` (started on first use, stopped by `close`). */
