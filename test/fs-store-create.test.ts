@@ -29,8 +29,8 @@ async function filesUnder(folder: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
-function storeAt(root: string, writeThreads?: number): FsStore {
-  return closeAfterTest(new FsStore(root, BUCKET, writeThreads === undefined ? {} : { writeThreads }));
+function storeAt(root: string, writeThreads: number): FsStore {
+  return closeAfterTest(new FsStore(root, BUCKET, { writeThreads }));
 }
 
 describe('FsStore.createIfAbsent on write threads', () => {
@@ -38,7 +38,7 @@ describe('FsStore.createIfAbsent on write threads', () => {
     const root = join(dir, 'race');
     const prefix = 'requests/race/callbacks/frame-';
     const count = 60;
-    const threaded = storeAt(root);
+    const threaded = storeAt(root, 2);
     const pooled = storeAt(root, 0);
     await threaded.init();
     await threaded.createIfAbsent({ bucket: BUCKET, key: `${prefix}warm.json` }, 'warm');
@@ -72,7 +72,7 @@ describe('FsStore.createIfAbsent on write threads', () => {
 
   it('fails a write as the store maps filesystem errors, the same with threads and without, naming no server path', async () => {
     const root = join(dir, 'errors');
-    const threaded = storeAt(root);
+    const threaded = storeAt(root, 2);
     const pooled = storeAt(root, 0);
     await threaded.init();
     expect(await threaded.createIfAbsent({ bucket: BUCKET, key: 'requests/err/a.json' }, 'a file')).toBe(true);
@@ -97,7 +97,7 @@ describe('FsStore.createIfAbsent on write threads', () => {
   });
 
   it('writes every object of a burst larger than the threads hold, the rest on the calling thread', async () => {
-    const store = storeAt(join(dir, 'burst'));
+    const store = storeAt(join(dir, 'burst'), 2);
     await store.init();
     const keys = Array.from({ length: 600 }, (_, i) => `requests/burst/callbacks/frame-${i}-1/r0-a1.json`);
     const outcomes = await Promise.all(keys.map((key) => store.createIfAbsent({ bucket: BUCKET, key }, `body ${key}`)));
@@ -107,7 +107,8 @@ describe('FsStore.createIfAbsent on write threads', () => {
   });
 
   it('starts its threads on first use and stops them with the store; objects after that are written without them', async () => {
-    const store = new FsStore(join(dir, 'lifetime'), BUCKET);
+    expect(new FsStore(join(dir, 'none'), BUCKET).writeThreads).toBe(0);
+    const store = new FsStore(join(dir, 'lifetime'), BUCKET, { writeThreads: 2 });
     await store.init();
     expect(store.writeThreads).toBe(0);
     const writes = await Promise.all([1, 2, 3].map((n) => store.createIfAbsent({ bucket: BUCKET, key: `requests/life/${n}.json` }, `${n}`)));

@@ -25,12 +25,16 @@ import {
 
 export interface FsStoreOptions {
   lockLeaseMs?: number;
-  /** Threads that write `createIfAbsent`'s objects (0: none, every step through the thread pool). */
+  /** Threads that write `createIfAbsent`'s objects (0, the default: none, every step through the thread pool). */
   writeThreads?: number;
 }
 
-/** Two: while one waits for the disk to take a write, the other prepares the next. */
-const DEFAULT_WRITE_THREADS = 2;
+/**
+ * None unless asked for: on two shared cores the threads' file system work took the main
+ * thread's core as often as the thread pool's did, and async runs were no faster with them
+ * (docs/performance.md, "The async path, second round").
+ */
+const DEFAULT_WRITE_THREADS = 0;
 /** Objects in hand per write thread; past it, the calling thread writes them itself. */
 const WRITE_THREAD_QUEUE = 128;
 
