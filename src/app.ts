@@ -115,7 +115,9 @@ export function createCallbacks(config: Config, store: Store, logger: Logger, tr
   // A lease renewal's period: the longest a callback that reached another replica waits to be seen.
   const inbox = new CallbackInbox({ store, bucket: config.bucket, pollMs: Math.max(50, Math.floor(config.leaseTtlMs / 3)), logger });
   const caller =
-    config.gatewayUrl && transport.kind === 'http' ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox }) : null;
+    config.gatewayUrl && transport.kind === 'http'
+      ? new AsyncStageCaller({ gatewayUrl: config.gatewayUrl, auth: config.gatewayAuth, callback: config.callback, inbox, maxResponseBytes: config.stageResponseMaxBytes })
+      : null;
   return { inbox, caller };
 }
 
@@ -142,7 +144,12 @@ export async function createTransport(config: Config, store: Store, env: NodeJS.
  * when it is configured, so the embedded default does not carry the AWS SDK in memory.
  */
 export async function openStore(config: Config['store']): Promise<Store> {
-  if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket, config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs });
+  if (config.kind === 'fs') {
+    return new FsStore(config.dataDir, config.bucket, {
+      ...(config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs }),
+      ...(config.writeThreads === undefined ? {} : { writeThreads: config.writeThreads }),
+    });
+  }
   const { S3Store } = await import('./persistence/s3-store.ts');
   return new S3Store({
     bucket: config.bucket,

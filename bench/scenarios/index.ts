@@ -121,6 +121,12 @@ export const SCENARIOS = [
           ['async: wall ms sync / async (ideal)', `${pair((m) => m.wall_ms)} (${ms(r.ideal.total_ms)})`],
           ['async: efficiency (ideal ÷ wall) sync / async', pair((m) => m.efficiency, 2)],
           ['async: orchestrator CPU µs / invocation sync / async', pair((m) => m.orchestrator_cpu_us_per_invocation)],
+          [
+            'async: orchestrator main-thread CPU µs / invocation sync / async',
+            r.sync.orchestrator_main_thread_cpu_us_per_invocation === null || r.async.orchestrator_main_thread_cpu_us_per_invocation === null
+              ? 'not measured (no /proc/thread-self/schedstat)'
+              : pair((m) => m.orchestrator_main_thread_cpu_us_per_invocation ?? 0),
+          ],
           ['async: orchestrator event-loop use sync / async', pair((m) => m.orchestrator_elu, 2)],
           ['async: gateway CPU µs / invocation sync / async', pair((m) => m.gateway_cpu_us_per_invocation)],
           ['async: state.json MB written sync / async', `${mb(r.sync.state_bytes_written)} / ${mb(r.async.state_bytes_written)}`],

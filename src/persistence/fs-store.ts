@@ -1,10 +1,11 @@
-import { closeSync, constants, createReadStream, createWriteStream, fstatSync, open as openFd, read, write, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, open as openFd, read, write, writeSync } from 'node:fs';
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { FaveFailure, faveError } from '../domain/errors.ts';
+import { DURABLE_NEW_FILE, DurableCreateThreads } from './durable-create-threads.ts';
 import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
@@ -22,6 +23,21 @@ import {
   type StoreCapabilities,
 } from './store.ts';
 
+export interface FsStoreOptions {
+  lockLeaseMs?: number;
+  /** Threads that write `createIfAbsent`'s objects (0, the default: none, every step through the thread pool). */
+  writeThreads?: number;
+}
+
+/**
+ * None unless asked for: on two shared cores the threads' file system work took the main
+ * thread's core as often as the thread pool's did, and async runs were no faster with them
+ * (docs/performance.md, "The async path, second round").
+ */
+const DEFAULT_WRITE_THREADS = 0;
+/** Objects in hand per write thread; past it, the calling thread writes them itself. */
+const WRITE_THREAD_QUEUE = 128;
+
 /**
  * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
  * a temporary file that is renamed into place, so readers never see a torn object. Conditional
@@ -32,16 +48,21 @@ export class FsStore implements Store {
   readonly root: string;
 
   private readonly lockLeaseMs: number | undefined;
+  private readonly createThreads: DurableCreateThreads | null;
+  private readonly tempPrefix = randomBytes(3).toString('hex');
+  private tempCount = 0;
   /** What listed pages left for their next token, briefly (see `listPage`). */
   private readonly continuations = new Map<string, { items: ListedItem[]; until: number }>();
 
   constructor(
     root: string,
     readonly bucket: string,
-    options: { lockLeaseMs?: number } = {},
+    options: FsStoreOptions = {},
   ) {
     this.root = resolve(root);
     this.lockLeaseMs = options.lockLeaseMs;
+    const threads = options.writeThreads ?? DEFAULT_WRITE_THREADS;
+    this.createThreads = threads > 0 ? new DurableCreateThreads({ size: threads, maxPerThread: WRITE_THREAD_QUEUE }) : null;
   }
 
   async init(): Promise<StoreCapabilities> {
@@ -167,17 +188,29 @@ export class FsStore implements Store {
   /**
    * The same guarantees as `put` with `ifNoneMatch: '*'` (the data is on disk before the object
    * appears; link() decides between racing writers, across processes too), for the small records
-   * of a hot path such as callbacks, in fewer trips through the thread pool: no look before the
-   * write, the temporary file opened for synchronous data writes (no separate flush), no stat
-   * and digest for an ETag, and no file handle object.
+   * of a hot path such as callbacks, in fewer steps: no look before the write, the temporary file
+   * opened for synchronous data writes (no separate flush), no stat and digest for an ETag. The
+   * steps run on the store's write threads (`DurableCreateThreads`), or here through the thread
+   * pool when no thread takes them.
    */
   async createIfAbsent(loc: ObjectLocation, body: Buffer | string): Promise<boolean> {
     const path = this.path(loc);
-    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}.${this.tempName()}.tmp`;
+    try {
+      const onThread = this.createThreads?.create(dirname(path), tmp, path, body);
+      const created = onThread ? await onThread : null;
+      return created ?? (await this.createHere(path, tmp, typeof body === 'string' ? Buffer.from(body, 'utf8') : body));
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
+  }
+
+  /** `createIfAbsent`'s steps on this thread, each a trip through the thread pool. */
+  private async createHere(path: string, tmp: string, bytes: Buffer): Promise<boolean> {
     let fd: number | null = null;
     try {
-      fd = await this.openNew(path, tmp);
+      await mkdir(dirname(path), { recursive: true });
+      fd = await fdOpenDurable(tmp);
       for (let offset = 0; offset < bytes.length;) offset += await fdWrite(fd, bytes, offset);
       closeSync(fd);
       fd = null;
@@ -189,8 +222,6 @@ export class FsStore implements Store {
           throw err;
         },
       );
-    } catch (err) {
-      throw this.mapError(err, loc);
     } finally {
       if (fd !== null) closeSync(fd);
       // Linked into place or not wanted: the object no longer depends on this name.
@@ -198,10 +229,19 @@ export class FsStore implements Store {
     }
   }
 
-  /** Opens a new temporary file beside `path` for durable writes, making its folder first. */
-  private async openNew(path: string, tmp: string): Promise<number> {
-    await mkdir(dirname(path), { recursive: true });
-    return fdOpenDurable(tmp);
+  /**
+   * A temporary file's name part, 12 hex digits as every temporary file of the store has (the
+   * debris sweep knows them by it): random per store, then a count, instead of random bytes
+   * drawn per object on a hot path. O_EXCL still refuses a name some other writer holds.
+   */
+  private tempName(): string {
+    this.tempCount = (this.tempCount + 1) % 0x1000000;
+    return `${this.tempPrefix}${this.tempCount.toString(16).padStart(6, '0')}`;
+  }
+
+  /** Write threads running for `createIfAbsent` (started on first use, stopped by `close`). */
+  get writeThreads(): number {
+    return this.createThreads?.running ?? 0;
   }
 
   async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {
@@ -367,7 +407,9 @@ export class FsStore implements Store {
     await prune(top);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.createThreads?.close();
+  }
 
   private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
@@ -417,8 +459,6 @@ export class FsStore implements Store {
 }
 
 // File-descriptor calls without a FileHandle: fewer objects and no close tracking per record.
-// O_DSYNC: each write returns once its data is on disk, so no separate flush is needed.
-const DURABLE_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 const fdOpenRead = (path: string) => new Promise<number>((resolve, reject) => openFd(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
 const fdRead = (fd: number, bytes: Buffer, offset: number) =>
   new Promise<number>((resolve, reject) => read(fd, bytes, offset, bytes.length - offset, offset, (err, n) => (err ? reject(err) : resolve(n))));

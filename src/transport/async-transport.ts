@@ -1,8 +1,9 @@
-import { Pool } from 'undici';
+import { Pool, errors } from 'undici';
 import type { AsyncDispatch } from '../domain/context.ts';
 import type { StageRequest } from './contract.ts';
 import { callbackUrl, responseOfCallback, type CallbackAddress, type CallbackInbox, type StoredCallback } from './callbacks.ts';
-import { StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
+import { DEFAULT_STAGE_RESPONSE_MAX_BYTES, Exchange, ExchangesBySignal } from './http-transport.ts';
+import { StageResponseTooLarge, StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
 
 /**
  * One async attempt as persisted in the request's state: when it was queued and for how long
@@ -37,6 +38,8 @@ export interface AsyncStageCallerOptions {
   callback: CallbackConfig;
   inbox: CallbackInbox;
   connections?: number;
+  /** The largest answer to a queueing read from the gateway (default 16 MiB), as for synchronous calls. */
+  maxResponseBytes?: number;
 }
 
 /** How long the gateway may take to accept (queue) a call; the call itself has its own timeout. */
@@ -52,10 +55,19 @@ export class AsyncStageCaller {
   private readonly pool: Pool;
   private readonly base: URL;
   private readonly authorization: string | null;
+  private readonly maxResponseBytes: number;
+  private readonly paths = new Map<string, string>();
+  private readonly inFlight = new ExchangesBySignal();
 
   constructor(private readonly options: AsyncStageCallerOptions) {
     this.base = new URL(options.gatewayUrl);
-    this.pool = new Pool(this.base.origin, { connections: options.connections ?? 64, keepAliveTimeout: 30_000 });
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_STAGE_RESPONSE_MAX_BYTES;
+    this.pool = new Pool(this.base.origin, {
+      connections: options.connections ?? 64,
+      keepAliveTimeout: 30_000,
+      // Checked by undici as the bytes arrive: past it the connection is dropped, unread.
+      maxResponseSize: this.maxResponseBytes,
+    });
     this.authorization = options.auth ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}` : null;
   }
 
@@ -68,22 +80,42 @@ export class AsyncStageCaller {
     return this.options.inbox;
   }
 
-  /** Queues the call; the gateway's answer (202 with X-Call-Id, or a refusal). */
+  /**
+   * Queues the call; the gateway's answer (202 with X-Call-Id, or a refusal). Dispatched to the
+   * pool with a handler that gathers the answer, as synchronous calls are (`HttpTransport`).
+   */
   async enqueue(functionName: string, body: StageRequest, address: CallbackAddress, signal: AbortSignal, timeoutMs: number): Promise<StageHttpResponse> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'x-callback-url': callbackUrl(this.options.callback.baseUrl, this.options.callback.secret, address),
-    };
-    if (this.authorization) headers.authorization = this.authorization;
-    const path = `${this.base.pathname.replace(/\/$/, '')}/async-function/${encodeURIComponent(functionName)}`;
+    if (signal.aborted) throw new errors.RequestAbortedError();
+    const callback = callbackUrl(this.options.callback.baseUrl, this.options.callback.secret, address);
+    const headers = this.authorization
+      ? ['content-type', 'application/json', 'x-callback-url', callback, 'authorization', this.authorization]
+      : ['content-type', 'application/json', 'x-callback-url', callback];
     const wait = Math.max(1, Math.min(ENQUEUE_TIMEOUT_MS, timeoutMs));
-    const response = await this.pool.request({ method: 'POST', path, body: JSON.stringify(body), headers, signal, headersTimeout: wait, bodyTimeout: wait });
-    const text = await response.body.text();
-    const flat: Record<string, string> = {};
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value !== undefined) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    const exchange = new Exchange();
+    const calls = this.inFlight.of(signal);
+    calls.add(exchange);
+    try {
+      this.pool.dispatch(
+        { origin: this.base.origin, method: 'POST', path: this.pathOf(functionName), body: JSON.stringify(body), headers, headersTimeout: wait, bodyTimeout: wait },
+        exchange,
+      );
+      return await exchange.answer;
+    } catch (err) {
+      if (err instanceof errors.ResponseExceededMaxSizeError) throw new StageResponseTooLarge(this.maxResponseBytes);
+      throw err;
+    } finally {
+      calls.delete(exchange);
     }
-    return { status: response.statusCode, headers: flat, body: text };
+  }
+
+  /** A request queues a handful of functions thousands of times each. */
+  private pathOf(functionName: string): string {
+    let path = this.paths.get(functionName);
+    if (path === undefined) {
+      path = `${this.base.pathname.replace(/\/$/, '')}/async-function/${encodeURIComponent(functionName)}`;
+      if (this.paths.size < 1024) this.paths.set(functionName, path);
+    }
+    return path;
   }
 
   async close(): Promise<void> {

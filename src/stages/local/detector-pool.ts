@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { FaveFailure, faveError } from '../../domain/errors.ts';
+import { startWorkerThread } from '../../lib/worker-thread.ts';
 import type { DetectionDocument, DetectionJob } from './detection.ts';
 
 /**
@@ -219,29 +216,11 @@ export class DetectorPool {
   }
 }
 
-/**
- * The worker runs the same code as its parent: compiled JavaScript next to this file in a build,
- * or the TypeScript sources in a checkout, which a new thread reads through tsx as the CLI does.
- */
+/** Started from the TypeScript sources or the compiled JavaScript, whichever this module is. */
 function startWorker(data: DetectorWorkerData): Worker {
-  const here = import.meta.url;
-  if (!new URL(here).pathname.endsWith('.ts')) return new Worker(new URL('./detector-worker.js', here), { workerData: data });
-  const entry = new URL('./detector-worker.ts', here).href;
-  const boot = `import(${JSON.stringify(tsxApiUrl())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
-
-let tsxApi: string | null = null;
-
-/** The ESM entry of tsx's registration API, from its package's exports. */
-function tsxApiUrl(): string {
-  if (tsxApi) return tsxApi;
-  const require = createRequire(import.meta.url);
-  const manifestPath = require.resolve('tsx/package.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: Record<string, unknown> };
-  const api = manifest.exports?.['./esm/api'];
-  const target = typeof api === 'object' && api !== null ? (api as { import?: { default?: unknown } }).import?.default : undefined;
-  if (typeof target !== 'string') throw new FaveFailure(faveError('INTERNAL', `tsx ${manifestPath} exports no ESM registration API`));
-  tsxApi = pathToFileURL(join(dirname(manifestPath), target)).href;
-  return tsxApi;
+  try {
+    return startWorkerThread(import.meta.url, 'detector-worker', { workerData: data });
+  } catch (err) {
+    throw new FaveFailure(faveError('INTERNAL', `the detector thread could not be started: ${(err as Error).message}`));
+  }
 }
