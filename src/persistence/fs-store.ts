@@ -195,7 +195,7 @@ export class FsStore implements Store {
    */
   async createIfAbsent(loc: ObjectLocation, body: Buffer | string): Promise<boolean> {
     const path = this.path(loc);
-    const tmp = `${path}.${this.tempName()}.tmp`;
+    const tmp = this.tempPath(path);
     try {
       const onThread = this.createThreads?.create(dirname(path), tmp, path, body);
       const created = onThread ? await onThread : null;
@@ -230,13 +230,13 @@ export class FsStore implements Store {
   }
 
   /**
-   * A temporary file's name part, 12 hex digits as every temporary file of the store has (the
-   * debris sweep knows them by it): random per store, then a count, instead of random bytes
-   * drawn per object on a hot path. O_EXCL still refuses a name some other writer holds.
+   * The temporary file beside `path` that a write fills before it is moved or linked into place:
+   * 12 hex digits, as the debris sweep knows them, random per store and then a count, instead of
+   * random bytes drawn per object on a hot path. O_EXCL still refuses a name some other writer holds.
    */
-  private tempName(): string {
+  private tempPath(path: string): string {
     this.tempCount = (this.tempCount + 1) % 0x1000000;
-    return `${this.tempPrefix}${this.tempCount.toString(16).padStart(6, '0')}`;
+    return `${path}.${this.tempPrefix}${this.tempCount.toString(16).padStart(6, '0')}.tmp`;
   }
 
   /** Write threads running for `createIfAbsent` (started on first use, stopped by `close`). */
@@ -246,7 +246,7 @@ export class FsStore implements Store {
 
   async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {
     const path = this.path(loc);
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = this.tempPath(path);
     try {
       await mkdir(dirname(path), { recursive: true });
       await pipeline(body, createWriteStream(tmp));
@@ -262,7 +262,7 @@ export class FsStore implements Store {
     const src = this.path(from);
     await this.statOrThrow(from);
     const dst = this.path(to);
-    const tmp = `${dst}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = this.tempPath(dst);
     try {
       await mkdir(dirname(dst), { recursive: true });
       await copyFile(src, tmp);
@@ -412,7 +412,7 @@ export class FsStore implements Store {
   }
 
   private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
-    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = this.tempPath(path);
     const handle = await open(tmp, 'wx');
     try {
       if (typeof body === 'string' || Buffer.isBuffer(body)) await handle.writeFile(body);
