@@ -227,8 +227,11 @@ export async function runLoad(options: LoadOptions, videoUri: string, onProgress
   const running: Array<Promise<void>> = [];
   try {
     for (let i = 0; i < offsets.length; i += 1) {
-      const wait = offsets[i]! - since();
-      if (wait > 0) await sleep(wait, undefined, { signal: run.signal }).catch(() => undefined);
+      // Node's timers count whole milliseconds of the loop's clock, so one may fire a little
+      // before its time by this one: the rest is waited out, and no request starts early.
+      for (let wait = offsets[i]! - since(); wait > 0 && !run.signal.aborted; wait = offsets[i]! - since()) {
+        await sleep(wait, undefined, { signal: run.signal }).catch(() => undefined);
+      }
       progress.due += 1;
       // Recorded as a failure of that request rather than left to reject unobserved.
       running.push(
