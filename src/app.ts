@@ -147,7 +147,6 @@ export async function openStore(config: Config['store']): Promise<Store> {
   if (config.kind === 'fs') {
     return new FsStore(config.dataDir, config.bucket, {
       ...(config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs }),
-      ...(config.writeThreads === undefined ? {} : { writeThreads: config.writeThreads }),
     });
   }
   const { S3Store } = await import('./persistence/s3-store.ts');

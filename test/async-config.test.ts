@@ -64,13 +64,3 @@ describe('stage call mode configuration', () => {
     expect(stageCallMode(config.profiles.allsync!, 'deepspeech')).toBe('sync');
   });
 });
-
-describe("the filesystem store's write threads for callbacks", () => {
-  it('are none by default, 0 to 4 when set, and an invalid count fails at start naming the variable', () => {
-    const base = { OPENFAAS_SECRETS_DIR: join(dir, 'none') };
-    expect(loadConfig(base).store).toMatchObject({ kind: 'fs', writeThreads: 0 });
-    expect(loadConfig({ ...base, FS_STORE_WRITE_THREADS: '2' }).store).toMatchObject({ kind: 'fs', writeThreads: 2 });
-    expect(refusal({ FS_STORE_WRITE_THREADS: '9' })).toContain('FS_STORE_WRITE_THREADS');
-    expect(refusal({ FS_STORE_WRITE_THREADS: 'two' })).toContain('FS_STORE_WRITE_THREADS');
-  });
-});

@@ -131,7 +131,6 @@ const EnvSchema = z.object({
   // The filesystem store's lock on state.json outlives a holder's last heartbeat by this long.
   FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
   // Worker threads of the filesystem store that write callbacks; 0 writes them from the main thread.
-  FS_STORE_WRITE_THREADS: envInt(0, 4).default(0),
   // How many orphaned requests one sweep takes over at once.
   ORPHAN_RESUME_CONCURRENCY: envInt(1, 256).default(8),
   // How often an orphan sweep also scans every request for one the running index misses.
@@ -173,7 +172,7 @@ export interface Config {
   /** Pre-warming: when to scale the stages ahead (`PREWARM_*`); a profile's `prewarm` turns it off per request. */
   prewarm: { strategy: PrewarmStrategy; callsPerReplica: number; timeoutMs: number };
   store:
-    | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number; writeThreads?: number }
+    | { kind: 'fs'; dataDir: string; bucket: string; lockLeaseMs?: number }
     | { kind: 's3'; bucket: string; endpoint: string | null; region: string; accessKeyId: string | null; secretAccessKey: string | null };
   bucket: string;
   profileName: string;
@@ -360,7 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     prewarm: { strategy: e.PREWARM_STRATEGY, callsPerReplica: e.PREWARM_CALLS_PER_REPLICA, timeoutMs: e.PREWARM_TIMEOUT_MS },
     store:
       storeKind === 'fs'
-        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS, writeThreads: e.FS_STORE_WRITE_THREADS }
+        ? { kind: 'fs', dataDir: e.FAVE_DATA_DIR, bucket: e.ARTIFACT_BUCKET, lockLeaseMs: e.FS_LOCK_LEASE_MS }
         : {
             kind: 's3',
             bucket: e.ARTIFACT_BUCKET,

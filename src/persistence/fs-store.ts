@@ -1,11 +1,10 @@
-import { closeSync, createReadStream, createWriteStream, fstatSync, open as openFd, read, write, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fstatSync, open as openFd, read, write, writeSync } from 'node:fs';
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { FaveFailure, faveError } from '../domain/errors.ts';
-import { DURABLE_NEW_FILE, DurableCreateThreads } from './durable-create-threads.ts';
 import { withFileLock } from './fs-lock.ts';
 import {
   notFound,
@@ -25,18 +24,13 @@ import {
 
 export interface FsStoreOptions {
   lockLeaseMs?: number;
-  /** Threads that write `createIfAbsent`'s objects (0, the default: none, every step through the thread pool). */
-  writeThreads?: number;
 }
 
 /**
- * None unless asked for: on two shared cores the threads' file system work took the main
- * thread's core as often as the thread pool's did, and async runs were no faster with them
- * (docs/performance.md, "The async path, second round").
+ * Opens a new file for durable writes: each write returns once its data is on disk, so no
+ * separate flush is needed; O_EXCL, so a temporary name is never shared.
  */
-const DEFAULT_WRITE_THREADS = 0;
-/** Objects in hand per write thread; past it, the calling thread writes them itself. */
-const WRITE_THREAD_QUEUE = 128;
+const DURABLE_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 /**
  * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
@@ -48,7 +42,6 @@ export class FsStore implements Store {
   readonly root: string;
 
   private readonly lockLeaseMs: number | undefined;
-  private readonly createThreads: DurableCreateThreads | null;
   private readonly tempPrefix = randomBytes(3).toString('hex');
   private tempCount = 0;
   /** What listed pages left for their next token, briefly (see `listPage`). */
@@ -61,8 +54,6 @@ export class FsStore implements Store {
   ) {
     this.root = resolve(root);
     this.lockLeaseMs = options.lockLeaseMs;
-    const threads = options.writeThreads ?? DEFAULT_WRITE_THREADS;
-    this.createThreads = threads > 0 ? new DurableCreateThreads({ size: threads, maxPerThread: WRITE_THREAD_QUEUE }) : null;
   }
 
   async init(): Promise<StoreCapabilities> {
@@ -189,23 +180,19 @@ export class FsStore implements Store {
    * The same guarantees as `put` with `ifNoneMatch: '*'` (the data is on disk before the object
    * appears; link() decides between racing writers, across processes too), for the small records
    * of a hot path such as callbacks, in fewer steps: no look before the write, the temporary file
-   * opened for synchronous data writes (no separate flush), no stat and digest for an ETag. The
-   * steps run on the store's write threads (`DurableCreateThreads`), or here through the thread
-   * pool when no thread takes them.
+   * opened for synchronous data writes (no separate flush), no stat and digest for an ETag.
    */
   async createIfAbsent(loc: ObjectLocation, body: Buffer | string): Promise<boolean> {
     const path = this.path(loc);
     const tmp = this.tempPath(path);
     try {
-      const onThread = this.createThreads?.create(dirname(path), tmp, path, body);
-      const created = onThread ? await onThread : null;
-      return created ?? (await this.createHere(path, tmp, typeof body === 'string' ? Buffer.from(body, 'utf8') : body));
+      return await this.createHere(path, tmp, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
     } catch (err) {
       throw this.mapError(err, loc);
     }
   }
 
-  /** `createIfAbsent`'s steps on this thread, each a trip through the thread pool. */
+  /** `createIfAbsent`'s steps, each a trip through the thread pool. */
   private async createHere(path: string, tmp: string, bytes: Buffer): Promise<boolean> {
     let fd: number | null = null;
     try {
@@ -239,21 +226,17 @@ export class FsStore implements Store {
     return `${path}.${this.tempPrefix}${this.tempCount.toString(16).padStart(6, '0')}.tmp`;
   }
 
-  /** Write threads running for `createIfAbsent` (started on first use, stopped by `close`). */
-  get writeThreads(): number {
-    return this.createThreads?.running ?? 0;
-  }
-
   async putStream(loc: ObjectLocation, body: Readable): Promise<ObjectInfo> {
     const path = this.path(loc);
     const tmp = this.tempPath(path);
     try {
       await mkdir(dirname(path), { recursive: true });
-      await pipeline(body, createWriteStream(tmp));
+      // 'wx' (O_EXCL), as every temporary file here: a name another writer holds is refused.
+      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
       await rename(tmp, path);
       return infoOf(await stat(path, { bigint: true }));
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      await removeOwnTemp(tmp, err);
       throw this.mapError(err, loc);
     }
   }
@@ -265,11 +248,11 @@ export class FsStore implements Store {
     const tmp = this.tempPath(dst);
     try {
       await mkdir(dirname(dst), { recursive: true });
-      await copyFile(src, tmp);
+      await copyFile(src, tmp, constants.COPYFILE_EXCL);
       await rename(tmp, dst);
       return infoOf(await stat(dst, { bigint: true }));
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      await removeOwnTemp(tmp, err);
       throw this.mapError(err, to);
     }
   }
@@ -407,9 +390,7 @@ export class FsStore implements Store {
     await prune(top);
   }
 
-  async close(): Promise<void> {
-    await this.createThreads?.close();
-  }
+  async close(): Promise<void> {}
 
   private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
     const tmp = this.tempPath(path);
@@ -492,6 +473,15 @@ async function readWhole(path: string): Promise<Buffer> {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Removes the temporary file a failed write left, unless the write failed because the name was
+ * already taken (EEXIST from O_EXCL): then the file is another writer's.
+ */
+async function removeOwnTemp(tmp: string, err: unknown): Promise<void> {
+  if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+  await rm(tmp, { force: true }).catch(() => undefined);
 }
 
 const fdOpenDurable = (path: string) => new Promise<number>((resolve, reject) => openFd(path, DURABLE_NEW_FILE, 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));

@@ -1,13 +1,12 @@
-// Races the parent for the same objects: argv is the store's root, bucket, key prefix, how many
-// keys and how many write threads. It says "ready" once its store writes, starts at a line on
-// stdin, and prints which keys it created.
+// Races the parent for the same objects: argv is the store's root, bucket, key prefix and how
+// many keys. It says "ready" once its store writes, starts at a line on stdin, and prints which
+// keys it created.
 import { createInterface } from 'node:readline';
 import { FsStore } from '../../src/persistence/fs-store.ts';
 
-const [root, bucket, prefix, count, threads] = process.argv.slice(2);
-const store = new FsStore(root!, bucket!, { writeThreads: Number(threads) });
+const [root, bucket, prefix, count] = process.argv.slice(2);
+const store = new FsStore(root!, bucket!);
 await store.init();
-// Its threads started and warm before the race, as the parent's are.
 await store.createIfAbsent({ bucket: bucket!, key: `${prefix}warm-child.json` }, 'warm');
 process.stdout.write('ready\n');
 const lines = createInterface({ input: process.stdin });
