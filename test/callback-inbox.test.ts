@@ -2,8 +2,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Store } from '../src/persistence/s3-store.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { CallbackInbox, callbackKeys, type CallbackAddress, type StoredCallback } from '../src/transport/callbacks.ts';
+import { countingStore } from './support/counting-store.ts';
+import { motoSkipReason, startMotoStore } from './support/moto.ts';
 import { until } from './support/until.ts';
 
 const BUCKET = 'fave-artifacts';
@@ -113,6 +116,43 @@ describe('CallbackInbox over the filesystem store', () => {
     } finally {
       owner.close();
       replica.close();
+    }
+  });
+});
+
+describe.skipIf(motoSkipReason())('CallbackInbox on an S3 endpoint that enforces If-None-Match', () => {
+  let s3: { store: S3Store; stop(): Promise<void> };
+
+  beforeAll(async () => {
+    s3 = await startMotoStore();
+    expect(await s3.store.init()).toEqual({ conditionalWrites: true });
+  });
+
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  const address = (task: string): CallbackAddress => ({ request_id: 'conditional', task_id: task, run: 0, attempt: 1 });
+
+  it('looks before it writes until told the store honours conditional writes, then writes alone; a duplicate never replaces the first', async () => {
+    const { store: counted, counts } = countingStore(s3.store);
+    const inbox = new CallbackInbox({ store: counted, bucket: s3.store.bucket, pollMs: 60_000 });
+    try {
+      expect(await inbox.accept(callbackOf(address('ffmpeg0'), 'first'))).toBe('stored');
+      expect(counts.calls.get('head')).toBe(1);
+      expect(counts.calls.get('put')).toBe(1);
+
+      inbox.useConditionalWrites(true);
+      counts.reset();
+      expect(await inbox.accept(callbackOf(address('librosa'), 'first'))).toBe('stored');
+      expect(await inbox.accept(callbackOf(address('librosa'), 'second'))).toBe('duplicate');
+      expect(await inbox.accept(callbackOf(address('ffmpeg0'), 'second'))).toBe('duplicate');
+      expect(counts.calls.get('head') ?? 0).toBe(0);
+      expect(counts.calls.get('put')).toBe(3);
+      expect((await inbox.read(address('librosa')))?.body).toBe('first');
+      expect((await inbox.read(address('ffmpeg0')))?.body).toBe('first');
+    } finally {
+      inbox.close();
     }
   });
 });

@@ -239,6 +239,7 @@ export class Orchestrator {
   async init(): Promise<StoreCapabilities> {
     if (!this.capabilities) {
       this.capabilities = await this.options.store.init();
+      this.options.callbacks?.inbox.useConditionalWrites(this.capabilities.conditionalWrites);
       this.options.logger?.info({
         event: 'store_ready',
         store: this.options.store.kind,

@@ -108,8 +108,15 @@ export class CallbackInbox {
   private readonly waiters = new Map<string, Waiter>();
   private timer: NodeJS.Timeout | null = null;
   private polling = false;
+  /** The store's probe found `If-None-Match` honoured: the write alone tells a duplicate. */
+  private conditionalWrites = false;
 
   constructor(private readonly options: CallbackInboxOptions) {}
+
+  /** What the store's probe found (`Store.init`); until it is told, every write is looked before. */
+  useConditionalWrites(honoured: boolean): void {
+    this.conditionalWrites = honoured;
+  }
 
   /**
    * Stores a callback unless one for its address is already stored (the first one wins: a
@@ -123,9 +130,10 @@ export class CallbackInbox {
     if (store.createIfAbsent) {
       if (!(await store.createIfAbsent(loc, body))) return 'duplicate';
     } else {
-      // A look first: an S3-compatible store that ignores If-None-Match (it is allowed, with a
-      // warning, for one process) would otherwise let a later duplicate replace the first.
-      if (await store.head(loc)) return 'duplicate';
+      // A look first where the store may ignore If-None-Match (allowed, with a warning, for one
+      // process): a later duplicate would otherwise replace the first. Where the probe found it
+      // honoured, the write's 412 says it, and a callback costs one request instead of two.
+      if (!this.conditionalWrites && (await store.head(loc))) return 'duplicate';
       try {
         await store.put(loc, body, { contentType: 'application/json', ifNoneMatch: '*' });
       } catch (err) {
