@@ -6,7 +6,7 @@ import { closeAfterTest } from './support/cleanup.ts';
 import { runFave } from './support/child.ts';
 import { countingStore } from './support/counting-store.ts';
 import { startHarness, type Harness } from './support/harness.ts';
-import { motoSkipReason, startMotoStore } from './support/moto.ts';
+import { motoSkipReason, startMotoStore, type RunningMoto } from './support/moto.ts';
 import { until } from './support/until.ts';
 
 /**
@@ -19,6 +19,11 @@ const BUCKET = 'fave-artifacts';
 const skipMoto = motoSkipReason();
 
 async function motoHarness(): Promise<Harness> {
+  return (await motoHarnessAndServer()).h;
+}
+
+/** The harness on moto, with the server itself (its access log counts the S3 calls made). */
+async function motoHarnessAndServer(): Promise<{ h: Harness; moto: RunningMoto }> {
   const s3 = await startMotoStore();
   const h = await startHarness({
     store: s3.store,
@@ -34,7 +39,7 @@ async function motoHarness(): Promise<Harness> {
     },
   });
   closeAfterTest({ close: () => s3.stop() });
-  return closeAfterTest(h);
+  return { h: closeAfterTest(h), moto: s3.moto };
 }
 
 async function fsHarness(): Promise<Harness> {
@@ -129,6 +134,40 @@ describe('fave gc', () => {
 
   it.skipIf(skipMoto)('on S3 (moto)', async () => {
     await gcLeavesRunning(await motoHarness());
+  });
+
+  it.skipIf(skipMoto)('on S3 (moto) removes a request of thousands of objects with a DeleteObjects call per 1,000, after its state.json', async () => {
+    const { h, moto } = await motoHarnessAndServer();
+    await complete(h, 'old-big');
+    // A long video's frames and detections: objects enough for three calls.
+    const frames = Array.from({ length: 2100 }, (_, i) => `requests/old-big/frames/${String(i).padStart(5, '0')}.json`);
+    for (let i = 0; i < frames.length; i += 50) await Promise.all(frames.slice(i, i + 50).map((key) => h.store.put({ bucket: BUCKET, key }, '{}')));
+    h.gateway.addFault({ stage: 'librosa', requestId: 'old-running', kind: 'hang' });
+    const running = await h.app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'old-running' });
+    await until(() => h.gateway.callsTo('stage-librosa').some((c) => c.request_id === 'old-running'), { message: 'old-running at librosa' });
+    const keys = await keysOf(h.store, 'old-big');
+    const runningKeys = await keysOf(h.store, 'old-running');
+
+    const before = moto.accessLog().length;
+    const gc = await runFave(['gc', '--older-than', '0s', '--json'], h.env).exit;
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(JSON.parse(gc.stdout)).toMatchObject({ removed: [{ request_id: 'old-big', objects: keys.length }], objects: keys.length });
+    expect(await keysOf(h.store, 'old-big')).toEqual([]);
+
+    const made = moto.accessLog().slice(before);
+    const batches = made.flatMap((line, i) => (/^POST \S*\?delete[=&\s]/.test(line) ? [i] : []));
+    const single = made.flatMap((line, i) => (line.startsWith(`DELETE /${BUCKET}/requests/`) ? [i] : []));
+    // state.json alone first, then everything else in calls of at most 1,000 keys.
+    expect(batches).toHaveLength(Math.ceil((keys.length - 1) / 1000));
+    expect(single.map((i) => made[i])).toEqual([expect.stringContaining(`/${BUCKET}/requests/old-big/metadata/state.json`)]);
+    expect(single[0]!).toBeLessThan(batches[0]!);
+    for (const line of [...batches, ...single].map((i) => made[i]!)) expect(line).toMatch(/ 20[04]$/);
+
+    // The running request is untouched.
+    expect(await keysOf(h.store, 'old-running')).toEqual(expect.arrayContaining(runningKeys));
+    h.gateway.clearFaults();
+    h.app.orchestrator.cancel('old-running');
+    expect((await running.done.catch(() => null))?.status ?? 'FAILED').toBe('FAILED');
   });
 
   it('leaves alone a finished request that runs again (redriven), though it is listed as old', async () => {

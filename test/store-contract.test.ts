@@ -10,12 +10,14 @@ import { FsStore } from '../src/persistence/fs-store.ts';
 import { openStore } from '../src/app.ts';
 import { S3Store } from '../src/persistence/s3-store.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store, type StoreCapabilities } from '../src/persistence/store.ts';
-import { s3StoreOn, startS3rver, startS3rverStore } from './support/s3rver.ts';
+import { s3StoreOn, startS3rver } from './support/s3rver.ts';
 import { failureOf } from './support/fixtures.ts';
 import { motoSkipReason, startMotoStore } from './support/moto.ts';
 
 interface Harness {
   store: Store;
+  /** DeleteObjects calls the server has received so far (the S3 servers, which log requests). */
+  deleteObjectsCalls?: () => number;
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,8 @@ interface Factory {
   conditionalWrites: boolean;
   /** Why this store cannot be tested here (printed), or null. */
   skip: string | null;
+  /** Has `deleteMany` (S3's DeleteObjects); the filesystem store deletes one object a call. */
+  deleteMany: boolean;
   start(): Promise<Harness>;
 }
 
@@ -35,6 +39,7 @@ const factories: Factory[] = [
     name: 'FsStore',
     conditionalWrites: true,
     skip: null,
+    deleteMany: false,
     async start() {
       const dir = await mkdtemp(join(tmpdir(), 'fave-fs-store-'));
       const store = new FsStore(dir, BUCKET);
@@ -45,14 +50,30 @@ const factories: Factory[] = [
     name: 'S3Store (s3rver)',
     conditionalWrites: false,
     skip: null,
-    start: () => startS3rverStore(),
+    deleteMany: true,
+    async start() {
+      const s3 = await startS3rver();
+      const store = s3StoreOn(s3);
+      return {
+        store,
+        deleteObjectsCalls: () => s3.requests.filter((r) => /^POST \S*\?delete(=|&|$)/.test(r)).length,
+        async stop() {
+          await store.close();
+          await s3.stop();
+        },
+      };
+    },
   },
   {
     // Enforces If-None-Match / If-Match as AWS S3 and MinIO do.
     name: 'S3Store (moto)',
     conditionalWrites: true,
     skip: motoSkipReason(),
-    start: () => startMotoStore(),
+    deleteMany: true,
+    async start() {
+      const { store, moto, stop } = await startMotoStore();
+      return { store, stop, deleteObjectsCalls: () => moto.accessLog().filter((line) => /^POST \S*\?delete(&|=|\s|$)/.test(line)).length };
+    },
   },
 ];
 
@@ -212,6 +233,30 @@ describe.each(factories)('Store contract: $name', (factory) => {
     expect(await store.list(BUCKET, 'del/')).toEqual([]);
     await store.delete(at('del/x.bin'));
   });
+
+  if (factory.deleteMany) {
+    it('deletes many keys in calls of at most 1,000, missing keys included', async () => {
+      const keys = Array.from({ length: 2345 }, (_, i) => `dm/${String(i).padStart(4, '0')}.json`);
+      for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((key) => store.put(at(key), '{}')));
+      await store.put(at('dm-kept/a.json'), 'kept');
+      const missing = ['dm/none-1.json', 'dm/deep/none-2.json'];
+      const before = harness.deleteObjectsCalls!();
+      await store.deleteMany!(BUCKET, [...keys, ...missing]);
+      // 2,347 keys: three calls, none over S3's limit.
+      expect(harness.deleteObjectsCalls!() - before).toBe(3);
+      expect(await store.list(BUCKET, 'dm/')).toEqual([]);
+      expect(await store.list(BUCKET, 'dm-kept/')).toEqual(['dm-kept/a.json']);
+      // Only missing keys, and none at all: nothing to do, no error.
+      await store.deleteMany!(BUCKET, missing);
+      const idle = harness.deleteObjectsCalls!();
+      await store.deleteMany!(BUCKET, []);
+      expect(harness.deleteObjectsCalls!()).toBe(idle);
+    });
+  } else {
+    it('has no batch delete (deletes one object a call)', () => {
+      expect(store.deleteMany).toBeUndefined();
+    });
+  }
 
   it('copies byte-identically into a nested key', async () => {
     const body = randomBytes(256 * 1024);
@@ -402,6 +447,7 @@ describe('S3Store against a server that enforces conditional writes', () => {
   let store: S3Store;
   const objects = new Map<string, Buffer>();
   const putHeaders: IncomingHttpHeaders[] = [];
+  const deletes: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
   const etagOf = (body: Buffer): string => `"${createHash('md5').update(body).digest('hex')}"`;
   const s3Error = (code: string, message: string): string => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
   const at = (key: string): ObjectLocation => ({ bucket: BUCKET, key });
@@ -412,6 +458,19 @@ describe('S3Store against a server that enforces conditional writes', () => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
+        if (req.method === 'POST' && new URL(req.url ?? '/', 'http://x').searchParams.has('delete')) {
+          // DeleteObjects: keys named `locked` are refused, as a bucket policy would; a missing key
+          // is answered NoSuchKey, which some S3-compatible servers do (AWS answers it deleted).
+          const body = Buffer.concat(chunks).toString('utf8');
+          deletes.push({ headers: req.headers, body });
+          const errors = [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].flatMap(([, key]) => {
+            const object = `/${BUCKET}/${key}`;
+            if (key!.includes('locked')) return [`<Error><Key>${key}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`];
+            if (!objects.delete(object)) return [`<Error><Key>${key}</Key><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`];
+            return [];
+          });
+          return void res.writeHead(200, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><DeleteResult>${errors.join('')}</DeleteResult>`);
+        }
         if (path === `/${BUCKET}` || path === `/${BUCKET}/`) return void res.writeHead(200).end();
         const current = objects.get(path);
         if (req.method === 'PUT') {
@@ -474,6 +533,24 @@ describe('S3Store against a server that enforces conditional writes', () => {
 
   it('maps 409 ConditionalRequestConflict to a failed precondition', async () => {
     expect(isPreconditionFailed(await failureOf(store.put(at('conflict.json'), 'x', { ifMatch: '"abc"' })))).toBe(true);
+  });
+
+  it('deletes many keys quietly, with a checksum, and names the first key S3 could not delete', async () => {
+    for (const key of ['dm/a.json', 'dm/locked-1.json', 'dm/b.json', 'dm/locked-2.json']) await store.put(at(key), key);
+    const failure = await failureOf(store.deleteMany!(BUCKET, ['dm/a.json', 'dm/locked-1.json', 'dm/none.json', 'dm/b.json', 'dm/locked-2.json']));
+    expect(failure.error.code).toBe('STORE_ERROR');
+    expect(failure.error.message).toContain(`S3 DeleteObjects s3://${BUCKET}/dm/locked-1.json`);
+    expect(failure.error.message).toContain('AccessDenied: Access Denied');
+    // The missing key is not an error; the second refused one is counted.
+    expect(failure.error.message).toContain('1 more keys of this call failed');
+    expect(deletes).toHaveLength(1);
+    expect(deletes[0]!.body).toContain('<Quiet>true</Quiet>');
+    // S3 refuses a DeleteObjects without an integrity header (Content-MD5 or a flexible checksum).
+    expect(Object.keys(deletes[0]!.headers).some((h) => h === 'content-md5' || h.startsWith('x-amz-checksum-'))).toBe(true);
+    expect(await store.head(at('dm/a.json'))).toBeNull();
+    expect(await store.head(at('dm/b.json'))).toBeNull();
+    expect(await store.head(at('dm/locked-1.json'))).not.toBeNull();
+    await store.deleteMany!(BUCKET, ['dm/a.json', 'dm/b.json']);
   });
 
   it('sends plain bodies with a Content-Length, never aws-chunked', () => {

@@ -52,8 +52,9 @@ export function parseDuration(text: string, flag = '--older-than'): number {
  * cutoff), plus requests the index misses, which are indexed on the way. Each candidate's
  * state.json is read just before it is removed: a running one is never touched.
  *
- * state.json goes first, so a crash part-way leaves a request nobody can resume and whose
- * listing entry still names it; the next run removes the rest.
+ * state.json goes first, on its own, so a crash part-way leaves a request nobody can resume and
+ * whose listing entry still names it; the next run removes the rest. The rest goes in batches
+ * where the store deletes many objects a call (S3), one object a call otherwise.
  */
 export async function collectGarbage(store: Store, bucket: string, options: GcOptions): Promise<GcReport> {
   const now = options.now ?? Date.now();
@@ -97,11 +98,10 @@ export async function collectGarbage(store: Store, bucket: string, options: GcOp
     if (!options.dryRun) {
       const stateKey = requestKeys.state(id);
       if (envelope) await store.delete({ bucket, key: stateKey });
-      await mapLimited(
-        objects.filter((o) => o.key !== stateKey),
-        8,
-        (o) => store.delete({ bucket, key: o.key }),
-      );
+      const rest = objects.filter((o) => o.key !== stateKey).map((o) => o.key);
+      // On S3 a request of thousands of frames is a few DeleteObjects calls, not a call per object.
+      if (store.deleteMany) await store.deleteMany(bucket, rest);
+      else await mapLimited(rest, 8, (key) => store.delete({ bucket, key }));
       await store.pruneEmpty?.(bucket, requestKeys.prefix(id));
       await index.dropMarker(id);
       if (startedAt !== null) await index.dropListed(startedAt, id);

@@ -6,6 +6,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -60,6 +61,9 @@ const MIN_PART_SIZE = 5 * MIB;
 /** S3's limits: CopyObject takes sources up to 5 GiB, a multipart upload up to 10,000 parts. */
 const MAX_COPY_OBJECT_BYTES = 5 * 1024 * MIB;
 const MAX_PARTS = 10_000;
+/** DeleteObjects takes at most 1,000 keys a call; a few calls at once keep a large request's removal short without a burst. */
+const MAX_DELETE_KEYS = 1000;
+const DELETE_CALLS_IN_FLIGHT = 4;
 const PROBE_PREFIX = '.fave-probe/';
 const PROBE_BODY = Buffer.from('fave conditional write probe\n');
 
@@ -340,6 +344,44 @@ export class S3Store implements Store {
       if (isS3NotFound(err)) return;
       throw this.failure('DeleteObject', formatS3Uri(loc), err);
     }
+  }
+
+  /**
+   * DeleteObjects in calls of at most 1,000 keys, a few in flight. S3 answers 200 even when some
+   * keys could not be deleted and lists those in `Errors`: the first becomes the failure.
+   */
+  async deleteMany(bucket: string, keys: readonly string[]): Promise<void> {
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += MAX_DELETE_KEYS) batches.push(keys.slice(i, i + MAX_DELETE_KEYS));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) await this.deleteBatch(bucket, batches[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CALLS_IN_FLIGHT, batches.length) }, worker));
+  }
+
+  private async deleteBatch(bucket: string, keys: readonly string[]): Promise<void> {
+    let errors;
+    try {
+      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((key) => ({ Key: key })), Quiet: true } }));
+      errors = out.Errors ?? [];
+    } catch (err) {
+      // As with `delete`: objects in a bucket that does not exist are gone already.
+      if (errorName(err) === 'NoSuchBucket') return;
+      throw this.failure('DeleteObjects', `s3://${bucket}/${keys[0] ?? ''} (and ${keys.length - 1} more keys)`, err);
+    }
+    const failed = errors.filter((e) => e.Code !== 'NoSuchKey');
+    const first = failed[0];
+    if (!first) return;
+    const code = first.Code ?? 'UnknownError';
+    const others = failed.length > 1 ? ` (${failed.length - 1} more keys of this call failed too)` : '';
+    throw new FaveFailure(
+      faveError(
+        'STORE_ERROR',
+        `S3 DeleteObjects ${formatS3Uri({ bucket, key: first.Key ?? '?' })} at ${this.where} failed: ${code}${first.Message ? `: ${first.Message}` : ''}${others}`,
+        TRANSIENT_NAMES.has(code) ? { transient: true } : {},
+      ),
+    );
   }
 
   async close(): Promise<void> {

@@ -108,6 +108,14 @@ export interface Store {
    */
   listPage(bucket: string, prefix: string, options?: ListPageOptions): Promise<ListPage>;
   delete(loc: ObjectLocation): Promise<void>;
+  /**
+   * Where the store can remove many objects in one call (S3's DeleteObjects, up to 1,000 keys a
+   * call): deletes every key in `bucket`, as `delete` would one by one. Resolves once every key is
+   * gone; keys that do not exist are not an error. Otherwise rejects with a STORE_ERROR naming a
+   * key that could not be deleted (others, in this or other calls, may be gone already: calling
+   * again with the same keys is safe). No order among the keys is promised.
+   */
+  deleteMany?(bucket: string, keys: readonly string[]): Promise<void>;
   /** Where a store keeps folders (the filesystem), removes the empty ones under `prefix`, itself included. */
   pruneEmpty?(bucket: string, prefix: string): Promise<void>;
   /**

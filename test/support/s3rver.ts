@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,7 +35,9 @@ interface S3rverObject {
 }
 interface FilesystemStorePrototype {
   rootDirectory: string;
-  getResourcePath(bucket: string, key: string, resource: 'object'): string;
+  getBucketPath(bucket: string): string;
+  getResourcePath(bucket: string, key: string, resource: 'object' | 'object.md5' | 'metadata.json'): string;
+  deleteObject(bucket: string, key: string): Promise<void>;
   putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
 }
@@ -84,6 +86,34 @@ function patchAtomicPutObject(): void {
   };
 }
 
+let deleteObjectPatched = false;
+
+/**
+ * s3rver 3.7.1 removes a deleted object's folders once empty, and fails with a 500 when another
+ * delete in the same folder removed one first (ENOENT) or wrote into it (ENOTEMPTY), which a
+ * DeleteObjects of many keys in one folder always meets: the client then retries the whole call.
+ * S3 has no folders to race on: a folder another delete took care of is not an error here.
+ */
+function patchRaceFreeDeleteObject(): void {
+  if (deleteObjectPatched) return;
+  deleteObjectPatched = true;
+  const FilesystemStore = require('s3rver/lib/stores/filesystem') as { prototype: FilesystemStorePrototype };
+  FilesystemStore.prototype.deleteObject = async function deleteObject(this: FilesystemStorePrototype, bucket: string, key: string) {
+    await Promise.all((['object', 'object.md5', 'metadata.json'] as const).map((resource) => rm(this.getResourcePath(bucket, key, resource), { force: true })));
+    const parts = key.split('/').slice(0, -1);
+    for (; parts.length > 0; parts.pop()) {
+      try {
+        await rmdir(join(this.getBucketPath(bucket), ...parts));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') return;
+        throw err;
+      }
+    }
+  };
+}
+
 export interface RunningS3rver {
   endpoint: string;
   bucket: string;
@@ -101,6 +131,7 @@ export interface RunningS3rver {
 export async function startS3rver(): Promise<RunningS3rver> {
   const S3rver = require('s3rver') as S3rverConstructor;
   patchAtomicPutObject();
+  patchRaceFreeDeleteObject();
   const directory = await mkdtemp(join(tmpdir(), 'fave-s3rver-'));
   const bucket = 'fave-artifacts';
   const server = new S3rver({
