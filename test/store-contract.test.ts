@@ -462,6 +462,12 @@ describe('S3Store against a server that enforces conditional writes', () => {
           // DeleteObjects: keys named `locked` are refused, as a bucket policy would; a missing key
           // is answered NoSuchKey, which some S3-compatible servers do (AWS answers it deleted).
           const body = Buffer.concat(chunks).toString('utf8');
+          // A service without DeleteObjects (some S3-compatible ones), for keys under `single/`.
+          if (body.includes('<Key>single/')) {
+            return void res
+              .writeHead(501, { 'content-type': 'application/xml' })
+              .end(s3Error('NotImplemented', 'A header you provided implies functionality that is not implemented'));
+          }
           deletes.push({ headers: req.headers, body });
           const errors = [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].flatMap(([, key]) => {
             const object = `/${BUCKET}/${key}`;
@@ -551,6 +557,13 @@ describe('S3Store against a server that enforces conditional writes', () => {
     expect(await store.head(at('dm/b.json'))).toBeNull();
     expect(await store.head(at('dm/locked-1.json'))).not.toBeNull();
     await store.deleteMany!(BUCKET, ['dm/a.json', 'dm/b.json']);
+  });
+
+  it('deletes the keys one call each where the service has no DeleteObjects', async () => {
+    for (const key of ['single/a.json', 'single/b.json']) await store.put(at(key), key);
+    await store.deleteMany!(BUCKET, ['single/a.json', 'single/b.json', 'single/none.json']);
+    expect(await store.head(at('single/a.json'))).toBeNull();
+    expect(await store.head(at('single/b.json'))).toBeNull();
   });
 
   it('sends plain bodies with a Content-Length, never aws-chunked', () => {

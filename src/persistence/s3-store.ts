@@ -368,6 +368,11 @@ export class S3Store implements Store {
     } catch (err) {
       // As with `delete`: objects in a bucket that does not exist are gone already.
       if (errorName(err) === 'NoSuchBucket') return;
+      // Some S3-compatible services have no DeleteObjects: the keys go one call each, as before it.
+      if (httpStatus(err) === 501 || errorName(err) === 'NotImplemented') {
+        for (const key of keys) await this.delete({ bucket, key });
+        return;
+      }
       throw this.failure('DeleteObjects', `s3://${bucket}/${keys[0] ?? ''} (and ${keys.length - 1} more keys)`, err);
     }
     const failed = errors.filter((e) => e.Code !== 'NoSuchKey');
