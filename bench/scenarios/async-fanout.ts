@@ -1,3 +1,4 @@
+import { closeSync, constants, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnScript } from '../ipc.ts';
@@ -26,6 +27,34 @@ export interface AsyncFanoutFigures {
   callbacks_stored: number;
   queue_delay_p50_ms: number;
   queue_delay_max_ms: number;
+  /**
+   * CPU µs this process spent per folder plus synchronously written file in it, the inodes and
+   * write a stored callback makes, just before the timed runs and just after: how costly the
+   * store's file system was then, which the async figure follows more than any code.
+   */
+  fs_create_cpu_us: { before: number; after: number };
+}
+
+/** Folders and synced files made by one file system probe. */
+const PROBE_PAIRS = 200;
+const PROBE_BODY = Buffer.alloc(300, 0x7b);
+
+/** CPU µs per folder plus a synced file in it, made one after the other in a new folder under `dir`. */
+function fileSystemProbe(dir: string): number {
+  mkdirSync(dir, { recursive: true });
+  const before = process.cpuUsage();
+  for (let i = 0; i < PROBE_PAIRS; i++) {
+    const folder = join(dir, `frame-${i}`);
+    mkdirSync(folder);
+    const fd = openSync(join(folder, 'r0-a1.json'), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC);
+    try {
+      writeSync(fd, PROBE_BODY);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / PROBE_PAIRS;
 }
 
 /**
@@ -66,11 +95,15 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
     state_bytes_written: result.state_bytes_written,
     peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
   });
+  // Outside `requests/`; removed with the workspace.
+  const probeDir = join(ctx.workspace.dataDir, 'bench-fs-probe');
   try {
     await run('async-fanout-warmup-sync', 'sync');
     await run('async-fanout-warmup-async', 'async');
+    const probeBefore = fileSystemProbe(join(probeDir, 'before'));
     const sync = await run('async-fanout-sync', 'sync');
     const queued = await run('async-fanout-async', 'async');
+    const probeAfter = fileSystemProbe(join(probeDir, 'after'));
     const callbacks = queued.result.callbacks;
     ctx.log(
       `  async fan-out: ${expected} invocations, sync ${sync.result.wall_ms.toFixed(0)} ms, async ${queued.result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms)`,
@@ -83,6 +116,7 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
       callbacks_stored: callbacks?.stored ?? 0,
       queue_delay_p50_ms: callbacks?.queue_delay_p50_ms ?? 0,
       queue_delay_max_ms: callbacks?.queue_delay_max_ms ?? 0,
+      fs_create_cpu_us: { before: probeBefore, after: probeAfter },
     };
   } finally {
     await worker.close();

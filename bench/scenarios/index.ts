@@ -132,6 +132,7 @@ export const SCENARIOS = [
           ['async: state.json MB written sync / async', `${mb(r.sync.state_bytes_written)} / ${mb(r.async.state_bytes_written)}`],
           ['async: worker peak RSS MB (both runs) ', ms(r.async.peak_rss_mb)],
           ['async: callbacks stored; queue delay p50 / max ms', `${r.callbacks_stored}; ${r.queue_delay_p50_ms.toFixed(0)} / ${r.queue_delay_max_ms.toFixed(0)}`],
+          ['async: file system, CPU µs per folder + synced file, before / after the runs', `${r.fs_create_cpu_us.before.toFixed(0)} / ${r.fs_create_cpu_us.after.toFixed(0)}`],
           [
             'async: why they differ',
             'each async call adds an enqueue POST (202), the callback POST into the orchestrator, an fsynced callback file written before the 2xx, and a dispatch record in state.json; with 20 ms stages that is pure overhead. It buys calls no gateway timeout cuts and that survive the orchestrator (see async-calls and async-crash tests)',
