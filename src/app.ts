@@ -144,11 +144,7 @@ export async function createTransport(config: Config, store: Store, env: NodeJS.
  * when it is configured, so the embedded default does not carry the AWS SDK in memory.
  */
 export async function openStore(config: Config['store']): Promise<Store> {
-  if (config.kind === 'fs') {
-    return new FsStore(config.dataDir, config.bucket, {
-      ...(config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs }),
-    });
-  }
+  if (config.kind === 'fs') return new FsStore(config.dataDir, config.bucket, config.lockLeaseMs === undefined ? {} : { lockLeaseMs: config.lockLeaseMs });
   const { S3Store } = await import('./persistence/s3-store.ts');
   return new S3Store({
     bucket: config.bucket,

@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Orchestrator } from '../../src/orchestrator/orchestrator.ts';
-import { indexKeys, ListingEntrySchema, mapLimited } from '../../src/persistence/request-index.ts';
+import { mapLimited } from '../../src/lib/limiter.ts';
+import { indexKeys, ListingEntrySchema } from '../../src/persistence/request-index.ts';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { countingStore } from '../../test/support/counting-store.ts';
 import { BUCKET, benchEnv, openApp, timeRequest } from '../workspace.ts';

@@ -130,7 +130,6 @@ const EnvSchema = z.object({
   MAX_INPUT_BYTES: envInt(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_INPUT_BYTES),
   // The filesystem store's lock on state.json outlives a holder's last heartbeat by this long.
   FS_LOCK_LEASE_MS: envInt(100, 600_000).default(3000),
-  // Worker threads of the filesystem store that write callbacks; 0 writes them from the main thread.
   // How many orphaned requests one sweep takes over at once.
   ORPHAN_RESUME_CONCURRENCY: envInt(1, 256).default(8),
   // How often an orphan sweep also scans every request for one the running index misses.

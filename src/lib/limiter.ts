@@ -53,3 +53,17 @@ export function createLimiter(concurrency: number): Limiter {
 }
 
 function noop(): void {}
+
+/** `fn` over `items`, at most `concurrency` at once, results in order. */
+export async function mapLimited<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return out;
+}

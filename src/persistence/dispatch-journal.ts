@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DispatchMarkerSchema, type DispatchMarker } from '../domain/invocations.ts';
-import type { Appender, Store } from './store.ts';
+import { deleteKeys, type Appender, type Store } from './store.ts';
 
 /**
  * The dispatch journal of one request: every stage-call attempt is written here, durably, before
@@ -133,11 +133,12 @@ export async function readDispatches(store: Store, bucket: string, requestId: st
   return markers.filter((m) => !unsent.has(m.id));
 }
 
-/** Removes a finished request's journal: every attempt in it has its record in state.json. */
+/**
+ * Removes a finished request's journal: every attempt in it has its record in state.json. On S3,
+ * where the journal is an object per batch of dispatches, that is a few DeleteObjects calls.
+ * Best effort: what is left stays readable and is removed with the request.
+ */
 export async function clearDispatches(store: Store, bucket: string, requestId: string): Promise<void> {
   const keys = await store.list(bucket, dispatchPrefix(requestId));
-  const DELETERS = 16;
-  for (let i = 0; i < keys.length; i += DELETERS) {
-    await Promise.all(keys.slice(i, i + DELETERS).map((key) => store.delete({ bucket, key }).catch(() => undefined)));
-  }
+  await deleteKeys(store, bucket, keys).catch(() => undefined);
 }

@@ -3,6 +3,7 @@ import { TopLevelStateSchema, type PipelineContext } from '../domain/context.ts'
 import { ProgressSummarySchema, RequestStatusSchema, summarizeProgress } from '../domain/progress.ts';
 import { REQUEST_ID_PATTERN, RequestIdSchema } from '../domain/request.ts';
 import { isNotFound, listPages, MAX_LIST_PAGE, type Store } from './store.ts';
+import { mapLimited } from '../lib/limiter.ts';
 
 /**
  * Two small indexes beside `requests/`, so that what a replica does all the time costs what runs,
@@ -214,20 +215,6 @@ export class RequestIndex {
   private at(key: string) {
     return { bucket: this.bucket, key };
   }
-}
-
-/** `fn` over `items`, at most `concurrency` at once, results in order. */
-export async function mapLimited<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return out;
 }
 
 function parseJson(body: Buffer): unknown {

@@ -1,7 +1,8 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
-import { listingEntryOf, mapLimited, RequestIndex } from './request-index.ts';
+import { mapLimited } from '../lib/limiter.ts';
+import { listingEntryOf, RequestIndex } from './request-index.ts';
 import { RequestRepository } from './request-repository.ts';
-import { listPages, requestKeys, type Store } from './store.ts';
+import { deleteKeys, listPages, requestKeys, type Store } from './store.ts';
 
 export interface GcOptions {
   /** Finished requests that finished longer ago than this are removed. */
@@ -100,8 +101,7 @@ export async function collectGarbage(store: Store, bucket: string, options: GcOp
       if (envelope) await store.delete({ bucket, key: stateKey });
       const rest = objects.filter((o) => o.key !== stateKey).map((o) => o.key);
       // On S3 a request of thousands of frames is a few DeleteObjects calls, not a call per object.
-      if (store.deleteMany) await store.deleteMany(bucket, rest);
-      else await mapLimited(rest, 8, (key) => store.delete({ bucket, key }));
+      await deleteKeys(store, bucket, rest);
       await store.pruneEmpty?.(bucket, requestKeys.prefix(id));
       await index.dropMarker(id);
       if (startedAt !== null) await index.dropListed(startedAt, id);

@@ -17,6 +17,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { FaveFailure, faveError } from '../domain/errors.ts';
+import { mapLimited } from '../lib/limiter.ts';
 import {
   bodyBuffer,
   formatS3Uri,
@@ -353,11 +354,7 @@ export class S3Store implements Store {
   async deleteMany(bucket: string, keys: readonly string[]): Promise<void> {
     const batches: string[][] = [];
     for (let i = 0; i < keys.length; i += MAX_DELETE_KEYS) batches.push(keys.slice(i, i + MAX_DELETE_KEYS));
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < batches.length) await this.deleteBatch(bucket, batches[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(DELETE_CALLS_IN_FLIGHT, batches.length) }, worker));
+    await mapLimited(batches, DELETE_CALLS_IN_FLIGHT, (batch) => this.deleteBatch(bucket, batch));
   }
 
   private async deleteBatch(bucket: string, keys: readonly string[]): Promise<void> {

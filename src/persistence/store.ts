@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { FaveFailure, faveError } from '../domain/errors.ts';
+import { mapLimited } from '../lib/limiter.ts';
 
 /** Where an object lives: `s3://{bucket}/{key}`. */
 export interface ObjectLocation {
@@ -200,3 +201,15 @@ export const requestKeys = {
   cancel: (requestId: string) => `requests/${requestId}/metadata/cancel.json`,
   stageDir: (requestId: string, stage: string) => `requests/${requestId}/${stage}/`,
 };
+
+/** Deletes made at once by `deleteKeys` on a store that deletes one object a call. */
+const DELETES_IN_FLIGHT = 8;
+
+/**
+ * Deletes every key in `bucket`: in batches where the store deletes many objects a call
+ * (`deleteMany`, S3), else one object a call, a few at once.
+ */
+export async function deleteKeys(store: Store, bucket: string, keys: readonly string[]): Promise<void> {
+  if (store.deleteMany) await store.deleteMany(bucket, keys);
+  else await mapLimited(keys, DELETES_IN_FLIGHT, (key) => store.delete({ bucket, key }));
+}

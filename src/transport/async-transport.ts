@@ -2,7 +2,7 @@ import { Pool, errors } from 'undici';
 import type { AsyncDispatch } from '../domain/context.ts';
 import type { StageRequest } from './contract.ts';
 import { callbackUrl, responseOfCallback, type CallbackAddress, type CallbackInbox, type StoredCallback } from './callbacks.ts';
-import { DEFAULT_STAGE_RESPONSE_MAX_BYTES, Exchange, ExchangesBySignal } from './http-transport.ts';
+import { DEFAULT_STAGE_RESPONSE_MAX_BYTES, Exchange, ExchangesBySignal, FunctionPaths } from './http-transport.ts';
 import { StageResponseTooLarge, StageTimeout, type StageCallOptions, type StageHttpResponse, type StageTransport } from './transport.ts';
 
 /**
@@ -56,11 +56,12 @@ export class AsyncStageCaller {
   private readonly base: URL;
   private readonly authorization: string | null;
   private readonly maxResponseBytes: number;
-  private readonly paths = new Map<string, string>();
+  private readonly paths: FunctionPaths;
   private readonly inFlight = new ExchangesBySignal();
 
   constructor(private readonly options: AsyncStageCallerOptions) {
     this.base = new URL(options.gatewayUrl);
+    this.paths = new FunctionPaths(this.base, 'async-function');
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_STAGE_RESPONSE_MAX_BYTES;
     this.pool = new Pool(this.base.origin, {
       connections: options.connections ?? 64,
@@ -96,7 +97,7 @@ export class AsyncStageCaller {
     calls.add(exchange);
     try {
       this.pool.dispatch(
-        { origin: this.base.origin, method: 'POST', path: this.pathOf(functionName), body: JSON.stringify(body), headers, headersTimeout: wait, bodyTimeout: wait },
+        { origin: this.base.origin, method: 'POST', path: this.paths.of(functionName), body: JSON.stringify(body), headers, headersTimeout: wait, bodyTimeout: wait },
         exchange,
       );
       return await exchange.answer;
@@ -106,16 +107,6 @@ export class AsyncStageCaller {
     } finally {
       calls.delete(exchange);
     }
-  }
-
-  /** A request queues a handful of functions thousands of times each. */
-  private pathOf(functionName: string): string {
-    let path = this.paths.get(functionName);
-    if (path === undefined) {
-      path = `${this.base.pathname.replace(/\/$/, '')}/async-function/${encodeURIComponent(functionName)}`;
-      if (this.paths.size < 1024) this.paths.set(functionName, path);
-    }
-    return path;
   }
 
   async close(): Promise<void> {

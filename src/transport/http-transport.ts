@@ -27,11 +27,12 @@ export class HttpTransport implements StageTransport {
   private readonly maxResponseBytes: number;
   /** The same for every call, as the name-value list undici takes without a lookup per key. */
   private readonly headers: string[];
-  private readonly paths = new Map<string, string>();
+  private readonly paths: FunctionPaths;
   private readonly inFlight = new ExchangesBySignal();
 
   constructor(options: HttpTransportOptions) {
     this.base = new URL(options.gatewayUrl);
+    this.paths = new FunctionPaths(this.base, 'function');
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_STAGE_RESPONSE_MAX_BYTES;
     this.pool = new Pool(this.base.origin, {
       connections: options.connections ?? 256,
@@ -48,16 +49,6 @@ export class HttpTransport implements StageTransport {
     this.headers = this.authorization ? ['content-type', 'application/json', 'authorization', this.authorization] : ['content-type', 'application/json'];
   }
 
-  /** A request calls a handful of functions thousands of times each. */
-  private pathOf(functionName: string): string {
-    let path = this.paths.get(functionName);
-    if (path === undefined) {
-      path = `${this.base.pathname.replace(/\/$/, '')}/function/${encodeURIComponent(functionName)}`;
-      if (this.paths.size < 1024) this.paths.set(functionName, path);
-    }
-    return path;
-  }
-
   async call(functionName: string, body: StageRequest, options: StageCallOptions): Promise<StageHttpResponse> {
     if (options.signal.aborted) throw new errors.RequestAbortedError();
     // Dispatched straight to the pool with a handler that gathers the answer: the stream, the
@@ -72,7 +63,7 @@ export class HttpTransport implements StageTransport {
     const calls = this.inFlight.of(options.signal);
     calls.add(exchange);
     try {
-      this.pool.dispatch({ origin: this.base.origin, method: 'POST', path: this.pathOf(functionName), body: JSON.stringify(body), headers: this.headers }, exchange);
+      this.pool.dispatch({ origin: this.base.origin, method: 'POST', path: this.paths.of(functionName), body: JSON.stringify(body), headers: this.headers }, exchange);
       return await exchange.answer;
     } catch (err) {
       if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) throw new StageTimeout(options.timeoutMs);
@@ -87,6 +78,28 @@ export class HttpTransport implements StageTransport {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+}
+
+/**
+ * The gateway path of each function on one route (`/function/…` or `/async-function/…`), kept:
+ * a request calls a handful of functions thousands of times each.
+ */
+export class FunctionPaths {
+  private readonly paths = new Map<string, string>();
+  private readonly prefix: string;
+
+  constructor(base: URL, route: 'function' | 'async-function') {
+    this.prefix = `${base.pathname.replace(/\/$/, '')}/${route}/`;
+  }
+
+  of(functionName: string): string {
+    let path = this.paths.get(functionName);
+    if (path === undefined) {
+      path = `${this.prefix}${encodeURIComponent(functionName)}`;
+      if (this.paths.size < 1024) this.paths.set(functionName, path);
+    }
+    return path;
   }
 }
 
