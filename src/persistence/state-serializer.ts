@@ -21,20 +21,16 @@ const asItIs = (clip: ClipState): unknown => clip;
  * since its bytes are kept with the clip.
  */
 export function serializeEnvelope(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown = asItIs): Buffer {
-  return Buffer.concat(envelopeParts(envelope, clipForm));
-}
-
-/** The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write. */
-export function envelopeParts(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown = asItIs): Buffer[] {
   const layout = layoutOf(envelope, clipForm);
   const parts = [layout.opening];
   addClips(layout, 0, layout.clips.length, parts);
   parts.push(layout.closing);
-  return parts;
+  return Buffer.concat(parts);
 }
 
 /**
- * The same parts, serialized a slice of at most `sliceMs` at a time with the event loop let go
+ * The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write,
+ * serialized a slice of at most `sliceMs` at a time with the event loop let go
  * in between. During detection every clip changes between two writes, so a write re-serializes
  * the whole request (tens of ms for 1,000 clips): in one piece, every stage answer that arrives
  * meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
