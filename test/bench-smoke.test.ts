@@ -26,8 +26,8 @@ describe('npm run bench', () => {
     }
     expect(report.details).toMatchObject({
       overhead: expect.any(Object),
-      fanout: expect.any(Object),
-      async: expect.any(Object),
+      fanout: { machine_floor_efficiency: expect.any(Number), raw_efficiency: expect.any(Number) },
+      async: { fs_create_cpu_us: { before: expect.any(Number), after: expect.any(Number) }, fs_file_cpu_us: { before: expect.any(Number), after: expect.any(Number) } },
       versus: expect.any(Object),
       scaling: expect.any(Object),
       sweep: { finished: SMOKE.sweep.finished, running: SMOKE.sweep.running },

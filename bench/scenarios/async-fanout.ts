@@ -33,6 +33,11 @@ export interface AsyncFanoutFigures {
    * store's file system was then, which the async figure follows more than any code.
    */
   fs_create_cpu_us: { before: number; after: number };
+  /**
+   * The same probe's files alone, in one folder and not written synchronously: what allocating
+   * an inode costs, the part of a stored callback that the file system's state moves most.
+   */
+  fs_file_cpu_us: { before: number; after: number };
 }
 
 /** Folders and synced files made by one file system probe. */
@@ -46,15 +51,31 @@ function fileSystemProbe(dir: string): number {
   for (let i = 0; i < PROBE_PAIRS; i++) {
     const folder = join(dir, `frame-${i}`);
     mkdirSync(folder);
-    const fd = openSync(join(folder, 'r0-a1.json'), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC);
-    try {
-      writeSync(fd, PROBE_BODY);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFile(join(folder, 'r0-a1.json'), constants.O_DSYNC);
   }
+  return cpuUsPer(before, PROBE_PAIRS);
+}
+
+/** CPU µs per new file, written plainly, all in one new folder under `dir`. */
+function fileProbe(dir: string): number {
+  mkdirSync(dir, { recursive: true });
+  const before = process.cpuUsage();
+  for (let i = 0; i < PROBE_PAIRS; i++) writeNewFile(join(dir, `f${i}.json`), 0);
+  return cpuUsPer(before, PROBE_PAIRS);
+}
+
+function writeNewFile(path: string, extraFlags: number): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | extraFlags);
+  try {
+    writeSync(fd, PROBE_BODY);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function cpuUsPer(before: NodeJS.CpuUsage, count: number): number {
   const used = process.cpuUsage(before);
-  return (used.user + used.system) / PROBE_PAIRS;
+  return (used.user + used.system) / count;
 }
 
 /**
@@ -101,9 +122,11 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
     await run('async-fanout-warmup-sync', 'sync');
     await run('async-fanout-warmup-async', 'async');
     const probeBefore = fileSystemProbe(join(probeDir, 'before'));
+    const filesBefore = fileProbe(join(probeDir, 'files-before'));
     const sync = await run('async-fanout-sync', 'sync');
     const queued = await run('async-fanout-async', 'async');
     const probeAfter = fileSystemProbe(join(probeDir, 'after'));
+    const filesAfter = fileProbe(join(probeDir, 'files-after'));
     const callbacks = queued.result.callbacks;
     ctx.log(
       `  async fan-out: ${expected} invocations, sync ${sync.result.wall_ms.toFixed(0)} ms, async ${queued.result.wall_ms.toFixed(0)} ms (ideal ${ideal.total_ms.toFixed(0)} ms)`,
@@ -117,6 +140,7 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
       queue_delay_p50_ms: callbacks?.queue_delay_p50_ms ?? 0,
       queue_delay_max_ms: callbacks?.queue_delay_max_ms ?? 0,
       fs_create_cpu_us: { before: probeBefore, after: probeAfter },
+      fs_file_cpu_us: { before: filesBefore, after: filesAfter },
     };
   } finally {
     await worker.close();

@@ -8,6 +8,7 @@ import { COMPILED, spawnScript } from '../ipc.ts';
 import { RawClient, type RecordedCall } from '../raw-client.ts';
 import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
+import type { FloorServerStarted } from '../floor-server.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
 import type { WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
@@ -60,6 +61,14 @@ export interface FanoutFigures {
   /** fanout_efficiency ÷ raw_efficiency: how much of what this machine allows the orchestrator reaches. */
   fanout_vs_bare: number;
   /**
+   * The same number of calls by the same bare client against the least a function server can be
+   * (bench/floor-server.ts: a timer and a fixed answer, in a process of its own): ideal ÷ that
+   * wall time is the most any Node client reaches on this machine at this latency and
+   * concurrency, before any gateway work.
+   */
+  machine_floor_wall_ms: number;
+  machine_floor_efficiency: number;
+  /**
    * The same request once more in the same worker, warm, with state.json written at every step
    * (PERSIST_INTERVAL_MS=0): its wall ms, and that ÷ the default mode's wall ms.
    */
@@ -78,6 +87,17 @@ export interface FanoutFigures {
 async function plainNodeRssKb(): Promise<number> {
   const { stdout } = await promisify(execFile)(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))']);
   return Math.round(Number(stdout) / 1024);
+}
+
+/** `n` calls by a bare client at `concurrency` against a server that does nothing but wait `latencyMs`: wall ms. */
+async function machineFloor(n: number, concurrency: number, latencyMs: number): Promise<number> {
+  const server = spawnScript(new URL('../floor-server.ts', import.meta.url), 'floor server');
+  try {
+    const { url } = await server.request<FloorServerStarted>({ type: 'start', latencyMs });
+    return await rawFloor(url, n, concurrency);
+  } finally {
+    await server.close();
+  }
 }
 
 /** `n` detector calls by a bare client at `concurrency`, with nothing in between: wall ms. */
@@ -120,6 +140,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   let step: WorkerResult;
   let gatewayUsage: GatewayUsage;
   let raw: number;
+  let floor: number;
   try {
     const job = (id: string, capture: WorkerJob['capture'], persistIntervalMs?: number): WorkerJob => ({
       gatewayUrl: gateway.url,
@@ -143,6 +164,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     step = await worker.request<WorkerResult>({ type: 'run', job: job('fanout-step', null, 0) });
     await worker.close();
     raw = await rawFloor(gateway.url, invocations({ clips, framesPerClip }), concurrency);
+    floor = await machineFloor(invocations({ clips, framesPerClip }), concurrency, latencyMs);
   } finally {
     await worker.close();
     await gateway.stop();
@@ -191,6 +213,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     raw_wall_ms: raw,
     raw_efficiency: ideal.total_ms / raw,
     fanout_vs_bare: ideal.total_ms / result.wall_ms / (ideal.total_ms / raw),
+    machine_floor_wall_ms: floor,
+    machine_floor_efficiency: ideal.total_ms / floor,
     step_persist_wall_ms: step.wall_ms,
     step_persist_ratio: step.wall_ms / result.wall_ms,
     step_persist_write_amplification: step.state_bytes_written / step.final_state_bytes,

@@ -83,6 +83,10 @@ export const SCENARIOS = [
           ['fan-out: gateway CPU ms (µs / call), event-loop use', `${ms(r.gateway_cpu_ms)} (${ms(r.gateway_cpu_us_per_call)}), ${r.gateway_elu.toFixed(2)}`],
           ['fan-out: efficiency ceiling set by the gateway CPU alone', r.gateway_efficiency_ceiling],
           ['fan-out: raw floor: same number of calls, bare undici, flat: wall ms (ideal ÷ it)', `${ms(r.raw_wall_ms)} (${r.raw_efficiency.toFixed(2)})`],
+          [
+            'fan-out: machine floor: the same, against a server that only waits the latency: wall ms (ideal ÷ it)',
+            `${ms(r.machine_floor_wall_ms)} (${r.machine_floor_efficiency.toFixed(2)})`,
+          ],
           ['fan-out: gateway peak concurrent calls', r.gateway_max_concurrent],
           [
             'fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification',
@@ -133,6 +137,7 @@ export const SCENARIOS = [
           ['async: worker peak RSS MB (both runs) ', ms(r.async.peak_rss_mb)],
           ['async: callbacks stored; queue delay p50 / max ms', `${r.callbacks_stored}; ${r.queue_delay_p50_ms.toFixed(0)} / ${r.queue_delay_max_ms.toFixed(0)}`],
           ['async: file system, CPU µs per folder + synced file, before / after the runs', `${r.fs_create_cpu_us.before.toFixed(0)} / ${r.fs_create_cpu_us.after.toFixed(0)}`],
+          ['async: file system, CPU µs per new file alone (no folder, no sync), before / after', `${r.fs_file_cpu_us.before.toFixed(0)} / ${r.fs_file_cpu_us.after.toFixed(0)}`],
           [
             'async: why they differ',
             'each async call adds an enqueue POST (202), the callback POST into the orchestrator, an fsynced callback file written before the 2xx, and a dispatch record in state.json; with 20 ms stages that is pure overhead. It buys calls no gateway timeout cuts and that survive the orchestrator (see async-calls and async-crash tests)',
