@@ -79,7 +79,8 @@ async function readState(id = ID): Promise<StateEnvelope | null> {
   }
 }
 
-const compressCallbacks = async () => (await store.list(BUCKET, callbackKeys.prefix(ID))).filter((k) => k.includes('/ffmpeg2/'));
+// The names of stored callbacks: on this store a callback's key is one file name, its folders encoded.
+const compressCallbacks = async () => (await store.list(BUCKET, callbackKeys.prefix(ID))).filter((k) => decodeURIComponent(k).includes('/ffmpeg2/'));
 
 describe('crash while async calls are queued', () => {
   it('callbacks that reach another replica while no owner runs are used on resume, nothing is queued again', async () => {

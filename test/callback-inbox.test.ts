@@ -38,6 +38,11 @@ function callbackOf(address: CallbackAddress, body: string): StoredCallback {
   };
 }
 
+/** Keys or paths without the files that records share (`.records/` under their group). */
+function withoutSegments(names: string[]): string[] {
+  return names.filter((name) => !name.includes('/.records/'));
+}
+
 /** Every file under the data directory, temporary ones included. */
 async function filesUnder(folder: string): Promise<string[]> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
@@ -48,37 +53,46 @@ describe('FsStore.createIfAbsent', () => {
   it('writes an object once: later and racing writers, from other store instances too, find it there and change nothing', async () => {
     const loc = { bucket: BUCKET, key: 'requests/race/callbacks/frame-0-1/r0-a1.json' };
     const other = new FsStore(dir, BUCKET);
-    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).createIfAbsent(loc, `writer ${i}`)));
+    const group = 'requests/race/callbacks/';
+    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).createIfAbsent(loc, `writer ${i}`, group)));
     expect(outcomes.filter(Boolean)).toHaveLength(1);
     const winner = outcomes.indexOf(true);
-    expect((await store.get(loc)).toString()).toBe(`writer ${winner}`);
-    expect(await store.createIfAbsent(loc, 'late')).toBe(false);
-    expect((await store.get(loc)).toString()).toBe(`writer ${winner}`);
-    expect(await store.list(BUCKET, 'requests/race/')).toEqual([loc.key]);
-    // No temporary file is left behind by the winner or the losers.
-    expect((await filesUnder(join(dir, BUCKET, 'requests/race'))).map((f) => f.slice(dir.length))).toEqual([`/${BUCKET}/${loc.key}`]);
+    expect((await store.readRecord(loc, group)).toString()).toBe(`writer ${winner}`);
+    expect(await store.createIfAbsent(loc, 'late', group)).toBe(false);
+    expect((await store.readRecord(loc, group)).toString()).toBe(`writer ${winner}`);
+    // Nothing outside the group's own folder of shared files: no temporary file, no folder or
+    // file per record; inside it, the two stores' files and one name for the key.
+    const files = (await filesUnder(join(dir, BUCKET, 'requests/race'))).map((f) => f.slice(dir.length));
+    expect(withoutSegments(files)).toEqual([]);
+    expect(files.filter((f) => f.includes('/.records/keys/'))).toHaveLength(1);
+    expect(files.length).toBeLessThanOrEqual(3);
+    await other.close();
   });
 
   it('stores bodies of every size byte-identically, Buffers and strings', async () => {
-    const big = Buffer.alloc(1024 * 1024, 0x61);
-    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/big.json' }, big)).toBe(true);
-    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/empty.json' }, '')).toBe(true);
-    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/text.json' }, 'é ✓')).toBe(true);
-    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/big.json' })).equals(big)).toBe(true);
-    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/empty.json' })).length).toBe(0);
-    expect((await store.get({ bucket: BUCKET, key: 'requests/sizes/text.json' })).toString()).toBe('é ✓');
+    const big = 'a'.repeat(1024 * 1024);
+    const group = 'requests/sizes/';
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/big.json' }, big, group)).toBe(true);
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/empty.json' }, '', group)).toBe(true);
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/sizes/text.json' }, 'é ✓\n{"key":"requests/sizes/big.json"}', group)).toBe(true);
+    expect((await store.readRecord({ bucket: BUCKET, key: 'requests/sizes/big.json' }, group)).toString()).toBe(big);
+    expect((await store.readRecord({ bucket: BUCKET, key: 'requests/sizes/empty.json' }, group)).length).toBe(0);
+    expect((await store.readRecord({ bucket: BUCKET, key: 'requests/sizes/text.json' }, group)).toString()).toBe('é ✓\n{"key":"requests/sizes/big.json"}');
   });
 
   it('makes the folder again when it was removed (a deleted request)', async () => {
     const loc = { bucket: BUCKET, key: 'requests/gone/callbacks/ffmpeg0/r0-a1.json' };
-    expect(await store.createIfAbsent(loc, 'first')).toBe(true);
+    const group = 'requests/gone/callbacks/';
+    expect(await store.createIfAbsent(loc, 'first', group)).toBe(true);
+    // The shared file it was written to goes with the folder, while this store holds it open.
     await rm(join(dir, BUCKET, 'requests/gone'), { recursive: true });
-    expect(await store.createIfAbsent(loc, 'second')).toBe(true);
-    expect((await store.get(loc)).toString()).toBe('second');
+    expect(await store.createIfAbsent(loc, 'second', group)).toBe(true);
+    expect((await store.readRecord(loc, group)).toString()).toBe('second');
   });
 
   it('refuses a key that escapes its bucket', async () => {
-    await expect(store.createIfAbsent({ bucket: BUCKET, key: '../outside.json' }, 'x')).rejects.toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    await expect(store.createIfAbsent({ bucket: BUCKET, key: '../outside.json' }, 'x', 'requests/')).rejects.toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    await expect(store.createIfAbsent({ bucket: BUCKET, key: 'requests/a/b.json' }, 'x', 'requests/other/')).rejects.toMatchObject({ error: { code: 'BAD_REQUEST' } });
   });
 });
 
@@ -96,7 +110,10 @@ describe('CallbackInbox over the filesystem store', () => {
       expect(stored?.body).toBe(received.body);
       expect(await inbox.accept(callbackOf(address, 'third'))).toBe('duplicate');
       expect((await inbox.read(address))?.body).toBe(received.body);
-      expect(await store.list(BUCKET, callbackKeys.prefix(address.request_id))).toEqual([callbackKeys.of(address)]);
+      // One name for the address, beside the file the callbacks share.
+      const listed = await store.list(BUCKET, callbackKeys.prefix(address.request_id));
+      expect(withoutSegments(listed)).toEqual([]);
+      expect(listed.filter((key) => key.includes('/.records/keys/'))).toHaveLength(1);
     } finally {
       inbox.close();
     }

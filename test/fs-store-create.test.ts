@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { SEGMENT_MAX_RECORDS, SEGMENTS_FOLDER } from '../src/persistence/fs-records.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
+import { listPages } from '../src/persistence/store.ts';
 import { closeAfterTest } from './support/cleanup.ts';
 
 /**
@@ -41,7 +43,8 @@ describe('FsStore.createIfAbsent', () => {
     const first = storeAt(root);
     const second = storeAt(root);
     await first.init();
-    await first.createIfAbsent({ bucket: BUCKET, key: `${prefix}warm.json` }, 'warm');
+    const group = 'requests/race/callbacks/';
+    await first.createIfAbsent({ bucket: BUCKET, key: `${prefix}warm.json` }, 'warm', group);
 
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'create-racer.ts'), root, BUCKET, prefix, String(count)], {
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -55,15 +58,15 @@ describe('FsStore.createIfAbsent', () => {
     const keys = Array.from({ length: count }, (_, i) => `${prefix}${i}/r0-a1.json`);
     child.stdin!.write('go\n');
     const [mine, other] = await Promise.all([
-      Promise.all(keys.map((key) => first.createIfAbsent({ bucket: BUCKET, key }, `first ${key}`))),
-      Promise.all(keys.map((key) => second.createIfAbsent({ bucket: BUCKET, key }, `second ${key}`))),
+      Promise.all(keys.map((key) => first.createIfAbsent({ bucket: BUCKET, key }, `first ${key}`, group))),
+      Promise.all(keys.map((key) => second.createIfAbsent({ bucket: BUCKET, key }, `second ${key}`, group))),
     ]);
     const childCreated = new Set(JSON.parse((await lines.next()).value as string) as string[]);
 
     for (const [i, key] of keys.entries()) {
       const winners = [mine[i] ? 'first' : null, other[i] ? 'second' : null, childCreated.has(key) ? 'child' : null].filter((w) => w !== null);
       expect(winners, key).toHaveLength(1);
-      expect((await first.get({ bucket: BUCKET, key })).toString()).toBe(`${winners[0]} ${key}`);
+      expect((await first.readRecord({ bucket: BUCKET, key }, group)).toString()).toBe(`${winners[0]} ${key}`);
     }
     // No temporary file is left behind by the winners or the losers, in either process.
     expect((await filesUnder(join(root, BUCKET))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -73,10 +76,10 @@ describe('FsStore.createIfAbsent', () => {
     const root = join(dir, 'errors');
     const store = storeAt(root);
     await store.init();
-    expect(await store.createIfAbsent({ bucket: BUCKET, key: 'requests/err/a.json' }, 'a file')).toBe(true);
-    // Its folder would have to be a file that exists.
-    const loc = { bucket: BUCKET, key: 'requests/err/a.json/r0-a1.json' };
-    const failure = await store.createIfAbsent(loc, 'x').then(
+    // The folder its group's records go to would have to be a file that exists.
+    await store.put({ bucket: BUCKET, key: `requests/err/callbacks/${SEGMENTS_FOLDER}` }, 'a file');
+    const loc = { bucket: BUCKET, key: 'requests/err/callbacks/ffmpeg0/r0-a1.json' };
+    const failure = await store.createIfAbsent(loc, 'x', 'requests/err/callbacks/').then(
       () => null,
       (err: unknown) => err,
     );
@@ -91,9 +94,35 @@ describe('FsStore.createIfAbsent', () => {
     const store = storeAt(join(dir, 'burst'));
     await store.init();
     const keys = Array.from({ length: 600 }, (_, i) => `requests/burst/callbacks/frame-${i}-1/r0-a1.json`);
-    const outcomes = await Promise.all(keys.map((key) => store.createIfAbsent({ bucket: BUCKET, key }, `body ${key}`)));
+    const group = 'requests/burst/callbacks/';
+    const outcomes = await Promise.all(keys.map((key) => store.createIfAbsent({ bucket: BUCKET, key }, `body ${key}`, group)));
     expect(outcomes.every(Boolean)).toBe(true);
-    for (const key of keys) expect((await store.get({ bucket: BUCKET, key })).toString()).toBe(`body ${key}`);
-    expect(await Promise.all(keys.map((key) => store.createIfAbsent({ bucket: BUCKET, key }, 'again')))).toEqual(keys.map(() => false));
+    for (const key of keys) expect((await store.readRecord({ bucket: BUCKET, key }, group)).toString()).toBe(`body ${key}`);
+    expect(await Promise.all(keys.map((key) => store.createIfAbsent({ bucket: BUCKET, key }, 'again', group)))).toEqual(keys.map(() => false));
+    // Records share files, a bounded number each, so that reading one key reads little.
+    const shared = (await readdir(join(dir, 'burst', BUCKET, group, SEGMENTS_FOLDER), { withFileTypes: true })).filter((e) => e.isFile()).length;
+    expect(shared).toBeGreaterThanOrEqual(Math.ceil((2 * keys.length) / SEGMENT_MAX_RECORDS));
+    expect(shared).toBeLessThan(keys.length / 4);
+    // A listing's sizes add up to the bytes stored, not to a segment once a name.
+    let listed = 0;
+    for await (const page of listPages(store, BUCKET, group, { sizes: true })) for (const o of page.objects) listed += o.size ?? 0;
+    let stored = 0;
+    for (const entry of await readdir(join(dir, 'burst', BUCKET, group, SEGMENTS_FOLDER), { withFileTypes: true })) {
+      if (entry.isFile()) stored += (await stat(join(entry.parentPath, entry.name))).size;
+    }
+    expect(Math.abs(listed - stored)).toBeLessThan(stored * 0.01);
+  });
+
+  it('reads an object put under a key the plain way as its record (one written before records shared files)', async () => {
+    const store = storeAt(join(dir, 'plain'));
+    await store.init();
+    const loc = { bucket: BUCKET, key: 'requests/plain/callbacks/ffmpeg0/r0-a1.json' };
+    const group = 'requests/plain/callbacks/';
+    await store.put(loc, '{"format":"fave-callback"}');
+    expect((await store.readRecord(loc, group)).toString()).toBe('{"format":"fave-callback"}');
+    // A later record of the key does not replace it.
+    await store.createIfAbsent(loc, 'later', group);
+    expect((await store.readRecord(loc, group)).toString()).toBe('{"format":"fave-callback"}');
+    await expect(store.readRecord({ bucket: BUCKET, key: 'requests/plain/callbacks/none.json' }, group)).rejects.toMatchObject({ error: { code: 'NOT_FOUND' } });
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, constants, createReadStream, createWriteStream, fstatSync, open as openFd, read, write, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fstatSync, open as openFd, read, writeSync } from 'node:fs';
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -6,7 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { withFileLock } from './fs-lock.ts';
+import { RecordSegments, recordIn, recordPath } from './fs-records.ts';
 import {
+  isNotFound,
   notFound,
   preconditionFailed,
   MAX_LIST_PAGE,
@@ -27,12 +29,6 @@ export interface FsStoreOptions {
 }
 
 /**
- * Opens a new file for durable writes: each write returns once its data is on disk, so no
- * separate flush is needed; O_EXCL, so a temporary name is never shared.
- */
-const DURABLE_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
-
-/**
  * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
  * a temporary file that is renamed into place, so readers never see a torn object. Conditional
  * writes are made atomic across processes with an O_EXCL lock file next to the object.
@@ -44,6 +40,7 @@ export class FsStore implements Store {
   private readonly lockLeaseMs: number | undefined;
   private readonly tempPrefix = randomBytes(3).toString('hex');
   private tempCount = 0;
+  private readonly records = new RecordSegments();
   /** What listed pages left for their next token, briefly (see `listPage`). */
   private readonly continuations = new Map<string, { items: ListedItem[]; until: number }>();
 
@@ -92,6 +89,20 @@ export class FsStore implements Store {
     const path = this.path(loc);
     await this.statOrThrow(loc);
     return createReadStream(path, { start: range.start, end: range.end });
+  }
+
+  /**
+   * A file's size divided among its names: the names of records sharing a segment are links to
+   * it, and a listing's sizes add up to the bytes on disk rather than to the segment once a name.
+   */
+  private async shareOfSize(loc: ObjectLocation): Promise<number> {
+    try {
+      const s = await stat(this.path(loc));
+      return Math.round(s.size / Math.max(1, s.nlink));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw this.mapError(err, loc);
+    }
   }
 
   async head(loc: ObjectLocation): Promise<ObjectInfo | null> {
@@ -177,43 +188,50 @@ export class FsStore implements Store {
   }
 
   /**
-   * The same guarantees as `put` with `ifNoneMatch: '*'` (the data is on disk before the object
-   * appears; link() decides between racing writers, across processes too), for the small records
-   * of a hot path such as callbacks, in fewer steps: no look before the write, the temporary file
-   * opened for synchronous data writes (no separate flush), no stat and digest for an ETag.
+   * The same guarantees as `put` with `ifNoneMatch: '*'` (the data is on disk before the key
+   * names it; link() decides between racing writers, across processes too), for the small records
+   * of a hot path such as callbacks, without a file each: the records of one `group` (a prefix of
+   * their keys) share segment files (see fs-records.ts), and one flush to disk serves every record
+   * that arrived while the one before it ran. Read them with `readRecord`.
    */
-  async createIfAbsent(loc: ObjectLocation, body: Buffer | string): Promise<boolean> {
-    const path = this.path(loc);
-    const tmp = this.tempPath(path);
+  async createIfAbsent(loc: ObjectLocation, body: string, group: string): Promise<boolean> {
+    const { folder, path } = this.recordPlace(loc, group);
     try {
-      return await this.createHere(path, tmp, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+      return await this.records.create(folder, loc.key, path, body);
     } catch (err) {
       throw this.mapError(err, loc);
     }
   }
 
-  /** `createIfAbsent`'s steps, each a trip through the thread pool. */
-  private async createHere(path: string, tmp: string, bytes: Buffer): Promise<boolean> {
-    let fd: number | null = null;
+  /**
+   * An object put under the key itself (a callback stored before records shared files) was
+   * written first, so it is the record; otherwise the one `createIfAbsent` named.
+   */
+  async readRecord(loc: ObjectLocation, group: string): Promise<Buffer> {
+    const { path } = this.recordPlace(loc, group);
     try {
-      await mkdir(dirname(path), { recursive: true });
-      fd = await fdOpenDurable(tmp);
-      for (let offset = 0; offset < bytes.length;) offset += await fdWrite(fd, bytes, offset);
-      closeSync(fd);
-      fd = null;
-      return await link(tmp, path).then(
-        () => true,
-        (err: unknown) => {
-          // link() fails with EEXIST when the target exists: an atomic create-if-absent.
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-          throw err;
-        },
-      );
-    } finally {
-      if (fd !== null) closeSync(fd);
-      // Linked into place or not wanted: the object no longer depends on this name.
-      await unlink(tmp).catch(() => undefined);
+      return await this.get(loc);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
+    let bytes: Buffer;
+    try {
+      bytes = await readWhole(path);
+    } catch (err) {
+      throw this.mapError(err, loc);
+    }
+    const record = recordIn(bytes, loc.key);
+    if (record === null) throw notFound(loc);
+    return record;
+  }
+
+  private recordPlace(loc: ObjectLocation, group: string): { folder: string; path: string } {
+    this.path(loc);
+    if (!group.endsWith('/') || !loc.key.startsWith(group)) {
+      throw new FaveFailure(faveError('BAD_REQUEST', `record ${loc.bucket}/${loc.key} is not under its group ${group}`));
+    }
+    const folder = join(this.root, loc.bucket, ...group.split('/').filter(Boolean));
+    return { folder, path: recordPath(folder, loc.key.slice(group.length)) };
   }
 
   /**
@@ -323,9 +341,7 @@ export class FsStore implements Store {
       this.continuations.set(`${bucket}\n${prefix}\n${options.delimiter ? '/' : ''}\n${next}`, { items: items.slice(limit), until: Date.now() + 10_000 });
     }
     const prefixes = page.filter((item) => item.folder).map((item) => item.key);
-    const objects = await Promise.all(
-      page.filter((item) => !item.folder).map(async ({ key }) => ({ key, size: options.sizes ? ((await this.head({ bucket, key }))?.size ?? 0) : null })),
-    );
+    const objects = await Promise.all(page.filter((item) => !item.folder).map(async ({ key }) => ({ key, size: options.sizes ? await this.shareOfSize({ bucket, key }) : null })));
     return { objects, prefixes, next };
   }
 
@@ -390,7 +406,9 @@ export class FsStore implements Store {
     await prune(top);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.records.close();
+  }
 
   private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
     const tmp = this.tempPath(path);
@@ -483,10 +501,6 @@ async function removeOwnTemp(tmp: string, err: unknown): Promise<void> {
   if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
   await rm(tmp, { force: true }).catch(() => undefined);
 }
-
-const fdOpenDurable = (path: string) => new Promise<number>((resolve, reject) => openFd(path, DURABLE_NEW_FILE, 0o666, (err, fd) => (err ? reject(err) : resolve(fd))));
-const fdWrite = (fd: number, bytes: Buffer, offset: number) =>
-  new Promise<number>((resolve, reject) => write(fd, bytes, offset, bytes.length - offset, null, (err, written) => (err ? reject(err) : resolve(written))));
 
 /**
  * The parts in one gathered write (libuv writes them all, IOV_MAX at a time, and resumes after a

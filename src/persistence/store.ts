@@ -55,7 +55,11 @@ export interface ListPageOptions {
   token?: string;
   /** Group keys by their next `/` after the prefix into `prefixes`. */
   delimiter?: boolean;
-  /** Give every object's size, even where that costs a call per object. */
+  /**
+   * Give every object's size, even where that costs a call per object. A file under several
+   * names (records sharing a segment, see `createIfAbsent`) gives each its share, so that the
+   * sizes add up to what is stored.
+   */
   sizes?: boolean;
 }
 
@@ -126,11 +130,15 @@ export interface Store {
    */
   openAppender?(loc: ObjectLocation): Promise<Appender>;
   /**
-   * Where the store can do it more cheaply than `put` (a local one): writes a small object
-   * unless one exists, durably, as `put` with `ifNoneMatch: '*'` does. True when this call
-   * wrote it, false when an object was there already (which is kept as it is).
+   * Where the store can do it more cheaply than `put` (a local one): writes a small record unless
+   * one exists under its key, durably, as `put` with `ifNoneMatch: '*'` does. True when this call
+   * wrote it, false when a record or object was there already (which is kept as it is). The
+   * records of one `group`, a prefix of their keys, share storage under that prefix: such a
+   * record is read back with `readRecord` (not `get`), and goes when the prefix is deleted.
    */
-  createIfAbsent?(loc: ObjectLocation, body: Buffer | string): Promise<boolean>;
+  createIfAbsent?(loc: ObjectLocation, body: string, group: string): Promise<boolean>;
+  /** With `createIfAbsent`: the record of a key, or the object put under it if there is one. */
+  readRecord?(loc: ObjectLocation, group: string): Promise<Buffer>;
   /**
    * Where the store has folders (a local one), removes the object's folder if nothing is left in
    * it: for a folder one writer owned alone (an upload's), once its object is deleted.

@@ -128,7 +128,7 @@ export class CallbackInbox {
     const body = JSON.stringify(callback);
     // The local store's create-if-absent alone tells a duplicate, atomically.
     if (store.createIfAbsent) {
-      if (!(await store.createIfAbsent(loc, body))) return 'duplicate';
+      if (!(await store.createIfAbsent(loc, body, callbackKeys.prefix(callback.request_id)))) return 'duplicate';
     } else {
       // A look first where the store may ignore If-None-Match (allowed, with a warning, for one
       // process): a later duplicate would otherwise replace the first. Where the probe found it
@@ -148,7 +148,9 @@ export class CallbackInbox {
   /** The stored callback of an address, if one arrived. */
   async read(address: CallbackAddress): Promise<StoredCallback | null> {
     try {
-      const body = await this.options.store.get(this.location(address));
+      const { store } = this.options;
+      const loc = this.location(address);
+      const body = await (store.readRecord ? store.readRecord(loc, callbackKeys.prefix(address.request_id)) : store.get(loc));
       const parsed = StoredCallbackSchema.safeParse(JSON.parse(body.toString('utf8')));
       return parsed.success ? parsed.data : null;
     } catch (err) {
