@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { SEGMENT_MAX_RECORDS, SEGMENTS_FOLDER } from '../src/persistence/fs-records.ts';
+import { recordIn, SEGMENT_MAX_RECORDS, SEGMENTS_FOLDER } from '../src/persistence/fs-records.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { listPages } from '../src/persistence/store.ts';
 import { closeAfterTest } from './support/cleanup.ts';
@@ -111,6 +111,40 @@ describe('FsStore.createIfAbsent', () => {
       if (entry.isFile()) stored += (await stat(join(entry.parentPath, entry.name))).size;
     }
     expect(Math.abs(listed - stored)).toBeLessThan(stored * 0.01);
+  });
+
+  it('keeps a bounded number of shared files open however many groups it writes to', async () => {
+    const store = storeAt(join(dir, 'groups'));
+    await store.init();
+    const openSegments = async () => {
+      const fds = await readdir('/proc/self/fd');
+      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((t) => t.includes(`/${SEGMENTS_FOLDER}/`)).length;
+    };
+    for (let round = 0; round < 3; round++) {
+      const writes = Array.from({ length: 100 }, (_, i) => {
+        const group = `requests/group-${round}-${i}/callbacks/`;
+        return store.createIfAbsent({ bucket: BUCKET, key: `${group}ffmpeg0/r0-a1.json` }, `round ${round}`, group);
+      });
+      expect((await Promise.all(writes)).every(Boolean)).toBe(true);
+    }
+    expect(await openSegments()).toBeLessThanOrEqual(128);
+    const group = 'requests/group-0-7/callbacks/';
+    expect((await store.readRecord({ bucket: BUCKET, key: `${group}ffmpeg0/r0-a1.json` }, group)).toString()).toBe('round 0');
+    await store.close();
+    expect(await openSegments()).toBe(0);
+  });
+
+  it('reads the first whole line of a key in a segment, and never a line a crash cut short', () => {
+    const header = '{"format":"fave-records","version":1}\n';
+    const line = (key: string, body: string) => `${JSON.stringify({ key, body })}\n`;
+    const segment = Buffer.from(header + line('k/a', 'first a') + line('k/b', 'b') + line('k/a', 'second a') + line('k/c', 'cut').slice(0, 12), 'utf8');
+    expect(recordIn(segment, 'k/a')?.toString()).toBe('first a');
+    expect(recordIn(segment, 'k/b')?.toString()).toBe('b');
+    expect(recordIn(segment, 'k/c')).toBeNull();
+    expect(recordIn(segment, 'k/none')).toBeNull();
+    // Not a segment: an object of one record, as it is.
+    expect(recordIn(Buffer.from('{"key":"k/a"}'), 'k/a')?.toString()).toBe('{"key":"k/a"}');
   });
 
   it('reads an object put under a key the plain way as its record (one written before records shared files)', async () => {

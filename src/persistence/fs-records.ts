@@ -27,6 +27,11 @@ export const SEGMENT_MAX_RECORDS = 64;
 const SEGMENT_MAX_BYTES = 256 * 1024;
 /** A group's segment is closed after this long without a record; the next record opens another. */
 const SEGMENT_IDLE_MS = 5_000;
+/**
+ * Segments a store keeps open: past it, the least recently written idle ones are closed (groups
+ * flushing all at once may hold more for the moment).
+ */
+const MAX_OPEN_SEGMENTS = 128;
 export const SEGMENTS_FOLDER = '.records';
 /** Where the keys are, in the segments' folder: one name per record, each a link to its segment. */
 const KEYS_FOLDER = 'keys';
@@ -67,6 +72,8 @@ interface Group {
 
 export class RecordSegments {
   private readonly groups = new Map<string, Group>();
+  /** Segments being opened: counted as open, so that groups opening at once keep to the bound. */
+  private opening = 0;
   private readonly inFlight = new Set<Promise<void>>();
 
   /**
@@ -111,6 +118,9 @@ export class RecordSegments {
    */
   private async flushAll(group: Group): Promise<void> {
     if (group.idle) clearTimeout(group.idle);
+    // Map order is recency of writing: the first idle groups are the ones to close first.
+    this.groups.delete(group.folder);
+    this.groups.set(group.folder, group);
     while (group.pending.length > 0) {
       const batch = group.pending;
       group.pending = [];
@@ -136,7 +146,13 @@ export class RecordSegments {
           parts = [];
           if (group.segment) filled.push(group.segment);
           group.segment = null;
-          group.segment = await openSegment(group.folder);
+          this.closeIdleBeyond(MAX_OPEN_SEGMENTS - 1, group);
+          this.opening++;
+          try {
+            group.segment = await openSegment(group.folder);
+          } finally {
+            this.opening--;
+          }
         }
         const segment = group.segment;
         parts.push(record.line);
@@ -190,6 +206,19 @@ export class RecordSegments {
         const err = outcome instanceof SegmentGone ? outcome.cause : outcome;
         for (const failed of [record, ...later]) failed.reject(err);
       }
+    }
+  }
+
+  /** Closes the segments of idle groups, least recently written first, until at most `keep` stay open. */
+  private closeIdleBeyond(keep: number, current: Group): void {
+    let open = this.opening;
+    for (const group of this.groups.values()) if (group.segment) open++;
+    for (const group of this.groups.values()) {
+      if (open <= keep) return;
+      if (group === current || group.busy || !group.segment) continue;
+      retire(group.segment);
+      group.segment = null;
+      open--;
     }
   }
 
