@@ -135,6 +135,42 @@ describe('FsStore.createIfAbsent', () => {
     expect(await openSegments()).toBe(0);
   });
 
+  it('keeps every acknowledged record through a SIGKILL, and no name shows a record cut short', async () => {
+    const root = join(dir, 'killed');
+    const group = 'requests/killed/callbacks/';
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support', 'record-writer.ts'), root, BUCKET, group], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const acknowledged: string[] = [];
+    const lines = createInterface({ input: child.stdout! });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    for await (const line of lines) {
+      acknowledged.push(...(JSON.parse(line) as string[]));
+      // Killed in the middle of its writing: batches follow one another without a pause.
+      if (acknowledged.length >= 20 * 32) child.kill('SIGKILL');
+    }
+    expect(await exited).toBe('SIGKILL');
+
+    const store = storeAt(root);
+    await store.init();
+    for (const key of acknowledged) expect((await store.readRecord({ bucket: BUCKET, key }, group)).toString()).toBe(`record of ${key} ${'x'.repeat(200)}`);
+    // Names made after the last acknowledged batch read whole too; the rest can be written now.
+    const names = await readdir(join(root, BUCKET, group, SEGMENTS_FOLDER, 'keys'));
+    expect(names.length).toBeGreaterThanOrEqual(acknowledged.length);
+    for (const name of names) {
+      const key = `${group}${decodeURIComponent(name)}`;
+      expect((await store.readRecord({ bucket: BUCKET, key }, group)).toString()).toBe(`record of ${key} ${'x'.repeat(200)}`);
+    }
+    const next = `${group}frame-0-0/r0-a1.json`;
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: next }, 'again', group)).toBe(false);
+    const unwritten = `${group}frame-999999-0/r0-a1.json`;
+    expect(await store.createIfAbsent({ bucket: BUCKET, key: unwritten }, 'after the kill', group)).toBe(true);
+    expect((await store.readRecord({ bucket: BUCKET, key: unwritten }, group)).toString()).toBe('after the kill');
+  });
+
   it('reads the first whole line of a key in a segment, and never a line a crash cut short', () => {
     const header = '{"format":"fave-records","version":1}\n';
     const line = (key: string, body: string) => `${JSON.stringify({ key, body })}\n`;
