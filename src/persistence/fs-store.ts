@@ -31,7 +31,9 @@ export interface FsStoreOptions {
 /**
  * The embedded store: `s3://{bucket}/{key}` lives at `{root}/{bucket}/{key}`. Every write goes to
  * a temporary file that is renamed into place, so readers never see a torn object. Conditional
- * writes are made atomic across processes with an O_EXCL lock file next to the object.
+ * writes are made atomic across processes with an O_EXCL lock file next to the object. Small
+ * records written with `createIfAbsent` are the exception: they share segment files under their
+ * group's prefix (see fs-records.ts) and are read with `readRecord`.
  */
 export class FsStore implements Store {
   readonly kind = 'fs' as const;
