@@ -119,7 +119,7 @@ describe('FsStore.createIfAbsent', () => {
     const openSegments = async () => {
       const fds = await readdir('/proc/self/fd');
       const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
-      return targets.filter((t) => t.includes(`/${SEGMENTS_FOLDER}/`)).length;
+      return targets.filter((t) => t.startsWith(join(dir, 'groups')) && t.includes(`/${SEGMENTS_FOLDER}/`)).length;
     };
     for (let round = 0; round < 3; round++) {
       const writes = Array.from({ length: 100 }, (_, i) => {
