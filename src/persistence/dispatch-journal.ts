@@ -10,10 +10,11 @@ import { deleteKeys, type Appender, type Store } from './store.ts';
  * served it; on resume the journal's attempts that state.json has no record of are recorded as
  * interrupted, and `metrics.invocations` equals what the gateway served.
  *
- * The attempts sent in the same turn of the event loop share one write, of a few hundred bytes,
- * not a rewrite of state.json: a line appended to this journal's own file where the store can
- * append (the filesystem), else one small object per batch (S3); both under
- * `requests/{id}/metadata/dispatches/`, one JSON array of markers per line.
+ * Attempts sent together share one write, of a few hundred bytes, not a rewrite of state.json:
+ * where the store can append (the filesystem), a line appended to this journal's own file by
+ * those recorded before the pending microtasks have run, else one small object for those of one
+ * turn of the event loop (S3); both under `requests/{id}/metadata/dispatches/`, one JSON array
+ * of markers per line.
  */
 
 export const dispatchPrefix = (requestId: string) => `requests/${requestId}/metadata/dispatches/`;
@@ -37,8 +38,8 @@ interface Waiting {
 }
 
 /**
- * Writes one request's markers: those of one turn of the event loop go in one object, and the
- * writes of successive turns run side by side, so a dispatch waits for one small write only.
+ * Writes one request's markers: those recorded together go in one line or object, and
+ * successive writes run side by side, so a dispatch waits for one small write only.
  */
 export class DispatchJournal {
   private waiting: Waiting[] = [];
@@ -60,7 +61,12 @@ export class DispatchJournal {
       this.waiting.push({ marker, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
-      setImmediate(() => void this.write());
+      // An append costs a few µs in the calling turn, so the markers go out as soon as the
+      // pending microtasks have run, and the attempts with them, instead of after every other
+      // callback of this turn of the event loop (a wave of 64 answers is milliseconds of them).
+      // An object a batch (S3) waits for the turn's end, to gather more markers a request.
+      if (this.store.openAppender) queueMicrotask(() => void this.write());
+      else setImmediate(() => void this.write());
     });
   }
 
