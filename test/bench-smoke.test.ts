@@ -26,13 +26,26 @@ describe('npm run bench', () => {
     }
     expect(report.details).toMatchObject({
       overhead: expect.any(Object),
-      fanout: { machine_floor_efficiency: expect.any(Number), raw_efficiency: expect.any(Number) },
-      async: { fs_create_cpu_us: { before: expect.any(Number), after: expect.any(Number) }, fs_file_cpu_us: { before: expect.any(Number), after: expect.any(Number) } },
+      fanout: {
+        machine_floor_efficiency: expect.any(Number),
+        raw_efficiency: expect.any(Number),
+        calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) },
+      },
+      async: {
+        fs_create_cpu_us: { before: expect.any(Number), after: expect.any(Number) },
+        fs_file_cpu_us: { before: expect.any(Number), after: expect.any(Number) },
+        sync: { calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) } },
+        async: { calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) } },
+      },
       versus: expect.any(Object),
       scaling: expect.any(Object),
       sweep: { finished: SMOKE.sweep.finished, running: SMOKE.sweep.running },
       coldstart: { cold_start_ms: SMOKE.coldstart.coldStartMs, clips: SMOKE.coldstart.clips, burst: SMOKE.coldstart.burst },
     });
+    // Calls in flight are counted from the request's own records: never more than its limit allows.
+    const fanout = (report.details as { fanout: { calls: { in_flight: number }; concurrency: number } }).fanout;
+    expect(fanout.calls.in_flight).toBeGreaterThan(0);
+    expect(fanout.calls.in_flight).toBeLessThanOrEqual(fanout.concurrency);
     // Cold starts: the three pre-warming modes, each with every figure measured.
     const coldstart = (report.details as { coldstart: ColdstartFigures }).coldstart;
     expect(coldstart.modes.map((m) => m.mode)).toEqual(['off', 'speculative', 'just-in-time']);

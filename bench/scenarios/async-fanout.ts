@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnScript } from '../ipc.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
-import type { WorkerJob, WorkerResult } from '../worker.ts';
+import type { CallTimes, WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
 
 /** One mode's run of the request: wall time, what it cost the orchestrator and the gateway. */
@@ -17,6 +17,7 @@ export interface ModeFigures {
   gateway_cpu_us_per_invocation: number;
   state_bytes_written: number;
   peak_rss_mb: number;
+  calls: CallTimes;
 }
 
 export interface AsyncFanoutFigures {
@@ -115,6 +116,7 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
     gateway_cpu_us_per_invocation: (usage.cpu_ms * 1000) / result.invocations,
     state_bytes_written: result.state_bytes_written,
     peak_rss_mb: Math.max(result.max_rss_kb, result.vm_hwm_kb ?? 0) / 1024,
+    calls: result.calls,
   });
   // Outside `requests/`; removed with the workspace.
   const probeDir = join(ctx.workspace.dataDir, 'bench-fs-probe');

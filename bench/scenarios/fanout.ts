@@ -10,7 +10,7 @@ import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
 import type { FloorServerStarted } from '../floor-server.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
-import type { WorkerJob, WorkerResult } from '../worker.ts';
+import type { CallTimes, WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
 
 export interface FanoutFigures {
@@ -44,6 +44,9 @@ export interface FanoutFigures {
   orchestrator_elu: number;
   /** How late the orchestrator's timers fired during the request, ms. */
   orchestrator_loop_delay_ms: { p50: number; p99: number; max: number };
+  /** Where a call's time went (its latency against the gateway's timing) and the lanes it kept busy. */
+  calls: CallTimes;
+  concurrency: number;
   gateway_cpu_ms: number;
   gateway_cpu_us_per_call: number;
   /**
@@ -207,6 +210,8 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     orchestrator_cpu_ms: result.cpu_ms,
     orchestrator_elu: result.event_loop_utilization,
     orchestrator_loop_delay_ms: result.event_loop_delay_ms,
+    calls: result.calls,
+    concurrency,
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,
     gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,

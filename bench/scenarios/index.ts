@@ -1,6 +1,7 @@
 import { COMPILED } from '../ipc.ts';
 import type { Figures } from '../report.ts';
 import type { BenchContext } from './context.ts';
+import type { CallTimes } from '../worker.ts';
 import { measureAsyncFanout } from './async-fanout.ts';
 import { measureColdstart } from './coldstart.ts';
 import { measureFanout } from './fanout.ts';
@@ -27,6 +28,8 @@ export const RESTATE_NOTE = 'not measured: no Restate server is available to the
 
 const ms = (v: number) => v.toFixed(0);
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
+/** "latency, gateway's timing" of a run's calls, in ms. */
+const callTimes = (c: CallTimes) => `${c.latency_ms.toFixed(2)}, ${c.gateway_ms === null ? '-' : c.gateway_ms.toFixed(2)}`;
 
 export const SCENARIOS = [
   {
@@ -89,6 +92,10 @@ export const SCENARIOS = [
           ],
           ['fan-out: gateway peak concurrent calls', r.gateway_max_concurrent],
           [
+            "fan-out: per call: latency ms, the gateway's timing of the function ms (the rest: transit and both event loops); calls in flight of the limit",
+            `${callTimes(r.calls)}; ${r.calls.in_flight.toFixed(1)} of ${r.concurrency}`,
+          ],
+          [
             'fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification',
             `${ms(r.step_persist_wall_ms)} (${r.step_persist_ratio.toFixed(2)}), ${r.step_persist_write_amplification.toFixed(1)}`,
           ],
@@ -132,6 +139,10 @@ export const SCENARIOS = [
               : pair((m) => m.orchestrator_main_thread_cpu_us_per_invocation ?? 0),
           ],
           ['async: orchestrator event-loop use sync / async', pair((m) => m.orchestrator_elu, 2)],
+          [
+            "async: per call: latency ms (async: from the 202 to the callback's arrival), the gateway's timing ms, sync / async",
+            `${callTimes(r.sync.calls)} / ${callTimes(r.async.calls)}`,
+          ],
           ['async: gateway CPU µs / invocation sync / async', pair((m) => m.gateway_cpu_us_per_invocation)],
           ['async: state.json MB written sync / async', `${mb(r.sync.state_bytes_written)} / ${mb(r.async.state_bytes_written)}`],
           ['async: worker peak RSS MB (both runs) ', ms(r.async.peak_rss_mb)],
@@ -140,7 +151,7 @@ export const SCENARIOS = [
           ['async: file system, CPU µs per new file alone (no folder, no sync), before / after', `${r.fs_file_cpu_us.before.toFixed(0)} / ${r.fs_file_cpu_us.after.toFixed(0)}`],
           [
             'async: why they differ',
-            'each async call adds an enqueue POST (202), the callback POST into the orchestrator, an fsynced callback file written before the 2xx, and a dispatch record in state.json; with 20 ms stages that is pure overhead. It buys calls no gateway timeout cuts and that survive the orchestrator (see async-calls and async-crash tests)',
+            'each async call adds an enqueue POST (202), the callback POST into the orchestrator, the callback stored durably before the 2xx (a line of a shared segment, flushed, and a link naming it), and a dispatch record in state.json; with 20 ms stages that is pure overhead. It buys calls no gateway timeout cuts and that survive the orchestrator (see async-calls and async-crash tests)',
           ],
         ],
         raw: r,
