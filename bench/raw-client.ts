@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import type { StageRequest } from '../src/transport/contract.ts';
 import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/transport/transport.ts';
+import type { CallTimes } from './worker.ts';
 
 /** One stage call as it went over the wire. */
 export interface RecordedCall {
@@ -37,11 +38,20 @@ export class RawClient {
 
   /** Sends every call, at most `concurrency` at a time, in order; returns the wall time in ms. */
   async replay(calls: RecordedCall[], concurrency: number): Promise<number> {
+    return (await this.replayTimed(calls, concurrency)).wall_ms;
+  }
+
+  /** The same, with where a call's time went, as the orchestrator's records give it (`CallTimes`). */
+  async replayTimed(calls: RecordedCall[], concurrency: number): Promise<{ wall_ms: number; calls: CallTimes }> {
     let next = 0;
+    let latency = 0;
+    let gateway = 0;
+    let timed = 0;
     const started = performance.now();
     const lane = async () => {
       while (next < calls.length) {
         const call = calls[next++]!;
+        const sent = performance.now();
         const response = await request(`${this.gatewayUrl}/function/${encodeURIComponent(call.functionName)}`, {
           method: 'POST',
           body: call.body,
@@ -49,13 +59,27 @@ export class RawClient {
           dispatcher: this.agent,
         });
         const text = await response.body.text();
+        latency += performance.now() - sent;
+        const seconds = Number(response.headers['x-duration-seconds']);
+        if (Number.isFinite(seconds)) {
+          gateway += seconds * 1000;
+          timed++;
+        }
         if (response.statusCode !== 200 || !text.includes('"status":"success"')) {
           throw new Error(`raw POST to ${call.functionName} answered ${response.statusCode}: ${text.slice(0, 200)}`);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, calls.length) }, lane));
-    return performance.now() - started;
+    const wall = performance.now() - started;
+    return {
+      wall_ms: wall,
+      calls: {
+        latency_ms: calls.length === 0 ? 0 : latency / calls.length,
+        gateway_ms: timed === 0 ? null : gateway / timed,
+        in_flight: wall > 0 ? latency / wall : 0,
+      },
+    };
   }
 
   close(): Promise<void> {

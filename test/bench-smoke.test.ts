@@ -30,6 +30,7 @@ describe('npm run bench', () => {
         machine_floor_efficiency: expect.any(Number),
         raw_efficiency: expect.any(Number),
         calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) },
+        raw_calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) },
       },
       async: {
         fs_create_cpu_us: { before: expect.any(Number), after: expect.any(Number) },

@@ -46,6 +46,8 @@ export interface FanoutFigures {
   orchestrator_loop_delay_ms: { p50: number; p99: number; max: number };
   /** Where a call's time went (its latency against the gateway's timing) and the lanes it kept busy. */
   calls: CallTimes;
+  /** The same for the bare client's calls of the raw floor. */
+  raw_calls: CallTimes;
   concurrency: number;
   gateway_cpu_ms: number;
   gateway_cpu_us_per_call: number;
@@ -97,14 +99,14 @@ async function machineFloor(n: number, concurrency: number, latencyMs: number): 
   const server = spawnScript(new URL('../floor-server.ts', import.meta.url), 'floor server');
   try {
     const { url } = await server.request<FloorServerStarted>({ type: 'start', latencyMs });
-    return await rawFloor(url, n, concurrency);
+    return (await rawFloor(url, n, concurrency)).wall_ms;
   } finally {
     await server.close();
   }
 }
 
-/** `n` detector calls by a bare client at `concurrency`, with nothing in between: wall ms. */
-async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Promise<number> {
+/** `n` detector calls by a bare client at `concurrency`, with nothing in between: wall ms, and where a call's time went. */
+async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Promise<{ wall_ms: number; calls: CallTimes }> {
   const calls: RecordedCall[] = Array.from({ length: n }, (_, i) => ({
     functionName: 'stage-object-detector',
     body: JSON.stringify({
@@ -118,7 +120,7 @@ async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Pro
   }));
   const client = new RawClient(gatewayUrl);
   try {
-    return await client.replay(calls, concurrency);
+    return await client.replayTimed(calls, concurrency);
   } finally {
     await client.close();
   }
@@ -142,7 +144,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   let result: WorkerResult;
   let step: WorkerResult;
   let gatewayUsage: GatewayUsage;
-  let raw: number;
+  let raw: { wall_ms: number; calls: CallTimes };
   let floor: number;
   try {
     const job = (id: string, capture: WorkerJob['capture'], persistIntervalMs?: number): WorkerJob => ({
@@ -215,9 +217,10 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,
     gateway_efficiency_ceiling: ideal.total_ms / gatewayUsage.cpu_ms,
-    raw_wall_ms: raw,
-    raw_efficiency: ideal.total_ms / raw,
-    fanout_vs_bare: ideal.total_ms / result.wall_ms / (ideal.total_ms / raw),
+    raw_wall_ms: raw.wall_ms,
+    raw_efficiency: ideal.total_ms / raw.wall_ms,
+    raw_calls: raw.calls,
+    fanout_vs_bare: ideal.total_ms / result.wall_ms / (ideal.total_ms / raw.wall_ms),
     machine_floor_wall_ms: floor,
     machine_floor_efficiency: ideal.total_ms / floor,
     step_persist_wall_ms: step.wall_ms,

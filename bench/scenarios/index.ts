@@ -95,6 +95,7 @@ export const SCENARIOS = [
             "fan-out: per call: latency ms, the gateway's timing of the function ms (the rest: transit and both event loops); calls in flight of the limit",
             `${callTimes(r.calls)}; ${r.calls.in_flight.toFixed(1)} of ${r.concurrency}`,
           ],
+          ['fan-out: the same for the bare client of the raw floor', `${callTimes(r.raw_calls)}; ${r.raw_calls.in_flight.toFixed(1)} of ${r.concurrency}`],
           [
             'fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification',
             `${ms(r.step_persist_wall_ms)} (${r.step_persist_ratio.toFixed(2)}), ${r.step_persist_write_amplification.toFixed(1)}`,
