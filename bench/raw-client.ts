@@ -1,7 +1,13 @@
 import { Agent, request } from 'undici';
 import type { StageRequest } from '../src/transport/contract.ts';
 import type { StageCallOptions, StageHttpResponse, StageTransport } from '../src/transport/transport.ts';
-import type { CallTimes } from './worker.ts';
+import { callTimesOf, type CallTimes } from './call-times.ts';
+
+/** A replay's wall time and where its calls' time went. */
+export interface TimedReplay {
+  wall_ms: number;
+  calls: CallTimes;
+}
 
 /** One stage call as it went over the wire. */
 export interface RecordedCall {
@@ -41,12 +47,10 @@ export class RawClient {
     return (await this.replayTimed(calls, concurrency)).wall_ms;
   }
 
-  /** The same, with where a call's time went, as the orchestrator's records give it (`CallTimes`). */
-  async replayTimed(calls: RecordedCall[], concurrency: number): Promise<{ wall_ms: number; calls: CallTimes }> {
+  /** The same, with where a call's time went, as the orchestrator's records give it. */
+  async replayTimed(calls: RecordedCall[], concurrency: number): Promise<TimedReplay> {
     let next = 0;
-    let latency = 0;
-    let gateway = 0;
-    let timed = 0;
+    const times = callTimesOf();
     const started = performance.now();
     const lane = async () => {
       while (next < calls.length) {
@@ -59,12 +63,8 @@ export class RawClient {
           dispatcher: this.agent,
         });
         const text = await response.body.text();
-        latency += performance.now() - sent;
         const seconds = Number(response.headers['x-duration-seconds']);
-        if (Number.isFinite(seconds)) {
-          gateway += seconds * 1000;
-          timed++;
-        }
+        times.add(performance.now() - sent, Number.isFinite(seconds) ? seconds * 1000 : null);
         if (response.statusCode !== 200 || !text.includes('"status":"success"')) {
           throw new Error(`raw POST to ${call.functionName} answered ${response.statusCode}: ${text.slice(0, 200)}`);
         }
@@ -72,14 +72,7 @@ export class RawClient {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, calls.length) }, lane));
     const wall = performance.now() - started;
-    return {
-      wall_ms: wall,
-      calls: {
-        latency_ms: calls.length === 0 ? 0 : latency / calls.length,
-        gateway_ms: timed === 0 ? null : gateway / timed,
-        in_flight: wall > 0 ? latency / wall : 0,
-      },
-    };
+    return { wall_ms: wall, calls: times.result(wall) };
   }
 
   close(): Promise<void> {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { copyFile, readFile, stat } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serveIpc, type BenchMessage } from './ipc.ts';
-import type { InvocationRecord } from '../src/domain/invocations.ts';
+import { callTimesOf, type CallTimes } from './call-times.ts';
 import { freePort } from '../test/support/free-port.ts';
 
 /**
@@ -55,46 +55,8 @@ export interface WorkerResult {
   captured: { bytes: number; after_invocations: number } | null;
   /** Async runs: callbacks stored, and the queue delay (dispatch → function start) p50 / max ms. */
   callbacks: { stored: number; queue_delay_p50_ms: number; queue_delay_max_ms: number } | null;
+  /** Where a call's time went, from the request's own invocation records. */
   calls: CallTimes;
-}
-
-/**
- * Where a call's time went, from the request's own invocation records: how long the orchestrator
- * saw each attempt take against how long the gateway timed the function, and how many attempts
- * were in flight on average (Little's law: their summed latency over the wall time).
- */
-export interface CallTimes {
-  /**
-   * Mean latency of an attempt as its record has it, in whole ms each: from the send to the
-   * answer read (async: from the gateway's 202 to the callback's arrival).
-   */
-  latency_ms: number;
-  /** Mean of the gateway's own timing of the function (X-Duration-Seconds), where it was given. */
-  gateway_ms: number | null;
-  in_flight: number;
-}
-
-/** Sums what `CallTimes` needs, O(1) per record. */
-function callTimesOf(): { add(record: InvocationRecord): void; result(wallMs: number): CallTimes } {
-  let count = 0;
-  let latency = 0;
-  let timed = 0;
-  let gateway = 0;
-  return {
-    add(record) {
-      count++;
-      latency += record.latency_ms;
-      if (record.gateway_duration_ms !== null) {
-        timed++;
-        gateway += record.gateway_duration_ms;
-      }
-    },
-    result: (wallMs) => ({
-      latency_ms: count === 0 ? 0 : latency / count,
-      gateway_ms: timed === 0 ? null : gateway / timed,
-      in_flight: wallMs > 0 ? latency / wallMs : 0,
-    }),
-  };
 }
 
 /** The histogram holds the time between probe ticks; what exceeds the period is lateness. */
@@ -166,7 +128,7 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const queueDelays: number[] = [];
   const callTimes = callTimesOf();
   app.orchestrator.events.on('invocation', (_id, record) => {
-    callTimes.add(record);
+    callTimes.add(record.latency_ms, record.gateway_duration_ms);
     if (typeof record.queue_delay_ms === 'number') queueDelays.push(record.queue_delay_ms);
   });
 

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { spawnScript } from '../ipc.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
-import type { CallTimes, WorkerJob, WorkerResult } from '../worker.ts';
+import type { CallTimes } from '../call-times.ts';
+import type { WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
 
 /** One mode's run of the request: wall time, what it cost the orchestrator and the gateway. */

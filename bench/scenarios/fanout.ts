@@ -5,12 +5,13 @@ import { promisify } from 'node:util';
 import { requestKeys } from '../../src/persistence/store.ts';
 import { idealTime, invocations, type IdealTime } from '../ideal.ts';
 import { COMPILED, spawnScript } from '../ipc.ts';
-import { RawClient, type RecordedCall } from '../raw-client.ts';
+import { RawClient, type RecordedCall, type TimedReplay } from '../raw-client.ts';
 import { timeResume, type ResumeTiming } from '../resume.ts';
 import { BUCKET } from '../workspace.ts';
 import type { FloorServerStarted } from '../floor-server.ts';
 import type { GatewayUsage } from '../gateway-process.ts';
-import type { CallTimes, WorkerJob, WorkerResult } from '../worker.ts';
+import type { CallTimes } from '../call-times.ts';
+import type { WorkerJob, WorkerResult } from '../worker.ts';
 import { openGateway, type BenchContext } from './context.ts';
 
 export interface FanoutFigures {
@@ -106,7 +107,7 @@ async function machineFloor(n: number, concurrency: number, latencyMs: number): 
 }
 
 /** `n` detector calls by a bare client at `concurrency`, with nothing in between: wall ms, and where a call's time went. */
-async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Promise<{ wall_ms: number; calls: CallTimes }> {
+async function rawFloor(gatewayUrl: string, n: number, concurrency: number): Promise<TimedReplay> {
   const calls: RecordedCall[] = Array.from({ length: n }, (_, i) => ({
     functionName: 'stage-object-detector',
     body: JSON.stringify({
@@ -144,7 +145,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
   let result: WorkerResult;
   let step: WorkerResult;
   let gatewayUsage: GatewayUsage;
-  let raw: { wall_ms: number; calls: CallTimes };
+  let raw: TimedReplay;
   let floor: number;
   try {
     const job = (id: string, capture: WorkerJob['capture'], persistIntervalMs?: number): WorkerJob => ({

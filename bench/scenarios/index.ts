@@ -1,7 +1,7 @@
 import { COMPILED } from '../ipc.ts';
 import type { Figures } from '../report.ts';
 import type { BenchContext } from './context.ts';
-import type { CallTimes } from '../worker.ts';
+import type { CallTimes } from '../call-times.ts';
 import { measureAsyncFanout } from './async-fanout.ts';
 import { measureColdstart } from './coldstart.ts';
 import { measureFanout } from './fanout.ts';
