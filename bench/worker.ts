@@ -48,6 +48,11 @@ export interface WorkerResult {
   cpu_ms: number;
   /** CPU time of the main thread alone (the event loop), where the platform tells it; the rest is helper threads. */
   main_thread_cpu_ms: number | null;
+  /**
+   * How long the main thread was ready to run but waited for a CPU, where the platform tells it:
+   * the other threads of this process and the other processes of the machine had the cores.
+   */
+  main_thread_wait_ms: number | null;
   /** Share of the request's wall time the event loop was busy. */
   event_loop_utilization: number;
   /** How late timers fired during the request (a 5 ms probe), in ms: what every answer waited extra. */
@@ -137,13 +142,13 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   delay.enable();
   const eluBefore = performance.eventLoopUtilization();
   const cpuBefore = process.cpuUsage();
-  const mainCpuBefore = mainThreadCpuMs();
+  const mainBefore = mainThreadSchedMs();
   const started = performance.now();
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
   const outcome = await handle.done;
   const wall = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  const mainCpuAfter = mainThreadCpuMs();
+  const mainAfter = mainThreadSchedMs();
   const elu = performance.eventLoopUtilization(eluBefore);
   delay.disable();
   const peaks = memory.stop();
@@ -164,7 +169,8 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
     peak_heap_used_kb: peaks.heap,
     peak_external_kb: peaks.external,
     cpu_ms: (cpu.user + cpu.system) / 1000,
-    main_thread_cpu_ms: mainCpuBefore !== null && mainCpuAfter !== null ? mainCpuAfter - mainCpuBefore : null,
+    main_thread_cpu_ms: mainBefore && mainAfter ? mainAfter.cpu - mainBefore.cpu : null,
+    main_thread_wait_ms: mainBefore && mainAfter ? mainAfter.waiting - mainBefore.waiting : null,
     event_loop_utilization: elu.utilization,
     event_loop_delay_ms: { p50: lateness(delay.percentile(50)), p99: lateness(delay.percentile(99)), max: lateness(delay.max) },
     captured,
@@ -183,15 +189,16 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
 }
 
 /**
- * The main thread's time on a CPU (Linux: /proc/thread-self/schedstat, nanoseconds). The
- * process's CPU time also counts the thread pool and worker threads, which run beside the event
- * loop on another core; this is the part the event loop itself spent.
+ * The main thread's time on a CPU, and waiting in the run queue for one (Linux:
+ * /proc/thread-self/schedstat, nanoseconds), ms. The process's CPU time also counts the thread
+ * pool and worker threads, which run beside the event loop on another core; `cpu` is the part the
+ * event loop itself spent. `waiting` is time it could have run and did not.
  */
-function mainThreadCpuMs(): number | null {
+function mainThreadSchedMs(): { cpu: number; waiting: number } | null {
   try {
     // Read on this thread: through the thread pool, "thread-self" would be a pool thread.
-    const ns = Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
-    return Number.isFinite(ns) ? ns / 1e6 : null;
+    const [cpu, waiting] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return Number.isFinite(cpu) && Number.isFinite(waiting) ? { cpu: cpu! / 1e6, waiting: waiting! / 1e6 } : null;
   } catch {
     return null;
   }

@@ -47,6 +47,14 @@ describe('npm run bench', () => {
     const fanout = (report.details as { fanout: { calls: { in_flight: number }; concurrency: number } }).fanout;
     expect(fanout.calls.in_flight).toBeGreaterThan(0);
     expect(fanout.calls.in_flight).toBeLessThanOrEqual(fanout.concurrency);
+    // Linux tells how long the event loop waited for a CPU; elsewhere the figure is null.
+    if (process.platform === 'linux') {
+      const details = report.details as { fanout: { orchestrator_main_thread_wait_ms: unknown }; async: Record<'sync' | 'async', { orchestrator_main_thread_wait_ms: unknown }> };
+      for (const wait of [details.fanout, details.async.sync, details.async.async].map((d) => d.orchestrator_main_thread_wait_ms)) {
+        expect(typeof wait).toBe('number');
+        expect(wait as number).toBeGreaterThanOrEqual(0);
+      }
+    }
     // Cold starts: the three pre-warming modes, each with every figure measured.
     const coldstart = (report.details as { coldstart: ColdstartFigures }).coldstart;
     expect(coldstart.modes.map((m) => m.mode)).toEqual(['off', 'speculative', 'just-in-time']);

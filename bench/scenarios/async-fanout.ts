@@ -14,6 +14,8 @@ export interface ModeFigures {
   orchestrator_cpu_us_per_invocation: number;
   /** The same, its main thread (event loop) alone; null where the platform does not tell it. */
   orchestrator_main_thread_cpu_us_per_invocation: number | null;
+  /** How long its main thread waited for a CPU while it could have run, ms; null where the platform does not tell it. */
+  orchestrator_main_thread_wait_ms: number | null;
   orchestrator_elu: number;
   gateway_cpu_us_per_invocation: number;
   state_bytes_written: number;
@@ -113,6 +115,7 @@ export async function measureAsyncFanout(ctx: BenchContext): Promise<AsyncFanout
     efficiency: ideal.total_ms / result.wall_ms,
     orchestrator_cpu_us_per_invocation: (result.cpu_ms * 1000) / result.invocations,
     orchestrator_main_thread_cpu_us_per_invocation: result.main_thread_cpu_ms === null ? null : (result.main_thread_cpu_ms * 1000) / result.invocations,
+    orchestrator_main_thread_wait_ms: result.main_thread_wait_ms,
     orchestrator_elu: result.event_loop_utilization,
     gateway_cpu_us_per_invocation: (usage.cpu_ms * 1000) / result.invocations,
     state_bytes_written: result.state_bytes_written,

@@ -43,6 +43,8 @@ export interface FanoutFigures {
   peak_external_mb: number;
   orchestrator_cpu_ms: number;
   orchestrator_elu: number;
+  /** How long the orchestrator's main thread waited for a CPU while it could have run, ms; null where the platform does not tell it. */
+  orchestrator_main_thread_wait_ms: number | null;
   /** How late the orchestrator's timers fired during the request, ms. */
   orchestrator_loop_delay_ms: { p50: number; p99: number; max: number };
   /** Where a call's time went (its latency against the gateway's timing) and the lanes it kept busy. */
@@ -212,6 +214,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     peak_external_mb: result.peak_external_kb / 1024,
     orchestrator_cpu_ms: result.cpu_ms,
     orchestrator_elu: result.event_loop_utilization,
+    orchestrator_main_thread_wait_ms: result.main_thread_wait_ms,
     orchestrator_loop_delay_ms: result.event_loop_delay_ms,
     calls: result.calls,
     concurrency,

@@ -28,6 +28,9 @@ export const RESTATE_NOTE = 'not measured: no Restate server is available to the
 
 const ms = (v: number) => v.toFixed(0);
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
+/** Run-queue time of the orchestrator's main thread, and its share of the request's wall time. */
+const waitingForCpu = (waitMs: number | null, wallMs: number) =>
+  waitMs === null ? 'not measured (no /proc/thread-self/schedstat)' : `${ms(waitMs)} (${((waitMs / wallMs) * 100).toFixed(0)} %)`;
 /** "latency, gateway's timing" of a run's calls, in ms. */
 const callTimes = (c: CallTimes) => `${c.latency_ms.toFixed(2)}, ${c.gateway_ms === null ? '-' : c.gateway_ms.toFixed(2)}`;
 
@@ -83,6 +86,7 @@ export const SCENARIOS = [
             'fan-out: orchestrator event-loop use; timer lateness p50 / p99 / max ms',
             `${r.orchestrator_elu.toFixed(2)}; ${r.orchestrator_loop_delay_ms.p50.toFixed(1)} / ${r.orchestrator_loop_delay_ms.p99.toFixed(1)} / ${r.orchestrator_loop_delay_ms.max.toFixed(1)}`,
           ],
+          ['fan-out: orchestrator main thread waiting for a CPU while it could run, ms (share of wall)', waitingForCpu(r.orchestrator_main_thread_wait_ms, r.wall_ms)],
           ['fan-out: gateway CPU ms (µs / call), event-loop use', `${ms(r.gateway_cpu_ms)} (${ms(r.gateway_cpu_us_per_call)}), ${r.gateway_elu.toFixed(2)}`],
           ['fan-out: efficiency ceiling set by the gateway CPU alone', r.gateway_efficiency_ceiling],
           ['fan-out: raw floor: same number of calls, bare undici, flat: wall ms (ideal ÷ it)', `${ms(r.raw_wall_ms)} (${r.raw_efficiency.toFixed(2)})`],
@@ -140,6 +144,10 @@ export const SCENARIOS = [
               : pair((m) => m.orchestrator_main_thread_cpu_us_per_invocation ?? 0),
           ],
           ['async: orchestrator event-loop use sync / async', pair((m) => m.orchestrator_elu, 2)],
+          [
+            'async: orchestrator main thread waiting for a CPU while it could run, ms (share of wall) sync / async',
+            `${waitingForCpu(r.sync.orchestrator_main_thread_wait_ms, r.sync.wall_ms)} / ${waitingForCpu(r.async.orchestrator_main_thread_wait_ms, r.async.wall_ms)}`,
+          ],
           [
             "async: per call: latency ms (async: from the 202 to the callback's arrival), the gateway's timing ms, sync / async",
             `${callTimes(r.sync.calls)} / ${callTimes(r.async.calls)}`,
