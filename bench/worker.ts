@@ -62,6 +62,12 @@ export interface WorkerResult {
   callbacks: { stored: number; queue_delay_p50_ms: number; queue_delay_max_ms: number } | null;
   /** Where a call's time went, from the request's own invocation records. */
   calls: CallTimes;
+  /**
+   * The request's edges, ms: from its submission to its first call's start (the input copied,
+   * the first state written), and from its last call's end to its answer (aggregated, final.json
+   * and the last state.json written). No stage runs in either.
+   */
+  edges_ms: { before_first_call: number; after_last_call: number };
 }
 
 /** The histogram holds the time between probe ticks; what exceeds the period is lateness. */
@@ -132,8 +138,13 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   app.orchestrator.events.on('invocation', onInvocation);
   const queueDelays: number[] = [];
   const callTimes = callTimesOf();
+  // Epoch ms, as the records hold them.
+  let firstStart = Infinity;
+  let lastEnd = -Infinity;
   app.orchestrator.events.on('invocation', (_id, record) => {
     callTimes.add(record.latency_ms, record.gateway_duration_ms);
+    firstStart = Math.min(firstStart, record.started_at);
+    lastEnd = Math.max(lastEnd, record.ended_at);
     if (typeof record.queue_delay_ms === 'number') queueDelays.push(record.queue_delay_ms);
   });
 
@@ -144,9 +155,11 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const cpuBefore = process.cpuUsage();
   const mainBefore = mainThreadSchedMs();
   const started = performance.now();
+  const submittedAt = Date.now();
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
   const outcome = await handle.done;
   const wall = performance.now() - started;
+  const answeredAt = Date.now();
   const cpu = process.cpuUsage(cpuBefore);
   const mainAfter = mainThreadSchedMs();
   const elu = performance.eventLoopUtilization(eluBefore);
@@ -182,6 +195,7 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
         }
       : null,
     calls: callTimes.result(wall),
+    edges_ms: { before_first_call: Math.max(0, firstStart - submittedAt), after_last_call: Math.max(0, answeredAt - lastEnd) },
   };
   await server?.close();
   await app.close();

@@ -31,6 +31,7 @@ describe('npm run bench', () => {
         raw_efficiency: expect.any(Number),
         calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) },
         raw_calls: { latency_ms: expect.any(Number), gateway_ms: expect.any(Number), in_flight: expect.any(Number) },
+        edges_ms: { before_first_call: expect.any(Number), after_last_call: expect.any(Number) },
       },
       async: {
         fs_create_cpu_us: { before: expect.any(Number), after: expect.any(Number) },

@@ -51,6 +51,8 @@ export interface FanoutFigures {
   calls: CallTimes;
   /** The same for the bare client's calls of the raw floor. */
   raw_calls: CallTimes;
+  /** From the request's submission to its first call, and from its last call to its answer, ms. */
+  edges_ms: WorkerResult['edges_ms'];
   concurrency: number;
   gateway_cpu_ms: number;
   gateway_cpu_us_per_call: number;
@@ -217,6 +219,7 @@ export async function measureFanout(ctx: BenchContext): Promise<FanoutFigures> {
     orchestrator_main_thread_wait_ms: result.main_thread_wait_ms,
     orchestrator_loop_delay_ms: result.event_loop_delay_ms,
     calls: result.calls,
+    edges_ms: result.edges_ms,
     concurrency,
     gateway_cpu_ms: gatewayUsage.cpu_ms,
     gateway_cpu_us_per_call: (gatewayUsage.cpu_ms * 1000) / gatewayUsage.calls,

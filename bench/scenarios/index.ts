@@ -101,6 +101,10 @@ export const SCENARIOS = [
           ],
           ['fan-out: the same for the bare client of the raw floor', `${callTimes(r.raw_calls)}; ${r.raw_calls.in_flight.toFixed(1)} of ${r.concurrency}`],
           [
+            'fan-out: no call in flight: from the submission to the first call / from the last call to the answer, ms',
+            `${r.edges_ms.before_first_call.toFixed(0)} / ${r.edges_ms.after_last_call.toFixed(0)}`,
+          ],
+          [
             'fan-out: persisting every step (PERSIST_INTERVAL_MS=0): wall ms (÷ default mode), write amplification',
             `${ms(r.step_persist_wall_ms)} (${r.step_persist_ratio.toFixed(2)}), ${r.step_persist_write_amplification.toFixed(1)}`,
           ],
