@@ -97,7 +97,11 @@ describe('pre-warming on the replica model', () => {
         expect(asked.length, name).toBeLessThanOrEqual(2);
         expect(asked.at(-1), name).toBe(0);
       }
-      expect(h.app.orchestrator.prewarmActions(`cold-${strategy}`).length).toBe(h.gateway.scaleCalls.length);
+      // The gateway applies a scale call as it arrives; the orchestrator records it once the answer
+      // is back, so the last give-back may still be on its way here.
+      await until(() => h.app.orchestrator.prewarmActions(`cold-${strategy}`).length === h.gateway.scaleCalls.length, {
+        message: () => `${h.app.orchestrator.prewarmActions(`cold-${strategy}`).length} actions recorded for ${h.gateway.scaleCalls.length} scale calls`,
+      });
       const text = await metrics.render();
       expect(text).toMatch(/fave_prewarm_scale_total\{stage="stage-librosa",kind="raise",ok="true"\} 1\n/);
       expect(text).toMatch(/fave_prewarm_scale_total\{stage="stage-librosa",kind="give-back",ok="true"\} 1\n/);
