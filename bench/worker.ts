@@ -159,7 +159,6 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
   const handle = await app.orchestrator.submit({ video_uri: job.videoUri, request_id: job.requestId });
   const outcome = await handle.done;
   const wall = performance.now() - started;
-  const answeredAt = Date.now();
   const cpu = process.cpuUsage(cpuBefore);
   const mainAfter = mainThreadSchedMs();
   const elu = performance.eventLoopUtilization(eluBefore);
@@ -195,7 +194,7 @@ async function run(job: WorkerJob): Promise<WorkerResult> {
         }
       : null,
     calls: callTimes.result(wall),
-    edges_ms: { before_first_call: Math.max(0, firstStart - submittedAt), after_last_call: Math.max(0, answeredAt - lastEnd) },
+    edges_ms: { before_first_call: Math.max(0, firstStart - submittedAt), after_last_call: Math.max(0, submittedAt + wall - lastEnd) },
   };
   await server?.close();
   await app.close();

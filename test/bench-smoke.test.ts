@@ -48,6 +48,10 @@ describe('npm run bench', () => {
     const fanout = (report.details as { fanout: { calls: { in_flight: number }; concurrency: number } }).fanout;
     expect(fanout.calls.in_flight).toBeGreaterThan(0);
     expect(fanout.calls.in_flight).toBeLessThanOrEqual(fanout.concurrency);
+    // The edges are parts of the request's wall time with no call in flight; the answer's writes alone take some.
+    const { edges_ms: edges, wall_ms: wall } = (report.details as { fanout: { edges_ms: { before_first_call: number; after_last_call: number }; wall_ms: number } }).fanout;
+    expect(edges.after_last_call).toBeGreaterThan(0);
+    expect(edges.before_first_call + edges.after_last_call).toBeLessThan(wall);
     // Linux tells how long the event loop waited for a CPU; elsewhere the figure is null.
     if (process.platform === 'linux') {
       const details = report.details as { fanout: { orchestrator_main_thread_wait_ms: unknown }; async: Record<'sync' | 'async', { orchestrator_main_thread_wait_ms: unknown }> };
