@@ -40,6 +40,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Overrides the transport chosen from the configuration (tests, embedded gateways). */
   transport?: StageTransport;
+  /** Overrides the store opened from the configuration (tests). */
+  store?: Store;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   // Read with the configuration, before anything is opened: a bad FAVE_INSPECT leaves nothing behind.
   const inspector = await createInspector(env);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = await openStore(config.store);
+  const store = options.store ?? (await openStore(config.store));
   const transport = options.transport ?? (await createTransport(config, store, env));
   const callbacks = createCallbacks(config, store, logger, transport);
   const prewarm = createPrewarmer(config, logger);

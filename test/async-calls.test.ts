@@ -14,6 +14,8 @@ import { startHarness, type Harness } from './support/harness.ts';
 import { startTestGateway } from './support/test-gateway.ts';
 import { until } from './support/until.ts';
 import { freePort } from './support/free-port.ts';
+import { holdingStore } from './support/holding-store.ts';
+import { FsStore } from '../src/persistence/fs-store.ts';
 
 const SECRET = 'test-callback-secret-0123456789';
 const SLOW_MS = 3000;
@@ -268,6 +270,39 @@ describe('the callback route', () => {
     } finally {
       await app.close();
       await busy.close();
+    }
+  });
+
+  it('a call whose callback has come gives its place to the next while the callback is stored, never more calls at the gateway than the bound', async () => {
+    const gateway = await startTestGateway({ store: h.store, clips: 1, framesPerClip: 4, latencyMs: { detector: 50 } });
+    // The detections' callbacks are held on their way into the store: a slow disk, at that place only.
+    const { store, hold } = holdingStore(new FsStore(join(h.dir, 'data'), 'fave-artifacts'), (key) => key.includes('/callbacks/frame-'));
+    const port = await freePort();
+    const app = await createApp({
+      env: { ...asyncEnv, GATEWAY_URL: gateway.url, CALLBACK_BASE_URL: `http://127.0.0.1:${port}`, MAX_CONCURRENT_INVOCATIONS: '2' },
+      logger: pino({ level: 'silent' }),
+      store,
+    });
+    const own = await startHttpServer({ app, port, host: '127.0.0.1', processMetrics: false });
+    try {
+      const handle = await app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'held-callbacks' });
+      const detections = () => gateway.calls.filter((c) => c.stage === 'stage-object-detector');
+      // Two places: the first two calls' callbacks come and wait for the store; their places go
+      // to the last two calls, whose callbacks wait as well.
+      await until(() => hold.waiting === 4, { message: () => `4 callbacks held, found ${hold.waiting} (${detections().length} detections called)` });
+      expect(detections()).toHaveLength(4);
+      expect(gateway.maxConcurrentByRequest('held-callbacks')).toBeLessThanOrEqual(2);
+      hold.release();
+      const done = await handle.done;
+      expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+      expect(detections()).toHaveLength(4);
+      const state = await h.readState('held-callbacks');
+      expect(state.snapshot.context.clips[0]!.frames.map((f) => f.records.map((r) => [r.attempt, r.outcome]))).toEqual(Array.from({ length: 4 }, () => [[1, 'success']]));
+    } finally {
+      hold.release();
+      await own.close();
+      await app.close();
+      await gateway.close();
     }
   });
 

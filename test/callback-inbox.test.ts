@@ -6,6 +6,7 @@ import type { S3Store } from '../src/persistence/s3-store.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { CallbackInbox, callbackKeys, type CallbackAddress, type StoredCallback } from '../src/transport/callbacks.ts';
 import { countingStore } from './support/counting-store.ts';
+import { holdingStore } from './support/holding-store.ts';
 import { motoSkipReason, startMotoStore } from './support/moto.ts';
 import { until } from './support/until.ts';
 
@@ -114,6 +115,32 @@ describe('CallbackInbox over the filesystem store', () => {
       const listed = await store.list(BUCKET, callbackKeys.prefix(address.request_id));
       expect(withoutSegments(listed)).toEqual([]);
       expect(listed.filter((key) => key.includes('/.records/keys/'))).toHaveLength(1);
+    } finally {
+      inbox.close();
+    }
+  });
+
+  it('tells the waiter its callback came before storing it, and hands the callback over only once stored', async () => {
+    const held = { ...address, request_id: 'inbox-held', task_id: 'frame-1-2' };
+    const { store: slow, hold } = holdingStore(store, (key) => key.startsWith(callbackKeys.prefix(held.request_id)));
+    const inbox = new CallbackInbox({ store: slow, bucket: BUCKET, pollMs: 60_000 });
+    try {
+      let arrived = 0;
+      let handed = false;
+      const waiter = inbox.expect(held, () => arrived++);
+      void waiter.received.then(() => (handed = true));
+      const accepting = inbox.accept(callbackOf(held, 'answer'));
+      expect(arrived).toBe(1);
+      await until(() => hold.waiting === 1, { message: 'the callback held on its way into the store' });
+      expect(handed).toBe(false);
+      expect(await inbox.read(held)).toBeNull();
+      hold.release();
+      expect(await accepting).toBe('stored');
+      expect((await waiter.received).body).toBe('answer');
+      expect((await inbox.read(held))?.body).toBe('answer');
+      // A duplicate tells nobody: the waiter is gone.
+      expect(await inbox.accept(callbackOf(held, 'again'))).toBe('duplicate');
+      expect(arrived).toBe(1);
     } finally {
       inbox.close();
     }

@@ -1,6 +1,7 @@
 /** A counting semaphore shared by every request of the process (the process-wide cap). */
 export interface Limiter {
-  run<T>(fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` in a slot, freed when `fn` settles or, earlier, when `fn` calls `release`. */
+  run<T>(fn: (release: () => void) => Promise<T>): Promise<T>;
   readonly active: number;
   readonly pending: number;
 }
@@ -33,14 +34,20 @@ export function createLimiter(concurrency: number): Limiter {
     }
   };
   return {
-    async run<T>(fn: () => Promise<T>): Promise<T> {
+    async run<T>(fn: (release: () => void) => Promise<T>): Promise<T> {
       if (active < concurrency) active++;
       // The slot is handed over by `release`, so `active` already counts this call.
       else await new Promise<void>((resolve) => waiting.push(resolve));
-      try {
-        return await fn();
-      } finally {
+      let held = true;
+      const free = () => {
+        if (!held) return;
+        held = false;
         release();
+      };
+      try {
+        return await fn(free);
+      } finally {
+        free();
       }
     },
     get active() {
@@ -53,6 +60,27 @@ export function createLimiter(concurrency: number): Limiter {
 }
 
 function noop(): void {}
+
+/** A slot of `outer` and then one of `inner` for each run, both freed together. */
+export function nestedLimiter(outer: Limiter, inner: Limiter): Limiter {
+  return {
+    run: <T>(fn: (release: () => void) => Promise<T>) =>
+      outer.run((releaseOuter) =>
+        inner.run((releaseInner) =>
+          fn(() => {
+            releaseInner();
+            releaseOuter();
+          }),
+        ),
+      ),
+    get active() {
+      return inner.active;
+    },
+    get pending() {
+      return outer.pending + inner.pending;
+    },
+  };
+}
 
 /** `fn` over `items`, at most `concurrency` at once, results in order. */
 export async function mapLimited<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {

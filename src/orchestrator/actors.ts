@@ -7,7 +7,7 @@ import { formatS3Uri, requestKeys, type Store } from '../persistence/store.ts';
 import { DEFAULT_MAX_INPUT_BYTES, importInput, inputExtension, type SourceAccess } from '../input/import.ts';
 import { defaultS3InputRules } from '../input/s3-input-rules.ts';
 import { buildFinalResult } from '../domain/answer.ts';
-import type { Limiter } from '../lib/limiter.ts';
+import { createLimiter, nestedLimiter, type Limiter } from '../lib/limiter.ts';
 import { extractFacts } from '../transport/stage-facts.ts';
 import { callStageOnce, type SendGate } from '../transport/stage-call.ts';
 import { afterFailedAttempt } from '../domain/retry-policy.ts';
@@ -15,10 +15,10 @@ import type { StageTransport } from '../transport/transport.ts';
 import type { AsyncStageCaller, AsyncTiming } from '../transport/async-transport.ts';
 import type { DispatchLog } from '../persistence/dispatch-journal.ts';
 import type { AsyncDispatch, ImportInput, PipelineContext, ResultInput, RunnerInput, StageCallInput, StageCallOutput } from '../domain/context.ts';
-import { applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
+import { CLIP_CHAIN, applyStepFacts, nextStep, stepInput } from '../machine/clip-chain.ts';
 import { clipStepCall, failureOf, frameCall, framesToDetect, pipelineRoot, type ClipStepResult, type FrameResult, type RunnerEvent, type SystemOfActors } from '../machine/work.ts';
 import type { ImportOutput, ResultOutput } from '../machine/pipeline.machine.ts';
-import type { StageFacts, StageOutput } from '../domain/stage.ts';
+import type { StageFacts, StageKey, StageOutput } from '../domain/stage.ts';
 import { isStageCallFailure, type InvocationRecord, type StageCallFailure } from '../domain/invocations.ts';
 
 /** The side effects the machine may cause, handed in by whoever runs it. */
@@ -106,11 +106,12 @@ export function createActors(deps: PipelineDeps) {
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
         const pending = context.clips.filter((clip) => clip.status === 'pending');
-        return inLanes(pending, context.settings.max_concurrency, async (clip) => {
+        const bound = runnerBound(deps, context.settings, CLIP_CHAIN);
+        return inLanes(pending, bound.lanes, async (clip) => {
           let progress = clip.progress;
           for (let step = nextStep(progress); step !== null && !signal.aborted; step = nextStep(progress)) {
             const call = clipStepCall(context, clip.index, step, stepInput(step, clip, progress));
-            const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+            const output = await callWithRetries(bound.deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
               dispatch: context.dispatched?.[call.task_id] ?? null,
               onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
             });
@@ -126,10 +127,11 @@ export function createActors(deps: PipelineDeps) {
     /** DETECT: the detection call of every frame still to do, bounded the same way. */
     detectFrames: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<FrameResult>(input, system, sendBack, 'FRAMES.SETTLED', (context, report, retrying, dispatched, signal) => {
-        return inLanes(framesToDetect(context), context.settings.max_concurrency, async ([clipIndex, frame]) => {
+        const bound = runnerBound(deps, context.settings, ['detector']);
+        return inLanes(framesToDetect(context), bound.lanes, async ([clipIndex, frame]) => {
           if (signal.aborted) return;
           const call = frameCall(context, clipIndex, frame);
-          const output = await callWithRetries(deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
+          const output = await callWithRetries(bound.deps, call, signal, context.retrying[call.task_id] ?? [], (record) => retrying(call.task_id, record), {
             dispatch: context.dispatched?.[call.task_id] ?? null,
             onDispatch: (dispatch) => dispatched(call.task_id, dispatch),
           });
@@ -342,6 +344,19 @@ function withQueueTimes(record: InvocationRecord, timing: AsyncTiming): Invocati
  */
 function amended(record: InvocationRecord, changes: Partial<InvocationRecord>): InvocationRecord {
   return Object.assign({}, record, changes);
+}
+
+/**
+ * How a runner's calls keep to the request's `max_concurrency` calls at once. A sync call holds
+ * its place until its answer is read: one lane per place is the bound. An async call is done with
+ * its function once its callback has come, and the callback is then stored before the answer is
+ * handed over (milliseconds under load): its place goes to the next call meanwhile, through a
+ * limiter of the request's own, and twice as many lanes keep calls ready to take it.
+ */
+function runnerBound(deps: PipelineDeps, settings: PipelineContext['settings'], stages: readonly StageKey[]): { deps: PipelineDeps; lanes: number } {
+  const places = settings.max_concurrency;
+  if (!deps.asyncCalls || !stages.some((stage) => settings.call_modes?.[stage] === 'async')) return { deps, lanes: places };
+  return { deps: { ...deps, limiter: nestedLimiter(createLimiter(places), deps.limiter) }, lanes: places * 2 };
 }
 
 /**

@@ -134,7 +134,7 @@ export class AsyncAttempt implements StageTransport {
     const resume = this.options.resume;
     if (resume) {
       this.timing.dispatched_at = resume.dispatched_at;
-      const waiter = inbox.expect(this.address);
+      const waiter = inbox.expect(this.address, options.answered);
       try {
         const stored = await inbox.read(this.address);
         if (stored) return this.answered(stored);
@@ -144,7 +144,7 @@ export class AsyncAttempt implements StageTransport {
         waiter.cancel();
       }
     }
-    const waiter = inbox.expect(this.address);
+    const waiter = inbox.expect(this.address, options.answered);
     try {
       const queued = await this.caller.enqueue(functionName, request, this.address, options.signal, options.timeoutMs);
       // Anything but "accepted" is the gateway's answer to the call, classified like a synchronous one.

@@ -94,6 +94,8 @@ interface Waiter {
   key: string;
   address: CallbackAddress;
   resolve: (callback: StoredCallback) => void;
+  /** Told when its callback comes in, before it is stored. */
+  arrived: (() => void) | undefined;
 }
 
 export interface CallbackInboxOptions {
@@ -125,6 +127,9 @@ export class CallbackInbox {
   async accept(callback: StoredCallback): Promise<'stored' | 'duplicate'> {
     const loc = this.location(callback);
     const { store } = this.options;
+    // The function is done: the call's place in the concurrency bound is free while the
+    // callback is stored; the answer itself is handed over only once stored.
+    this.waiters.get(loc.key)?.arrived?.();
     const body = JSON.stringify(callback);
     // The local store's create-if-absent alone tells a duplicate, atomically.
     if (store.createIfAbsent) {
@@ -164,11 +169,11 @@ export class CallbackInbox {
    * Waits for the callback of an address; register before the call is dispatched, so an answer
    * faster than the dispatch's own reply is not missed. `cancel` forgets the waiter.
    */
-  expect(address: CallbackAddress): { received: Promise<StoredCallback>; cancel: () => void } {
+  expect(address: CallbackAddress, arrived?: () => void): { received: Promise<StoredCallback>; cancel: () => void } {
     const key = callbackKeys.of(address);
     let resolve!: (callback: StoredCallback) => void;
     const received = new Promise<StoredCallback>((r) => (resolve = r));
-    const waiter: Waiter = { key, address, resolve };
+    const waiter: Waiter = { key, address, resolve, arrived };
     this.waiters.set(key, waiter);
     this.schedule();
     return {

@@ -58,7 +58,7 @@ export interface StageCallSuccess {
 export function callStageOnce(transport: StageTransport, limiter: Limiter, call: StageCall, attempt: StageAttempt, signal: AbortSignal): Promise<StageCallSuccess> {
   const queuedAt = Date.now();
   const spec: Spec = { ...attempt, call, request: buildStageRequest(call) };
-  return limiter.run(() => attemptNow(transport, spec, signal, queuedAt));
+  return limiter.run((release) => attemptNow(transport, spec, signal, queuedAt, release));
 }
 
 interface HttpFacts {
@@ -106,7 +106,7 @@ function failure(spec: Spec, queuedAt: number, startedAt: number, error: FaveErr
   return { error: withAttempts, record: recordOf(spec, queuedAt, startedAt, http, metrics, 'error', withAttempts) };
 }
 
-async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSignal, queuedAt: number): Promise<StageCallSuccess> {
+async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSignal, queuedAt: number, answered: () => void): Promise<StageCallSuccess> {
   const startedAt = Date.now();
   const where = callLocation(spec.call.function_name, spec.call.task.fanout);
   const remaining = spec.call.deadline_at - startedAt;
@@ -151,7 +151,7 @@ async function attemptNow(transport: StageTransport, spec: Spec, signal: AbortSi
   }
   let http;
   try {
-    http = await transport.call(spec.call.function_name, spec.request, { signal, timeoutMs });
+    http = await transport.call(spec.call.function_name, spec.request, { signal, timeoutMs, answered });
   } catch (err) {
     if (signal.aborted) throw failure(spec, queuedAt, startedAt, faveError('CANCELLED', `${describe(where)} was cancelled in flight`, where));
     if (err instanceof StageTimeout) {

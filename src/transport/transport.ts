@@ -13,6 +13,11 @@ export interface StageCallOptions {
   signal: AbortSignal;
   /** Past this, the transport gives up and throws a StageTimeout. */
   timeoutMs: number;
+  /**
+   * Told as soon as the function's answer is here, before it is stored or read: the call no
+   * longer occupies the function, so its place in the concurrency bound may go to the next.
+   */
+  answered?: () => void;
 }
 
 /** Thrown by a transport when a call ran past its `timeoutMs`. */
