@@ -1,4 +1,4 @@
-/** A counting semaphore shared by every request of the process (the process-wide cap). */
+/** A counting semaphore: the process-wide cap on stage calls, or a request's own within it. */
 export interface Limiter {
   /** Runs `fn` in a slot, freed when `fn` settles or, earlier, when `fn` calls `release`. */
   run<T>(fn: (release: () => void) => Promise<T>): Promise<T>;
@@ -61,7 +61,10 @@ export function createLimiter(concurrency: number): Limiter {
 
 function noop(): void {}
 
-/** A slot of `outer` and then one of `inner` for each run, both freed together. */
+/**
+ * A slot of `outer` and then one of `inner` for each run, both freed together: a request's own
+ * bound within the process-wide one. Its counts are `outer`'s.
+ */
 export function nestedLimiter(outer: Limiter, inner: Limiter): Limiter {
   return {
     run: <T>(fn: (release: () => void) => Promise<T>) =>
@@ -74,10 +77,10 @@ export function nestedLimiter(outer: Limiter, inner: Limiter): Limiter {
         ),
       ),
     get active() {
-      return inner.active;
+      return outer.active;
     },
     get pending() {
-      return outer.pending + inner.pending;
+      return outer.pending;
     },
   };
 }
