@@ -100,8 +100,8 @@ export function createActors(deps: PipelineDeps) {
     }),
 
     /**
-     * FANOUT: every clip's chain, at most `max_concurrency` clips (so calls) at once. Each step's
-     * result is reported as it ends, so a crash loses at most the calls in flight.
+     * FANOUT: every clip's chain, at most `max_concurrency` calls at once (`runnerBound`). Each
+     * step's result is reported as it ends, so a crash loses at most the calls in flight.
      */
     runClips: fromCallback<RunnerEvent, RunnerInput>(({ input, sendBack, system }) =>
       startRunner<ClipStepResult>(input, system, sendBack, 'CLIPS.PROGRESS', (context, report, retrying, dispatched, signal) => {
