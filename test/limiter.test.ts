@@ -56,23 +56,23 @@ describe('limiter', () => {
 
   it('nested: a run takes a slot of each, and an early release gives both back', async () => {
     const request = createLimiter(1);
-    const process = createLimiter(2);
-    const limiter = nestedLimiter(request, process);
+    const processWide = createLimiter(2);
+    const limiter = nestedLimiter(request, processWide);
     const a = holder(limiter);
     const b = holder(limiter);
     // Another request's call shares the process-wide bound.
-    const other = holder(process);
+    const other = holder(processWide);
     await settle();
     expect([a.started, b.started, other.started]).toEqual([true, false, true]);
-    expect([process.active, limiter.active, limiter.pending]).toEqual([2, 1, 1]);
+    expect([processWide.active, limiter.active, limiter.pending]).toEqual([2, 1, 1]);
     a.release();
     await settle();
     expect(b.started).toBe(true);
-    expect([request.active, process.active]).toEqual([1, 2]);
+    expect([request.active, processWide.active]).toEqual([1, 2]);
     b.finish();
     other.finish();
     a.finish();
     await Promise.all([a.done, b.done, other.done]);
-    expect([request.active, process.active, request.pending, process.pending]).toEqual([0, 0, 0, 0]);
+    expect([request.active, processWide.active, request.pending, processWide.pending]).toEqual([0, 0, 0, 0]);
   });
 });
