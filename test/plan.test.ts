@@ -1,54 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import * as plan from '../src/machine/plan.ts';
-import { emptyProgress, type ClipState, type PipelineContext } from '../src/domain/context.ts';
+import { emptyProgress } from '../src/domain/context.ts';
 import { nextStep, stepInput } from '../src/machine/clip-chain.ts';
 import { summarizeProgress } from '../src/domain/progress.ts';
 import { allRecords } from '../src/domain/answer.ts';
-import { invocationRecord } from './support/fixtures.ts';
-import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
+import { clipState as clip, invocationRecord, pipelineContext as context } from './support/fixtures.ts';
 import type { DispatchMarker } from '../src/domain/invocations.ts';
 
 const rec = (stage: string) => invocationRecord(stage);
-
-function clip(index: number, over: Partial<ClipState> = {}): ClipState {
-  return { index, uri: `s3://b/clip_${index}.mp4`, start_s: index, end_s: index + 1, status: 'pending', progress: emptyProgress(), frames: [], records: [], error: null, ...over };
-}
-
-function context(clips: ClipState[], over: Partial<PipelineContext> = {}): PipelineContext {
-  return {
-    request_id: 'r',
-    video_uri: 's3://b/v.mp4',
-    query: null,
-    settings: {
-      bucket: 'b',
-      profile: 'default',
-      stage_names: DEFAULT_STAGE_NAMES,
-      timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
-      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true },
-      max_concurrency: 4,
-      tolerated_failure_pct: 0,
-      detector_enabled: true,
-      min_confidence: 0.5,
-      deadline_at: 1000,
-    },
-    started_at: 0,
-    finished_at: null,
-    input_uri: null,
-    steps: {},
-    clip_times: null,
-    clips,
-    clips_pending: clips.filter((c) => c.status === 'pending').length,
-    frames_pending: 0,
-    failed_clips: 0,
-    records: [],
-    retrying: {},
-    dispatched: {},
-    error: null,
-    failed_at: null,
-    redrives: 0,
-    ...over,
-  };
-}
 
 describe('retries in progress', () => {
   it('are kept by task id until their call settles, whichever way the result comes', () => {
@@ -136,6 +95,19 @@ describe('settleFrames', () => {
     expect(after.clips![1]).toMatchObject({ status: 'failed', error });
     expect(after.frames_pending).toBe(2);
     expect(after.failed_clips).toBe(1);
+  });
+});
+
+describe('clipSettled', () => {
+  const frame = (index: number, status: 'pending' | 'done' | 'failed') => ({ index, uri: `f${index}`, status, detections: [], note: null, records: [], error: null });
+
+  it('is true once the chain failed or every frame is detected or failed, and not before', () => {
+    expect(plan.clipSettled(clip(0))).toBe(false);
+    expect(plan.clipSettled(clip(0, { status: 'failed' }))).toBe(true);
+    expect(plan.clipSettled(clip(0, { status: 'done', frames: [frame(0, 'done'), frame(1, 'pending')] }))).toBe(false);
+    expect(plan.clipSettled(clip(0, { status: 'done', frames: [frame(0, 'done'), frame(1, 'failed')] }))).toBe(true);
+    // A clip without frames has nothing left to detect.
+    expect(plan.clipSettled(clip(0, { status: 'done' }))).toBe(true);
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { envelopePartsInSlices, serializeEnvelope } from '../src/persistence/state-serializer.ts';
+import { envelopePartsInSlices, serializeClipAhead, serializeEnvelope } from '../src/persistence/state-serializer.ts';
 import type { StateEnvelope } from '../src/persistence/state-file.ts';
+import type { ClipState } from '../src/domain/context.ts';
+import { clipState, invocationRecord } from './support/fixtures.ts';
 
 function envelope(clips: unknown[]): StateEnvelope {
   return {
@@ -38,6 +40,22 @@ describe('serializeEnvelope', () => {
     const second = envelope([a, changed]);
     expect(serializeEnvelope(second).toString('utf8')).toBe(reference(second));
     expect(JSON.parse(serializeEnvelope(second).toString('utf8'))).toEqual(JSON.parse(JSON.stringify(second)));
+  });
+
+  it('uses the bytes of a clip serialized ahead, and gives the same bytes', () => {
+    const formed: ClipState[] = [];
+    const form = (clip: ClipState) => {
+      formed.push(clip);
+      return clip;
+    };
+    const a = clipState(0, { records: [invocationRecord('ffmpeg2')] });
+    const b = clipState(1);
+    serializeClipAhead(a, form);
+    serializeClipAhead(a, form);
+    expect(formed).toEqual([a]);
+    const e = envelope([a, b]);
+    expect(serializeEnvelope(e, form).toString('utf8')).toBe(reference(e));
+    expect(formed).toEqual([a, b]);
   });
 
   it('handles a request with no clips', () => {

@@ -62,7 +62,19 @@ export function clipsWithoutFrames(context: PipelineContext): number {
   return context.clips.filter((c) => c.status === 'done' && c.progress.frames !== null && c.progress.frames.length === 0).length;
 }
 
+// A clip's answer depends on the clip alone, and a settled clip no longer changes: it is computed
+// once, as the clip settles, rather than for every clip on the way to the request's answer.
+const clipResults = new WeakMap<ClipState, { detectorEnabled: boolean; result: ClipResult }>();
+
 export function clipResult(clip: ClipState, detectorEnabled: boolean): ClipResult {
+  const cached = clipResults.get(clip);
+  if (cached?.detectorEnabled === detectorEnabled) return cached.result;
+  const result = computeClipResult(clip, detectorEnabled);
+  clipResults.set(clip, { detectorEnabled, result });
+  return result;
+}
+
+function computeClipResult(clip: ClipState, detectorEnabled: boolean): ClipResult {
   return {
     index: clip.index,
     start_s: clip.start_s,

@@ -280,6 +280,17 @@ function interruptedRecord(marker: DispatchMarker, lastSeenAt: number): Invocati
   };
 }
 
+/**
+ * Whether a clip is past its last change of the request's run: its chain failed, or every one of
+ * its frames is detected or failed. Only a redrive changes such a clip again.
+ */
+export function clipSettled(clip: ClipState): boolean {
+  if (clip.status === 'failed') return true;
+  if (clip.status !== 'done') return false;
+  for (const frame of clip.frames) if (frame.status === 'pending') return false;
+  return true;
+}
+
 export function failedClips(context: PipelineContext): ClipState[] {
   return context.clips.filter((c) => c.status === 'failed');
 }

@@ -9,6 +9,8 @@ import { buildEnvelope, persistedSnapshotOf, restorable, restoringPlainContext, 
 import type { StateWriter } from '../persistence/state-writer.ts';
 import type { LiveRequest } from '../persistence/request-repository.ts';
 import { isTerminal, topLevelState } from '../domain/progress.ts';
+import { clipResult } from '../domain/answer.ts';
+import { SettledClips } from './settled-clips.ts';
 import { requestView, type Lease, type RequestView } from '../domain/request-view.ts';
 import { leaseMarginMs, type LeaseFence, type LeaseFences } from './lease-fence.ts';
 
@@ -67,6 +69,8 @@ export class Execution {
   private readonly createdAt: number;
   private seq: number;
   private lastTop: TopLevelState | null = null;
+  /** Makes what the end of the request needs of each clip as it settles. */
+  private readonly settledClips: SettledClips;
   private renewTimer: NodeJS.Timeout | null = null;
   private fenceTimer: NodeJS.Timeout | null = null;
   /** Checked synchronously before every stage call (null: not fenced). */
@@ -102,6 +106,10 @@ export class Execution {
     this.seq = 'input' in start ? 0 : start.seq;
     this.redriving = 'snapshot' in start && start.redrive;
     this.requestId = this.actor.getSnapshot().context.request_id;
+    this.settledClips = new SettledClips((clip) => {
+      this.options.writer.prepare(clip);
+      clipResult(clip, this.actor.getSnapshot().context.settings.detector_enabled);
+    });
   }
 
   /**
@@ -210,6 +218,7 @@ export class Execution {
     }
     this.lastTop = top;
     this.options.onSnapshot?.(top, context);
+    this.settledClips.observe(top, context);
     this.persist(changed || terminal);
     if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {
@@ -299,6 +308,7 @@ export class Execution {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
     this.fence?.close();
+    this.settledClips.close();
   }
 
   /**

@@ -31,9 +31,9 @@ export function serializeEnvelope(envelope: StateEnvelope, clipForm: (clip: Clip
 /**
  * The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write,
  * serialized a slice of at most `sliceMs` at a time with the event loop let go
- * in between. During detection every clip changes between two writes, so a write re-serializes
- * the whole request (tens of ms for 1,000 clips): in one piece, every stage answer that arrives
- * meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
+ * in between. During detection most clips can change between two writes, so a write may
+ * re-serialize much of the request (tens of ms for 1,000 clips): in one piece, every stage
+ * answer that arrives meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
  * envelope taken at the start is still the same value at the end.
  */
 export async function envelopePartsInSlices(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown, sliceMs: number): Promise<Buffer[]> {
@@ -56,6 +56,25 @@ export async function envelopePartsInSlices(envelope: StateEnvelope, clipForm: (
 
 const CLIPS_BETWEEN_CLOCK_READS = 8;
 
+/**
+ * Makes the bytes of a clip ahead of the write that will need them (if not made yet): a clip
+ * that will not change again is then serialized while the event loop has time, not on the way
+ * to the request's answer.
+ */
+export function serializeClipAhead(clip: ClipState, clipForm: (clip: ClipState) => unknown): void {
+  const cache = cacheOf(clipForm);
+  if (!cache.has(clip)) cache.set(clip, Buffer.from(JSON.stringify(clipForm(clip)), 'utf8'));
+}
+
+function cacheOf(clipForm: (clip: ClipState) => unknown): WeakMap<ClipState, Buffer> {
+  let cache = clipJsonByForm.get(clipForm);
+  if (!cache) {
+    cache = new WeakMap();
+    clipJsonByForm.set(clipForm, cache);
+  }
+  return cache;
+}
+
 interface Layout {
   opening: Buffer;
   closing: Buffer;
@@ -75,12 +94,7 @@ function layoutOf(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknow
     [contextRest, 'clips'],
   ] as const;
   const opening = `${levels.map(([rest, key]) => openField(JSON.stringify(rest), key)).join('')}[`;
-  let cache = clipJsonByForm.get(clipForm);
-  if (!cache) {
-    cache = new WeakMap();
-    clipJsonByForm.set(clipForm, cache);
-  }
-  return { opening: Buffer.from(opening, 'utf8'), closing: Buffer.from(`]${'}'.repeat(levels.length)}`), clips, clipForm, cache };
+  return { opening: Buffer.from(opening, 'utf8'), closing: Buffer.from(`]${'}'.repeat(levels.length)}`), clips, clipForm, cache: cacheOf(clipForm) };
 }
 
 /** The JSON of clips [from, to), each preceded by the comma that separates it from the one before. */

@@ -1,7 +1,8 @@
 import { FaveFailure, faveError } from '../domain/errors.ts';
 import { isPreconditionFailed, type ObjectLocation, type Store } from './store.ts';
 import type { StateEnvelope } from './state-file.ts';
-import { envelopePartsInSlices } from './state-serializer.ts';
+import type { ClipState } from '../domain/context.ts';
+import { envelopePartsInSlices, serializeClipAhead } from './state-serializer.ts';
 import { storedClip } from './stored-clip.ts';
 
 export interface StateWriterOptions {
@@ -90,6 +91,15 @@ export class StateWriter {
     this.schedule();
     await this.chain;
     if (this.failure) throw this.failure;
+  }
+
+  /**
+   * A clip that will not change again: its bytes are made now, so that the next write (the last
+   * one, on the way to the answer, above all) finds them made.
+   */
+  prepare(clip: ClipState): void {
+    if (this.failure || this.closed) return;
+    serializeClipAhead(clip, storedClip);
   }
 
   /** Writes whatever is pending and waits for every write to land. */
