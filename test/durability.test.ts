@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { createApp } from '../src/app.ts';
 import { pino } from 'pino';
-import { requestKeys } from '../src/persistence/store.ts';
+import { bodyBuffer, requestKeys, type ObjectLocation, type PutBody, type PutOptions } from '../src/persistence/store.ts';
+import { parseStateFile } from '../src/persistence/state-file.ts';
 import { FinalResultSchema } from '../src/domain/result.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { startTestGateway, type TestGateway } from './support/test-gateway.ts';
@@ -86,6 +87,40 @@ describe('idempotent request ids and redrive', () => {
     const state = await h.readState('redrive');
     expect(state.snapshot.context.redrives).toBe(1);
     expect(state.status).toBe('COMPLETED');
+  });
+});
+
+describe('when state.json is written', () => {
+  it('writes each top-level state once as it is entered, the claim holding the first, and the end', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fave-state-writes-'));
+    const fsStore = new FsStore(join(dir, 'data'), 'fave-artifacts');
+    await fsStore.init();
+    const written: string[] = [];
+    // The real store, telling which state each state.json put carries.
+    const store = new Proxy(fsStore, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop !== 'put' || typeof value !== 'function') return value;
+        return (loc: ObjectLocation, body: PutBody, options?: PutOptions) => {
+          if (loc.key.endsWith('/metadata/state.json')) written.push(parseStateFile(bodyBuffer(body).toString('utf8'), loc.key).state);
+          return Reflect.apply(value, target, [loc, body, options]);
+        };
+      },
+    });
+    const gateway = await startTestGateway({ store: fsStore, clips: 2, framesPerClip: 2 });
+    await fsStore.put({ bucket: 'fave-artifacts', key: 'uploads/v.mp4' }, Buffer.from('video'));
+    // No interval write and no lease renewal within the request: only the writes made at once.
+    const env = { GATEWAY_URL: gateway.url, FAVE_DATA_DIR: join(dir, 'data'), PERSIST_INTERVAL_MS: '3600000', LEASE_TTL_MS: '3600000', LOG_LEVEL: 'silent' };
+    const app = await createApp({ env, logger: pino({ level: 'silent' }), store });
+    try {
+      const outcome = await (await app.orchestrator.submit({ video_uri: 's3://fave-artifacts/uploads/v.mp4', request_id: 'writes' })).done;
+      expect(outcome.status).toBe('COMPLETED');
+      expect(written).toEqual(['INIT', 'FFMPEG0', 'LIBROSA', 'CLIP', 'FANOUT', 'DETECT', 'COMPLETED']);
+    } finally {
+      await app.close();
+      await gateway.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -69,6 +69,8 @@ export class Execution {
   private readonly createdAt: number;
   private seq: number;
   private lastTop: TopLevelState | null = null;
+  /** The top-level state of the newest state.json built, the claim included. */
+  private builtTop: TopLevelState | null = null;
   /** Makes what the end of the request needs of each clip as it settles. */
   private readonly settledClips: SettledClips;
   private renewTimer: NodeJS.Timeout | null = null;
@@ -219,7 +221,9 @@ export class Execution {
     this.lastTop = top;
     this.options.onSnapshot?.(top, context);
     this.settledClips.observe(top, context);
-    this.persist(changed || terminal);
+    // A top-level state is written at once, unless a state.json built already holds it: the
+    // claim holds the state the machine starts in, so its first snapshot waits for the interval.
+    this.persist(top !== this.builtTop || terminal);
     if (this.options.writer.lost) return;
     if (this.listeners.size > 0) {
       const view = requestView({ ...this.live(), local: true, updated_at: null, observed_at: Date.now() });
@@ -238,6 +242,7 @@ export class Execution {
     const snapshot = this.actor.getSnapshot();
     const now = this.options.now?.() ?? Date.now();
     const terminal = isTerminal(snapshot.value);
+    this.builtTop = topLevelState(snapshot.value);
     this.lease = terminal || release ? null : { owner: this.options.owner, acquired_at: this.createdAt, expires_at: now + this.options.leaseTtlMs };
     if (this.fence && this.lease) this.builtAt.set(this.seq + 1, this.fence.now());
     return buildEnvelope({
