@@ -30,10 +30,10 @@ export function serializeEnvelope(envelope: StateEnvelope, clipForm: (clip: Clip
 
 /**
  * The same bytes in parts (the per-clip buffers are the cached ones), for a gathered write,
- * serialized a slice of at most `sliceMs` at a time with the event loop let go
- * in between. During detection most clips can change between two writes, so a write may
- * re-serialize much of the request (tens of ms for 1,000 clips): in one piece, every stage
- * answer that arrives meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
+ * serialized a slice of at most `sliceMs` at a time with the event loop let go in between.
+ * During detection most clips can change between two writes, so a write may re-serialize much
+ * of the request (tens of ms for 1,000 clips): in one piece, every stage answer that arrives
+ * meanwhile waits for it, and the calls in flight sit idle. The context is immutable, so the
  * envelope taken at the start is still the same value at the end.
  */
 export async function envelopePartsInSlices(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknown, sliceMs: number): Promise<Buffer[]> {
