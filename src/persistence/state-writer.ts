@@ -18,7 +18,7 @@ export interface StateWriterOptions {
 }
 
 /** The longest the event loop is held by serializing one write before answers get their turn, ms. */
-const SERIALIZE_SLICE_MS = 4;
+const SERIALIZE_SLICE_MS = 2;
 
 /**
  * Serializes and coalesces the writes of one request's state.json. Writes never overlap, the
