@@ -5,24 +5,21 @@ import { inertActors } from './support/inert-actors.ts';
 import { persistedSnapshotOf } from '../src/persistence/state-file.ts';
 import type { PipelineContext, PipelineInput } from '../src/domain/context.ts';
 import { declaredTransitions, coverTransitions } from './support/model.ts';
-import { invocationRecord } from './support/fixtures.ts';
-import { DEFAULT_STAGE_NAMES } from '../src/domain/stage.ts';
+import { invocationRecord, testSettings } from './support/fixtures.ts';
 import { type Settings } from '../src/domain/settings.ts';
 
 /** The model sends every done/error event itself: the actors it runs never settle. */
 
-const settings = (tolerated: number, detector = true): Settings => ({
-  bucket: 'fave-artifacts',
-  profile: 'default',
-  stage_names: DEFAULT_STAGE_NAMES,
-  timeouts_ms: { ffmpeg0: 1000, librosa: 1000, ffmpeg1: 1000, ffmpeg2: 1000, deepspeech: 1000, ffmpeg3: 1000, detector: 1000 },
-  retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2, stop_on_repeated_error: true },
-  max_concurrency: 1,
-  tolerated_failure_pct: tolerated,
-  detector_enabled: detector,
-  min_confidence: 0.5,
-  deadline_at: Date.now() + 3_600_000,
-});
+const settings = (tolerated: number, detector = true): Settings =>
+  testSettings({
+    bucket: 'fave-artifacts',
+    timeouts_ms: { ffmpeg0: 1000, librosa: 1000, ffmpeg1: 1000, ffmpeg2: 1000, deepspeech: 1000, ffmpeg3: 1000, detector: 1000 },
+    retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2, stop_on_repeated_error: true },
+    max_concurrency: 1,
+    tolerated_failure_pct: tolerated,
+    detector_enabled: detector,
+    deadline_at: Date.now() + 3_600_000,
+  });
 
 const record = (stage: string) => invocationRecord(stage);
 const failure = { code: 'STAGE_REPORTED_ERROR' as const, message: 'bad input', attempts: 1 };

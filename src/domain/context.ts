@@ -113,6 +113,27 @@ export const PipelineContextSchema = PipelineInputSchema.extend({
 });
 export type PipelineContext = z.infer<typeof PipelineContextSchema>;
 
+/** What a request knows as it starts: its input, and nothing learned yet. */
+export function initialContext(input: PipelineInput): PipelineContext {
+  return {
+    ...input,
+    finished_at: null,
+    input_uri: null,
+    steps: {},
+    clip_times: null,
+    clips: [],
+    clips_pending: 0,
+    frames_pending: 0,
+    failed_clips: 0,
+    records: [],
+    retrying: {},
+    dispatched: {},
+    error: null,
+    failed_at: null,
+    redrives: 0,
+  };
+}
+
 /**
  * The inputs of the machine's children, persisted with them in state.json: a child active at a
  * crash is started again with the input it had. Each schema also reads what earlier versions

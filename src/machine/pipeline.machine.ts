@@ -1,7 +1,17 @@
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { faveError, type FaveError } from '../domain/errors.ts';
 import { framesToDetect, linearCall, type DispatchEvent, type RetryEvent, type RunnerEvent } from './work.ts';
-import type { ImportInput, PipelineContext, PipelineInput, ResultInput, RunnerInput, RunningState, StageCallInput, StageCallOutput } from '../domain/context.ts';
+import {
+  initialContext,
+  type ImportInput,
+  type PipelineContext,
+  type PipelineInput,
+  type ResultInput,
+  type RunnerInput,
+  type RunningState,
+  type StageCallInput,
+  type StageCallOutput,
+} from '../domain/context.ts';
 import * as plan from './plan.ts';
 
 export { PIPELINE_SYSTEM_ID } from './work.ts';
@@ -96,23 +106,7 @@ export const pipelineMachine = setup({
   },
 }).createMachine({
   id: 'pipeline',
-  context: ({ input }) => ({
-    ...input,
-    finished_at: null,
-    input_uri: null,
-    steps: {},
-    clip_times: null,
-    clips: [],
-    clips_pending: 0,
-    frames_pending: 0,
-    failed_clips: 0,
-    records: [],
-    retrying: {},
-    dispatched: {},
-    error: null,
-    failed_at: null,
-    redrives: 0,
-  }),
+  context: ({ input }) => initialContext(input),
   // A stage call about to retry, from any running state: persisted so a resume continues its count.
   on: {
     'STAGE.RETRYING': { actions: { type: 'recordRetry', params: ({ event }) => ({ task_id: event.task_id, record: event.record }) } },

@@ -1,6 +1,7 @@
 import { FaveFailure } from '../../src/domain/errors.ts';
 import type { InvocationRecord } from '../../src/domain/invocations.ts';
-import { emptyProgress, type ClipState, type PipelineContext } from '../../src/domain/context.ts';
+import { emptyProgress, initialContext, type ClipState, type PipelineContext } from '../../src/domain/context.ts';
+import type { Settings } from '../../src/domain/settings.ts';
 import { DEFAULT_STAGE_NAMES } from '../../src/domain/stage.ts';
 
 /** A successful first attempt of `stage` that took 1 ms at time 0, with `over` applied. */
@@ -43,39 +44,29 @@ export function clipState(index: number, over: Partial<ClipState> = {}): ClipSta
   return { index, uri: `s3://b/clip_${index}.mp4`, start_s: index, end_s: index + 1, status: 'pending', progress: emptyProgress(), frames: [], records: [], error: null, ...over };
 }
 
-/** A request's context holding `clips` (four calls at once, no tolerated failure), with `over` applied. */
+/** A request's settings: one-ms timeouts, one attempt, four calls at once, no tolerated failure; with `over` applied. */
+export function testSettings(over: Partial<Settings> = {}): Settings {
+  return {
+    bucket: 'b',
+    profile: 'default',
+    stage_names: DEFAULT_STAGE_NAMES,
+    timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
+    retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true },
+    max_concurrency: 4,
+    tolerated_failure_pct: 0,
+    detector_enabled: true,
+    min_confidence: 0.5,
+    deadline_at: 1000,
+    ...over,
+  };
+}
+
+/** A request's context holding `clips` (with `testSettings`), with `over` applied. */
 export function pipelineContext(clips: ClipState[], over: Partial<PipelineContext> = {}): PipelineContext {
   return {
-    request_id: 'r',
-    video_uri: 's3://b/v.mp4',
-    query: null,
-    settings: {
-      bucket: 'b',
-      profile: 'default',
-      stage_names: DEFAULT_STAGE_NAMES,
-      timeouts_ms: { ffmpeg0: 1, librosa: 1, ffmpeg1: 1, ffmpeg2: 1, deepspeech: 1, ffmpeg3: 1, detector: 1 },
-      retry: { max_attempts: 1, base_delay_ms: 0, max_delay_ms: 0, stop_on_repeated_error: true },
-      max_concurrency: 4,
-      tolerated_failure_pct: 0,
-      detector_enabled: true,
-      min_confidence: 0.5,
-      deadline_at: 1000,
-    },
-    started_at: 0,
-    finished_at: null,
-    input_uri: null,
-    steps: {},
-    clip_times: null,
+    ...initialContext({ request_id: 'r', video_uri: 's3://b/v.mp4', query: null, settings: testSettings(), started_at: 0 }),
     clips,
     clips_pending: clips.filter((c) => c.status === 'pending').length,
-    frames_pending: 0,
-    failed_clips: 0,
-    records: [],
-    retrying: {},
-    dispatched: {},
-    error: null,
-    failed_at: null,
-    redrives: 0,
     ...over,
   };
 }
