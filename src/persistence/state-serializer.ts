@@ -62,8 +62,17 @@ const CLIPS_BETWEEN_CLOCK_READS = 8;
  * to the request's answer.
  */
 export function serializeClipAhead(clip: ClipState, clipForm: (clip: ClipState) => unknown): void {
-  const cache = cacheOf(clipForm);
-  if (!cache.has(clip)) cache.set(clip, Buffer.from(JSON.stringify(clipForm(clip)), 'utf8'));
+  clipBytes(clip, clipForm, cacheOf(clipForm));
+}
+
+/** A clip's JSON bytes in its stored form: the cached ones, or made now and cached. */
+function clipBytes(clip: ClipState, clipForm: (clip: ClipState) => unknown, cache: WeakMap<ClipState, Buffer>): Buffer {
+  let json = cache.get(clip);
+  if (json === undefined) {
+    json = Buffer.from(JSON.stringify(clipForm(clip)), 'utf8');
+    cache.set(clip, json);
+  }
+  return json;
 }
 
 function cacheOf(clipForm: (clip: ClipState) => unknown): WeakMap<ClipState, Buffer> {
@@ -103,12 +112,7 @@ function addClips(layout: Layout, from: number, to: number, parts: Buffer[]): vo
   for (let i = from; i < to; i++) {
     const clip = clips[i]!;
     if (i > 0) parts.push(COMMA);
-    let json = cache.get(clip);
-    if (json === undefined) {
-      json = Buffer.from(JSON.stringify(clipForm(clip)), 'utf8');
-      cache.set(clip, json);
-    }
-    parts.push(json);
+    parts.push(clipBytes(clip, clipForm, cache));
   }
 }
 
