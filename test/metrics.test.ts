@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { MetricsSummarySchema } from '../src/domain/result.ts';
 import { faveError } from '../src/domain/errors.ts';
 import { InvocationRecordSchema, percentile, summarizeInvocations, type InvocationRecord } from '../src/domain/invocations.ts';
-import { invocationRecord } from './support/fixtures.ts';
+import { allRecords, clipTally, summarizeRequest } from '../src/domain/answer.ts';
+import { clipState, invocationRecord, pipelineContext } from './support/fixtures.ts';
 
 let clock = 1_700_000_000_000;
 
@@ -167,6 +168,40 @@ describe('summarizeInvocations', () => {
     const summary = summarizeInvocations([record('stage-ffmpeg-0', 12.7, { cost_unit: 2.61, cold_start: true }), record('stage-deepspeech', 3, { attempt: 2 })], 77);
     expect(MetricsSummarySchema.parse(summary)).toEqual(summary);
     expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
+  });
+});
+
+describe('summarizeRequest', () => {
+  const frame = (index: number, records: InvocationRecord[]) => ({ index, uri: `s3://b/f${index}.jpg`, status: 'done' as const, detections: [], note: null, records, error: null });
+
+  it('sums a request the way summarizeInvocations sums all its records, from the clips\' tallies', () => {
+    const clips = [
+      clipState(0, {
+        status: 'done',
+        records: [record('stage-ffmpeg-2', 100, { clip_index: 0, cost_unit: 0.1, cold_start: true }), record('stage-deepspeech', 300, { clip_index: 0, cost_unit: 0.3 })],
+        frames: [frame(0, [record('stage-object-detector', 20, { clip_index: 0, frame_index: 0, cost_unit: 0.02 })]), frame(1, [record('stage-object-detector', 40, { clip_index: 0, frame_index: 1, attempt: 2 })])],
+      }),
+      clipState(1, {
+        records: [record('stage-ffmpeg-2', 200, { clip_index: 1, outcome: 'interrupted' }), record('stage-ffmpeg-2', 250, { clip_index: 1, attempt: 2, cost_unit: 0.2 })],
+      }),
+    ];
+    const context = pipelineContext(clips, {
+      records: [record('stage-ffmpeg-0', 1200, { cost_unit: 0.6 }), record('stage-librosa', 800)],
+      retrying: { 'clip-1/deepspeech': [record('stage-deepspeech', 90, { clip_index: 1, outcome: 'error', error: faveError('STAGE_TIMEOUT', 'timed out') })] },
+    });
+    const summary = summarizeRequest(context, 4321);
+    expect(summary).toEqual(summarizeInvocations(allRecords(context), 4321));
+    expect(Object.keys(summary.stages)).toEqual(['stage-ffmpeg-0', 'stage-librosa', 'stage-deepspeech', 'stage-ffmpeg-2', 'stage-object-detector']);
+    expect(summary.stages['stage-deepspeech']).toMatchObject({ count: 2, failures: 1 });
+    expect(summary.stages['stage-ffmpeg-2']).toMatchObject({ count: 3, retries: 1, max_ms: 250 });
+  });
+
+  it('tallies a clip once: the same clip object gives the same tally, a changed clip a new one', () => {
+    const clip = clipState(0, { records: [record('stage-ffmpeg-2', 100, { clip_index: 0 })] });
+    expect(clipTally(clip)).toBe(clipTally(clip));
+    const changed = { ...clip, records: [...clip.records, record('stage-deepspeech', 50, { clip_index: 0 })] };
+    expect(clipTally(changed)).not.toBe(clipTally(clip));
+    expect([...clipTally(changed).keys()]).toEqual(['stage-ffmpeg-2', 'stage-deepspeech']);
   });
 });
 

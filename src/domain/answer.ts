@@ -1,6 +1,7 @@
 import type { ClipResult, FinalResult, ObjectSummary } from './result.ts';
 import type { ClipState, PipelineContext } from './context.ts';
-import { summarizeInvocations, type InvocationRecord } from './invocations.ts';
+import { summarizeTallies, tallyRecords, type InvocationRecord, type RecordTally } from './invocations.ts';
+import type { MetricsSummary } from './result.ts';
 import { matchClips } from './query/match.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
@@ -101,6 +102,28 @@ export function allRecords(context: PipelineContext): InvocationRecord[] {
   return records;
 }
 
+// The same holds for what a clip's records add up to: a settled clip's tally is made once.
+const clipTallies = new WeakMap<ClipState, RecordTally>();
+
+/** What a clip's own records and its frames' add up to (cached per clip, which never changes in place). */
+export function clipTally(clip: ClipState): RecordTally {
+  let tally = clipTallies.get(clip);
+  if (!tally) {
+    tally = tallyRecords([clip.records, ...clip.frames.map((frame) => frame.records)]);
+    clipTallies.set(clip, tally);
+  }
+  return tally;
+}
+
+/**
+ * Per-stage counts and timings of every attempt made so far (`allRecords`), over `wallMs`: the
+ * clips' parts are their tallies, made once for a clip that no longer changes.
+ */
+export function summarizeRequest(context: PipelineContext, wallMs: number): MetricsSummary {
+  const head = tallyRecords([context.records, ...Object.values(context.retrying)]);
+  return summarizeTallies([head, ...context.clips.map(clipTally)], wallMs);
+}
+
 // The writer of final.json and the caller awaiting the outcome both ask for the answer of the
 // same (immutable) context; it is computed once.
 const built = new WeakMap<PipelineContext, { key: string; result: FinalResult }>();
@@ -131,7 +154,7 @@ function computeFinalResult(context: PipelineContext, status: 'COMPLETED' | 'FAI
     failed_clips: failed.map((c) => ({ clip_index: c.index, error: c.error ?? { code: 'INTERNAL', message: 'failed without an error value' } })),
     error: context.error,
     metrics: {
-      ...summarizeInvocations(allRecords(context), Math.max(0, finishedAt - context.started_at)),
+      ...summarizeRequest(context, Math.max(0, finishedAt - context.started_at)),
       clips_without_frames: clipsWithoutFrames(context),
     },
   };

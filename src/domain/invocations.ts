@@ -108,37 +108,58 @@ function roundCost(value: number): number {
   return Math.round(value * 1e6) / 1e6;
 }
 
-/** Counts of a list of records, in one pass: the answer of a 13k-call request adds up every one of them. */
-function tally(records: readonly InvocationRecord[], latencies: number[] | null): { failures: number; retries: number; coldStarts: number; cost: number } {
-  let failures = 0;
-  let retries = 0;
-  let coldStarts = 0;
-  let cost = 0;
-  for (const r of records) {
-    if (r.outcome === 'error') failures++;
-    if (r.attempt > 1) retries++;
-    if (r.cold_start === true) coldStarts++;
-    cost += r.cost_unit ?? 0;
-    // An interrupted attempt's end is not known: it has no latency to count.
-    if (latencies && r.outcome !== 'interrupted') latencies.push(r.latency_ms);
-  }
-  return { failures, retries, coldStarts, cost };
+/** What the records of one stage add up to, so far: a part of a summary. */
+interface StageTally {
+  count: number;
+  failures: number;
+  retries: number;
+  coldStarts: number;
+  cost: number;
+  /** Of the attempts that ended: an interrupted one's end is not known. */
+  latencies: number[];
 }
 
-function summarizeStage(records: readonly InvocationRecord[]): StageSummary {
-  const latencies: number[] = [];
-  const counted = tally(records, latencies);
+/**
+ * What some records add up to, stage by stage in the order of their first record. Tallies of
+ * parts (a settled clip's records, made once) merge into the summary of the whole.
+ */
+export type RecordTally = ReadonlyMap<string, StageTally>;
+
+/** The tally of some lists of records, in their order, in one pass over each. */
+export function tallyRecords(lists: ReadonlyArray<readonly InvocationRecord[]>): RecordTally {
+  const tally = new Map<string, StageTally>();
+  for (const records of lists) addToTally(tally, records);
+  return tally;
+}
+
+function addToTally(tally: Map<string, StageTally>, records: readonly InvocationRecord[]): void {
+  for (const r of records) {
+    let stage = tally.get(r.stage);
+    if (!stage) {
+      stage = { count: 0, failures: 0, retries: 0, coldStarts: 0, cost: 0, latencies: [] };
+      tally.set(r.stage, stage);
+    }
+    stage.count++;
+    if (r.outcome === 'error') stage.failures++;
+    if (r.attempt > 1) stage.retries++;
+    if (r.cold_start === true) stage.coldStarts++;
+    stage.cost += r.cost_unit ?? 0;
+    if (r.outcome !== 'interrupted') stage.latencies.push(r.latency_ms);
+  }
+}
+
+function summarizeStage(stage: StageTally): StageSummary {
   // Sorted once for all three ranks.
-  const sorted = finiteSorted(latencies);
+  const sorted = finiteSorted(stage.latencies);
   return {
-    count: records.length,
-    failures: counted.failures,
-    retries: counted.retries,
+    count: stage.count,
+    failures: stage.failures,
+    retries: stage.retries,
     p50_ms: Math.round(rankOf(sorted, 50)),
     p95_ms: Math.round(rankOf(sorted, 95)),
     max_ms: Math.round(rankOf(sorted, 100)),
-    cold_starts: counted.coldStarts,
-    cost_units: roundCost(counted.cost),
+    cold_starts: stage.coldStarts,
+    cost_units: roundCost(stage.cost),
   };
 }
 
@@ -147,22 +168,44 @@ function summarizeStage(records: readonly InvocationRecord[]): StageSummary {
  * retries too. Stages appear in the order of their first record, which is pipeline order.
  */
 export function summarizeInvocations(records: readonly InvocationRecord[], wallMs: number): MetricsSummary {
-  const byStage = new Map<string, InvocationRecord[]>();
-  for (const record of records) {
-    const list = byStage.get(record.stage);
-    if (list) list.push(record);
-    else byStage.set(record.stage, [record]);
-  }
-  // fromEntries defines own properties, so even a stage named "__proto__" stays a plain key.
-  const stages: Record<string, StageSummary> = Object.fromEntries([...byStage].map(([stage, list]) => [stage, summarizeStage(list)]));
-  const all = tally(records, null);
+  return summarizeTallies([tallyRecords([records])], wallMs);
+}
 
+/** The same for records tallied in parts, in record order: the parts' stages in order of first appearance. */
+export function summarizeTallies(parts: readonly RecordTally[], wallMs: number): MetricsSummary {
+  const merged = new Map<string, StageTally>();
+  for (const part of parts) {
+    for (const [name, stage] of part) {
+      const into = merged.get(name);
+      if (!into) {
+        merged.set(name, { ...stage, latencies: [...stage.latencies] });
+        continue;
+      }
+      into.count += stage.count;
+      into.failures += stage.failures;
+      into.retries += stage.retries;
+      into.coldStarts += stage.coldStarts;
+      into.cost += stage.cost;
+      for (const latency of stage.latencies) into.latencies.push(latency);
+    }
+  }
+  let invocations = 0;
+  let retries = 0;
+  let coldStarts = 0;
+  let cost = 0;
+  for (const stage of merged.values()) {
+    invocations += stage.count;
+    retries += stage.retries;
+    coldStarts += stage.coldStarts;
+    cost += stage.cost;
+  }
   return {
     wall_ms: Math.round(wallMs),
-    invocations: records.length,
-    retries: all.retries,
-    cold_starts: all.coldStarts,
-    cost_units: roundCost(all.cost),
-    stages,
+    invocations,
+    retries,
+    cold_starts: coldStarts,
+    cost_units: roundCost(cost),
+    // fromEntries defines own properties, so even a stage named "__proto__" stays a plain key.
+    stages: Object.fromEntries([...merged].map(([name, stage]) => [name, summarizeStage(stage)])),
   };
 }

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { allRecords } from './answer.ts';
+import { summarizeRequest } from './answer.ts';
 import type { PipelineContext, TopLevelState } from './context.ts';
 import type { FaveError } from './errors.ts';
-import { summarizeInvocations } from './invocations.ts';
 import type { MetricsSummary } from './result.ts';
 import { requestStatus, summarizeProgress, topLevelState, type MachineValue, type ProgressSummary, type RequestStatus } from './progress.ts';
 
@@ -76,7 +75,7 @@ export function requestView(source: ViewSource): RequestView {
 
 /** Per-stage counts and timings of every invocation so far, over the request's wall time. */
 export function requestMetrics(view: RequestView): MetricsSummary {
-  return summarizeInvocations(allRecords(view.context), view.wall_ms);
+  return summarizeRequest(view.context, view.wall_ms);
 }
 
 /** A state value as shown: a string, or one level of substate. */
