@@ -174,12 +174,15 @@ describe('summarizeInvocations', () => {
 describe('summarizeRequest', () => {
   const frame = (index: number, records: InvocationRecord[]) => ({ index, uri: `s3://b/f${index}.jpg`, status: 'done' as const, detections: [], note: null, records, error: null });
 
-  it('sums a request the way summarizeInvocations sums all its records, from the clips\' tallies', () => {
+  it("sums a request the way summarizeInvocations sums all its records, from the clips' tallies", () => {
     const clips = [
       clipState(0, {
         status: 'done',
         records: [record('stage-ffmpeg-2', 100, { clip_index: 0, cost_unit: 0.1, cold_start: true }), record('stage-deepspeech', 300, { clip_index: 0, cost_unit: 0.3 })],
-        frames: [frame(0, [record('stage-object-detector', 20, { clip_index: 0, frame_index: 0, cost_unit: 0.02 })]), frame(1, [record('stage-object-detector', 40, { clip_index: 0, frame_index: 1, attempt: 2 })])],
+        frames: [
+          frame(0, [record('stage-object-detector', 20, { clip_index: 0, frame_index: 0, cost_unit: 0.02 })]),
+          frame(1, [record('stage-object-detector', 40, { clip_index: 0, frame_index: 1, attempt: 2 })]),
+        ],
       }),
       clipState(1, {
         records: [record('stage-ffmpeg-2', 200, { clip_index: 1, outcome: 'interrupted' }), record('stage-ffmpeg-2', 250, { clip_index: 1, attempt: 2, cost_unit: 0.2 })],
