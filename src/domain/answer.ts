@@ -1,7 +1,6 @@
-import type { ClipResult, FinalResult, ObjectSummary } from './result.ts';
+import type { ClipResult, FinalResult, MetricsSummary, ObjectSummary } from './result.ts';
 import type { ClipState, PipelineContext } from './context.ts';
 import { summarizeTallies, tallyRecords, type InvocationRecord, type RecordTally } from './invocations.ts';
-import type { MetricsSummary } from './result.ts';
 import { matchClips } from './query/match.ts';
 
 /** Per-label summary of a clip's frame detections: how many, the best confidence, which frames. */
@@ -113,6 +112,12 @@ export function clipTally(clip: ClipState): RecordTally {
     clipTallies.set(clip, tally);
   }
   return tally;
+}
+
+/** Makes a settled clip's parts of the answer (its result and its records' tally) ahead of the answer. */
+export function prepareClipAnswer(clip: ClipState, detectorEnabled: boolean): void {
+  clipResult(clip, detectorEnabled);
+  clipTally(clip);
 }
 
 /**

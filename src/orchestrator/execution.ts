@@ -9,7 +9,7 @@ import { buildEnvelope, persistedSnapshotOf, restorable, restoringPlainContext, 
 import type { StateWriter } from '../persistence/state-writer.ts';
 import type { LiveRequest } from '../persistence/request-repository.ts';
 import { isTerminal, topLevelState } from '../domain/progress.ts';
-import { clipResult, clipTally } from '../domain/answer.ts';
+import { prepareClipAnswer } from '../domain/answer.ts';
 import { SettledClips } from './settled-clips.ts';
 import { requestView, type Lease, type RequestView } from '../domain/request-view.ts';
 import { leaseMarginMs, type LeaseFence, type LeaseFences } from './lease-fence.ts';
@@ -110,8 +110,7 @@ export class Execution {
     this.requestId = this.actor.getSnapshot().context.request_id;
     this.settledClips = new SettledClips((clip) => {
       this.options.writer.prepare(clip);
-      clipResult(clip, this.actor.getSnapshot().context.settings.detector_enabled);
-      clipTally(clip);
+      prepareClipAnswer(clip, this.actor.getSnapshot().context.settings.detector_enabled);
     });
   }
 
