@@ -1,4 +1,4 @@
-import { closeSync, constants, createReadStream, createWriteStream, fstatSync, open as openFd, read, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fstatSync, fsync, open as openFd, read, writev, writeSync } from 'node:fs';
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -127,13 +127,14 @@ export class FsStore implements Store {
 
   async put(loc: ObjectLocation, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
     const path = this.path(loc);
-    let tmp: string;
+    let written: { tmp: string; info: ObjectInfo };
     try {
-      await mkdir(dirname(path), { recursive: true });
-      tmp = await this.writeTemp(path, body, options.sync ?? true);
+      written = await this.writeTemp(path, body, options.sync ?? true);
     } catch (err) {
       throw this.mapError(err, loc);
     }
+    // The info is the temporary file's: a link or a rename changes none of what its etag is made of.
+    const { tmp, info } = written;
     try {
       if (options.ifNoneMatch === '*') {
         // link() fails with EEXIST when the target exists: an atomic create-if-absent.
@@ -144,7 +145,7 @@ export class FsStore implements Store {
           throw err;
         }
         await unlink(tmp);
-        return infoOf(await stat(path, { bigint: true }));
+        return info;
       }
       if (options.ifMatch !== undefined) {
         const ifMatch = options.ifMatch;
@@ -152,11 +153,11 @@ export class FsStore implements Store {
           const current = await this.head(loc);
           if (!current || current.etag !== ifMatch) throw preconditionFailed(loc);
           await rename(tmp, path);
-          return infoOf(await stat(path, { bigint: true }));
+          return info;
         });
       }
       await rename(tmp, path);
-      return infoOf(await stat(path, { bigint: true }));
+      return info;
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapError(err, loc);
@@ -412,21 +413,39 @@ export class FsStore implements Store {
     await this.records.close();
   }
 
-  private async writeTemp(path: string, body: PutBody, sync = true): Promise<string> {
+  /**
+   * Writes `body` to a new temporary file beside `path` (synced to disk unless `sync` is false)
+   * and answers its name and info. Four trips through the thread pool with the rename that
+   * follows, where a FileHandle's open, write, sync and close, a folder made first and a stat after
+   * were seven: the folder is made only when the open finds it missing, and the info and the close
+   * are done in the calling turn on the descriptor at hand.
+   */
+  private async writeTemp(path: string, body: PutBody, sync = true): Promise<{ tmp: string; info: ObjectInfo }> {
     const tmp = this.tempPath(path);
-    const handle = await open(tmp, 'wx');
+    let fd: number;
     try {
-      if (typeof body === 'string' || Buffer.isBuffer(body)) await handle.writeFile(body);
-      else await writeParts(handle, body);
-      if (sync) await handle.sync();
+      fd = await fdOpenNew(tmp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dirname(path), { recursive: true });
+      fd = await fdOpenNew(tmp);
+    }
+    try {
+      await fdWriteAll(fd, typeof body === 'string' ? [Buffer.from(body, 'utf8')] : Buffer.isBuffer(body) ? [body] : body);
+      if (sync) await fdSync(fd);
+      const info = infoOf(fstatSync(fd, { bigint: true }));
+      closeSync(fd);
+      return { tmp, info };
     } catch (err) {
       // A full or failing disk must not leave half-written temp files behind.
-      await handle.close().catch(() => undefined);
+      try {
+        closeSync(fd);
+      } catch {
+        // Already closed, or the close failed as the write did: the file goes either way.
+      }
       await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
-    await handle.close();
-    return tmp;
   }
 
   private withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
@@ -504,16 +523,31 @@ async function removeOwnTemp(tmp: string, err: unknown): Promise<void> {
   await rm(tmp, { force: true }).catch(() => undefined);
 }
 
+const fdOpenNew = (path: string) =>
+  new Promise<number>((resolve, reject) =>
+    // 'wx' (O_EXCL), as every temporary file here: a name another writer holds is refused.
+    openFd(path, 'wx', 0o666, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+const fdSync = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+const fdWritev = (fd: number, parts: readonly Buffer[]) =>
+  new Promise<number>((resolve, reject) => writev(fd, parts, (err, n) => (err ? reject(err) : resolve(n))));
+
 /**
  * The parts in one gathered write (libuv writes them all, IOV_MAX at a time, and resumes after a
- * short write). A count short of the total all the same would leave a torn file to be renamed
- * into place: it fails the write instead.
+ * short write); whatever a short count all the same left out is written after it, so that a torn
+ * file is never renamed into place.
  */
-async function writeParts(handle: FileHandle, parts: readonly Buffer[]): Promise<void> {
+async function fdWriteAll(fd: number, parts: readonly Buffer[]): Promise<void> {
   let total = 0;
   for (const part of parts) total += part.length;
-  const { bytesWritten } = await handle.writev([...parts]);
-  if (bytesWritten !== total) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
+  if (total === 0) return;
+  let written = await fdWritev(fd, parts);
+  if (written === total) return;
+  const rest = Buffer.concat(parts).subarray(written);
+  for (let offset = 0; offset < rest.length; offset += written) {
+    written = await fdWritev(fd, [rest.subarray(offset)]);
+    if (written === 0) throw new Error(`wrote ${total - rest.length + offset} of ${total} bytes`);
+  }
 }
 
 interface ListedItem {
