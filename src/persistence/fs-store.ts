@@ -529,8 +529,7 @@ const fdOpenNew = (path: string) =>
     openFd(path, 'wx', 0o666, (err, fd) => (err ? reject(err) : resolve(fd))),
   );
 const fdSync = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
-const fdWritev = (fd: number, parts: readonly Buffer[]) =>
-  new Promise<number>((resolve, reject) => writev(fd, parts, (err, n) => (err ? reject(err) : resolve(n))));
+const fdWritev = (fd: number, parts: readonly Buffer[]) => new Promise<number>((resolve, reject) => writev(fd, parts, (err, n) => (err ? reject(err) : resolve(n))));
 
 /**
  * The parts in one gathered write (libuv writes them all, IOV_MAX at a time, and resumes after a
