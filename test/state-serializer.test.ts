@@ -58,6 +58,23 @@ describe('serializeEnvelope', () => {
     expect(formed).toEqual([a, b]);
   });
 
+  it("gives the same bytes for the upper levels' values, kept ones included, and leaves out undefined fields", () => {
+    const records = [{ stage: 'stage-ffmpeg-1', outputs: [{ uri: 's3://b/c0', metadata: { clip_index: 0 } }] }];
+    const clipTimes = [{ start_s: 0, end_s: 4 }];
+    const withContext = (context: Record<string, unknown>): StateEnvelope => {
+      const e = envelope([{ index: 0, uri: 's3://b/0', records: [] }]);
+      return { ...e, snapshot: { ...e.snapshot, context: { ...e.snapshot.context, ...context } } } as StateEnvelope;
+    };
+    const first = withContext({ records, clip_times: clipTimes, clips_pending: 1, failed_at: undefined, error: null });
+    expect(serializeEnvelope(first).toString('utf8')).toBe(reference(first));
+    // The same record and clip-time values in the next state, beside fields that changed.
+    const second = withContext({ records, clip_times: clipTimes, clips_pending: 0, error: { code: 'X', message: 'm' } });
+    expect(serializeEnvelope(second).toString('utf8')).toBe(reference(second));
+    // A value that changed is a new object, and so new bytes.
+    const third = withContext({ records: [...records, { stage: 'stage-librosa' }], clip_times: clipTimes });
+    expect(serializeEnvelope(third).toString('utf8')).toBe(reference(third));
+  });
+
   it('handles a request with no clips', () => {
     const empty = envelope([]);
     expect(serializeEnvelope(empty).toString('utf8')).toBe(reference(empty));

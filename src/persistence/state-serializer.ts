@@ -102,7 +102,7 @@ function layoutOf(envelope: StateEnvelope, clipForm: (clip: ClipState) => unknow
     [snapshotRest, 'context'],
     [contextRest, 'clips'],
   ] as const;
-  const opening = `${levels.map(([rest, key]) => openField(JSON.stringify(rest), key)).join('')}[`;
+  const opening = `${levels.map(([rest, key]) => openField(objectJson(rest), key)).join('')}[`;
   return { opening: Buffer.from(opening, 'utf8'), closing: Buffer.from(`]${'}'.repeat(levels.length)}`), clips, clipForm, cache: cacheOf(clipForm) };
 }
 
@@ -114,6 +114,35 @@ function addClips(layout: Layout, from: number, to: number, parts: Buffer[]): vo
     if (i > 0) parts.push(COMMA);
     parts.push(clipBytes(clip, clipForm, cache));
   }
+}
+
+/**
+ * The JSON of the values of the envelope's upper levels, kept with each value as a clip's is: the
+ * request's own records (ffmpeg-1's lists every clip it cut) and the clip times are a few hundred
+ * KB on a large request, written again with every state.json although they no longer change once
+ * the clips are cut.
+ */
+const valueJsonCache = new WeakMap<object, string>();
+
+/** `JSON.stringify(value)` of a plain object, each of its object values' JSON made once per value. */
+function objectJson(value: object): string {
+  let json = '{';
+  for (const [key, field] of Object.entries(value)) {
+    if (field === undefined) continue;
+    if (json.length > 1) json += ',';
+    json += `${JSON.stringify(key)}:${valueJson(field)}`;
+  }
+  return `${json}}`;
+}
+
+function valueJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  let json = valueJsonCache.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    valueJsonCache.set(value, json);
+  }
+  return json;
 }
 
 /** The JSON text of an object, left open for one more field: `{"a":1` + `,"key":`. */
