@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,6 +51,46 @@ describe('dispatch journal', () => {
     expect((await readDispatches(store, BUCKET, 'req')).map((m) => m.id)).toEqual(['d1', 'd2']);
     await clearDispatches(store, BUCKET, 'req');
     expect(await store.list(BUCKET, dispatchPrefix('req'))).toEqual([]);
+  });
+
+  it('shares a line among the markers of one turn, at most four before the first is written, each written before it resolves', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fave-journal-'));
+    const root = dir;
+    const store = new FsStore(root, BUCKET);
+    const journal = new DispatchJournal(store, BUCKET, 'req');
+    const lines = async () => {
+      const [file] = await readdir(join(root, BUCKET, dispatchPrefix('req'))).catch(() => []);
+      if (file === undefined) return [];
+      const text = await readFile(join(root, BUCKET, dispatchPrefix('req'), file), 'utf8');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as DispatchMarker[]).map((m) => m.id));
+    };
+    // Six answers handled in one turn of the event loop, each dispatching one attempt, as
+    // separate callbacks (microtasks run after each) would.
+    const onDisk: string[][][] = [];
+    const recorded = await new Promise<Array<Promise<void>>>((resolve) => {
+      const made: Array<Promise<void>> = [];
+      for (let n = 1; n <= 6; n++) {
+        setImmediate(() => {
+          made.push(
+            journal.record(marker(n)).then(async () => {
+              onDisk[n] = await lines();
+            }),
+          );
+          if (n === 6) resolve(made);
+        });
+      }
+    });
+    await Promise.all(recorded);
+    expect(await lines()).toEqual([
+      ['d1', 'd2', 'd3', 'd4'],
+      ['d5', 'd6'],
+    ]);
+    // Each marker was in the file when its attempt could be sent.
+    for (let n = 1; n <= 6; n++) expect(onDisk[n]!.flat()).toContain(`d${n}`);
+    await journal.close();
   });
 
   it('writes one object per write on S3, which cannot append', async () => {

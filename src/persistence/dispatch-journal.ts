@@ -11,11 +11,18 @@ import { deleteKeys, type Appender, type Store } from './store.ts';
  * interrupted, and `metrics.invocations` equals what the gateway served.
  *
  * Attempts sent together share one write, of a few hundred bytes, not a rewrite of state.json:
- * where the store can append (the filesystem), a line appended to this journal's own file by
- * those recorded before the pending microtasks have run, else one small object for those of one
- * turn of the event loop (S3); both under `requests/{id}/metadata/dispatches/`, one JSON array
- * of markers per line.
+ * the attempts of one turn of the event loop, in one line appended to this journal's own file
+ * where the store can append (the filesystem), else in one small object (S3); both under
+ * `requests/{id}/metadata/dispatches/`, one JSON array of markers per line.
  */
+
+/**
+ * Markers waiting when an append goes out before the turn ends. Answers arrive one callback each,
+ * and each dispatches the next attempt: an append per marker was a system call per attempt (8 µs
+ * on a busy machine), one per turn held the first attempt of a wave of 64 answers back for all the
+ * rest. At four, an attempt waits for at most three more answers to be handled.
+ */
+const APPEND_BATCH = 4;
 
 export const dispatchPrefix = (requestId: string) => `requests/${requestId}/metadata/dispatches/`;
 
@@ -59,19 +66,19 @@ export class DispatchJournal {
   record(marker: DispatchMarker | Unsent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ marker, resolve, reject });
+      if (this.store.openAppender && this.waiting.length >= APPEND_BATCH) {
+        queueMicrotask(() => void this.write());
+        return;
+      }
       if (this.scheduled) return;
       this.scheduled = true;
-      // An append costs a few µs in the calling turn, so the markers go out as soon as the
-      // pending microtasks have run, and the attempts with them, instead of after every other
-      // callback of this turn of the event loop (a wave of 64 answers is milliseconds of them).
-      // An object a batch (S3) waits for the turn's end, to gather more markers a request.
-      if (this.store.openAppender) queueMicrotask(() => void this.write());
-      else setImmediate(() => void this.write());
+      setImmediate(() => void this.write());
     });
   }
 
   private async write(): Promise<void> {
     this.scheduled = false;
+    if (this.waiting.length === 0) return;
     const batch = this.waiting;
     this.waiting = [];
     const body = JSON.stringify(batch.map((w) => w.marker));
