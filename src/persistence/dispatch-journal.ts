@@ -66,18 +66,20 @@ export class DispatchJournal {
   record(marker: DispatchMarker | Unsent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ marker, resolve, reject });
-      if (this.store.openAppender && this.waiting.length >= APPEND_BATCH) {
+      if (this.store.openAppender && this.waiting.length === APPEND_BATCH) {
         queueMicrotask(() => void this.write());
-        return;
+      } else if (!this.scheduled) {
+        // The turn's end writes whatever is still waiting then.
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          void this.write();
+        });
       }
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => void this.write());
     });
   }
 
   private async write(): Promise<void> {
-    this.scheduled = false;
     if (this.waiting.length === 0) return;
     const batch = this.waiting;
     this.waiting = [];

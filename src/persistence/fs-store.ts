@@ -430,22 +430,23 @@ export class FsStore implements Store {
       await mkdir(dirname(path), { recursive: true });
       fd = await fdOpenNew(tmp);
     }
+    let info: ObjectInfo;
     try {
       await fdWriteAll(fd, typeof body === 'string' ? [Buffer.from(body, 'utf8')] : Buffer.isBuffer(body) ? [body] : body);
       if (sync) await fdSync(fd);
-      const info = infoOf(fstatSync(fd, { bigint: true }));
-      closeSync(fd);
-      return { tmp, info };
+      info = infoOf(fstatSync(fd, { bigint: true }));
     } catch (err) {
       // A full or failing disk must not leave half-written temp files behind.
       try {
         closeSync(fd);
       } catch {
-        // Already closed, or the close failed as the write did: the file goes either way.
+        // The file goes all the same.
       }
       await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
+    closeSync(fd);
+    return { tmp, info };
   }
 
   private withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
