@@ -43,7 +43,7 @@ function pipelineEvents(clipCount: number) {
     if (ctx.error === null && ctx.finished_at === null) {
       events.push({ type: 'CANCEL' });
       events.push({ type: 'STAGE.RETRYING', task_id: top, record: { ...record(top), outcome: 'error', http_status: 502 } } as EventObject);
-      events.push({ type: 'STAGE.DISPATCHED', task_id: top, dispatch: { run: 0, attempt: 1, call_id: 'c-1', dispatched_at: 1, timeout_ms: 1000 } } as EventObject);
+      events.push({ type: 'STAGE.DISPATCHED', dispatches: { [top]: { run: 0, attempt: 1, call_id: 'c-1', dispatched_at: 1, timeout_ms: 1000 } } } as EventObject);
     }
     switch (top) {
       case 'INIT':

@@ -70,7 +70,7 @@ export const pipelineMachine = setup({
 
     recordRetry: assign(({ context }, params: Omit<RetryEvent, 'type'>) => plan.recordRetry(context, params.task_id, params.record)),
 
-    recordDispatch: assign(({ context }, params: Omit<DispatchEvent, 'type'>) => plan.recordDispatch(context, params.task_id, params.dispatch)),
+    recordDispatches: assign(({ context }, params: Omit<DispatchEvent, 'type'>) => plan.recordDispatches(context, params.dispatches)),
 
     recordFailure: assign(({ context }, params: { at: RunningState; error: FaveError | null; output?: StageCallOutput }) => ({
       error: params.error ?? faveError('INTERNAL', `${params.at} failed without an error value`),
@@ -111,7 +111,7 @@ export const pipelineMachine = setup({
   on: {
     'STAGE.RETRYING': { actions: { type: 'recordRetry', params: ({ event }) => ({ task_id: event.task_id, record: event.record }) } },
     // An async call the gateway queued, from any running state: persisted so a resume waits for its callback.
-    'STAGE.DISPATCHED': { actions: { type: 'recordDispatch', params: ({ event }) => ({ task_id: event.task_id, dispatch: event.dispatch }) } },
+    'STAGE.DISPATCHED': { actions: { type: 'recordDispatches', params: ({ event }) => ({ dispatches: event.dispatches }) } },
   },
   initial: 'INIT',
   states: {

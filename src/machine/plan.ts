@@ -32,9 +32,9 @@ export function recordRetry(context: PipelineContext, taskId: string, record: In
   return { retrying: { ...context.retrying, [taskId]: [...(context.retrying[taskId] ?? []), record] } };
 }
 
-/** An async call queued by the gateway; replaces the dispatch of its previous attempt. */
-export function recordDispatch(context: PipelineContext, taskId: string, dispatch: AsyncDispatch): Partial<PipelineContext> {
-  return { dispatched: { ...context.dispatched, [taskId]: dispatch } };
+/** Async calls queued by the gateway; each replaces the dispatch of its task's previous attempt. */
+export function recordDispatches(context: PipelineContext, dispatches: Record<string, AsyncDispatch>): Partial<PipelineContext> {
+  return { dispatched: { ...context.dispatched, ...dispatches } };
 }
 
 /**

@@ -59,8 +59,11 @@ export interface FrameResult {
 /** A failed attempt of a call that is about to be tried again. */
 export type RetryEvent = { type: 'STAGE.RETRYING'; task_id: string; record: InvocationRecord };
 
-/** An async call the gateway has queued: persisted so a restart waits for its callback. */
-export type DispatchEvent = { type: 'STAGE.DISPATCHED'; task_id: string; dispatch: AsyncDispatch };
+/**
+ * Async calls the gateway has queued, by task id: persisted so a restart waits for their
+ * callbacks. A runner reports the dispatches of one turn in one event.
+ */
+export type DispatchEvent = { type: 'STAGE.DISPATCHED'; dispatches: Record<string, AsyncDispatch> };
 
 /** What the runners send back: results in batches, or that they could not start; and retries. */
 export type RunnerEvent =

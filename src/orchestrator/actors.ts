@@ -88,7 +88,7 @@ export function createActors(deps: PipelineDeps) {
       const onRetry = (record: InvocationRecord) => root?.send({ type: 'STAGE.RETRYING', task_id: input.task_id, record });
       const queued: QueuedCall = {
         dispatch: context?.dispatched?.[input.task_id] ?? null,
-        onDispatch: (dispatch) => root?.send({ type: 'STAGE.DISPATCHED', task_id: input.task_id, dispatch }),
+        onDispatch: (dispatch) => root?.send({ type: 'STAGE.DISPATCHED', dispatches: { [input.task_id]: dispatch } }),
       };
       return {
         task_id: input.task_id,
@@ -397,7 +397,8 @@ const RESULTS_MIN_GAP_MS = 5;
  * The common shape of the fan-out runners. The work is read from the machine's current context,
  * not from the runner's input: after a restore the input is the one of the first start, while
  * the context says what has been done since. Results go back in batches, at most one event per
- * turn of the event loop and per RESULTS_MIN_GAP_MS; stopping the runner (the state is left) aborts every call in flight.
+ * turn of the event loop and per RESULTS_MIN_GAP_MS, and async dispatches at most one event per
+ * turn; stopping the runner (the state is left) aborts every call in flight.
  */
 function startRunner<R>(
   input: RunnerInput,
@@ -423,8 +424,18 @@ function startRunner<R>(
   let batch: R[] = [];
   let scheduled = false;
   let flushedAt = 0;
+  // The dispatches of one turn go in one event: each event is a transition and a new snapshot,
+  // and with async calls a turn often reads many queueing answers.
+  let dispatches: Record<string, AsyncDispatch> | null = null;
+  const flushDispatches = () => {
+    const queued = dispatches;
+    dispatches = null;
+    if (queued && !controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', dispatches: queued });
+  };
   const flush = () => {
     scheduled = false;
+    // A call's dispatch is in the context before its result: the result settles it.
+    flushDispatches();
     if (controller.signal.aborted || batch.length === 0) return;
     flushedAt = performance.now();
     const results = batch;
@@ -446,7 +457,12 @@ function startRunner<R>(
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.RETRYING', task_id: taskId, record });
     },
     (taskId, dispatch) => {
-      if (!controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', task_id: taskId, dispatch });
+      if (controller.signal.aborted) return;
+      if (!dispatches) {
+        dispatches = {};
+        setImmediate(flushDispatches);
+      }
+      dispatches[taskId] = dispatch;
     },
     controller.signal,
   ).then(flush);
