@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { InspectionEvent, Observer } from 'xstate';
 import { loadConfig, type Config } from './config/config.ts';
 import { createLogger } from './lib/logger.ts';
 import { Orchestrator } from './orchestrator/orchestrator.ts';
@@ -42,6 +43,8 @@ export interface AppOptions {
   transport?: StageTransport;
   /** Overrides the store opened from the configuration (tests). */
   store?: Store;
+  /** Observes every actor, event and snapshot of the requests run here; else FAVE_INSPECT decides. */
+  inspect?: Observer<InspectionEvent>;
 }
 
 /**
@@ -58,7 +61,8 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const transport = options.transport ?? (await createTransport(config, store, env));
   const callbacks = createCallbacks(config, store, logger, transport);
   const prewarm = createPrewarmer(config, logger);
-  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, prewarm, ...(inspector ? { inspect: inspector.inspect } : {}) });
+  const inspect = options.inspect ?? inspector?.inspect;
+  const orchestrator = new Orchestrator({ config, store, transport, logger, callbacks, prewarm, ...(inspect ? { inspect } : {}) });
   const sweeps = new Set<OrphanSweeps | DebrisSweeps>();
   return {
     config,

@@ -16,6 +16,8 @@ import { until } from './support/until.ts';
 import { freePort } from './support/free-port.ts';
 import { holdingStore } from './support/holding-store.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
+import { clipTaskId, frameTaskId } from '../src/domain/context.ts';
+import type { InspectionEvent } from 'xstate';
 
 const SECRET = 'test-callback-secret-0123456789';
 const SLOW_MS = 3000;
@@ -300,6 +302,50 @@ describe('the callback route', () => {
       expect(state.snapshot.context.clips[0]!.frames.map((f) => f.records.map((r) => [r.attempt, r.outcome]))).toEqual(Array.from({ length: 4 }, () => [[1, 'success']]));
     } finally {
       hold.release();
+      await own.close();
+      await app.close();
+      await gateway.close();
+    }
+  });
+
+  it('reports the dispatches of a burst to the machine in fewer events, each before the result that settles its call', async () => {
+    const gateway = await startTestGateway({ store: h.store, clips: 3, framesPerClip: 12, latencyMs: { detector: 20 } });
+    const port = await freePort();
+    // What the pipeline actor was sent, in the order it was sent.
+    const sent: Array<{ type: string; dispatches?: Record<string, unknown>; results?: Array<{ clip_index: number; step?: string; frame_index?: number }> }> = [];
+    const app = await createApp({
+      env: { ...asyncEnv, GATEWAY_URL: gateway.url, CALLBACK_BASE_URL: `http://127.0.0.1:${port}`, MAX_CONCURRENT_INVOCATIONS: '16' },
+      logger: pino({ level: 'silent' }),
+      inspect: {
+        next: (event: InspectionEvent) => {
+          if (event.type === '@xstate.event' && event.actorRef.sessionId === event.rootId) sent.push(event.event);
+        },
+      },
+    });
+    const own = await startHttpServer({ app, port, host: '127.0.0.1', processMetrics: false });
+    try {
+      const done = await (await app.orchestrator.submit({ video_uri: h.videoUri, request_id: 'batched-dispatches' })).done;
+      expect(done.status, JSON.stringify(done.result.error)).toBe('COMPLETED');
+      const dispatchEvents = sent.filter((e) => e.type === 'STAGE.DISPATCHED');
+      const dispatched = new Set<string>();
+      let dispatches = 0;
+      for (const event of sent) {
+        if (event.type === 'STAGE.DISPATCHED') {
+          for (const taskId of Object.keys(event.dispatches ?? {})) dispatched.add(taskId);
+          dispatches += Object.keys(event.dispatches ?? {}).length;
+        }
+        const settled = (event.type === 'CLIPS.PROGRESS' || event.type === 'FRAMES.SETTLED' ? event.results ?? [] : []).map((r) =>
+          r.step !== undefined ? clipTaskId(r.clip_index, r.step) : frameTaskId(r.clip_index, r.frame_index ?? -1),
+        );
+        for (const taskId of settled) expect(dispatched, `${taskId} settled before its dispatch was reported`).toContain(taskId);
+      }
+      // 3 single calls, 3 clips of 3 steps, 36 frames: every call queued once, each dispatch reported.
+      expect(dispatches).toBe(3 + 3 * 3 + 36);
+      expect(dispatched.size).toBe(3 + 3 * 3 + 36);
+      expect(dispatchEvents.length).toBeLessThan(dispatches);
+      const state = await h.readState('batched-dispatches');
+      expect(state.snapshot.context.dispatched).toEqual({});
+    } finally {
       await own.close();
       await app.close();
       await gateway.close();

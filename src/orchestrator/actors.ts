@@ -388,17 +388,19 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /**
  * The least time between two result events of a runner. Each event is a machine transition, a
  * new snapshot and its observers, whose cost grows with the number of clips, whether it carries
- * one result or fifty; results are not what the next calls wait for, and state.json is written
- * about once a second anyway, so they wait a few milliseconds to go in fewer, larger events.
+ * one result or fifty; results and dispatches are not what the next calls wait for, and
+ * state.json is written about once a second anyway, so they wait a few milliseconds to go in
+ * fewer, larger events.
  */
 const RESULTS_MIN_GAP_MS = 5;
 
 /**
  * The common shape of the fan-out runners. The work is read from the machine's current context,
  * not from the runner's input: after a restore the input is the one of the first start, while
- * the context says what has been done since. Results go back in batches, at most one event per
- * turn of the event loop and per RESULTS_MIN_GAP_MS, and async dispatches at most one event per
- * turn; stopping the runner (the state is left) aborts every call in flight.
+ * the context says what has been done since. Results and async dispatches go back in batches, at
+ * most one event of each per turn of the event loop and per RESULTS_MIN_GAP_MS (a dispatch's
+ * durable record is its journal marker, written before the call is sent); stopping the runner
+ * (the state is left) aborts every call in flight.
  */
 function startRunner<R>(
   input: RunnerInput,
@@ -422,47 +424,43 @@ function startRunner<R>(
     return () => controller.abort();
   }
   let batch: R[] = [];
+  // Async dispatches by task id, sent before the results: a call's dispatch is in the context
+  // before its result, which settles it.
+  let dispatches: Record<string, AsyncDispatch> | null = null;
   let scheduled = false;
   let flushedAt = 0;
-  // The dispatches of one turn go in one event: each event is a transition and a new snapshot,
-  // and with async calls a turn often reads many queueing answers.
-  let dispatches: Record<string, AsyncDispatch> | null = null;
-  const flushDispatches = () => {
-    const queued = dispatches;
-    dispatches = null;
-    if (queued && !controller.signal.aborted) sendBack({ type: 'STAGE.DISPATCHED', dispatches: queued });
-  };
   const flush = () => {
     scheduled = false;
-    // A call's dispatch is in the context before its result: the result settles it.
-    flushDispatches();
-    if (controller.signal.aborted || batch.length === 0) return;
-    flushedAt = performance.now();
+    if (controller.signal.aborted) return;
+    const queued = dispatches;
     const results = batch;
+    dispatches = null;
     batch = [];
-    sendBack({ type, results } as RunnerEvent);
+    if (queued) sendBack({ type: 'STAGE.DISPATCHED', dispatches: queued });
+    if (results.length > 0) sendBack({ type, results } as RunnerEvent);
+    if (queued || results.length > 0) flushedAt = performance.now();
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    const wait = flushedAt + RESULTS_MIN_GAP_MS - performance.now();
+    if (wait > 0) setTimeout(flush, wait);
+    else setImmediate(flush);
   };
   // The last results go at once: the machine leaves the state on them.
   void run(
     context,
     (result) => {
       batch.push(result);
-      if (scheduled) return;
-      scheduled = true;
-      const wait = flushedAt + RESULTS_MIN_GAP_MS - performance.now();
-      if (wait > 0) setTimeout(flush, wait);
-      else setImmediate(flush);
+      schedule();
     },
     (taskId, record) => {
       if (!controller.signal.aborted) sendBack({ type: 'STAGE.RETRYING', task_id: taskId, record });
     },
     (taskId, dispatch) => {
       if (controller.signal.aborted) return;
-      if (!dispatches) {
-        dispatches = {};
-        setImmediate(flushDispatches);
-      }
-      dispatches[taskId] = dispatch;
+      (dispatches ??= {})[taskId] = dispatch;
+      schedule();
     },
     controller.signal,
   ).then(flush);
