@@ -334,7 +334,7 @@ describe('the callback route', () => {
           for (const taskId of Object.keys(event.dispatches ?? {})) dispatched.add(taskId);
           dispatches += Object.keys(event.dispatches ?? {}).length;
         }
-        const settled = (event.type === 'CLIPS.PROGRESS' || event.type === 'FRAMES.SETTLED' ? event.results ?? [] : []).map((r) =>
+        const settled = (event.type === 'CLIPS.PROGRESS' || event.type === 'FRAMES.SETTLED' ? (event.results ?? []) : []).map((r) =>
           r.step !== undefined ? clipTaskId(r.clip_index, r.step) : frameTaskId(r.clip_index, r.frame_index ?? -1),
         );
         for (const taskId of settled) expect(dispatched, `${taskId} settled before its dispatch was reported`).toContain(taskId);
