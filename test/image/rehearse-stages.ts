@@ -13,7 +13,7 @@ import { DEFAULT_STAGE_NAMES, STAGE_KEYS } from '../../src/domain/stage.ts';
 import { makeToneBurstVideo } from '../../src/stages/local/sample-media.ts';
 import { startGatewayServer } from '../../src/stages/gateway/server.ts';
 import type { FunctionHandler } from '../../src/stages/gateway/types.ts';
-import { freePort } from '../support/free-port.ts';
+import { freePort, freePorts } from '../support/free-port.ts';
 import { s3StoreOn, startS3rver } from '../support/s3rver.ts';
 import { until } from '../support/until.ts';
 
@@ -159,17 +159,28 @@ export async function rehearseStages(node: string, dir: string, tag: string, scr
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     const upstreams: Record<string, string> = {};
-    for (const key of STAGE_KEYS) {
-      const name = DEFAULT_STAGE_NAMES[key];
-      const upstream = `http://127.0.0.1:${await freePort()}`;
-      upstreams[name] = upstream;
-      // As the image runs it: the fprocess of stack.yml, the port from the watchdog's upstream_url.
-      procs.push(start(node, ['dist/cli/main.js', 'stage', 'serve', name], dir, { ...env, upstream_url: upstream }));
-    }
+    const names = STAGE_KEYS.map((key) => DEFAULT_STAGE_NAMES[key]);
+    // As the image runs it: the fprocess of stack.yml, the port from the watchdog's upstream_url.
+    const serve = (name: string, port: number): Proc => {
+      upstreams[name] = `http://127.0.0.1:${port}`;
+      return start(node, ['dist/cli/main.js', 'stage', 'serve', name], dir, { ...env, upstream_url: upstreams[name] });
+    };
+    for (const [i, port] of (await freePorts(names.length)).entries()) procs.push(serve(names[i]!, port));
+    // A port free when it was picked may be taken before the stage binds it (by another process,
+    // or as the source port of a connection): that stage starts again on another one.
+    const restarts = new Array<number>(names.length).fill(0);
     r.step(`${tag}: stage image: fave stage serve, seven stages`);
     await until(
       async () => {
-        for (const [i, p] of procs.entries()) if (p.exited()) throw r.fail(`\`fave stage serve ${Object.keys(upstreams)[i]}\` exited:\n${p.output()}`);
+        for (const [i, p] of procs.entries()) {
+          if (!p.exited()) continue;
+          if (p.output().includes('EADDRINUSE') && restarts[i]! < 3) {
+            restarts[i]!++;
+            procs[i] = serve(names[i]!, await freePort());
+            continue;
+          }
+          throw r.fail(`\`fave stage serve ${names[i]}\` exited:\n${p.output()}`);
+        }
         const up = await Promise.all(
           Object.values(upstreams).map((u) =>
             fetch(`${u}/_/health`).then(

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 /** A loopback port that was free a moment ago, for a server started in another process. */
 export function freePort(): Promise<number> {
@@ -14,4 +14,29 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(address.port));
     });
   });
+}
+
+/** `count` loopback ports, all different: each probe holds its port until every one is picked. */
+export async function freePorts(count: number): Promise<number[]> {
+  const probes: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const probe = createServer();
+      probes.push(probe);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.listen(0, '127.0.0.1', () => {
+            const address = probe.address();
+            if (address === null || typeof address === 'string') reject(new Error('the probe server has no TCP address'));
+            else resolve(address.port);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(probes.map((probe) => new Promise<void>((resolve) => (probe.listening ? probe.close(() => resolve()) : resolve()))));
+  }
 }
