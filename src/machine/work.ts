@@ -61,7 +61,7 @@ export type RetryEvent = { type: 'STAGE.RETRYING'; task_id: string; record: Invo
 
 /**
  * Async calls the gateway has queued, by task id: persisted so a restart waits for their
- * callbacks. A runner reports the dispatches of one turn in one event.
+ * callbacks. A runner reports its dispatches in batches, with its results and before them.
  */
 export type DispatchEvent = { type: 'STAGE.DISPATCHED'; dispatches: Record<string, AsyncDispatch> };
 
