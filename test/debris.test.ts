@@ -10,9 +10,8 @@ import { isFaveError } from '../src/domain/errors.ts';
 import { sweepDebris, TEMP_FILE_PATTERN } from '../src/persistence/debris.ts';
 import { FsStore } from '../src/persistence/fs-store.ts';
 import { startHttpServer, type HttpServer } from '../src/server/http-server.ts';
-import { runFave, type ChildRun } from './support/child.ts';
+import { serveOnAnyPort, type ChildRun } from './support/child.ts';
 import { closeAfterTest, closeNodeServer } from './support/cleanup.ts';
-import { freePort } from './support/free-port.ts';
 import { startHarness, type Harness } from './support/harness.ts';
 import { until } from './support/until.ts';
 
@@ -34,10 +33,9 @@ async function foldersIn(dir: string): Promise<string[]> {
   return (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
 }
 
-/** `fave serve` in a child process on a free loopback port, answering /healthz. */
+/** `fave serve` in a child process on a loopback port of its choosing, answering /healthz. */
 async function serveChild(dataDir: string, env: Record<string, string> = {}): Promise<{ run: ChildRun; port: number }> {
-  const port = await freePort();
-  const run = runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], {
+  const { run, base } = await serveOnAnyPort({
     FAVE_DATA_DIR: dataDir,
     ARTIFACT_BUCKET: BUCKET,
     // Never called: the requests here do not get past their import.
@@ -57,14 +55,14 @@ async function serveChild(dataDir: string, env: Record<string, string> = {}): Pr
   await until(
     async () => {
       if (run.child.exitCode !== null) throw new Error(`fave serve exited: ${(await run.exit).stderr}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then(
+      return fetch(`${base}/healthz`).then(
         (r) => r.ok,
         () => false,
       );
     },
     { timeoutMs: 30_000, everyMs: 50, message: 'fave serve to answer /healthz' },
   );
-  return { run, port };
+  return { run, port: Number(new URL(base).port) };
 }
 
 /** A chunked upload that keeps sending until stopped; errors are expected (the server is killed). */

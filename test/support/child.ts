@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from './free-port.ts';
+import { until } from './until.ts';
 
 export const FAVE_BIN = join(import.meta.dirname, '..', '..', 'bin', 'fave.js');
 
@@ -36,18 +36,44 @@ export interface ServedFave {
 }
 
 /**
+ * `fave serve` on loopback with `env`, on a port it picks itself (`--port 0`): its address is read
+ * from the line it prints once listening. A port probed free beforehand could be taken by another
+ * process before the server binds it.
+ */
+export async function serveOnAnyPort(env: Record<string, string>): Promise<ServedFave> {
+  const run = runFave(['serve', '--port', '0', '--host', '127.0.0.1'], env);
+  let log = '';
+  let printed = '';
+  let exited: string | null = null;
+  run.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  run.child.stdout!.on('data', (d: Buffer) => (printed += d.toString()));
+  void run.exit.then(({ code, signal }) => (exited = `exited (code ${code}, signal ${signal})`));
+  const listened = until(
+    () => {
+      const listening = /^fave serve: API (http:\/\/127\.0\.0\.1:\d+)\//m.exec(printed);
+      if (listening) return listening[1];
+      if (exited !== null) throw new Error(`fave serve ${exited} before it listened; stderr: ${log}`);
+      return null;
+    },
+    { timeoutMs: 30_000, everyMs: 20, message: () => `fave serve to print its address; stdout: ${printed}; stderr: ${log}` },
+  );
+  const base = await listened.catch((err: unknown) => {
+    // No caller holds it yet to stop it.
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    throw err;
+  });
+  return { run, base, log: () => log };
+}
+
+/**
  * `fave serve` on loopback over the embedded store in `{dir}/data`, with no secrets, logging
  * warnings only; `env` adds to or overrides that.
  */
-export async function serveFave(dir: string, env: Record<string, string>): Promise<ServedFave> {
-  const port = await freePort();
-  const run = runFave(['serve', '--port', String(port), '--host', '127.0.0.1'], {
+export function serveFave(dir: string, env: Record<string, string>): Promise<ServedFave> {
+  return serveOnAnyPort({
     FAVE_DATA_DIR: join(dir, 'data'),
     LOG_LEVEL: 'warn',
     OPENFAAS_SECRETS_DIR: join(dir, 'no-secrets'),
     ...env,
   });
-  let log = '';
-  run.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  return { run, base: `http://127.0.0.1:${port}`, log: () => log };
 }
