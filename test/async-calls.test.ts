@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.ts';
@@ -369,5 +370,29 @@ describe('the callback route', () => {
     // The same router guards its other routes: the callback is exempt, not the router open.
     const status = await router({ method: 'GET', path: '/requests/slow-async', query: {}, headers: {}, body: '' });
     expect(status.status).toBe(401);
+  });
+
+  it('logs a stored callback at debug, as a poll, and a refused one at info', async () => {
+    const lines: Array<{ event?: string; path?: string; status?: number; level?: number }> = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const router = createRouter({ orchestrator: asyncApp.orchestrator, logger, metrics: server.metrics, config: asyncApp.config });
+    const post = (address: { task_id: string; attempt: number }, token?: string) => {
+      const url = new URL(callbackUrl(server.url, SECRET, { request_id: 'slow-async', run: 0, ...address }));
+      if (token !== undefined) url.searchParams.set('token', token);
+      return router({ method: 'POST', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: { 'x-function-status': '200' }, body: '{}' });
+    };
+    expect((await post({ task_id: 'clip-1/ffmpeg3', attempt: 11 })).status).toBe(200);
+    expect((await post({ task_id: 'clip-1/ffmpeg3', attempt: 12 }, 'forged')).status).toBe(403);
+    const http = lines.filter((l) => l.event === 'http');
+    // One line per async stage call would be the busiest log of an async run.
+    expect(http.map((l) => l.status)).toEqual([403]);
   });
 });

@@ -422,8 +422,10 @@ export function createRouter(deps: RouterDeps): Router {
       if (fault) logger.error({ event: 'http_error', method: request.method, path: request.path, error: fault });
       response = errorAnswer(error, format);
     }
-    // Polls and scrapes would drown the log at info.
-    const level = request.method.toUpperCase() === 'GET' && response.status < 400 ? 'debug' : 'info';
+    // Polls, scrapes and the queue-worker's callbacks (one per async stage call) would drown
+    // the log at info; the callback route logs its duplicates itself.
+    const routine = request.method.toUpperCase() === 'GET' || isCallbackPath(path);
+    const level = routine && response.status < 400 ? 'debug' : 'info';
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
   };
@@ -456,6 +458,9 @@ const JSON_TYPES = ['application/json'] as const;
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/json'] as const;
 const UPLOAD_TYPES = ['application/octet-stream', 'video/mp4', 'video/quicktime', 'video/x-matroska', 'video/webm', 'video/x-msvideo', 'video/x-m4v'] as const;
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
+
+const CALLBACK_PATTERN = compilePath(CALLBACK_PATH);
+const isCallbackPath = (path: string): boolean => CALLBACK_PATTERN.test(path);
 
 function compilePath(path: string): RegExp {
   const source = path
