@@ -299,8 +299,9 @@ export function createRouter(deps: RouterDeps): Router {
     { method: 'POST', path: '/ui/login', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(signIn(r)) },
     { method: 'POST', path: '/ui/logout', access: 'public', accepts: FORM_TYPES, handle: (r) => Promise.resolve(ui.signOut(r)) },
     // The queue-worker's answer to an async stage call: its HMAC token is its authentication, and
-    // its body is whatever the function answered (JSON, or the text of an exception).
-    { method: 'POST', path: CALLBACK_PATH, access: 'public', accepts: 'any', handle: (r, { id }) => callback(r, id!) },
+    // its body is whatever the function answered (JSON, or the text of an exception). One comes
+    // per async call, so a stored one is routine (the route logs its duplicates itself).
+    { method: 'POST', path: CALLBACK_PATH, access: 'public', accepts: 'any', routine: true, handle: (r, { id }) => callback(r, id!) },
   ];
   const compiled = routes.map((spec) => ({ spec, pattern: compilePath(spec.path) }));
 
@@ -388,25 +389,27 @@ export function createRouter(deps: RouterDeps): Router {
   }
 
   /** The one 404, 405 and bad request id of every route; then the route's own answer. */
-  async function route(request: HttpRequestLike, path: string, format: AnswerFormat): Promise<HttpResponseLike> {
+  async function route(request: HttpRequestLike, path: string, format: AnswerFormat): Promise<{ response: HttpResponseLike; spec: RouteSpec | null }> {
     const method = request.method.toUpperCase();
     const onPath = compiled.filter(({ pattern }) => pattern.test(path));
-    if (onPath.length === 0) return errorAnswer(apiError('NOT_FOUND', `no route ${path}`), format);
+    if (onPath.length === 0) return { response: errorAnswer(apiError('NOT_FOUND', `no route ${path}`), format), spec: null };
     const wanted = method === 'HEAD' ? 'GET' : method;
     const found = onPath.find(({ spec }) => spec.method === wanted);
     if (!found) {
       const methods = new Set(onPath.map(({ spec }) => spec.method));
       const allow = [...methods].flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', ');
-      return errorAnswer(apiError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), format, { headers: { allow } });
+      const response = errorAnswer(apiError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path} (allowed: ${allow})`), format, { headers: { allow } });
+      return { response, spec: null };
     }
-    const refused = refusal(request, found.spec, format);
-    if (refused) return refused;
+    const { spec } = found;
+    const refused = refusal(request, spec, format);
+    if (refused) return { response: refused, spec };
     const params = { ...found.pattern.exec(path)?.groups };
     if (params.id !== undefined && !REQUEST_ID_PATTERN.test(params.id)) {
-      return errorAnswer(apiError('BAD_REQUEST', `request_id: ${REQUEST_ID_MESSAGE}`, 'request_id'), format);
+      return { response: errorAnswer(apiError('BAD_REQUEST', `request_id: ${REQUEST_ID_MESSAGE}`, 'request_id'), format), spec };
     }
-    const response = await found.spec.handle({ ...request, path }, params);
-    return method === 'HEAD' ? { ...response, body: '' } : response;
+    const response = await spec.handle({ ...request, path }, params);
+    return { response: method === 'HEAD' ? { ...response, body: '' } : response, spec };
   }
 
   return async (request) => {
@@ -414,17 +417,18 @@ export function createRouter(deps: RouterDeps): Router {
     const path = normalizePath(request.path);
     const format = answerFormatOf(path);
     let response: HttpResponseLike;
+    let spec: RouteSpec | null = null;
     try {
       const bad = request.path === '' ? null : badPath(request.path);
-      response = bad !== null ? errorAnswer(apiError('BAD_REQUEST', `path: ${bad}`, 'path'), format) : await route(request, path, format);
+      if (bad !== null) response = errorAnswer(apiError('BAD_REQUEST', `path: ${bad}`, 'path'), format);
+      else ({ response, spec } = await route(request, path, format));
     } catch (err) {
       const { error, fault } = thrownError(err);
       if (fault) logger.error({ event: 'http_error', method: request.method, path: request.path, error: fault });
       response = errorAnswer(error, format);
     }
-    // Polls, scrapes and the queue-worker's callbacks (one per async stage call) would drown
-    // the log at info; the callback route logs its duplicates itself.
-    const routine = request.method.toUpperCase() === 'GET' || isCallbackPath(path);
+    // Polls, scrapes and the routes that say so would drown the log at info.
+    const routine = request.method.toUpperCase() === 'GET' || spec?.routine === true;
     const level = routine && response.status < 400 ? 'debug' : 'info';
     logger[level]({ event: 'http', method: request.method, path: request.path, status: response.status, ms: Math.round(performance.now() - started) });
     return response;
@@ -450,6 +454,8 @@ interface RouteSpec {
   access: Access;
   /** Media types accepted for the body of a state-changing route (default: JSON); `any`: every type, or none. */
   accepts?: readonly string[] | 'any';
+  /** Answered often and in the ordinary course (as a GET is): a success is logged at debug, not info. */
+  routine?: boolean;
   /** `params` holds the path's `{id}` and `{name}` parts. */
   handle: (request: HttpRequestLike, params: { id?: string; name?: string }) => Promise<HttpResponseLike>;
 }
@@ -458,9 +464,6 @@ const JSON_TYPES = ['application/json'] as const;
 const FORM_TYPES = ['application/x-www-form-urlencoded', 'application/json'] as const;
 const UPLOAD_TYPES = ['application/octet-stream', 'video/mp4', 'video/quicktime', 'video/x-matroska', 'video/webm', 'video/x-msvideo', 'video/x-m4v'] as const;
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="fave"' } as const;
-
-const CALLBACK_PATTERN = compilePath(CALLBACK_PATH);
-const isCallbackPath = (path: string): boolean => CALLBACK_PATTERN.test(path);
 
 function compilePath(path: string): RegExp {
   const source = path
